@@ -1,0 +1,149 @@
+//! The `#[task]` attribute of `wasmproc-guest`; see that crate's docs.
+
+use proc_macro::TokenStream;
+use proc_macro2::Span;
+use quote::{format_ident, quote};
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, LitStr, ReturnType, Type};
+
+/// Exports a function as a wasmproc task. See `wasmproc_guest::task`.
+#[proc_macro_attribute]
+pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function = syn::parse_macro_input!(item as ItemFn);
+    match expand(attr.into(), function) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+fn expand(attr: proc_macro2::TokenStream, function: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+    let name = task_name(attr, &function)?;
+    check_signature(&function)?;
+
+    let fn_ident = &function.sig.ident;
+    let export_name = format!("{}{}", wasmproc_abi::TASK_EXPORT_PREFIX, name);
+    let wrapper = format_ident!("__wasmproc_task_{}", fn_ident);
+
+    let params: Vec<&Type> = function
+        .sig
+        .inputs
+        .iter()
+        .map(|input| match input {
+            FnArg::Typed(typed) => &*typed.ty,
+            FnArg::Receiver(_) => unreachable!("check_signature rejects self"),
+        })
+        .collect();
+    let bindings: Vec<_> = (0..params.len()).map(|i| format_ident!("__arg{}", i)).collect();
+    // One parameter takes the JSON value itself; none take `null`; several
+    // take a JSON array, decoded as a tuple.
+    let (arg_pattern, arg_type) = match params.len() {
+        0 => (quote!(()), quote!(())),
+        1 => {
+            let (b, t) = (&bindings[0], params[0]);
+            (quote!(#b), quote!(#t))
+        }
+        _ => (quote!((#(#bindings,)*)), quote!((#(#params,)*))),
+    };
+    let call = quote!(#fn_ident(#(#bindings),*));
+    let body = if returns_result(&function.sig.output) {
+        quote!(#call.map_err(::core::convert::Into::<::wasmproc_guest::Failure>::into))
+    } else {
+        quote!(::core::result::Result::<_, ::wasmproc_guest::Failure>::Ok(#call))
+    };
+
+    Ok(quote! {
+        #function
+
+        #[cfg(target_family = "wasm")]
+        #[doc(hidden)]
+        #[unsafe(export_name = #export_name)]
+        extern "C" fn #wrapper() -> i32 {
+            ::wasmproc_guest::__private::run_task(|#arg_pattern: #arg_type| #body)
+        }
+    })
+}
+
+/// The task's name: the function's, or `name = "..."` from the attribute.
+fn task_name(attr: proc_macro2::TokenStream, function: &ItemFn) -> syn::Result<String> {
+    let mut name = None;
+    if !attr.is_empty() {
+        let parser = syn::meta::parser(|meta| {
+            if meta.path.is_ident("name") {
+                let value: LitStr = meta.value()?.parse()?;
+                if !wasmproc_abi::is_valid_task_name(&value.value()) {
+                    return Err(syn::Error::new_spanned(
+                        &value,
+                        "a task name is an identifier: letters, digits and `_`, not starting with a digit",
+                    ));
+                }
+                name = Some(value.value());
+                Ok(())
+            } else {
+                Err(meta.error("unknown option of #[task]; the only option is `name = \"...\"`"))
+            }
+        });
+        syn::parse::Parser::parse2(parser, attr)?;
+    }
+    let name = name.unwrap_or_else(|| function.sig.ident.to_string());
+    // Raw identifiers (`r#type`) name the task without the prefix.
+    Ok(name.trim_start_matches("r#").to_owned())
+}
+
+fn check_signature(function: &ItemFn) -> syn::Result<()> {
+    let sig = &function.sig;
+    let reject = |span: Span, what: &str| Err(syn::Error::new(span, what));
+    if let Some(token) = &sig.asyncness {
+        return reject(token.span(), "#[task] functions cannot be `async`: a task runs to completion in its instance");
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return reject(
+            sig.generics.span(),
+            "#[task] functions cannot be generic: the host needs one concrete parameter type",
+        );
+    }
+    if let Some(variadic) = &sig.variadic {
+        return reject(variadic.span(), "#[task] functions cannot be variadic");
+    }
+    if let Some(abi) = &sig.abi {
+        return reject(abi.span(), "#[task] functions are plain Rust functions; remove the `extern`");
+    }
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => {
+                return reject(
+                    receiver.span(),
+                    "#[task] functions cannot take `self`: write a free function",
+                );
+            }
+            FnArg::Typed(typed) => {
+                if let Type::ImplTrait(_) | Type::Reference(_) = &*typed.ty {
+                    return reject(
+                        typed.ty.span(),
+                        "#[task] parameters must be owned serde types (e.g. `String`, not `&str`)",
+                    );
+                }
+            }
+        }
+    }
+    if let ReturnType::Type(_, ty) = &sig.output
+        && let Type::ImplTrait(_) | Type::Reference(_) = &**ty
+    {
+        return reject(ty.span(), "#[task] must return an owned serde type");
+    }
+    Ok(())
+}
+
+/// Whether the return type is spelled `Result<..>` (any path ending in it).
+fn returns_result(output: &ReturnType) -> bool {
+    match output {
+        ReturnType::Type(_, ty) => match &**ty {
+            Type::Path(path) => path
+                .path
+                .segments
+                .last()
+                .is_some_and(|segment| segment.ident == "Result"),
+            _ => false,
+        },
+        ReturnType::Default => false,
+    }
+}

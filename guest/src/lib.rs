@@ -1,0 +1,101 @@
+//! Write wasmproc tasks in Rust.
+//!
+//! A task is a plain function with serde types in and out. The
+//! [`task`] attribute exports it from a wasm32-wasip1 module so that the
+//! wasmproc host can run it, each call in a fresh sandboxed instance:
+//!
+//! ```
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Deserialize)]
+//! pub struct Doc {
+//!     text: String,
+//!     top: usize,
+//! }
+//!
+//! #[derive(Serialize)]
+//! pub struct Count {
+//!     word: String,
+//!     n: usize,
+//! }
+//!
+//! /// `wasmproc run stats.wasm --task top_words --args '{"text":"a b a","top":1}'`
+//! /// prints `[{"word":"a","n":2}]`.
+//! #[wasmproc_guest::task]
+//! fn top_words(doc: Doc) -> Vec<Count> {
+//!     let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+//!     for word in doc.text.split_whitespace() {
+//!         *counts.entry(word).or_default() += 1;
+//!     }
+//!     let mut counts: Vec<Count> =
+//!         counts.into_iter().map(|(w, n)| Count { word: w.to_owned(), n }).collect();
+//!     counts.sort_by(|a, b| b.n.cmp(&a.n));
+//!     counts.truncate(doc.top);
+//!     counts
+//! }
+//!
+//! // The function stays a normal function, callable from native tests.
+//! let top = top_words(Doc { text: "a b a".into(), top: 1 });
+//! assert_eq!((top[0].word.as_str(), top[0].n), ("a", 2));
+//! ```
+//!
+//! Build the module as a `cdylib` for `wasm32-wasip1` (or as a binary, whose
+//! `main` then also makes it a WASI command):
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib"]
+//! ```
+//!
+//! # The contract
+//!
+//! - Arguments and results travel as JSON, a self-describing format: the
+//!   host binary takes a person's JSON without knowing the Rust types. A task
+//!   with no parameter takes `null`; with several, a JSON array of them.
+//! - `-> R` succeeds with exit code 0. `-> Result<R, E>` fails with exit code 1
+//!   and `E`'s message for any `E: Display`, or with the code of a
+//!   [`Failure`].
+//! - An argument that does not decode into the parameter type is reported to
+//!   the host as a bad invocation (exit status 128), not as a task failure.
+//! - A panic prints its message on stderr, hands it to the host and exits with
+//!   code 101, as a native Rust program does.
+
+mod failure;
+mod ffi;
+mod runner;
+
+pub use failure::Failure;
+pub use runner::exit_with;
+/// Exports a function as a wasmproc task.
+///
+/// ```
+/// #[wasmproc_guest::task]
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+///
+/// #[wasmproc_guest::task(name = "add")]
+/// fn add_numbers(a: i64, b: i64) -> i64 {
+///     a + b
+/// }
+///
+/// #[wasmproc_guest::task]
+/// fn parse(text: String) -> Result<u32, std::num::ParseIntError> {
+///     text.parse()
+/// }
+/// # assert_eq!(square(3), 9);
+/// ```
+///
+/// Parameters and the result must implement serde's `Deserialize` and
+/// `Serialize`. The task's name is the function's name unless
+/// `name = "..."` says otherwise; names are identifiers. The attribute
+/// rejects, with an error at the offending code: `async`, generic and `self`
+/// functions, `impl Trait` in arguments, and unknown options.
+pub use wasmproc_guest_macros::task;
+
+/// What the `#[task]` expansion refers to; not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::runner::run_task;
+    pub use serde;
+}

@@ -1,0 +1,340 @@
+//! The command line: one definition per flag, with its help text.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
+use wasmproc::{Capabilities, DirGrant, Limits};
+
+use super::Usage;
+
+/// Run WebAssembly modules as sandboxed worker processes.
+///
+/// Exit statuses: 0–125 the guest's own code; 126 cannot run; 127 module not
+/// found; 128 bad invocation; 130 cancelled; 134 trapped; 137 memory limit
+/// exceeded; 139 worker lost; 142 timed out; 152 fuel exhausted.
+#[derive(Debug, Parser)]
+#[command(name = "wasmproc", version, max_term_width = 100)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Run one task: a WASI command (`_start`) or an SDK task.
+    ///
+    /// Host options come before MODULE; everything after MODULE is the
+    /// guest's argv (a `--` right after MODULE is optional). A command
+    /// module's stdin, stdout and stderr are the host's, as for any program.
+    #[command(after_help = "Examples:\n  \
+        wasmproc run --dir ./data::/data --env LANG=C grep.wasm -- -c needle /data/input.txt\n  \
+        wasmproc run stats.wasm --task top_words --args '{\"text\": \"a b a\", \"top\": 1}'\n  \
+        echo '\"some text\"' | wasmproc run --json stats.wasm --task stats --args -")]
+    Run(RunArgs),
+    /// Compile a module into the cache, so that later runs start at once.
+    Compile(ModuleArgs),
+    /// List a module's tasks, exports and imports.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Run the SDK task NAME instead of the module's `_start` (by default:
+    /// `_start`, else the module's only task).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) task: Option<String>,
+
+    /// The SDK task's argument as JSON, or `-` to read it from stdin.
+    #[arg(long, value_name = "JSON|-", allow_hyphen_values = true)]
+    pub(crate) args: Option<String>,
+
+    /// Print one JSON object (status, exit_code, result, stdout, stderr,
+    /// fuel_used, peak_memory_bytes, duration_ms, …) instead of passing the
+    /// guest's output through.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
+    pub(crate) caps: CapabilityArgs,
+
+    /// The module file (`.wasm` or `.wat`), then the guest's arguments.
+    #[arg(value_name = "MODULE [--] [GUEST_ARGS]", required = true, trailing_var_arg = true)]
+    pub(crate) command: Vec<String>,
+}
+
+/// Limits: each ends the task with its own exit status when hit.
+#[derive(Debug, Args)]
+pub(crate) struct LimitArgs {
+    /// End the task after this much wall-clock time, even while it sleeps or
+    /// waits for input (e.g. `500ms`, `5s`, `2m`). Exit status 142.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) timeout: Option<Duration>,
+
+    /// Give the task N units of fuel (about one per wasm instruction).
+    /// Exit status 152 when it runs out.
+    #[arg(long, value_name = "N")]
+    pub(crate) fuel: Option<u64>,
+
+    /// Cap the task's linear memory (e.g. `64MiB`, `1GiB`; default 4GiB).
+    /// Exit status 137 when the guest needs more.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) max_memory: Option<u64>,
+
+    /// Cap each captured output stream with --json (default 1MiB); the rest
+    /// is dropped and the stream marked truncated.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) max_output: Option<u64>,
+}
+
+/// Capabilities: nothing is granted unless named here.
+#[derive(Debug, Args)]
+pub(crate) struct CapabilityArgs {
+    /// Grant the host directory HOST to the guest at GUEST (default: the
+    /// same path). Repeatable.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    pub(crate) dirs: Vec<String>,
+
+    /// Set the guest's environment variable KEY; `--env KEY` passes the
+    /// host's value. Repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub(crate) env: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ModuleArgs {
+    /// The module file.
+    #[arg(value_name = "MODULE")]
+    pub(crate) module: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// The module file.
+    #[arg(value_name = "MODULE")]
+    pub(crate) module: PathBuf,
+}
+
+impl RunArgs {
+    /// The module and the guest's argv, split from the trailing arguments.
+    pub(crate) fn module_and_argv(&self) -> (PathBuf, Vec<String>) {
+        let mut rest = self.command.iter();
+        let module = PathBuf::from(rest.next().map(String::as_str).unwrap_or_default());
+        (module, rest.cloned().collect())
+    }
+}
+
+/// Puts `run`'s host options written after MODULE before it, and ends them
+/// with `--`, so that clap sees: options, `--`, MODULE, guest argv.
+///
+/// Both `wasmproc run --timeout 5s m.wasm -- a` and
+/// `wasmproc run m.wasm --timeout 5s -- a` then mean the same. After MODULE,
+/// host options are taken until the first argument that is not one (or a
+/// `--`); from there on everything is the guest's, so
+/// `wasmproc run m.wasm a --timeout 5s` gives the guest `a --timeout 5s`.
+pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> Vec<OsString> {
+    let Some(run_at) = raw.iter().skip(1).position(|a| a == "run").map(|i| i + 1) else {
+        return raw;
+    };
+    let command = Cli::command();
+    let Some(run) = command.find_subcommand("run") else {
+        return raw;
+    };
+    // Each long option of `run`, and whether it takes a value.
+    let options: Vec<(String, bool)> = run
+        .get_arguments()
+        .filter_map(|arg| Some((format!("--{}", arg.get_long()?), arg.get_action().takes_values())))
+        .collect();
+    let option_len = |token: &OsString| -> Option<usize> {
+        let token = token.to_str()?;
+        let (name, inline_value) = match token.split_once('=') {
+            Some((name, _)) => (name, true),
+            None => (token, false),
+        };
+        let (_, takes_value) = options.iter().find(|(long, _)| long == name)?;
+        Some(if *takes_value && !inline_value { 2 } else { 1 })
+    };
+
+    // Find MODULE: the first argument after `run` that is not an option.
+    let mut i = run_at + 1;
+    while i < raw.len() {
+        if raw[i] == "--" {
+            return raw;
+        }
+        match option_len(&raw[i]) {
+            Some(len) => i += len,
+            None if raw[i].to_str().is_some_and(|t| t.starts_with('-') && t.len() > 1) => i += 1,
+            None => break,
+        }
+    }
+    if i >= raw.len() {
+        return raw;
+    }
+    let module_at = i;
+    let mut j = module_at + 1;
+    while j < raw.len() {
+        match option_len(&raw[j]) {
+            Some(len) => j = (j + len).min(raw.len()),
+            None => break,
+        }
+    }
+    let mut guest_at = j;
+    if raw.get(guest_at).is_some_and(|a| a == "--") {
+        guest_at += 1;
+    }
+    let mut out: Vec<OsString> = raw[..module_at].to_vec();
+    out.extend_from_slice(&raw[module_at + 1..j]);
+    out.push("--".into());
+    out.push(raw[module_at].clone());
+    out.extend_from_slice(&raw[guest_at..]);
+    out
+}
+
+impl LimitArgs {
+    pub(crate) fn to_limits(&self) -> anyhow::Result<Limits> {
+        let mut limits = Limits::default();
+        if let Some(timeout) = self.timeout {
+            limits = limits.timeout(timeout);
+        }
+        if let Some(fuel) = self.fuel {
+            limits = limits.fuel(fuel);
+        }
+        if let Some(bytes) = self.max_memory {
+            limits = limits.max_memory(bytes);
+        }
+        if let Some(bytes) = self.max_output {
+            limits = limits.max_output(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+        limits.validate()?;
+        Ok(limits)
+    }
+}
+
+impl CapabilityArgs {
+    pub(crate) fn to_capabilities(&self) -> anyhow::Result<Capabilities> {
+        let mut caps = Capabilities::default();
+        for spec in &self.dirs {
+            caps = caps.dir(DirGrant::parse(spec)?);
+        }
+        for spec in &self.env {
+            let (key, value) = match spec.split_once('=') {
+                Some((key, value)) => (key.to_owned(), value.to_owned()),
+                None => match std::env::var(spec) {
+                    Ok(value) => (spec.clone(), value),
+                    Err(_) => {
+                        return Err(Usage(format!(
+                            "--env {spec}: `{spec}` is not set on the host; pass a value with --env {spec}=VALUE"
+                        ))
+                        .into());
+                    }
+                },
+            };
+            if key.is_empty() {
+                return Err(Usage(format!("--env `{spec}`: the variable needs a name, as in KEY=VALUE")).into());
+            }
+            caps = caps.env(key, value);
+        }
+        Ok(caps)
+    }
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text).map_err(|error| format!("{error}; write a duration such as 500ms, 5s or 2m"))
+}
+
+fn parse_size(text: &str) -> Result<u64, String> {
+    text.parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|error| format!("{error}; write a size such as 64MiB or 1GiB"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &[&str]) -> Result<Cli, clap::Error> {
+        let raw = std::iter::once("wasmproc").chain(line.iter().copied()).map(OsString::from).collect();
+        Cli::try_parse_from(hoist_run_options(raw))
+    }
+
+    fn run_args(line: &[&str]) -> RunArgs {
+        match parse(line).expect("parses").command {
+            Command::Run(args) => args,
+            other => panic!("not run: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn guest_argv_starts_at_the_first_non_option_after_module() {
+        let args = run_args(&["run", "m.wasm", "--json", "-x", "--timeout", "1s"]);
+        assert!(args.json);
+        assert_eq!(args.limits.timeout, None);
+        let (module, argv) = args.module_and_argv();
+        assert_eq!(module, PathBuf::from("m.wasm"));
+        assert_eq!(argv, ["-x", "--timeout", "1s"]);
+    }
+
+    #[test]
+    fn host_options_may_follow_module() {
+        let args = run_args(&["run", "m.wasm", "--task", "square", "--args", "-7", "--timeout=2s"]);
+        assert_eq!(args.task.as_deref(), Some("square"));
+        assert_eq!(args.args.as_deref(), Some("-7"));
+        assert_eq!(args.limits.timeout, Some(Duration::from_secs(2)));
+        assert!(args.module_and_argv().1.is_empty());
+    }
+
+    #[test]
+    fn double_dash_passes_option_lookalikes_to_the_guest() {
+        let (_, argv) = run_args(&["run", "--json", "m.wasm", "--", "--json", "--"]).module_and_argv();
+        assert_eq!(argv, ["--json", "--"]);
+    }
+
+    #[test]
+    fn unknown_flag_before_module_is_an_error() {
+        assert!(parse(&["run", "--bogus", "m.wasm"]).is_err());
+    }
+
+    #[test]
+    fn double_dash_after_module_is_optional() {
+        let (_, with) = run_args(&["run", "m.wasm", "--", "a", "b"]).module_and_argv();
+        let (_, without) = run_args(&["run", "m.wasm", "a", "b"]).module_and_argv();
+        assert_eq!(with, ["a", "b"]);
+        assert_eq!(with, without);
+    }
+
+    #[test]
+    fn limits_parse_human_units() {
+        let args = run_args(&["run", "--timeout", "500ms", "--max-memory", "64MiB", "--fuel", "9", "m.wasm"]);
+        let limits = args.limits.to_limits().unwrap();
+        assert_eq!(limits.get_timeout(), Some(Duration::from_millis(500)));
+        assert_eq!(limits.get_max_memory(), 64 << 20);
+        assert_eq!(limits.get_fuel(), Some(9));
+    }
+
+    #[test]
+    fn bad_limit_values_are_rejected() {
+        assert!(parse(&["run", "--timeout", "soon", "m.wasm"]).is_err());
+        assert!(parse(&["run", "--max-memory", "lots", "m.wasm"]).is_err());
+        assert!(parse(&["run", "--fuel", "-3", "m.wasm"]).is_err());
+        let zero = run_args(&["run", "--timeout", "0s", "m.wasm"]);
+        assert!(zero.limits.to_limits().is_err());
+    }
+
+    #[test]
+    fn dir_and_env_grants_parse() {
+        let args = run_args(&["run", "--dir", "data::/d", "--dir", "/tmp", "--env", "A=1", "--env", "B==2", "m.wasm"]);
+        let caps = args.caps.to_capabilities().unwrap();
+        assert_eq!(caps.dirs, [DirGrant::new("data", "/d"), DirGrant::new("/tmp", "/tmp")]);
+        assert_eq!(caps.env, [("A".into(), "1".into()), ("B".into(), "=2".into())]);
+        let unset = run_args(&["run", "--env", "WASMPROC_SURELY_UNSET_VAR", "m.wasm"]);
+        assert!(unset.caps.to_capabilities().is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! Per-task limits and their documented defaults.
+
+use std::time::Duration;
+
+use crate::error::{Error, ErrorKind};
+
+/// The default memory limit: 4 GiB, all that a wasm32 memory can address.
+pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
+
+/// The default cap on each captured output stream (stdout, stderr): 1 MiB.
+/// Bytes past it are dropped and the capture is marked truncated; the guest
+/// is not stopped.
+pub const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
+
+/// The default cap on a typed task's serialized argument: 64 MiB.
+pub const DEFAULT_MAX_ARGS: usize = 64 << 20;
+
+/// The default wasm stack limit of a [`Runtime`](crate::Runtime): 1 MiB.
+pub const DEFAULT_MAX_WASM_STACK: usize = 1 << 20;
+
+/// Limits on one task. Every limit, when hit, ends the task with its own
+/// exit status; none of them is advisory.
+///
+/// By default a task has no timeout and no fuel limit, may use
+/// [`DEFAULT_MAX_MEMORY`], and its captured outputs are capped at
+/// [`DEFAULT_MAX_OUTPUT`] each.
+///
+/// ```
+/// use std::time::Duration;
+/// use wasmproc::Limits;
+///
+/// let limits = Limits::default()
+///     .timeout(Duration::from_millis(500))
+///     .max_memory(64 << 20);
+/// assert_eq!(limits.get_timeout(), Some(Duration::from_millis(500)));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    timeout: Option<Duration>,
+    fuel: Option<u64>,
+    max_memory: u64,
+    max_output: usize,
+    max_args: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timeout: None,
+            fuel: None,
+            max_memory: DEFAULT_MAX_MEMORY,
+            max_output: DEFAULT_MAX_OUTPUT,
+            max_args: DEFAULT_MAX_ARGS,
+        }
+    }
+}
+
+impl Limits {
+    /// Ends the task with `TimedOut` once `timeout` of wall-clock time has
+    /// passed since it started, also while the guest is blocked in a host
+    /// call (sleeping, reading stdin). By default there is no timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Gives the task `fuel` units (about one per wasm instruction) and ends
+    /// it with `FuelExhausted` when they run out. By default fuel is not
+    /// metered, and tasks that do not ask for it pay nothing for it.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// Ends the task with `MemoryExceeded` when its linear memory would grow
+    /// past `bytes`. By default [`DEFAULT_MAX_MEMORY`].
+    pub fn max_memory(mut self, bytes: u64) -> Self {
+        self.max_memory = bytes;
+        self
+    }
+
+    /// Caps each captured output stream at `bytes`. By default
+    /// [`DEFAULT_MAX_OUTPUT`].
+    pub fn max_output(mut self, bytes: usize) -> Self {
+        self.max_output = bytes;
+        self
+    }
+
+    /// Caps a typed task's serialized argument at `bytes`; a larger one is a
+    /// `BadInvocation`. By default [`DEFAULT_MAX_ARGS`].
+    pub fn max_args(mut self, bytes: usize) -> Self {
+        self.max_args = bytes;
+        self
+    }
+
+    /// The wall-clock limit, if any.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// The fuel limit, if any.
+    pub fn get_fuel(&self) -> Option<u64> {
+        self.fuel
+    }
+
+    /// The memory limit in bytes.
+    pub fn get_max_memory(&self) -> u64 {
+        self.max_memory
+    }
+
+    /// The cap on each captured output stream, in bytes.
+    pub fn get_max_output(&self) -> usize {
+        self.max_output
+    }
+
+    /// The cap on a typed task's serialized argument, in bytes.
+    pub fn get_max_args(&self) -> usize {
+        self.max_args
+    }
+
+    /// Checks that the limits can be met: a zero timeout, zero fuel or a
+    /// memory limit below one wasm page cannot run anything.
+    pub fn validate(&self) -> Result<(), Error> {
+        let bad = |message: String| Err(Error::new(ErrorKind::BadInvocation, message));
+        if self.timeout == Some(Duration::ZERO) {
+            return bad("the timeout must be longer than zero (e.g. 500ms or 5s)".into());
+        }
+        if self.fuel == Some(0) {
+            return bad("the fuel limit must be at least 1".into());
+        }
+        if self.max_memory < WASM_PAGE {
+            return bad(format!(
+                "the memory limit must be at least one wasm page (64KiB), not {} bytes",
+                self.max_memory
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The size of a wasm page.
+const WASM_PAGE: u64 = 64 << 10;

@@ -1,0 +1,89 @@
+//! The host side of the guest SDK's contract (`wasmproc-abi`): the
+//! argument goes in, the result and failures come out.
+
+use std::sync::Arc;
+
+use wasmproc_abi as abi;
+use wasmtime::{Caller, Extern, Linker, Memory};
+
+use crate::worker::HostState;
+
+/// The longest failure message kept; a longer one is cut.
+const MAX_MESSAGE: usize = 64 << 10;
+
+/// What an SDK task exchanges with the host during one run.
+#[derive(Default)]
+pub(crate) struct SdkState {
+    pub(crate) input: Arc<[u8]>,
+    pub(crate) output: Option<Vec<u8>>,
+    pub(crate) failure: Option<GuestFailure>,
+}
+
+/// A failure the guest reported through the SDK.
+pub(crate) struct GuestFailure {
+    pub(crate) kind: i32,
+    pub(crate) message: String,
+}
+
+pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    let module = abi::IMPORT_MODULE;
+    linker.func_wrap(module, abi::INPUT_LEN, |caller: Caller<'_, HostState>| -> i32 {
+        // `Limits::validate_input` keeps inputs below 2 GiB.
+        i32::try_from(caller.data().sdk.input.len()).unwrap_or(i32::MAX)
+    })?;
+    linker.func_wrap(
+        module,
+        abi::INPUT_READ,
+        |mut caller: Caller<'_, HostState>, ptr: i32| -> wasmtime::Result<()> {
+            let memory = guest_memory(&mut caller)?;
+            let input = Arc::clone(&caller.data().sdk.input);
+            memory
+                .write(&mut caller, offset(ptr), &input)
+                .map_err(|_| wasmtime::format_err!("input_read: the buffer lies outside guest memory"))
+        },
+    )?;
+    linker.func_wrap(
+        module,
+        abi::OUTPUT_WRITE,
+        |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            let bytes = read_guest(&mut caller, ptr, len, usize::MAX)?;
+            caller.data_mut().sdk.output = Some(bytes);
+            Ok(())
+        },
+    )?;
+    linker.func_wrap(
+        module,
+        abi::FAIL,
+        |mut caller: Caller<'_, HostState>, kind: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            let bytes = read_guest(&mut caller, ptr, len, MAX_MESSAGE)?;
+            let message = String::from_utf8_lossy(&bytes).into_owned();
+            caller.data_mut().sdk.failure = Some(GuestFailure { kind, message });
+            Ok(())
+        },
+    )?;
+    Ok(())
+}
+
+/// Guest pointers are unsigned 32-bit offsets passed as `i32`.
+fn offset(ptr: i32) -> usize {
+    ptr as u32 as usize
+}
+
+fn guest_memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {
+    match caller.get_export("memory") {
+        Some(Extern::Memory(memory)) => Ok(memory),
+        _ => wasmtime::bail!("the SDK imports need the guest to export its memory as `memory`"),
+    }
+}
+
+/// Copies `len` bytes at `ptr` out of guest memory, keeping at most `cap`.
+fn read_guest(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32, cap: usize) -> wasmtime::Result<Vec<u8>> {
+    let memory = guest_memory(caller)?;
+    let start = offset(ptr);
+    let len = offset(len);
+    let data = memory.data(&caller);
+    let Some(bytes) = start.checked_add(len).and_then(|end| data.get(start..end)) else {
+        wasmtime::bail!("the guest passed a buffer outside its memory");
+    };
+    Ok(bytes[..len.min(cap)].to_vec())
+}

@@ -1,0 +1,255 @@
+//! What to run: the entry point, its input, its capabilities and limits.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::error::{Error, ErrorKind};
+use crate::limits::Limits;
+
+/// Which export of the module a task runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// The WASI command entry `_start`: argv, env and stdin in, exit code out.
+    Command,
+    /// A typed task exported with `wasmproc-guest`, by name.
+    Task(String),
+    /// `_start` if the module has it, else the module's only task.
+    Auto,
+}
+
+/// Where a task's stdin comes from. By default it is empty.
+#[derive(Debug, Clone, Default)]
+pub enum Stdin {
+    /// An empty stdin: reads see end of file at once.
+    #[default]
+    Empty,
+    /// These bytes, then end of file.
+    Bytes(Arc<[u8]>),
+    /// The host process's stdin (for one task at a time, as a program).
+    Inherit,
+}
+
+/// Where a task's stdout or stderr goes. By default it is captured.
+#[derive(Clone, Default)]
+pub enum Output {
+    /// Kept in the [`Outcome`](crate::Outcome), up to the task's output cap.
+    #[default]
+    Capture,
+    /// Written to the host process's own stream, as a program's would be.
+    Inherit,
+    /// Written to this writer as the guest writes.
+    Writer(Arc<Mutex<dyn Write + Send>>),
+    /// Dropped.
+    Discard,
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Output::Capture => "Capture",
+            Output::Inherit => "Inherit",
+            Output::Writer(_) => "Writer",
+            Output::Discard => "Discard",
+        })
+    }
+}
+
+/// A host directory granted to the guest at a guest path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirGrant {
+    /// The directory on the host.
+    pub host: PathBuf,
+    /// Where the guest sees it (e.g. `/data` or `.`).
+    pub guest: String,
+}
+
+impl DirGrant {
+    /// Grants `host` to the guest at `guest`.
+    pub fn new(host: impl Into<PathBuf>, guest: impl Into<String>) -> Self {
+        DirGrant {
+            host: host.into(),
+            guest: guest.into(),
+        }
+    }
+
+    /// Parses the binary's `HOST[::GUEST]` form; without `::GUEST` the guest
+    /// sees the directory at the same path as the host.
+    pub fn parse(spec: &str) -> Result<Self, Error> {
+        let (host, guest) = match spec.split_once("::") {
+            Some((host, guest)) => (host, guest),
+            None => (spec, spec),
+        };
+        if host.is_empty() || guest.is_empty() {
+            return Err(Error::new(
+                ErrorKind::BadInvocation,
+                format!("--dir `{spec}`: expected HOST[::GUEST], e.g. `--dir ./data::/data`"),
+            ));
+        }
+        Ok(DirGrant::new(host, guest))
+    }
+}
+
+/// What the guest may touch. Nothing is granted by default: no files, no
+/// environment variables, no network.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Directories the guest may open, read and write.
+    pub dirs: Vec<DirGrant>,
+    /// Environment variables the guest sees.
+    pub env: Vec<(String, String)>,
+}
+
+impl Capabilities {
+    /// Grants a directory.
+    pub fn dir(mut self, grant: DirGrant) -> Self {
+        self.dirs.push(grant);
+        self
+    }
+
+    /// Sets an environment variable for the guest.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+/// One task: an entry point and everything it runs with.
+///
+/// ```
+/// use wasmproc::{Limits, Task};
+/// use std::time::Duration;
+///
+/// // A typed task with a serde argument:
+/// let square = Task::call("square", &7u64).unwrap();
+///
+/// // A WASI command with argv, an env var and a time limit:
+/// let grep = Task::command()
+///     .args(["grep", "-c", "needle"])
+///     .env("LANG", "C")
+///     .limits(Limits::default().timeout(Duration::from_secs(5)));
+/// # let _ = (square, grep);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Task {
+    pub(crate) entry: Entry,
+    pub(crate) input: Arc<[u8]>,
+    pub(crate) argv: Vec<String>,
+    pub(crate) stdin: Stdin,
+    pub(crate) stdout: Output,
+    pub(crate) stderr: Output,
+    pub(crate) caps: Capabilities,
+    pub(crate) limits: Limits,
+}
+
+impl Task {
+    fn with_entry(entry: Entry, input: Arc<[u8]>) -> Self {
+        Task {
+            entry,
+            input,
+            argv: Vec::new(),
+            stdin: Stdin::Empty,
+            stdout: Output::Capture,
+            stderr: Output::Capture,
+            caps: Capabilities::default(),
+            limits: Limits::default(),
+        }
+    }
+
+    /// Runs the module's WASI command entry, `_start`.
+    pub fn command() -> Self {
+        Task::with_entry(Entry::Command, Arc::from(&b"null"[..]))
+    }
+
+    /// Calls the typed task `name` with `arg`, serialized to JSON.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadInvocation`] when `arg` cannot be serialized (e.g. a
+    /// map with non-string keys).
+    pub fn call<A: Serialize + ?Sized>(name: &str, arg: &A) -> Result<Self, Error> {
+        let json = serde_json::to_vec(arg).map_err(|error| {
+            Error::new(
+                ErrorKind::BadInvocation,
+                format!("the argument of task `{name}` cannot be serialized: {error}"),
+            )
+        })?;
+        Ok(Task::with_entry(Entry::Task(name.to_owned()), json.into()))
+    }
+
+    /// Calls the typed task `name` with an argument that is already JSON.
+    /// Invalid JSON ends the task with `BadInvocation`.
+    pub fn call_json(name: &str, json: impl Into<Arc<[u8]>>) -> Self {
+        Task::with_entry(Entry::Task(name.to_owned()), json.into())
+    }
+
+    /// Runs `entry` with a JSON argument (used for typed tasks; a command
+    /// ignores it).
+    pub fn new(entry: Entry, json: impl Into<Arc<[u8]>>) -> Self {
+        Task::with_entry(entry, json.into())
+    }
+
+    /// Sets the guest's argv after `argv[0]`, which is the module's name.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.argv = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Sets an environment variable for the guest.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.caps.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Grants a host directory at a guest path.
+    pub fn dir(mut self, grant: DirGrant) -> Self {
+        self.caps.dirs.push(grant);
+        self
+    }
+
+    /// Replaces all capabilities.
+    pub fn capabilities(mut self, caps: Capabilities) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// Sets where stdin comes from.
+    pub fn stdin(mut self, stdin: Stdin) -> Self {
+        self.stdin = stdin;
+        self
+    }
+
+    /// Sets where stdout goes.
+    pub fn stdout(mut self, output: Output) -> Self {
+        self.stdout = output;
+        self
+    }
+
+    /// Sets where stderr goes.
+    pub fn stderr(mut self, output: Output) -> Self {
+        self.stderr = output;
+        self
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The entry point.
+    pub fn entry(&self) -> &Entry {
+        &self.entry
+    }
+
+    /// The limits.
+    pub fn get_limits(&self) -> &Limits {
+        &self.limits
+    }
+}
