@@ -41,6 +41,7 @@
 //! table.
 
 mod cache;
+mod cancel;
 mod capture;
 mod engine;
 mod error;
@@ -52,6 +53,7 @@ mod task;
 mod worker;
 
 pub use cache::CacheStatus;
+pub use cancel::CancelToken;
 pub use engine::{CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, Runtime, RuntimeBuilder};
 pub use error::{Error, ErrorKind};
 pub use limits::Limits;

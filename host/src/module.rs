@@ -11,7 +11,8 @@ use crate::engine::{EngineSlot, Runtime};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Outcome;
 use crate::task::Task;
-use crate::worker::{self, Cancel, HostState};
+use crate::cancel::CancelToken;
+use crate::worker::{self, HostState};
 
 /// A module ready to run tasks. Cheap to clone and share between threads.
 #[derive(Clone)]
@@ -121,7 +122,13 @@ impl Module {
     /// failure, whatever the guest did, is an [`Outcome`] with its status:
     /// this never panics and never returns early.
     pub fn run(&self, task: &Task) -> Outcome {
-        worker::run(self, task, &Cancel::never())
+        worker::run(self, task, &CancelToken::never())
+    }
+
+    /// Runs one task as [`run`](Module::run) does, ending it with
+    /// `Cancelled` when `token` is cancelled.
+    pub fn run_with(&self, task: &Task, token: &CancelToken) -> Outcome {
+        worker::run(self, task, token)
     }
 
     /// The module's name: its file name, or the name given to

@@ -10,7 +10,6 @@
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use wasmproc_abi::{MAX_GUEST_EXIT_CODE, failure};
@@ -18,6 +17,7 @@ use wasmtime::{InstancePre, ResourceLimiter, Store, Trap, UpdateDeadline, WasmBa
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
+use crate::cancel::CancelToken;
 use crate::capture::{Capture, WriterSink};
 use crate::module::{Module, Signature};
 use crate::outcome::{ExitStatus, Outcome, TrapKind};
@@ -38,62 +38,6 @@ impl HostState {
             wasi: WasiCtxBuilder::new().build_p1(),
             sdk: SdkState::default(),
             memory: MemoryGuard::new(u64::MAX),
-        }
-    }
-}
-
-/// Lets a caller end a task early: a queued task never starts, a running
-/// one ends with `Cancelled` within about a millisecond.
-#[derive(Clone, Default)]
-pub(crate) struct Cancel {
-    shared: Option<Arc<CancelShared>>,
-}
-
-#[derive(Default)]
-struct CancelShared {
-    cancelled: AtomicBool,
-    notify: tokio::sync::Notify,
-}
-
-impl Cancel {
-    /// A signal that never fires.
-    pub(crate) fn never() -> Self {
-        Cancel { shared: None }
-    }
-
-    /// A signal that fires when [`cancel`](Cancel::cancel) is called.
-    #[allow(dead_code)] // The pool's handles use it.
-    pub(crate) fn new() -> Self {
-        Cancel {
-            shared: Some(Arc::default()),
-        }
-    }
-
-    /// Fires the signal.
-    #[allow(dead_code)] // The pool's handles use it.
-    pub(crate) fn cancel(&self) {
-        if let Some(shared) = &self.shared {
-            shared.cancelled.store(true, Ordering::SeqCst);
-            shared.notify.notify_waiters();
-        }
-    }
-
-    pub(crate) fn is_cancelled(&self) -> bool {
-        self.shared
-            .as_ref()
-            .is_some_and(|s| s.cancelled.load(Ordering::SeqCst))
-    }
-
-    async fn cancelled(&self) {
-        let Some(shared) = &self.shared else {
-            return std::future::pending().await;
-        };
-        loop {
-            let notified = shared.notify.notified();
-            if shared.cancelled.load(Ordering::SeqCst) {
-                return;
-            }
-            notified.await;
         }
     }
 }
@@ -186,7 +130,7 @@ enum Raced {
 }
 
 /// Runs `task` on `module`; see [`Module::run`].
-pub(crate) fn run(module: &Module, task: &Task, cancel: &Cancel) -> Outcome {
+pub(crate) fn run(module: &Module, task: &Task, cancel: &CancelToken) -> Outcome {
     let started = Instant::now();
     let mut outcome = match catch_unwind(AssertUnwindSafe(|| run_guarded(module, task, cancel, started))) {
         Ok(outcome) => outcome,
@@ -206,7 +150,7 @@ pub(crate) fn run(module: &Module, task: &Task, cancel: &Cancel) -> Outcome {
     outcome
 }
 
-fn run_guarded(module: &Module, task: &Task, cancel: &Cancel, started: Instant) -> Outcome {
+fn run_guarded(module: &Module, task: &Task, cancel: &CancelToken, started: Instant) -> Outcome {
     if let Err(error) = task.limits.validate() {
         return Outcome::failed(ExitStatus::BadInvocation, error.to_string());
     }
@@ -448,7 +392,7 @@ async fn call(store: &mut Store<HostState>, pre: &InstancePre<HostState>, resolv
 async fn race(
     call: impl Future<Output = Result<i32, (Phase, wasmtime::Error)>>,
     deadline: Option<Instant>,
-    cancel: &Cancel,
+    cancel: &CancelToken,
 ) -> Raced {
     let timer = async {
         match deadline {
@@ -610,15 +554,5 @@ mod tests {
         assert!(guard.memory_growing(128 << 10, 192 << 10, None).is_err());
         assert_eq!(guard.peak, 128 << 10);
         assert_eq!(guard.refused, Some(192 << 10));
-    }
-
-    #[test]
-    fn cancel_signal_is_shared_by_clones() {
-        let cancel = Cancel::new();
-        let clone = cancel.clone();
-        assert!(!clone.is_cancelled());
-        cancel.cancel();
-        assert!(clone.is_cancelled());
-        assert!(!Cancel::never().is_cancelled());
     }
 }

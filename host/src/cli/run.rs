@@ -3,13 +3,21 @@
 use std::io::{Read, Write};
 
 use anyhow::Context;
-use wasmproc::{Entry, Output, Runtime, Stdin, Task};
+use wasmproc::{CancelToken, Entry, Output, Runtime, Stdin, Task};
 
 use super::Usage;
 use super::args::RunArgs;
 use super::report::{failure_line, outcome_json};
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
+    // Ctrl-C cancels the task (exit status 130) rather than killing the
+    // host mid-write; the guest is torn down within a millisecond.
+    // Installed first, so that a Ctrl-C during loading also ends in 130.
+    let token = CancelToken::new();
+    let on_interrupt = token.clone();
+    if let Err(error) = ctrlc::set_handler(move || on_interrupt.cancel()) {
+        eprintln!("wasmproc: warning: Ctrl-C will not cancel the task: {error}");
+    }
     let (path, argv) = args.module_and_argv();
     let limits = args.limits.to_limits()?;
     let caps = args.caps.to_capabilities()?;
@@ -52,7 +60,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         .stdout(stdout)
         .stderr(stderr);
 
-    let outcome = module.run(&task);
+    let outcome = module.run_with(&task, &token);
 
     let mut out = std::io::stdout().lock();
     if args.json {

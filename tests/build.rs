@@ -1,0 +1,75 @@
+//! Compiles the test guests from source to wasm32-wasip1 (no checked-in
+//! `.wasm`) and writes their paths to `$OUT_DIR/guests.rs`.
+//!
+//! The Rust guests are a cargo workspace of their own (`guests/`), built by a
+//! nested cargo into a target directory under `OUT_DIR`. The C guest needs
+//! clang with wasi-libc (Debian: `clang lld wasi-libc
+//! libclang-rt-14-dev-wasm32`); without them its path is `None` and its test
+//! says it was skipped.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn main() {
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let guests = manifest.join("guests");
+    for watched in ["guests/Cargo.toml", "guests/Cargo.lock", "guests/sdk-tasks", "guests/wasi-cmd", "guests/c"] {
+        println!("cargo:rerun-if-changed={watched}");
+    }
+    for sdk in ["../guest/src", "../guest/macros/src", "../guest/abi/src", "../guest/Cargo.toml"] {
+        println!("cargo:rerun-if-changed={sdk}");
+    }
+
+    let target_dir = out.join("guest-target");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--release", "--locked", "--target", "wasm32-wasip1", "--manifest-path"])
+        .arg(guests.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    // The outer build's flags are for the host, not for wasm.
+    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_MAKEFLAGS"] {
+        build.env_remove(var);
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(status.success(), "building the test guests failed; see the output above");
+
+    let wasm = target_dir.join("wasm32-wasip1/release");
+    let c_guest = build_c_guest(&manifest.join("guests/c/hello.c"), &out.join("c_hello.wasm"));
+    let generated = format!(
+        "/// Typed tasks written with wasmproc-guest.\n\
+         pub const SDK_TASKS: &str = {:?};\n\
+         /// A plain WASI command written in Rust.\n\
+         pub const WASI_CMD: &str = {:?};\n\
+         /// A WASI command written in C, when clang and wasi-libc are installed.\n\
+         pub const C_HELLO: Option<&str> = {:?};\n",
+        path_str(&wasm.join("sdk_tasks.wasm")),
+        path_str(&wasm.join("wasi-cmd.wasm")),
+        c_guest.as_deref().map(path_str),
+    );
+    std::fs::write(out.join("guests.rs"), generated).expect("OUT_DIR is writable");
+}
+
+fn build_c_guest(source: &Path, output: &Path) -> Option<PathBuf> {
+    let status = Command::new("clang")
+        .args(["--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-o"])
+        .arg(output)
+        .arg(source)
+        .status();
+    match status {
+        Ok(status) if status.success() => Some(output.to_owned()),
+        _ => {
+            println!(
+                "cargo:warning=the C test guest was not built: install clang lld wasi-libc libclang-rt-14-dev-wasm32"
+            );
+            None
+        }
+    }
+}
+
+fn path_str(path: &Path) -> &str {
+    path.to_str().expect("the build directory's path is UTF-8")
+}

@@ -1,0 +1,76 @@
+//! A plain WASI command for the test suite: `wasi-cmd VERB ARGS...`.
+
+use std::io::{Read, Write};
+use std::process::exit;
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let verb = args.get(1).map(String::as_str).unwrap_or("");
+    let rest = &args[2.min(args.len())..];
+    match verb {
+        "args" => println!("{}", args.join("|")),
+        "env" => {
+            for (key, value) in std::env::vars() {
+                println!("{key}={value}");
+            }
+        }
+        "cat" => {
+            let mut input = Vec::new();
+            std::io::stdin().read_to_end(&mut input).expect("stdin reads");
+            std::io::stdout().write_all(&input).expect("stdout writes");
+        }
+        "exit" => exit(rest[0].parse().expect("an exit code")),
+        "read" => match std::fs::read_to_string(&rest[0]) {
+            Ok(text) => print!("{text}"),
+            Err(error) => {
+                eprintln!("cannot read {}: {error}", rest[0]);
+                exit(2)
+            }
+        },
+        "write" => match std::fs::write(&rest[0], &rest[1]) {
+            Ok(()) => println!("wrote {}", rest[0]),
+            Err(error) => {
+                eprintln!("cannot write {}: {error}", rest[0]);
+                exit(2)
+            }
+        },
+        "list" => match std::fs::read_dir(&rest[0]) {
+            Ok(entries) => {
+                let mut names: Vec<String> =
+                    entries.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+                names.sort();
+                println!("{}", names.join("\n"));
+            }
+            Err(error) => {
+                eprintln!("cannot list {}: {error}", rest[0]);
+                exit(2)
+            }
+        },
+        "sleep" => {
+            let ms: u64 = rest[0].parse().expect("milliseconds");
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            println!("slept {ms}ms");
+        }
+        "spin" => {
+            let mut x = 0u64;
+            loop {
+                x = std::hint::black_box(x.wrapping_add(1));
+            }
+        }
+        "flood" => {
+            let bytes: usize = rest[0].parse().expect("a byte count");
+            let line = [b'y'; 1024];
+            let mut out = std::io::stdout().lock();
+            for _ in 0..bytes / 1024 {
+                out.write_all(&line).expect("stdout writes");
+            }
+            println!("done");
+        }
+        "stderr" => eprintln!("{}", rest.join(" ")),
+        "panic" => panic!("wasi-cmd was told to panic"),
+        _ => {
+            eprintln!("usage: wasi-cmd args|env|cat|exit N|read F|write F T|list D|sleep MS|spin|flood N|stderr T|panic");
+            exit(64)
+        }
+    }
+}

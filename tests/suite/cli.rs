@@ -1,0 +1,283 @@
+//! The `wasmproc` binary, run as a user runs it.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wasmproc_tests::{code, guests, stderr, stdout, wasmproc, wasmproc_run};
+
+const SDK: &str = guests::SDK_TASKS;
+const CMD: &str = guests::WASI_CMD;
+
+fn json_line(output: &std::process::Output) -> Value {
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
+}
+
+#[test]
+fn typed_task_prints_its_result_as_json() {
+    let output = wasmproc_run(&["run", SDK, "--task", "add", "--args", "[2, 40]"]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "42\n");
+}
+
+#[test]
+fn host_options_may_come_before_the_module() {
+    let output = wasmproc_run(&["run", "--task", "square", "--args", "9", SDK]);
+    assert_eq!(stdout(&output), "81\n");
+}
+
+#[test]
+fn json_object_has_every_field() {
+    let output = wasmproc_run(&["run", "--json", SDK, "--task", "write_output", "--args", "[3, \"e\"]"]);
+    assert_eq!(code(&output), 0);
+    let object = json_line(&output);
+    assert_eq!(object["status"], "exited");
+    assert_eq!(object["exit_code"], 0);
+    assert_eq!(object["result"], 3);
+    assert_eq!(object["stdout"], "xxx");
+    assert_eq!(object["stderr"], "e");
+    assert_eq!(object["fuel_used"], Value::Null);
+    assert!(object["peak_memory_bytes"].as_u64().unwrap() > 0);
+    assert!(object["duration_ms"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn json_reports_failures_with_their_status() {
+    let output = wasmproc_run(&["run", "--json", "--fuel", "1000", SDK, "--task", "spin"]);
+    assert_eq!(code(&output), 152);
+    let object = json_line(&output);
+    assert_eq!(object["status"], "fuel_exhausted");
+    assert_eq!(object["exit_code"], 152);
+    assert_eq!(object["fuel_used"], 1000);
+}
+
+#[test]
+fn json_output_is_capped() {
+    let output = wasmproc_run(&["run", "--json", "--max-output", "100B", CMD, "flood", "100000"]);
+    let object = json_line(&output);
+    assert_eq!(object["stdout"].as_str().unwrap().len(), 100);
+    assert_eq!(object["stdout_truncated"], true);
+}
+
+#[test]
+fn command_output_and_exit_code_pass_through() {
+    let output = wasmproc_run(&["run", CMD, "--", "args", "--json", "x"]);
+    assert_eq!(code(&output), 0);
+    assert_eq!(stdout(&output), "wasi-cmd.wasm|args|--json|x\n");
+    let failing = wasmproc_run(&["run", CMD, "stderr", "oops"]);
+    assert_eq!(code(&failing), 0);
+    assert_eq!(stderr(&failing), "oops\n");
+    assert_eq!(code(&wasmproc_run(&["run", CMD, "exit", "17"])), 17);
+}
+
+#[test]
+fn stdin_passes_through_to_a_command() {
+    let mut child = wasmproc()
+        .args(["run", CMD, "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"piped through\n").unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 0);
+    assert_eq!(stdout(&output), "piped through\n");
+}
+
+#[test]
+fn args_from_stdin() {
+    let mut child = wasmproc()
+        .args(["run", SDK, "--task", "echo", "--args", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(br#"{"from": "stdin"}"#).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(stdout(&output), "{\"from\":\"stdin\"}\n");
+}
+
+#[test]
+fn works_as_a_wasi_runner_with_dir_and_env() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("note.txt"), "granted file").unwrap();
+    let grant = format!("{}::/", dir.path().display());
+    let read = wasmproc_run(&["run", "--dir", &grant, "--env", "K=V", CMD, "--", "read", "/note.txt"]);
+    assert_eq!(code(&read), 0, "{}", stderr(&read));
+    assert_eq!(stdout(&read), "granted file");
+    let env = wasmproc_run(&["run", "--env", "K=V", CMD, "env"]);
+    assert_eq!(stdout(&env), "K=V\n");
+}
+
+#[test]
+fn nothing_reaches_the_guest_without_a_grant() {
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "top secret").unwrap();
+    let output = wasmproc()
+        .args(["run", CMD, "env"])
+        .env("WASMPROC_TEST_SECRET", "leaked")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&output), "", "no host variable reaches the guest");
+    let read = wasmproc_run(&["run", CMD, "read", secret.path().to_str().unwrap()]);
+    assert_eq!(code(&read), 2);
+    assert!(!stdout(&read).contains("top secret"));
+}
+
+#[test]
+fn env_key_alone_passes_the_host_value() {
+    let output = wasmproc()
+        .args(["run", "--env", "WASMPROC_TEST_PASS", CMD, "env"])
+        .env("WASMPROC_TEST_PASS", "passed")
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&output), "WASMPROC_TEST_PASS=passed\n");
+}
+
+#[test]
+fn timeout_ends_a_guest_sleeping_in_a_host_call() {
+    let started = Instant::now();
+    let output = wasmproc_run(&["run", "--timeout", "500ms", CMD, "sleep", "3600000"]);
+    let took = started.elapsed();
+    assert_eq!(code(&output), 142);
+    assert!(stderr(&output).contains("timed out"), "{}", stderr(&output));
+    // Process start and a cache hit cost little; the sleep itself is cut at 500ms.
+    assert!(took < Duration::from_millis(500 + 1500), "took {took:?}");
+}
+
+#[test]
+fn timeout_ends_a_guest_blocked_reading_stdin() {
+    let mut child = wasmproc()
+        .args(["run", "--timeout", "300ms", CMD, "cat"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep stdin open and silent: the guest blocks in `fd_read`.
+    let _stdin = child.stdin.take();
+    let started = Instant::now();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 142);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn every_guest_status_through_the_binary() {
+    let cases: &[(&[&str], i32)] = &[
+        (&["run", SDK, "--task", "square", "--args", "2"], 0),
+        (&["run", SDK, "--task", "fail_with", "--args", "[33, \"nope\"]"], 33),
+        (&["run", SDK, "--task", "panics", "--args", "\"boom\""], 101),
+        (&["run", SDK, "--task", "missing"], 126),
+        (&["run", SDK, "--task", "square", "--args", "not json"], 128),
+        (&["run", SDK, "--task", "square", "--args", "\"text\""], 128),
+        (&["run", SDK, "--task", "unreachable"], 134),
+        (&["run", SDK, "--task", "recurse", "--args", "100000000"], 134),
+        (&["run", "--max-memory", "16MiB", SDK, "--task", "allocate_mib", "--args", "100"], 137),
+        (&["run", "--timeout", "100ms", SDK, "--task", "spin"], 142),
+        (&["run", "--fuel", "5000", SDK, "--task", "spin"], 152),
+    ];
+    for (args, expected) in cases {
+        let output = wasmproc_run(args);
+        assert_eq!(code(&output), *expected, "wasmproc {args:?}: {}", stderr(&output));
+    }
+}
+
+#[test]
+fn panic_message_is_on_stderr() {
+    let output = wasmproc_run(&["run", SDK, "--task", "panics", "--args", "\"the sky fell\""]);
+    assert_eq!(code(&output), 101);
+    assert!(stderr(&output).contains("the sky fell"));
+}
+
+#[test]
+fn trap_prints_kind_and_backtrace() {
+    let output = wasmproc_run(&["run", SDK, "--task", "out_of_bounds"]);
+    assert_eq!(code(&output), 134);
+    let text = stderr(&output);
+    assert!(text.contains("memory_out_of_bounds") && text.contains("out_of_bounds"), "{text}");
+}
+
+#[test]
+fn loading_errors_have_their_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, "not wasm").unwrap();
+    let invalid = wasmproc_run(&["run", junk.to_str().unwrap()]);
+    assert_eq!(code(&invalid), 126);
+    assert!(stderr(&invalid).contains("not a WebAssembly module"));
+    let missing = wasmproc_run(&["run", "/no/such/module.wasm"]);
+    assert_eq!(code(&missing), 127);
+    assert!(stderr(&missing).contains("not found"));
+}
+
+#[test]
+fn bad_flags_and_values_are_128() {
+    let cases: &[&[&str]] = &[
+        &["run", "--bogus", CMD],
+        &["run", "--timeout", "soon", CMD],
+        &["run", "--timeout", "0s", CMD],
+        &["run", "--max-memory", "lots", CMD],
+        &["run", "--fuel", "-1", CMD],
+        &["run", "--dir", "::/x", CMD],
+        &["run", "--dir", "/no/such/dir::/x", CMD, "list", "/x"],
+        &["run", "--env", "=v", CMD],
+        &["run", "--args", "1", CMD],
+        &["frobnicate"],
+        &["run"],
+    ];
+    for args in cases {
+        let output = wasmproc_run(args);
+        assert_eq!(code(&output), 128, "wasmproc {args:?}: {}", stderr(&output));
+        assert!(!stderr(&output).is_empty(), "wasmproc {args:?} explains itself");
+    }
+}
+
+#[test]
+fn inspect_lists_tasks_and_imports() {
+    let text = wasmproc_run(&["inspect", SDK]);
+    assert_eq!(code(&text), 0);
+    assert!(stdout(&text).contains("summarize") && stdout(&text).contains("wasi_snapshot_preview1::fd_write"));
+    let json = json_line(&wasmproc_run(&["inspect", "--json", CMD]));
+    assert_eq!(json["command"], true);
+    assert_eq!(json["tasks"], serde_json::json!([]));
+    assert!(json["imports"].as_array().unwrap().iter().all(|i| i["provided"] == true));
+}
+
+#[test]
+fn compile_fills_the_cache_once() {
+    let cache = tempfile::tempdir().unwrap();
+    let compile = || {
+        wasmproc()
+            .env("WASMPROC_CACHE_DIR", cache.path())
+            .args(["compile", CMD])
+            .output()
+            .unwrap()
+    };
+    let first = compile();
+    assert_eq!(code(&first), 0);
+    assert!(stdout(&first).contains("compiled into the cache"), "{}", stdout(&first));
+    let second = compile();
+    assert!(stdout(&second).contains("already compiled"), "{}", stdout(&second));
+    assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
+}
+
+#[cfg(unix)]
+#[test]
+fn ctrl_c_cancels_with_130() {
+    let child = wasmproc()
+        .args(["run", CMD, "sleep", "3600000"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+}
