@@ -12,33 +12,65 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn main() {
-    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
+    let manifest =
+        PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let guests = manifest.join("guests");
-    for watched in ["guests/Cargo.toml", "guests/Cargo.lock", "guests/sdk-tasks", "guests/wasi-cmd", "guests/c"] {
+    for watched in [
+        "guests/Cargo.toml",
+        "guests/Cargo.lock",
+        "guests/sdk-tasks",
+        "guests/wasi-cmd",
+        "guests/c",
+    ] {
         println!("cargo:rerun-if-changed={watched}");
     }
-    for sdk in ["../guest/src", "../guest/macros/src", "../guest/abi/src", "../guest/Cargo.toml"] {
+    for sdk in [
+        "../guest/src",
+        "../guest/macros/src",
+        "../guest/abi/src",
+        "../guest/Cargo.toml",
+    ] {
         println!("cargo:rerun-if-changed={sdk}");
     }
 
+    require_wasm_target();
     let target_dir = out.join("guest-target");
     let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut build = Command::new(cargo);
     build
-        .args(["build", "--release", "--locked", "--target", "wasm32-wasip1", "--manifest-path"])
+        .args([
+            "build",
+            "--release",
+            "--locked",
+            "--target",
+            "wasm32-wasip1",
+            "--manifest-path",
+        ])
         .arg(guests.join("Cargo.toml"))
         .arg("--target-dir")
         .arg(&target_dir);
     // The outer build's flags are for the host, not for wasm.
-    for var in ["RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "CARGO_MAKEFLAGS"] {
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+    ] {
         build.env_remove(var);
     }
     let status = build.status().expect("cargo runs");
-    assert!(status.success(), "building the test guests failed; see the output above");
+    assert!(
+        status.success(),
+        "building the test guests failed; see the output above"
+    );
 
     let wasm = target_dir.join("wasm32-wasip1/release");
-    let c_guest = build_c_guest(&manifest.join("guests/c/hello.c"), &out.join("c_hello.wasm"));
+    let c_guest = build_c_guest(
+        &manifest.join("guests/c/hello.c"),
+        &out.join("c_hello.wasm"),
+    );
     let generated = format!(
         "/// Typed tasks written with wasmproc-guest.\n\
          pub const SDK_TASKS: &str = {:?};\n\
@@ -51,6 +83,28 @@ fn main() {
         c_guest.as_deref().map(path_str),
     );
     std::fs::write(out.join("guests.rs"), generated).expect("OUT_DIR is writable");
+}
+
+/// Fails with the fix when the toolchain lacks the wasm32-wasip1 target
+/// (rustup installs the targets of rust-toolchain.toml only with the
+/// toolchain itself, not into a toolchain that was already there).
+fn require_wasm_target() {
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let sysroot = Command::new(rustc)
+        .args(["--print", "sysroot"])
+        .output()
+        .ok()
+        .filter(|output| output.status.success())
+        .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+    if let Some(sysroot) = sysroot
+        && !sysroot.join("lib/rustlib/wasm32-wasip1").exists()
+    {
+        panic!(
+            "the wasm32-wasip1 target is not installed, and the test guests need it: \
+             run `rustup toolchain install` in the repository (it installs the targets \
+             listed in rust-toolchain.toml), or `rustup target add wasm32-wasip1`"
+        );
+    }
 }
 
 fn build_c_guest(source: &Path, output: &Path) -> Option<PathBuf> {

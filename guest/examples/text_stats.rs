@@ -1,14 +1,23 @@
-//! The bundled example: text statistics as typed wasmproc tasks.
+//! The bundled example: text statistics, as a WASI command and as typed
+//! wasmproc tasks in one module.
 //!
-//! Build it and run a task over a real file (the README's first command):
+//! As a command it reads the files named in its arguments (from directories
+//! the host grants) and prints one JSON line per file:
 //!
 //! ```sh
 //! cargo build --release -p wasmproc-guest --example text_stats --target wasm32-wasip1
+//! wasmproc run --dir .::/repo target/wasm32-wasip1/release/examples/text_stats.wasm -- /repo/README.md
+//! ```
+//!
+//! As typed tasks it takes serde values:
+//!
+//! ```sh
 //! wasmproc run target/wasm32-wasip1/release/examples/text_stats.wasm \
 //!     --task top_words --args '{"text": "the cat and the hat", "top": 2}'
 //! ```
 
 use std::collections::HashMap;
+use std::process::ExitCode;
 
 use serde::{Deserialize, Serialize};
 use wasmproc_guest::{Failure, task};
@@ -18,7 +27,7 @@ use wasmproc_guest::{Failure, task};
 pub struct Doc {
     /// The text to count words in.
     pub text: String,
-    /// How many of the most frequent words to return.
+    /// How many of the most frequent words to return (default 10).
     #[serde(default = "default_top")]
     pub top: usize,
 }
@@ -78,4 +87,33 @@ fn top_words(doc: Doc) -> Result<Vec<WordCount>, Failure> {
     counts.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.word.cmp(&b.word)));
     counts.truncate(doc.top);
     Ok(counts)
+}
+
+/// The command: one JSON line per file named in argv; exit code 1 if any
+/// file could not be read (the sandbox grants only `--dir` directories).
+fn main() -> ExitCode {
+    let mut failed = false;
+    for path in std::env::args().skip(1) {
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                let top = top_words(Doc {
+                    text: text.clone(),
+                    top: 5,
+                })
+                .unwrap_or_default();
+                let line =
+                    serde_json::json!({"file": path, "stats": stats(text), "top_words": top});
+                println!("{line}");
+            }
+            Err(error) => {
+                eprintln!("text_stats: cannot read {path}: {error}");
+                failed = true;
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -154,6 +154,9 @@ mod tests {
         assert_eq!(verified_artifact(&flipped), None);
         assert_eq!(verified_artifact(&file[..file.len() - 1]), None);
         assert_eq!(verified_artifact(b"WPCACHE1short"), None);
-        assert_eq!(verified_artifact(b"not a cache entry at all, wrong magic"), None);
+        assert_eq!(
+            verified_artifact(b"not a cache entry at all, wrong magic"),
+            None
+        );
     }
 }

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
@@ -24,7 +24,9 @@ use crate::worker::HostState;
 const EPOCH_TICK: Duration = Duration::from_millis(1);
 
 /// The default number of instances that may exist at once, per engine.
-pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+/// More concurrent runs wait for a free slot; they never fail for lack of
+/// one. Each slot costs address space and a fiber stack up front.
+pub const DEFAULT_MAX_INSTANCES: u32 = 64;
 
 /// The environment variable that overrides the module cache's directory.
 pub const CACHE_DIR_ENV: &str = "WASMPROC_CACHE_DIR";
@@ -33,6 +35,56 @@ pub const CACHE_DIR_ENV: &str = "WASMPROC_CACHE_DIR";
 pub(crate) struct EngineSlot {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
+    /// Free places in the engine's instance pool.
+    pub(crate) slots: Slots,
+}
+
+/// A counting semaphore over the instance pool, so that runs beyond its
+/// size wait for a place instead of failing to instantiate.
+pub(crate) struct Slots {
+    free: Mutex<u32>,
+    freed: Condvar,
+}
+
+/// A place in the instance pool, given back on drop.
+pub(crate) struct SlotGuard<'a> {
+    slots: &'a Slots,
+}
+
+impl Slots {
+    fn new(count: u32) -> Self {
+        Slots {
+            free: Mutex::new(count),
+            freed: Condvar::new(),
+        }
+    }
+
+    /// Waits for a free place; `None` if `give_up` turns true first.
+    pub(crate) fn acquire(&self, give_up: impl Fn() -> bool) -> Option<SlotGuard<'_>> {
+        let mut free = lock(&self.free);
+        loop {
+            if give_up() {
+                return None;
+            }
+            if *free > 0 {
+                *free -= 1;
+                return Some(SlotGuard { slots: self });
+            }
+            // Wake now and then to notice `give_up` (a cancellation).
+            free = self
+                .freed
+                .wait_timeout(free, Duration::from_millis(5))
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+    }
+}
+
+impl Drop for SlotGuard<'_> {
+    fn drop(&mut self) {
+        *lock(&self.slots.free) += 1;
+        self.slots.freed.notify_one();
+    }
 }
 
 /// Runs modules: owns the engines, the module cache and the epoch ticker.
@@ -126,7 +178,8 @@ impl RuntimeBuilder {
     }
 
     /// Sets how many instances may exist at once: the size of the
-    /// preallocated instance pool. By default [`DEFAULT_MAX_INSTANCES`].
+    /// preallocated instance pool. Runs beyond it wait for a free place.
+    /// By default [`DEFAULT_MAX_INSTANCES`].
     pub fn max_instances(mut self, count: u32) -> Self {
         self.max_instances = count;
         self
@@ -252,13 +305,19 @@ fn make_engine(settings: &Settings, consume_fuel: bool) -> Result<EngineSlot, St
         .async_stack_size(settings.max_wasm_stack + (1 << 20))
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .cranelift_opt_level(wasmtime::OptLevel::Speed);
-    let engine = Engine::new(&config).map_err(|e| format!("cannot set up the wasm engine: {e:#}"))?;
+    let engine =
+        Engine::new(&config).map_err(|e| format!("cannot set up the wasm engine: {e:#}"))?;
 
     let mut linker = Linker::new(&engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut HostState| &mut state.wasi)
         .map_err(|e| format!("cannot link WASI: {e:#}"))?;
-    sdk_imports::add_to_linker(&mut linker).map_err(|e| format!("cannot link the SDK imports: {e:#}"))?;
-    Ok(EngineSlot { engine, linker })
+    sdk_imports::add_to_linker(&mut linker)
+        .map_err(|e| format!("cannot link the SDK imports: {e:#}"))?;
+    Ok(EngineSlot {
+        engine,
+        linker,
+        slots: Slots::new(settings.max_instances),
+    })
 }
 
 /// One thread that advances every engine's epoch while tasks run, and
@@ -333,7 +392,9 @@ fn tick(shared: &TickerShared) {
             thread::park();
             continue;
         }
-        thread::sleep(EPOCH_TICK);
+        // Parked rather than slept, so that `drop` wakes it at once. An
+        // early wake-up only advances the epoch a little early.
+        thread::park_timeout(EPOCH_TICK);
         for engine in lock(&shared.engines).iter() {
             engine.increment_epoch();
         }
@@ -343,5 +404,7 @@ fn tick(shared: &TickerShared) {
 /// Locks a mutex, ignoring poisoning: the data (a list of engines) stays
 /// valid whatever a panicking holder did.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

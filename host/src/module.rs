@@ -7,11 +7,11 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::{ExternType, InstancePre, ValType};
 
 use crate::cache::CacheStatus;
+use crate::cancel::CancelToken;
 use crate::engine::{EngineSlot, Runtime};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Outcome;
 use crate::task::Task;
-use crate::cancel::CancelToken;
 use crate::worker::{self, HostState};
 
 /// A module ready to run tasks. Cheap to clone and share between threads.
@@ -226,7 +226,12 @@ fn to_binary(name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
     }
 }
 
-fn prepare(runtime: &Runtime, slot: &EngineSlot, name: &str, wasm: &[u8]) -> Result<Prepared, Error> {
+fn prepare(
+    runtime: &Runtime,
+    slot: &EngineSlot,
+    name: &str,
+    wasm: &[u8],
+) -> Result<Prepared, Error> {
     let (module, cache_status) = runtime
         .inner
         .cache
@@ -263,7 +268,10 @@ fn describe(module: &wasmtime::Module) -> ModuleInfo {
         let func = ty.func();
         if let Some(task) = wasmproc_abi::task_name(export.name()) {
             match func {
-                Some(f) if f.params().len() == 0 && f.results().map(|r| matches!(r, ValType::I32)).eq([true]) => {
+                Some(f)
+                    if f.params().len() == 0
+                        && f.results().map(|r| matches!(r, ValType::I32)).eq([true]) =>
+                {
                     info.tasks.push(task.to_owned());
                 }
                 _ => info
@@ -288,7 +296,11 @@ fn describe_extern(ty: &ExternType) -> String {
             let list = |types: &mut dyn Iterator<Item = ValType>| {
                 types.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
             };
-            format!("func ({}) -> ({})", list(&mut f.params()), list(&mut f.results()))
+            format!(
+                "func ({}) -> ({})",
+                list(&mut f.params()),
+                list(&mut f.results())
+            )
         }
         ExternType::Memory(_) => "memory".into(),
         ExternType::Table(_) => "table".into(),

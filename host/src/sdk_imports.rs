@@ -27,19 +27,23 @@ pub(crate) struct GuestFailure {
 
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let module = abi::IMPORT_MODULE;
-    linker.func_wrap(module, abi::INPUT_LEN, |caller: Caller<'_, HostState>| -> i32 {
-        // `Limits::validate_input` keeps inputs below 2 GiB.
-        i32::try_from(caller.data().sdk.input.len()).unwrap_or(i32::MAX)
-    })?;
+    linker.func_wrap(
+        module,
+        abi::INPUT_LEN,
+        |caller: Caller<'_, HostState>| -> i32 {
+            // `Limits::validate_input` keeps inputs below 2 GiB.
+            i32::try_from(caller.data().sdk.input.len()).unwrap_or(i32::MAX)
+        },
+    )?;
     linker.func_wrap(
         module,
         abi::INPUT_READ,
         |mut caller: Caller<'_, HostState>, ptr: i32| -> wasmtime::Result<()> {
             let memory = guest_memory(&mut caller)?;
             let input = Arc::clone(&caller.data().sdk.input);
-            memory
-                .write(&mut caller, offset(ptr), &input)
-                .map_err(|_| wasmtime::format_err!("input_read: the buffer lies outside guest memory"))
+            memory.write(&mut caller, offset(ptr), &input).map_err(|_| {
+                wasmtime::format_err!("input_read: the buffer lies outside guest memory")
+            })
         },
     )?;
     linker.func_wrap(
@@ -54,7 +58,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         module,
         abi::FAIL,
-        |mut caller: Caller<'_, HostState>, kind: i32, ptr: i32, len: i32| -> wasmtime::Result<()> {
+        |mut caller: Caller<'_, HostState>,
+         kind: i32,
+         ptr: i32,
+         len: i32|
+         -> wasmtime::Result<()> {
             let bytes = read_guest(&mut caller, ptr, len, MAX_MESSAGE)?;
             let message = String::from_utf8_lossy(&bytes).into_owned();
             caller.data_mut().sdk.failure = Some(GuestFailure { kind, message });
@@ -77,7 +85,12 @@ fn guest_memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> 
 }
 
 /// Copies `len` bytes at `ptr` out of guest memory, keeping at most `cap`.
-fn read_guest(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32, cap: usize) -> wasmtime::Result<Vec<u8>> {
+fn read_guest(
+    caller: &mut Caller<'_, HostState>,
+    ptr: i32,
+    len: i32,
+    cap: usize,
+) -> wasmtime::Result<Vec<u8>> {
     let memory = guest_memory(caller)?;
     let start = offset(ptr);
     let len = offset(len);

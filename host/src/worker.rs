@@ -90,7 +90,12 @@ impl MemoryGuard {
 }
 
 impl ResourceLimiter for MemoryGuard {
-    fn memory_growing(&mut self, _current: usize, desired: usize, maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         let desired_bytes = desired as u64;
         if desired_bytes > self.limit {
             self.refused = Some(desired_bytes);
@@ -105,7 +110,12 @@ impl ResourceLimiter for MemoryGuard {
         Ok(true)
     }
 
-    fn table_growing(&mut self, _current: usize, _desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
         Ok(true)
     }
 }
@@ -132,7 +142,7 @@ enum Raced {
 /// Runs `task` on `module`; see [`Module::run`].
 pub(crate) fn run(module: &Module, task: &Task, cancel: &CancelToken) -> Outcome {
     let started = Instant::now();
-    let mut outcome = match catch_unwind(AssertUnwindSafe(|| run_guarded(module, task, cancel, started))) {
+    let mut outcome = match catch_unwind(AssertUnwindSafe(|| run_guarded(module, task, cancel))) {
         Ok(outcome) => outcome,
         Err(payload) => {
             let what = payload
@@ -142,7 +152,9 @@ pub(crate) fn run(module: &Module, task: &Task, cancel: &CancelToken) -> Outcome
                 .unwrap_or_else(|| "unknown panic".into());
             Outcome::failed(
                 ExitStatus::WorkerLost,
-                format!("the host panicked while serving the guest ({what}); the task was abandoned and the host goes on"),
+                format!(
+                    "the host panicked while serving the guest ({what}); the task was abandoned and the host goes on"
+                ),
             )
         }
     };
@@ -150,12 +162,15 @@ pub(crate) fn run(module: &Module, task: &Task, cancel: &CancelToken) -> Outcome
     outcome
 }
 
-fn run_guarded(module: &Module, task: &Task, cancel: &CancelToken, started: Instant) -> Outcome {
+fn run_guarded(module: &Module, task: &Task, cancel: &CancelToken) -> Outcome {
     if let Err(error) = task.limits.validate() {
         return Outcome::failed(ExitStatus::BadInvocation, error.to_string());
     }
     if cancel.is_cancelled() {
-        return Outcome::failed(ExitStatus::Cancelled, "the task was cancelled before it started");
+        return Outcome::failed(
+            ExitStatus::Cancelled,
+            "the task was cancelled before it started",
+        );
     }
     if tokio::runtime::Handle::try_current().is_ok() {
         return Outcome::failed(
@@ -173,8 +188,17 @@ fn run_guarded(module: &Module, task: &Task, cancel: &CancelToken, started: Inst
     {
         return Outcome::failed(ExitStatus::BadInvocation, message);
     }
-    let prepared = match module.prepared(task.limits.get_fuel().is_some()) {
-        Ok(prepared) => prepared,
+    let fuel = task.limits.get_fuel().is_some();
+    let runtime = &module.inner.runtime.inner;
+    let (prepared, engine) = match module.prepared(fuel).and_then(|p| {
+        let engine = if fuel {
+            runtime.fuel()?
+        } else {
+            runtime.plain()
+        };
+        Ok((p, engine))
+    }) {
+        Ok(found) => found,
         Err(error) => return Outcome::failed(error.exit_status(), error.to_string()),
     };
     let pre = match &prepared.pre {
@@ -196,12 +220,24 @@ fn run_guarded(module: &Module, task: &Task, cancel: &CancelToken, started: Inst
         },
         memory: MemoryGuard::new(task.limits.get_max_memory()),
     };
-    let mut store = Store::new(pre.module().engine(), state);
+    // Declared before the store, so the store (and its pooled instance) is
+    // dropped first and the place is free when the guard gives it back.
+    let Some(_slot) = engine.slots.acquire(|| cancel.is_cancelled()) else {
+        return Outcome::failed(
+            ExitStatus::Cancelled,
+            "the task was cancelled before it started",
+        );
+    };
+    let started = Instant::now();
+    let mut store = Store::new(&engine.engine, state);
     store.limiter(|state| &mut state.memory);
     if let Some(fuel) = task.limits.get_fuel()
         && let Err(error) = store.set_fuel(fuel)
     {
-        return Outcome::failed(ExitStatus::CannotRun, format!("cannot meter fuel: {error:#}"));
+        return Outcome::failed(
+            ExitStatus::CannotRun,
+            format!("cannot meter fuel: {error:#}"),
+        );
     }
     let deadline = task.limits.get_timeout().map(|timeout| started + timeout);
     let epoch_cancel = cancel.clone();
@@ -217,7 +253,7 @@ fn run_guarded(module: &Module, task: &Task, cancel: &CancelToken, started: Inst
     store.set_epoch_deadline(1);
 
     let raced = {
-        let _ticking = module.inner.runtime.inner.ticker.task_running();
+        let _ticking = runtime.ticker.task_running();
         block_on(race(call(&mut store, pre, &resolved), deadline, cancel))
     };
 
@@ -252,7 +288,9 @@ fn resolve(module: &Module, entry: &Entry) -> Result<Resolved, String> {
                 "`{name}` is not a WASI command: it has no `_start` export ({}); pick a task instead",
                 task_list()
             )),
-            Signature::Wrong(ty) => Err(format!("`{name}` exports `_start` as {ty}; a command's `_start` is func () -> ()")),
+            Signature::Wrong(ty) => Err(format!(
+                "`{name}` exports `_start` as {ty}; a command's `_start` is func () -> ()"
+            )),
         },
         Entry::Task(wanted) => {
             if info.tasks.iter().any(|t| t == wanted) {
@@ -311,7 +349,9 @@ fn wasi_context(
     match &task.stdin {
         Stdin::Empty => {}
         Stdin::Bytes(bytes) => {
-            builder.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(bytes::Bytes::copy_from_slice(bytes)));
+            builder.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(
+                bytes::Bytes::copy_from_slice(bytes),
+            ));
         }
         Stdin::Inherit => {
             builder.inherit_stdin();
@@ -360,7 +400,11 @@ fn wasi_context(
     Ok(builder.build_p1())
 }
 
-async fn call(store: &mut Store<HostState>, pre: &InstancePre<HostState>, resolved: &Resolved) -> Result<i32, (Phase, wasmtime::Error)> {
+async fn call(
+    store: &mut Store<HostState>,
+    pre: &InstancePre<HostState>,
+    resolved: &Resolved,
+) -> Result<i32, (Phase, wasmtime::Error)> {
     let instance = pre
         .instantiate_async(&mut *store)
         .await
@@ -371,7 +415,10 @@ async fn call(store: &mut Store<HostState>, pre: &InstancePre<HostState>, resolv
             let start = instance
                 .get_typed_func::<(), ()>(&mut *store, "_start")
                 .map_err(call_error)?;
-            start.call_async(&mut *store, ()).await.map_err(call_error)?;
+            start
+                .call_async(&mut *store, ())
+                .await
+                .map_err(call_error)?;
             Ok(0)
         }
         Resolved::Task { export, initialize } => {
@@ -408,10 +455,20 @@ async fn race(
     }
 }
 
-fn classify(raced: Raced, resolved: &Resolved, store: &mut Store<HostState>, timeout: Option<Duration>) -> Outcome {
+fn classify(
+    raced: Raced,
+    resolved: &Resolved,
+    store: &mut Store<HostState>,
+    timeout: Option<Duration>,
+) -> Outcome {
     let timed_out = || {
-        let limit = timeout.map(|t| humantime::format_duration(t).to_string()).unwrap_or_default();
-        Outcome::failed(ExitStatus::TimedOut, format!("the task ran past its time limit of {limit}"))
+        let limit = timeout
+            .map(|t| humantime::format_duration(t).to_string())
+            .unwrap_or_default();
+        Outcome::failed(
+            ExitStatus::TimedOut,
+            format!("the task ran past its time limit of {limit}"),
+        )
     };
     let cancelled = || Outcome::failed(ExitStatus::Cancelled, "the task was cancelled");
     let state = store.data_mut();
@@ -440,7 +497,9 @@ fn classify(raced: Raced, resolved: &Resolved, store: &mut Store<HostState>, tim
                 }
                 _ => Outcome::failed(
                     ExitStatus::CannotRun,
-                    format!("the task returned exit code {code}; a guest owns 0–{MAX_GUEST_EXIT_CODE}"),
+                    format!(
+                        "the task returned exit code {code}; a guest owns 0–{MAX_GUEST_EXIT_CODE}"
+                    ),
                 ),
             }
         }
@@ -470,7 +529,9 @@ fn classify(raced: Raced, resolved: &Resolved, store: &mut Store<HostState>, tim
                     ),
                 );
             }
-            let backtrace = error.downcast_ref::<WasmBacktrace>().map(|bt| bt.to_string());
+            let backtrace = error
+                .downcast_ref::<WasmBacktrace>()
+                .map(|bt| bt.to_string());
             let (status, message) = match error.downcast_ref::<Trap>() {
                 Some(Trap::OutOfFuel) => (
                     ExitStatus::FuelExhausted,
@@ -482,7 +543,10 @@ fn classify(raced: Raced, resolved: &Resolved, store: &mut Store<HostState>, tim
                         ExitStatus::CannotRun,
                         format!("cannot instantiate the module: {}", root_message(&error)),
                     ),
-                    Phase::Call => (ExitStatus::Trapped(TrapKind::HostError), root_message(&error)),
+                    Phase::Call => (
+                        ExitStatus::Trapped(TrapKind::HostError),
+                        root_message(&error),
+                    ),
                 },
             };
             let mut outcome = Outcome::failed(status, message);
@@ -497,7 +561,10 @@ fn classify(raced: Raced, resolved: &Resolved, store: &mut Store<HostState>, tim
 fn root_message(error: &wasmtime::Error) -> String {
     let full = format!("{error:#}");
     match error.downcast_ref::<WasmBacktrace>() {
-        Some(bt) => full.replace(&bt.to_string(), "").trim_matches([':', ' ', '\n']).to_owned(),
+        Some(bt) => full
+            .replace(&bt.to_string(), "")
+            .trim_matches([':', ' ', '\n'])
+            .to_owned(),
         None => full,
     }
 }

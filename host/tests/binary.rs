@@ -12,7 +12,12 @@ fn wasmproc(args: &[&str]) -> std::process::Output {
 
 #[test]
 fn help_and_version_exit_zero() {
-    for args in [&["--help"][..], &["--version"], &["run", "--help"], &["inspect", "--help"]] {
+    for args in [
+        &["--help"][..],
+        &["--version"],
+        &["run", "--help"],
+        &["inspect", "--help"],
+    ] {
         let output = wasmproc(args);
         assert_eq!(output.status.code(), Some(0), "wasmproc {args:?}");
         assert!(!output.stdout.is_empty());
@@ -29,7 +34,12 @@ fn unknown_subcommand_is_a_bad_invocation() {
 #[test]
 fn run_help_documents_the_exit_statuses() {
     let help = String::from_utf8(wasmproc(&["--help"]).stdout).unwrap();
-    for status in ["126 cannot run", "127 module not found", "128 bad invocation", "142 timed out"] {
+    for status in [
+        "126 cannot run",
+        "127 module not found",
+        "128 bad invocation",
+        "142 timed out",
+    ] {
         assert!(help.contains(status), "--help lacks `{status}`");
     }
 }

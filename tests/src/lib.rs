@@ -78,7 +78,10 @@ pub fn wasmproc_run(args: &[&str]) -> Output {
 /// The exit code of a finished command (all statuses are codes, never
 /// signals, on every OS).
 pub fn code(output: &Output) -> i32 {
-    output.status.code().expect("wasmproc exits with a code, not a signal")
+    output
+        .status
+        .code()
+        .expect("wasmproc exits with a code, not a signal")
 }
 
 /// The stdout of a command as text.

@@ -10,14 +10,23 @@ fn runtime_in(dir: &Path) -> Runtime {
 }
 
 fn only_entry(dir: &Path) -> std::path::PathBuf {
-    let entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let entries: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     entries.into_iter().next().unwrap()
 }
 
 fn square_works(runtime: &Runtime) -> CacheStatus {
     let module = runtime.load(guests::SDK_TASKS).unwrap();
-    assert_eq!(module.run(&Task::call("square", &5u64).unwrap()).decode::<u64>().unwrap(), 25);
+    assert_eq!(
+        module
+            .run(&Task::call("square", &5u64).unwrap())
+            .decode::<u64>()
+            .unwrap(),
+        25
+    );
     module.cache_status()
 }
 
@@ -27,7 +36,11 @@ fn second_load_is_a_cache_hit_also_in_a_new_runtime() {
     assert_eq!(square_works(&runtime_in(dir.path())), CacheStatus::Compiled);
     assert_eq!(square_works(&runtime_in(dir.path())), CacheStatus::Hit);
     assert_eq!(square_works(&runtime_in(dir.path())), CacheStatus::Hit);
-    assert!(only_entry(dir.path()).extension().is_some_and(|e| e == "cwasm"));
+    assert!(
+        only_entry(dir.path())
+            .extension()
+            .is_some_and(|e| e == "cwasm")
+    );
 }
 
 #[test]
@@ -40,7 +53,11 @@ fn corrupt_entry_is_detected_and_rebuilt() {
     bytes[middle] ^= 0x5a;
     std::fs::write(&entry, &bytes).unwrap();
     assert_eq!(square_works(&runtime_in(dir.path())), CacheStatus::Rebuilt);
-    assert_eq!(square_works(&runtime_in(dir.path())), CacheStatus::Hit, "the rebuilt entry is good");
+    assert_eq!(
+        square_works(&runtime_in(dir.path())),
+        CacheStatus::Hit,
+        "the rebuilt entry is good"
+    );
 }
 
 #[test]
@@ -80,9 +97,15 @@ fn the_fuel_engine_has_entries_of_its_own() {
     let dir = tempfile::tempdir().unwrap();
     let runtime = runtime_in(dir.path());
     let module = runtime.load(guests::SDK_TASKS).unwrap();
-    let task = Task::call("square", &3u64).unwrap().limits(wasmproc::Limits::default().fuel(1_000_000));
+    let task = Task::call("square", &3u64)
+        .unwrap()
+        .limits(wasmproc::Limits::default().fuel(1_000_000));
     assert_eq!(module.run(&task).decode::<u64>().unwrap(), 9);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2, "plain and fuel artifacts differ");
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        2,
+        "plain and fuel artifacts differ"
+    );
 }
 
 /// BLAKE3 through the wasmproc-independent reference: the `blake3` CLI is

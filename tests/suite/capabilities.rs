@@ -16,14 +16,23 @@ fn env_is_empty_unless_granted() {
     assert!(std::env::var_os("PATH").is_some());
     let outcome = wasi_cmd().run(&Task::command().args(["env"]));
     assert_eq!(outcome.stdout.text(), "");
-    assert_eq!(sdk_tasks().run(&Task::call("env_count", &()).unwrap()).decode::<usize>().unwrap(), 0);
+    assert_eq!(
+        sdk_tasks()
+            .run(&Task::call("env_count", &()).unwrap())
+            .decode::<usize>()
+            .unwrap(),
+        0
+    );
     let path = sdk_tasks().run(&Task::call("env_var", "PATH").unwrap());
     assert_eq!(path.decode::<Option<String>>().unwrap(), None);
 }
 
 #[test]
 fn granted_env_is_seen() {
-    let task = Task::command().args(["env"]).env("COLOR", "teal").env("EMPTY", "");
+    let task = Task::command()
+        .args(["env"])
+        .env("COLOR", "teal")
+        .env("EMPTY", "");
     assert_eq!(wasi_cmd().run(&task).stdout.text(), "COLOR=teal\nEMPTY=\n");
 }
 
@@ -32,7 +41,11 @@ fn stdin_is_empty_by_default_and_bytes_when_given() {
     let empty = wasi_cmd().run(&Task::command().args(["cat"]));
     assert_eq!(empty.status, ExitStatus::Exited(0));
     assert!(empty.stdout.bytes.is_empty());
-    let given = wasi_cmd().run(&Task::command().args(["cat"]).stdin(Stdin::Bytes((&b"line one\nline two\n"[..]).into())));
+    let given = wasi_cmd().run(
+        &Task::command()
+            .args(["cat"])
+            .stdin(Stdin::Bytes((&b"line one\nline two\n"[..]).into())),
+    );
     assert_eq!(given.stdout.text(), "line one\nline two\n");
 }
 
@@ -48,7 +61,11 @@ fn files_are_denied_without_a_grant() {
     assert_eq!(typed.status, ExitStatus::Exited(1));
     assert!(!typed.message.unwrap().contains("secret"));
     let root = wasi_cmd().run(&Task::command().args(["list", "/"]));
-    assert_eq!(root.status, ExitStatus::Exited(2), "no directory is preopened");
+    assert_eq!(
+        root.status,
+        ExitStatus::Exited(2),
+        "no directory is preopened"
+    );
 }
 
 #[test]
@@ -56,11 +73,27 @@ fn granted_dir_is_readable_and_writable_at_its_guest_path() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("in.txt"), "hello from the host").unwrap();
     let caps = Capabilities::default().dir(DirGrant::new(dir.path(), "/data"));
-    let read = wasi_cmd().run(&Task::command().args(["read", "/data/in.txt"]).capabilities(caps.clone()));
+    let read = wasi_cmd().run(
+        &Task::command()
+            .args(["read", "/data/in.txt"])
+            .capabilities(caps.clone()),
+    );
     assert_eq!(read.stdout.text(), "hello from the host");
-    let write = wasi_cmd().run(&Task::command().args(["write", "/data/out.txt", "from the guest"]).capabilities(caps));
-    assert_eq!(write.status, ExitStatus::Exited(0), "{}", write.stderr.text());
-    assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "from the guest");
+    let write = wasi_cmd().run(
+        &Task::command()
+            .args(["write", "/data/out.txt", "from the guest"])
+            .capabilities(caps),
+    );
+    assert_eq!(
+        write.status,
+        ExitStatus::Exited(0),
+        "{}",
+        write.stderr.text()
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "from the guest"
+    );
 }
 
 #[test]
@@ -79,7 +112,9 @@ fn a_grant_does_not_reach_outside_its_directory() {
 
 #[test]
 fn granting_a_missing_dir_is_a_bad_invocation() {
-    let task = Task::command().args(["list", "/x"]).dir(DirGrant::new("/no/such/dir/here", "/x"));
+    let task = Task::command()
+        .args(["list", "/x"])
+        .dir(DirGrant::new("/no/such/dir/here", "/x"));
     let outcome = wasi_cmd().run(&task);
     assert_eq!(outcome.status, ExitStatus::BadInvocation);
     assert!(outcome.message.unwrap().contains("/no/such/dir/here"));

@@ -11,7 +11,8 @@ const SDK: &str = guests::SDK_TASKS;
 const CMD: &str = guests::WASI_CMD;
 
 fn json_line(output: &std::process::Output) -> Value {
-    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
+    serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", stdout(output)))
 }
 
 #[test]
@@ -29,7 +30,15 @@ fn host_options_may_come_before_the_module() {
 
 #[test]
 fn json_object_has_every_field() {
-    let output = wasmproc_run(&["run", "--json", SDK, "--task", "write_output", "--args", "[3, \"e\"]"]);
+    let output = wasmproc_run(&[
+        "run",
+        "--json",
+        SDK,
+        "--task",
+        "write_output",
+        "--args",
+        "[3, \"e\"]",
+    ]);
     assert_eq!(code(&output), 0);
     let object = json_line(&output);
     assert_eq!(object["status"], "exited");
@@ -54,7 +63,15 @@ fn json_reports_failures_with_their_status() {
 
 #[test]
 fn json_output_is_capped() {
-    let output = wasmproc_run(&["run", "--json", "--max-output", "100B", CMD, "flood", "100000"]);
+    let output = wasmproc_run(&[
+        "run",
+        "--json",
+        "--max-output",
+        "100B",
+        CMD,
+        "flood",
+        "100000",
+    ]);
     let object = json_line(&output);
     assert_eq!(object["stdout"].as_str().unwrap().len(), 100);
     assert_eq!(object["stdout_truncated"], true);
@@ -79,7 +96,12 @@ fn stdin_passes_through_to_a_command() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"piped through\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped through\n")
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert_eq!(code(&output), 0);
     assert_eq!(stdout(&output), "piped through\n");
@@ -93,7 +115,12 @@ fn args_from_stdin() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(br#"{"from": "stdin"}"#).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(br#"{"from": "stdin"}"#)
+        .unwrap();
     let output = child.wait_with_output().unwrap();
     assert_eq!(stdout(&output), "{\"from\":\"stdin\"}\n");
 }
@@ -103,7 +130,17 @@ fn works_as_a_wasi_runner_with_dir_and_env() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("note.txt"), "granted file").unwrap();
     let grant = format!("{}::/", dir.path().display());
-    let read = wasmproc_run(&["run", "--dir", &grant, "--env", "K=V", CMD, "--", "read", "/note.txt"]);
+    let read = wasmproc_run(&[
+        "run",
+        "--dir",
+        &grant,
+        "--env",
+        "K=V",
+        CMD,
+        "--",
+        "read",
+        "/note.txt",
+    ]);
     assert_eq!(code(&read), 0, "{}", stderr(&read));
     assert_eq!(stdout(&read), "granted file");
     let env = wasmproc_run(&["run", "--env", "K=V", CMD, "env"]);
@@ -167,20 +204,50 @@ fn timeout_ends_a_guest_blocked_reading_stdin() {
 fn every_guest_status_through_the_binary() {
     let cases: &[(&[&str], i32)] = &[
         (&["run", SDK, "--task", "square", "--args", "2"], 0),
-        (&["run", SDK, "--task", "fail_with", "--args", "[33, \"nope\"]"], 33),
+        (
+            &[
+                "run",
+                SDK,
+                "--task",
+                "fail_with",
+                "--args",
+                "[33, \"nope\"]",
+            ],
+            33,
+        ),
         (&["run", SDK, "--task", "panics", "--args", "\"boom\""], 101),
         (&["run", SDK, "--task", "missing"], 126),
         (&["run", SDK, "--task", "square", "--args", "not json"], 128),
         (&["run", SDK, "--task", "square", "--args", "\"text\""], 128),
         (&["run", SDK, "--task", "unreachable"], 134),
-        (&["run", SDK, "--task", "recurse", "--args", "100000000"], 134),
-        (&["run", "--max-memory", "16MiB", SDK, "--task", "allocate_mib", "--args", "100"], 137),
+        (
+            &["run", SDK, "--task", "recurse", "--args", "100000000"],
+            134,
+        ),
+        (
+            &[
+                "run",
+                "--max-memory",
+                "16MiB",
+                SDK,
+                "--task",
+                "allocate_mib",
+                "--args",
+                "100",
+            ],
+            137,
+        ),
         (&["run", "--timeout", "100ms", SDK, "--task", "spin"], 142),
         (&["run", "--fuel", "5000", SDK, "--task", "spin"], 152),
     ];
     for (args, expected) in cases {
         let output = wasmproc_run(args);
-        assert_eq!(code(&output), *expected, "wasmproc {args:?}: {}", stderr(&output));
+        assert_eq!(
+            code(&output),
+            *expected,
+            "wasmproc {args:?}: {}",
+            stderr(&output)
+        );
     }
 }
 
@@ -196,7 +263,10 @@ fn trap_prints_kind_and_backtrace() {
     let output = wasmproc_run(&["run", SDK, "--task", "out_of_bounds"]);
     assert_eq!(code(&output), 134);
     let text = stderr(&output);
-    assert!(text.contains("memory_out_of_bounds") && text.contains("out_of_bounds"), "{text}");
+    assert!(
+        text.contains("memory_out_of_bounds") && text.contains("out_of_bounds"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -230,7 +300,10 @@ fn bad_flags_and_values_are_128() {
     for args in cases {
         let output = wasmproc_run(args);
         assert_eq!(code(&output), 128, "wasmproc {args:?}: {}", stderr(&output));
-        assert!(!stderr(&output).is_empty(), "wasmproc {args:?} explains itself");
+        assert!(
+            !stderr(&output).is_empty(),
+            "wasmproc {args:?} explains itself"
+        );
     }
 }
 
@@ -238,11 +311,20 @@ fn bad_flags_and_values_are_128() {
 fn inspect_lists_tasks_and_imports() {
     let text = wasmproc_run(&["inspect", SDK]);
     assert_eq!(code(&text), 0);
-    assert!(stdout(&text).contains("summarize") && stdout(&text).contains("wasi_snapshot_preview1::fd_write"));
+    assert!(
+        stdout(&text).contains("summarize")
+            && stdout(&text).contains("wasi_snapshot_preview1::fd_write")
+    );
     let json = json_line(&wasmproc_run(&["inspect", "--json", CMD]));
     assert_eq!(json["command"], true);
     assert_eq!(json["tasks"], serde_json::json!([]));
-    assert!(json["imports"].as_array().unwrap().iter().all(|i| i["provided"] == true));
+    assert!(
+        json["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|i| i["provided"] == true)
+    );
 }
 
 #[test]
@@ -257,9 +339,17 @@ fn compile_fills_the_cache_once() {
     };
     let first = compile();
     assert_eq!(code(&first), 0);
-    assert!(stdout(&first).contains("compiled into the cache"), "{}", stdout(&first));
+    assert!(
+        stdout(&first).contains("compiled into the cache"),
+        "{}",
+        stdout(&first)
+    );
     let second = compile();
-    assert!(stdout(&second).contains("already compiled"), "{}", stdout(&second));
+    assert!(
+        stdout(&second).contains("already compiled"),
+        "{}",
+        stdout(&second)
+    );
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 1);
 }
 

@@ -20,7 +20,9 @@ const HELLO_WAT: &str = r#"
 
 fn wat(source: &str) -> wasmproc::Module {
     let binary = wat::parse_str(source).expect("the test's WAT is valid");
-    runtime().load_bytes("test.wasm", &binary).expect("the module loads")
+    runtime()
+        .load_bytes("test.wasm", &binary)
+        .expect("the module loads")
 }
 
 fn trap_of(body: &str) -> ExitStatus {
@@ -40,19 +42,36 @@ fn wat_command_writes_and_exits() {
 
 #[test]
 fn wat_text_loads_directly() {
-    let module = runtime().load_bytes("hello.wat", HELLO_WAT.as_bytes()).unwrap();
+    let module = runtime()
+        .load_bytes("hello.wat", HELLO_WAT.as_bytes())
+        .unwrap();
     assert_eq!(module.run(&Task::command()).status, ExitStatus::Exited(7));
 }
 
 #[test]
 fn trap_kinds_are_told_apart() {
     let cases = [
-        ("(drop (i32.div_s (i32.const 1) (i32.const 0)))", TrapKind::IntegerDivisionByZero),
-        ("(drop (i32.div_s (i32.const -2147483648) (i32.const -1)))", TrapKind::IntegerOverflow),
-        ("(drop (i32.trunc_f32_s (f32.const nan)))", TrapKind::BadConversionToInteger),
+        (
+            "(drop (i32.div_s (i32.const 1) (i32.const 0)))",
+            TrapKind::IntegerDivisionByZero,
+        ),
+        (
+            "(drop (i32.div_s (i32.const -2147483648) (i32.const -1)))",
+            TrapKind::IntegerOverflow,
+        ),
+        (
+            "(drop (i32.trunc_f32_s (f32.const nan)))",
+            TrapKind::BadConversionToInteger,
+        ),
         ("(unreachable)", TrapKind::Unreachable),
-        ("(call_indirect (type $t) (i32.const 0))", TrapKind::IndirectCallToNull),
-        ("(call_indirect (type $t) (i32.const 5))", TrapKind::TableOutOfBounds),
+        (
+            "(call_indirect (type $t) (i32.const 0))",
+            TrapKind::IndirectCallToNull,
+        ),
+        (
+            "(call_indirect (type $t) (i32.const 5))",
+            TrapKind::TableOutOfBounds,
+        ),
     ];
     for (body, kind) in cases {
         assert_eq!(trap_of(body), ExitStatus::Trapped(kind), "{body}");
@@ -84,7 +103,10 @@ fn unsatisfiable_import_cannot_run_and_is_named() {
     let outcome = module.run(&Task::command());
     assert_eq!(outcome.status, ExitStatus::CannotRun);
     let message = outcome.message.unwrap();
-    assert!(message.contains("env") && message.contains("mystery"), "{message}");
+    assert!(
+        message.contains("env") && message.contains("mystery"),
+        "{message}"
+    );
     let import = &module.imports()[0];
     assert!(!import.provided);
 }
@@ -99,7 +121,9 @@ fn wrong_start_signature_cannot_run() {
 
 #[test]
 fn wrong_task_signature_cannot_run() {
-    let module = wat(r#"(module (func (export "wasmproc_task:bad") (param i32) (result i32) (i32.const 0)))"#);
+    let module = wat(
+        r#"(module (func (export "wasmproc_task:bad") (param i32) (result i32) (i32.const 0)))"#,
+    );
     let outcome = module.run(&Task::call("bad", &1).unwrap());
     assert_eq!(outcome.status, ExitStatus::CannotRun);
 }
@@ -122,7 +146,10 @@ fn initial_memory_over_the_limit_is_memory_exceeded() {
 #[test]
 fn trap_in_a_start_section_is_a_trap() {
     let module = wat(r#"(module (func $boom unreachable) (start $boom) (func (export "_start")))"#);
-    assert_eq!(module.run(&Task::command()).status, ExitStatus::Trapped(TrapKind::Unreachable));
+    assert_eq!(
+        module.run(&Task::command()).status,
+        ExitStatus::Trapped(TrapKind::Unreachable)
+    );
 }
 
 #[test]
@@ -138,9 +165,15 @@ fn components_and_junk_cannot_run() {
     let error = runtime().load_bytes("c.wasm", component).err().unwrap();
     assert_eq!(error.kind(), &ErrorKind::CannotRun);
     assert!(error.to_string().contains("component"), "{error}");
-    let error = runtime().load_bytes("notes.txt", b"just some text").err().unwrap();
+    let error = runtime()
+        .load_bytes("notes.txt", b"just some text")
+        .err()
+        .unwrap();
     assert_eq!(error.kind(), &ErrorKind::CannotRun);
-    assert!(error.to_string().contains("not a WebAssembly module"), "{error}");
+    assert!(
+        error.to_string().contains("not a WebAssembly module"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -154,7 +187,9 @@ fn c_guest_runs_with_argv_env_and_exit_code() {
         return;
     };
     let module = runtime().load(path).unwrap();
-    let task = Task::command().args(["ada", "grace"]).env("GREETING", "hey");
+    let task = Task::command()
+        .args(["ada", "grace"])
+        .env("GREETING", "hey");
     let outcome = module.run(&task);
     assert_eq!(outcome.status, ExitStatus::Exited(2));
     assert_eq!(outcome.stdout.text(), "hey, ada\nhey, grace\n");

@@ -18,7 +18,9 @@ fn timed(task: &Task, module: &wasmproc::Module) -> (wasmproc::Outcome, Duration
 #[test]
 fn timeout_ends_a_busy_loop() {
     let limit = Duration::from_millis(200);
-    let task = Task::call("spin", &()).unwrap().limits(Limits::default().timeout(limit));
+    let task = Task::call("spin", &())
+        .unwrap()
+        .limits(Limits::default().timeout(limit));
     let (outcome, took) = timed(&task, sdk_tasks());
     assert_eq!(outcome.status, ExitStatus::TimedOut);
     assert!(took >= limit && took < limit + MARGIN, "took {took:?}");
@@ -57,13 +59,17 @@ fn a_task_within_its_timeout_completes() {
 
 #[test]
 fn stdin_is_readable_to_its_end() {
-    let task = Task::call("read_stdin", &()).unwrap().stdin(Stdin::Bytes((&b"abc"[..]).into()));
+    let task = Task::call("read_stdin", &())
+        .unwrap()
+        .stdin(Stdin::Bytes((&b"abc"[..]).into()));
     assert_eq!(sdk_tasks().run(&task).decode::<String>().unwrap(), "abc");
 }
 
 #[test]
 fn fuel_is_metered_and_reported() {
-    let task = Task::call("count_to", &1000u64).unwrap().limits(Limits::default().fuel(10_000_000));
+    let task = Task::call("count_to", &1000u64)
+        .unwrap()
+        .limits(Limits::default().fuel(10_000_000));
     let outcome = sdk_tasks().run(&task);
     assert_eq!(outcome.status, ExitStatus::Exited(0));
     let used = outcome.fuel_used.expect("fuel is reported when metered");
@@ -75,7 +81,9 @@ fn fuel_is_metered_and_reported() {
 
 #[test]
 fn fuel_runs_out() {
-    let task = Task::call("count_to", &1_000_000_000u64).unwrap().limits(Limits::default().fuel(50_000));
+    let task = Task::call("count_to", &1_000_000_000u64)
+        .unwrap()
+        .limits(Limits::default().fuel(50_000));
     let outcome = sdk_tasks().run(&task);
     assert_eq!(outcome.status, ExitStatus::FuelExhausted);
     assert_eq!(outcome.fuel_used, Some(50_000));
@@ -84,18 +92,29 @@ fn fuel_runs_out() {
 #[test]
 fn memory_limit_ends_a_memory_bomb_and_reports_the_peak() {
     let limit = 32u64 << 20;
-    let task = Task::call("allocate_mib", &1024usize).unwrap().limits(Limits::default().max_memory(limit));
+    let task = Task::call("allocate_mib", &1024usize)
+        .unwrap()
+        .limits(Limits::default().max_memory(limit));
     let outcome = sdk_tasks().run(&task);
     assert_eq!(outcome.status, ExitStatus::MemoryExceeded);
     assert!(outcome.peak_memory_bytes <= limit);
-    assert!(outcome.peak_memory_bytes > 16 << 20, "peak {}", outcome.peak_memory_bytes);
+    assert!(
+        outcome.peak_memory_bytes > 16 << 20,
+        "peak {}",
+        outcome.peak_memory_bytes
+    );
     let message = outcome.message.unwrap();
-    assert!(message.contains("over its limit of 32") && message.contains("MiB"), "{message}");
+    assert!(
+        message.contains("over its limit of 32") && message.contains("MiB"),
+        "{message}"
+    );
 }
 
 #[test]
 fn memory_within_the_limit_is_fine() {
-    let task = Task::call("allocate_mib", &4usize).unwrap().limits(Limits::default().max_memory(64 << 20));
+    let task = Task::call("allocate_mib", &4usize)
+        .unwrap()
+        .limits(Limits::default().max_memory(64 << 20));
     assert_eq!(sdk_tasks().run(&task).decode::<usize>().unwrap(), 4);
 }
 
@@ -110,7 +129,11 @@ fn deep_recursion_overflows_the_stack() {
 #[test]
 fn shallow_recursion_is_fine() {
     fn down(n: u64) -> u64 {
-        if n == 0 { 0 } else { down(n - 1).wrapping_mul(n | 1).wrapping_sub(n) }
+        if n == 0 {
+            0
+        } else {
+            down(n - 1).wrapping_mul(n | 1).wrapping_sub(n)
+        }
     }
     let outcome = sdk_tasks().run(&Task::call("recurse", &100u64).unwrap());
     assert_eq!(outcome.decode::<u64>().unwrap(), down(100));
@@ -131,6 +154,9 @@ fn zero_limits_are_bad_invocations() {
 #[test]
 fn out_of_bounds_access_traps() {
     let outcome = sdk_tasks().run(&Task::call("out_of_bounds", &()).unwrap());
-    assert_eq!(outcome.status, ExitStatus::Trapped(TrapKind::MemoryOutOfBounds));
+    assert_eq!(
+        outcome.status,
+        ExitStatus::Trapped(TrapKind::MemoryOutOfBounds)
+    );
     assert!(outcome.backtrace.unwrap().contains("out_of_bounds"));
 }

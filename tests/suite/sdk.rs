@@ -12,7 +12,10 @@ fn call(name: &str, arg: Value) -> wasmproc::Outcome {
 fn module_lists_its_tasks() {
     let tasks = sdk_tasks().tasks();
     for name in ["square", "add", "summarize", "panics", "spin"] {
-        assert!(tasks.iter().any(|t| t == name), "{name} missing from {tasks:?}");
+        assert!(
+            tasks.iter().any(|t| t == name),
+            "{name} missing from {tasks:?}"
+        );
     }
     assert!(!sdk_tasks().is_command(), "a cdylib of tasks has no _start");
 }
@@ -32,7 +35,12 @@ fn rich_argument_and_result_types() {
         "discount": 0.25
     });
     let outcome = call("summarize", order);
-    assert_eq!(outcome.status, ExitStatus::Exited(0), "{:?}", outcome.message);
+    assert_eq!(
+        outcome.status,
+        ExitStatus::Exited(0),
+        "{:?}",
+        outcome.message
+    );
     let summary: Value = outcome.decode().unwrap();
     assert_eq!(
         summary,
@@ -51,13 +59,16 @@ fn rich_argument_and_result_types() {
 
 #[test]
 fn unit_and_newtype_enum_variants() {
-    let base = |shipping: Value| {
-        json!({"id": 1, "customer": "ann", "lines": [], "tags": {}, "shipping": shipping, "discount": null})
-    };
+    let base = |shipping: Value| json!({"id": 1, "customer": "ann", "lines": [], "tags": {}, "shipping": shipping, "discount": null});
     let pickup: Value = call("summarize", base(json!("pickup"))).decode().unwrap();
     assert_eq!(pickup["delivery"], json!({"kind": "in_store"}));
-    let post: Value = call("summarize", base(json!({"post": "1 Main St"}))).decode().unwrap();
-    assert_eq!(post["delivery"], json!({"kind": "address", "to": "1 Main St"}));
+    let post: Value = call("summarize", base(json!({"post": "1 Main St"})))
+        .decode()
+        .unwrap();
+    assert_eq!(
+        post["delivery"],
+        json!({"kind": "address", "to": "1 Main St"})
+    );
     assert_eq!(post["discounted"], Value::Null);
 }
 
@@ -75,8 +86,12 @@ fn no_parameter_takes_null() {
 
 #[test]
 fn json_values_round_trip() {
-    let value = json!({"nested": [1, 2.5, "three", null, true, {"deep": [[]]}], "unicode": "žluťoučký 🦀"});
-    assert_eq!(call("echo", value.clone()).decode::<Value>().unwrap(), value);
+    let value =
+        json!({"nested": [1, 2.5, "three", null, true, {"deep": [[]]}], "unicode": "žluťoučký 🦀"});
+    assert_eq!(
+        call("echo", value.clone()).decode::<Value>().unwrap(),
+        value
+    );
 }
 
 #[test]
@@ -89,7 +104,13 @@ fn typed_decode_of_a_result() {
     let order = json!({"id": 1, "customer": "x", "lines": [{"sku": "a", "qty": 2, "price_cents": 5}],
                        "tags": {}, "shipping": "pickup", "discount": null});
     let stats: Stats = call("summarize", order).decode().unwrap();
-    assert_eq!(stats, Stats { total_cents: 10, items: 2 });
+    assert_eq!(
+        stats,
+        Stats {
+            total_cents: 10,
+            items: 2
+        }
+    );
 }
 
 #[test]
@@ -97,7 +118,10 @@ fn argument_of_the_wrong_type_is_a_bad_invocation() {
     let outcome = call("square", json!("seven"));
     assert_eq!(outcome.status, ExitStatus::BadInvocation);
     let message = outcome.message.unwrap();
-    assert!(message.contains("invalid type: string \"seven\", expected u64"), "{message}");
+    assert!(
+        message.contains("invalid type: string \"seven\", expected u64"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -111,7 +135,12 @@ fn missing_field_is_a_bad_invocation() {
 fn too_deep_argument_is_a_bad_invocation() {
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     let outcome = sdk_tasks().run(&Task::call_json("echo", deep.into_bytes()));
-    assert_eq!(outcome.status, ExitStatus::BadInvocation, "{:?}", outcome.message);
+    assert_eq!(
+        outcome.status,
+        ExitStatus::BadInvocation,
+        "{:?}",
+        outcome.message
+    );
 }
 
 #[test]
@@ -120,15 +149,26 @@ fn too_large_argument_is_a_bad_invocation() {
     let task = Task::call_json("echo", big).limits(wasmproc::Limits::default().max_args(1024));
     let outcome = sdk_tasks().run(&task);
     assert_eq!(outcome.status, ExitStatus::BadInvocation);
-    assert!(outcome.message.unwrap().contains("over the limit of 1024 bytes"));
+    assert!(
+        outcome
+            .message
+            .unwrap()
+            .contains("over the limit of 1024 bytes")
+    );
 }
 
 #[test]
 fn display_error_fails_with_code_1_and_its_message() {
     let outcome = call("parse_number", json!("12x"));
     assert_eq!(outcome.status, ExitStatus::Exited(1));
-    assert_eq!(outcome.message.as_deref(), Some("invalid digit found in string"));
-    assert_eq!(call("parse_number", json!(" 12 ")).decode::<u32>().unwrap(), 12);
+    assert_eq!(
+        outcome.message.as_deref(),
+        Some("invalid digit found in string")
+    );
+    assert_eq!(
+        call("parse_number", json!(" 12 ")).decode::<u32>().unwrap(),
+        12
+    );
 }
 
 #[test]
@@ -137,22 +177,34 @@ fn failure_carries_its_own_exit_code() {
     assert_eq!(outcome.status, ExitStatus::Exited(77));
     assert_eq!(outcome.message.as_deref(), Some("no such customer"));
     let error = outcome.decode::<()>().unwrap_err();
-    assert_eq!(error.kind(), &wasmproc::ErrorKind::TaskFailed(ExitStatus::Exited(77)));
+    assert_eq!(
+        error.kind(),
+        &wasmproc::ErrorKind::TaskFailed(ExitStatus::Exited(77))
+    );
     assert!(error.to_string().contains("no such customer"));
 }
 
 #[test]
 fn failure_codes_stay_in_the_guest_range() {
     // 200 would collide with the host's statuses; the SDK clamps it.
-    assert_eq!(call("fail_with", json!([200, "x"])).status, ExitStatus::Exited(125));
-    assert_eq!(call("fail_with", json!([0, "x"])).status, ExitStatus::Exited(1));
+    assert_eq!(
+        call("fail_with", json!([200, "x"])).status,
+        ExitStatus::Exited(125)
+    );
+    assert_eq!(
+        call("fail_with", json!([0, "x"])).status,
+        ExitStatus::Exited(1)
+    );
 }
 
 #[test]
 fn exit_with_from_deep_inside() {
     let outcome = call("exit_deep", json!(9));
     assert_eq!(outcome.status, ExitStatus::Exited(9));
-    assert_eq!(outcome.message.as_deref(), Some("exited from deep inside with 9"));
+    assert_eq!(
+        outcome.message.as_deref(),
+        Some("exited from deep inside with 9")
+    );
 }
 
 #[test]
@@ -163,7 +215,10 @@ fn process_exit_gives_the_code() {
 #[test]
 fn process_exit_outside_the_guest_range_is_a_host_error() {
     let outcome = call("process_exit", json!(200));
-    assert_eq!(outcome.status, ExitStatus::Trapped(wasmproc::TrapKind::HostError));
+    assert_eq!(
+        outcome.status,
+        ExitStatus::Trapped(wasmproc::TrapKind::HostError)
+    );
     assert!(outcome.message.is_some());
 }
 
@@ -173,7 +228,12 @@ fn panic_is_exit_101_with_its_message() {
     assert_eq!(outcome.status, ExitStatus::Exited(101));
     let message = outcome.message.clone().unwrap();
     assert!(message.starts_with("the sky fell (at "), "{message}");
-    assert!(outcome.stderr.text().contains("task panicked: the sky fell"));
+    assert!(
+        outcome
+            .stderr
+            .text()
+            .contains("task panicked: the sky fell")
+    );
     assert!(outcome.result.is_none());
 }
 
@@ -183,5 +243,9 @@ fn each_task_runs_in_a_fresh_instance() {
     let first = call("allocate_mib", json!(8));
     assert!(first.peak_memory_bytes >= 8 << 20);
     let second = call("square", json!(2));
-    assert!(second.peak_memory_bytes < 8 << 20, "{} bytes", second.peak_memory_bytes);
+    assert!(
+        second.peak_memory_bytes < 8 << 20,
+        "{} bytes",
+        second.peak_memory_bytes
+    );
 }

@@ -23,10 +23,16 @@ fn exited_with_guest_code() {
 
 #[test]
 fn cannot_run_invalid_module() {
-    let error = runtime().load_bytes("junk.wasm", b"\0asm\x01\0\0\0\xff\xff").err().unwrap();
+    let error = runtime()
+        .load_bytes("junk.wasm", b"\0asm\x01\0\0\0\xff\xff")
+        .err()
+        .unwrap();
     assert_eq!(error.kind(), &ErrorKind::CannotRun);
     assert_eq!(error.exit_status().code(), 126);
-    assert!(error.to_string().contains("not a valid WebAssembly module"), "{error}");
+    assert!(
+        error.to_string().contains("not a valid WebAssembly module"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -35,7 +41,10 @@ fn cannot_run_missing_task() {
     assert_eq!(outcome.status, ExitStatus::CannotRun);
     assert_eq!(outcome.status.code(), 126);
     let message = outcome.message.unwrap();
-    assert!(message.contains("no task `no_such_task`") && message.contains("square"), "{message}");
+    assert!(
+        message.contains("no task `no_such_task`") && message.contains("square"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -65,7 +74,10 @@ fn cancelled_is_130() {
     cancelling.join().unwrap();
     assert_eq!(outcome.status, ExitStatus::Cancelled);
     assert_eq!(outcome.status.code(), 130);
-    assert!(started.elapsed() < Duration::from_secs(30), "cancel ended an hour-long sleep");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "cancel ended an hour-long sleep"
+    );
 }
 
 #[test]
@@ -108,14 +120,25 @@ fn worker_lost_is_139() {
         }
     }
     let writer: Arc<Mutex<dyn std::io::Write + Send>> = Arc::new(Mutex::new(PanickingWriter));
-    let task = Task::command().args(["args", "hello"]).stdout(Output::Writer(writer));
+    let task = Task::command()
+        .args(["args", "hello"])
+        .stdout(Output::Writer(writer));
     let outcome = wasi_cmd().run(&task);
     assert_eq!(outcome.status, ExitStatus::WorkerLost);
     assert_eq!(outcome.status.code(), 139);
-    assert!(outcome.message.unwrap().contains("the embedder's writer broke"));
+    assert!(
+        outcome
+            .message
+            .unwrap()
+            .contains("the embedder's writer broke")
+    );
 
     let after = sdk_tasks().run(&Task::call("square", &3u64).unwrap());
-    assert_eq!(after.decode::<u64>().unwrap(), 9, "the host serves the next task");
+    assert_eq!(
+        after.decode::<u64>().unwrap(),
+        9,
+        "the host serves the next task"
+    );
 }
 
 #[test]

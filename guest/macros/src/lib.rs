@@ -16,7 +16,10 @@ pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-fn expand(attr: proc_macro2::TokenStream, function: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
+fn expand(
+    attr: proc_macro2::TokenStream,
+    function: ItemFn,
+) -> syn::Result<proc_macro2::TokenStream> {
     let name = task_name(attr, &function)?;
     check_signature(&function)?;
 
@@ -33,7 +36,9 @@ fn expand(attr: proc_macro2::TokenStream, function: ItemFn) -> syn::Result<proc_
             FnArg::Receiver(_) => unreachable!("check_signature rejects self"),
         })
         .collect();
-    let bindings: Vec<_> = (0..params.len()).map(|i| format_ident!("__arg{}", i)).collect();
+    let bindings: Vec<_> = (0..params.len())
+        .map(|i| format_ident!("__arg{}", i))
+        .collect();
     // One parameter takes the JSON value itself; none take `null`; several
     // take a JSON array, decoded as a tuple.
     let (arg_pattern, arg_type) = match params.len() {
@@ -53,6 +58,13 @@ fn expand(attr: proc_macro2::TokenStream, function: ItemFn) -> syn::Result<proc_
 
     Ok(quote! {
         #function
+
+        // Off wasm there is no export; this use keeps the task function from
+        // being reported as dead code in native builds and tests.
+        #[cfg(not(target_family = "wasm"))]
+        const _: () = {
+            let _ = #fn_ident;
+        };
 
         #[cfg(target_family = "wasm")]
         #[doc(hidden)]
@@ -93,7 +105,10 @@ fn check_signature(function: &ItemFn) -> syn::Result<()> {
     let sig = &function.sig;
     let reject = |span: Span, what: &str| Err(syn::Error::new(span, what));
     if let Some(token) = &sig.asyncness {
-        return reject(token.span(), "#[task] functions cannot be `async`: a task runs to completion in its instance");
+        return reject(
+            token.span(),
+            "#[task] functions cannot be `async`: a task runs to completion in its instance",
+        );
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
         return reject(
@@ -105,7 +120,10 @@ fn check_signature(function: &ItemFn) -> syn::Result<()> {
         return reject(variadic.span(), "#[task] functions cannot be variadic");
     }
     if let Some(abi) = &sig.abi {
-        return reject(abi.span(), "#[task] functions are plain Rust functions; remove the `extern`");
+        return reject(
+            abi.span(),
+            "#[task] functions are plain Rust functions; remove the `extern`",
+        );
     }
     for input in &sig.inputs {
         match input {

@@ -63,7 +63,11 @@ pub(crate) struct RunArgs {
     pub(crate) caps: CapabilityArgs,
 
     /// The module file (`.wasm` or `.wat`), then the guest's arguments.
-    #[arg(value_name = "MODULE [--] [GUEST_ARGS]", required = true, trailing_var_arg = true)]
+    #[arg(
+        value_name = "MODULE [--] [GUEST_ARGS]",
+        required = true,
+        trailing_var_arg = true
+    )]
     pub(crate) command: Vec<String>,
 }
 
@@ -151,7 +155,12 @@ pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> Vec<OsString> {
     // Each long option of `run`, and whether it takes a value.
     let options: Vec<(String, bool)> = run
         .get_arguments()
-        .filter_map(|arg| Some((format!("--{}", arg.get_long()?), arg.get_action().takes_values())))
+        .filter_map(|arg| {
+            Some((
+                format!("--{}", arg.get_long()?),
+                arg.get_action().takes_values(),
+            ))
+        })
         .collect();
     let option_len = |token: &OsString| -> Option<usize> {
         let token = token.to_str()?;
@@ -171,7 +180,12 @@ pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> Vec<OsString> {
         }
         match option_len(&raw[i]) {
             Some(len) => i += len,
-            None if raw[i].to_str().is_some_and(|t| t.starts_with('-') && t.len() > 1) => i += 1,
+            None if raw[i]
+                .to_str()
+                .is_some_and(|t| t.starts_with('-') && t.len() > 1) =>
+            {
+                i += 1
+            }
             None => break,
         }
     }
@@ -238,7 +252,10 @@ impl CapabilityArgs {
                 },
             };
             if key.is_empty() {
-                return Err(Usage(format!("--env `{spec}`: the variable needs a name, as in KEY=VALUE")).into());
+                return Err(Usage(format!(
+                    "--env `{spec}`: the variable needs a name, as in KEY=VALUE"
+                ))
+                .into());
             }
             caps = caps.env(key, value);
         }
@@ -247,7 +264,8 @@ impl CapabilityArgs {
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text).map_err(|error| format!("{error}; write a duration such as 500ms, 5s or 2m"))
+    humantime::parse_duration(text)
+        .map_err(|error| format!("{error}; write a duration such as 500ms, 5s or 2m"))
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -261,7 +279,10 @@ mod tests {
     use super::*;
 
     fn parse(line: &[&str]) -> Result<Cli, clap::Error> {
-        let raw = std::iter::once("wasmproc").chain(line.iter().copied()).map(OsString::from).collect();
+        let raw = std::iter::once("wasmproc")
+            .chain(line.iter().copied())
+            .map(OsString::from)
+            .collect();
         Cli::try_parse_from(hoist_run_options(raw))
     }
 
@@ -284,7 +305,15 @@ mod tests {
 
     #[test]
     fn host_options_may_follow_module() {
-        let args = run_args(&["run", "m.wasm", "--task", "square", "--args", "-7", "--timeout=2s"]);
+        let args = run_args(&[
+            "run",
+            "m.wasm",
+            "--task",
+            "square",
+            "--args",
+            "-7",
+            "--timeout=2s",
+        ]);
         assert_eq!(args.task.as_deref(), Some("square"));
         assert_eq!(args.args.as_deref(), Some("-7"));
         assert_eq!(args.limits.timeout, Some(Duration::from_secs(2)));
@@ -293,7 +322,8 @@ mod tests {
 
     #[test]
     fn double_dash_passes_option_lookalikes_to_the_guest() {
-        let (_, argv) = run_args(&["run", "--json", "m.wasm", "--", "--json", "--"]).module_and_argv();
+        let (_, argv) =
+            run_args(&["run", "--json", "m.wasm", "--", "--json", "--"]).module_and_argv();
         assert_eq!(argv, ["--json", "--"]);
     }
 
@@ -312,7 +342,16 @@ mod tests {
 
     #[test]
     fn limits_parse_human_units() {
-        let args = run_args(&["run", "--timeout", "500ms", "--max-memory", "64MiB", "--fuel", "9", "m.wasm"]);
+        let args = run_args(&[
+            "run",
+            "--timeout",
+            "500ms",
+            "--max-memory",
+            "64MiB",
+            "--fuel",
+            "9",
+            "m.wasm",
+        ]);
         let limits = args.limits.to_limits().unwrap();
         assert_eq!(limits.get_timeout(), Some(Duration::from_millis(500)));
         assert_eq!(limits.get_max_memory(), 64 << 20);
@@ -330,10 +369,18 @@ mod tests {
 
     #[test]
     fn dir_and_env_grants_parse() {
-        let args = run_args(&["run", "--dir", "data::/d", "--dir", "/tmp", "--env", "A=1", "--env", "B==2", "m.wasm"]);
+        let args = run_args(&[
+            "run", "--dir", "data::/d", "--dir", "/tmp", "--env", "A=1", "--env", "B==2", "m.wasm",
+        ]);
         let caps = args.caps.to_capabilities().unwrap();
-        assert_eq!(caps.dirs, [DirGrant::new("data", "/d"), DirGrant::new("/tmp", "/tmp")]);
-        assert_eq!(caps.env, [("A".into(), "1".into()), ("B".into(), "=2".into())]);
+        assert_eq!(
+            caps.dirs,
+            [DirGrant::new("data", "/d"), DirGrant::new("/tmp", "/tmp")]
+        );
+        assert_eq!(
+            caps.env,
+            [("A".into(), "1".into()), ("B".into(), "=2".into())]
+        );
         let unset = run_args(&["run", "--env", "WASMPROC_SURELY_UNSET_VAR", "m.wasm"]);
         assert!(unset.caps.to_capabilities().is_err());
     }

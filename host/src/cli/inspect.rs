@@ -7,7 +7,7 @@ use wasmproc::{CacheStatus, Runtime};
 use super::args::{InspectArgs, ModuleArgs};
 
 pub(crate) fn compile(args: ModuleArgs) -> anyhow::Result<u8> {
-    let runtime = Runtime::new()?;
+    let runtime = Runtime::builder().max_instances(1).build()?;
     let module = runtime.load(&args.module)?;
     let place = runtime
         .cache_dir()
@@ -16,7 +16,9 @@ pub(crate) fn compile(args: ModuleArgs) -> anyhow::Result<u8> {
     let what = match module.cache_status() {
         CacheStatus::Hit => format!("already compiled, in the cache at {place}"),
         CacheStatus::Compiled => format!("compiled into the cache at {place}"),
-        CacheStatus::Rebuilt => format!("recompiled: the cache entry at {place} was stale or corrupt"),
+        CacheStatus::Rebuilt => {
+            format!("recompiled: the cache entry at {place} was stale or corrupt")
+        }
         _ => "compiled, but the cache is off or not writable: later runs compile again".into(),
     };
     println!("{}: {what}", module.name());
@@ -24,7 +26,7 @@ pub(crate) fn compile(args: ModuleArgs) -> anyhow::Result<u8> {
 }
 
 pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
-    let runtime = Runtime::new()?;
+    let runtime = Runtime::builder().max_instances(1).build()?;
     let module = runtime.load(&args.module)?;
     let exports = module.exports();
     let imports = module.imports();
@@ -50,7 +52,10 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
     };
     println!("{}: {kind}", module.name());
     if !module.tasks().is_empty() {
-        println!("\ntasks (wasmproc run {} --task NAME --args JSON):", module.name());
+        println!(
+            "\ntasks (wasmproc run {} --task NAME --args JSON):",
+            module.name()
+        );
         for task in module.tasks() {
             println!("  {task}");
         }
@@ -61,8 +66,16 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
     }
     println!("\nimports:");
     for import in &imports {
-        let provided = if import.provided { "" } else { "   NOT PROVIDED: the module cannot run" };
-        println!("  {:<40} {}{provided}", format!("{}::{}", import.module, import.name), import.ty);
+        let provided = if import.provided {
+            ""
+        } else {
+            "   NOT PROVIDED: the module cannot run"
+        };
+        println!(
+            "  {:<40} {}{provided}",
+            format!("{}::{}", import.module, import.name),
+            import.ty
+        );
     }
     Ok(0)
 }

@@ -35,7 +35,9 @@ pub(crate) fn main() -> ExitCode {
             return match error.kind() {
                 clap::error::ErrorKind::DisplayHelp
                 | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitCode::SUCCESS,
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(ExitStatus::BadInvocation.code()),
             };
         }

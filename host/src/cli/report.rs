@@ -5,10 +5,10 @@ use wasmproc::{ExitStatus, Outcome};
 
 /// The `--json` object of one outcome (also one line of `map`'s output).
 pub(crate) fn outcome_json(outcome: &Outcome) -> Value {
-    let result = outcome
-        .result
-        .as_deref()
-        .map(|bytes| serde_json::from_slice::<Value>(bytes).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned())));
+    let result = outcome.result.as_deref().map(|bytes| {
+        serde_json::from_slice::<Value>(bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+    });
     let trap = match &outcome.status {
         ExitStatus::Trapped(kind) => Value::from(kind.name()),
         _ => Value::Null,

@@ -21,7 +21,8 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     let (path, argv) = args.module_and_argv();
     let limits = args.limits.to_limits()?;
     let caps = args.caps.to_capabilities()?;
-    let runtime = Runtime::new()?;
+    // One task needs one instance: a small pool starts faster.
+    let runtime = Runtime::builder().max_instances(1).build()?;
     let module = runtime.load(&path)?;
 
     let entry = match &args.task {
