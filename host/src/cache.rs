@@ -3,11 +3,15 @@
 //! An entry's name is the BLAKE3 hash of the wasm bytes and of the engine's
 //! compatibility hash (wasmtime version and every setting that changes the
 //! generated code), so a changed module, wasmtime or setting never finds a
-//! stale entry. The file holds a magic header, a BLAKE3 checksum of the
-//! artifact and the artifact: an entry that is truncated, corrupted or made
+//! stale entry. The file holds a magic header, the BLAKE3 hash of the wasm
+//! it was compiled from, a BLAKE3 checksum of the artifact, and the
+//! artifact: an entry that is truncated, corrupted, made from other wasm or
 //! by an incompatible build is detected, recompiled and rewritten, never
 //! trusted. Entries are written to a temporary file and renamed into place,
 //! so concurrent writers and crashes leave whole files only.
+//!
+//! The checksum detects damage, not tampering: whoever can write the cache
+//! directory can run native code as the host, as with any compiler cache.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -16,8 +20,8 @@ use std::path::{Path, PathBuf};
 use wasmtime::Engine;
 
 /// The first bytes of every entry; bump the digit when the layout changes.
-const MAGIC: &[u8; 8] = b"WPCACHE1";
-const CHECKSUM_LEN: usize = 32;
+const MAGIC: &[u8; 8] = b"WPCACHE2";
+const HASH_LEN: usize = 32;
 
 /// How a module was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,17 +74,19 @@ impl ModuleCache {
         let Some(path) = self.entry_path(engine, wasm) else {
             return Ok((wasmtime::Module::new(engine, wasm)?, CacheStatus::Uncached));
         };
+        let wasm_hash = blake3::hash(wasm);
         let mut existed = false;
         if let Ok(file) = std::fs::read(&path) {
             existed = true;
-            if let Some(artifact) = verified_artifact(&file) {
+            if let Some(artifact) = verified_artifact(&file, wasm_hash.as_bytes()) {
                 // SAFETY: `Module::deserialize` requires bytes produced by
                 // `Engine::precompile_module` of a compatible engine. The
-                // entry's checksum matches, so these are exactly the bytes
-                // this cache wrote after compiling (a torn or corrupted file
-                // fails the check), and wasmtime itself rejects an artifact
-                // of another version or configuration with an error. The
-                // cache directory is trusted as the host's own files are.
+                // entry names the very wasm we hold and its checksum
+                // matches, so these are exactly the bytes this cache wrote
+                // after compiling that wasm (a torn or corrupted file fails
+                // the check), and wasmtime itself rejects an artifact of
+                // another version or configuration with an error. The cache
+                // directory is trusted as the host's own files are.
                 if let Ok(module) = unsafe { wasmtime::Module::deserialize(engine, artifact) } {
                     return Ok((module, CacheStatus::Hit));
                 }
@@ -90,7 +96,7 @@ impl ModuleCache {
         // SAFETY: the bytes were produced just now by `precompile_module` of
         // this very engine.
         let module = unsafe { wasmtime::Module::deserialize(engine, &artifact)? };
-        let status = match store(&path, &artifact) {
+        let status = match store(&path, wasm_hash.as_bytes(), &artifact) {
             Ok(()) if existed => CacheStatus::Rebuilt,
             Ok(()) => CacheStatus::Compiled,
             Err(_) => CacheStatus::Uncached,
@@ -99,21 +105,24 @@ impl ModuleCache {
     }
 }
 
-/// The artifact inside an entry, if its header and checksum are intact.
-fn verified_artifact(file: &[u8]) -> Option<&[u8]> {
+/// The artifact inside an entry, if the entry was made from the wasm that
+/// hashes to `wasm_hash` and its checksum is intact.
+fn verified_artifact<'f>(file: &'f [u8], wasm_hash: &[u8; HASH_LEN]) -> Option<&'f [u8]> {
     let rest = file.strip_prefix(MAGIC.as_slice())?;
-    if rest.len() < CHECKSUM_LEN {
+    let rest = rest.strip_prefix(wasm_hash.as_slice())?;
+    if rest.len() < HASH_LEN {
         return None;
     }
-    let (checksum, artifact) = rest.split_at(CHECKSUM_LEN);
+    let (checksum, artifact) = rest.split_at(HASH_LEN);
     (blake3::hash(artifact).as_bytes() == checksum).then_some(artifact)
 }
 
-fn store(path: &Path, artifact: &[u8]) -> std::io::Result<()> {
+fn store(path: &Path, wasm_hash: &[u8; HASH_LEN], artifact: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     file.write_all(MAGIC)?;
+    file.write_all(wasm_hash)?;
     file.write_all(blake3::hash(artifact).as_bytes())?;
     file.write_all(artifact)?;
     file.persist(path).map_err(|e| e.error)?;
@@ -141,22 +150,37 @@ impl Hasher for Blake3Hasher {
 mod tests {
     use super::*;
 
+    fn entry(wasm_hash: &[u8; HASH_LEN], artifact: &[u8]) -> Vec<u8> {
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(wasm_hash);
+        file.extend_from_slice(blake3::hash(artifact).as_bytes());
+        file.extend_from_slice(artifact);
+        file
+    }
+
     #[test]
     fn checksum_rejects_corruption() {
+        let wasm = *blake3::hash(b"wasm").as_bytes();
         let artifact = b"compiled code".to_vec();
-        let mut file = MAGIC.to_vec();
-        file.extend_from_slice(blake3::hash(&artifact).as_bytes());
-        file.extend_from_slice(&artifact);
-        assert_eq!(verified_artifact(&file), Some(&artifact[..]));
+        let file = entry(&wasm, &artifact);
+        assert_eq!(verified_artifact(&file, &wasm), Some(&artifact[..]));
 
         let mut flipped = file.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert_eq!(verified_artifact(&flipped), None);
-        assert_eq!(verified_artifact(&file[..file.len() - 1]), None);
-        assert_eq!(verified_artifact(b"WPCACHE1short"), None);
+        assert_eq!(verified_artifact(&flipped, &wasm), None);
+        assert_eq!(verified_artifact(&file[..file.len() - 1], &wasm), None);
+        assert_eq!(verified_artifact(b"WPCACHE2short", &wasm), None);
         assert_eq!(
-            verified_artifact(b"not a cache entry at all, wrong magic"),
+            verified_artifact(b"not a cache entry at all, wrong magic", &wasm),
             None
         );
+    }
+
+    #[test]
+    fn entry_of_other_wasm_is_rejected() {
+        let wasm = *blake3::hash(b"wasm").as_bytes();
+        let other = *blake3::hash(b"other wasm").as_bytes();
+        let file = entry(&other, b"compiled code");
+        assert_eq!(verified_artifact(&file, &wasm), None);
     }
 }

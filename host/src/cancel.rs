@@ -32,6 +32,38 @@ pub struct CancelToken {
 struct CancelShared {
     cancelled: AtomicBool,
     notify: tokio::sync::Notify,
+    /// A token cancelled with its parent (a pool's shutdown cancels each
+    /// task's own token this way).
+    parent: Option<Arc<CancelShared>>,
+}
+
+impl CancelShared {
+    fn is_cancelled(&self) -> bool {
+        self.cancelled.load(Ordering::SeqCst)
+            || self.parent.as_ref().is_some_and(|p| p.is_cancelled())
+    }
+
+    /// Resolves once this token or an ancestor is cancelled.
+    async fn cancelled(&self) {
+        loop {
+            // Register interest before checking the flags, so a `cancel`
+            // between the check and the wait is not missed.
+            let own = self.notify.notified();
+            let parent = async {
+                match &self.parent {
+                    Some(parent) => Box::pin(parent.cancelled()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            if self.is_cancelled() {
+                return;
+            }
+            tokio::select! {
+                () = own => {}
+                () = parent => return,
+            }
+        }
+    }
 }
 
 impl std::fmt::Debug for CancelToken {
@@ -55,7 +87,19 @@ impl CancelToken {
         CancelToken { shared: None }
     }
 
-    /// Cancels every task that runs with this token (or a clone of it).
+    /// A new token that is cancelled when this one is, and can also be
+    /// cancelled on its own without touching this one.
+    pub fn child(&self) -> CancelToken {
+        CancelToken {
+            shared: Some(Arc::new(CancelShared {
+                parent: self.shared.clone(),
+                ..CancelShared::default()
+            })),
+        }
+    }
+
+    /// Cancels every task that runs with this token, a clone or a child of
+    /// it.
     pub fn cancel(&self) {
         if let Some(shared) = &self.shared {
             shared.cancelled.store(true, Ordering::SeqCst);
@@ -63,26 +107,18 @@ impl CancelToken {
         }
     }
 
-    /// Whether [`cancel`](CancelToken::cancel) was called.
+    /// Whether this token or one it is a child of was cancelled.
     pub fn is_cancelled(&self) -> bool {
         self.shared
             .as_ref()
-            .is_some_and(|shared| shared.cancelled.load(Ordering::SeqCst))
+            .is_some_and(|shared| shared.is_cancelled())
     }
 
     /// Resolves once the token is cancelled; never, for [`never`](Self::never).
     pub(crate) async fn cancelled(&self) {
-        let Some(shared) = &self.shared else {
-            return std::future::pending().await;
-        };
-        loop {
-            // Register interest before checking the flag, so a `cancel`
-            // between the check and the wait is not missed.
-            let notified = shared.notify.notified();
-            if shared.cancelled.load(Ordering::SeqCst) {
-                return;
-            }
-            notified.await;
+        match &self.shared {
+            Some(shared) => shared.cancelled().await,
+            None => std::future::pending().await,
         }
     }
 }
@@ -99,5 +135,34 @@ mod tests {
         token.cancel();
         assert!(clone.is_cancelled());
         assert!(!CancelToken::never().is_cancelled());
+    }
+
+    #[test]
+    fn a_child_follows_its_parent_but_not_the_reverse() {
+        let parent = CancelToken::new();
+        let child = parent.child();
+        let sibling = parent.child();
+        child.cancel();
+        assert!(child.is_cancelled());
+        assert!(!parent.is_cancelled() && !sibling.is_cancelled());
+        parent.cancel();
+        assert!(sibling.is_cancelled());
+    }
+
+    #[test]
+    fn waiting_wakes_on_a_parent_cancel() {
+        let parent = CancelToken::new();
+        let child = parent.child();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let cancelling = std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            parent.cancel();
+        });
+        runtime.block_on(child.cancelled());
+        cancelling.join().unwrap();
+        assert!(child.is_cancelled());
     }
 }

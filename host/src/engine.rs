@@ -214,7 +214,12 @@ impl RuntimeBuilder {
                 },
             },
         };
-        let ticker = Ticker::start(plain.engine.clone());
+        let ticker = Ticker::start(plain.engine.clone()).map_err(|error| {
+            Error::new(
+                ErrorKind::Setup,
+                format!("cannot start the epoch ticker thread: {error}"),
+            )
+        })?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {
                 settings,
@@ -339,7 +344,7 @@ pub(crate) struct TickerGuard<'a> {
 }
 
 impl Ticker {
-    fn start(engine: Engine) -> Ticker {
+    fn start(engine: Engine) -> std::io::Result<Ticker> {
         let shared = Arc::new(TickerShared {
             engines: Mutex::new(vec![engine]),
             running: AtomicUsize::new(0),
@@ -348,9 +353,11 @@ impl Ticker {
         let thread_shared = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("wasmproc-epoch".into())
-            .spawn(move || tick(&thread_shared))
-            .ok();
-        Ticker { shared, thread }
+            .spawn(move || tick(&thread_shared))?;
+        Ok(Ticker {
+            shared,
+            thread: Some(thread),
+        })
     }
 
     fn add_engine(&self, engine: Engine) {
@@ -401,8 +408,8 @@ fn tick(shared: &TickerShared) {
     }
 }
 
-/// Locks a mutex, ignoring poisoning: the data (a list of engines) stays
-/// valid whatever a panicking holder did.
+/// Locks a mutex, ignoring poisoning: the data (a list of engines, a
+/// counter) stays valid whatever a panicking holder did.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()

@@ -30,8 +30,10 @@ pub enum ErrorKind {
     /// The task succeeded but its result does not decode into the type asked
     /// for.
     Decode,
-    /// Setting up the engine or the module cache failed.
+    /// Setting up the engine, the module cache or a pool failed.
     Setup,
+    /// The pool is closed and takes no new tasks.
+    PoolClosed,
 }
 
 impl Error {
@@ -53,7 +55,9 @@ impl Error {
         match &self.kind {
             ErrorKind::NotFound => ExitStatus::NotFound,
             ErrorKind::CannotRun | ErrorKind::Setup => ExitStatus::CannotRun,
-            ErrorKind::BadInvocation | ErrorKind::Decode => ExitStatus::BadInvocation,
+            ErrorKind::BadInvocation | ErrorKind::Decode | ErrorKind::PoolClosed => {
+                ExitStatus::BadInvocation
+            }
             ErrorKind::TaskFailed(status) => status.clone(),
         }
     }

@@ -77,8 +77,24 @@ pub struct ImportInfo {
     pub provided: bool,
 }
 
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("name", &self.inner.name)
+            .field("command", &self.is_command())
+            .field("tasks", &self.inner.info.tasks)
+            .finish()
+    }
+}
+
 impl Module {
     pub(crate) fn from_file(runtime: &Runtime, path: &Path) -> Result<Module, Error> {
+        if path.is_dir() {
+            return Err(Error::new(
+                ErrorKind::CannotRun,
+                format!("`{}` is a directory, not a module file", path.display()),
+            ));
+        }
         let bytes = std::fs::read(path).map_err(|error| match error.kind() {
             std::io::ErrorKind::NotFound => Error::new(
                 ErrorKind::NotFound,
@@ -89,12 +105,6 @@ impl Module {
                 format!("cannot read module `{}`: {error}", path.display()),
             ),
         })?;
-        if path.is_dir() {
-            return Err(Error::new(
-                ErrorKind::CannotRun,
-                format!("`{}` is a directory, not a module file", path.display()),
-            ));
-        }
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

@@ -187,6 +187,9 @@ pub struct Outcome {
     /// Why the task did not succeed, in words: the task's error or panic
     /// message, the trap, the limit that was hit, what cannot run.
     pub message: Option<String>,
+    /// Whether an SDK task panicked (its status is then `Exited(101)` and
+    /// the message is the panic's).
+    pub panicked: bool,
     /// For a trap, the wasm backtrace (function names where the module
     /// has a name section).
     pub backtrace: Option<String>,
@@ -203,11 +206,29 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// An outcome with only a status: the guest exited with `code`.
+    pub(crate) fn exited(code: u8) -> Self {
+        Outcome {
+            status: ExitStatus::Exited(code),
+            result: None,
+            message: None,
+            panicked: false,
+            backtrace: None,
+            stdout: Captured::default(),
+            stderr: Captured::default(),
+            fuel_used: None,
+            peak_memory_bytes: 0,
+            duration: Duration::ZERO,
+        }
+    }
+
+    /// An outcome of `status`, with the reason in words.
     pub(crate) fn failed(status: ExitStatus, message: impl Into<String>) -> Self {
         Outcome {
             status,
             result: None,
             message: Some(message.into()),
+            panicked: false,
             backtrace: None,
             stdout: Captured::default(),
             stderr: Captured::default(),

@@ -31,7 +31,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         module,
         abi::INPUT_LEN,
         |caller: Caller<'_, HostState>| -> i32 {
-            // `Limits::validate_input` keeps inputs below 2 GiB.
+            // The worker's input check keeps inputs below 2 GiB.
             i32::try_from(caller.data().sdk.input.len()).unwrap_or(i32::MAX)
         },
     )?;

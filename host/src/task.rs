@@ -141,7 +141,11 @@ pub struct Task {
     pub(crate) stdout: Output,
     pub(crate) stderr: Output,
     pub(crate) caps: Capabilities,
-    pub(crate) limits: Limits,
+    /// `None`: the defaults (of the pool that runs the task, or
+    /// `Limits::default()`).
+    pub(crate) limits: Option<Limits>,
+    /// Set by [`Task::rejected`]: the task fails without running.
+    pub(crate) rejected: Option<String>,
 }
 
 impl Task {
@@ -154,7 +158,8 @@ impl Task {
             stdout: Output::Capture,
             stderr: Output::Capture,
             caps: Capabilities::default(),
-            limits: Limits::default(),
+            limits: None,
+            rejected: None,
         }
     }
 
@@ -191,6 +196,17 @@ impl Task {
         Task::with_entry(entry, json.into())
     }
 
+    /// A task that ends with `BadInvocation` and `message` without running.
+    ///
+    /// For producers of tasks whose input was bad (a malformed line of a
+    /// `map` input, say): the bad input keeps its place and gets its status
+    /// like any other task.
+    pub fn rejected(message: impl Into<String>) -> Self {
+        let mut task = Task::command();
+        task.rejected = Some(message.into());
+        task
+    }
+
     /// Sets the guest's argv after `argv[0]`, which is the module's name.
     pub fn args<I, S>(mut self, args: I) -> Self
     where
@@ -213,7 +229,8 @@ impl Task {
         self
     }
 
-    /// Replaces all capabilities.
+    /// Replaces the task's own capabilities (a pool adds its defaults to
+    /// them).
     pub fn capabilities(mut self, caps: Capabilities) -> Self {
         self.caps = caps;
         self
@@ -237,9 +254,10 @@ impl Task {
         self
     }
 
-    /// Sets the limits.
+    /// Sets the limits, replacing the defaults (a pool's, or
+    /// `Limits::default()`).
     pub fn limits(mut self, limits: Limits) -> Self {
-        self.limits = limits;
+        self.limits = Some(limits);
         self
     }
 
@@ -248,8 +266,24 @@ impl Task {
         &self.entry
     }
 
-    /// The limits.
-    pub fn get_limits(&self) -> &Limits {
-        &self.limits
+    /// The task's own limits, if it has any.
+    pub fn get_limits(&self) -> Option<&Limits> {
+        self.limits.as_ref()
+    }
+
+    /// This task with `limits` where it has none of its own, and `caps`
+    /// granted before its own capabilities.
+    pub(crate) fn with_defaults(mut self, limits: &Limits, caps: &Capabilities) -> Task {
+        if self.limits.is_none() {
+            self.limits = Some(limits.clone());
+        }
+        if caps != &Capabilities::default() {
+            let own = std::mem::take(&mut self.caps);
+            self.caps = Capabilities {
+                dirs: caps.dirs.iter().chain(&own.dirs).cloned().collect(),
+                env: caps.env.iter().chain(&own.env).cloned().collect(),
+            };
+        }
+        self
     }
 }

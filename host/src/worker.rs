@@ -1,5 +1,6 @@
-//! Runs one task in a fresh store and instance, and maps however it ended
-//! (a return, `proc_exit`, a trap, a limit) to an [`Outcome`].
+//! Runs tasks, each in a fresh store and instance (or, for a chunk of
+//! typed tasks, several calls in one instance), and turns however each
+//! ended into an [`Outcome`].
 //!
 //! Guests run on wasmtime's async path so that a timeout or a cancellation
 //! also ends a guest blocked inside a host call (sleeping, reading stdin):
@@ -10,17 +11,19 @@
 use std::cell::RefCell;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use wasmproc_abi::{MAX_GUEST_EXIT_CODE, failure};
-use wasmtime::{InstancePre, ResourceLimiter, Store, Trap, UpdateDeadline, WasmBacktrace};
+use wasmtime::{Instance, InstancePre, ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use crate::cancel::CancelToken;
 use crate::capture::{Capture, WriterSink};
+use crate::ending::{Context, Interrupted, Phase, Raced, outcome_of};
+use crate::engine::EngineSlot;
+use crate::limits::Limits;
 use crate::module::{Module, Signature};
-use crate::outcome::{ExitStatus, Outcome, TrapKind};
+use crate::outcome::{ExitStatus, Outcome};
 use crate::sdk_imports::SdkState;
 use crate::task::{Entry, Output, Stdin, Task};
 
@@ -29,6 +32,9 @@ pub(crate) struct HostState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) sdk: SdkState,
     memory: MemoryGuard,
+    /// When the current call must end; read by the epoch callback.
+    deadline: Option<Instant>,
+    cancel: CancelToken,
 }
 
 impl HostState {
@@ -38,27 +44,11 @@ impl HostState {
             wasi: WasiCtxBuilder::new().build_p1(),
             sdk: SdkState::default(),
             memory: MemoryGuard::new(u64::MAX),
+            deadline: None,
+            cancel: CancelToken::never(),
         }
     }
 }
-
-/// Why the epoch callback stopped a busy guest.
-#[derive(Debug)]
-enum Interrupted {
-    TimedOut,
-    Cancelled,
-}
-
-impl std::fmt::Display for Interrupted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Interrupted::TimedOut => "the task's time limit passed",
-            Interrupted::Cancelled => "the task was cancelled",
-        })
-    }
-}
-
-impl std::error::Error for Interrupted {}
 
 /// Enforces the memory limit and records the peak.
 struct MemoryGuard {
@@ -121,150 +111,352 @@ impl ResourceLimiter for MemoryGuard {
 }
 
 /// The export a task resolves to.
+#[derive(Clone, PartialEq, Eq)]
 enum Resolved {
     Start,
     Task { export: String, initialize: bool },
 }
 
-/// Where a run failed: setting up the instance, or running the guest.
-enum Phase {
-    Instantiate,
-    Call,
-}
-
-/// How the race between the guest, the timer and the cancel signal ended.
-enum Raced {
-    Finished(Result<i32, (Phase, wasmtime::Error)>),
-    TimedOut,
-    Cancelled,
-}
-
 /// Runs `task` on `module`; see [`Module::run`].
 pub(crate) fn run(module: &Module, task: &Task, cancel: &CancelToken) -> Outcome {
-    let started = Instant::now();
-    let mut outcome = match catch_unwind(AssertUnwindSafe(|| run_guarded(module, task, cancel))) {
-        Ok(outcome) => outcome,
-        Err(payload) => {
+    let mut outcomes = run_chunk(module, std::slice::from_ref(task), cancel);
+    outcomes.pop().expect("one outcome per task")
+}
+
+/// Runs `tasks` in order and returns exactly one outcome per task.
+///
+/// Consecutive typed tasks that share an export, capabilities and limits
+/// run as calls into one instance (the trade-off of chunking: state left by
+/// one call is seen by the next). After a call that did not return normally
+/// (a trap, `proc_exit`, a limit) the instance is dropped and the next task
+/// gets a fresh one. Commands always get a fresh instance each.
+pub(crate) fn run_chunk(module: &Module, tasks: &[Task], cancel: &CancelToken) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(tasks.len());
+    while outcomes.len() < tasks.len() {
+        let done = outcomes.len();
+        let started = Instant::now();
+        let attempt = catch_unwind(AssertUnwindSafe(|| {
+            run_guarded(module, &tasks[done..], cancel, &mut outcomes)
+        }));
+        if let Err(payload) = attempt {
+            // The panic hit the task after the last recorded outcome; the
+            // ones after it run on.
             let what = payload
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".into());
-            Outcome::failed(
+            let mut lost = Outcome::failed(
                 ExitStatus::WorkerLost,
                 format!(
-                    "the host panicked while serving the guest ({what}); the task was abandoned and the host goes on"
+                    "the host panicked while serving the guest ({what}); \
+                     the task was abandoned and the host goes on"
                 ),
-            )
+            );
+            lost.duration = started.elapsed();
+            outcomes.push(lost);
         }
-    };
-    outcome.duration = started.elapsed();
-    outcome
+    }
+    outcomes
 }
 
-fn run_guarded(module: &Module, task: &Task, cancel: &CancelToken) -> Outcome {
-    if let Err(error) = task.limits.validate() {
-        return Outcome::failed(ExitStatus::BadInvocation, error.to_string());
+/// Runs `tasks`, pushing one outcome per task to `outcomes` as each ends.
+fn run_guarded(module: &Module, tasks: &[Task], cancel: &CancelToken, outcomes: &mut Vec<Outcome>) {
+    // The instance shared by consecutive compatible typed tasks, with the
+    // slot it holds in the instance pool.
+    let mut live: Option<Live<'_>> = None;
+    for task in tasks {
+        let started = Instant::now();
+        let plan = match plan(module, task, cancel) {
+            Ok(plan) => plan,
+            Err(refused) => {
+                let mut outcome = Outcome::from(refused);
+                outcome.duration = started.elapsed();
+                outcomes.push(outcome);
+                continue;
+            }
+        };
+        let reusable = live.as_ref().is_some_and(|l| l.can_serve(&plan, task));
+        if !reusable {
+            live = None;
+            match Live::start(module, &plan, task, cancel) {
+                Ok(started_live) => live = Some(started_live),
+                Err(refused) => {
+                    let mut outcome = Outcome::from(refused);
+                    outcome.duration = started.elapsed();
+                    outcomes.push(outcome);
+                    continue;
+                }
+            }
+        }
+        let current = live.as_mut().expect("started above");
+        let (mut outcome, keep) = current.invoke(module, &plan, task);
+        outcome.duration = started.elapsed();
+        outcomes.push(outcome);
+        if !keep || !matches!(plan.resolved, Resolved::Task { .. }) {
+            live = None;
+        }
+    }
+}
+
+/// What a task needs, checked before any instance is made.
+struct Plan<'m> {
+    resolved: Resolved,
+    limits: Limits,
+    engine: &'m EngineSlot,
+    pre: &'m InstancePre<HostState>,
+}
+
+/// Why a task ended before any guest code ran: a small stand-in for the
+/// outcome it becomes.
+struct Refused {
+    status: ExitStatus,
+    message: String,
+}
+
+impl From<Refused> for Outcome {
+    fn from(refused: Refused) -> Outcome {
+        Outcome::failed(refused.status, refused.message)
+    }
+}
+
+fn plan<'m>(module: &'m Module, task: &Task, cancel: &CancelToken) -> Result<Plan<'m>, Refused> {
+    fn fail<T>(status: ExitStatus, message: String) -> Result<T, Refused> {
+        Err(Refused { status, message })
+    }
+    if let Some(message) = &task.rejected {
+        return fail(ExitStatus::BadInvocation, message.clone());
+    }
+    let limits = task.limits.clone().unwrap_or_default();
+    if let Err(error) = limits.validate() {
+        return fail(ExitStatus::BadInvocation, error.to_string());
     }
     if cancel.is_cancelled() {
-        return Outcome::failed(
+        return fail(
             ExitStatus::Cancelled,
-            "the task was cancelled before it started",
+            "the task was cancelled before it started".into(),
         );
     }
-    if tokio::runtime::Handle::try_current().is_ok() {
-        return Outcome::failed(
-            ExitStatus::BadInvocation,
-            "Module::run blocks until the task ends: call it from a plain thread \
-             (e.g. inside tokio::task::spawn_blocking), not from an async runtime",
-        );
+    let resolved =
+        resolve(module, &task.entry).or_else(|message| fail(ExitStatus::CannotRun, message))?;
+    if let Resolved::Task { .. } = resolved {
+        validate_input(task, &limits)
+            .or_else(|message| fail(ExitStatus::BadInvocation, message))?;
     }
-    let resolved = match resolve(module, &task.entry) {
-        Ok(resolved) => resolved,
-        Err(message) => return Outcome::failed(ExitStatus::CannotRun, message),
-    };
-    if let Resolved::Task { .. } = resolved
-        && let Err(message) = validate_input(task)
-    {
-        return Outcome::failed(ExitStatus::BadInvocation, message);
-    }
-    let fuel = task.limits.get_fuel().is_some();
+    let fuel = limits.get_fuel().is_some();
     let runtime = &module.inner.runtime.inner;
-    let (prepared, engine) = match module.prepared(fuel).and_then(|p| {
+    let found = module.prepared(fuel).and_then(|prepared| {
         let engine = if fuel {
             runtime.fuel()?
         } else {
             runtime.plain()
         };
-        Ok((p, engine))
-    }) {
-        Ok(found) => found,
-        Err(error) => return Outcome::failed(error.exit_status(), error.to_string()),
-    };
-    let pre = match &prepared.pre {
-        Ok(pre) => pre,
-        Err(message) => return Outcome::failed(ExitStatus::CannotRun, message.clone()),
-    };
+        Ok((prepared, engine))
+    });
+    let (prepared, engine) = found.or_else(|error| fail(error.exit_status(), error.to_string()))?;
+    let pre = prepared
+        .pre
+        .as_ref()
+        .or_else(|message| fail(ExitStatus::CannotRun, message.clone()))?;
+    Ok(Plan {
+        resolved,
+        limits,
+        engine,
+        pre,
+    })
+}
 
-    let mut stdout = None;
-    let mut stderr = None;
-    let wasi = match wasi_context(module, task, &mut stdout, &mut stderr) {
-        Ok(wasi) => wasi,
-        Err(message) => return Outcome::failed(ExitStatus::BadInvocation, message),
-    };
-    let state = HostState {
-        wasi,
-        sdk: SdkState {
+/// A store, its instance once made, and the captures of its output.
+struct Live<'m> {
+    store: Store<HostState>,
+    instance: Option<Instance>,
+    stdout: Option<Capture>,
+    stderr: Option<Capture>,
+    /// The task this store was made for: later tasks must match it.
+    shape: &'m Task,
+    /// The entry of that first task: it decides `_initialize`.
+    resolved: Resolved,
+    fuel: bool,
+    // Dropped after the store (fields drop in order), so the instance is
+    // back in the pool when the place is given back.
+    _slot: crate::engine::SlotGuard<'m>,
+}
+
+impl<'m> Live<'m> {
+    fn start(
+        module: &Module,
+        plan: &Plan<'m>,
+        task: &'m Task,
+        cancel: &CancelToken,
+    ) -> Result<Self, Refused> {
+        let mut stdout = None;
+        let mut stderr = None;
+        let wasi = wasi_context(module, task, &plan.limits, &mut stdout, &mut stderr).map_err(
+            |message| Refused {
+                status: ExitStatus::BadInvocation,
+                message,
+            },
+        )?;
+        let slot = plan
+            .engine
+            .slots
+            .acquire(|| cancel.is_cancelled())
+            .ok_or_else(|| Refused {
+                status: ExitStatus::Cancelled,
+                message: "the task was cancelled before it started".into(),
+            })?;
+        let state = HostState {
+            wasi,
+            sdk: SdkState::default(),
+            memory: MemoryGuard::new(plan.limits.get_max_memory()),
+            deadline: None,
+            cancel: cancel.clone(),
+        };
+        let mut store = Store::new(&plan.engine.engine, state);
+        store.limiter(|state| &mut state.memory);
+        store.epoch_deadline_callback(|context| {
+            let state = context.data();
+            if state.cancel.is_cancelled() {
+                return Err(wasmtime::Error::new(Interrupted::Cancelled));
+            }
+            if state
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                return Err(wasmtime::Error::new(Interrupted::TimedOut));
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
+        Ok(Live {
+            store,
+            instance: None,
+            stdout,
+            stderr,
+            shape: task,
+            resolved: plan.resolved.clone(),
+            fuel: plan.limits.get_fuel().is_some(),
+            _slot: slot,
+        })
+    }
+
+    /// Whether `task` may run in this instance after the previous one.
+    fn can_serve(&self, plan: &Plan<'_>, task: &Task) -> bool {
+        let shape = self.shape;
+        matches!(plan.resolved, Resolved::Task { .. })
+            && matches!(self.resolved, Resolved::Task { .. })
+            && plan.limits.get_fuel().is_some() == self.fuel
+            && shape.caps == task.caps
+            && shape.argv == task.argv
+            && shape.limits.as_ref().map(Limits::get_max_memory)
+                == task.limits.as_ref().map(Limits::get_max_memory)
+            && matches!((&shape.stdin, &task.stdin), (Stdin::Empty, Stdin::Empty))
+            && matches!(
+                (&shape.stdout, &task.stdout, &shape.stderr, &task.stderr),
+                (
+                    Output::Capture,
+                    Output::Capture,
+                    Output::Capture,
+                    Output::Capture
+                )
+            )
+    }
+
+    /// Runs one task in this store; returns its outcome and whether the
+    /// instance is still fit for another call.
+    fn invoke(&mut self, module: &Module, plan: &Plan<'_>, task: &Task) -> (Outcome, bool) {
+        let cancel = self.store.data().cancel.clone();
+        let state = self.store.data_mut();
+        state.sdk = SdkState {
             input: Arc::clone(&task.input),
             ..SdkState::default()
-        },
-        memory: MemoryGuard::new(task.limits.get_max_memory()),
-    };
-    // Declared before the store, so the store (and its pooled instance) is
-    // dropped first and the place is free when the guard gives it back.
-    let Some(_slot) = engine.slots.acquire(|| cancel.is_cancelled()) else {
-        return Outcome::failed(
-            ExitStatus::Cancelled,
-            "the task was cancelled before it started",
-        );
-    };
-    let started = Instant::now();
-    let mut store = Store::new(&engine.engine, state);
-    store.limiter(|state| &mut state.memory);
-    if let Some(fuel) = task.limits.get_fuel()
-        && let Err(error) = store.set_fuel(fuel)
-    {
-        return Outcome::failed(
-            ExitStatus::CannotRun,
-            format!("cannot meter fuel: {error:#}"),
-        );
-    }
-    let deadline = task.limits.get_timeout().map(|timeout| started + timeout);
-    let epoch_cancel = cancel.clone();
-    store.epoch_deadline_callback(move |_| {
-        if epoch_cancel.is_cancelled() {
-            return Err(wasmtime::Error::new(Interrupted::Cancelled));
+        };
+        // A timeout too long to represent is no timeout at all.
+        let deadline = plan
+            .limits
+            .get_timeout()
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        state.deadline = deadline;
+        if let Some(fuel) = plan.limits.get_fuel()
+            && let Err(error) = self.store.set_fuel(fuel)
+        {
+            let message = format!("cannot meter fuel: {error:#}");
+            return (Outcome::failed(ExitStatus::CannotRun, message), false);
         }
-        if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
-            return Err(wasmtime::Error::new(Interrupted::TimedOut));
+
+        let raced = {
+            let _ticking = module.inner.runtime.inner.ticker.task_running();
+            block_on(race(
+                self.enter(plan.pre, &plan.resolved),
+                deadline,
+                &cancel,
+            ))
+        };
+        let keep = matches!(raced, Raced::Returned(_));
+        let state = self.store.data_mut();
+        let context = Context {
+            sdk: &mut state.sdk,
+            memory_refused: state.memory.refused,
+            memory_limit: state.memory.limit,
+            timeout: plan.limits.get_timeout(),
+        };
+        let mut outcome = outcome_of(raced, context);
+        outcome.peak_memory_bytes = state.memory.peak;
+        if let Some(fuel) = plan.limits.get_fuel() {
+            outcome.fuel_used = Some(fuel.saturating_sub(self.store.get_fuel().unwrap_or(0)));
         }
-        Ok(UpdateDeadline::Continue(1))
-    });
-    store.set_epoch_deadline(1);
-
-    let raced = {
-        let _ticking = runtime.ticker.task_running();
-        block_on(race(call(&mut store, pre, &resolved), deadline, cancel))
-    };
-
-    let mut outcome = classify(raced, &resolved, &mut store, task.limits.get_timeout());
-    if let Some(fuel) = task.limits.get_fuel() {
-        outcome.fuel_used = Some(fuel.saturating_sub(store.get_fuel().unwrap_or(0)));
+        outcome.stdout = self.stdout.as_ref().map(Capture::take).unwrap_or_default();
+        outcome.stderr = self.stderr.as_ref().map(Capture::take).unwrap_or_default();
+        (outcome, keep)
     }
-    outcome.peak_memory_bytes = store.data().memory.peak;
-    outcome.stdout = stdout.map(|c: Capture| c.take()).unwrap_or_default();
-    outcome.stderr = stderr.map(|c: Capture| c.take()).unwrap_or_default();
-    outcome
+
+    /// Instantiates on first use, then calls the entry.
+    async fn enter(
+        &mut self,
+        pre: &InstancePre<HostState>,
+        resolved: &Resolved,
+    ) -> Result<i32, (Phase, wasmtime::Error)> {
+        let call_error = |error| (Phase::Call, error);
+        let store = &mut self.store;
+        let instance = match self.instance {
+            Some(instance) => instance,
+            None => {
+                let instance = pre
+                    .instantiate_async(&mut *store)
+                    .await
+                    .map_err(|error| (Phase::Instantiate, error))?;
+                if let Resolved::Task {
+                    initialize: true, ..
+                } = self.resolved
+                {
+                    let init = instance
+                        .get_typed_func::<(), ()>(&mut *store, "_initialize")
+                        .map_err(call_error)?;
+                    init.call_async(&mut *store, ()).await.map_err(call_error)?;
+                }
+                self.instance = Some(instance);
+                instance
+            }
+        };
+        match resolved {
+            Resolved::Start => {
+                let start = instance
+                    .get_typed_func::<(), ()>(&mut *store, "_start")
+                    .map_err(call_error)?;
+                start
+                    .call_async(&mut *store, ())
+                    .await
+                    .map_err(call_error)?;
+                Ok(0)
+            }
+            Resolved::Task { export, .. } => {
+                let func = instance
+                    .get_typed_func::<(), i32>(&mut *store, export)
+                    .map_err(call_error)?;
+                func.call_async(&mut *store, ()).await.map_err(call_error)
+            }
+        }
+    }
 }
 
 fn resolve(module: &Module, entry: &Entry) -> Result<Resolved, String> {
@@ -318,9 +510,9 @@ fn resolve(module: &Module, entry: &Entry) -> Result<Resolved, String> {
     }
 }
 
-fn validate_input(task: &Task) -> Result<(), String> {
+fn validate_input(task: &Task, limits: &Limits) -> Result<(), String> {
     let input = &task.input;
-    let max = task.limits.get_max_args().min(i32::MAX as usize);
+    let max = limits.get_max_args().min(i32::MAX as usize);
     if input.len() > max {
         return Err(format!(
             "the task's argument is {} bytes, over the limit of {max} bytes",
@@ -335,6 +527,7 @@ fn validate_input(task: &Task) -> Result<(), String> {
 fn wasi_context(
     module: &Module,
     task: &Task,
+    limits: &Limits,
     stdout: &mut Option<Capture>,
     stderr: &mut Option<Capture>,
 ) -> Result<WasiP1Ctx, String> {
@@ -357,35 +550,9 @@ fn wasi_context(
             builder.inherit_stdin();
         }
     }
-    let max_output = task.limits.get_max_output();
-    match &task.stdout {
-        Output::Capture => {
-            let capture = Capture::new(max_output);
-            builder.stdout(capture.clone());
-            *stdout = Some(capture);
-        }
-        Output::Inherit => {
-            builder.inherit_stdout();
-        }
-        Output::Writer(writer) => {
-            builder.stdout(WriterSink::new(Arc::clone(writer)));
-        }
-        Output::Discard => {}
-    }
-    match &task.stderr {
-        Output::Capture => {
-            let capture = Capture::new(max_output);
-            builder.stderr(capture.clone());
-            *stderr = Some(capture);
-        }
-        Output::Inherit => {
-            builder.inherit_stderr();
-        }
-        Output::Writer(writer) => {
-            builder.stderr(WriterSink::new(Arc::clone(writer)));
-        }
-        Output::Discard => {}
-    }
+    let max_output = limits.get_max_output();
+    *stdout = output_stream(&task.stdout, max_output, &mut builder, true);
+    *stderr = output_stream(&task.stderr, max_output, &mut builder, false);
     for grant in &task.caps.dirs {
         builder
             .preopened_dir(&grant.host, &grant.guest, FsPerms::ReadWrite)
@@ -400,39 +567,41 @@ fn wasi_context(
     Ok(builder.build_p1())
 }
 
-async fn call(
-    store: &mut Store<HostState>,
-    pre: &InstancePre<HostState>,
-    resolved: &Resolved,
-) -> Result<i32, (Phase, wasmtime::Error)> {
-    let instance = pre
-        .instantiate_async(&mut *store)
-        .await
-        .map_err(|error| (Phase::Instantiate, error))?;
-    let call_error = |error| (Phase::Call, error);
-    match resolved {
-        Resolved::Start => {
-            let start = instance
-                .get_typed_func::<(), ()>(&mut *store, "_start")
-                .map_err(call_error)?;
-            start
-                .call_async(&mut *store, ())
-                .await
-                .map_err(call_error)?;
-            Ok(0)
+/// Points the guest's stdout (or stderr) where `output` says; returns the
+/// capture when it is captured.
+fn output_stream(
+    output: &Output,
+    cap: usize,
+    builder: &mut WasiCtxBuilder,
+    is_stdout: bool,
+) -> Option<Capture> {
+    let set = |builder: &mut WasiCtxBuilder,
+               stream: Box<dyn wasmtime_wasi::cli::StdoutStream + Sync>| {
+        if is_stdout {
+            builder.stdout(stream);
+        } else {
+            builder.stderr(stream);
         }
-        Resolved::Task { export, initialize } => {
-            if *initialize {
-                let init = instance
-                    .get_typed_func::<(), ()>(&mut *store, "_initialize")
-                    .map_err(call_error)?;
-                init.call_async(&mut *store, ()).await.map_err(call_error)?;
+    };
+    match output {
+        Output::Capture => {
+            let capture = Capture::new(cap);
+            set(builder, Box::new(capture.clone()));
+            Some(capture)
+        }
+        Output::Inherit => {
+            if is_stdout {
+                builder.inherit_stdout();
+            } else {
+                builder.inherit_stderr();
             }
-            let func = instance
-                .get_typed_func::<(), i32>(&mut *store, export)
-                .map_err(call_error)?;
-            func.call_async(&mut *store, ()).await.map_err(call_error)
+            None
         }
+        Output::Writer(writer) => {
+            set(builder, Box::new(WriterSink::new(Arc::clone(writer))));
+            None
+        }
+        Output::Discard => None,
     }
 }
 
@@ -449,162 +618,70 @@ async fn race(
     };
     tokio::select! {
         biased;
-        result = call => Raced::Finished(result),
+        result = call => match result {
+            Ok(code) => Raced::Returned(code),
+            Err((phase, error)) => Raced::Failed(phase, error),
+        },
         () = cancel.cancelled() => Raced::Cancelled,
         () = timer => Raced::TimedOut,
-    }
-}
-
-fn classify(
-    raced: Raced,
-    resolved: &Resolved,
-    store: &mut Store<HostState>,
-    timeout: Option<Duration>,
-) -> Outcome {
-    let timed_out = || {
-        let limit = timeout
-            .map(|t| humantime::format_duration(t).to_string())
-            .unwrap_or_default();
-        Outcome::failed(
-            ExitStatus::TimedOut,
-            format!("the task ran past its time limit of {limit}"),
-        )
-    };
-    let cancelled = || Outcome::failed(ExitStatus::Cancelled, "the task was cancelled");
-    let state = store.data_mut();
-    let failure = state.sdk.failure.take();
-    match raced {
-        Raced::TimedOut => timed_out(),
-        Raced::Cancelled => cancelled(),
-        Raced::Finished(Ok(code)) => {
-            let code = match resolved {
-                Resolved::Start => 0,
-                Resolved::Task { .. } => code,
-            };
-            if let Some(failure) = &failure
-                && failure.kind == failure::BAD_INPUT
-            {
-                return Outcome::failed(ExitStatus::BadInvocation, failure.message.clone());
-            }
-            match u8::try_from(code) {
-                Ok(code) if code <= MAX_GUEST_EXIT_CODE => {
-                    let mut outcome = Outcome::failed(ExitStatus::Exited(code), String::new());
-                    outcome.message = failure.map(|f| f.message);
-                    if code == 0 {
-                        outcome.result = state.sdk.output.take();
-                    }
-                    outcome
-                }
-                _ => Outcome::failed(
-                    ExitStatus::CannotRun,
-                    format!(
-                        "the task returned exit code {code}; a guest owns 0–{MAX_GUEST_EXIT_CODE}"
-                    ),
-                ),
-            }
-        }
-        Raced::Finished(Err((phase, error))) => {
-            if let Some(exit) = error.downcast_ref::<I32Exit>() {
-                let code = u8::try_from(exit.0).unwrap_or(MAX_GUEST_EXIT_CODE);
-                let mut outcome = Outcome::failed(ExitStatus::Exited(code), String::new());
-                outcome.message = failure.map(|f| f.message);
-                if code == 0 {
-                    outcome.result = state.sdk.output.take();
-                }
-                return outcome;
-            }
-            if let Some(interrupted) = error.downcast_ref::<Interrupted>() {
-                return match interrupted {
-                    Interrupted::TimedOut => timed_out(),
-                    Interrupted::Cancelled => cancelled(),
-                };
-            }
-            if let Some(asked) = state.memory.refused {
-                return Outcome::failed(
-                    ExitStatus::MemoryExceeded,
-                    format!(
-                        "the task needed {} of memory, over its limit of {}",
-                        bytesize::ByteSize(asked).display().iec(),
-                        bytesize::ByteSize(state.memory.limit).display().iec()
-                    ),
-                );
-            }
-            let backtrace = error
-                .downcast_ref::<WasmBacktrace>()
-                .map(|bt| bt.to_string());
-            let (status, message) = match error.downcast_ref::<Trap>() {
-                Some(Trap::OutOfFuel) => (
-                    ExitStatus::FuelExhausted,
-                    "the task used up its fuel limit".to_owned(),
-                ),
-                Some(trap) => (ExitStatus::Trapped(trap_kind(*trap)), trap.to_string()),
-                None => match phase {
-                    Phase::Instantiate => (
-                        ExitStatus::CannotRun,
-                        format!("cannot instantiate the module: {}", root_message(&error)),
-                    ),
-                    Phase::Call => (
-                        ExitStatus::Trapped(TrapKind::HostError),
-                        root_message(&error),
-                    ),
-                },
-            };
-            let mut outcome = Outcome::failed(status, message);
-            outcome.backtrace = backtrace;
-            outcome
-        }
-    }
-}
-
-/// The error's message without the backtrace that wasmtime attaches as
-/// context (the outcome keeps that separately).
-fn root_message(error: &wasmtime::Error) -> String {
-    let full = format!("{error:#}");
-    match error.downcast_ref::<WasmBacktrace>() {
-        Some(bt) => full
-            .replace(&bt.to_string(), "")
-            .trim_matches([':', ' ', '\n'])
-            .to_owned(),
-        None => full,
-    }
-}
-
-fn trap_kind(trap: Trap) -> TrapKind {
-    match trap {
-        Trap::UnreachableCodeReached => TrapKind::Unreachable,
-        Trap::MemoryOutOfBounds => TrapKind::MemoryOutOfBounds,
-        Trap::IntegerDivisionByZero => TrapKind::IntegerDivisionByZero,
-        Trap::IntegerOverflow => TrapKind::IntegerOverflow,
-        Trap::BadConversionToInteger => TrapKind::BadConversionToInteger,
-        Trap::StackOverflow => TrapKind::StackOverflow,
-        Trap::IndirectCallToNull => TrapKind::IndirectCallToNull,
-        Trap::BadSignature => TrapKind::BadSignature,
-        Trap::TableOutOfBounds => TrapKind::TableOutOfBounds,
-        Trap::HeapMisaligned => TrapKind::HeapMisaligned,
-        _ => TrapKind::Other,
     }
 }
 
 thread_local! {
     /// Each thread that runs tasks keeps one small single-threaded async
     /// runtime: its timer serves timeouts and WASI's sleeps.
-    static ASYNC_RUNTIME: RefCell<Option<tokio::runtime::Runtime>> = const { RefCell::new(None) };
+    static ASYNC_RUNTIME: RefCell<Option<OwnRuntime>> = const { RefCell::new(None) };
+}
+
+/// A tokio runtime that does not wait for its blocking threads when
+/// dropped: a WASI read abandoned by a timeout (a FIFO, say) may never
+/// return, and must not hang the thread or the process on its way out.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Drives `future` to completion on this thread's async runtime.
-fn block_on<F: Future>(future: F) -> F::Output {
+fn block_on<F: Future + Send>(future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // The caller is inside a tokio context (an async task, or
+        // `spawn_blocking`), where starting another runtime is not allowed:
+        // run on a thread of our own instead.
+        return std::thread::scope(|scope| match scope.spawn(|| block_on_here(future)).join() {
+            Ok(output) => output,
+            Err(panic) => std::panic::resume_unwind(panic),
+        });
+    }
+    block_on_here(future)
+}
+
+fn block_on_here<F: Future>(future: F) -> F::Output {
     // The runtime is taken out of the cell while in use: if the future
     // panics, it is dropped with the unwinding and the next task builds a
     // fresh one.
     let runtime = ASYNC_RUNTIME
         .with(|cell| cell.borrow_mut().take())
         .unwrap_or_else(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a single-threaded tokio runtime needs only a timer and an I/O driver")
+            OwnRuntime(Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a single-threaded tokio runtime needs only a timer and an I/O driver"),
+            ))
         });
-    let output = runtime.block_on(future);
+    let output = runtime
+        .0
+        .as_ref()
+        .expect("present until dropped")
+        .block_on(future);
     ASYNC_RUNTIME.with(|cell| *cell.borrow_mut() = Some(runtime));
     output
 }

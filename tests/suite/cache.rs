@@ -78,7 +78,8 @@ fn stale_entry_with_a_valid_checksum_is_rebuilt() {
     square_works(&runtime_in(dir.path()));
     let entry = only_entry(dir.path());
     let artifact = b"an artifact of some other engine".to_vec();
-    let mut bytes = b"WPCACHE1".to_vec();
+    let mut bytes = b"WPCACHE2".to_vec();
+    bytes.extend_from_slice(blake3_of(&std::fs::read(guests::SDK_TASKS).unwrap()).as_slice());
     bytes.extend_from_slice(blake3_of(&artifact).as_slice());
     bytes.extend_from_slice(&artifact);
     std::fs::write(&entry, bytes).unwrap();

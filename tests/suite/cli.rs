@@ -264,9 +264,45 @@ fn trap_prints_kind_and_backtrace() {
     assert_eq!(code(&output), 134);
     let text = stderr(&output);
     assert!(
-        text.contains("memory_out_of_bounds") && text.contains("out_of_bounds"),
+        text.contains("the guest trapped (memory_out_of_bounds)"),
         "{text}"
     );
+    assert!(
+        text.contains("sdk_tasks.wasm!wasmproc_task:out_of_bounds"),
+        "the backtrace names the frame: {text}"
+    );
+}
+
+#[test]
+fn json_is_printed_also_when_nothing_could_run() {
+    let output = wasmproc_run(&["run", "--json", "/no/such/module.wasm"]);
+    assert_eq!(code(&output), 127);
+    let object = json_line(&output);
+    assert_eq!(object["status"], "not_found");
+    assert!(
+        object["message"]
+            .as_str()
+            .unwrap()
+            .contains("/no/such/module.wasm")
+    );
+}
+
+#[test]
+fn panics_are_flagged_in_json() {
+    let output = wasmproc_run(&["run", "--json", SDK, "--task", "panics", "--args", "\"x\""]);
+    assert_eq!(json_line(&output)["panicked"], true);
+}
+
+#[test]
+fn compile_and_inspect_report_loading_errors() {
+    for command in ["compile", "inspect"] {
+        assert_eq!(code(&wasmproc_run(&[command, "/no/such/module.wasm"])), 127);
+        let output = wasmproc_run(&[
+            command,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/suite/cli.rs"),
+        ]);
+        assert_eq!(code(&output), 126, "{command} of a Rust source file");
+    }
 }
 
 #[test]
@@ -362,7 +398,9 @@ fn ctrl_c_cancels_with_130() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // The handler is installed before anything else; give the process time
+    // to start on a loaded machine.
+    std::thread::sleep(Duration::from_millis(1000));
     let status = std::process::Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()

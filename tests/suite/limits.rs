@@ -140,6 +140,14 @@ fn shallow_recursion_is_fine() {
 }
 
 #[test]
+fn an_unrepresentably_long_timeout_is_no_timeout() {
+    let task = Task::call("square", &4u64)
+        .unwrap()
+        .limits(Limits::default().timeout(Duration::MAX));
+    assert_eq!(sdk_tasks().run(&task).decode::<u64>().unwrap(), 16);
+}
+
+#[test]
 fn zero_limits_are_bad_invocations() {
     for limits in [
         Limits::default().timeout(Duration::ZERO),
@@ -158,5 +166,21 @@ fn out_of_bounds_access_traps() {
         outcome.status,
         ExitStatus::Trapped(TrapKind::MemoryOutOfBounds)
     );
-    assert!(outcome.backtrace.unwrap().contains("out_of_bounds"));
+    assert_eq!(
+        outcome.message.as_deref(),
+        Some("wasm trap: out of bounds memory access")
+    );
+    // Frames name the module and the guest's functions, innermost first.
+    let backtrace = outcome.backtrace.unwrap();
+    let frames: Vec<&str> = backtrace
+        .lines()
+        .filter(|line| line.contains("sdk_tasks.wasm!"))
+        .collect();
+    assert!(frames.len() >= 2, "{backtrace}");
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.ends_with("!wasmproc_task:out_of_bounds")),
+        "{backtrace}"
+    );
 }

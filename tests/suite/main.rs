@@ -15,5 +15,7 @@ mod limits;
 mod cache;
 // Non-Rust guests: WebAssembly text and C.
 mod foreign;
+// Pools: submit, handles, map, chunks, shutdown; the no-task-lost stress test.
+mod pool;
 // The `wasmproc` binary: run, inspect, compile, flags and exit codes.
 mod cli;

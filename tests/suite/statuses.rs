@@ -160,3 +160,55 @@ fn fuel_exhausted_is_152() {
     assert_eq!(outcome.status, ExitStatus::FuelExhausted);
     assert_eq!(outcome.status.code(), 152);
 }
+
+/// Runs beyond the instance pool's size wait for a place; none fails.
+#[test]
+fn more_concurrent_runs_than_instances_all_complete() {
+    let runtime = wasmproc::Runtime::builder()
+        .cache_dir(wasmproc_tests::suite_cache_dir())
+        .max_instances(2)
+        .build()
+        .unwrap();
+    let module = runtime.load(wasmproc_tests::guests::SDK_TASKS).unwrap();
+    let threads: Vec<_> = (0..8u64)
+        .map(|i| {
+            let module = module.clone();
+            std::thread::spawn(move || {
+                (0..5u64)
+                    .map(|j| {
+                        module
+                            .run(&Task::call("square", &(i * 10 + j)).unwrap())
+                            .decode::<u64>()
+                            .unwrap()
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for (i, thread) in threads.into_iter().enumerate() {
+        let i = i as u64;
+        assert_eq!(
+            thread.join().unwrap(),
+            (0..5u64).map(|j| (i * 10 + j).pow(2)).collect::<Vec<_>>()
+        );
+    }
+}
+
+/// Embedders on tokio may call `run` from `spawn_blocking` or even from an
+/// async task; both work.
+#[test]
+fn runs_from_inside_a_tokio_runtime() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    let from_blocking = runtime
+        .block_on(runtime.spawn_blocking(|| sdk_tasks().run(&Task::call("square", &6u64).unwrap())))
+        .unwrap();
+    assert_eq!(from_blocking.decode::<u64>().unwrap(), 36);
+    let from_async = runtime.block_on(async {
+        let limits = Limits::default().timeout(Duration::from_millis(100));
+        sdk_tasks().run(&Task::call("sleep_ms", &60_000u64).unwrap().limits(limits))
+    });
+    assert_eq!(from_async.status, ExitStatus::TimedOut);
+}

@@ -58,7 +58,7 @@ pub(crate) fn main() -> ExitCode {
 
 /// The table's status for an error that stopped a command before any task
 /// ran.
-fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
+pub(crate) fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
     if let Some(error) = error.downcast_ref::<wasmproc::Error>() {
         error.exit_status()
     } else if error.is::<Usage>() {

@@ -18,6 +18,7 @@ pub(crate) fn outcome_json(outcome: &Outcome) -> Value {
         "exit_code": outcome.status.code(),
         "result": result,
         "message": outcome.message,
+        "panicked": outcome.panicked,
         "trap": trap,
         "backtrace": outcome.backtrace,
         "stdout": outcome.stdout.text(),
@@ -30,12 +31,36 @@ pub(crate) fn outcome_json(outcome: &Outcome) -> Value {
     })
 }
 
+/// The `--json` object for a run that could not start (bad flag, missing
+/// or invalid module): the same fields, with the status and why.
+pub(crate) fn setup_failure_json(status: &ExitStatus, message: &str) -> Value {
+    json!({
+        "status": status.name(),
+        "exit_code": status.code(),
+        "result": null,
+        "message": message,
+        "panicked": false,
+        "trap": null,
+        "backtrace": null,
+        "stdout": "",
+        "stdout_truncated": false,
+        "stderr": "",
+        "stderr_truncated": false,
+        "fuel_used": null,
+        "peak_memory_bytes": 0,
+        "duration_ms": 0.0,
+    })
+}
+
 /// What a person reads on stderr when a run did not succeed; `None` for a
 /// command that simply exited with its own code, as programs do.
 pub(crate) fn failure_line(module: &str, outcome: &Outcome) -> Option<String> {
     let message = outcome.message.as_deref().filter(|m| !m.is_empty());
     let line = match (&outcome.status, message) {
         (ExitStatus::Exited(0), _) | (ExitStatus::Exited(_), None) => return None,
+        (ExitStatus::Exited(code), Some(message)) if outcome.panicked => {
+            format!("wasmproc: {module}: the task panicked (exit code {code}): {message}")
+        }
         (ExitStatus::Exited(code), Some(message)) => {
             format!("wasmproc: {module}: the task failed with exit code {code}: {message}")
         }

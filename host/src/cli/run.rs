@@ -1,23 +1,55 @@
 //! `wasmproc run`: one task, run like a program.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use wasmproc::{CancelToken, Entry, Output, Runtime, Stdin, Task};
+use wasmproc::{CancelToken, Entry, ExitStatus, Module, Outcome, Output, Runtime, Stdin, Task};
 
 use super::Usage;
 use super::args::RunArgs;
-use super::report::{failure_line, outcome_json};
+use super::report::{failure_line, outcome_json, setup_failure_json};
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
-    // Ctrl-C cancels the task (exit status 130) rather than killing the
-    // host mid-write; the guest is torn down within a millisecond.
-    // Installed first, so that a Ctrl-C during loading also ends in 130.
+    let token = cancel_on_ctrl_c();
+    match prepare(&args) {
+        Ok((module, task)) => {
+            let outcome = module.run_with(&task, &token);
+            report(&args, &module, &outcome);
+            Ok(outcome.status.code())
+        }
+        Err(error) if args.json => {
+            // A caller that asked for JSON gets JSON, also when nothing ran.
+            let status = super::exit_status_of(&error);
+            println!("{}", setup_failure_json(&status, &format!("{error:#}")));
+            Ok(status.code())
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// The first Ctrl-C cancels the task (exit status 130) rather than killing
+/// the host mid-write; the guest is torn down within a millisecond. A second
+/// one, for when the host is busy elsewhere (reading `--args -`, compiling a
+/// large module), exits at once with 130. Installed first of all.
+fn cancel_on_ctrl_c() -> CancelToken {
     let token = CancelToken::new();
     let on_interrupt = token.clone();
-    if let Err(error) = ctrlc::set_handler(move || on_interrupt.cancel()) {
+    let pressed = AtomicBool::new(false);
+    let installed = ctrlc::set_handler(move || {
+        if pressed.swap(true, Ordering::SeqCst) {
+            std::process::exit(i32::from(ExitStatus::Cancelled.code()));
+        }
+        on_interrupt.cancel();
+    });
+    if let Err(error) = installed {
         eprintln!("wasmproc: warning: Ctrl-C will not cancel the task: {error}");
     }
+    token
+}
+
+/// Loads the module and builds the task from the flags.
+fn prepare(args: &RunArgs) -> anyhow::Result<(Module, Task)> {
     let (path, argv) = args.module_and_argv();
     let limits = args.limits.to_limits()?;
     let caps = args.caps.to_capabilities()?;
@@ -60,22 +92,22 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr);
+    Ok((module, task))
+}
 
-    let outcome = module.run_with(&task, &token);
-
+/// Prints the outcome. Printing is best effort: a closed stdout (`| head`)
+/// must not replace the task's exit status.
+fn report(args: &RunArgs, module: &Module, outcome: &Outcome) {
     let mut out = std::io::stdout().lock();
     if args.json {
-        serde_json::to_writer(&mut out, &outcome_json(&outcome))?;
-        writeln!(out)?;
+        let _ = writeln!(out, "{}", outcome_json(outcome));
     } else {
         if let Some(result) = &outcome.result {
-            out.write_all(result)?;
-            writeln!(out)?;
+            let _ = out.write_all(result).and_then(|()| writeln!(out));
         }
-        if let Some(line) = failure_line(module.name(), &outcome) {
+        if let Some(line) = failure_line(module.name(), outcome) {
             eprintln!("{line}");
         }
     }
-    out.flush()?;
-    Ok(outcome.status.code())
+    let _ = out.flush();
 }

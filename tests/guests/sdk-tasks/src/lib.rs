@@ -20,6 +20,14 @@ fn add(a: i64, b: i64) -> i64 {
 #[task]
 fn nothing() {}
 
+static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+
+/// How many times this instance ran it: 1 in a fresh instance.
+#[task]
+fn calls() -> u32 {
+    CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1
+}
+
 #[task]
 fn echo(value: serde_json::Value) -> serde_json::Value {
     value

@@ -1,0 +1,179 @@
+//! How a run ended, as an [`Outcome`]: a return, `proc_exit`, a trap, a
+//! limit, a cancellation.
+
+use std::time::Duration;
+
+use wasmproc_abi::{MAX_GUEST_EXIT_CODE, failure};
+use wasmtime::{Trap, WasmBacktrace};
+use wasmtime_wasi::I32Exit;
+
+use crate::outcome::{ExitStatus, Outcome, TrapKind};
+use crate::sdk_imports::SdkState;
+
+/// Why the epoch callback stopped a busy guest.
+#[derive(Debug)]
+pub(crate) enum Interrupted {
+    TimedOut,
+    Cancelled,
+}
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Interrupted::TimedOut => "the task's time limit passed",
+            Interrupted::Cancelled => "the task was cancelled",
+        })
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
+/// Where a run failed: setting up the instance, or running the guest.
+pub(crate) enum Phase {
+    Instantiate,
+    Call,
+}
+
+/// How the race between the guest, the timer and the cancel signal ended.
+pub(crate) enum Raced {
+    /// The guest returned this exit code (always 0 for `_start`).
+    Returned(i32),
+    Failed(Phase, wasmtime::Error),
+    TimedOut,
+    Cancelled,
+}
+
+/// What the run knew besides how it ended.
+pub(crate) struct Context<'a> {
+    pub(crate) sdk: &'a mut SdkState,
+    /// The memory the guest asked for past its limit, if it did.
+    pub(crate) memory_refused: Option<u64>,
+    pub(crate) memory_limit: u64,
+    pub(crate) timeout: Option<Duration>,
+}
+
+pub(crate) fn outcome_of(raced: Raced, context: Context<'_>) -> Outcome {
+    let failure = context.sdk.failure.take();
+    let exited = |code: u8, sdk: &mut SdkState| {
+        let mut outcome = Outcome::exited(code);
+        outcome.message = failure.as_ref().map(|f| f.message.clone());
+        outcome.panicked = failure.as_ref().is_some_and(|f| f.kind == failure::PANIC);
+        if code == 0 {
+            outcome.result = sdk.output.take();
+        }
+        outcome
+    };
+    match raced {
+        Raced::TimedOut => timed_out(context.timeout),
+        Raced::Cancelled => cancelled(),
+        Raced::Returned(code) => {
+            if let Some(failure) = &failure
+                && failure.kind == failure::BAD_INPUT
+            {
+                return Outcome::failed(ExitStatus::BadInvocation, failure.message.clone());
+            }
+            match u8::try_from(code) {
+                Ok(code) if code <= MAX_GUEST_EXIT_CODE => exited(code, context.sdk),
+                _ => Outcome::failed(
+                    ExitStatus::CannotRun,
+                    format!(
+                        "the task returned exit code {code}; a guest owns 0–{MAX_GUEST_EXIT_CODE}"
+                    ),
+                ),
+            }
+        }
+        Raced::Failed(phase, error) => {
+            if let Some(exit) = error.downcast_ref::<I32Exit>() {
+                // wasmtime-wasi accepts only 0–125, so this never clamps.
+                let code = u8::try_from(exit.0).unwrap_or(MAX_GUEST_EXIT_CODE);
+                return exited(code, context.sdk);
+            }
+            if let Some(interrupted) = error.downcast_ref::<Interrupted>() {
+                return match interrupted {
+                    Interrupted::TimedOut => timed_out(context.timeout),
+                    Interrupted::Cancelled => cancelled(),
+                };
+            }
+            if let Some(asked) = context.memory_refused {
+                return Outcome::failed(
+                    ExitStatus::MemoryExceeded,
+                    format!(
+                        "the task needed {} of memory, over its limit of {}",
+                        bytesize::ByteSize(asked).display().iec(),
+                        bytesize::ByteSize(context.memory_limit).display().iec()
+                    ),
+                );
+            }
+            trapped(phase, &error)
+        }
+    }
+}
+
+fn timed_out(timeout: Option<Duration>) -> Outcome {
+    let limit = timeout
+        .map(|t| humantime::format_duration(t).to_string())
+        .unwrap_or_default();
+    Outcome::failed(
+        ExitStatus::TimedOut,
+        format!("the task ran past its time limit of {limit}"),
+    )
+}
+
+fn cancelled() -> Outcome {
+    Outcome::failed(ExitStatus::Cancelled, "the task was cancelled")
+}
+
+fn trapped(phase: Phase, error: &wasmtime::Error) -> Outcome {
+    let backtrace = error
+        .downcast_ref::<WasmBacktrace>()
+        .map(|bt| bt.to_string());
+    let (status, message) = match error.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => (
+            ExitStatus::FuelExhausted,
+            "the task used up its fuel limit".to_owned(),
+        ),
+        Some(trap) => (ExitStatus::Trapped(trap_kind(*trap)), trap.to_string()),
+        None => match phase {
+            Phase::Instantiate => (
+                ExitStatus::CannotRun,
+                format!("cannot instantiate the module: {}", root_message(error)),
+            ),
+            Phase::Call => (
+                ExitStatus::Trapped(TrapKind::HostError),
+                root_message(error),
+            ),
+        },
+    };
+    let mut outcome = Outcome::failed(status, message);
+    outcome.backtrace = backtrace;
+    outcome
+}
+
+/// The error's message without the backtrace that wasmtime attaches as
+/// context (the outcome keeps that separately).
+fn root_message(error: &wasmtime::Error) -> String {
+    let full = format!("{error:#}");
+    match error.downcast_ref::<WasmBacktrace>() {
+        Some(bt) => full
+            .replace(&bt.to_string(), "")
+            .trim_matches([':', ' ', '\n'])
+            .to_owned(),
+        None => full,
+    }
+}
+
+fn trap_kind(trap: Trap) -> TrapKind {
+    match trap {
+        Trap::UnreachableCodeReached => TrapKind::Unreachable,
+        Trap::MemoryOutOfBounds => TrapKind::MemoryOutOfBounds,
+        Trap::IntegerDivisionByZero => TrapKind::IntegerDivisionByZero,
+        Trap::IntegerOverflow => TrapKind::IntegerOverflow,
+        Trap::BadConversionToInteger => TrapKind::BadConversionToInteger,
+        Trap::StackOverflow => TrapKind::StackOverflow,
+        Trap::IndirectCallToNull => TrapKind::IndirectCallToNull,
+        Trap::BadSignature => TrapKind::BadSignature,
+        Trap::TableOutOfBounds => TrapKind::TableOutOfBounds,
+        Trap::HeapMisaligned => TrapKind::HeapMisaligned,
+        _ => TrapKind::Other,
+    }
+}

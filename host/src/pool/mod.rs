@@ -1,0 +1,440 @@
+//! A pool of workers: `multiprocessing.Pool` with sandboxed Wasm workers.
+//!
+//! ```no_run
+//! use wasmproc::{Pool, Runtime, Task};
+//!
+//! let module = Runtime::new()?.load("square.wasm")?;
+//! let pool = Pool::builder(&module).workers(4).build()?;
+//!
+//! // One task, waited for later (`apply_async`).
+//! let handle = pool.submit(Task::call("square", &7u64)?)?;
+//!
+//! // Many, results in input order, streamed (`imap`).
+//! let squares: Vec<u64> = pool
+//!     .map("square", 0..1000u64)
+//!     .map(|outcome| outcome.decode().unwrap())
+//!     .collect();
+//!
+//! assert_eq!(handle.wait().decode::<u64>()?, 49);
+//! assert_eq!(squares[999], 998_001);
+//! # Ok::<(), wasmproc::Error>(())
+//! ```
+//!
+//! # Guarantees
+//!
+//! - Every submitted task ends in exactly one [`Outcome`], whatever its
+//!   guest does: traps, limits, panics, output floods and host panics each
+//!   end that task with its status, and the worker goes on.
+//! - Queues are bounded: `submit` waits when the queue is full, and `map`
+//!   keeps a bounded window of tasks in flight, pulling its inputs lazily.
+//! - No lock is held across a guest call.
+//!
+//! # Shutting down
+//!
+//! [`Pool::close`] stops new submissions; queued tasks still run.
+//! [`Pool::join`] closes, then waits until every queued and running task has
+//! ended and the worker threads have exited. [`Pool::shutdown`] with
+//! [`Shutdown::Cancel`] cancels what is queued or running first (each such
+//! task ends `Cancelled`). Dropping a pool shuts it down with
+//! `Shutdown::Cancel` and joins its threads: no thread outlives the pool.
+
+mod handle;
+mod map;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender};
+use serde::Serialize;
+
+use crate::cancel::CancelToken;
+use crate::error::{Error, ErrorKind};
+use crate::limits::Limits;
+use crate::module::Module;
+use crate::outcome::{ExitStatus, Outcome};
+use crate::task::{Capabilities, Task};
+use crate::worker;
+
+pub use handle::TaskHandle;
+pub use map::{MapResults, UnorderedResults};
+
+use handle::HandleState;
+
+/// Where a pool's workers run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Isolation {
+    /// Workers are threads of this process: nothing to spawn, lowest
+    /// latency. Each task still runs in its own sandboxed instance.
+    #[default]
+    Thread,
+}
+
+/// How [`Pool::shutdown`] treats the tasks not yet ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Run every queued task to its end first.
+    Drain,
+    /// Cancel queued and running tasks: each ends `Cancelled` at once.
+    Cancel,
+}
+
+/// Builds a [`Pool`]; every setting has a documented default.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct PoolBuilder {
+    module: Module,
+    workers: Option<usize>,
+    queue_bound: Option<usize>,
+    limits: Limits,
+    caps: Capabilities,
+    isolation: Isolation,
+}
+
+impl PoolBuilder {
+    /// Sets the number of workers. By default, the machine's available
+    /// parallelism.
+    pub fn workers(mut self, workers: usize) -> Self {
+        self.workers = Some(workers);
+        self
+    }
+
+    /// Sets how many submitted tasks may wait for a worker before
+    /// [`Pool::submit`] blocks. By default four per worker.
+    pub fn queue_bound(mut self, bound: usize) -> Self {
+        self.queue_bound = Some(bound);
+        self
+    }
+
+    /// Sets the limits of tasks that have none of their own. By default
+    /// [`Limits::default()`].
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Grants these capabilities to every task, before the task's own. By
+    /// default nothing is granted.
+    pub fn capabilities(mut self, caps: Capabilities) -> Self {
+        self.caps = caps;
+        self
+    }
+
+    /// Chooses where workers run. By default [`Isolation::Thread`].
+    pub fn isolation(mut self, isolation: Isolation) -> Self {
+        self.isolation = isolation;
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadInvocation`] for zero workers or an invalid default
+    /// limit, [`ErrorKind::Setup`] when a worker thread cannot start.
+    pub fn build(self) -> Result<Pool, Error> {
+        let workers = self
+            .workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+        if workers == 0 {
+            return Err(Error::new(
+                ErrorKind::BadInvocation,
+                "a pool needs at least one worker",
+            ));
+        }
+        self.limits.validate()?;
+        let queue_bound = self.queue_bound.unwrap_or(4 * workers);
+        let (jobs, queue) = crossbeam_channel::bounded::<Job>(queue_bound);
+        let shared = Arc::new(Shared {
+            module: self.module,
+            limits: self.limits,
+            caps: self.caps,
+            cancel_all: Mutex::new(CancelToken::new()),
+        });
+        let mut threads = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let queue = queue.clone();
+            let module = shared.module.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("wasmproc-worker-{index}"))
+                .spawn(move || work(&module, &queue));
+            match spawned {
+                Ok(thread) => threads.push(thread),
+                Err(error) => {
+                    drop(jobs);
+                    for thread in threads {
+                        let _ = thread.join();
+                    }
+                    return Err(Error::new(
+                        ErrorKind::Setup,
+                        format!("cannot start worker thread {index}: {error}"),
+                    ));
+                }
+            }
+        }
+        Ok(Pool {
+            shared,
+            jobs: Mutex::new(Some(jobs)),
+            threads: Mutex::new(threads),
+            workers,
+            queue_bound,
+        })
+    }
+}
+
+/// N workers running tasks of one module, each task in a fresh instance.
+///
+/// See the [module docs](self) for an example and the guarantees.
+pub struct Pool {
+    shared: Arc<Shared>,
+    /// `None` once the pool is closed.
+    jobs: Mutex<Option<Sender<Job>>>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    workers: usize,
+    queue_bound: usize,
+}
+
+struct Shared {
+    module: Module,
+    limits: Limits,
+    caps: Capabilities,
+    /// The parent of every task's cancel token; replaced after
+    /// [`Pool::cancel_all`] so that later tasks run.
+    cancel_all: Mutex<CancelToken>,
+}
+
+/// Tasks for one worker to run back to back, with where their outcomes go.
+pub(crate) struct Job {
+    tasks: Vec<Task>,
+    replies: Vec<Reply>,
+    cancel: CancelToken,
+}
+
+/// Where one task's outcome goes.
+pub(crate) enum Reply {
+    Handle(Arc<HandleState>),
+    Stream {
+        index: usize,
+        results: Sender<(usize, Outcome)>,
+    },
+}
+
+impl Reply {
+    fn send(self, outcome: Outcome) {
+        match self {
+            Reply::Handle(state) => state.finish(outcome),
+            // A dropped receiver means nobody wants the result any more.
+            Reply::Stream { index, results } => {
+                let _ = results.send((index, outcome));
+            }
+        }
+    }
+}
+
+fn work(module: &Module, queue: &Receiver<Job>) {
+    for job in queue {
+        let outcomes = worker::run_chunk(module, &job.tasks, &job.cancel);
+        for (reply, outcome) in job.replies.into_iter().zip(outcomes) {
+            reply.send(outcome);
+        }
+    }
+}
+
+impl Pool {
+    /// A builder for a pool running tasks of `module`.
+    pub fn builder(module: &Module) -> PoolBuilder {
+        PoolBuilder {
+            module: module.clone(),
+            workers: None,
+            queue_bound: None,
+            limits: Limits::default(),
+            caps: Capabilities::default(),
+            isolation: Isolation::default(),
+        }
+    }
+
+    /// The number of workers.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// Queues a task; the handle waits for, or cancels, it. Blocks while the
+    /// queue is full.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::PoolClosed`] after [`close`](Pool::close),
+    /// [`join`](Pool::join) or [`shutdown`](Pool::shutdown).
+    pub fn submit(&self, task: Task) -> Result<TaskHandle, Error> {
+        let task = task.with_defaults(&self.shared.limits, &self.shared.caps);
+        let cancel = self.cancel_parent().child();
+        let state = Arc::new(HandleState::new(cancel.clone()));
+        let job = Job {
+            tasks: vec![task],
+            replies: vec![Reply::Handle(Arc::clone(&state))],
+            cancel,
+        };
+        self.enqueue(job)?;
+        Ok(TaskHandle::new(state))
+    }
+
+    /// Runs the typed task `name` on each argument, yielding outcomes in
+    /// input order as they become available (`Pool.imap`).
+    ///
+    /// Arguments are pulled lazily and a bounded window of tasks is in
+    /// flight, so an endless input streams in constant memory. An argument
+    /// that cannot be serialized yields a `BadInvocation` outcome in its
+    /// place. Dropping the iterator cancels the tasks still in flight.
+    pub fn map<'p, A, I>(
+        &'p self,
+        name: &str,
+        args: I,
+    ) -> MapResults<'p, impl Iterator<Item = Task> + use<A, I>>
+    where
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_tasks(calls(name, args))
+    }
+
+    /// As [`map`](Pool::map), yielding `(input index, outcome)` in the order
+    /// tasks end (`Pool.imap_unordered`).
+    pub fn map_unordered<'p, A, I>(
+        &'p self,
+        name: &str,
+        args: I,
+    ) -> UnorderedResults<'p, impl Iterator<Item = Task> + use<A, I>>
+    where
+        A: Serialize,
+        I: IntoIterator<Item = A>,
+    {
+        self.map_tasks_unordered(calls(name, args))
+    }
+
+    /// Runs any tasks (commands, typed tasks, mixed), yielding outcomes in
+    /// input order.
+    pub fn map_tasks<I: IntoIterator<Item = Task>>(&self, tasks: I) -> MapResults<'_, I::IntoIter> {
+        MapResults::new(self, tasks.into_iter())
+    }
+
+    /// Runs any tasks, yielding `(input index, outcome)` as they end.
+    pub fn map_tasks_unordered<I: IntoIterator<Item = Task>>(
+        &self,
+        tasks: I,
+    ) -> UnorderedResults<'_, I::IntoIter> {
+        UnorderedResults::new(self, tasks.into_iter())
+    }
+
+    /// Cancels every queued and running task; each ends `Cancelled`. Tasks
+    /// submitted afterwards run normally.
+    pub fn cancel_all(&self) {
+        let mut parent = lock(&self.shared.cancel_all);
+        parent.cancel();
+        *parent = CancelToken::new();
+    }
+
+    /// Stops accepting tasks; queued ones still run. Idempotent.
+    pub fn close(&self) {
+        lock(&self.jobs).take();
+    }
+
+    /// Closes the pool and waits until every queued and running task has
+    /// ended and every worker thread has exited.
+    pub fn join(&self) {
+        self.close();
+        let threads = std::mem::take(&mut *lock(&self.threads));
+        for thread in threads {
+            // Workers catch every panic of a task, so a join error would be
+            // a bug in the pool itself; there is nothing left to clean up.
+            let _ = thread.join();
+        }
+    }
+
+    /// Closes the pool, draining or cancelling what is left, and joins the
+    /// workers.
+    pub fn shutdown(&self, how: Shutdown) {
+        self.close();
+        if how == Shutdown::Cancel {
+            self.cancel_all();
+        }
+        self.join();
+    }
+
+    fn cancel_parent(&self) -> CancelToken {
+        lock(&self.shared.cancel_all).clone()
+    }
+
+    /// How many tasks a map keeps in flight per chunk size.
+    fn window(&self) -> usize {
+        self.queue_bound.max(2 * self.workers)
+    }
+
+    /// Queues a job, blocking while the queue is full. The lock is released
+    /// before blocking, so `close` is never held up by a full queue.
+    ///
+    /// A job that cannot be queued still answers each of its tasks, so that
+    /// whoever counts outcomes gets one per task.
+    fn enqueue(&self, job: Job) -> Result<(), Error> {
+        let jobs = lock(&self.jobs).clone();
+        let refuse = |job: Job, status: ExitStatus, why: &str| {
+            for reply in job.replies {
+                reply.send(Outcome::failed(status.clone(), why));
+            }
+            Err(Error::new(
+                ErrorKind::PoolClosed,
+                "the pool is closed: it takes no new tasks",
+            ))
+        };
+        let Some(jobs) = jobs else {
+            return refuse(
+                job,
+                ExitStatus::Cancelled,
+                "the pool was closed before the task was queued",
+            );
+        };
+        match jobs.send(job) {
+            Ok(()) => Ok(()),
+            // Every worker is gone (only possible after a bug in the pool).
+            Err(crossbeam_channel::SendError(job)) => {
+                refuse(job, ExitStatus::WorkerLost, "the pool's workers are gone")
+            }
+        }
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.shutdown(Shutdown::Cancel);
+    }
+}
+
+impl std::fmt::Debug for Pool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pool")
+            .field("module", &self.shared.module.name())
+            .field("workers", &self.workers)
+            .field("queue_bound", &self.queue_bound)
+            .finish()
+    }
+}
+
+/// Typed-task calls of `name`, one per argument; an argument that does not
+/// serialize becomes a rejected task in its place.
+fn calls<A, I>(name: &str, args: I) -> impl Iterator<Item = Task> + use<A, I>
+where
+    A: Serialize,
+    I: IntoIterator<Item = A>,
+{
+    let name = name.to_owned();
+    args.into_iter().map(move |arg| {
+        Task::call(&name, &arg).unwrap_or_else(|error| Task::rejected(error.to_string()))
+    })
+}
+
+/// Locks a mutex, ignoring poisoning: no code panics while holding these
+/// locks, and their data stays valid regardless.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}

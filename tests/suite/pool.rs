@@ -1,0 +1,387 @@
+//! The pool: submit, handles, map, chunks, shutdown, and no task lost.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use wasmproc::{Capabilities, ErrorKind, ExitStatus, Limits, Pool, Shutdown, Task, TrapKind};
+use wasmproc_tests::{sdk_tasks, wasi_cmd};
+
+fn pool(workers: usize) -> Pool {
+    Pool::builder(sdk_tasks()).workers(workers).build().unwrap()
+}
+
+fn sleep_task(ms: u64) -> Task {
+    Task::call("sleep_ms", &ms).unwrap()
+}
+
+#[test]
+fn submit_and_wait() {
+    let pool = pool(2);
+    let handle = pool.submit(Task::call("square", &9u64).unwrap()).unwrap();
+    assert_eq!(handle.wait().decode::<u64>().unwrap(), 81);
+    assert!(handle.is_finished());
+    assert_eq!(handle.try_get().unwrap().status, ExitStatus::Exited(0));
+    assert_eq!(handle.into_outcome().decode::<u64>().unwrap(), 81);
+}
+
+#[test]
+fn wait_timeout_only_stops_the_waiting() {
+    let pool = pool(1);
+    let handle = pool.submit(sleep_task(300)).unwrap();
+    assert!(handle.wait_timeout(Duration::from_millis(20)).is_none());
+    assert!(handle.try_get().is_none() && !handle.is_finished());
+    let outcome = handle
+        .wait_timeout(Duration::from_secs(30))
+        .expect("ends within 30s");
+    assert_eq!(outcome.decode::<u64>().unwrap(), 300);
+}
+
+#[test]
+fn cancel_a_queued_task_and_a_running_one() {
+    let pool = pool(1);
+    let running = pool.submit(sleep_task(3_600_000)).unwrap();
+    let queued = pool.submit(Task::call("calls", &()).unwrap()).unwrap();
+    queued.cancel();
+    std::thread::sleep(Duration::from_millis(50));
+    let started = Instant::now();
+    running.cancel();
+    assert_eq!(running.wait().status, ExitStatus::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "a blocked guest ends at once"
+    );
+    let queued = queued.wait();
+    assert_eq!(queued.status, ExitStatus::Cancelled);
+    assert!(
+        queued
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("before it started")
+    );
+    // The worker serves on.
+    let after = pool.submit(Task::call("square", &5u64).unwrap()).unwrap();
+    assert_eq!(after.wait().decode::<u64>().unwrap(), 25);
+}
+
+#[test]
+fn map_yields_in_input_order() {
+    let pool = pool(3);
+    let squares: Vec<u64> = pool
+        .map("square", 0..500u64)
+        .map(|o| o.decode().unwrap())
+        .collect();
+    assert_eq!(squares, (0..500u64).map(|x| x * x).collect::<Vec<_>>());
+}
+
+#[test]
+fn map_keeps_order_when_early_tasks_are_slow() {
+    let pool = pool(3);
+    let delays = [200u64, 0, 0, 100, 0, 0, 0, 50];
+    let results: Vec<u64> = pool
+        .map("sleep_ms", delays)
+        .map(|o| o.decode().unwrap())
+        .collect();
+    assert_eq!(results, delays);
+}
+
+#[test]
+fn map_pulls_inputs_lazily_from_an_endless_iterator() {
+    let pool = Pool::builder(sdk_tasks())
+        .workers(2)
+        .queue_bound(4)
+        .build()
+        .unwrap();
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&pulled);
+    let endless = (0u64..).inspect(move |_| {
+        counter.fetch_add(1, Ordering::SeqCst);
+    });
+    let first: Vec<u64> = pool
+        .map("square", endless)
+        .take(20)
+        .map(|o| o.decode().unwrap())
+        .collect();
+    assert_eq!(first[19], 361);
+    let pulled = pulled.load(Ordering::SeqCst);
+    assert!(
+        pulled <= 20 + 8,
+        "pulled {pulled} inputs for 20 results: the window bounds it"
+    );
+}
+
+#[test]
+fn map_unordered_gives_every_index_once() {
+    let pool = pool(3);
+    let mut seen: Vec<(usize, u64)> = pool
+        .map_unordered("square", 0..300u64)
+        .map(|(index, outcome)| (index, outcome.decode().unwrap()))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        (0..300).map(|i| (i, (i * i) as u64)).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn map_of_commands_and_of_unserializable_args() {
+    let pool = Pool::builder(wasi_cmd()).workers(2).build().unwrap();
+    let tasks = (0..20).map(|i| Task::command().args(["exit", &(i % 3).to_string()]));
+    let codes: Vec<ExitStatus> = pool.map_tasks(tasks).map(|o| o.status).collect();
+    assert_eq!(
+        codes,
+        (0..20)
+            .map(|i| ExitStatus::Exited(i % 3))
+            .collect::<Vec<_>>()
+    );
+
+    let sdk = pool_for_sdk();
+    // A map with non-string keys cannot become JSON: that item alone fails.
+    let bad: HashMap<Vec<u8>, u8> = HashMap::from([(vec![1], 1)]);
+    let args = vec![json!(1), serde_json::to_value(1).unwrap()];
+    let mut outcomes = sdk.map("echo", args).collect::<Vec<_>>();
+    outcomes.extend(sdk.map("echo", [bad]));
+    assert_eq!(outcomes[0].status, ExitStatus::Exited(0));
+    assert_eq!(outcomes[2].status, ExitStatus::BadInvocation);
+}
+
+fn pool_for_sdk() -> Pool {
+    pool(2)
+}
+
+#[test]
+fn chunks_share_an_instance_and_recover_from_failures() {
+    let pool = pool(1);
+    let shared: Vec<u32> = pool
+        .map("calls", vec![(); 5])
+        .chunksize(5)
+        .map(|o| o.decode().unwrap())
+        .collect();
+    assert_eq!(
+        shared,
+        [1, 2, 3, 4, 5],
+        "one instance served the whole chunk"
+    );
+
+    let tasks = vec![
+        Task::call("calls", &()).unwrap(),
+        Task::call("panics", "mid-chunk").unwrap(),
+        Task::call("calls", &()).unwrap(),
+        Task::call("square", &"not a number").unwrap(),
+        Task::call("calls", &()).unwrap(),
+    ];
+    let outcomes: Vec<_> = pool.map_tasks(tasks).chunksize(5).collect();
+    assert_eq!(outcomes[0].decode::<u32>().unwrap(), 1);
+    assert_eq!(outcomes[1].status, ExitStatus::Exited(101));
+    assert_eq!(
+        outcomes[2].decode::<u32>().unwrap(),
+        1,
+        "a fresh instance after the panic"
+    );
+    assert_eq!(outcomes[3].status, ExitStatus::BadInvocation);
+    assert_eq!(
+        outcomes[4].decode::<u32>().unwrap(),
+        2,
+        "bad input does not spoil the instance"
+    );
+}
+
+#[test]
+fn chunked_tasks_keep_their_own_limits_and_output() {
+    let pool = Pool::builder(sdk_tasks())
+        .workers(1)
+        .limits(Limits::default().timeout(Duration::from_millis(100)))
+        .build()
+        .unwrap();
+    let tasks = vec![
+        Task::call("write_output", &(3usize, "a")).unwrap(),
+        Task::call("spin", &()).unwrap(),
+        Task::call("write_output", &(5usize, "b")).unwrap(),
+    ];
+    let outcomes: Vec<_> = pool.map_tasks(tasks).chunksize(3).collect();
+    assert_eq!(
+        (
+            outcomes[0].stdout.text().as_ref(),
+            outcomes[0].stderr.text().as_ref()
+        ),
+        ("xxx", "a")
+    );
+    assert_eq!(outcomes[1].status, ExitStatus::TimedOut);
+    assert_eq!(
+        (
+            outcomes[2].stdout.text().as_ref(),
+            outcomes[2].stderr.text().as_ref()
+        ),
+        ("xxxxx", "b")
+    );
+}
+
+#[test]
+fn pool_defaults_apply_unless_a_task_has_its_own() {
+    let pool = Pool::builder(sdk_tasks())
+        .workers(2)
+        .limits(Limits::default().timeout(Duration::from_millis(50)))
+        .capabilities(Capabilities::default().env("FROM_POOL", "yes"))
+        .build()
+        .unwrap();
+    let defaulted = pool.submit(sleep_task(10_000)).unwrap();
+    assert_eq!(defaulted.wait().status, ExitStatus::TimedOut);
+    let own = pool
+        .submit(sleep_task(100).limits(Limits::default().timeout(Duration::from_secs(30))))
+        .unwrap();
+    assert_eq!(own.wait().decode::<u64>().unwrap(), 100);
+    let env = pool
+        .submit(Task::call("env_var", "FROM_POOL").unwrap())
+        .unwrap();
+    assert_eq!(
+        env.wait().decode::<Option<String>>().unwrap().as_deref(),
+        Some("yes")
+    );
+}
+
+#[test]
+fn closed_pool_refuses_new_tasks_and_join_drains() {
+    let pool = pool(2);
+    let handles: Vec<_> = (0..6)
+        .map(|_| pool.submit(sleep_task(30)).unwrap())
+        .collect();
+    pool.join();
+    assert!(
+        handles
+            .iter()
+            .all(|h| h.try_get().is_some_and(|o| o.success()))
+    );
+    let error = pool
+        .submit(Task::call("square", &1u64).unwrap())
+        .unwrap_err();
+    assert_eq!(error.kind(), &ErrorKind::PoolClosed);
+    let refused: Vec<_> = pool.map("square", 0..3u64).collect();
+    assert!(
+        refused.iter().all(|o| o.status == ExitStatus::Cancelled),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn shutdown_cancel_ends_queued_and_running_tasks() {
+    let pool = pool(1);
+    let running = pool.submit(sleep_task(3_600_000)).unwrap();
+    let queued: Vec<_> = (0..3)
+        .map(|_| pool.submit(sleep_task(3_600_000)).unwrap())
+        .collect();
+    let started = Instant::now();
+    pool.shutdown(Shutdown::Cancel);
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(running.wait().status, ExitStatus::Cancelled);
+    assert!(
+        queued
+            .iter()
+            .all(|h| h.wait().status == ExitStatus::Cancelled)
+    );
+}
+
+#[test]
+fn dropping_the_pool_cancels_and_joins() {
+    let handle = {
+        let pool = pool(2);
+        pool.submit(sleep_task(3_600_000)).unwrap()
+    };
+    // The drop returned, so its threads were joined; the task has its status.
+    assert_eq!(
+        handle.try_get().map(|o| o.status.clone()),
+        Some(ExitStatus::Cancelled)
+    );
+}
+
+#[test]
+fn dropping_a_map_cancels_what_is_in_flight() {
+    let pool = pool(2);
+    let started = Instant::now();
+    let first = pool
+        .map("sleep_ms", [0u64, 3_600_000, 3_600_000, 3_600_000])
+        .next();
+    assert_eq!(first.unwrap().decode::<u64>().unwrap(), 0);
+    // The rest were cancelled when the iterator dropped: the pool is free.
+    let next = pool.submit(Task::call("square", &3u64).unwrap()).unwrap();
+    assert_eq!(next.wait().decode::<u64>().unwrap(), 9);
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// Thousands of tasks of every kind of ending: each index is accounted for
+/// exactly once, with the status its kind implies, and the pool serves on.
+#[test]
+fn stress_no_task_is_lost() {
+    const TASKS: usize = 2400;
+    let pool = Pool::builder(sdk_tasks())
+        .workers(4)
+        .limits(
+            Limits::default()
+                .timeout(Duration::from_millis(20))
+                .max_memory(8 << 20)
+                .max_output(1024),
+        )
+        .build()
+        .unwrap();
+    let kind = |i: usize| i % 12;
+    let task = |i: usize| -> Task {
+        match kind(i) {
+            0..=3 => Task::call("square", &(i as u64)).unwrap(),
+            4 => Task::call("panics", "stress").unwrap(),
+            5 => Task::call("unreachable", &()).unwrap(),
+            6 => Task::call("spin", &()).unwrap(),
+            7 => Task::call("allocate_mib", &64usize).unwrap(),
+            8 => Task::call("write_output", &(100_000usize, "")).unwrap(),
+            9 => Task::call_json("square", &b"{bad json"[..]),
+            10 => Task::call("no_such_task", &()).unwrap(),
+            _ => Task::call("count_to", &u64::MAX)
+                .unwrap()
+                .limits(Limits::default().fuel(10_000)),
+        }
+    };
+    let expected = |i: usize| -> ExitStatus {
+        match kind(i) {
+            0..=3 | 8 => ExitStatus::Exited(0),
+            4 => ExitStatus::Exited(101),
+            5 => ExitStatus::Trapped(TrapKind::Unreachable),
+            6 => ExitStatus::TimedOut,
+            7 => ExitStatus::MemoryExceeded,
+            9 => ExitStatus::BadInvocation,
+            10 => ExitStatus::CannotRun,
+            _ => ExitStatus::FuelExhausted,
+        }
+    };
+    let mut seen = vec![0u32; TASKS];
+    for (index, outcome) in pool.map_tasks_unordered((0..TASKS).map(task)) {
+        seen[index] += 1;
+        assert_eq!(
+            outcome.status,
+            expected(index),
+            "task {index}: {:?}",
+            outcome.message
+        );
+        if kind(index) <= 3 {
+            assert_eq!(outcome.decode::<u64>().unwrap(), (index * index) as u64);
+        }
+        if kind(index) == 8 {
+            assert!(outcome.stdout.truncated && outcome.stdout.bytes.len() == 1024);
+        }
+    }
+    assert!(seen.iter().all(|&n| n == 1), "every index exactly once");
+
+    // Handles too: a burst of submits, every one answered.
+    let handles: Vec<_> = (0..240)
+        .map(|i| (i, pool.submit(task(i)).unwrap()))
+        .collect();
+    for (i, handle) in handles {
+        assert_eq!(handle.wait().status, expected(i), "handle {i}");
+    }
+    let after: Vec<Value> = pool
+        .map("echo", [json!("still serving")])
+        .map(|o| o.decode().unwrap())
+        .collect();
+    assert_eq!(after, [json!("still serving")]);
+}
