@@ -33,6 +33,18 @@ pub(crate) enum Command {
         wasmproc run stats.wasm --task top_words --args '{\"text\": \"a b a\", \"top\": 1}'\n  \
         echo '\"some text\"' | wasmproc run --json stats.wasm --task stats --args -")]
     Run(RunArgs),
+    /// Run a task over many inputs in parallel: one JSON value per input
+    /// line (for a command module, a JSON array of argv strings), one JSON
+    /// object per output line.
+    ///
+    /// Each output line holds the input's index and what `run --json`
+    /// prints. A malformed input line fails alone, with status
+    /// `bad_invocation`. Exit status: 0 when every task exited 0, 123 when
+    /// any did not, 126–128 when the run could not start.
+    #[command(after_help = "Examples:\n  \
+        wasmproc map stats.wasm --task stats docs.ndjson > stats.ndjson\n  \
+        printf '[\"exit\", \"0\"]\\n[\"exit\", \"3\"]\\n' | wasmproc map -j 2 cmd.wasm -")]
+    Map(MapArgs),
     /// Compile a module into the cache, so that later runs start at once.
     Compile(ModuleArgs),
     /// List a module's tasks, exports and imports.
@@ -110,6 +122,41 @@ pub(crate) struct CapabilityArgs {
 }
 
 #[derive(Debug, Args)]
+pub(crate) struct MapArgs {
+    /// Run the SDK task NAME (by default: `_start`, else the module's only
+    /// task).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) task: Option<String>,
+
+    /// Run N tasks at once (default: the number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+
+    /// Write results as tasks end, not in input order.
+    #[arg(long)]
+    pub(crate) unordered: bool,
+
+    /// Run K consecutive inputs of an SDK task in one instance: faster for
+    /// tiny tasks, at the price of isolation between them.
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    pub(crate) chunksize: usize,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
+    pub(crate) caps: CapabilityArgs,
+
+    /// The module file.
+    #[arg(value_name = "MODULE")]
+    pub(crate) module: PathBuf,
+
+    /// The NDJSON input file, or `-` for stdin (the default).
+    #[arg(value_name = "INPUT")]
+    pub(crate) input: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
 pub(crate) struct ModuleArgs {
     /// The module file.
     #[arg(value_name = "MODULE")]
@@ -145,9 +192,11 @@ impl RunArgs {
 /// `--`); from there on everything is the guest's, so
 /// `wasmproc run m.wasm a --timeout 5s` gives the guest `a --timeout 5s`.
 pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> Vec<OsString> {
-    let Some(run_at) = raw.iter().skip(1).position(|a| a == "run").map(|i| i + 1) else {
+    // `run` is always the first argument: there are no global options.
+    if raw.get(1).is_none_or(|a| a != "run") {
         return raw;
-    };
+    }
+    let run_at = 1;
     let command = Cli::command();
     let Some(run) = command.find_subcommand("run") else {
         return raw;

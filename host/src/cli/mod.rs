@@ -2,6 +2,7 @@
 
 mod args;
 mod inspect;
+mod map;
 mod report;
 mod run;
 
@@ -44,6 +45,7 @@ pub(crate) fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Run(args) => run::run(args),
+        Command::Map(args) => map::map(args),
         Command::Compile(args) => inspect::compile(args),
         Command::Inspect(args) => inspect::inspect(args),
     };
@@ -61,6 +63,12 @@ pub(crate) fn main() -> ExitCode {
 pub(crate) fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
     if let Some(error) = error.downcast_ref::<wasmproc::Error>() {
         error.exit_status()
+    } else if let Some(error) = error.downcast_ref::<map::MapSetupError>() {
+        match error.kind {
+            wasmproc::ErrorKind::NotFound => ExitStatus::NotFound,
+            wasmproc::ErrorKind::CannotRun => ExitStatus::CannotRun,
+            _ => ExitStatus::BadInvocation,
+        }
     } else if error.is::<Usage>() {
         ExitStatus::BadInvocation
     } else {

@@ -223,3 +223,9 @@ fn env_count() -> usize {
 fn read_file(path: String) -> Result<String, String> {
     std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))
 }
+
+/// The benchmark's CPU kernel: SHA-256 rounds over 64 KiB.
+#[task]
+fn sha256_rounds(rounds: u32) -> String {
+    kernel::sha256_rounds(rounds)
+}
