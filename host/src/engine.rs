@@ -336,7 +336,8 @@ fn engine_config(settings: &Settings, consume_fuel: bool) -> Config {
         // avoids a TLB shootdown across all cores per task (measured: 2.3x
         // the tasks/s of a trivial task; see the benchmark).
         .table_keep_resident(64 << 10)
-        .linear_memory_keep_resident(2 << 20);
+        .linear_memory_keep_resident(2 << 20)
+        .pagemap_scan(wasmtime::Enabled::Auto);
 
     let mut config = Config::new();
     config

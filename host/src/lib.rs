@@ -56,7 +56,9 @@ mod worker;
 
 pub use cache::CacheStatus;
 pub use cancel::CancelToken;
-pub use engine::{CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, Runtime, RuntimeBuilder, bench_engine_config};
+pub use engine::{
+    CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, Runtime, RuntimeBuilder, bench_engine_config,
+};
 pub use error::{Error, ErrorKind};
 pub use limits::Limits;
 pub use module::{ExportInfo, ImportInfo, Module};

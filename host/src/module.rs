@@ -39,6 +39,8 @@ pub(crate) struct Prepared {
 /// What a module exports and imports, read once at load.
 pub(crate) struct ModuleInfo {
     pub(crate) tasks: Vec<String>,
+    /// The export name of each task in `tasks`, in the same order.
+    pub(crate) task_exports: Vec<String>,
     /// Task exports whose signature is not `() -> i32`, with their type.
     pub(crate) malformed_tasks: Vec<(String, String)>,
     pub(crate) start: Signature,
@@ -269,6 +271,7 @@ fn prepare(
 fn describe(module: &wasmtime::Module) -> ModuleInfo {
     let mut info = ModuleInfo {
         tasks: Vec::new(),
+        task_exports: Vec::new(),
         malformed_tasks: Vec::new(),
         start: Signature::Missing,
         has_initialize: false,
@@ -283,6 +286,7 @@ fn describe(module: &wasmtime::Module) -> ModuleInfo {
                         && f.results().map(|r| matches!(r, ValType::I32)).eq([true]) =>
                 {
                     info.tasks.push(task.to_owned());
+                    info.task_exports.push(export.name().to_owned());
                 }
                 _ => info
                     .malformed_tasks

@@ -111,10 +111,10 @@ impl ResourceLimiter for MemoryGuard {
 }
 
 /// The export a task resolves to.
-#[derive(Clone, PartialEq, Eq)]
-enum Resolved {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Resolved<'m> {
     Start,
-    Task { export: String, initialize: bool },
+    Task { export: &'m str, initialize: bool },
 }
 
 /// Runs `task` on `module`; see [`Module::run`].
@@ -201,7 +201,7 @@ fn run_guarded(module: &Module, tasks: &[Task], cancel: &CancelToken, outcomes: 
 
 /// What a task needs, checked before any instance is made.
 struct Plan<'m> {
-    resolved: Resolved,
+    resolved: Resolved<'m>,
     limits: Limits,
     engine: &'m EngineSlot,
     pre: &'m InstancePre<HostState>,
@@ -275,7 +275,7 @@ struct Live<'m> {
     /// The task this store was made for: later tasks must match it.
     shape: &'m Task,
     /// The entry of that first task: it decides `_initialize`.
-    resolved: Resolved,
+    resolved: Resolved<'m>,
     fuel: bool,
     // Dropped after the store (fields drop in order), so the instance is
     // back in the pool when the place is given back.
@@ -334,7 +334,7 @@ impl<'m> Live<'m> {
             stdout,
             stderr,
             shape: task,
-            resolved: plan.resolved.clone(),
+            resolved: plan.resolved,
             fuel: plan.limits.get_fuel().is_some(),
             _slot: slot,
         })
@@ -414,7 +414,7 @@ impl<'m> Live<'m> {
     async fn enter(
         &mut self,
         pre: &InstancePre<HostState>,
-        resolved: &Resolved,
+        resolved: &Resolved<'_>,
     ) -> Result<i32, (Phase, wasmtime::Error)> {
         let call_error = |error| (Phase::Call, error);
         let store = &mut self.store;
@@ -459,7 +459,7 @@ impl<'m> Live<'m> {
     }
 }
 
-fn resolve(module: &Module, entry: &Entry) -> Result<Resolved, String> {
+fn resolve<'m>(module: &'m Module, entry: &Entry) -> Result<Resolved<'m>, String> {
     let info = &module.inner.info;
     let name = module.name();
     let task_list = || {
@@ -469,8 +469,8 @@ fn resolve(module: &Module, entry: &Entry) -> Result<Resolved, String> {
             format!("its tasks: {}", info.tasks.join(", "))
         }
     };
-    let task = |task: &str| Resolved::Task {
-        export: format!("{}{task}", wasmproc_abi::TASK_EXPORT_PREFIX),
+    let task = |index: usize| Resolved::Task {
+        export: &info.task_exports[index],
         initialize: info.has_initialize,
     };
     match entry {
@@ -485,8 +485,8 @@ fn resolve(module: &Module, entry: &Entry) -> Result<Resolved, String> {
             )),
         },
         Entry::Task(wanted) => {
-            if info.tasks.iter().any(|t| t == wanted) {
-                Ok(task(wanted))
+            if let Some(index) = info.tasks.iter().position(|t| t == wanted) {
+                Ok(task(index))
             } else if let Some((_, ty)) = info.malformed_tasks.iter().find(|(t, _)| t == wanted) {
                 Err(format!(
                     "`{name}` exports task `{wanted}` as {ty}; a task export is func () -> (i32): \
@@ -498,7 +498,7 @@ fn resolve(module: &Module, entry: &Entry) -> Result<Resolved, String> {
         }
         Entry::Auto => match (&info.start, info.tasks.as_slice()) {
             (Signature::Right, _) => Ok(Resolved::Start),
-            (_, [only]) => Ok(task(only)),
+            (_, [_only]) => Ok(task(0)),
             (_, []) => Err(format!(
                 "`{name}` exports neither `_start` nor any wasmproc task: nothing to run"
             )),

@@ -44,20 +44,35 @@ fn main() {
     println!("wasmproc pool benchmark: {tasks} trivial tasks per row, {cpus} CPUs, one run");
 
     let cache = tempfile::tempdir().expect("a temporary directory");
-    let runtime = Runtime::builder().cache_dir(cache.path()).build().expect("runtime");
+    let runtime = Runtime::builder()
+        .cache_dir(cache.path())
+        .build()
+        .expect("runtime");
     let sdk = runtime.load(guests::SDK_TASKS).expect("sdk-tasks loads");
     let cmd = runtime.load(guests::WASI_CMD).expect("wasi-cmd loads");
     let raw = RawWasmtime::new(cpus as u32);
     let mut report = Report;
 
     report.section("1. trivial typed task (square), a fresh instance per task");
-    let raw_1 = report.row("raw wasmtime: instantiate + call, 1 thread", raw.typed(tasks, 1));
-    let raw_n = report.row(&format!("raw wasmtime: instantiate + call, {cpus} threads"), raw.typed(tasks, cpus));
+    let raw_1 = report.row(
+        "raw wasmtime: instantiate + call, 1 thread",
+        raw.typed(tasks, 1),
+    );
+    let raw_n = report.row(
+        &format!("raw wasmtime: instantiate + call, {cpus} threads"),
+        raw.typed(tasks, cpus),
+    );
     let lib_1 = report.row("wasmproc Module::run loop, 1 thread", run_loop(&sdk, tasks));
-    let pool_n = report.row(&format!("wasmproc Pool::map, {cpus} workers"), pool_map(&sdk, tasks, cpus, 1));
+    let pool_n = report.row(
+        &format!("wasmproc Pool::map, {cpus} workers"),
+        pool_map(&sdk, tasks, cpus, 1),
+    );
     let python = python_peer(tasks, cpus);
     for (name, per_second) in &python {
-        report.row(&format!("python multiprocessing {name}, {cpus} workers"), *per_second);
+        report.row(
+            &format!("python multiprocessing {name}, {cpus} workers"),
+            *per_second,
+        );
     }
 
     report.section("2. the same, chunked (one instance per chunk)");
@@ -67,36 +82,84 @@ fn main() {
     );
 
     report.section("3. WASI command (_start, exit 0), a fresh instance per task");
-    let cmd_raw = report.row(&format!("raw wasmtime: instantiate + _start, {cpus} threads"), raw.command(tasks / 4, cpus));
-    let cmd_pool = report.row(&format!("wasmproc Pool::map_tasks, {cpus} workers"), command_map(&cmd, tasks / 4, cpus));
+    let cmd_raw = report.row(
+        &format!("raw wasmtime: instantiate + _start, {cpus} threads"),
+        raw.command(tasks / 4, cpus),
+    );
+    let cmd_pool = report.row(
+        &format!("wasmproc Pool::map_tasks, {cpus} workers"),
+        command_map(&cmd, tasks / 4, cpus),
+    );
 
     report.section("4. CPU kernel (SHA-256, 1000 rounds over 64 KiB), one thread; rounds/s");
     let native = report.row("native", kernel_native());
     let wasm_plain = report.row("wasm, no timeout", kernel_wasm(&sdk, None));
-    let wasm_timed = report.row("wasm, 60s timeout (epochs on)", kernel_wasm(&sdk, Some(Duration::from_secs(60))));
+    let wasm_timed = report.row(
+        "wasm, 60s timeout (epochs on)",
+        kernel_wasm(&sdk, Some(Duration::from_secs(60))),
+    );
 
     report.section("5. scaling: Pool::map at 1 and N workers");
     let typed_1 = report.row("typed, 1 worker", pool_map(&sdk, tasks / 2, 1, 1));
-    let typed_n = report.row(&format!("typed, {cpus} workers"), pool_map(&sdk, tasks / 2, cpus, 1));
+    let typed_n = report.row(
+        &format!("typed, {cpus} workers"),
+        pool_map(&sdk, tasks / 2, cpus, 1),
+    );
     let command_1 = report.row("command, 1 worker", command_map(&cmd, tasks / 4, 1));
-    let command_n = report.row(&format!("command, {cpus} workers"), command_map(&cmd, tasks / 4, cpus));
+    let command_n = report.row(
+        &format!("command, {cpus} workers"),
+        command_map(&cmd, tasks / 4, cpus),
+    );
 
-    let python_chunk1 = python.iter().find(|(n, _)| n.contains("chunksize=1")).map(|(_, v)| *v);
-    let python_default = python.iter().find(|(n, _)| n.contains("default")).map(|(_, v)| *v);
+    let python_chunk1 = python
+        .iter()
+        .find(|(n, _)| n.contains("chunksize=1"))
+        .map(|(_, v)| *v);
+    let python_default = python
+        .iter()
+        .find(|(n, _)| n.contains("default"))
+        .map(|(_, v)| *v);
     println!("\nratios (same run)");
-    println!("  pool / raw wasmtime ({cpus} threads)           {:>6.2}", pool_n / raw_n);
-    println!("  Module::run loop / raw wasmtime (1 thread)    {:>6.2}", lib_1 / raw_1);
+    println!(
+        "  pool / raw wasmtime ({cpus} threads)           {:>6.2}",
+        pool_n / raw_n
+    );
+    println!(
+        "  Module::run loop / raw wasmtime (1 thread)    {:>6.2}",
+        lib_1 / raw_1
+    );
     if let Some(python) = python_chunk1 {
-        println!("  pool / python Pool.map chunksize=1            {:>6.2}", pool_n / python);
+        println!(
+            "  pool / python Pool.map chunksize=1            {:>6.2}",
+            pool_n / python
+        );
     }
     if let Some(python) = python_default {
-        println!("  chunked pool / python Pool.map default chunks {:>6.2}", chunked / python);
+        println!(
+            "  chunked pool / python Pool.map default chunks {:>6.2}",
+            chunked / python
+        );
     }
-    println!("  command pool / raw _start                     {:>6.2}", cmd_pool / cmd_raw);
-    println!("  wasm / native time, timeouts on               {:>6.2}", native / wasm_timed);
-    println!("  wasm / native time, timeouts off              {:>6.2}", native / wasm_plain);
-    println!("  typed scaling {cpus} workers / 1                  {:>6.2}", typed_n / typed_1);
-    println!("  command scaling {cpus} workers / 1                {:>6.2}", command_n / command_1);
+    println!(
+        "  command pool / raw _start                     {:>6.2}",
+        cmd_pool / cmd_raw
+    );
+    println!(
+        "  wasm / native time, timeouts on               {:>6.2}",
+        native / wasm_timed
+    );
+    println!(
+        "  wasm / native time, timeouts off              {:>6.2}",
+        native / wasm_plain
+    );
+    println!(
+        "  typed scaling {cpus} workers / 1                  {:>6.2}",
+        typed_n / typed_1
+    );
+    println!(
+        "  command scaling {cpus} workers / 1                {:>6.2}",
+        command_n / command_1
+    );
 }
 
 fn run_loop(module: &wasmproc::Module, tasks: usize) -> f64 {
@@ -109,11 +172,21 @@ fn run_loop(module: &wasmproc::Module, tasks: usize) -> f64 {
 }
 
 fn pool_map(module: &wasmproc::Module, tasks: usize, workers: usize, chunksize: usize) -> f64 {
-    let pool = Pool::builder(module).workers(workers).build().expect("pool");
+    let pool = Pool::builder(module)
+        .workers(workers)
+        .build()
+        .expect("pool");
     let started = Instant::now();
     let mut count = 0u64;
-    for (i, outcome) in pool.map("square", 0..tasks as u64).chunksize(chunksize).enumerate() {
-        assert_eq!(outcome.decode::<u64>().expect("square succeeds"), (i * i) as u64);
+    for (i, outcome) in pool
+        .map("square", 0..tasks as u64)
+        .chunksize(chunksize)
+        .enumerate()
+    {
+        assert_eq!(
+            outcome.decode::<u64>().expect("square succeeds"),
+            (i * i) as u64
+        );
         count += 1;
     }
     assert_eq!(count, tasks as u64);
@@ -121,7 +194,10 @@ fn pool_map(module: &wasmproc::Module, tasks: usize, workers: usize, chunksize: 
 }
 
 fn command_map(module: &wasmproc::Module, tasks: usize, workers: usize) -> f64 {
-    let pool = Pool::builder(module).workers(workers).build().expect("pool");
+    let pool = Pool::builder(module)
+        .workers(workers)
+        .build()
+        .expect("pool");
     let started = Instant::now();
     let all = (0..tasks).map(|_| Task::command().args(["exit", "0"]));
     for outcome in pool.map_tasks(all) {
@@ -146,7 +222,11 @@ fn kernel_wasm(module: &wasmproc::Module, timeout: Option<Duration>) -> f64 {
     let started = Instant::now();
     let digest: String = module.run(&task).decode().expect("the kernel runs");
     let seconds = started.elapsed().as_secs_f64();
-    assert_eq!(digest, kernel::sha256_rounds(KERNEL_ROUNDS), "wasm and native agree");
+    assert_eq!(
+        digest,
+        kernel::sha256_rounds(KERNEL_ROUNDS),
+        "wasm and native agree"
+    );
     f64::from(KERNEL_ROUNDS) / seconds
 }
 
@@ -162,7 +242,10 @@ fn python_peer(tasks: usize, workers: usize) -> Vec<(String, f64)> {
             .filter_map(|v| Some((v["name"].as_str()?.to_owned(), v["tasks_per_s"].as_f64()?)))
             .collect(),
         Ok(output) => {
-            println!("  (python peer failed: {})", String::from_utf8_lossy(&output.stderr).trim());
+            println!(
+                "  (python peer failed: {})",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
             Vec::new()
         }
         Err(_) => {
@@ -190,34 +273,62 @@ struct RawState {
 
 impl RawWasmtime {
     fn new(threads: u32) -> Self {
-        let engine = Engine::new(&wasmproc::bench_engine_config(threads.max(1) * 2)).expect("engine");
+        let engine =
+            Engine::new(&wasmproc::bench_engine_config(threads.max(1) * 2)).expect("engine");
         let mut linker = Linker::<RawState>::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi).expect("wasi links");
         let m = "wasmproc_v1";
         linker
-            .func_wrap(m, "input_len", |c: wasmtime::Caller<'_, RawState>| c.data().input.len() as i32)
-            .expect("links");
-        linker
-            .func_wrap(m, "input_read", |mut c: wasmtime::Caller<'_, RawState>, ptr: i32| {
-                let memory = c.get_export("memory").and_then(|e| e.into_memory()).expect("memory");
-                let input = Arc::clone(&c.data().input);
-                memory.write(&mut c, ptr as u32 as usize, &input).expect("in bounds");
+            .func_wrap(m, "input_len", |c: wasmtime::Caller<'_, RawState>| {
+                c.data().input.len() as i32
             })
             .expect("links");
         linker
-            .func_wrap(m, "output_write", |mut c: wasmtime::Caller<'_, RawState>, ptr: i32, len: i32| {
-                let memory = c.get_export("memory").and_then(|e| e.into_memory()).expect("memory");
-                let (start, len) = (ptr as u32 as usize, len as u32 as usize);
-                let bytes = memory.data(&c)[start..start + len].to_vec();
-                c.data_mut().output = bytes;
-            })
+            .func_wrap(
+                m,
+                "input_read",
+                |mut c: wasmtime::Caller<'_, RawState>, ptr: i32| {
+                    let memory = c
+                        .get_export("memory")
+                        .and_then(|e| e.into_memory())
+                        .expect("memory");
+                    let input = Arc::clone(&c.data().input);
+                    memory
+                        .write(&mut c, ptr as u32 as usize, &input)
+                        .expect("in bounds");
+                },
+            )
             .expect("links");
         linker
-            .func_wrap(m, "fail", |_: wasmtime::Caller<'_, RawState>, _: i32, _: i32, _: i32| {})
+            .func_wrap(
+                m,
+                "output_write",
+                |mut c: wasmtime::Caller<'_, RawState>, ptr: i32, len: i32| {
+                    let memory = c
+                        .get_export("memory")
+                        .and_then(|e| e.into_memory())
+                        .expect("memory");
+                    let (start, len) = (ptr as u32 as usize, len as u32 as usize);
+                    let bytes = memory.data(&c)[start..start + len].to_vec();
+                    c.data_mut().output = bytes;
+                },
+            )
+            .expect("links");
+        linker
+            .func_wrap(
+                m,
+                "fail",
+                |_: wasmtime::Caller<'_, RawState>, _: i32, _: i32, _: i32| {},
+            )
             .expect("links");
         let sdk = Module::from_file(&engine, guests::SDK_TASKS).expect("compiles");
         let cmd = Module::from_file(&engine, guests::WASI_CMD).expect("compiles");
-        RawWasmtime { engine, linker, sdk, cmd }
+        RawWasmtime {
+            engine,
+            linker,
+            sdk,
+            cmd,
+        }
     }
 
     fn typed(&self, tasks: usize, threads: usize) -> f64 {
@@ -226,10 +337,17 @@ impl RawWasmtime {
             let pre = pre.clone();
             async move {
                 let input: Arc<[u8]> = i.to_string().into_bytes().into();
-                let state = RawState { wasi: WasiCtxBuilder::new().build_p1(), input, output: Vec::new() };
+                let state = RawState {
+                    wasi: WasiCtxBuilder::new().build_p1(),
+                    input,
+                    output: Vec::new(),
+                };
                 let mut store = Store::new(&engine, state);
                 store.set_epoch_deadline(1 << 40);
-                let instance = pre.instantiate_async(&mut store).await.expect("instantiates");
+                let instance = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .expect("instantiates");
                 let square = instance
                     .get_typed_func::<(), i32>(&mut store, "wasmproc_task:square")
                     .expect("exported");
@@ -246,11 +364,20 @@ impl RawWasmtime {
             async move {
                 let mut wasi = WasiCtxBuilder::new();
                 wasi.args(&["wasi-cmd.wasm", "exit", "0"]);
-                let state = RawState { wasi: wasi.build_p1(), input: Arc::from(&[][..]), output: Vec::new() };
+                let state = RawState {
+                    wasi: wasi.build_p1(),
+                    input: Arc::from(&[][..]),
+                    output: Vec::new(),
+                };
                 let mut store = Store::new(&engine, state);
                 store.set_epoch_deadline(1 << 40);
-                let instance = pre.instantiate_async(&mut store).await.expect("instantiates");
-                let start = instance.get_typed_func::<(), ()>(&mut store, "_start").expect("exported");
+                let instance = pre
+                    .instantiate_async(&mut store)
+                    .await
+                    .expect("instantiates");
+                let start = instance
+                    .get_typed_func::<(), ()>(&mut store, "_start")
+                    .expect("exported");
                 match start.call_async(&mut store, ()).await {
                     Ok(()) => {}
                     Err(error) => assert_eq!(error.downcast_ref::<I32Exit>().map(|e| e.0), Some(0)),
@@ -272,7 +399,10 @@ impl RawWasmtime {
                 let one = one.clone();
                 let engine = self.engine.clone();
                 scope.spawn(move || {
-                    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .expect("runtime");
                     let mine = (t..tasks).step_by(threads);
                     runtime.block_on(async {
                         for i in mine {

@@ -19,3 +19,5 @@ mod foreign;
 mod pool;
 // The `wasmproc` binary: run, inspect, compile, flags and exit codes.
 mod cli;
+// `wasmproc map`: NDJSON in and out, per-line statuses, the run's exit code.
+mod cli_map;

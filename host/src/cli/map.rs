@@ -48,7 +48,12 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     let shape = shape_of(&module, args.task.as_deref())?;
     let (input, total) = open_input(args.input.as_deref())?;
 
-    let pool = Arc::new(Pool::builder(&module).workers(workers).limits(limits).build()?);
+    let pool = Arc::new(
+        Pool::builder(&module)
+            .workers(workers)
+            .limits(limits)
+            .build()?,
+    );
     let interrupted = Arc::new(AtomicBool::new(false));
     {
         let pool = Arc::clone(&pool);
@@ -72,7 +77,10 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         .filter_map(|(number, line)| match line {
             Ok(line) if line.trim().is_empty() => None,
             Ok(line) => Some(task_for(&shape, number + 1, line, &caps)),
-            Err(error) => Some(Task::rejected(format!("input line {}: {error}", number + 1))),
+            Err(error) => Some(Task::rejected(format!(
+                "input line {}: {error}",
+                number + 1
+            ))),
         });
 
     let progress = progress_bar(total);
@@ -108,11 +116,17 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
 fn shape_of(module: &Module, task: Option<&str>) -> anyhow::Result<Shape> {
     let cannot_run = |message: String| wasmproc_error(wasmproc::ErrorKind::CannotRun, message);
     match (task, module.is_command(), module.tasks()) {
-        (Some(name), _, tasks) if tasks.iter().any(|t| t == name) => Ok(Shape::Typed(name.to_owned())),
+        (Some(name), _, tasks) if tasks.iter().any(|t| t == name) => {
+            Ok(Shape::Typed(name.to_owned()))
+        }
         (Some(name), _, tasks) => Err(cannot_run(format!(
             "`{}` has no task `{name}`; its tasks: {}",
             module.name(),
-            if tasks.is_empty() { "none".into() } else { tasks.join(", ") }
+            if tasks.is_empty() {
+                "none".into()
+            } else {
+                tasks.join(", ")
+            }
         ))),
         (None, true, _) => Ok(Shape::Command),
         (None, false, [only]) => Ok(Shape::Typed(only.clone())),
@@ -165,7 +179,12 @@ fn open_input(path: Option<&std::path::Path>) -> anyhow::Result<(Box<dyn BufRead
             };
             let total = if std::io::stderr().is_terminal() {
                 let lines = BufReader::new(open()?).lines();
-                Some(lines.map_while(Result::ok).filter(|l| !l.trim().is_empty()).count() as u64)
+                Some(
+                    lines
+                        .map_while(Result::ok)
+                        .filter(|l| !l.trim().is_empty())
+                        .count() as u64,
+                )
             } else {
                 None
             };
@@ -192,10 +211,11 @@ fn progress_bar(total: Option<u64>) -> ProgressBar {
         return ProgressBar::hidden();
     }
     let bar = match total {
-        Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} tasks  {per_sec}  eta {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        ),
+        Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+            .with_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} tasks  {per_sec}  eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
             ProgressStyle::with_template("{spinner} {pos} tasks  {per_sec}  {elapsed}")
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
@@ -229,7 +249,9 @@ impl Output {
             line.extend(fields);
         }
         serde_json::to_writer(&mut self.out, &line)?;
-        self.out.write_all(b"\n").context("cannot write to stdout")?;
+        self.out
+            .write_all(b"\n")
+            .context("cannot write to stdout")?;
         if self.terminal || self.flushed.elapsed() >= FLUSH_EVERY {
             self.out.flush().context("cannot write to stdout")?;
             self.flushed = Instant::now();
@@ -274,7 +296,11 @@ impl Summary {
 
     fn line(&self) -> String {
         let seconds = self.started.elapsed().as_secs_f64();
-        let rate = if seconds > 0.0 { self.total as f64 / seconds } else { 0.0 };
+        let rate = if seconds > 0.0 {
+            self.total as f64 / seconds
+        } else {
+            0.0
+        };
         let mut line = format!(
             "wasmproc map: {} tasks in {seconds:.2}s ({rate:.0} tasks/s): {} succeeded",
             self.total,
@@ -287,7 +313,11 @@ impl Summary {
                 .filter(|(status, _)| status.as_str() != "exited 0")
                 .map(|(status, n)| format!("{n} {status}"))
                 .collect();
-            line.push_str(&format!(", {} failed ({})", self.failed(), failures.join(", ")));
+            line.push_str(&format!(
+                ", {} failed ({})",
+                self.failed(),
+                failures.join(", ")
+            ));
         }
         line
     }

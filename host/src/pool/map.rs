@@ -43,9 +43,14 @@ impl<'p, I: Iterator<Item = Task>> Feeder<'p, I> {
         }
     }
 
-    /// Submits chunks while the window has room and inputs remain.
+    /// Submits chunks while the window has room and inputs remain; but
+    /// only once half the window has drained, so that inputs go out in
+    /// batches and the workers' queue rarely runs dry.
     fn top_up(&mut self) {
         let window = self.pool.window() * self.chunksize;
+        if self.in_flight > window / 2 {
+            return;
+        }
         while self.in_flight + self.chunksize <= window.max(self.chunksize) {
             let Some(inputs) = self.inputs.as_mut() else {
                 return;
@@ -142,6 +147,11 @@ impl<I: Iterator<Item = Task>> Iterator for MapResults<'_, I> {
             self.feeder.top_up();
             let (index, outcome) = self.feeder.next_arrival()?;
             self.early.insert(index, outcome);
+            // Take whatever else has arrived without waiting for it.
+            while let Ok((index, outcome)) = self.feeder.arrivals.try_recv() {
+                self.feeder.in_flight -= 1;
+                self.early.insert(index, outcome);
+            }
         }
     }
 }

@@ -366,7 +366,7 @@ impl Pool {
 
     /// How many tasks a map keeps in flight per chunk size.
     fn window(&self) -> usize {
-        self.queue_bound.max(2 * self.workers)
+        self.queue_bound.max(8 * self.workers)
     }
 
     /// Queues a job, blocking while the queue is full. The lock is released

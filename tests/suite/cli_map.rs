@@ -1,0 +1,219 @@
+//! `wasmproc map`: NDJSON in, NDJSON out, one status per line.
+
+use std::io::Write;
+use std::process::Stdio;
+
+use serde_json::Value;
+use wasmproc_tests::{code, guests, stderr, stdout, wasmproc, wasmproc_run};
+
+const SDK: &str = guests::SDK_TASKS;
+const CMD: &str = guests::WASI_CMD;
+
+fn lines(output: &std::process::Output) -> Vec<Value> {
+    stdout(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+fn input_file(text: &str) -> tempfile::NamedTempFile {
+    let mut file = tempfile::NamedTempFile::new().unwrap();
+    file.write_all(text.as_bytes()).unwrap();
+    file
+}
+
+#[test]
+fn typed_tasks_in_order_with_a_malformed_line_failing_alone() {
+    let input = input_file("3\n4\n{oops\n\"five\"\n6\n");
+    let output = wasmproc_run(&[
+        "map",
+        SDK,
+        "--task",
+        "square",
+        "-j",
+        "2",
+        input.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 123, "some tasks failed: {}", stderr(&output));
+    let lines = lines(&output);
+    let indexes: Vec<u64> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, [0, 1, 2, 3, 4]);
+    assert_eq!(lines[0]["result"], 9);
+    assert_eq!(lines[1]["result"], 16);
+    assert_eq!(lines[2]["status"], "bad_invocation");
+    assert_eq!(lines[2]["exit_code"], 128);
+    assert_eq!(lines[3]["status"], "bad_invocation");
+    assert_eq!(lines[4]["result"], 36);
+    for field in [
+        "stdout",
+        "stderr",
+        "fuel_used",
+        "peak_memory_bytes",
+        "duration_ms",
+        "message",
+    ] {
+        assert!(lines[0].get(field).is_some(), "{field} is in every line");
+    }
+    let summary = stderr(&output);
+    assert!(
+        summary.contains("5 tasks") && summary.contains("2 bad_invocation"),
+        "{summary}"
+    );
+}
+
+#[test]
+fn all_succeeding_exits_zero() {
+    let input = input_file(&(1..=50).map(|i| format!("{i}\n")).collect::<String>());
+    let output = wasmproc_run(&[
+        "map",
+        SDK,
+        "--task",
+        "square",
+        input.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 0);
+    let results: Vec<u64> = lines(&output)
+        .iter()
+        .map(|l| l["result"].as_u64().unwrap())
+        .collect();
+    assert_eq!(results, (1..=50u64).map(|i| i * i).collect::<Vec<_>>());
+}
+
+#[test]
+fn command_lines_are_argv_arrays_and_unordered_keeps_every_index() {
+    let mut child = wasmproc()
+        .args(["map", "--unordered", "-j", "3", CMD, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = String::new();
+    for i in 0..30 {
+        input.push_str(&format!("[\"exit\", \"{}\"]\n", i % 4));
+    }
+    input.push_str("{\"not\": \"an array\"}\n");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 123);
+    let mut seen: Vec<(u64, Value)> = lines(&output)
+        .into_iter()
+        .map(|l| (l["index"].as_u64().unwrap(), l["exit_code"].clone()))
+        .collect();
+    seen.sort_by_key(|(i, _)| *i);
+    assert_eq!(seen.len(), 31);
+    for (i, exit_code) in &seen[..30] {
+        assert_eq!(exit_code, &Value::from(i % 4), "line {i}");
+    }
+    assert_eq!(seen[30].1, 128, "the malformed line is a bad invocation");
+}
+
+#[test]
+fn chunks_give_the_same_results() {
+    let input = input_file(&(0..40).map(|i| format!("{i}\n")).collect::<String>());
+    let output = wasmproc_run(&[
+        "map",
+        SDK,
+        "--task",
+        "square",
+        "--chunksize",
+        "7",
+        input.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 0);
+    let results: Vec<u64> = lines(&output)
+        .iter()
+        .map(|l| l["result"].as_u64().unwrap())
+        .collect();
+    assert_eq!(results, (0..40u64).map(|i| i * i).collect::<Vec<_>>());
+}
+
+#[test]
+fn limits_and_capabilities_apply_to_every_line() {
+    let input = input_file("\"WANTED\"\n\"PATH\"\n");
+    let output = wasmproc_run(&[
+        "map",
+        "--env",
+        "WANTED=yes",
+        SDK,
+        "--task",
+        "env_var",
+        input.path().to_str().unwrap(),
+    ]);
+    let lines = lines(&output);
+    assert_eq!(lines[0]["result"], "yes");
+    assert_eq!(
+        lines[1]["result"],
+        Value::Null,
+        "the host's PATH is not granted"
+    );
+
+    let spins = input_file("null\nnull\n");
+    let output = wasmproc_run(&[
+        "map",
+        "--timeout",
+        "50ms",
+        SDK,
+        "--task",
+        "spin",
+        spins.path().to_str().unwrap(),
+    ]);
+    assert_eq!(code(&output), 123);
+    assert!(
+        self::lines(&output)
+            .iter()
+            .all(|l| l["status"] == "timed_out")
+    );
+}
+
+#[test]
+fn a_run_that_cannot_start_has_its_status() {
+    let input = input_file("1\n");
+    let path = input.path().to_str().unwrap();
+    assert_eq!(
+        code(&wasmproc_run(&["map", "/no/such/module.wasm", path])),
+        127
+    );
+    assert_eq!(
+        code(&wasmproc_run(&["map", SDK, path])),
+        126,
+        "several tasks and no --task"
+    );
+    assert_eq!(
+        code(&wasmproc_run(&["map", SDK, "--task", "nope", path])),
+        126
+    );
+    assert_eq!(
+        code(&wasmproc_run(&[
+            "map",
+            SDK,
+            "--task",
+            "square",
+            "/no/such/input.ndjson"
+        ])),
+        128
+    );
+    assert_eq!(
+        code(&wasmproc_run(&[
+            "map", "-j", "0", SDK, "--task", "square", path
+        ])),
+        128
+    );
+    assert_eq!(
+        code(&wasmproc_run(&[
+            "map",
+            "--chunksize",
+            "0",
+            SDK,
+            "--task",
+            "square",
+            path
+        ])),
+        128
+    );
+}
