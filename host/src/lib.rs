@@ -8,24 +8,47 @@
 //!
 //! Load a module once (the compiled code is cached on disk, so the next
 //! program that loads it maps it instead of compiling), then run tasks, each
-//! in a fresh instance:
+//! in a fresh instance. Modules usually come from files
+//! ([`Runtime::load`]); this one is WebAssembly text written by hand, so
+//! that the example runs as it is:
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
-//! use wasmproc::{ExitStatus, Limits, Runtime, Task};
+//! use wasmproc::{ExitStatus, Limits, Pool, Runtime, Task};
 //!
-//! let runtime = Runtime::new()?;
-//! let module = runtime.load("text_stats.wasm")?;
+//! // A typed task, `echo`, following the SDK's contract by hand: it answers
+//! // with its own argument. (Rust guests write `#[wasmproc_guest::task]`.)
+//! const ECHO: &str = r#"(module
+//!   (import "wasmproc_v1" "input_len" (func $len (result i32)))
+//!   (import "wasmproc_v1" "input_read" (func $read (param i32)))
+//!   (import "wasmproc_v1" "output_write" (func $write (param i32 i32)))
+//!   (memory (export "memory") 1)
+//!   (func (export "wasmproc_task:echo") (result i32)
+//!     (call $read (i32.const 0))
+//!     (call $write (i32.const 0) (call $len))
+//!     (i32.const 0))
+//!   (func (export "wasmproc_task:spin") (result i32)
+//!     (loop br 0)
+//!     (i32.const 0)))"#;
 //!
-//! // A typed task written with `wasmproc-guest`: serde values in and out.
-//! let outcome = module.run(&Task::call("stats", "two words\n")?);
-//! let stats: serde_json::Value = outcome.decode()?;
-//! assert_eq!(stats["words"], 2);
+//! let runtime = Runtime::builder().no_cache().build()?;
+//! let module = runtime.load_bytes("echo.wat", ECHO.as_bytes())?;
+//! assert_eq!(module.tasks(), ["echo", "spin"]);
+//!
+//! // Serde values in, serde values out.
+//! let outcome = module.run(&Task::call("echo", &vec!["a", "b"])?);
+//! assert_eq!(outcome.decode::<Vec<String>>()?, ["a", "b"]);
 //!
 //! // Limits are enforced and always end the task, with their own status.
-//! let limits = Limits::default().timeout(Duration::from_millis(100)).max_memory(16 << 20);
-//! let outcome = module.run(&Task::call("stats", "x")?.limits(limits));
-//! assert!(outcome.success() || outcome.status == ExitStatus::TimedOut);
+//! let limits = Limits::default().timeout(Duration::from_millis(50));
+//! let outcome = module.run(&Task::call("spin", &())?.limits(limits));
+//! assert_eq!(outcome.status, ExitStatus::TimedOut);
+//! assert_eq!(outcome.status.code(), 142);
+//!
+//! // A pool runs many, streaming results in input order.
+//! let pool = Pool::builder(&module).workers(2).build()?;
+//! let echoed: Vec<u32> = pool.map("echo", 0..100u32).map(|o| o.decode().unwrap()).collect();
+//! assert_eq!(echoed, (0..100).collect::<Vec<_>>());
 //! # Ok::<(), wasmproc::Error>(())
 //! ```
 //!

@@ -82,7 +82,11 @@ struct Summary {
 /// vectors, maps, floats.
 #[task]
 fn summarize(order: Order) -> Summary {
-    let total: u64 = order.lines.iter().map(|l| u64::from(l.qty) * l.price_cents).sum();
+    let total: u64 = order
+        .lines
+        .iter()
+        .map(|l| u64::from(l.qty) * l.price_cents)
+        .sum();
     let mut per_sku = BTreeMap::new();
     for line in &order.lines {
         *per_sku.entry(line.sku.clone()).or_insert(0) += line.qty;
@@ -117,7 +121,10 @@ fn fail_with(code: u8, message: String) -> Result<(), Failure> {
 
 #[task]
 fn exit_deep(code: u8) -> u32 {
-    wasmproc_guest::exit_with(Failure::new(code, format!("exited from deep inside with {code}")))
+    wasmproc_guest::exit_with(Failure::new(
+        code,
+        format!("exited from deep inside with {code}"),
+    ))
 }
 
 #[task]
@@ -159,7 +166,11 @@ fn allocate_mib(mib: usize) -> usize {
 fn recurse(depth: u64) -> u64 {
     #[inline(never)]
     fn down(n: u64) -> u64 {
-        if n == 0 { 0 } else { down(n - 1).wrapping_mul(n | 1).wrapping_sub(n) }
+        if n == 0 {
+            0
+        } else {
+            down(n - 1).wrapping_mul(n | 1).wrapping_sub(n)
+        }
     }
     down(depth)
 }
@@ -190,7 +201,9 @@ fn sleep_ms(ms: u64) -> u64 {
 #[task]
 fn read_stdin() -> String {
     let mut text = String::new();
-    std::io::stdin().read_to_string(&mut text).expect("stdin reads");
+    std::io::stdin()
+        .read_to_string(&mut text)
+        .expect("stdin reads");
     text
 }
 

@@ -16,7 +16,9 @@ fn main() {
         }
         "cat" => {
             let mut input = Vec::new();
-            std::io::stdin().read_to_end(&mut input).expect("stdin reads");
+            std::io::stdin()
+                .read_to_end(&mut input)
+                .expect("stdin reads");
             std::io::stdout().write_all(&input).expect("stdout writes");
         }
         "exit" => exit(rest[0].parse().expect("an exit code")),
@@ -36,8 +38,9 @@ fn main() {
         },
         "list" => match std::fs::read_dir(&rest[0]) {
             Ok(entries) => {
-                let mut names: Vec<String> =
-                    entries.map(|e| e.expect("entry").file_name().to_string_lossy().into_owned()).collect();
+                let mut names: Vec<String> = entries
+                    .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+                    .collect();
                 names.sort();
                 println!("{}", names.join("\n"));
             }
@@ -69,7 +72,9 @@ fn main() {
         "stderr" => eprintln!("{}", rest.join(" ")),
         "panic" => panic!("wasi-cmd was told to panic"),
         _ => {
-            eprintln!("usage: wasi-cmd args|env|cat|exit N|read F|write F T|list D|sleep MS|spin|flood N|stderr T|panic");
+            eprintln!(
+                "usage: wasi-cmd args|env|cat|exit N|read F|write F T|list D|sleep MS|spin|flood N|stderr T|panic"
+            );
             exit(64)
         }
     }
