@@ -1,22 +1,40 @@
 //! A pool of workers: `multiprocessing.Pool` with sandboxed Wasm workers.
 //!
-//! ```no_run
-//! use wasmproc::{Pool, Runtime, Task};
+//! ```
+//! use wasmproc::{ExitStatus, Pool, Runtime, Task};
 //!
-//! let module = Runtime::new()?.load("square.wasm")?;
+//! # const ECHO: &str = r#"(module
+//! #   (import "wasmproc_v1" "input_len" (func $len (result i32)))
+//! #   (import "wasmproc_v1" "input_read" (func $read (param i32)))
+//! #   (import "wasmproc_v1" "output_write" (func $write (param i32 i32)))
+//! #   (memory (export "memory") 1)
+//! #   (func (export "wasmproc_task:echo") (result i32)
+//! #     (call $read (i32.const 0))
+//! #     (call $write (i32.const 0) (call $len))
+//! #     (i32.const 0)))"#;
+//! // A module whose task `echo` answers with its argument (see the crate docs).
+//! let runtime = Runtime::builder().no_cache().build()?;
+//! let module = runtime.load_bytes("echo.wat", ECHO.as_bytes())?;
 //! let pool = Pool::builder(&module).workers(4).build()?;
 //!
 //! // One task, waited for later (`apply_async`).
-//! let handle = pool.submit(Task::call("square", &7u64)?)?;
+//! let handle = pool.submit(Task::call("echo", "hello")?)?;
 //!
 //! // Many, results in input order, streamed (`imap`).
-//! let squares: Vec<u64> = pool
-//!     .map("square", 0..1000u64)
-//!     .map(|outcome| outcome.decode().unwrap())
-//!     .collect();
+//! let echoed: Vec<u64> = pool.map("echo", 0..1000u64).map(|o| o.decode().unwrap()).collect();
 //!
-//! assert_eq!(handle.wait().decode::<u64>()?, 49);
-//! assert_eq!(squares[999], 998_001);
+//! // As they end, each with its input's index (`imap_unordered`).
+//! let mut seen: Vec<usize> = pool.map_unordered("echo", 0..10u64).map(|(i, _)| i).collect();
+//! seen.sort();
+//!
+//! assert_eq!(handle.wait().decode::<String>()?, "hello");
+//! assert_eq!(echoed[999], 999);
+//! assert_eq!(seen, (0..10).collect::<Vec<_>>());
+//!
+//! // A task is cancelled before it starts, or within milliseconds after.
+//! let late = pool.submit(Task::call("echo", &1)?)?;
+//! late.cancel();
+//! assert!(matches!(late.wait().status, ExitStatus::Cancelled | ExitStatus::Exited(0)));
 //! # Ok::<(), wasmproc::Error>(())
 //! ```
 //!
