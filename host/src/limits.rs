@@ -34,7 +34,7 @@ pub const DEFAULT_MAX_WASM_STACK: usize = 1 << 20;
 ///     .max_memory(64 << 20);
 /// assert_eq!(limits.get_timeout(), Some(Duration::from_millis(500)));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     timeout: Option<Duration>,
     fuel: Option<u64>,

@@ -4,5 +4,7 @@
 mod cli;
 
 fn main() -> std::process::ExitCode {
+    // A pool with process isolation starts this binary as its workers.
+    wasmproc::process::run_worker_if_requested();
     cli::main()
 }

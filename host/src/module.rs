@@ -79,6 +79,13 @@ pub struct ImportInfo {
     pub provided: bool,
 }
 
+impl ModuleInner {
+    /// The module's binary wasm (as loaded, text assembled).
+    pub(crate) fn wasm(&self) -> &[u8] {
+        &self.wasm
+    }
+}
+
 impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module")

@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind};
 /// | 139 | [`WorkerLost`](ExitStatus::WorkerLost) |
 /// | 142 | [`TimedOut`](ExitStatus::TimedOut) |
 /// | 152 | [`FuelExhausted`](ExitStatus::FuelExhausted) |
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum ExitStatus {
     /// The guest ended with its own exit code, 0–125.
@@ -104,7 +104,7 @@ impl fmt::Display for ExitStatus {
 }
 
 /// Why a guest trapped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum TrapKind {
     /// An `unreachable` instruction ran (also: a Rust `abort`).
@@ -161,7 +161,7 @@ impl fmt::Display for TrapKind {
 }
 
 /// One captured output stream of a task.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Captured {
     /// The bytes kept, at most the task's output cap.
     pub bytes: Vec<u8>,
@@ -177,7 +177,7 @@ impl Captured {
 }
 
 /// Everything a task's run produced.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub struct Outcome {
     /// How the task ended.

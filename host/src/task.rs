@@ -10,7 +10,7 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 
 /// Which export of the module a task runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Entry {
     /// The WASI command entry `_start`: argv, env and stdin in, exit code out.
     Command,
@@ -58,7 +58,7 @@ impl std::fmt::Debug for Output {
 }
 
 /// A host directory granted to the guest at a guest path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct DirGrant {
     /// The directory on the host.
     pub host: PathBuf,
@@ -94,7 +94,7 @@ impl DirGrant {
 
 /// What the guest may touch. Nothing is granted by default: no files, no
 /// environment variables, no network.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Capabilities {
     /// Directories the guest may open, read and write.
     pub dirs: Vec<DirGrant>,

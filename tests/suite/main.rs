@@ -17,6 +17,8 @@ mod cache;
 mod foreign;
 // Pools: submit, handles, map, chunks, shutdown; the no-task-lost stress test.
 mod pool;
+// Thread and process isolation agree; process workers are supervised.
+mod isolation;
 // The `wasmproc` binary: run, inspect, compile, flags and exit codes.
 mod cli;
 // `wasmproc map`: NDJSON in and out, per-line statuses, the run's exit code.

@@ -110,6 +110,13 @@ pub(crate) struct LimitArgs {
 /// Capabilities: nothing is granted unless named here.
 #[derive(Debug, Args)]
 pub(crate) struct CapabilityArgs {
+    /// Run workers as threads of this process, or as supervised child
+    /// processes (`map`'s default: they scale with cores). With `process`,
+    /// `run` prints the guest's output when the task ends and gives it no
+    /// stdin.
+    #[arg(long, value_name = "thread|process", value_enum)]
+    pub(crate) isolation: Option<IsolationArg>,
+
     /// Grant the host directory HOST to the guest at GUEST (default: the
     /// same path). Repeatable.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
@@ -154,6 +161,15 @@ pub(crate) struct MapArgs {
     /// The NDJSON input file, or `-` for stdin (the default).
     #[arg(value_name = "INPUT")]
     pub(crate) input: Option<PathBuf>,
+}
+
+/// The values of `--isolation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum IsolationArg {
+    /// Threads of this process.
+    Thread,
+    /// Supervised child processes.
+    Process,
 }
 
 #[derive(Debug, Args)]

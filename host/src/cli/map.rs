@@ -10,11 +10,17 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
-use wasmproc::{Capabilities, ExitStatus, Module, Outcome, Pool, Runtime, Task};
+use wasmproc::{
+    Capabilities, ExitStatus, Isolation, Module, Outcome, Pool, ProcessOptions, Runtime, Task,
+};
 
 use super::Usage;
-use super::args::MapArgs;
+use super::args::{IsolationArg, MapArgs};
 use super::report::outcome_json;
+
+/// Where `map`'s workers run unless `--isolation` says otherwise; chosen
+/// from the benchmark (see the README).
+const DEFAULT_ISOLATION: IsolationArg = IsolationArg::Process;
 
 /// The exit status of a `map` in which some task did not exit 0.
 const SOME_TASKS_FAILED: u8 = 123;
@@ -48,10 +54,15 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     let shape = shape_of(&module, args.task.as_deref())?;
     let (input, total) = open_input(args.input.as_deref())?;
 
+    let isolation = match args.caps.isolation.unwrap_or(DEFAULT_ISOLATION) {
+        IsolationArg::Thread => Isolation::Thread,
+        IsolationArg::Process => Isolation::Process(ProcessOptions::default()),
+    };
     let pool = Arc::new(
         Pool::builder(&module)
             .workers(workers)
             .limits(limits)
+            .isolation(isolation)
             .build()?,
     );
     let interrupted = Arc::new(AtomicBool::new(false));

@@ -4,17 +4,23 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
-use wasmproc::{CancelToken, Entry, ExitStatus, Module, Outcome, Output, Runtime, Stdin, Task};
+use wasmproc::{
+    CancelToken, Entry, ExitStatus, Isolation, Module, Outcome, Output, Pool, ProcessOptions,
+    Runtime, Stdin, Task,
+};
 
 use super::Usage;
-use super::args::RunArgs;
+use super::args::{IsolationArg, RunArgs};
 use super::report::{failure_line, outcome_json, setup_failure_json};
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     let token = cancel_on_ctrl_c();
     match prepare(&args) {
         Ok((module, task)) => {
-            let outcome = module.run_with(&task, &token);
+            let outcome = match args.caps.isolation {
+                Some(IsolationArg::Process) => run_in_process(&module, task, &token)?,
+                _ => module.run_with(&task, &token),
+            };
             report(&args, &module, &outcome);
             Ok(outcome.status.code())
         }
@@ -26,6 +32,32 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         Err(error) => Err(error),
     }
+}
+
+/// Runs the task in a worker process (this binary, started as one) and
+/// replays its captured output on the host's streams.
+fn run_in_process(module: &Module, task: Task, token: &CancelToken) -> anyhow::Result<Outcome> {
+    let pool = Pool::builder(module)
+        .workers(1)
+        .isolation(Isolation::Process(ProcessOptions::default()))
+        .build()?;
+    let task = task
+        .stdin(Stdin::Empty)
+        .stdout(Output::Capture)
+        .stderr(Output::Capture);
+    let handle = pool.submit(task)?;
+    while handle
+        .wait_timeout(std::time::Duration::from_millis(5))
+        .is_none()
+    {
+        if token.is_cancelled() {
+            handle.cancel();
+        }
+    }
+    let outcome = handle.into_outcome();
+    let _ = std::io::stdout().write_all(&outcome.stdout.bytes);
+    let _ = std::io::stderr().write_all(&outcome.stderr.bytes);
+    Ok(outcome)
 }
 
 /// The first Ctrl-C cancels the task (exit status 130) rather than killing

@@ -70,6 +70,8 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 use crate::module::Module;
 use crate::outcome::{ExitStatus, Outcome};
+use crate::process::ProcessOptions;
+use crate::process::supervisor::{Pids, Supervisor};
 use crate::task::{Capabilities, Task};
 use crate::worker;
 
@@ -78,14 +80,22 @@ pub use map::{MapResults, UnorderedResults};
 
 use handle::HandleState;
 
-/// Where a pool's workers run.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// Where a pool's workers run. Outcomes are the same either way.
+///
+/// Choose threads for few or small pools and lowest latency; choose
+/// processes to scale with many cores (the kernel's memory-map work of
+/// instantiation serializes within one process) and to be able to kill a
+/// worker that stops answering. See [`crate::process`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Isolation {
     /// Workers are threads of this process: nothing to spawn, lowest
     /// latency. Each task still runs in its own sandboxed instance.
     #[default]
     Thread,
+    /// Workers are supervised child processes of a wasmproc executable.
+    /// Tasks must capture or discard their output and take no host stdin.
+    Process(ProcessOptions),
 }
 
 /// How [`Pool::shutdown`] treats the tasks not yet ended.
@@ -169,13 +179,21 @@ impl PoolBuilder {
             caps: self.caps,
             cancel_all: Mutex::new(CancelToken::new()),
         });
+        let pids: Pids = Arc::new(Mutex::new(vec![None; workers]));
         let mut threads = Vec::with_capacity(workers);
         for index in 0..workers {
             let queue = queue.clone();
             let module = shared.module.clone();
+            let isolation = self.isolation.clone();
+            let pids = Arc::clone(&pids);
             let spawned = std::thread::Builder::new()
                 .name(format!("wasmproc-worker-{index}"))
-                .spawn(move || work(&module, &queue));
+                .spawn(move || match isolation {
+                    Isolation::Thread => work(&module, &queue),
+                    Isolation::Process(options) => {
+                        work_in_process(Supervisor::new(module, options, pids, index), &queue)
+                    }
+                });
             match spawned {
                 Ok(thread) => threads.push(thread),
                 Err(error) => {
@@ -196,6 +214,7 @@ impl PoolBuilder {
             threads: Mutex::new(threads),
             workers,
             queue_bound,
+            pids,
         })
     }
 }
@@ -210,6 +229,8 @@ pub struct Pool {
     threads: Mutex<Vec<JoinHandle<()>>>,
     workers: usize,
     queue_bound: usize,
+    /// Each slot's worker process, with process isolation.
+    pids: Pids,
 }
 
 struct Shared {
@@ -258,6 +279,17 @@ fn work(module: &Module, queue: &Receiver<Job>) {
     }
 }
 
+/// A worker thread of a process pool: it feeds its worker process, which
+/// the supervisor replaces whenever it dies.
+fn work_in_process(mut supervisor: Supervisor, queue: &Receiver<Job>) {
+    supervisor.warm_up();
+    for job in queue {
+        for (task, reply) in job.tasks.iter().zip(job.replies) {
+            reply.send(supervisor.run(task, &job.cancel));
+        }
+    }
+}
+
 impl Pool {
     /// A builder for a pool running tasks of `module`.
     pub fn builder(module: &Module) -> PoolBuilder {
@@ -274,6 +306,13 @@ impl Pool {
     /// The number of workers.
     pub fn workers(&self) -> usize {
         self.workers
+    }
+
+    /// The process ids of the live worker processes, with process
+    /// isolation (empty with threads). A slot whose process died shows the
+    /// new one once it has started.
+    pub fn worker_pids(&self) -> Vec<u32> {
+        lock(&self.pids).iter().flatten().copied().collect()
     }
 
     /// Queues a task; the handle waits for, or cancels, it. Blocks while the

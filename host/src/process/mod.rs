@@ -1,0 +1,111 @@
+//! Worker processes: pool workers that are child processes of a wasmproc
+//! executable, spawned the same way on every OS (no `fork`), talking over
+//! pipes, supervised.
+//!
+//! A process pool runs each task in a fresh instance, like a thread pool,
+//! and gives the same outcomes; in addition each worker is a separate OS
+//! process, so that the kernel's memory-map work of many instances spreads
+//! over processes instead of serializing in one, and a worker that stops
+//! answering can be killed and replaced.
+//!
+//! # Which executable is the worker
+//!
+//! By default the pool starts the current executable, as Python's
+//! `multiprocessing` does with its spawn method. A program that embeds a
+//! process pool then calls [`run_worker_if_requested`] first thing in
+//! `main`, which turns it into a worker when it was started as one:
+//!
+//! ```no_run
+//! # #[allow(clippy::needless_doctest_main)]
+//! fn main() {
+//!     wasmproc::process::run_worker_if_requested();
+//!     // ... the program proper, which may build a process pool ...
+//! }
+//! ```
+//!
+//! Alternatively, point [`ProcessOptions::executable`] at the `wasmproc`
+//! binary, which is always a worker when asked.
+
+mod child;
+pub(crate) mod protocol;
+pub(crate) mod supervisor;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// The environment variable that makes an executable a worker process.
+pub const WORKER_ENV: &str = "WASMPROC_WORKER";
+
+/// Serves as a worker process and exits, if this process was started as
+/// one by a pool (its environment has `WASMPROC_WORKER=1`); returns at
+/// once otherwise. Call it first thing in `main`.
+pub fn run_worker_if_requested() {
+    if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "1") {
+        std::process::exit(child::serve());
+    }
+}
+
+/// How worker processes are started and supervised. Every setting has a
+/// documented default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessOptions {
+    executable: Option<PathBuf>,
+    pub(crate) retries: u32,
+    pub(crate) max_restarts: u32,
+    pub(crate) restart_window: Duration,
+    pub(crate) grace: Duration,
+}
+
+impl Default for ProcessOptions {
+    fn default() -> Self {
+        ProcessOptions {
+            executable: None,
+            retries: 1,
+            max_restarts: 5,
+            restart_window: Duration::from_secs(10),
+            grace: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ProcessOptions {
+    /// Starts `path` as the worker executable. By default the current
+    /// executable (which must call [`run_worker_if_requested`]).
+    pub fn executable(mut self, path: impl Into<PathBuf>) -> Self {
+        self.executable = Some(path.into());
+        self
+    }
+
+    /// Runs a task again, in a new worker, when its worker process died
+    /// under it, up to `retries` times; then it ends `WorkerLost`. By
+    /// default 1.
+    pub fn retries(mut self, retries: u32) -> Self {
+        self.retries = retries;
+        self
+    }
+
+    /// The crash-loop breaker: when a pool slot's worker dies more than
+    /// `max_restarts` times within `window`, the task at hand fails for good
+    /// with `WorkerLost`, without retries. By default 5 within 10s.
+    pub fn restart_intensity(mut self, max_restarts: u32, window: Duration) -> Self {
+        self.max_restarts = max_restarts;
+        self.restart_window = window;
+        self
+    }
+
+    /// How long past a task's time limit (or its cancellation) the worker
+    /// may take to answer before it is killed. By default 1s.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// The executable to start as a worker.
+    fn worker_executable(&self) -> Result<PathBuf, String> {
+        match &self.executable {
+            Some(path) => Ok(path.clone()),
+            None => std::env::current_exe()
+                .map_err(|e| format!("cannot find the current executable: {e}")),
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Thread and process isolation give the same outcomes; process workers
+//! are supervised: killed from outside, crash-looping, or orphaned.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use wasmproc::{
+    Capabilities, DirGrant, ExitStatus, Isolation, Limits, Outcome, Pool, ProcessOptions, Stdin,
+    Task, TrapKind,
+};
+use wasmproc_tests::{binary, sdk_tasks, wasi_cmd};
+
+fn process() -> Isolation {
+    Isolation::Process(ProcessOptions::default().executable(binary()))
+}
+
+fn pool(module: &wasmproc::Module, isolation: Isolation, workers: usize) -> Pool {
+    Pool::builder(module)
+        .workers(workers)
+        .isolation(isolation)
+        .build()
+        .unwrap()
+}
+
+fn timeout(ms: u64) -> Limits {
+    Limits::default().timeout(Duration::from_millis(ms))
+}
+
+/// Every row of the status table, and what travels with it.
+fn typed_cases() -> Vec<(&'static str, Task, ExitStatus)> {
+    let call = |name: &str, arg: serde_json::Value| Task::call(name, &arg).unwrap();
+    vec![
+        ("square", call("square", json!(12)), ExitStatus::Exited(0)),
+        (
+            "rich types",
+            call("add", json!([40, 2])),
+            ExitStatus::Exited(0),
+        ),
+        (
+            "own exit code",
+            call("fail_with", json!([33, "nope"])),
+            ExitStatus::Exited(33),
+        ),
+        (
+            "panic",
+            call("panics", json!("boom")),
+            ExitStatus::Exited(101),
+        ),
+        (
+            "missing task",
+            call("no_such_task", json!(null)),
+            ExitStatus::CannotRun,
+        ),
+        (
+            "not JSON",
+            Task::call_json("square", &b"{nope"[..]),
+            ExitStatus::BadInvocation,
+        ),
+        (
+            "wrong type",
+            call("square", json!("x")),
+            ExitStatus::BadInvocation,
+        ),
+        (
+            "rejected",
+            Task::rejected("bad input line"),
+            ExitStatus::BadInvocation,
+        ),
+        (
+            "unreachable",
+            call("unreachable", json!(null)),
+            ExitStatus::Trapped(TrapKind::Unreachable),
+        ),
+        (
+            "out of bounds",
+            call("out_of_bounds", json!(null)),
+            ExitStatus::Trapped(TrapKind::MemoryOutOfBounds),
+        ),
+        (
+            "stack overflow",
+            call("recurse", json!(100_000_000u64)),
+            ExitStatus::Trapped(TrapKind::StackOverflow),
+        ),
+        (
+            "memory bomb",
+            call("allocate_mib", json!(256)).limits(Limits::default().max_memory(16 << 20)),
+            ExitStatus::MemoryExceeded,
+        ),
+        (
+            "busy timeout",
+            call("spin", json!(null)).limits(timeout(50)),
+            ExitStatus::TimedOut,
+        ),
+        (
+            "sleeping timeout",
+            call("sleep_ms", json!(3_600_000)).limits(timeout(50)),
+            ExitStatus::TimedOut,
+        ),
+        (
+            "fuel",
+            call("spin", json!(null)).limits(Limits::default().fuel(10_000)),
+            ExitStatus::FuelExhausted,
+        ),
+        (
+            "env grant",
+            call("env_var", json!("K")).env("K", "v"),
+            ExitStatus::Exited(0),
+        ),
+        (
+            "stdin bytes",
+            call("read_stdin", json!(null)).stdin(Stdin::Bytes((&b"in"[..]).into())),
+            ExitStatus::Exited(0),
+        ),
+        (
+            "output cap",
+            call("write_output", json!([5000, "err"])).limits(Limits::default().max_output(100)),
+            ExitStatus::Exited(0),
+        ),
+    ]
+}
+
+/// The parts of an outcome that must not depend on isolation.
+#[derive(Debug, PartialEq)]
+struct Essence {
+    status: ExitStatus,
+    result: Option<Vec<u8>>,
+    has_message: bool,
+    panicked: bool,
+    stdout: Vec<u8>,
+    stdout_truncated: bool,
+    stderr: Vec<u8>,
+}
+
+fn essence(outcome: &Outcome) -> Essence {
+    Essence {
+        status: outcome.status.clone(),
+        result: outcome.result.clone(),
+        has_message: outcome.message.is_some(),
+        panicked: outcome.panicked,
+        stdout: outcome.stdout.bytes.clone(),
+        stdout_truncated: outcome.stdout.truncated,
+        stderr: outcome.stderr.bytes.clone(),
+    }
+}
+
+#[test]
+fn every_status_is_the_same_in_threads_and_processes() {
+    let threads = pool(sdk_tasks(), Isolation::Thread, 2);
+    let processes = pool(sdk_tasks(), process(), 2);
+    let (names, tasks): (Vec<_>, Vec<_>) = typed_cases()
+        .into_iter()
+        .map(|(n, t, s)| (n, (t, s)))
+        .unzip();
+    let in_threads: Vec<Outcome> = threads
+        .map_tasks(tasks.iter().map(|(t, _)| t.clone()))
+        .collect();
+    let in_processes: Vec<Outcome> = processes
+        .map_tasks(tasks.iter().map(|(t, _)| t.clone()))
+        .collect();
+    for ((name, (_, expected)), (thread, process)) in names
+        .iter()
+        .zip(&tasks)
+        .zip(in_threads.iter().zip(&in_processes))
+    {
+        assert_eq!(
+            &thread.status, expected,
+            "{name} in a thread: {:?}",
+            thread.message
+        );
+        assert_eq!(
+            essence(thread),
+            essence(process),
+            "{name}: thread and process differ"
+        );
+    }
+    assert_eq!(in_processes[0].decode::<u64>().unwrap(), 144);
+    assert!(in_processes[17].stdout.truncated);
+}
+
+#[test]
+fn commands_are_the_same_in_threads_and_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), "granted").unwrap();
+    let caps = Capabilities::default().dir(DirGrant::new(dir.path(), "/d"));
+    let tasks = vec![
+        Task::command().args(["exit", "7"]),
+        Task::command()
+            .args(["read", "/d/f.txt"])
+            .capabilities(caps),
+        Task::command().args(["read", "/etc/hostname"]),
+        Task::command().args(["panic"]),
+        Task::command()
+            .args(["sleep", "3600000"])
+            .limits(timeout(50)),
+    ];
+    let threads = pool(wasi_cmd(), Isolation::Thread, 2);
+    let processes = pool(wasi_cmd(), process(), 2);
+    let a: Vec<Outcome> = threads.map_tasks(tasks.clone()).collect();
+    let b: Vec<Outcome> = processes.map_tasks(tasks).collect();
+    for (thread, process) in a.iter().zip(&b) {
+        assert_eq!(essence(thread), essence(process));
+    }
+    assert_eq!(b[0].status, ExitStatus::Exited(7));
+    assert_eq!(b[1].stdout.text(), "granted");
+    assert_eq!(b[2].status, ExitStatus::Exited(2), "no grant, no file");
+    assert_eq!(b[4].status, ExitStatus::TimedOut);
+}
+
+#[test]
+fn cancel_reaches_a_task_in_a_worker_process() {
+    let processes = pool(sdk_tasks(), process(), 1);
+    let handle = processes
+        .submit(Task::call("sleep_ms", &3_600_000u64).unwrap())
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    handle.cancel();
+    assert_eq!(handle.wait().status, ExitStatus::Cancelled);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    let next = processes
+        .submit(Task::call("square", &3u64).unwrap())
+        .unwrap();
+    assert_eq!(
+        next.wait().decode::<u64>().unwrap(),
+        9,
+        "the same worker serves on"
+    );
+}
+
+#[test]
+fn in_process_handles_cannot_cross_to_a_worker_process() {
+    let processes = pool(sdk_tasks(), process(), 1);
+    let outcome = processes
+        .submit(Task::call("read_stdin", &()).unwrap().stdin(Stdin::Inherit))
+        .unwrap();
+    let outcome = outcome.wait();
+    assert_eq!(outcome.status, ExitStatus::BadInvocation);
+    assert!(outcome.message.as_deref().unwrap().contains("stdin"));
+}
+
+#[test]
+fn a_program_that_is_no_worker_is_reported() {
+    let options = ProcessOptions::default()
+        .executable(env!("CARGO_MANIFEST_DIR"))
+        .retries(0);
+    let processes = pool(sdk_tasks(), Isolation::Process(options), 1);
+    let outcome = processes
+        .submit(Task::call("square", &1u64).unwrap())
+        .unwrap();
+    let outcome = outcome.wait();
+    assert_eq!(outcome.status, ExitStatus::WorkerLost);
+    assert!(
+        outcome
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("cannot start the worker process"),
+        "{:?}",
+        outcome.message
+    );
+}
+
+#[cfg(unix)]
+mod supervision {
+    use super::*;
+
+    fn kill(pid: u32, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid.to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill {signal} {pid}");
+    }
+
+    fn alive(pid: u32) -> bool {
+        std::process::Command::new("kill")
+            .args(["-0", &pid.to_string()])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !condition() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// A worker killed with SIGKILL mid-task: that task gets `WorkerLost`,
+    /// every other task completes, the pool keeps its size.
+    #[test]
+    fn kill_9_a_worker_mid_task() {
+        let options = ProcessOptions::default().executable(binary()).retries(0);
+        let processes = pool(sdk_tasks(), Isolation::Process(options), 2);
+        wait_for("two workers", || processes.worker_pids().len() == 2);
+        let victim = processes
+            .submit(Task::call("sleep_ms", &3_600_000u64).unwrap())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        let others: Vec<_> = (0..20u64)
+            .map(|i| processes.submit(Task::call("square", &i).unwrap()).unwrap())
+            .collect();
+        // The victim's worker is the one still busy after the quick ones.
+        for (i, other) in others.iter().enumerate() {
+            assert_eq!(other.wait().decode::<u64>().unwrap(), (i * i) as u64);
+        }
+        assert!(!victim.is_finished());
+        let before = processes.worker_pids();
+        for pid in &before {
+            // Only one worker is in the hour-long sleep; kill both to be
+            // sure to hit it: the idle one is simply replaced.
+            kill(*pid, "-9");
+        }
+        let outcome = victim.wait();
+        assert_eq!(outcome.status, ExitStatus::WorkerLost);
+        assert!(
+            outcome.message.as_deref().unwrap().contains("died"),
+            "{:?}",
+            outcome.message
+        );
+        let after: Vec<_> = (0..10u64)
+            .map(|i| processes.submit(Task::call("square", &i).unwrap()).unwrap())
+            .collect();
+        assert!(
+            after.iter().all(|h| h.wait().success()),
+            "the pool serves on"
+        );
+        wait_for("two new workers", || {
+            let pids = processes.worker_pids();
+            pids.len() == 2 && pids.iter().all(|p| !before.contains(p))
+        });
+    }
+
+    /// With retries, a task whose worker died runs again in a new one.
+    #[test]
+    fn a_task_is_retried_in_a_new_worker() {
+        let options = ProcessOptions::default().executable(binary()).retries(1);
+        let processes = pool(sdk_tasks(), Isolation::Process(options), 1);
+        wait_for("a worker", || processes.worker_pids().len() == 1);
+        let first = processes.worker_pids()[0];
+        let handle = processes
+            .submit(Task::call("sleep_ms", &1_000u64).unwrap())
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        kill(first, "-9");
+        assert_eq!(
+            handle.wait().decode::<u64>().unwrap(),
+            1_000,
+            "the retry succeeded"
+        );
+    }
+
+    /// A task whose workers keep dying trips the crash-loop breaker and
+    /// fails for good, with a message that says so.
+    #[test]
+    fn crash_loop_breaker_fails_a_poison_task() {
+        let options = ProcessOptions::default()
+            .executable(binary())
+            .retries(100)
+            .restart_intensity(3, Duration::from_secs(60));
+        let processes = pool(sdk_tasks(), Isolation::Process(options), 1);
+        let handle = processes
+            .submit(Task::call("sleep_ms", &3_600_000u64).unwrap())
+            .unwrap();
+        let mut killed = Vec::new();
+        while !handle.is_finished() {
+            for pid in processes.worker_pids() {
+                if !killed.contains(&pid) {
+                    std::thread::sleep(Duration::from_millis(100));
+                    kill(pid, "-9");
+                    killed.push(pid);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(10));
+            assert!(killed.len() < 50, "the breaker never tripped");
+        }
+        let outcome = handle.wait();
+        assert_eq!(outcome.status, ExitStatus::WorkerLost);
+        let message = outcome.message.as_deref().unwrap();
+        assert!(
+            message.contains("died 4 times within 1m") && message.contains("fails for good"),
+            "{message}"
+        );
+    }
+
+    /// Killing the parent closes the workers' pipes: they exit too.
+    #[test]
+    fn no_worker_outlives_a_killed_parent() {
+        let input = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(input.path(), "3600000\n3600000\n").unwrap();
+        let mut parent = std::process::Command::new(binary())
+            .args(["map", "--isolation", "process", "-j", "2"])
+            .arg(wasmproc_tests::guests::SDK_TASKS)
+            .args(["--task", "sleep_ms"])
+            .arg(input.path())
+            .env("WASMPROC_CACHE_DIR", wasmproc_tests::suite_cache_dir())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let children = || -> Vec<u32> {
+            let out = std::process::Command::new("pgrep")
+                .args(["-P", &parent.id().to_string()])
+                .output()
+                .unwrap();
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+                .collect()
+        };
+        wait_for("two worker processes", || children().len() == 2);
+        let workers = children();
+        kill(parent.id(), "-9");
+        let _ = parent.wait();
+        wait_for("the workers to exit", || {
+            workers.iter().all(|pid| !alive(*pid))
+        });
+    }
+}
