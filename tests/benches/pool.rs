@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmproc::{Limits, Pool, Runtime, Task};
+use wasmproc::{Isolation, Limits, Pool, ProcessOptions, Runtime, Task};
 use wasmproc_tests::guests;
 use wasmtime::{Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
@@ -35,6 +35,8 @@ impl Report {
 }
 
 fn main() {
+    // The process-isolation rows start this very binary as their workers.
+    wasmproc::process::run_worker_if_requested();
     let tasks = std::env::args()
         .skip_while(|a| a != "--tasks")
         .nth(1)
@@ -64,8 +66,12 @@ fn main() {
     );
     let lib_1 = report.row("wasmproc Module::run loop, 1 thread", run_loop(&sdk, tasks));
     let pool_n = report.row(
-        &format!("wasmproc Pool::map, {cpus} workers"),
-        pool_map(&sdk, tasks, cpus, 1),
+        &format!("wasmproc Pool::map, {cpus} thread workers"),
+        pool_map(&sdk, tasks, cpus, 1, Isolation::Thread),
+    );
+    let pool_p = report.row(
+        &format!("wasmproc Pool::map, {cpus} process workers"),
+        pool_map(&sdk, tasks, cpus, 1, process()),
     );
     let python = python_peer(tasks, cpus);
     for (name, per_second) in &python {
@@ -77,8 +83,8 @@ fn main() {
 
     report.section("2. the same, chunked (one instance per chunk)");
     let chunked = report.row(
-        &format!("wasmproc Pool::map chunksize=1000, {cpus} workers"),
-        pool_map(&sdk, tasks, cpus, 1000),
+        &format!("wasmproc Pool::map chunksize=1000, {cpus} thread workers"),
+        pool_map(&sdk, tasks, cpus, 1000, Isolation::Thread),
     );
 
     report.section("3. WASI command (_start, exit 0), a fresh instance per task");
@@ -87,8 +93,12 @@ fn main() {
         raw.command(tasks / 4, cpus),
     );
     let cmd_pool = report.row(
-        &format!("wasmproc Pool::map_tasks, {cpus} workers"),
-        command_map(&cmd, tasks / 4, cpus),
+        &format!("wasmproc Pool::map_tasks, {cpus} thread workers"),
+        command_map(&cmd, tasks / 4, cpus, Isolation::Thread),
+    );
+    let cmd_pool_p = report.row(
+        &format!("wasmproc Pool::map_tasks, {cpus} process workers"),
+        command_map(&cmd, tasks / 4, cpus, process()),
     );
 
     report.section("4. CPU kernel (SHA-256, 1000 rounds over 64 KiB), one thread; rounds/s");
@@ -99,17 +109,21 @@ fn main() {
         kernel_wasm(&sdk, Some(Duration::from_secs(60))),
     );
 
-    report.section("5. scaling: Pool::map at 1 and N workers");
-    let typed_1 = report.row("typed, 1 worker", pool_map(&sdk, tasks / 2, 1, 1));
-    let typed_n = report.row(
-        &format!("typed, {cpus} workers"),
-        pool_map(&sdk, tasks / 2, cpus, 1),
-    );
-    let command_1 = report.row("command, 1 worker", command_map(&cmd, tasks / 4, 1));
-    let command_n = report.row(
-        &format!("command, {cpus} workers"),
-        command_map(&cmd, tasks / 4, cpus),
-    );
+    report.section("5. scaling: Pool::map throughput by workers, threads vs processes");
+    let mut scaling = Vec::new();
+    for workers in [1, 2, 4, 8, 16].into_iter().filter(|w| *w <= cpus) {
+        for (kind, isolation) in [("thread", Isolation::Thread), ("process", process())] {
+            let typed = report.row(
+                &format!("typed, {workers} {kind} workers"),
+                pool_map(&sdk, tasks / 2, workers, 1, isolation.clone()),
+            );
+            let command = report.row(
+                &format!("command, {workers} {kind} workers"),
+                command_map(&cmd, tasks / 4, workers, isolation),
+            );
+            scaling.push((workers, kind, typed, command));
+        }
+    }
 
     let python_chunk1 = python
         .iter()
@@ -121,8 +135,12 @@ fn main() {
         .map(|(_, v)| *v);
     println!("\nratios (same run)");
     println!(
-        "  pool / raw wasmtime ({cpus} threads)           {:>6.2}",
+        "  thread pool / raw wasmtime ({cpus} threads)      {:>6.2}",
         pool_n / raw_n
+    );
+    println!(
+        "  process pool / raw wasmtime ({cpus} threads)     {:>6.2}",
+        pool_p / raw_n
     );
     println!(
         "  Module::run loop / raw wasmtime (1 thread)    {:>6.2}",
@@ -130,7 +148,7 @@ fn main() {
     );
     if let Some(python) = python_chunk1 {
         println!(
-            "  pool / python Pool.map chunksize=1            {:>6.2}",
+            "  thread pool / python Pool.map chunksize=1     {:>6.2}",
             pool_n / python
         );
     }
@@ -141,8 +159,12 @@ fn main() {
         );
     }
     println!(
-        "  command pool / raw _start                     {:>6.2}",
+        "  command thread pool / raw _start              {:>6.2}",
         cmd_pool / cmd_raw
+    );
+    println!(
+        "  command process pool / raw _start             {:>6.2}",
+        cmd_pool_p / cmd_raw
     );
     println!(
         "  wasm / native time, timeouts on               {:>6.2}",
@@ -152,14 +174,22 @@ fn main() {
         "  wasm / native time, timeouts off              {:>6.2}",
         native / wasm_plain
     );
-    println!(
-        "  typed scaling {cpus} workers / 1                  {:>6.2}",
-        typed_n / typed_1
-    );
-    println!(
-        "  command scaling {cpus} workers / 1                {:>6.2}",
-        command_n / command_1
-    );
+    for kind in ["thread", "process"] {
+        let rows: Vec<_> = scaling.iter().filter(|(_, k, _, _)| *k == kind).collect();
+        if let (Some(first), Some(last)) = (rows.first(), rows.last()) {
+            println!(
+                "  {kind} scaling {} workers / 1: typed {:.2}, command {:.2}",
+                last.0,
+                last.2 / first.2,
+                last.3 / first.3
+            );
+        }
+    }
+}
+
+/// Worker processes that are this benchmark binary (see `main`).
+fn process() -> Isolation {
+    Isolation::Process(ProcessOptions::default())
 }
 
 fn run_loop(module: &wasmproc::Module, tasks: usize) -> f64 {
@@ -171,9 +201,16 @@ fn run_loop(module: &wasmproc::Module, tasks: usize) -> f64 {
     tasks as f64 / started.elapsed().as_secs_f64()
 }
 
-fn pool_map(module: &wasmproc::Module, tasks: usize, workers: usize, chunksize: usize) -> f64 {
+fn pool_map(
+    module: &wasmproc::Module,
+    tasks: usize,
+    workers: usize,
+    chunksize: usize,
+    isolation: Isolation,
+) -> f64 {
     let pool = Pool::builder(module)
         .workers(workers)
+        .isolation(isolation)
         .build()
         .expect("pool");
     let started = Instant::now();
@@ -193,9 +230,15 @@ fn pool_map(module: &wasmproc::Module, tasks: usize, workers: usize, chunksize: 
     tasks as f64 / started.elapsed().as_secs_f64()
 }
 
-fn command_map(module: &wasmproc::Module, tasks: usize, workers: usize) -> f64 {
+fn command_map(
+    module: &wasmproc::Module,
+    tasks: usize,
+    workers: usize,
+    isolation: Isolation,
+) -> f64 {
     let pool = Pool::builder(module)
         .workers(workers)
+        .isolation(isolation)
         .build()
         .expect("pool");
     let started = Instant::now();

@@ -192,14 +192,12 @@ fn chunks_share_an_instance_and_recover_from_failures() {
 
 #[test]
 fn chunked_tasks_keep_their_own_limits_and_output() {
-    let pool = Pool::builder(sdk_tasks())
-        .workers(1)
-        .limits(Limits::default().timeout(Duration::from_millis(100)))
-        .build()
-        .unwrap();
+    let pool = pool(1);
     let tasks = vec![
         Task::call("write_output", &(3usize, "a")).unwrap(),
-        Task::call("spin", &()).unwrap(),
+        Task::call("spin", &())
+            .unwrap()
+            .limits(Limits::default().timeout(Duration::from_millis(100))),
         Task::call("write_output", &(5usize, "b")).unwrap(),
     ];
     let outcomes: Vec<_> = pool.map_tasks(tasks).chunksize(3).collect();
@@ -224,7 +222,7 @@ fn chunked_tasks_keep_their_own_limits_and_output() {
 fn pool_defaults_apply_unless_a_task_has_its_own() {
     let pool = Pool::builder(sdk_tasks())
         .workers(2)
-        .limits(Limits::default().timeout(Duration::from_millis(50)))
+        .limits(Limits::default().timeout(Duration::from_millis(500)))
         .capabilities(Capabilities::default().env("FROM_POOL", "yes"))
         .build()
         .unwrap();
@@ -316,23 +314,26 @@ fn dropping_a_map_cancels_what_is_in_flight() {
 #[test]
 fn stress_no_task_is_lost() {
     const TASKS: usize = 2400;
+    // Pool defaults that every kind lives with; the time limit is generous
+    // so that a loaded machine cannot turn a quick task into a timeout.
     let pool = Pool::builder(sdk_tasks())
         .workers(4)
         .limits(
             Limits::default()
-                .timeout(Duration::from_millis(20))
+                .timeout(Duration::from_secs(30))
                 .max_memory(8 << 20)
                 .max_output(1024),
         )
         .build()
         .unwrap();
+    let spin_limits = Limits::default().timeout(Duration::from_millis(20));
     let kind = |i: usize| i % 12;
     let task = |i: usize| -> Task {
         match kind(i) {
             0..=3 => Task::call("square", &(i as u64)).unwrap(),
             4 => Task::call("panics", "stress").unwrap(),
             5 => Task::call("unreachable", &()).unwrap(),
-            6 => Task::call("spin", &()).unwrap(),
+            6 => Task::call("spin", &()).unwrap().limits(spin_limits.clone()),
             7 => Task::call("allocate_mib", &64usize).unwrap(),
             8 => Task::call("write_output", &(100_000usize, "")).unwrap(),
             9 => Task::call_json("square", &b"{bad json"[..]),
