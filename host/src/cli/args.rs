@@ -111,9 +111,9 @@ pub(crate) struct LimitArgs {
 #[derive(Debug, Args)]
 pub(crate) struct CapabilityArgs {
     /// Run workers as threads of this process, or as supervised child
-    /// processes (`map`'s default: they scale with cores). With `process`,
-    /// `run` prints the guest's output when the task ends and gives it no
-    /// stdin.
+    /// processes (`map`'s default above 4 workers, where they scale better).
+    /// With `process`, `run` prints the guest's output when the task ends
+    /// and gives it no stdin.
     #[arg(long, value_name = "thread|process", value_enum)]
     pub(crate) isolation: Option<IsolationArg>,
 

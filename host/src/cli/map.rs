@@ -18,9 +18,19 @@ use super::Usage;
 use super::args::{IsolationArg, MapArgs};
 use super::report::outcome_json;
 
-/// Where `map`'s workers run unless `--isolation` says otherwise; chosen
-/// from the benchmark (see the README).
-const DEFAULT_ISOLATION: IsolationArg = IsolationArg::Process;
+/// Where `map`'s workers run unless `--isolation` says otherwise, chosen
+/// from the benchmark (README): at 2 workers a thread pool runs trivial
+/// tasks 2–3 times faster than a process pool (no pipe round trip), while
+/// threads in one process stop scaling at about 4 workers (the kernel's
+/// memory-map work serializes per process; DESIGN.md's 16-core
+/// measurement). So: threads up to 4 workers, processes beyond.
+fn default_isolation(workers: usize) -> IsolationArg {
+    if workers <= 4 {
+        IsolationArg::Thread
+    } else {
+        IsolationArg::Process
+    }
+}
 
 /// The exit status of a `map` in which some task did not exit 0.
 const SOME_TASKS_FAILED: u8 = 123;
@@ -54,7 +64,11 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     let shape = shape_of(&module, args.task.as_deref())?;
     let (input, total) = open_input(args.input.as_deref())?;
 
-    let isolation = match args.caps.isolation.unwrap_or(DEFAULT_ISOLATION) {
+    let isolation = match args
+        .caps
+        .isolation
+        .unwrap_or_else(|| default_isolation(workers))
+    {
         IsolationArg::Thread => Isolation::Thread,
         IsolationArg::Process => Isolation::Process(ProcessOptions::default()),
     };

@@ -283,12 +283,34 @@ fn work(module: &Module, queue: &Receiver<Job>) {
 /// the supervisor replaces whenever it dies.
 fn work_in_process(mut supervisor: Supervisor, queue: &Receiver<Job>) {
     supervisor.warm_up();
-    for job in queue {
-        for (task, reply) in job.tasks.iter().zip(job.replies) {
-            reply.send(supervisor.run(task, &job.cancel));
+    while let Ok(first) = queue.recv() {
+        // Take a few more queued jobs, so that the worker process runs them
+        // back to back instead of waiting a round trip between tasks.
+        let mut jobs = vec![first];
+        while jobs.iter().map(|j| j.tasks.len()).sum::<usize>() < PIPELINE_DEPTH {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
         }
+        let mut replies: Vec<Option<Reply>> = Vec::new();
+        let mut tasks = Vec::new();
+        for job in &mut jobs {
+            for (task, reply) in job.tasks.iter().zip(job.replies.drain(..)) {
+                tasks.push((task, &job.cancel));
+                replies.push(Some(reply));
+            }
+        }
+        supervisor.run_batch(&tasks, |index, outcome| {
+            if let Some(reply) = replies[index].take() {
+                reply.send(outcome);
+            }
+        });
     }
 }
+
+/// How many tasks a worker process is given at once.
+const PIPELINE_DEPTH: usize = 8;
 
 impl Pool {
     /// A builder for a pool running tasks of `module`.

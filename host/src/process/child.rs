@@ -1,12 +1,20 @@
 //! The worker side: a process that loads one module and runs the tasks
 //! its pool sends, one at a time, each in a fresh instance.
 
+use std::collections::HashSet;
 use std::io::{BufReader, BufWriter};
 use std::sync::{Arc, Mutex};
 
 use super::protocol::{ToChild, ToParent, VERSION, read_frame, write_frame};
 use crate::cancel::CancelToken;
 use crate::engine::Runtime;
+
+/// The task running now, and cancellations of tasks not started yet.
+#[derive(Default)]
+struct Current {
+    running: Option<(u64, CancelToken)>,
+    cancelled: HashSet<u64>,
+}
 
 /// Serves the pool on stdin and stdout until stdin closes; returns the
 /// process's exit code.
@@ -61,7 +69,7 @@ pub(crate) fn serve() -> i32 {
 
     // The reader runs beside the task, so that a `Cancel` reaches a running
     // task and a closed pipe ends the process even mid-task.
-    let current: Arc<Mutex<Option<(u64, CancelToken)>>> = Arc::default();
+    let current: Arc<Mutex<Current>> = Arc::default();
     let (tasks, queue) = crossbeam_channel::unbounded();
     let reader_current = Arc::clone(&current);
     let reader = std::thread::Builder::new()
@@ -75,11 +83,13 @@ pub(crate) fn serve() -> i32 {
                         }
                     }
                     Ok(Some(ToChild::Cancel { id })) => {
-                        let current = reader_current.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some((running, token)) = &*current
-                            && *running == id
-                        {
-                            token.cancel();
+                        let mut current = reader_current.lock().unwrap_or_else(|p| p.into_inner());
+                        match &current.running {
+                            Some((running, token)) if *running == id => token.cancel(),
+                            // Not started yet (or already done): it must not start.
+                            _ => {
+                                current.cancelled.insert(id);
+                            }
                         }
                     }
                     // The parent is gone, or spoke nonsense: stop now.
@@ -93,9 +103,15 @@ pub(crate) fn serve() -> i32 {
 
     for (id, task) in queue {
         let token = CancelToken::new();
-        *current.lock().unwrap_or_else(|p| p.into_inner()) = Some((id, token.clone()));
+        {
+            let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
+            if current.cancelled.remove(&id) {
+                token.cancel();
+            }
+            current.running = Some((id, token.clone()));
+        }
         let outcome = module.run_with(&task.into_task(), &token);
-        current.lock().unwrap_or_else(|p| p.into_inner()).take();
+        current.lock().unwrap_or_else(|p| p.into_inner()).running = None;
         if write_frame(&mut output, &ToParent::Done { id, outcome }).is_err() {
             return 0;
         }

@@ -107,30 +107,39 @@ impl Supervisor {
         self.pids.lock().unwrap_or_else(|p| p.into_inner())[self.slot] = pid;
     }
 
-    /// Runs one task in the worker process and returns its one outcome,
-    /// replacing the process (and retrying the task, per the options) when
-    /// it dies under it.
-    pub(crate) fn run(&mut self, task: &Task, cancel: &CancelToken) -> Outcome {
+    /// Runs `tasks` in the worker process, pipelined: all are sent at once
+    /// and the worker runs them in order, so no round trip is waited for
+    /// between two tasks. `deliver` gets each task's one outcome as soon as
+    /// it is known, with the task's index.
+    ///
+    /// When the worker dies under a task, that task is retried in a new
+    /// worker per the options (or ends `WorkerLost`), and the tasks queued
+    /// behind it are sent again: they never started, so it costs them
+    /// nothing.
+    pub(crate) fn run_batch(
+        &mut self,
+        tasks: &[(&Task, &CancelToken)],
+        mut deliver: impl FnMut(usize, Outcome),
+    ) {
         let started = Instant::now();
-        let wire = match WireTask::from_task(task) {
-            Ok(wire) => wire,
-            Err(message) => return Outcome::failed(ExitStatus::BadInvocation, message),
-        };
-        let timeout = task.limits.as_ref().and_then(|l| l.get_timeout());
-        let mut wire = Some(wire);
-        let mut attempt = 0;
-        loop {
-            if cancel.is_cancelled() {
-                return Outcome::failed(
-                    ExitStatus::Cancelled,
-                    "the task was cancelled before it started",
-                );
+        let mut attempts = vec![0u32; tasks.len()];
+        // Tasks not yet answered, in order.
+        let mut pending: VecDeque<usize> = VecDeque::new();
+        for (index, (task, _)) in tasks.iter().enumerate() {
+            match WireTask::from_task(task) {
+                Ok(_) => pending.push_back(index),
+                Err(message) => deliver(index, Outcome::failed(ExitStatus::BadInvocation, message)),
             }
-            let lost = match self.attempt(&mut wire, task, timeout, cancel) {
-                Ok(outcome) => return outcome,
+        }
+        while !pending.is_empty() {
+            let lost = match self.serve(tasks, &mut pending, &mut deliver) {
+                Ok(()) => return,
                 Err(lost) => lost,
             };
             self.set_worker(None);
+            let Some(&index) = pending.front() else {
+                return;
+            };
             let now = Instant::now();
             self.deaths.push_back(now);
             while self
@@ -140,7 +149,7 @@ impl Supervisor {
             {
                 self.deaths.pop_front();
             }
-            let mut outcome = if self.deaths.len() > self.options.max_restarts as usize {
+            let outcome = if self.deaths.len() > self.options.max_restarts as usize {
                 Outcome::failed(
                     ExitStatus::WorkerLost,
                     format!(
@@ -151,28 +160,31 @@ impl Supervisor {
                         humantime::format_duration(self.options.restart_window)
                     ),
                 )
-            } else if attempt < self.options.retries {
-                attempt += 1;
+            } else if attempts[index] < self.options.retries {
+                attempts[index] += 1;
                 continue;
             } else {
                 Outcome::failed(ExitStatus::WorkerLost, lost.0)
             };
+            pending.pop_front();
+            let mut outcome = outcome;
             outcome.duration = started.elapsed();
+            deliver(index, outcome);
             // Keep the pool at its size: the next task finds a worker ready.
             self.warm_up();
-            return outcome;
         }
     }
 
-    fn attempt(
+    /// Sends every pending task to the worker and collects answers until
+    /// all are in, or the worker is lost (the unanswered stay pending).
+    fn serve(
         &mut self,
-        wire: &mut Option<WireTask>,
-        task: &Task,
-        timeout: Option<Duration>,
-        cancel: &CancelToken,
-    ) -> Result<Outcome, Lost> {
-        // A worker that died while idle is replaced before the task is
-        // handed over: the task never saw it, so it costs no attempt.
+        tasks: &[(&Task, &CancelToken)],
+        pending: &mut VecDeque<usize>,
+        deliver: &mut impl FnMut(usize, Outcome),
+    ) -> Result<(), Lost> {
+        // A worker that died while idle is replaced before tasks are handed
+        // over: they never saw it, so it costs them no attempt.
         if self.worker.as_mut().is_some_and(|w| !w.alive()) {
             self.set_worker(None);
         }
@@ -181,28 +193,55 @@ impl Supervisor {
             self.set_worker(Some(worker));
         }
         let worker = self.worker.as_mut().expect("spawned above");
-        self.next_id += 1;
-        let id = self.next_id;
-        // The task is sent as is on the first attempt; a retry rebuilds it.
-        let message = match wire.take() {
-            Some(wire) => wire,
-            None => WireTask::from_task(task).map_err(Lost)?,
-        };
-        write_frame(&mut worker.to_child, &ToChild::Run { id, task: message })
-            .map_err(|e| Lost(format!("the worker process stopped taking tasks ({e})")))?;
 
-        // The worker enforces the task's own limits; the supervisor only
-        // steps in when the worker fails to answer in time.
-        let grace = self.options.grace;
-        let mut deadline = timeout.and_then(|t| Instant::now().checked_add(t + grace));
-        let mut cancel_sent = false;
-        loop {
-            if cancel.is_cancelled() && !cancel_sent {
-                cancel_sent = true;
-                let _ = write_frame(&mut worker.to_child, &ToChild::Cancel { id });
-                let by = Instant::now() + grace;
-                deadline = Some(deadline.map_or(by, |d| d.min(by)));
+        // Cancelled before they were sent: they never start.
+        pending.retain(|&index| {
+            let cancelled = tasks[index].1.is_cancelled();
+            if cancelled {
+                deliver(
+                    index,
+                    Outcome::failed(
+                        ExitStatus::Cancelled,
+                        "the task was cancelled before it started",
+                    ),
+                );
             }
+            !cancelled
+        });
+        let mut in_flight: VecDeque<(usize, u64, bool)> = VecDeque::new();
+        for &index in pending.iter() {
+            self.next_id += 1;
+            let id = self.next_id;
+            let wire = WireTask::from_task(tasks[index].0).map_err(Lost)?;
+            write_frame(&mut worker.to_child, &ToChild::Run { id, task: wire })
+                .map_err(|e| Lost(format!("the worker process stopped taking tasks ({e})")))?;
+            in_flight.push_back((index, id, false));
+        }
+
+        // The worker enforces each task's own limits; the supervisor steps
+        // in only when it fails to answer in time. The task at the front is
+        // the one running: its clock starts when the one before it ends.
+        let grace = self.options.grace;
+        let limit = |index: usize| tasks[index].0.limits.as_ref().and_then(|l| l.get_timeout());
+        let mut front_since = Instant::now();
+        let mut cancel_by: Option<Instant> = None;
+        while let Some(&(front, front_id, _)) = in_flight.front() {
+            for (index, id, cancel_sent) in in_flight.iter_mut() {
+                if !*cancel_sent && tasks[*index].1.is_cancelled() {
+                    *cancel_sent = true;
+                    let _ = write_frame(&mut worker.to_child, &ToChild::Cancel { id: *id });
+                    if *id == front_id {
+                        cancel_by = Some(Instant::now() + grace);
+                    }
+                }
+            }
+            let deadline = [
+                limit(front).and_then(|t| front_since.checked_add(t + grace)),
+                cancel_by,
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let wait = match deadline {
                 Some(deadline) => deadline
                     .saturating_duration_since(Instant::now())
@@ -210,7 +249,16 @@ impl Supervisor {
                 None => CANCEL_POLL,
             };
             match worker.from_child.recv_timeout(wait) {
-                Ok(Ok(ToParent::Done { id: done, outcome })) if done == id => return Ok(outcome),
+                Ok(Ok(ToParent::Done { id, outcome })) if id == front_id => {
+                    in_flight.pop_front();
+                    pending.pop_front();
+                    deliver(front, outcome);
+                    front_since = Instant::now();
+                    cancel_by = in_flight
+                        .front()
+                        .filter(|(_, _, cancel_sent)| *cancel_sent)
+                        .map(|_| front_since + grace);
+                }
                 Ok(Ok(_)) => return Err(Lost("the worker process answered out of turn".into())),
                 Ok(Err(error)) => {
                     return Err(Lost(format!(
@@ -238,6 +286,7 @@ impl Supervisor {
                 }
             }
         }
+        Ok(())
     }
 
     fn spawn(&self) -> Result<Worker, Lost> {
