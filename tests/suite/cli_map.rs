@@ -217,3 +217,23 @@ fn a_run_that_cannot_start_has_its_status() {
         128
     );
 }
+
+#[test]
+fn process_isolation_gives_the_same_lines() {
+    let input = input_file("3\n\"x\"\n{bad\nnull\n");
+    let path = input.path().to_str().unwrap();
+    let strip = |output: &std::process::Output| -> Vec<Value> {
+        lines(output)
+            .into_iter()
+            .map(|mut line| {
+                line.as_object_mut().unwrap().remove("duration_ms");
+                line
+            })
+            .collect()
+    };
+    let threads = wasmproc_run(&["map", "--isolation", "thread", SDK, "--task", "square", path]);
+    let processes = wasmproc_run(&["map", "--isolation", "process", "-j", "2", SDK, "--task", "square", path]);
+    assert_eq!(code(&threads), code(&processes));
+    assert_eq!(strip(&threads), strip(&processes));
+    assert_eq!(strip(&processes)[0]["result"], 9);
+}
