@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs the Windows build of wasmproc under Wine against the test guests and
+# checks that every case ends with the same exit status as on Linux, with
+# thread and with process workers.
+#
+#   bash tests/windows/run.sh          (from the repository root)
+#
+# Needs Debian's wine64 and gcc-mingw-w64-x86-64 (installed if missing) and
+# the x86_64-pc-windows-gnu Rust target (from rust-toolchain.toml).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+need=()
+command -v wine >/dev/null || need+=(wine64)
+command -v x86_64-w64-mingw32-gcc >/dev/null || need+=(gcc-mingw-w64-x86-64)
+if ((${#need[@]})); then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
+fi
+
+cargo build -p wasmproc --target x86_64-pc-windows-gnu
+cargo build --release --locked --target wasm32-wasip1 \
+    --manifest-path tests/guests/Cargo.toml --target-dir target/windows-guests
+bin=target/x86_64-pc-windows-gnu/debug
+x86_64-w64-mingw32-gcc -shared -O2 -o "$bin/bcryptprimitives.dll" \
+    tests/windows/bcryptprimitives.c tests/windows/bcryptprimitives.def
+exe="$bin/wasmproc.exe"
+sdk=target/windows-guests/wasm32-wasip1/release/sdk_tasks.wasm
+cmd=target/windows-guests/wasm32-wasip1/release/wasi-cmd.wasm
+
+export WINEDEBUG=-all WINEPREFIX="${WINEPREFIX:-$PWD/target/wineprefix}"
+export WASMPROC_CACHE_DIR="$PWD/target/windows-cache"
+wineboot --init >/dev/null 2>&1 || true
+
+passed=0
+failed=0
+# check EXPECTED_CODE EXPECTED_STDOUT_OR_- ARGS...
+check() {
+    local want=$1 want_out=$2
+    shift 2
+    local out code=0
+    out=$(wine "$exe" "$@" 2>/dev/null | tr -d '\r') || code=$?
+    if [[ $code == "$want" && ($want_out == - || $out == "$want_out") ]]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAILED: wasmproc $* -> exit $code (want $want), stdout '$out' (want '$want_out')"
+    fi
+}
+
+for isolation in thread process; do
+    iso=(--isolation "$isolation")
+    check 0 49 run "${iso[@]}" "$sdk" --task square --args 7
+    check 33 - run "${iso[@]}" "$sdk" --task fail_with --args '[33, "x"]'
+    check 101 - run "${iso[@]}" "$sdk" --task panics --args '"boom"'
+    check 126 - run "${iso[@]}" "$sdk" --task no_such_task
+    check 128 - run "${iso[@]}" "$sdk" --task square --args '"text"'
+    check 128 - run "${iso[@]}" "$sdk" --task square --args 'not json'
+    check 134 - run "${iso[@]}" "$sdk" --task unreachable
+    check 134 - run "${iso[@]}" "$sdk" --task out_of_bounds
+    check 134 - run "${iso[@]}" "$sdk" --task recurse --args 100000000
+    check 137 - run "${iso[@]}" --max-memory 16MiB "$sdk" --task allocate_mib --args 100
+    check 142 - run "${iso[@]}" --timeout 300ms "$sdk" --task spin
+    check 142 - run "${iso[@]}" --timeout 300ms "$sdk" --task sleep_ms --args 3600000
+    check 152 - run "${iso[@]}" --fuel 5000 "$sdk" --task spin
+    check 7 - run "${iso[@]}" "$cmd" exit 7
+    check 0 "" run "${iso[@]}" "$cmd" env
+    check 0 "K=V" run "${iso[@]}" --env K=V "$cmd" env
+    check 2 "" run "${iso[@]}" "$cmd" read 'C:\windows\win.ini'
+    printf '3\n"x"\n{bad\n' > target/windows-map-input.ndjson
+    check 123 - map "${iso[@]}" "$sdk" --task square target/windows-map-input.ndjson
+done
+check 127 - run /no/such/module.wasm
+check 128 - run --bogus "$sdk"
+
+echo "windows under wine: $passed passed, $failed failed"
+((failed == 0))
