@@ -231,8 +231,26 @@ fn process_isolation_gives_the_same_lines() {
             })
             .collect()
     };
-    let threads = wasmproc_run(&["map", "--isolation", "thread", SDK, "--task", "square", path]);
-    let processes = wasmproc_run(&["map", "--isolation", "process", "-j", "2", SDK, "--task", "square", path]);
+    let threads = wasmproc_run(&[
+        "map",
+        "--isolation",
+        "thread",
+        SDK,
+        "--task",
+        "square",
+        path,
+    ]);
+    let processes = wasmproc_run(&[
+        "map",
+        "--isolation",
+        "process",
+        "-j",
+        "2",
+        SDK,
+        "--task",
+        "square",
+        path,
+    ]);
     assert_eq!(code(&threads), code(&processes));
     assert_eq!(strip(&threads), strip(&processes));
     assert_eq!(strip(&processes)[0]["result"], 9);
