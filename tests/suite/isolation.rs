@@ -327,6 +327,10 @@ mod supervision {
             "{:?}",
             outcome.message
         );
+        wait_for("two new workers", || {
+            let pids = processes.worker_pids();
+            pids.len() == 2 && pids.iter().all(|p| !before.contains(p))
+        });
         let after: Vec<_> = (0..10u64)
             .map(|i| processes.submit(Task::call("square", &i).unwrap()).unwrap())
             .collect();
@@ -334,10 +338,6 @@ mod supervision {
             after.iter().all(|h| h.wait().success()),
             "the pool serves on"
         );
-        wait_for("two new workers", || {
-            let pids = processes.worker_pids();
-            pids.len() == 2 && pids.iter().all(|p| !before.contains(p))
-        });
     }
 
     /// With retries, a task whose worker died runs again in a new one.

@@ -283,7 +283,17 @@ fn work(module: &Module, queue: &Receiver<Job>) {
 /// the supervisor replaces whenever it dies.
 fn work_in_process(mut supervisor: Supervisor, queue: &Receiver<Job>) {
     supervisor.warm_up();
-    while let Ok(first) = queue.recv() {
+    loop {
+        let first = match queue.recv_timeout(IDLE_CHECK) {
+            Ok(job) => job,
+            // While idle, replace a worker that died, so that the pool keeps
+            // its size and the next task does not meet a dead one.
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                supervisor.replace_if_dead();
+                continue;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
+        };
         // Take a few more queued jobs, so that the worker process runs them
         // back to back instead of waiting a round trip between tasks.
         let mut jobs = vec![first];
@@ -311,6 +321,9 @@ fn work_in_process(mut supervisor: Supervisor, queue: &Receiver<Job>) {
 
 /// How many tasks a worker process is given at once.
 const PIPELINE_DEPTH: usize = 8;
+
+/// How often an idle process worker checks that its process still lives.
+const IDLE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Pool {
     /// A builder for a pool running tasks of `module`.

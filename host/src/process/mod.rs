@@ -78,7 +78,8 @@ impl ProcessOptions {
 
     /// Runs a task again, in a new worker, when its worker process died
     /// under it, up to `retries` times; then it ends `WorkerLost`. By
-    /// default 1.
+    /// default 1, which also covers a task handed to a worker in the instant
+    /// after it died (before the supervisor could notice).
     pub fn retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self

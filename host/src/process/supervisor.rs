@@ -99,6 +99,14 @@ impl Supervisor {
         }
     }
 
+    /// Replaces a worker process that died while idle.
+    pub(crate) fn replace_if_dead(&mut self) {
+        if self.worker.as_mut().is_some_and(|w| !w.alive()) {
+            self.set_worker(None);
+            self.warm_up();
+        }
+    }
+
     /// Replaces the worker (dropping the old one kills and reaps it) and
     /// publishes the new pid.
     fn set_worker(&mut self, worker: Option<Worker>) {
