@@ -208,26 +208,23 @@ pub struct Outcome {
 impl Outcome {
     /// An outcome with only a status: the guest exited with `code`.
     pub(crate) fn exited(code: u8) -> Self {
-        Outcome {
-            status: ExitStatus::Exited(code),
-            result: None,
-            message: None,
-            panicked: false,
-            backtrace: None,
-            stdout: Captured::default(),
-            stderr: Captured::default(),
-            fuel_used: None,
-            peak_memory_bytes: 0,
-            duration: Duration::ZERO,
-        }
+        Outcome::of(ExitStatus::Exited(code))
     }
 
     /// An outcome of `status`, with the reason in words.
     pub(crate) fn failed(status: ExitStatus, message: impl Into<String>) -> Self {
         Outcome {
+            message: Some(message.into()),
+            ..Outcome::of(status)
+        }
+    }
+
+    /// An outcome of `status` and nothing else yet.
+    fn of(status: ExitStatus) -> Self {
+        Outcome {
             status,
             result: None,
-            message: Some(message.into()),
+            message: None,
             panicked: false,
             backtrace: None,
             stdout: Captured::default(),
