@@ -126,6 +126,10 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         }
     }
     out.finish()?;
+    // The Ctrl-C handler keeps a reference to the pool, so it is never
+    // dropped: shut it down here, which also ends its worker processes
+    // rather than leaving them to notice the closed pipe.
+    pool.shutdown(wasmproc::Shutdown::Drain);
     progress.finish_and_clear();
     eprintln!("{}", summary.line());
 

@@ -299,6 +299,12 @@ impl Supervisor {
 
     fn spawn(&self) -> Result<Worker, Lost> {
         let executable = self.options.worker_executable().map_err(Lost)?;
+        // One spawn at a time: on Windows a child inherits every inheritable
+        // handle that exists while it is created, so two workers started at
+        // once could each hold the other's pipe open, and neither would see
+        // its pool go away.
+        static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let spawning = SPAWNING.lock().unwrap_or_else(|p| p.into_inner());
         let mut process = Command::new(&executable)
             .env(WORKER_ENV, "1")
             .stdin(Stdio::piped())
@@ -311,6 +317,7 @@ impl Supervisor {
                     executable.display()
                 ))
             })?;
+        drop(spawning);
         let stdin = process.stdin.take().expect("piped");
         let stdout = process.stdout.take().expect("piped");
         let (frames, from_child) = crossbeam_channel::unbounded();
