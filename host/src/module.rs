@@ -11,7 +11,7 @@ use crate::cancel::CancelToken;
 use crate::engine::{EngineSlot, Runtime};
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Outcome;
-use crate::task::Task;
+use crate::task::{Entry, Task};
 use crate::worker::{self, HostState};
 
 /// A module ready to run tasks. Cheap to clone and share between threads.
@@ -164,6 +164,63 @@ impl Module {
     /// Whether the module is a WASI command (exports `_start`).
     pub fn is_command(&self) -> bool {
         self.inner.info.start == Signature::Right
+    }
+
+    /// Which entry `entry` runs: [`Entry::Command`] or [`Entry::Task`]
+    /// with a name the module exports (for [`Entry::Auto`]: `_start`, else
+    /// the only task).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::CannotRun`], naming what the module offers instead, when
+    /// there is no such entry or it has the wrong signature.
+    pub fn resolve(&self, entry: &Entry) -> Result<Entry, Error> {
+        let info = &self.inner.info;
+        let name = self.name();
+        let task_list = || {
+            if info.tasks.is_empty() {
+                "it exports no wasmproc tasks".to_owned()
+            } else {
+                format!("its tasks: {}", info.tasks.join(", "))
+            }
+        };
+        let cannot_run = |message: String| Err(Error::new(ErrorKind::CannotRun, message));
+        match entry {
+            Entry::Command => match &info.start {
+                Signature::Right => Ok(Entry::Command),
+                Signature::Missing => cannot_run(format!(
+                    "`{name}` is not a WASI command: it has no `_start` export ({}); pick a task instead",
+                    task_list()
+                )),
+                Signature::Wrong(ty) => cannot_run(format!(
+                    "`{name}` exports `_start` as {ty}; a command's `_start` is func () -> ()"
+                )),
+            },
+            Entry::Task(wanted) => {
+                if info.tasks.iter().any(|t| t == wanted) {
+                    Ok(Entry::Task(wanted.clone()))
+                } else if let Some((_, ty)) = info.malformed_tasks.iter().find(|(t, _)| t == wanted)
+                {
+                    cannot_run(format!(
+                        "`{name}` exports task `{wanted}` as {ty}; a task export is func () -> (i32): \
+                         build it with the wasmproc-guest SDK of this version"
+                    ))
+                } else {
+                    cannot_run(format!("`{name}` has no task `{wanted}`; {}", task_list()))
+                }
+            }
+            Entry::Auto => match (&info.start, info.tasks.as_slice()) {
+                (Signature::Right, _) => Ok(Entry::Command),
+                (_, [only]) => Ok(Entry::Task(only.clone())),
+                (_, []) => cannot_run(format!(
+                    "`{name}` exports neither `_start` nor any wasmproc task: nothing to run"
+                )),
+                (_, tasks) => cannot_run(format!(
+                    "`{name}` exports several tasks ({}): choose one (`--task NAME`)",
+                    tasks.join(", ")
+                )),
+            },
+        }
     }
 
     /// How this load obtained the compiled module: from the cache, or by

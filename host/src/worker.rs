@@ -22,7 +22,7 @@ use crate::capture::{Capture, WriterSink};
 use crate::ending::{Context, Interrupted, Phase, Raced, outcome_of};
 use crate::engine::EngineSlot;
 use crate::limits::Limits;
-use crate::module::{Module, Signature};
+use crate::module::Module;
 use crate::outcome::{ExitStatus, Outcome};
 use crate::sdk_imports::SdkState;
 use crate::task::{Entry, Output, Stdin, Task};
@@ -459,54 +459,23 @@ impl<'m> Live<'m> {
     }
 }
 
+/// The export `entry` runs; the library's rules and messages are in
+/// [`Module::resolve`].
 fn resolve<'m>(module: &'m Module, entry: &Entry) -> Result<Resolved<'m>, String> {
     let info = &module.inner.info;
-    let name = module.name();
-    let task_list = || {
-        if info.tasks.is_empty() {
-            "it exports no wasmproc tasks".to_owned()
-        } else {
-            format!("its tasks: {}", info.tasks.join(", "))
+    match module.resolve(entry).map_err(|error| error.to_string())? {
+        Entry::Task(name) => {
+            let index = info
+                .tasks
+                .iter()
+                .position(|t| *t == name)
+                .expect("resolve checked it");
+            Ok(Resolved::Task {
+                export: &info.task_exports[index],
+                initialize: info.has_initialize,
+            })
         }
-    };
-    let task = |index: usize| Resolved::Task {
-        export: &info.task_exports[index],
-        initialize: info.has_initialize,
-    };
-    match entry {
-        Entry::Command => match &info.start {
-            Signature::Right => Ok(Resolved::Start),
-            Signature::Missing => Err(format!(
-                "`{name}` is not a WASI command: it has no `_start` export ({}); pick a task instead",
-                task_list()
-            )),
-            Signature::Wrong(ty) => Err(format!(
-                "`{name}` exports `_start` as {ty}; a command's `_start` is func () -> ()"
-            )),
-        },
-        Entry::Task(wanted) => {
-            if let Some(index) = info.tasks.iter().position(|t| t == wanted) {
-                Ok(task(index))
-            } else if let Some((_, ty)) = info.malformed_tasks.iter().find(|(t, _)| t == wanted) {
-                Err(format!(
-                    "`{name}` exports task `{wanted}` as {ty}; a task export is func () -> (i32): \
-                     build it with the wasmproc-guest SDK of this version"
-                ))
-            } else {
-                Err(format!("`{name}` has no task `{wanted}`; {}", task_list()))
-            }
-        }
-        Entry::Auto => match (&info.start, info.tasks.as_slice()) {
-            (Signature::Right, _) => Ok(Resolved::Start),
-            (_, [_only]) => Ok(task(0)),
-            (_, []) => Err(format!(
-                "`{name}` exports neither `_start` nor any wasmproc task: nothing to run"
-            )),
-            (_, tasks) => Err(format!(
-                "`{name}` exports several tasks ({}): choose one (`--task NAME`)",
-                tasks.join(", ")
-            )),
-        },
+        _ => Ok(Resolved::Start),
     }
 }
 

@@ -201,6 +201,14 @@ fn run_loop(module: &wasmproc::Module, tasks: usize) -> f64 {
     tasks as f64 / started.elapsed().as_secs_f64()
 }
 
+fn pool_of(module: &wasmproc::Module, workers: usize, isolation: Isolation) -> Pool {
+    Pool::builder(module)
+        .workers(workers)
+        .isolation(isolation)
+        .build()
+        .expect("pool")
+}
+
 fn pool_map(
     module: &wasmproc::Module,
     tasks: usize,
@@ -208,11 +216,7 @@ fn pool_map(
     chunksize: usize,
     isolation: Isolation,
 ) -> f64 {
-    let pool = Pool::builder(module)
-        .workers(workers)
-        .isolation(isolation)
-        .build()
-        .expect("pool");
+    let pool = pool_of(module, workers, isolation);
     let started = Instant::now();
     let mut count = 0u64;
     for (i, outcome) in pool
@@ -236,11 +240,7 @@ fn command_map(
     workers: usize,
     isolation: Isolation,
 ) -> f64 {
-    let pool = Pool::builder(module)
-        .workers(workers)
-        .isolation(isolation)
-        .build()
-        .expect("pool");
+    let pool = pool_of(module, workers, isolation);
     let started = Instant::now();
     let all = (0..tasks).map(|_| Task::command().args(["exit", "0"]));
     for outcome in pool.map_tasks(all) {

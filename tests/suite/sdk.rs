@@ -247,3 +247,20 @@ fn each_task_runs_in_a_fresh_instance() {
         assert_eq!(call("calls", Value::Null).decode::<u32>().unwrap(), 1);
     }
 }
+
+#[test]
+fn entries_resolve_to_what_the_module_exports() {
+    use wasmproc::Entry;
+    let sdk = sdk_tasks();
+    assert_eq!(
+        sdk.resolve(&Entry::Task("square".into())).unwrap(),
+        Entry::Task("square".into())
+    );
+    let several = sdk.resolve(&Entry::Auto).unwrap_err();
+    assert!(several.to_string().contains("several tasks"), "{several}");
+    assert_eq!(several.exit_status(), ExitStatus::CannotRun);
+    assert_eq!(
+        wasmproc_tests::wasi_cmd().resolve(&Entry::Auto).unwrap(),
+        Entry::Command
+    );
+}

@@ -11,7 +11,8 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::{Map, Value};
 use wasmproc::{
-    Capabilities, ExitStatus, Isolation, Module, Outcome, Pool, ProcessOptions, Runtime, Task,
+    Capabilities, Entry, ExitStatus, Isolation, Module, Outcome, Pool, ProcessOptions, Runtime,
+    Task,
 };
 
 use super::Usage;
@@ -143,53 +144,15 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
 }
 
 fn shape_of(module: &Module, task: Option<&str>) -> anyhow::Result<Shape> {
-    let cannot_run = |message: String| wasmproc_error(wasmproc::ErrorKind::CannotRun, message);
-    match (task, module.is_command(), module.tasks()) {
-        (Some(name), _, tasks) if tasks.iter().any(|t| t == name) => {
-            Ok(Shape::Typed(name.to_owned()))
-        }
-        (Some(name), _, tasks) => Err(cannot_run(format!(
-            "`{}` has no task `{name}`; its tasks: {}",
-            module.name(),
-            if tasks.is_empty() {
-                "none".into()
-            } else {
-                tasks.join(", ")
-            }
-        ))),
-        (None, true, _) => Ok(Shape::Command),
-        (None, false, [only]) => Ok(Shape::Typed(only.clone())),
-        (None, false, []) => Err(cannot_run(format!(
-            "`{}` exports neither `_start` nor any wasmproc task: nothing to run",
-            module.name()
-        ))),
-        (None, false, tasks) => Err(cannot_run(format!(
-            "`{}` exports several tasks ({}): choose one with --task NAME",
-            module.name(),
-            tasks.join(", ")
-        ))),
-    }
+    let entry = match task {
+        Some(name) => Entry::Task(name.to_owned()),
+        None => Entry::Auto,
+    };
+    Ok(match module.resolve(&entry)? {
+        Entry::Task(name) => Shape::Typed(name),
+        _ => Shape::Command,
+    })
 }
-
-/// A library error of `kind`, so that the exit status follows the table.
-fn wasmproc_error(kind: wasmproc::ErrorKind, message: String) -> anyhow::Error {
-    anyhow::Error::new(MapSetupError { kind, message })
-}
-
-/// An error found before any task ran, with its status.
-#[derive(Debug)]
-pub(crate) struct MapSetupError {
-    pub(crate) kind: wasmproc::ErrorKind,
-    message: String,
-}
-
-impl std::fmt::Display for MapSetupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for MapSetupError {}
 
 /// The input lines and, for a file, how many non-blank lines it has (for
 /// the progress bar).

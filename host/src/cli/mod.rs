@@ -63,12 +63,6 @@ pub(crate) fn main() -> ExitCode {
 pub(crate) fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
     if let Some(error) = error.downcast_ref::<wasmproc::Error>() {
         error.exit_status()
-    } else if let Some(error) = error.downcast_ref::<map::MapSetupError>() {
-        match error.kind {
-            wasmproc::ErrorKind::NotFound => ExitStatus::NotFound,
-            wasmproc::ErrorKind::CannotRun => ExitStatus::CannotRun,
-            _ => ExitStatus::BadInvocation,
-        }
     } else if error.is::<Usage>() {
         ExitStatus::BadInvocation
     } else {
