@@ -92,11 +92,11 @@ impl ModuleCache {
                 }
             }
         }
-        let artifact = engine.precompile_module(wasm)?;
-        // SAFETY: the bytes were produced just now by `precompile_module` of
-        // this very engine.
-        let module = unsafe { wasmtime::Module::deserialize(engine, &artifact)? };
-        let status = match store(&path, wasm_hash.as_bytes(), &artifact) {
+        let module = wasmtime::Module::new(engine, wasm)?;
+        let stored = module
+            .serialize()
+            .and_then(|artifact| Ok(store(&path, wasm_hash.as_bytes(), &artifact)?));
+        let status = match stored {
             Ok(()) if existed => CacheStatus::Rebuilt,
             Ok(()) => CacheStatus::Compiled,
             Err(_) => CacheStatus::Uncached,

@@ -1,7 +1,13 @@
 //! Cancelling a task from another thread.
+//!
+//! Waiters are woken, never polling: async code awaits
+//! [`CancelToken::cancelled`], and threads that block on channels register
+//! a wake-up channel with [`CancelToken::watch`].
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crossbeam_channel::Sender;
 
 /// Ends a task early, from any thread: a task that has not started never
 /// starts, and a running one ends with `Cancelled` within about a
@@ -35,6 +41,30 @@ struct CancelShared {
     /// A token cancelled with its parent (a pool's shutdown cancels each
     /// task's own token this way).
     parent: Option<Arc<CancelShared>>,
+    /// Channels to wake when this token (or a descendant watched through
+    /// it) is cancelled, by watch id.
+    watchers: Mutex<Vec<(u64, Sender<()>)>>,
+}
+
+/// A registration made by [`CancelToken::watch`]; dropping it ends it.
+pub(crate) struct Watch {
+    id: u64,
+    /// The token and its ancestors, each holding the registration.
+    chain: Vec<Arc<CancelShared>>,
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        for shared in &self.chain {
+            lock(&shared.watchers).retain(|(id, _)| *id != self.id);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl CancelShared {
@@ -104,7 +134,35 @@ impl CancelToken {
         if let Some(shared) = &self.shared {
             shared.cancelled.store(true, Ordering::SeqCst);
             shared.notify.notify_waiters();
+            for (_, wake) in lock(&shared.watchers).iter() {
+                // A full channel already holds a wake-up; a closed one has
+                // nobody left to wake.
+                let _ = wake.try_send(());
+            }
         }
+    }
+
+    /// Sends `()` on `wake` when this token or an ancestor is cancelled (at
+    /// once if it already is), until the returned registration is dropped.
+    /// For threads that block on channels: they add `wake`'s receiver to
+    /// their select instead of polling the token.
+    pub(crate) fn watch(&self, wake: &Sender<()>) -> Option<Watch> {
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        let shared = self.shared.as_ref()?;
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let mut chain = Vec::new();
+        let mut link = Some(shared);
+        while let Some(shared) = link {
+            lock(&shared.watchers).push((id, wake.clone()));
+            chain.push(Arc::clone(shared));
+            link = shared.parent.as_ref();
+        }
+        // Checked after registering: a cancel in between is seen here, or
+        // it found the registration; either way the wake-up is sent.
+        if self.is_cancelled() {
+            let _ = wake.try_send(());
+        }
+        Some(Watch { id, chain })
     }
 
     /// Whether this token or one it is a child of was cancelled.
@@ -147,6 +205,35 @@ mod tests {
         assert!(!parent.is_cancelled() && !sibling.is_cancelled());
         parent.cancel();
         assert!(sibling.is_cancelled());
+    }
+
+    #[test]
+    fn a_watch_wakes_on_its_own_or_a_parent_cancel_until_dropped() {
+        let parent = CancelToken::new();
+        let child = parent.child();
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let watch = child.watch(&wake).expect("a cancellable token");
+        assert!(woken.try_recv().is_err());
+        parent.cancel();
+        assert!(
+            woken.try_recv().is_ok(),
+            "the parent's cancel reaches the child's watcher"
+        );
+
+        let other = CancelToken::new();
+        let watch_other = other.watch(&wake);
+        drop(watch_other);
+        other.cancel();
+        assert!(woken.try_recv().is_err(), "a dropped watch wakes nobody");
+        drop(watch);
+
+        let (late_wake, late) = crossbeam_channel::bounded(1);
+        let _already = parent.child().watch(&late_wake);
+        assert!(
+            late.try_recv().is_ok(),
+            "watching a cancelled token wakes at once"
+        );
+        assert!(CancelToken::never().watch(&late_wake).is_none());
     }
 
     #[test]

@@ -1,18 +1,24 @@
-//! The library's typed error.
+//! The library's one error type: a kind a program can match on, a message a
+//! person can act on, and the exit status each kind ends with.
+//!
+//! Inside the crate every failure travels as an [`Error`], from a bad limit
+//! to a lost worker process; a task that fails before its guest runs gets
+//! the error as its [`Outcome`](crate::Outcome) (`Outcome::from(error)`).
 
 use std::fmt;
 
-use crate::outcome::ExitStatus;
+use crate::status::ExitStatus;
 
 /// What went wrong, as a kind a program can match on and a message a person
-/// can act on.
-#[derive(Debug)]
+/// can act on. Cheap to clone, so that a failure found once (a module that
+/// cannot be linked, say) is reported to every task that meets it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
 }
 
-/// The kinds of [`Error`].
+/// The kinds of [`Error`], each with its exit status from the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ErrorKind {
@@ -24,20 +30,29 @@ pub enum ErrorKind {
     /// A value given by the caller is invalid: arguments, limits,
     /// capabilities (exit status 128).
     BadInvocation,
+    /// The task was cancelled before it produced an outcome (exit status
+    /// 130).
+    Cancelled,
+    /// The worker process serving the task died, or never started (exit
+    /// status 139).
+    WorkerLost,
     /// A task ended with a status other than success; see
     /// [`Outcome::decode`](crate::Outcome::decode).
     TaskFailed(ExitStatus),
     /// The task succeeded but its result does not decode into the type asked
-    /// for.
+    /// for (exit status 128).
     Decode,
-    /// Setting up the engine, the module cache or a pool failed.
+    /// Setting up the engine, the module cache or a pool failed (exit status
+    /// 126).
     Setup,
-    /// The pool is closed and takes no new tasks.
+    /// The pool is closed and takes no new tasks (exit status 128).
     PoolClosed,
 }
 
 impl Error {
-    pub(crate) fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+    /// An error of `kind` that says `message`. The message should name the
+    /// problem and the fix; it is shown to people as it is.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
         Error {
             kind,
             message: message.into(),
@@ -49,8 +64,18 @@ impl Error {
         &self.kind
     }
 
-    /// The exit status the binary ends with for this error (see the table
-    /// in the crate docs).
+    /// The message, as `Display` shows it.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// The message, taken out of the error.
+    pub(crate) fn into_message(self) -> String {
+        self.message
+    }
+
+    /// The exit status the binary ends with for this error, and a task that
+    /// meets it before running ends with (see the table on [`ExitStatus`]).
     pub fn exit_status(&self) -> ExitStatus {
         match &self.kind {
             ErrorKind::NotFound => ExitStatus::NotFound,
@@ -58,6 +83,8 @@ impl Error {
             ErrorKind::BadInvocation | ErrorKind::Decode | ErrorKind::PoolClosed => {
                 ExitStatus::BadInvocation
             }
+            ErrorKind::Cancelled => ExitStatus::Cancelled,
+            ErrorKind::WorkerLost => ExitStatus::WorkerLost,
             ErrorKind::TaskFailed(status) => status.clone(),
         }
     }

@@ -1,9 +1,14 @@
-//! Helpers of the integration suite: where the compiled guests and the
-//! `wasmproc` binary are, and a runtime with a private cache.
+//! Helpers of the integration suites: where the compiled guests are, a
+//! runtime with a private cache, and the host program that the suite's
+//! process pools start as their workers.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::sync::OnceLock;
+
+pub mod host_program;
+#[cfg(unix)]
+pub mod unix;
 
 use wasmproc::{Module, Runtime};
 
@@ -42,37 +47,6 @@ pub fn sdk_tasks() -> &'static Module {
 pub fn wasi_cmd() -> &'static Module {
     static MODULE: OnceLock<Module> = OnceLock::new();
     MODULE.get_or_init(|| runtime().load(guests::WASI_CMD).expect("wasi-cmd loads"))
-}
-
-/// The `wasmproc` binary that cargo built beside this test binary.
-pub fn binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary knows its path");
-    let profile_dir = exe
-        .parent()
-        .and_then(|deps| deps.parent())
-        .expect("test binaries live in target/PROFILE/deps");
-    let binary = profile_dir.join(format!("wasmproc{}", std::env::consts::EXE_SUFFIX));
-    assert!(
-        binary.exists(),
-        "{} is missing: run the suite with `cargo test` from the workspace root, which builds it",
-        binary.display()
-    );
-    binary
-}
-
-/// A `wasmproc` command using the suite's cache, with no inherited env
-/// beyond what the binary needs.
-pub fn wasmproc() -> Command {
-    let mut command = Command::new(binary());
-    command
-        .env("WASMPROC_CACHE_DIR", suite_cache_dir())
-        .stdin(Stdio::null());
-    command
-}
-
-/// Runs `wasmproc ARGS` and returns its output.
-pub fn wasmproc_run(args: &[&str]) -> Output {
-    wasmproc().args(args).output().expect("the binary starts")
 }
 
 /// The exit code of a finished command (all statuses are codes, never

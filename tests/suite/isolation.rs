@@ -8,10 +8,12 @@ use wasmproc::{
     Capabilities, DirGrant, ExitStatus, Isolation, Limits, Outcome, Pool, ProcessOptions, Stdin,
     Task, TrapKind,
 };
-use wasmproc_tests::{binary, sdk_tasks, wasi_cmd};
+use wasmproc_tests::{sdk_tasks, wasi_cmd};
+
+use crate::pool_host;
 
 fn process() -> Isolation {
-    Isolation::Process(ProcessOptions::default().executable(binary()))
+    Isolation::Process(ProcessOptions::default().executable(pool_host()))
 }
 
 fn pool(module: &wasmproc::Module, isolation: Isolation, workers: usize) -> Pool {
@@ -268,38 +270,13 @@ fn a_program_that_is_no_worker_is_reported() {
 mod supervision {
     use super::*;
 
-    fn kill(pid: u32, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal} {pid}");
-    }
-
-    fn alive(pid: u32) -> bool {
-        std::process::Command::new("kill")
-            .args(["-0", &pid.to_string()])
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success())
-    }
-
-    fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-        let started = Instant::now();
-        while !condition() {
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
+    use wasmproc_tests::unix::{alive, children_of, kill, wait_for};
 
     /// A worker killed with SIGKILL mid-task: that task gets `WorkerLost`,
     /// every other task completes, the pool keeps its size.
     #[test]
     fn kill_9_a_worker_mid_task() {
-        let options = ProcessOptions::default().executable(binary()).retries(0);
+        let options = ProcessOptions::default().executable(pool_host()).retries(0);
         let processes = pool(sdk_tasks(), Isolation::Process(options), 2);
         wait_for("two workers", || processes.worker_pids().len() == 2);
         let victim = processes
@@ -343,7 +320,7 @@ mod supervision {
     /// With retries, a task whose worker died runs again in a new one.
     #[test]
     fn a_task_is_retried_in_a_new_worker() {
-        let options = ProcessOptions::default().executable(binary()).retries(1);
+        let options = ProcessOptions::default().executable(pool_host()).retries(1);
         let processes = pool(sdk_tasks(), Isolation::Process(options), 1);
         wait_for("a worker", || processes.worker_pids().len() == 1);
         let first = processes.worker_pids()[0];
@@ -364,7 +341,7 @@ mod supervision {
     #[test]
     fn crash_loop_breaker_fails_a_poison_task() {
         let options = ProcessOptions::default()
-            .executable(binary())
+            .executable(pool_host())
             .retries(100)
             .restart_intensity(3, Duration::from_secs(60));
         let processes = pool(sdk_tasks(), Isolation::Process(options), 1);
@@ -395,34 +372,52 @@ mod supervision {
     /// Killing the parent closes the workers' pipes: they exit too.
     #[test]
     fn no_worker_outlives_a_killed_parent() {
-        let input = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(input.path(), "3600000\n3600000\n").unwrap();
-        let mut parent = std::process::Command::new(binary())
-            .args(["map", "--isolation", "process", "-j", "2"])
+        let mut parent = std::process::Command::new(pool_host())
             .arg(wasmproc_tests::guests::SDK_TASKS)
-            .args(["--task", "sleep_ms"])
-            .arg(input.path())
+            .args(["sleep_ms", "2", "3600000", "3600000"])
             .env("WASMPROC_CACHE_DIR", wasmproc_tests::suite_cache_dir())
             .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        let children = || -> Vec<u32> {
-            let out = std::process::Command::new("pgrep")
-                .args(["-P", &parent.id().to_string()])
-                .output()
-                .unwrap();
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| l.trim().parse().ok())
-                .collect()
-        };
-        wait_for("two worker processes", || children().len() == 2);
-        let workers = children();
+        wait_for("two worker processes", || {
+            children_of(parent.id()).len() == 2
+        });
+        let workers = children_of(parent.id());
         kill(parent.id(), "-9");
         let _ = parent.wait();
         wait_for("the workers to exit", || {
             workers.iter().all(|pid| !alive(*pid))
         });
+    }
+}
+
+/// Worker processes get every setting of the pool's runtime: a recursion
+/// that fits the default wasm stack but not a small one traps in both
+/// isolations when the runtime's stack is small.
+#[test]
+fn a_custom_stack_limit_holds_in_worker_processes() {
+    const DEPTH: u64 = 20_000;
+    let deep = || Task::call("recurse", &DEPTH).unwrap();
+    assert!(
+        sdk_tasks().run(&deep()).success(),
+        "the recursion fits the default stack"
+    );
+    let small_stack = wasmproc::Runtime::builder()
+        .cache_dir(wasmproc_tests::suite_cache_dir())
+        .max_wasm_stack(128 << 10)
+        .build()
+        .unwrap();
+    let module = small_stack.load(wasmproc_tests::guests::SDK_TASKS).unwrap();
+    for isolation in [Isolation::Thread, process()] {
+        let outcome = pool(&module, isolation.clone(), 1)
+            .submit(deep())
+            .unwrap()
+            .into_outcome();
+        assert_eq!(
+            outcome.status,
+            ExitStatus::Trapped(TrapKind::StackOverflow),
+            "{isolation:?}: {:?}",
+            outcome.message
+        );
     }
 }

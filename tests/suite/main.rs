@@ -1,5 +1,6 @@
-//! The integration suite: real guests compiled to wasm32-wasip1 by
-//! `build.rs`, run through the real wasmproc library and binary.
+//! The library's integration suite: real guests compiled to wasm32-wasip1
+//! by `build.rs`, run through the real wasmproc library. (The binary's
+//! tests are in `tests/cli`.)
 
 // Every row of the exit-status table, through the library.
 mod statuses;
@@ -17,9 +18,13 @@ mod cache;
 mod foreign;
 // Pools: submit, handles, map, chunks, shutdown; the no-task-lost stress test.
 mod pool;
+// The library's layers point one way (read from its source).
+mod layers;
 // Thread and process isolation agree; process workers are supervised.
 mod isolation;
-// The `wasmproc` binary: run, inspect, compile, flags and exit codes.
-mod cli;
-// `wasmproc map`: NDJSON in and out, per-line statuses, the run's exit code.
-mod cli_map;
+
+/// The host program the suite's process pools start as their workers
+/// (`tests/bin/pool_host.rs`; cargo builds it for this test).
+fn pool_host() -> &'static std::path::Path {
+    std::path::Path::new(env!("CARGO_BIN_EXE_pool-host"))
+}

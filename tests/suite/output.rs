@@ -50,15 +50,60 @@ fn output_goes_to_a_writer_as_written() {
     );
 }
 
+/// Runs `say MARKER` with both streams set to `output` in a child process
+/// (this test binary, running only `test`), and returns what the child
+/// printed: whatever a guest inherits shows up there. In the child itself,
+/// runs the task and returns `None`.
+fn child_streams(test: &str, output: &str) -> Option<String> {
+    const CHILD: &str = "WASMPROC_TEST_OUTPUT_CHILD";
+    if let Some(mode) = std::env::var_os(CHILD) {
+        let output = if mode == "inherit" {
+            Output::Inherit
+        } else {
+            Output::Discard
+        };
+        let task = Task::command()
+            .args(["say", "marker-7f3a"])
+            .stdout(output.clone())
+            .stderr(output);
+        let outcome = wasi_cmd().run(&task);
+        assert_eq!(outcome.status, ExitStatus::Exited(0));
+        assert!(outcome.stdout.bytes.is_empty() && outcome.stderr.bytes.is_empty());
+        return None;
+    }
+    let child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
+        .env(CHILD, output)
+        .output()
+        .unwrap();
+    assert!(child.status.success(), "the child test failed: {child:?}");
+    Some(format!(
+        "{}{}",
+        String::from_utf8_lossy(&child.stdout),
+        String::from_utf8_lossy(&child.stderr)
+    ))
+}
+
 #[test]
-fn discarded_output_is_dropped() {
-    let task = Task::command()
-        .args(["stderr", "gone"])
-        .stdout(Output::Discard)
-        .stderr(Output::Discard);
-    let outcome = wasi_cmd().run(&task);
-    assert_eq!(outcome.status, ExitStatus::Exited(0));
-    assert!(outcome.stderr.bytes.is_empty());
+fn discarded_output_reaches_no_stream() {
+    let Some(printed) = child_streams("output::discarded_output_reaches_no_stream", "discard")
+    else {
+        return;
+    };
+    assert!(!printed.contains("marker-7f3a"), "{printed}");
+}
+
+#[test]
+fn inherited_output_reaches_the_host_streams() {
+    // The control for the test above: the same child does see what a guest
+    // inherits, on both streams.
+    let Some(printed) = child_streams(
+        "output::inherited_output_reaches_the_host_streams",
+        "inherit",
+    ) else {
+        return;
+    };
+    assert_eq!(printed.matches("marker-7f3a").count(), 2, "{printed}");
 }
 
 #[test]

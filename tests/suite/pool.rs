@@ -142,11 +142,14 @@ fn map_of_commands_and_of_unserializable_args() {
     let sdk = pool_for_sdk();
     // A map with non-string keys cannot become JSON: that item alone fails.
     let bad: HashMap<Vec<u8>, u8> = HashMap::from([(vec![1], 1)]);
-    let args = vec![json!(1), serde_json::to_value(1).unwrap()];
+    let args = vec![json!(1), json!({"two": [2]})];
     let mut outcomes = sdk.map("echo", args).collect::<Vec<_>>();
     outcomes.extend(sdk.map("echo", [bad]));
-    assert_eq!(outcomes[0].status, ExitStatus::Exited(0));
+    assert_eq!(outcomes[0].decode::<Value>().unwrap(), json!(1));
+    assert_eq!(outcomes[1].decode::<Value>().unwrap(), json!({"two": [2]}));
     assert_eq!(outcomes[2].status, ExitStatus::BadInvocation);
+    let message = outcomes[2].message.as_deref().unwrap();
+    assert!(message.contains("cannot be serialized"), "{message}");
 }
 
 fn pool_for_sdk() -> Pool {

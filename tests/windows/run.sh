@@ -17,7 +17,7 @@ if ((${#need[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
-cargo build -p wasmproc --target x86_64-pc-windows-gnu
+cargo build --bin wasmproc --target x86_64-pc-windows-gnu
 cargo build --release --locked --target wasm32-wasip1 \
     --manifest-path tests/guests/Cargo.toml --target-dir target/windows-guests
 bin=target/x86_64-pc-windows-gnu/debug

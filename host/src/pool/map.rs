@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::{Job, Pool, Reply};
+use super::Pool;
+use super::job::{Job, Reply};
 use crate::cancel::CancelToken;
 use crate::outcome::Outcome;
 use crate::task::Task;

@@ -11,8 +11,12 @@
 //! #   (func (export "wasmproc_task:echo") (result i32)
 //! #     (call $read (i32.const 0))
 //! #     (call $write (i32.const 0) (call $len))
+//! #     (i32.const 0))
+//! #   (func (export "wasmproc_task:spin") (result i32)
+//! #     (loop br 0)
 //! #     (i32.const 0)))"#;
-//! // A module whose task `echo` answers with its argument (see the crate docs).
+//! // A module whose task `echo` answers with its argument and whose task
+//! // `spin` never ends (see the crate docs).
 //! let runtime = Runtime::builder().no_cache().build()?;
 //! let module = runtime.load_bytes("echo.wat", ECHO.as_bytes())?;
 //! let pool = Pool::builder(&module).workers(4).build()?;
@@ -32,9 +36,13 @@
 //! assert_eq!(seen, (0..10).collect::<Vec<_>>());
 //!
 //! // A task is cancelled before it starts, or within milliseconds after.
-//! let late = pool.submit(Task::call("echo", &1)?)?;
-//! late.cancel();
-//! assert!(matches!(late.wait().status, ExitStatus::Cancelled | ExitStatus::Exited(0)));
+//! let one_worker = Pool::builder(&module).workers(1).build()?;
+//! let running = one_worker.submit(Task::call("spin", &())?)?;
+//! let queued = one_worker.submit(Task::call("echo", &1)?)?;
+//! queued.cancel();
+//! running.cancel();
+//! assert_eq!(queued.wait().status, ExitStatus::Cancelled);
+//! assert_eq!(running.wait().status, ExitStatus::Cancelled);
 //! # Ok::<(), wasmproc::Error>(())
 //! ```
 //!
@@ -57,35 +65,38 @@
 //! `Shutdown::Cancel` and joins its threads: no thread outlives the pool.
 
 mod handle;
+mod job;
 mod map;
+pub mod process;
+mod thread;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Sender;
 use serde::Serialize;
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 use crate::module::Module;
-use crate::outcome::{ExitStatus, Outcome};
-use crate::process::ProcessOptions;
-use crate::process::supervisor::{Pids, Supervisor};
+use crate::outcome::Outcome;
+use crate::status::ExitStatus;
 use crate::task::{Capabilities, Task};
-use crate::worker;
 
 pub use handle::TaskHandle;
 pub use map::{MapResults, UnorderedResults};
 
 use handle::HandleState;
+use job::{Job, Reply};
+use process::{ProcessOptions, WorkerPids};
 
 /// Where a pool's workers run. Outcomes are the same either way.
 ///
 /// Choose threads for few or small pools and lowest latency; choose
 /// processes to scale with many cores (the kernel's memory-map work of
 /// instantiation serializes within one process) and to be able to kill a
-/// worker that stops answering. See [`crate::process`].
+/// worker that stops answering. See [`process`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Isolation {
@@ -117,6 +128,7 @@ pub struct PoolBuilder {
     limits: Limits,
     caps: Capabilities,
     isolation: Isolation,
+    cancel: CancelToken,
 }
 
 impl PoolBuilder {
@@ -154,6 +166,14 @@ impl PoolBuilder {
         self
     }
 
+    /// Cancels every queued and running task of the pool when `token` is
+    /// cancelled (by a Ctrl-C handler, say), as [`Pool::cancel_all`] does.
+    /// By default only the pool itself cancels its tasks.
+    pub fn cancel_on(mut self, token: &CancelToken) -> Self {
+        self.cancel = token.clone();
+        self
+    }
+
     /// Starts the workers.
     ///
     /// # Errors
@@ -177,21 +197,22 @@ impl PoolBuilder {
             module: self.module,
             limits: self.limits,
             caps: self.caps,
-            cancel_all: Mutex::new(CancelToken::new()),
+            cancel_all: Mutex::new(self.cancel.child()),
+            cancel_root: self.cancel,
         });
-        let pids: Pids = Arc::new(Mutex::new(vec![None; workers]));
+        let pids = WorkerPids::new(workers);
         let mut threads = Vec::with_capacity(workers);
         for index in 0..workers {
             let queue = queue.clone();
             let module = shared.module.clone();
             let isolation = self.isolation.clone();
-            let pids = Arc::clone(&pids);
+            let pids = pids.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("wasmproc-worker-{index}"))
                 .spawn(move || match isolation {
-                    Isolation::Thread => work(&module, &queue),
+                    Isolation::Thread => thread::serve(&module, &queue),
                     Isolation::Process(options) => {
-                        work_in_process(Supervisor::new(module, options, pids, index), &queue)
+                        process::serve(module, options, pids, index, &queue)
                     }
                 });
             match spawned {
@@ -229,8 +250,8 @@ pub struct Pool {
     threads: Mutex<Vec<JoinHandle<()>>>,
     workers: usize,
     queue_bound: usize,
-    /// Each slot's worker process, with process isolation.
-    pids: Pids,
+    /// Each worker's process, with process isolation.
+    pids: WorkerPids,
 }
 
 struct Shared {
@@ -240,90 +261,9 @@ struct Shared {
     /// The parent of every task's cancel token; replaced after
     /// [`Pool::cancel_all`] so that later tasks run.
     cancel_all: Mutex<CancelToken>,
+    /// The token `cancel_all` descends from ([`PoolBuilder::cancel_on`]).
+    cancel_root: CancelToken,
 }
-
-/// Tasks for one worker to run back to back, with where their outcomes go.
-pub(crate) struct Job {
-    tasks: Vec<Task>,
-    replies: Vec<Reply>,
-    cancel: CancelToken,
-}
-
-/// Where one task's outcome goes.
-pub(crate) enum Reply {
-    Handle(Arc<HandleState>),
-    Stream {
-        index: usize,
-        results: Sender<(usize, Outcome)>,
-    },
-}
-
-impl Reply {
-    fn send(self, outcome: Outcome) {
-        match self {
-            Reply::Handle(state) => state.finish(outcome),
-            // A dropped receiver means nobody wants the result any more.
-            Reply::Stream { index, results } => {
-                let _ = results.send((index, outcome));
-            }
-        }
-    }
-}
-
-fn work(module: &Module, queue: &Receiver<Job>) {
-    for job in queue {
-        let outcomes = worker::run_chunk(module, &job.tasks, &job.cancel);
-        for (reply, outcome) in job.replies.into_iter().zip(outcomes) {
-            reply.send(outcome);
-        }
-    }
-}
-
-/// A worker thread of a process pool: it feeds its worker process, which
-/// the supervisor replaces whenever it dies.
-fn work_in_process(mut supervisor: Supervisor, queue: &Receiver<Job>) {
-    supervisor.warm_up();
-    loop {
-        let first = match queue.recv_timeout(IDLE_CHECK) {
-            Ok(job) => job,
-            // While idle, replace a worker that died, so that the pool keeps
-            // its size and the next task does not meet a dead one.
-            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                supervisor.replace_if_dead();
-                continue;
-            }
-            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => break,
-        };
-        // Take a few more queued jobs, so that the worker process runs them
-        // back to back instead of waiting a round trip between tasks.
-        let mut jobs = vec![first];
-        while jobs.iter().map(|j| j.tasks.len()).sum::<usize>() < PIPELINE_DEPTH {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
-        }
-        let mut replies: Vec<Option<Reply>> = Vec::new();
-        let mut tasks = Vec::new();
-        for job in &mut jobs {
-            for (task, reply) in job.tasks.iter().zip(job.replies.drain(..)) {
-                tasks.push((task, &job.cancel));
-                replies.push(Some(reply));
-            }
-        }
-        supervisor.run_batch(&tasks, |index, outcome| {
-            if let Some(reply) = replies[index].take() {
-                reply.send(outcome);
-            }
-        });
-    }
-}
-
-/// How many tasks a worker process is given at once.
-const PIPELINE_DEPTH: usize = 8;
-
-/// How often an idle process worker checks that its process still lives.
-const IDLE_CHECK: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Pool {
     /// A builder for a pool running tasks of `module`.
@@ -335,6 +275,7 @@ impl Pool {
             limits: Limits::default(),
             caps: Capabilities::default(),
             isolation: Isolation::default(),
+            cancel: CancelToken::new(),
         }
     }
 
@@ -344,10 +285,10 @@ impl Pool {
     }
 
     /// The process ids of the live worker processes, with process
-    /// isolation (empty with threads). A slot whose process died shows the
-    /// new one once it has started.
+    /// isolation (empty with threads). A worker whose process died shows
+    /// the new one once it has started.
     pub fn worker_pids(&self) -> Vec<u32> {
-        lock(&self.pids).iter().flatten().copied().collect()
+        self.pids.live()
     }
 
     /// Queues a task; the handle waits for, or cancels, it. Blocks while the
@@ -422,7 +363,7 @@ impl Pool {
     pub fn cancel_all(&self) {
         let mut parent = lock(&self.shared.cancel_all);
         parent.cancel();
-        *parent = CancelToken::new();
+        *parent = self.shared.cancel_root.child();
     }
 
     /// Stops accepting tasks; queued ones still run. Idempotent.

@@ -70,10 +70,14 @@ fn main() {
             println!("done");
         }
         "stderr" => eprintln!("{}", rest.join(" ")),
+        "say" => {
+            println!("{}", rest.join(" "));
+            eprintln!("{}", rest.join(" "));
+        }
         "panic" => panic!("wasi-cmd was told to panic"),
         _ => {
             eprintln!(
-                "usage: wasi-cmd args|env|cat|exit N|read F|write F T|list D|sleep MS|spin|flood N|stderr T|panic"
+                "usage: wasi-cmd args|env|cat|exit N|read F|write F T|list D|sleep MS|spin|flood N|stderr T|say T|panic"
             );
             exit(64)
         }

@@ -1,4 +1,6 @@
-//! The binary's commands: flags in, outcomes and exit statuses out.
+//! The `wasmproc` binary: runs WebAssembly modules as sandboxed workers.
+//! See `wasmproc --help`, and the `wasmproc` library crate for the
+//! embedding API: this binary is a thin layer of flags and printing over it.
 
 mod args;
 mod inspect;
@@ -9,26 +11,13 @@ mod run;
 use std::process::ExitCode;
 
 use clap::Parser;
-use wasmproc::ExitStatus;
+use wasmproc::{ErrorKind, ExitStatus};
 
 use args::{Cli, Command};
 
-/// An error of the binary's own making (a bad flag value), with the exit
-/// status it ends the process with.
-#[derive(Debug)]
-pub(crate) struct Usage(pub(crate) String);
-
-impl std::fmt::Display for Usage {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for Usage {}
-
-/// Parses the command line, runs the command, and maps every failure to
-/// the exit-status table.
-pub(crate) fn main() -> ExitCode {
+fn main() -> ExitCode {
+    // A pool with process isolation starts this binary as its workers.
+    wasmproc::process::run_worker_if_requested();
     let cli = match Cli::try_parse_from(args::hoist_run_options(std::env::args_os().collect())) {
         Ok(cli) => cli,
         Err(error) => {
@@ -58,14 +47,18 @@ pub(crate) fn main() -> ExitCode {
     }
 }
 
+/// An error of the binary's own making: a flag value the library never
+/// sees, with the fix in its message (exit status 128).
+pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
+    wasmproc::Error::new(ErrorKind::BadInvocation, message).into()
+}
+
 /// The table's status for an error that stopped a command before any task
-/// ran.
+/// ran: the library's own for its errors, 126 for anything else (an I/O
+/// failure of the binary itself).
 pub(crate) fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
-    if let Some(error) = error.downcast_ref::<wasmproc::Error>() {
-        error.exit_status()
-    } else if error.is::<Usage>() {
-        ExitStatus::BadInvocation
-    } else {
-        ExitStatus::CannotRun
+    match error.downcast_ref::<wasmproc::Error>() {
+        Some(error) => error.exit_status(),
+        None => ExitStatus::CannotRun,
     }
 }

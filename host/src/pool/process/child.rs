@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 
 use super::protocol::{ToChild, ToParent, VERSION, read_frame, write_frame};
 use crate::cancel::CancelToken;
-use crate::engine::Runtime;
+use crate::engine::EngineSettings;
+use crate::runtime::{Runtime, RuntimeSettings};
 
 /// The task running now, and cancellations of tasks not started yet.
 #[derive(Default)]
@@ -25,13 +26,13 @@ pub(crate) fn serve() -> i32 {
     let mut input = BufReader::new(std::io::stdin());
     let mut output = BufWriter::new(std::io::stdout().lock());
 
-    let (module_name, module, cache_dir) = match read_frame::<ToChild>(&mut input) {
+    let (module_name, module, settings) = match read_frame::<ToChild>(&mut input) {
         Ok(Some(ToChild::Hello {
             version,
             module_name,
             module,
-            cache_dir,
-        })) if version == VERSION => (module_name, module, cache_dir),
+            settings,
+        })) if version == VERSION => (module_name, module, settings),
         Ok(Some(ToChild::Hello { version, .. })) => {
             let message = format!("protocol version {version}, but this worker speaks {VERSION}");
             let _ = write_frame(&mut output, &ToParent::Refused { message });
@@ -39,13 +40,16 @@ pub(crate) fn serve() -> i32 {
         }
         _ => return 2,
     };
-    let mut builder = Runtime::builder().max_instances(2);
-    builder = match cache_dir {
-        Some(dir) => builder.cache_dir(dir),
-        None => builder.no_cache(),
+    // The pool's settings, except the instance pool: this process runs one
+    // task at a time.
+    let settings = RuntimeSettings {
+        engine: EngineSettings {
+            max_instances: 2,
+            ..settings.engine
+        },
+        ..settings
     };
-    let loaded = builder
-        .build()
+    let loaded = Runtime::with_settings(settings)
         .and_then(|runtime| runtime.load_bytes(&module_name, &module));
     let module = match loaded {
         Ok(module) => module,

@@ -5,7 +5,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use wasmproc_tests::{code, guests, stderr, stdout, wasmproc, wasmproc_run};
+use wasmproc_tests::{code, guests, stderr, stdout};
+
+use crate::{wasmproc, wasmproc_run};
 
 const SDK: &str = guests::SDK_TASKS;
 const CMD: &str = guests::WASI_CMD;
@@ -297,10 +299,7 @@ fn panics_are_flagged_in_json() {
 fn compile_and_inspect_report_loading_errors() {
     for command in ["compile", "inspect"] {
         assert_eq!(code(&wasmproc_run(&[command, "/no/such/module.wasm"])), 127);
-        let output = wasmproc_run(&[
-            command,
-            concat!(env!("CARGO_MANIFEST_DIR"), "/suite/cli.rs"),
-        ]);
+        let output = wasmproc_run(&[command, concat!(env!("CARGO_MANIFEST_DIR"), "/src/main.rs")]);
         assert_eq!(code(&output), 126, "{command} of a Rust source file");
     }
 }

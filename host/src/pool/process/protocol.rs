@@ -7,16 +7,17 @@
 //! raw pipe.
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 use crate::outcome::Outcome;
+use crate::runtime::RuntimeSettings;
 use crate::task::{Capabilities, Entry, Output, Stdin, Task};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 1;
+pub(crate) const VERSION: u32 = 2;
 
 /// The largest frame either side accepts: room for the largest argument
 /// (`DEFAULT_MAX_ARGS`, 64 MiB) and two captured streams, with margin.
@@ -30,7 +31,9 @@ pub(crate) enum ToChild {
         version: u32,
         module_name: String,
         module: Vec<u8>,
-        cache_dir: Option<PathBuf>,
+        /// The pool's runtime settings, so that the worker's runtime
+        /// matches it in every one (stack size, cache, ...).
+        settings: RuntimeSettings,
     },
     /// Run one task; answered by `Done` with the same id.
     Run { id: u64, task: WireTask },
@@ -65,26 +68,29 @@ pub(crate) struct WireTask {
 }
 
 impl WireTask {
-    /// The task in wire form; an error names what cannot cross a process
-    /// boundary.
-    pub(crate) fn from_task(task: &Task) -> Result<WireTask, String> {
+    /// The task in wire form; a `BadInvocation` error names what cannot
+    /// cross a process boundary.
+    pub(crate) fn from_task(task: &Task) -> Result<WireTask, Error> {
         let stdin = match &task.stdin {
             Stdin::Empty => None,
             Stdin::Bytes(bytes) => Some(bytes.to_vec()),
             Stdin::Inherit => {
-                return Err(
+                return Err(Error::new(
+                    ErrorKind::BadInvocation,
                     "a worker process cannot read the host's stdin: give the task \
-                            Stdin::Bytes, or use thread isolation"
-                        .into(),
-                );
+                     Stdin::Bytes, or use thread isolation",
+                ));
             }
         };
         let discard = |output: &Output, which: &str| match output {
             Output::Capture => Ok(false),
             Output::Discard => Ok(true),
-            Output::Inherit | Output::Writer(_) => Err(format!(
-                "a worker process captures the guest's {which}: use Output::Capture or \
-                 Output::Discard, or thread isolation"
+            Output::Inherit | Output::Writer(_) => Err(Error::new(
+                ErrorKind::BadInvocation,
+                format!(
+                    "a worker process captures the guest's {which}: use Output::Capture or \
+                     Output::Discard, or thread isolation"
+                ),
             )),
         };
         Ok(WireTask {
@@ -206,7 +212,12 @@ mod tests {
     #[test]
     fn in_process_handles_do_not_cross() {
         let inherit = Task::command().stdin(Stdin::Inherit);
-        assert!(WireTask::from_task(&inherit).unwrap_err().contains("stdin"));
+        assert!(
+            WireTask::from_task(&inherit)
+                .unwrap_err()
+                .message()
+                .contains("stdin")
+        );
         let writer: std::sync::Arc<std::sync::Mutex<dyn Write + Send>> =
             std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         assert!(WireTask::from_task(&Task::command().stdout(Output::Writer(writer))).is_err());

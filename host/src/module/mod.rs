@@ -1,88 +1,79 @@
-//! A loaded module: compiled (or mapped from the cache) once, prepared for
-//! cheap instantiation, and described: its tasks, exports and imports.
+//! A loaded module: compiled (or read from the cache) once, prepared for
+//! cheap instantiation, described (its tasks, exports and imports), and the
+//! rules that resolve an [`Entry`] to the export a task calls.
+//!
+//! Running tasks is the next layer up: `Module::run` lives in `run`.
+
+mod describe;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use wasmtime::{ExternType, InstancePre, ValType};
+use wasmtime::InstancePre;
 
 use crate::cache::CacheStatus;
-use crate::cancel::CancelToken;
-use crate::engine::{EngineSlot, Runtime};
 use crate::error::{Error, ErrorKind};
-use crate::outcome::Outcome;
-use crate::task::{Entry, Task};
-use crate::worker::{self, HostState};
+use crate::runtime::{LinkedEngine, Runtime};
+use crate::store::HostState;
+use crate::task::Entry;
+
+pub use describe::{ExportInfo, ImportInfo};
+use describe::{ModuleInfo, Signature, describe, describe_extern};
 
 /// A module ready to run tasks. Cheap to clone and share between threads.
 #[derive(Clone)]
 pub struct Module {
-    pub(crate) inner: Arc<ModuleInner>,
+    inner: Arc<ModuleInner>,
 }
 
-pub(crate) struct ModuleInner {
-    pub(crate) runtime: Runtime,
-    pub(crate) name: String,
+struct ModuleInner {
+    runtime: Runtime,
+    name: String,
     wasm: Vec<u8>,
     plain: Prepared,
     fuel: OnceLock<Result<Prepared, Error>>,
-    pub(crate) info: ModuleInfo,
+    info: ModuleInfo,
 }
 
 /// A module compiled for one engine, with its instantiation prepared.
 pub(crate) struct Prepared {
     module: wasmtime::Module,
-    pub(crate) pre: Result<InstancePre<HostState>, String>,
+    /// `Err` when the module's imports cannot be satisfied: every task that
+    /// tries to run it gets this error.
+    pre: Result<InstancePre<HostState>, Error>,
     cache_status: CacheStatus,
 }
 
-/// What a module exports and imports, read once at load.
-pub(crate) struct ModuleInfo {
-    pub(crate) tasks: Vec<String>,
-    /// The export name of each task in `tasks`, in the same order.
-    pub(crate) task_exports: Vec<String>,
-    /// Task exports whose signature is not `() -> i32`, with their type.
-    pub(crate) malformed_tasks: Vec<(String, String)>,
-    pub(crate) start: Signature,
-    pub(crate) has_initialize: bool,
+impl Prepared {
+    /// The prepared instantiation, or why the module cannot be linked.
+    pub(crate) fn instance_pre(&self) -> Result<&InstancePre<HostState>, Error> {
+        self.pre.as_ref().map_err(Error::clone)
+    }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Signature {
-    Missing,
-    Right,
-    Wrong(String),
+/// An [`Entry`] resolved against a module: the export a task calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Resolved<'m> {
+    /// The WASI command entry, `_start`.
+    Command,
+    /// A typed task.
+    Task {
+        /// The task's name.
+        name: &'m str,
+        /// The export that runs it.
+        export: &'m str,
+        /// Whether the module's `_initialize` must run first (a reactor).
+        initialize: bool,
+    },
 }
 
-/// One export of a module, as `wasmproc inspect` lists it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ExportInfo {
-    /// The export's name.
-    pub name: String,
-    /// Its kind and type, e.g. `func () -> i32` or `memory`.
-    pub ty: String,
-}
-
-/// One import of a module, and whether wasmproc provides it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ImportInfo {
-    /// The import's module, e.g. `wasi_snapshot_preview1`.
-    pub module: String,
-    /// The import's name, e.g. `fd_write`.
-    pub name: String,
-    /// Its kind and type.
-    pub ty: String,
-    /// Whether the host provides it; a module with an unprovided import
-    /// cannot run.
-    pub provided: bool,
-}
-
-impl ModuleInner {
-    /// The module's binary wasm (as loaded, text assembled).
-    pub(crate) fn wasm(&self) -> &[u8] {
-        &self.wasm
+impl Resolved<'_> {
+    /// The entry in its public form.
+    pub(crate) fn to_entry(self) -> Entry {
+        match self {
+            Resolved::Command => Entry::Command,
+            Resolved::Task { name, .. } => Entry::Task(name.to_owned()),
+        }
     }
 }
 
@@ -96,8 +87,16 @@ impl std::fmt::Debug for Module {
     }
 }
 
-impl Module {
-    pub(crate) fn from_file(runtime: &Runtime, path: &Path) -> Result<Module, Error> {
+impl Runtime {
+    /// Loads a module file (binary `.wasm` or text `.wat`), from the cache
+    /// when it was compiled before.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when the file does not exist,
+    /// [`ErrorKind::CannotRun`] when it is not a valid core module.
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Module, Error> {
+        let path = path.as_ref();
         if path.is_dir() {
             return Err(Error::new(
                 ErrorKind::CannotRun,
@@ -118,16 +117,22 @@ impl Module {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.display().to_string());
-        Module::from_bytes(runtime, &name, &bytes)
+        self.load_bytes(&name, &bytes)
     }
 
-    pub(crate) fn from_bytes(runtime: &Runtime, name: &str, bytes: &[u8]) -> Result<Module, Error> {
+    /// Loads a module from bytes; `name` is its `argv[0]` and appears in
+    /// messages.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::CannotRun`] when the bytes are not a valid core module.
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, Error> {
         let wasm = to_binary(name, bytes)?;
-        let plain = prepare(runtime, runtime.inner.plain(), name, &wasm)?;
+        let plain = prepare(self, self.engine(false)?, name, &wasm)?;
         let info = describe(&plain.module);
         Ok(Module {
             inner: Arc::new(ModuleInner {
-                runtime: runtime.clone(),
+                runtime: self.clone(),
                 name: name.to_owned(),
                 wasm,
                 plain,
@@ -136,20 +141,9 @@ impl Module {
             }),
         })
     }
+}
 
-    /// Runs one task in a fresh instance and reports how it ended. Every
-    /// failure, whatever the guest did, is an [`Outcome`] with its status:
-    /// this never panics and never returns early.
-    pub fn run(&self, task: &Task) -> Outcome {
-        worker::run(self, task, &CancelToken::never())
-    }
-
-    /// Runs one task as [`run`](Module::run) does, ending it with
-    /// `Cancelled` when `token` is cancelled.
-    pub fn run_with(&self, task: &Task, token: &CancelToken) -> Outcome {
-        worker::run(self, task, token)
-    }
-
+impl Module {
     /// The module's name: its file name, or the name given to
     /// [`Runtime::load_bytes`].
     pub fn name(&self) -> &str {
@@ -166,6 +160,16 @@ impl Module {
         self.inner.info.start == Signature::Right
     }
 
+    /// The runtime that loaded the module.
+    pub fn runtime(&self) -> &Runtime {
+        &self.inner.runtime
+    }
+
+    /// The module's binary wasm (as loaded; text is assembled).
+    pub(crate) fn wasm(&self) -> &[u8] {
+        &self.inner.wasm
+    }
+
     /// Which entry `entry` runs: [`Entry::Command`] or [`Entry::Task`]
     /// with a name the module exports (for [`Entry::Auto`]: `_start`, else
     /// the only task).
@@ -175,6 +179,11 @@ impl Module {
     /// [`ErrorKind::CannotRun`], naming what the module offers instead, when
     /// there is no such entry or it has the wrong signature.
     pub fn resolve(&self, entry: &Entry) -> Result<Entry, Error> {
+        self.resolve_export(entry).map(Resolved::to_entry)
+    }
+
+    /// As [`resolve`](Module::resolve), with the export to call.
+    pub(crate) fn resolve_export(&self, entry: &Entry) -> Result<Resolved<'_>, Error> {
         let info = &self.inner.info;
         let name = self.name();
         let task_list = || {
@@ -185,9 +194,14 @@ impl Module {
             }
         };
         let cannot_run = |message: String| Err(Error::new(ErrorKind::CannotRun, message));
+        let task = |index: usize| Resolved::Task {
+            name: &info.tasks[index],
+            export: &info.task_exports[index],
+            initialize: info.has_initialize,
+        };
         match entry {
             Entry::Command => match &info.start {
-                Signature::Right => Ok(Entry::Command),
+                Signature::Right => Ok(Resolved::Command),
                 Signature::Missing => cannot_run(format!(
                     "`{name}` is not a WASI command: it has no `_start` export ({}); pick a task instead",
                     task_list()
@@ -197,8 +211,8 @@ impl Module {
                 )),
             },
             Entry::Task(wanted) => {
-                if info.tasks.iter().any(|t| t == wanted) {
-                    Ok(Entry::Task(wanted.clone()))
+                if let Some(index) = info.tasks.iter().position(|t| t == wanted) {
+                    Ok(task(index))
                 } else if let Some((_, ty)) = info.malformed_tasks.iter().find(|(t, _)| t == wanted)
                 {
                     cannot_run(format!(
@@ -209,15 +223,15 @@ impl Module {
                     cannot_run(format!("`{name}` has no task `{wanted}`; {}", task_list()))
                 }
             }
-            Entry::Auto => match (&info.start, info.tasks.as_slice()) {
-                (Signature::Right, _) => Ok(Entry::Command),
-                (_, [only]) => Ok(Entry::Task(only.clone())),
-                (_, []) => cannot_run(format!(
+            Entry::Auto => match (&info.start, info.tasks.len()) {
+                (Signature::Right, _) => Ok(Resolved::Command),
+                (_, 1) => Ok(task(0)),
+                (_, 0) => cannot_run(format!(
                     "`{name}` exports neither `_start` nor any wasmproc task: nothing to run"
                 )),
-                (_, tasks) => cannot_run(format!(
+                (_, _) => cannot_run(format!(
                     "`{name}` exports several tasks ({}): choose one (`--task NAME`)",
-                    tasks.join(", ")
+                    info.tasks.join(", ")
                 )),
             },
         }
@@ -244,8 +258,10 @@ impl Module {
 
     /// Every import with its type and whether wasmproc provides it.
     pub fn imports(&self) -> Vec<ImportInfo> {
-        let slot = self.inner.runtime.inner.plain();
-        let mut store = wasmtime::Store::new(&slot.engine, HostState::scratch());
+        let Ok(linked) = self.inner.runtime.engine(false) else {
+            return Vec::new();
+        };
+        let mut store = wasmtime::Store::new(&linked.engine, HostState::scratch());
         self.inner
             .plain
             .module
@@ -254,25 +270,26 @@ impl Module {
                 module: import.module().to_owned(),
                 name: import.name().to_owned(),
                 ty: describe_extern(&import.ty()),
-                provided: slot.linker.get_by_import(&mut store, &import).is_some(),
+                provided: linked.linker.get_by_import(&mut store, &import).is_some(),
             })
             .collect()
     }
 
-    /// The prepared module for the plain or the fuel-metering engine.
+    /// The module prepared for the plain or the fuel-metering engine (the
+    /// latter compiled on first use).
     pub(crate) fn prepared(&self, fuel: bool) -> Result<&Prepared, Error> {
         if !fuel {
             return Ok(&self.inner.plain);
         }
-        let inner = &self.inner;
+        let inner = &*self.inner;
         inner
             .fuel
             .get_or_init(|| {
-                let slot = inner.runtime.inner.fuel()?;
-                prepare(&inner.runtime, slot, &inner.name, &inner.wasm)
+                let linked = inner.runtime.engine(true)?;
+                prepare(&inner.runtime, linked, &inner.name, &inner.wasm)
             })
             .as_ref()
-            .map_err(|error| Error::new(error.kind().clone(), error.to_string()))
+            .map_err(Error::clone)
     }
 }
 
@@ -304,25 +321,27 @@ fn to_binary(name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
 
 fn prepare(
     runtime: &Runtime,
-    slot: &EngineSlot,
+    linked: &LinkedEngine,
     name: &str,
     wasm: &[u8],
 ) -> Result<Prepared, Error> {
     let (module, cache_status) = runtime
-        .inner
-        .cache
-        .load_or_compile(&slot.engine, wasm)
+        .cache()
+        .load_or_compile(&linked.engine, wasm)
         .map_err(|error| {
             Error::new(
                 ErrorKind::CannotRun,
                 format!("`{name}` is not a valid WebAssembly module: {error:#}"),
             )
         })?;
-    let pre = slot.linker.instantiate_pre(&module).map_err(|error| {
-        format!(
-            "`{name}` cannot be linked: {error:#}. wasmproc provides WASI preview 1 \
-             (`wasi_snapshot_preview1`) and the wasmproc SDK (`{}`); see `wasmproc inspect` for the imports",
-            wasmproc_abi::IMPORT_MODULE
+    let pre = linked.linker.instantiate_pre(&module).map_err(|error| {
+        Error::new(
+            ErrorKind::CannotRun,
+            format!(
+                "`{name}` cannot be linked: {error:#}. wasmproc provides WASI preview 1 \
+                 (`wasi_snapshot_preview1`) and the wasmproc SDK (`{}`); see `wasmproc inspect` for the imports",
+                wasmproc_abi::IMPORT_MODULE
+            ),
         )
     });
     Ok(Prepared {
@@ -330,59 +349,4 @@ fn prepare(
         pre,
         cache_status,
     })
-}
-
-fn describe(module: &wasmtime::Module) -> ModuleInfo {
-    let mut info = ModuleInfo {
-        tasks: Vec::new(),
-        task_exports: Vec::new(),
-        malformed_tasks: Vec::new(),
-        start: Signature::Missing,
-        has_initialize: false,
-    };
-    for export in module.exports() {
-        let ty = export.ty();
-        let func = ty.func();
-        if let Some(task) = wasmproc_abi::task_name(export.name()) {
-            match func {
-                Some(f)
-                    if f.params().len() == 0
-                        && f.results().map(|r| matches!(r, ValType::I32)).eq([true]) =>
-                {
-                    info.tasks.push(task.to_owned());
-                    info.task_exports.push(export.name().to_owned());
-                }
-                _ => info
-                    .malformed_tasks
-                    .push((task.to_owned(), describe_extern(&ty))),
-            }
-        } else if export.name() == "_start" {
-            info.start = match func {
-                Some(f) if f.params().len() == 0 && f.results().len() == 0 => Signature::Right,
-                _ => Signature::Wrong(describe_extern(&ty)),
-            };
-        } else if export.name() == "_initialize" {
-            info.has_initialize = func.is_some();
-        }
-    }
-    info
-}
-
-fn describe_extern(ty: &ExternType) -> String {
-    match ty {
-        ExternType::Func(f) => {
-            let list = |types: &mut dyn Iterator<Item = ValType>| {
-                types.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
-            };
-            format!(
-                "func ({}) -> ({})",
-                list(&mut f.params()),
-                list(&mut f.results())
-            )
-        }
-        ExternType::Memory(_) => "memory".into(),
-        ExternType::Table(_) => "table".into(),
-        ExternType::Global(_) => "global".into(),
-        ExternType::Tag(_) => "tag".into(),
-    }
 }

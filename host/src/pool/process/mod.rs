@@ -26,12 +26,29 @@
 //! Alternatively, point [`ProcessOptions::executable`] at the `wasmproc`
 //! binary, which is always a worker when asked.
 
+//!
+//! # How it works
+//!
+//! - `supervisor`: the pool's side of one worker process: start it, hand it
+//!   tasks, watch it, replace it when it dies or stops answering.
+//! - `child`: the worker process's side: load the module, run tasks.
+//! - `protocol`: the framed, versioned messages between the two.
+//! - [`serve`] (here): the pool thread that feeds one worker process from
+//!   the pool's queue.
+
 mod child;
-pub(crate) mod protocol;
-pub(crate) mod supervisor;
+mod protocol;
+mod supervisor;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use crossbeam_channel::Receiver;
+
+use super::job::{Job, Reply};
+use crate::module::Module;
+use supervisor::Supervisor;
 
 /// The environment variable that makes an executable a worker process.
 pub const WORKER_ENV: &str = "WASMPROC_WORKER";
@@ -102,11 +119,73 @@ impl ProcessOptions {
     }
 
     /// The executable to start as a worker.
-    fn worker_executable(&self) -> Result<PathBuf, String> {
+    pub(crate) fn worker_executable(&self) -> Result<PathBuf, String> {
         match &self.executable {
             Some(path) => Ok(path.clone()),
             None => std::env::current_exe()
                 .map_err(|e| format!("cannot find the current executable: {e}")),
         }
+    }
+}
+
+/// The pids of a pool's worker processes, one place per worker.
+#[derive(Clone)]
+pub(crate) struct WorkerPids(Arc<Mutex<Vec<Option<u32>>>>);
+
+impl WorkerPids {
+    pub(crate) fn new(workers: usize) -> Self {
+        WorkerPids(Arc::new(Mutex::new(vec![None; workers])))
+    }
+
+    /// Publishes (or clears) worker `index`'s pid.
+    pub(crate) fn set(&self, index: usize, pid: Option<u32>) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())[index] = pid;
+    }
+
+    /// The pids of the live worker processes.
+    pub(crate) fn live(&self) -> Vec<u32> {
+        let pids = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        pids.iter().flatten().copied().collect()
+    }
+}
+
+/// How many tasks a worker process is given at once.
+const PIPELINE_DEPTH: usize = 8;
+
+/// A pool thread of a process pool: it feeds worker `index`'s process from
+/// the queue until the queue closes; the supervisor replaces the process
+/// whenever it dies.
+pub(crate) fn serve(
+    module: Module,
+    options: ProcessOptions,
+    pids: WorkerPids,
+    index: usize,
+    queue: &Receiver<Job>,
+) {
+    let mut supervisor = Supervisor::new(module, options, pids, index);
+    supervisor.warm_up();
+    while let Some(first) = supervisor.next_job(queue) {
+        // Take a few more queued jobs, so that the worker process runs them
+        // back to back instead of waiting a round trip between tasks.
+        let mut jobs = vec![first];
+        while jobs.iter().map(|j| j.tasks.len()).sum::<usize>() < PIPELINE_DEPTH {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let mut replies: Vec<Option<Reply>> = Vec::new();
+        let mut tasks = Vec::new();
+        for job in &mut jobs {
+            for (task, reply) in job.tasks.iter().zip(job.replies.drain(..)) {
+                tasks.push((task, &job.cancel));
+                replies.push(Some(reply));
+            }
+        }
+        supervisor.run_batch(&tasks, |index, outcome| {
+            if let Some(reply) = replies[index].take() {
+                reply.send(outcome);
+            }
+        });
     }
 }

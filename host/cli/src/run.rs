@@ -9,9 +9,9 @@ use wasmproc::{
     Runtime, Stdin, Task,
 };
 
-use super::Usage;
-use super::args::{IsolationArg, RunArgs};
-use super::report::{failure_line, outcome_json, setup_failure_json};
+use crate::args::{IsolationArg, RunArgs};
+use crate::report::{failure_line, outcome_json, setup_failure_json};
+use crate::usage;
 
 pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     let token = cancel_on_ctrl_c();
@@ -26,7 +26,7 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
         }
         Err(error) if args.json => {
             // A caller that asked for JSON gets JSON, also when nothing ran.
-            let status = super::exit_status_of(&error);
+            let status = crate::exit_status_of(&error);
             println!("{}", setup_failure_json(&status, &format!("{error:#}")));
             Ok(status.code())
         }
@@ -40,21 +40,13 @@ fn run_in_process(module: &Module, task: Task, token: &CancelToken) -> anyhow::R
     let pool = Pool::builder(module)
         .workers(1)
         .isolation(Isolation::Process(ProcessOptions::default()))
+        .cancel_on(token)
         .build()?;
     let task = task
         .stdin(Stdin::Empty)
         .stdout(Output::Capture)
         .stderr(Output::Capture);
-    let handle = pool.submit(task)?;
-    while handle
-        .wait_timeout(std::time::Duration::from_millis(5))
-        .is_none()
-    {
-        if token.is_cancelled() {
-            handle.cancel();
-        }
-    }
-    let outcome = handle.into_outcome();
+    let outcome = pool.submit(task)?.into_outcome();
     let _ = std::io::stdout().write_all(&outcome.stdout.bytes);
     let _ = std::io::stderr().write_all(&outcome.stderr.bytes);
     Ok(outcome)
@@ -94,12 +86,11 @@ fn prepare(args: &RunArgs) -> anyhow::Result<(Module, Task)> {
         None => Entry::Auto,
     };
     if args.args.is_some() && args.task.is_none() && module.is_command() {
-        return Err(Usage(format!(
+        return Err(usage(format!(
             "--args is the argument of an SDK task, and `{}` runs its `_start`: pass a command's \
              arguments after MODULE, or name a task with --task",
             module.name()
-        ))
-        .into());
+        )));
     }
     let (input, stdin) = match args.args.as_deref() {
         Some("-") => {

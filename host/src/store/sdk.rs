@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wasmproc_abi as abi;
 use wasmtime::{Caller, Extern, Linker, Memory};
 
-use crate::worker::HostState;
+use super::HostState;
 
 /// The longest failure message kept; a longer one is cut.
 const MAX_MESSAGE: usize = 64 << 10;

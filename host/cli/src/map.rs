@@ -15,9 +15,9 @@ use wasmproc::{
     Task,
 };
 
-use super::Usage;
-use super::args::{IsolationArg, MapArgs};
-use super::report::outcome_json;
+use crate::args::{IsolationArg, MapArgs};
+use crate::report::outcome_json;
+use crate::usage;
 
 /// Where `map`'s workers run unless `--isolation` says otherwise, chosen
 /// from the benchmark (README): at 2 workers a thread pool runs trivial
@@ -52,12 +52,12 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     let limits = args.limits.to_limits()?;
     let caps = args.caps.to_capabilities()?;
     let workers = match args.jobs {
-        Some(0) => return Err(Usage("-j must be at least 1".into()).into()),
+        Some(0) => return Err(usage("-j must be at least 1")),
         Some(n) => n,
         None => std::thread::available_parallelism().map_or(1, usize::from),
     };
     if args.chunksize == 0 {
-        return Err(Usage("--chunksize must be at least 1".into()).into());
+        return Err(usage("--chunksize must be at least 1"));
     }
     let instances = u32::try_from(workers).unwrap_or(u32::MAX);
     let runtime = Runtime::builder().max_instances(instances).build()?;
@@ -163,7 +163,7 @@ fn open_input(path: Option<&std::path::Path>) -> anyhow::Result<(Box<dyn BufRead
         Some(path) => {
             let open = || {
                 File::open(path).map_err(|error| {
-                    Usage(format!(
+                    usage(format!(
                         "cannot open the input `{}`: {error}; give an NDJSON file, or `-` for stdin",
                         path.display()
                     ))

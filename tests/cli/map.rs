@@ -4,7 +4,9 @@ use std::io::Write;
 use std::process::Stdio;
 
 use serde_json::Value;
-use wasmproc_tests::{code, guests, stderr, stdout, wasmproc, wasmproc_run};
+use wasmproc_tests::{code, guests, stderr, stdout};
+
+use crate::{wasmproc, wasmproc_run};
 
 const SDK: &str = guests::SDK_TASKS;
 const CMD: &str = guests::WASI_CMD;

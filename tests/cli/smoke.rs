@@ -1,13 +1,7 @@
-//! The binary's own smoke tests (no guest needed). Their presence also makes
-//! `cargo test` build the `wasmproc` binary that the suite in `tests/` runs.
-
-use std::process::Command;
+//! The binary's smoke tests: help, version, unknown subcommands.
 
 fn wasmproc(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmproc"))
-        .args(args)
-        .output()
-        .expect("the binary starts")
+    crate::wasmproc_run(args)
 }
 
 #[test]

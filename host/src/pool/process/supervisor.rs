@@ -1,53 +1,49 @@
 //! The pool's side of a worker process: start it, hand it tasks, watch it,
 //! and replace it when it dies or stops answering.
+//!
+//! The supervisor never polls: it blocks on the worker's frames, the
+//! cancel signals of the tasks it serves, and the nearest deadline, all in
+//! one select.
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
+use crossbeam_channel::{Receiver, select};
 
 use super::protocol::{ToChild, ToParent, VERSION, WireTask, read_frame, write_frame};
-use super::{ProcessOptions, WORKER_ENV};
+use super::{ProcessOptions, WORKER_ENV, WorkerPids};
 use crate::cancel::CancelToken;
+use crate::error::{Error, ErrorKind};
 use crate::module::Module;
-use crate::outcome::{ExitStatus, Outcome};
+use crate::outcome::Outcome;
+use crate::pool::job::Job;
+use crate::status::ExitStatus;
 use crate::task::Task;
 
 /// How long a worker process may take to start and load its module.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// How often a waiting supervisor looks at the task's cancel signal.
-const CANCEL_POLL: Duration = Duration::from_millis(5);
-
 /// One live worker process.
 struct Worker {
     process: Child,
     to_child: BufWriter<ChildStdin>,
+    /// Its frames, read by a thread of their own; disconnected once the
+    /// process has closed its stdout (it exited or died).
     from_child: Receiver<std::io::Result<ToParent>>,
     pid: u32,
 }
 
-impl Drop for Supervisor {
-    fn drop(&mut self) {
-        self.set_worker(None);
-    }
-}
-
 impl Worker {
-    /// Whether the process still runs and its pipe is open.
-    fn alive(&mut self) -> bool {
-        let exited = self
-            .process
-            .try_wait()
-            .map_or(true, |status| status.is_some());
-        // An idle worker has nothing to say: a message now is out of turn.
-        let quiet = matches!(
+    /// Whether an idle worker is still there: its frame channel is open
+    /// and quiet (an idle worker has nothing to say; a frame now is out of
+    /// turn, and the worker is replaced anyway).
+    fn idle_and_alive(&self) -> bool {
+        matches!(
             self.from_child.try_recv(),
             Err(crossbeam_channel::TryRecvError::Empty)
-        );
-        !exited && quiet
+        )
     }
 }
 
@@ -60,59 +56,99 @@ impl Drop for Worker {
     }
 }
 
-/// Why a task got no outcome from its worker.
-struct Lost(String);
+/// An error for a task whose worker process was lost.
+fn lost(message: impl Into<String>) -> Error {
+    Error::new(ErrorKind::WorkerLost, message)
+}
 
-/// The pids of a pool's worker processes, one place per slot.
-pub(crate) type Pids = std::sync::Arc<std::sync::Mutex<Vec<Option<u32>>>>;
-
-/// Supervises the worker process of one pool slot.
-pub(crate) struct Supervisor {
+/// Supervises the process of one pool worker.
+pub(super) struct Supervisor {
     module: Module,
     options: ProcessOptions,
     worker: Option<Worker>,
-    pids: Pids,
-    slot: usize,
-    /// When this slot's recent workers died, for the crash-loop breaker.
+    pids: WorkerPids,
+    index: usize,
+    /// When this worker's recent processes died, for the crash-loop breaker.
     deaths: VecDeque<Instant>,
     next_id: u64,
 }
 
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        self.set_worker(None);
+    }
+}
+
 impl Supervisor {
-    pub(crate) fn new(module: Module, options: ProcessOptions, pids: Pids, slot: usize) -> Self {
+    pub(super) fn new(
+        module: Module,
+        options: ProcessOptions,
+        pids: WorkerPids,
+        index: usize,
+    ) -> Self {
         Supervisor {
             module,
             options,
             worker: None,
             pids,
-            slot,
+            index,
             deaths: VecDeque::new(),
             next_id: 0,
         }
     }
 
     /// Starts the worker process now rather than at the first task.
-    pub(crate) fn warm_up(&mut self) {
+    pub(super) fn warm_up(&mut self) {
         if self.worker.is_none() {
             let worker = self.spawn().ok();
             self.set_worker(worker);
         }
     }
 
-    /// Replaces a worker process that died while idle.
-    pub(crate) fn replace_if_dead(&mut self) {
-        if self.worker.as_mut().is_some_and(|w| !w.alive()) {
-            self.set_worker(None);
-            self.warm_up();
+    /// Waits for the next job; `None` once the queue is closed and empty.
+    ///
+    /// While it waits, a worker process that dies (its frame channel
+    /// disconnects) or speaks out of turn is replaced at once, so that the
+    /// pool keeps its size and the next task does not meet a dead worker.
+    /// Idle deaths count towards the crash-loop breaker: a worker that dies
+    /// as soon as it starts is not restarted in a loop.
+    pub(super) fn next_job(&mut self, queue: &Receiver<Job>) -> Option<Job> {
+        loop {
+            let Some(worker) = &self.worker else {
+                return queue.recv().ok();
+            };
+            select! {
+                recv(queue) -> job => return job.ok(),
+                recv(worker.from_child) -> _ => {
+                    self.set_worker(None);
+                    if !self.record_death() {
+                        self.warm_up();
+                    }
+                }
+            }
         }
     }
 
     /// Replaces the worker (dropping the old one kills and reaps it) and
     /// publishes the new pid.
     fn set_worker(&mut self, worker: Option<Worker>) {
-        let pid = worker.as_ref().map(|w| w.pid);
+        self.pids.set(self.index, worker.as_ref().map(|w| w.pid));
         self.worker = worker;
-        self.pids.lock().unwrap_or_else(|p| p.into_inner())[self.slot] = pid;
+    }
+
+    /// Records a death; whether the crash-loop breaker has tripped (more
+    /// deaths within the window than the options allow).
+    fn record_death(&mut self) -> bool {
+        let now = Instant::now();
+        self.deaths.push_back(now);
+        while self
+            .deaths
+            .front()
+            .is_some_and(|t| now - *t > self.options.restart_window)
+        {
+            self.deaths.pop_front();
+        }
+        self.deaths.len() > self.options.max_restarts as usize
     }
 
     /// Runs `tasks` in the worker process, pipelined: all are sent at once
@@ -124,7 +160,7 @@ impl Supervisor {
     /// worker per the options (or ends `WorkerLost`), and the tasks queued
     /// behind it are sent again: they never started, so it costs them
     /// nothing.
-    pub(crate) fn run_batch(
+    pub(super) fn run_batch(
         &mut self,
         tasks: &[(&Task, &CancelToken)],
         mut deliver: impl FnMut(usize, Outcome),
@@ -136,46 +172,39 @@ impl Supervisor {
         for (index, (task, _)) in tasks.iter().enumerate() {
             match WireTask::from_task(task) {
                 Ok(_) => pending.push_back(index),
-                Err(message) => deliver(index, Outcome::failed(ExitStatus::BadInvocation, message)),
+                Err(error) => deliver(index, Outcome::from(error)),
             }
         }
+        // Any cancellation among the tasks wakes the wait for answers.
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let _watches: Vec<_> = tasks
+            .iter()
+            .filter_map(|(_, token)| token.watch(&wake))
+            .collect();
         while !pending.is_empty() {
-            let lost = match self.serve(tasks, &mut pending, &mut deliver) {
+            let error = match self.serve(tasks, &mut pending, &woken, &mut deliver) {
                 Ok(()) => return,
-                Err(lost) => lost,
+                Err(error) => error,
             };
             self.set_worker(None);
             let Some(&index) = pending.front() else {
                 return;
             };
-            let now = Instant::now();
-            self.deaths.push_back(now);
-            while self
-                .deaths
-                .front()
-                .is_some_and(|t| now - *t > self.options.restart_window)
-            {
-                self.deaths.pop_front();
-            }
-            let outcome = if self.deaths.len() > self.options.max_restarts as usize {
-                Outcome::failed(
-                    ExitStatus::WorkerLost,
-                    format!(
-                        "{}; the worker process died {} times within {}: the task fails for good \
-                         (it may be poison to its worker)",
-                        lost.0,
-                        self.deaths.len(),
-                        humantime::format_duration(self.options.restart_window)
-                    ),
-                )
+            let error = if self.record_death() {
+                lost(format!(
+                    "{error}; the worker process died {} times within {}: the task fails for good \
+                     (it may be poison to its worker)",
+                    self.deaths.len(),
+                    humantime::format_duration(self.options.restart_window)
+                ))
             } else if attempts[index] < self.options.retries {
                 attempts[index] += 1;
                 continue;
             } else {
-                Outcome::failed(ExitStatus::WorkerLost, lost.0)
+                error
             };
             pending.pop_front();
-            let mut outcome = outcome;
+            let mut outcome = Outcome::from(error);
             outcome.duration = started.elapsed();
             deliver(index, outcome);
             // Keep the pool at its size: the next task finds a worker ready.
@@ -189,11 +218,12 @@ impl Supervisor {
         &mut self,
         tasks: &[(&Task, &CancelToken)],
         pending: &mut VecDeque<usize>,
+        woken: &Receiver<()>,
         deliver: &mut impl FnMut(usize, Outcome),
-    ) -> Result<(), Lost> {
+    ) -> Result<(), Error> {
         // A worker that died while idle is replaced before tasks are handed
         // over: they never saw it, so it costs them no attempt.
-        if self.worker.as_mut().is_some_and(|w| !w.alive()) {
+        if self.worker.as_ref().is_some_and(|w| !w.idle_and_alive()) {
             self.set_worker(None);
         }
         if self.worker.is_none() {
@@ -220,9 +250,9 @@ impl Supervisor {
         for &index in pending.iter() {
             self.next_id += 1;
             let id = self.next_id;
-            let wire = WireTask::from_task(tasks[index].0).map_err(Lost)?;
+            let wire = WireTask::from_task(tasks[index].0)?;
             write_frame(&mut worker.to_child, &ToChild::Run { id, task: wire })
-                .map_err(|e| Lost(format!("the worker process stopped taking tasks ({e})")))?;
+                .map_err(|e| lost(format!("the worker process stopped taking tasks ({e})")))?;
             in_flight.push_back((index, id, false));
         }
 
@@ -250,55 +280,58 @@ impl Supervisor {
             .into_iter()
             .flatten()
             .min();
-            let wait = match deadline {
-                Some(deadline) => deadline
-                    .saturating_duration_since(Instant::now())
-                    .min(CANCEL_POLL),
-                None => CANCEL_POLL,
+            let timer = match deadline {
+                Some(deadline) => crossbeam_channel::at(deadline),
+                None => crossbeam_channel::never(),
             };
-            match worker.from_child.recv_timeout(wait) {
-                Ok(Ok(ToParent::Done { id, outcome })) if id == front_id => {
-                    in_flight.pop_front();
-                    pending.pop_front();
-                    deliver(front, outcome);
-                    front_since = Instant::now();
-                    cancel_by = in_flight
-                        .front()
-                        .filter(|(_, _, cancel_sent)| *cancel_sent)
-                        .map(|_| front_since + grace);
-                }
-                Ok(Ok(_)) => return Err(Lost("the worker process answered out of turn".into())),
-                Ok(Err(error)) => {
-                    return Err(Lost(format!(
-                        "the worker process sent a malformed frame ({error})"
-                    )));
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    let status = worker
-                        .process
-                        .wait()
-                        .map(|s| s.to_string())
-                        .unwrap_or_default();
-                    return Err(Lost(format!(
-                        "the worker process died under the task ({status})"
-                    )));
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    if deadline.is_some_and(|d| Instant::now() >= d) {
-                        return Err(Lost(format!(
-                            "the worker process did not answer within the task's limit plus {} of \
-                             grace, and was killed",
-                            humantime::format_duration(grace)
+            select! {
+                recv(worker.from_child) -> frame => match frame {
+                    Ok(Ok(ToParent::Done { id, outcome })) if id == front_id => {
+                        in_flight.pop_front();
+                        pending.pop_front();
+                        deliver(front, outcome);
+                        front_since = Instant::now();
+                        cancel_by = in_flight
+                            .front()
+                            .filter(|(_, _, cancel_sent)| *cancel_sent)
+                            .map(|_| front_since + grace);
+                    }
+                    Ok(Ok(_)) => return Err(lost("the worker process answered out of turn")),
+                    Ok(Err(error)) => {
+                        return Err(lost(format!(
+                            "the worker process sent a malformed frame ({error})"
                         )));
                     }
+                    Err(_) => {
+                        let status = worker
+                            .process
+                            .wait()
+                            .map(|s| s.to_string())
+                            .unwrap_or_default();
+                        return Err(lost(format!(
+                            "the worker process died under the task ({status})"
+                        )));
+                    }
+                },
+                // A task was cancelled: the loop's top sends the `Cancel`.
+                recv(woken) -> _ => {}
+                recv(timer) -> _ => {
+                    return Err(lost(format!(
+                        "the worker process did not answer within the task's limit plus {} of \
+                         grace, and was killed",
+                        humantime::format_duration(grace)
+                    )));
                 }
             }
         }
         Ok(())
     }
 
-    fn spawn(&self) -> Result<Worker, Lost> {
-        let executable = self.options.worker_executable().map_err(Lost)?;
+    fn spawn(&self) -> Result<Worker, Error> {
+        let executable = self
+            .options
+            .worker_executable()
+            .map_err(|message| Error::new(ErrorKind::Setup, message))?;
         // One spawn at a time: on Windows a child inherits every inheritable
         // handle that exists while it is created, so two workers started at
         // once could each hold the other's pipe open, and neither would see
@@ -312,7 +345,7 @@ impl Supervisor {
             .stderr(Stdio::inherit())
             .spawn()
             .map_err(|e| {
-                Lost(format!(
+                lost(format!(
                     "cannot start the worker process `{}`: {e}",
                     executable.display()
                 ))
@@ -326,9 +359,7 @@ impl Supervisor {
             .spawn(move || {
                 let mut stdout = BufReader::new(stdout);
                 loop {
-                    let frame = read_frame::<ToParent>(&mut stdout);
-                    let end = !matches!(frame, Ok(Some(_)));
-                    match frame {
+                    match read_frame::<ToParent>(&mut stdout) {
                         Ok(Some(message)) => {
                             if frames.send(Ok(message)).is_err() {
                                 break;
@@ -337,14 +368,12 @@ impl Supervisor {
                         Ok(None) => break,
                         Err(error) => {
                             let _ = frames.send(Err(error));
+                            break;
                         }
-                    }
-                    if end {
-                        break;
                     }
                 }
             })
-            .map_err(|e| Lost(format!("cannot start a supervisor thread: {e}")))?;
+            .map_err(|e| lost(format!("cannot start a supervisor thread: {e}")))?;
         let pid = process.id();
         let mut worker = Worker {
             process,
@@ -352,15 +381,14 @@ impl Supervisor {
             from_child,
             pid,
         };
-        let inner = &self.module.inner;
         let hello = ToChild::Hello {
             version: VERSION,
-            module_name: inner.name.clone(),
-            module: inner.wasm().to_vec(),
-            cache_dir: inner.runtime.cache_dir().map(|dir| dir.to_path_buf()),
+            module_name: self.module.name().to_owned(),
+            module: self.module.wasm().to_vec(),
+            settings: self.module.runtime().settings().clone(),
         };
         write_frame(&mut worker.to_child, &hello).map_err(|e| {
-            Lost(format!(
+            lost(format!(
                 "cannot talk to the worker process `{}`: {e}",
                 executable.display()
             ))
@@ -368,9 +396,9 @@ impl Supervisor {
         match worker.from_child.recv_timeout(START_TIMEOUT) {
             Ok(Ok(ToParent::Ready { version, .. })) if version == VERSION => Ok(worker),
             Ok(Ok(ToParent::Refused { message })) => {
-                Err(Lost(format!("the worker process refused: {message}")))
+                Err(lost(format!("the worker process refused: {message}")))
             }
-            _ => Err(Lost(format!(
+            _ => Err(lost(format!(
                 "`{}` did not start as a wasmproc worker: it must be the wasmproc binary, or a \
                  program that calls wasmproc::process::run_worker_if_requested() first thing in main",
                 executable.display()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, CommandFactory, Parser, Subcommand};
 use wasmproc::{Capabilities, DirGrant, Limits};
 
-use super::Usage;
+use crate::usage;
 
 /// Run WebAssembly modules as sandboxed worker processes.
 ///
@@ -309,18 +309,16 @@ impl CapabilityArgs {
                 None => match std::env::var(spec) {
                     Ok(value) => (spec.clone(), value),
                     Err(_) => {
-                        return Err(Usage(format!(
+                        return Err(usage(format!(
                             "--env {spec}: `{spec}` is not set on the host; pass a value with --env {spec}=VALUE"
-                        ))
-                        .into());
+                        )));
                     }
                 },
             };
             if key.is_empty() {
-                return Err(Usage(format!(
+                return Err(usage(format!(
                     "--env `{spec}`: the variable needs a name, as in KEY=VALUE"
-                ))
-                .into());
+                )));
             }
             caps = caps.env(key, value);
         }

@@ -7,12 +7,13 @@ use wasmproc_abi::{MAX_GUEST_EXIT_CODE, failure};
 use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
-use crate::outcome::{ExitStatus, Outcome, TrapKind};
-use crate::sdk_imports::SdkState;
+use crate::outcome::Outcome;
+use crate::status::{ExitStatus, TrapKind};
+use crate::store::SdkState;
 
 /// Why the epoch callback stopped a busy guest.
 #[derive(Debug)]
-pub(crate) enum Interrupted {
+pub(super) enum Interrupted {
     TimedOut,
     Cancelled,
 }
@@ -29,13 +30,13 @@ impl std::fmt::Display for Interrupted {
 impl std::error::Error for Interrupted {}
 
 /// Where a run failed: setting up the instance, or running the guest.
-pub(crate) enum Phase {
+pub(super) enum Phase {
     Instantiate,
     Call,
 }
 
 /// How the race between the guest, the timer and the cancel signal ended.
-pub(crate) enum Raced {
+pub(super) enum Raced {
     /// The guest returned this exit code (always 0 for `_start`).
     Returned(i32),
     Failed(Phase, wasmtime::Error),
@@ -44,15 +45,15 @@ pub(crate) enum Raced {
 }
 
 /// What the run knew besides how it ended.
-pub(crate) struct Context<'a> {
-    pub(crate) sdk: &'a mut SdkState,
+pub(super) struct Context<'a> {
+    pub(super) sdk: &'a mut SdkState,
     /// The memory the guest asked for past its limit, if it did.
-    pub(crate) memory_refused: Option<u64>,
-    pub(crate) memory_limit: u64,
-    pub(crate) timeout: Option<Duration>,
+    pub(super) memory_refused: Option<u64>,
+    pub(super) memory_limit: u64,
+    pub(super) timeout: Option<Duration>,
 }
 
-pub(crate) fn outcome_of(raced: Raced, context: Context<'_>) -> Outcome {
+pub(super) fn outcome_of(raced: Raced, context: Context<'_>) -> Outcome {
     let failure = context.sdk.failure.take();
     let exited = |code: u8, sdk: &mut SdkState| {
         let mut outcome = Outcome::exited(code);

@@ -1,0 +1,104 @@
+//! What a module exports and imports, read once at load: its tasks, its
+//! command entry, and each export's and import's type in words.
+
+use wasmtime::{ExternType, ValType};
+
+/// What a module exports, as the module layer needs it to resolve entries.
+pub(super) struct ModuleInfo {
+    pub(super) tasks: Vec<String>,
+    /// The export name of each task in `tasks`, in the same order.
+    pub(super) task_exports: Vec<String>,
+    /// Task exports whose signature is not `() -> i32`, with their type.
+    pub(super) malformed_tasks: Vec<(String, String)>,
+    pub(super) start: Signature,
+    pub(super) has_initialize: bool,
+}
+
+/// Whether an expected export is there, and of the right type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Signature {
+    Missing,
+    Right,
+    Wrong(String),
+}
+
+/// One export of a module, as `wasmproc inspect` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ExportInfo {
+    /// The export's name.
+    pub name: String,
+    /// Its kind and type, e.g. `func () -> i32` or `memory`.
+    pub ty: String,
+}
+
+/// One import of a module, and whether wasmproc provides it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ImportInfo {
+    /// The import's module, e.g. `wasi_snapshot_preview1`.
+    pub module: String,
+    /// The import's name, e.g. `fd_write`.
+    pub name: String,
+    /// Its kind and type.
+    pub ty: String,
+    /// Whether the host provides it; a module with an unprovided import
+    /// cannot run.
+    pub provided: bool,
+}
+
+pub(super) fn describe(module: &wasmtime::Module) -> ModuleInfo {
+    let mut info = ModuleInfo {
+        tasks: Vec::new(),
+        task_exports: Vec::new(),
+        malformed_tasks: Vec::new(),
+        start: Signature::Missing,
+        has_initialize: false,
+    };
+    for export in module.exports() {
+        let ty = export.ty();
+        let func = ty.func();
+        if let Some(task) = wasmproc_abi::task_name(export.name()) {
+            match func {
+                Some(f)
+                    if f.params().len() == 0
+                        && f.results().map(|r| matches!(r, ValType::I32)).eq([true]) =>
+                {
+                    info.tasks.push(task.to_owned());
+                    info.task_exports.push(export.name().to_owned());
+                }
+                _ => info
+                    .malformed_tasks
+                    .push((task.to_owned(), describe_extern(&ty))),
+            }
+        } else if export.name() == "_start" {
+            info.start = match func {
+                Some(f) if f.params().len() == 0 && f.results().len() == 0 => Signature::Right,
+                _ => Signature::Wrong(describe_extern(&ty)),
+            };
+        } else if export.name() == "_initialize" {
+            info.has_initialize = func.is_some();
+        }
+    }
+    info
+}
+
+/// An export's or import's kind and type in words, e.g. `func () -> (i32)`.
+pub(super) fn describe_extern(ty: &ExternType) -> String {
+    match ty {
+        ExternType::Func(f) => {
+            let list = |types: &mut dyn Iterator<Item = ValType>| {
+                types.map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+            };
+            format!(
+                "func ({}) -> ({})",
+                list(&mut f.params()),
+                list(&mut f.results())
+            )
+        }
+        ExternType::Memory(_) => "memory".into(),
+        ExternType::Table(_) => "table".into(),
+        ExternType::Global(_) => "global".into(),
+        ExternType::Tag(_) => "tag".into(),
+    }
+}

@@ -1,0 +1,43 @@
+//! What a pool's queue carries: tasks for one worker to run back to back,
+//! and where each one's outcome goes.
+
+use std::sync::Arc;
+
+use crossbeam_channel::Sender;
+
+use super::handle::HandleState;
+use crate::cancel::CancelToken;
+use crate::outcome::Outcome;
+use crate::task::Task;
+
+/// Tasks for one worker to run back to back, with where their outcomes go.
+pub(crate) struct Job {
+    pub(crate) tasks: Vec<Task>,
+    /// One per task, in the same order.
+    pub(crate) replies: Vec<Reply>,
+    pub(crate) cancel: CancelToken,
+}
+
+/// Where one task's outcome goes.
+pub(crate) enum Reply {
+    /// To the task's [`TaskHandle`](super::TaskHandle).
+    Handle(Arc<HandleState>),
+    /// To a map's stream, with the task's input index.
+    Stream {
+        index: usize,
+        results: Sender<(usize, Outcome)>,
+    },
+}
+
+impl Reply {
+    /// Delivers the task's one outcome.
+    pub(crate) fn send(self, outcome: Outcome) {
+        match self {
+            Reply::Handle(state) => state.finish(outcome),
+            // A dropped receiver means nobody wants the result any more.
+            Reply::Stream { index, results } => {
+                let _ = results.send((index, outcome));
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Thread workers: each pool thread runs the jobs it takes from the queue
+//! in this process, each task in a fresh instance (or a chunk in one).
+
+use crossbeam_channel::Receiver;
+
+use super::job::Job;
+use crate::module::Module;
+use crate::run::run_chunk;
+
+/// Serves jobs until the queue closes.
+pub(super) fn serve(module: &Module, queue: &Receiver<Job>) {
+    for job in queue {
+        let outcomes = run_chunk(module, &job.tasks, &job.cancel);
+        for (reply, outcome) in job.replies.into_iter().zip(outcomes) {
+            reply.send(outcome);
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! Drives a guest call on this thread's own async runtime, raced against
+//! the task's deadline and its cancel signal.
+//!
+//! Guests run on wasmtime's async path so that a timeout or a cancellation
+//! also ends a guest blocked inside a host call (sleeping, reading stdin):
+//! the call's future is raced against a timer and the cancel signal, and
+//! dropping it tears the instance down. A busy guest is stopped by the epoch
+//! callback, which the ticker thread triggers every millisecond.
+
+use std::cell::RefCell;
+use std::time::Instant;
+
+use super::ending::{Phase, Raced};
+use crate::cancel::CancelToken;
+use crate::engine::{InstancePermit, InstancePermits};
+
+/// Races `call` against `deadline` and `cancel`.
+pub(super) async fn race(
+    call: impl Future<Output = Result<i32, (Phase, wasmtime::Error)>>,
+    deadline: Option<Instant>,
+    cancel: &CancelToken,
+) -> Raced {
+    let timer = async {
+        match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        biased;
+        result = call => match result {
+            Ok(code) => Raced::Returned(code),
+            Err((phase, error)) => Raced::Failed(phase, error),
+        },
+        () = cancel.cancelled() => Raced::Cancelled,
+        () = timer => Raced::TimedOut,
+    }
+}
+
+/// A place in the instance pool: at once if one is free, else when one is
+/// given back; `None` if the task is cancelled first.
+pub(super) fn instance_permit(
+    permits: &InstancePermits,
+    cancel: &CancelToken,
+) -> Option<InstancePermit> {
+    if cancel.is_cancelled() {
+        return None;
+    }
+    if let Some(permit) = permits.try_acquire() {
+        return Some(permit);
+    }
+    block_on(async {
+        tokio::select! {
+            permit = permits.acquire() => Some(permit),
+            () = cancel.cancelled() => None,
+        }
+    })
+}
+
+thread_local! {
+    /// Each thread that runs tasks keeps one small single-threaded async
+    /// runtime: its timer serves timeouts and WASI's sleeps.
+    static ASYNC_RUNTIME: RefCell<Option<OwnRuntime>> = const { RefCell::new(None) };
+}
+
+/// A tokio runtime that does not wait for its blocking threads when
+/// dropped: a WASI read abandoned by a timeout (a FIFO, say) may never
+/// return, and must not hang the thread or the process on its way out.
+struct OwnRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnRuntime {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Drives `future` to completion on this thread's async runtime.
+pub(super) fn block_on<F: Future + Send>(future: F) -> F::Output
+where
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_ok() {
+        // The caller is inside a tokio context (an async task, or
+        // `spawn_blocking`), where starting another runtime is not allowed:
+        // run on a thread of our own instead.
+        return std::thread::scope(|scope| match scope.spawn(|| block_on_here(future)).join() {
+            Ok(output) => output,
+            Err(panic) => std::panic::resume_unwind(panic),
+        });
+    }
+    block_on_here(future)
+}
+
+fn block_on_here<F: Future>(future: F) -> F::Output {
+    // The runtime is taken out of the cell while in use: if the future
+    // panics, it is dropped with the unwinding and the next task builds a
+    // fresh one.
+    let runtime = ASYNC_RUNTIME
+        .with(|cell| cell.borrow_mut().take())
+        .unwrap_or_else(|| {
+            OwnRuntime(Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("a single-threaded tokio runtime needs only a timer and an I/O driver"),
+            ))
+        });
+    let output = runtime
+        .0
+        .as_ref()
+        .expect("present until dropped")
+        .block_on(future);
+    ASYNC_RUNTIME.with(|cell| *cell.borrow_mut() = Some(runtime));
+    output
+}

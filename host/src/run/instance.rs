@@ -1,0 +1,201 @@
+//! One live instance: its store (with the task's WASI context, limits and
+//! cancel signal), its place in the instance pool, and the calls made into
+//! it. A chunk of compatible typed tasks shares one; every other task gets
+//! a fresh one.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use wasmtime::{Instance, InstancePre, Store, UpdateDeadline};
+
+use super::driver::{block_on, instance_permit, race};
+use super::ending::{Context, Interrupted, Phase, Raced, outcome_of};
+use super::plan::{Plan, not_started};
+use crate::cancel::CancelToken;
+use crate::engine::InstancePermit;
+use crate::error::Error;
+use crate::limits::Limits;
+use crate::module::{Module, Resolved};
+use crate::outcome::Outcome;
+use crate::status::ExitStatus;
+use crate::store::{Capture, HostState, SdkState, Streams, wasi_context};
+use crate::task::{Output, Stdin, Task};
+
+/// A store, its instance once made, and the captures of its output.
+pub(super) struct Live<'m> {
+    store: Store<HostState>,
+    instance: Option<Instance>,
+    streams: Streams,
+    /// The task this store was made for: later tasks must match it.
+    shape: &'m Task,
+    /// The entry of that first task: it decides `_initialize`.
+    resolved: Resolved<'m>,
+    fuel: bool,
+    // Dropped after the store (fields drop in order), so the instance is
+    // back in the pool when the place is given back.
+    _permit: InstancePermit,
+}
+
+impl<'m> Live<'m> {
+    /// A store for `task`, once a place in the instance pool is free.
+    pub(super) fn start(
+        module: &Module,
+        plan: &Plan<'m>,
+        task: &'m Task,
+        cancel: &CancelToken,
+    ) -> Result<Self, Error> {
+        let (wasi, streams) = wasi_context(module.name(), task, &plan.limits)?;
+        let permit = instance_permit(&plan.engine.permits, cancel).ok_or_else(not_started)?;
+        let state = HostState::new(wasi, plan.limits.get_max_memory(), cancel.clone());
+        let mut store = Store::new(&plan.engine.engine, state);
+        store.limiter(|state| &mut state.memory);
+        store.epoch_deadline_callback(|context| {
+            let state = context.data();
+            if state.cancel.is_cancelled() {
+                return Err(wasmtime::Error::new(Interrupted::Cancelled));
+            }
+            if state
+                .deadline
+                .is_some_and(|deadline| Instant::now() >= deadline)
+            {
+                return Err(wasmtime::Error::new(Interrupted::TimedOut));
+            }
+            Ok(UpdateDeadline::Continue(1))
+        });
+        store.set_epoch_deadline(1);
+        Ok(Live {
+            store,
+            instance: None,
+            streams,
+            shape: task,
+            resolved: plan.resolved,
+            fuel: plan.limits.get_fuel().is_some(),
+            _permit: permit,
+        })
+    }
+
+    /// Whether `task` may run in this instance after the previous one.
+    pub(super) fn can_serve(&self, plan: &Plan<'_>, task: &Task) -> bool {
+        let shape = self.shape;
+        matches!(plan.resolved, Resolved::Task { .. })
+            && matches!(self.resolved, Resolved::Task { .. })
+            && plan.limits.get_fuel().is_some() == self.fuel
+            && shape.caps == task.caps
+            && shape.argv == task.argv
+            && shape.limits.as_ref().map(Limits::get_max_memory)
+                == task.limits.as_ref().map(Limits::get_max_memory)
+            && matches!((&shape.stdin, &task.stdin), (Stdin::Empty, Stdin::Empty))
+            && matches!(
+                (&shape.stdout, &task.stdout, &shape.stderr, &task.stderr),
+                (
+                    Output::Capture,
+                    Output::Capture,
+                    Output::Capture,
+                    Output::Capture
+                )
+            )
+    }
+
+    /// Runs one task in this store; returns its outcome and whether the
+    /// instance is still fit for another call.
+    pub(super) fn invoke(
+        &mut self,
+        module: &Module,
+        plan: &Plan<'_>,
+        task: &Task,
+    ) -> (Outcome, bool) {
+        let cancel = self.store.data().cancel.clone();
+        let state = self.store.data_mut();
+        state.sdk = SdkState {
+            input: Arc::clone(&task.input),
+            ..SdkState::default()
+        };
+        // A timeout too long to represent is no timeout at all.
+        let deadline = plan
+            .limits
+            .get_timeout()
+            .and_then(|timeout| Instant::now().checked_add(timeout));
+        state.deadline = deadline;
+        if let Some(fuel) = plan.limits.get_fuel()
+            && let Err(error) = self.store.set_fuel(fuel)
+        {
+            let message = format!("cannot meter fuel: {error:#}");
+            return (Outcome::failed(ExitStatus::CannotRun, message), false);
+        }
+
+        let raced = {
+            let _ticking = module.runtime().ticker().task_running();
+            block_on(race(
+                self.enter(plan.pre, &plan.resolved),
+                deadline,
+                &cancel,
+            ))
+        };
+        let keep = matches!(raced, Raced::Returned(_));
+        let state = self.store.data_mut();
+        let context = Context {
+            sdk: &mut state.sdk,
+            memory_refused: state.memory.refused,
+            memory_limit: state.memory.limit,
+            timeout: plan.limits.get_timeout(),
+        };
+        let mut outcome = outcome_of(raced, context);
+        outcome.peak_memory_bytes = state.memory.peak;
+        if let Some(fuel) = plan.limits.get_fuel() {
+            outcome.fuel_used = Some(fuel.saturating_sub(self.store.get_fuel().unwrap_or(0)));
+        }
+        let take =
+            |capture: &Option<Capture>| capture.as_ref().map(Capture::take).unwrap_or_default();
+        outcome.stdout = take(&self.streams.stdout);
+        outcome.stderr = take(&self.streams.stderr);
+        (outcome, keep)
+    }
+
+    /// Instantiates on first use, then calls the entry.
+    async fn enter(
+        &mut self,
+        pre: &InstancePre<HostState>,
+        resolved: &Resolved<'_>,
+    ) -> Result<i32, (Phase, wasmtime::Error)> {
+        let call_error = |error| (Phase::Call, error);
+        let store = &mut self.store;
+        let instance = match self.instance {
+            Some(instance) => instance,
+            None => {
+                let instance = pre
+                    .instantiate_async(&mut *store)
+                    .await
+                    .map_err(|error| (Phase::Instantiate, error))?;
+                if let Resolved::Task {
+                    initialize: true, ..
+                } = self.resolved
+                {
+                    let init = instance
+                        .get_typed_func::<(), ()>(&mut *store, "_initialize")
+                        .map_err(call_error)?;
+                    init.call_async(&mut *store, ()).await.map_err(call_error)?;
+                }
+                self.instance = Some(instance);
+                instance
+            }
+        };
+        match resolved {
+            Resolved::Command => {
+                let start = instance
+                    .get_typed_func::<(), ()>(&mut *store, "_start")
+                    .map_err(call_error)?;
+                start
+                    .call_async(&mut *store, ())
+                    .await
+                    .map_err(call_error)?;
+                Ok(0)
+            }
+            Resolved::Task { export, .. } => {
+                let func = instance
+                    .get_typed_func::<(), i32>(&mut *store, export)
+                    .map_err(call_error)?;
+                func.call_async(&mut *store, ()).await.map_err(call_error)
+            }
+        }
+    }
+}

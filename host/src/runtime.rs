@@ -1,0 +1,254 @@
+//! The [`Runtime`]: the engines with their linkers, the module cache and the
+//! epoch ticker, shared by every module and task of a program.
+//!
+//! A runtime owns one engine for ordinary tasks and, made on first use, a
+//! second one that meters fuel: fuel metering slows every instruction, so
+//! tasks that do not ask for it never pay for it. (Loading modules is the
+//! module layer's: `Runtime::load` lives in `module`.)
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use wasmtime::{Engine, Linker};
+
+use crate::cache::ModuleCache;
+use crate::engine::{EngineSettings, InstancePermits, Ticker, new_engine};
+use crate::error::{Error, ErrorKind};
+use crate::limits::DEFAULT_MAX_WASM_STACK;
+use crate::store::{HostState, new_linker};
+
+/// The default number of instances that may exist at once, per engine.
+/// More concurrent runs wait for a free slot; they never fail for lack of
+/// one. Each slot costs address space and a fiber stack up front.
+pub const DEFAULT_MAX_INSTANCES: u32 = 64;
+
+/// The environment variable that overrides the module cache's directory.
+pub const CACHE_DIR_ENV: &str = "WASMPROC_CACHE_DIR";
+
+/// Runs modules: owns the engines, the module cache and the epoch ticker.
+///
+/// A `Runtime` is cheap to clone (it is shared) and safe to use from many
+/// threads. Make one per program.
+///
+/// ```no_run
+/// use wasmproc::{Runtime, Task};
+///
+/// let runtime = Runtime::new()?;
+/// let module = runtime.load("square.wasm")?;
+/// let outcome = module.run(&Task::call("square", &7u64)?);
+/// assert_eq!(outcome.decode::<u64>()?, 49);
+/// # Ok::<(), wasmproc::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<RuntimeInner>,
+}
+
+struct RuntimeInner {
+    settings: RuntimeSettings,
+    plain: LinkedEngine,
+    fuel: OnceLock<Result<LinkedEngine, Error>>,
+    cache: ModuleCache,
+    ticker: Ticker,
+}
+
+/// An engine, its linker and the permits of its instance pool, built once
+/// and shared by every task.
+pub(crate) struct LinkedEngine {
+    pub(crate) engine: Engine,
+    pub(crate) linker: Linker<HostState>,
+    pub(crate) permits: InstancePermits,
+}
+
+impl LinkedEngine {
+    fn new(settings: &EngineSettings, consume_fuel: bool) -> Result<Self, Error> {
+        let engine = new_engine(settings, consume_fuel)?;
+        let linker = new_linker(&engine)?;
+        Ok(LinkedEngine {
+            engine,
+            linker,
+            permits: InstancePermits::new(settings.max_instances),
+        })
+    }
+}
+
+/// Everything a runtime was built with, resolved (the cache directory is a
+/// path or none). A process pool hands it to its worker processes, so that
+/// their runtimes match the parent's in every setting.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RuntimeSettings {
+    pub(crate) engine: EngineSettings,
+    pub(crate) cache_dir: Option<PathBuf>,
+}
+
+/// Builds a [`Runtime`]; every setting has a documented default.
+///
+/// ```no_run
+/// let runtime = wasmproc::Runtime::builder()
+///     .cache_dir("/tmp/wasmproc-cache")
+///     .max_instances(64)
+///     .build()?;
+/// # Ok::<(), wasmproc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct RuntimeBuilder {
+    cache: CacheChoice,
+    max_wasm_stack: usize,
+    max_instances: u32,
+}
+
+#[derive(Debug, Clone)]
+enum CacheChoice {
+    Default,
+    Dir(PathBuf),
+    Disabled,
+}
+
+impl Default for RuntimeBuilder {
+    fn default() -> Self {
+        RuntimeBuilder {
+            cache: CacheChoice::Default,
+            max_wasm_stack: DEFAULT_MAX_WASM_STACK,
+            max_instances: DEFAULT_MAX_INSTANCES,
+        }
+    }
+}
+
+impl RuntimeBuilder {
+    /// Keeps compiled modules in `dir`. By default the cache lives in
+    /// `$WASMPROC_CACHE_DIR`, else in the platform's cache directory
+    /// (`~/.cache/wasmproc` on Linux, `%LOCALAPPDATA%\wasmproc` on Windows).
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache = CacheChoice::Dir(dir.into());
+        self
+    }
+
+    /// Compiles every module on load and keeps nothing on disk.
+    pub fn no_cache(mut self) -> Self {
+        self.cache = CacheChoice::Disabled;
+        self
+    }
+
+    /// Sets the wasm stack limit; deeper recursion traps with
+    /// `StackOverflow`. By default
+    /// [`DEFAULT_MAX_WASM_STACK`](crate::limits::DEFAULT_MAX_WASM_STACK).
+    pub fn max_wasm_stack(mut self, bytes: usize) -> Self {
+        self.max_wasm_stack = bytes;
+        self
+    }
+
+    /// Sets how many instances may exist at once: the size of the
+    /// preallocated instance pool. Runs beyond it wait for a free place.
+    /// By default [`DEFAULT_MAX_INSTANCES`].
+    pub fn max_instances(mut self, count: u32) -> Self {
+        self.max_instances = count;
+        self
+    }
+
+    /// Builds the runtime and starts its epoch ticker.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadInvocation`] for a stack below 64 KiB or a zero
+    /// instance count, [`ErrorKind::Setup`] when the engine cannot be made.
+    pub fn build(self) -> Result<Runtime, Error> {
+        if self.max_wasm_stack < 64 << 10 || self.max_instances == 0 {
+            return Err(Error::new(
+                ErrorKind::BadInvocation,
+                "the wasm stack must be at least 64KiB and the instance count at least 1",
+            ));
+        }
+        let cache_dir = match self.cache {
+            CacheChoice::Disabled => None,
+            CacheChoice::Dir(dir) => Some(dir),
+            CacheChoice::Default => match std::env::var_os(CACHE_DIR_ENV) {
+                Some(dir) if !dir.is_empty() => Some(dir.into()),
+                _ => dirs::cache_dir().map(|dir| dir.join("wasmproc")),
+            },
+        };
+        Runtime::with_settings(RuntimeSettings {
+            engine: EngineSettings {
+                max_wasm_stack: self.max_wasm_stack,
+                max_instances: self.max_instances,
+            },
+            cache_dir,
+        })
+    }
+}
+
+impl Runtime {
+    /// A runtime with the default settings.
+    ///
+    /// # Errors
+    ///
+    /// As [`RuntimeBuilder::build`].
+    pub fn new() -> Result<Runtime, Error> {
+        RuntimeBuilder::default().build()
+    }
+
+    /// A builder for a runtime with other settings.
+    pub fn builder() -> RuntimeBuilder {
+        RuntimeBuilder::default()
+    }
+
+    /// A runtime with exactly these settings (a worker process's, from its
+    /// pool).
+    pub(crate) fn with_settings(settings: RuntimeSettings) -> Result<Runtime, Error> {
+        let plain = LinkedEngine::new(&settings.engine, false)?;
+        let cache = match &settings.cache_dir {
+            Some(dir) => ModuleCache::in_dir(dir.clone()),
+            None => ModuleCache::disabled(),
+        };
+        let ticker = Ticker::start(plain.engine.clone()).map_err(|error| {
+            Error::new(
+                ErrorKind::Setup,
+                format!("cannot start the epoch ticker thread: {error}"),
+            )
+        })?;
+        Ok(Runtime {
+            inner: Arc::new(RuntimeInner {
+                settings,
+                plain,
+                fuel: OnceLock::new(),
+                cache,
+                ticker,
+            }),
+        })
+    }
+
+    /// The directory of the module cache, if the cache is on.
+    pub fn cache_dir(&self) -> Option<&Path> {
+        self.inner.cache.dir()
+    }
+
+    /// The settings this runtime was built with.
+    pub(crate) fn settings(&self) -> &RuntimeSettings {
+        &self.inner.settings
+    }
+
+    pub(crate) fn cache(&self) -> &ModuleCache {
+        &self.inner.cache
+    }
+
+    pub(crate) fn ticker(&self) -> &Ticker {
+        &self.inner.ticker
+    }
+
+    /// The plain engine, or the fuel-metering one (made on first use).
+    pub(crate) fn engine(&self, fuel: bool) -> Result<&LinkedEngine, Error> {
+        if !fuel {
+            return Ok(&self.inner.plain);
+        }
+        let inner = &*self.inner;
+        inner
+            .fuel
+            .get_or_init(|| {
+                let linked = LinkedEngine::new(&inner.settings.engine, true)?;
+                inner.ticker.add_engine(linked.engine.clone());
+                Ok(linked)
+            })
+            .as_ref()
+            .map_err(Error::clone)
+    }
+}

@@ -1,0 +1,108 @@
+//! A task's WASI context: argv, env, stdin, where stdout and stderr go, and
+//! the directories it is granted. Nothing else is reachable.
+
+use std::sync::Arc;
+
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+
+use super::capture::{Capture, WriterSink};
+use crate::error::{Error, ErrorKind};
+use crate::limits::Limits;
+use crate::task::{Output, Stdin, Task};
+
+/// The captures of a task's stdout and stderr, where they are captured.
+#[derive(Default)]
+pub(crate) struct Streams {
+    pub(crate) stdout: Option<Capture>,
+    pub(crate) stderr: Option<Capture>,
+}
+
+/// The WASI context of `task`, whose `argv[0]` is `program`.
+///
+/// # Errors
+///
+/// `BadInvocation` when a granted directory cannot be opened.
+pub(crate) fn wasi_context(
+    program: &str,
+    task: &Task,
+    limits: &Limits,
+) -> Result<(WasiP1Ctx, Streams), Error> {
+    let mut builder = WasiCtxBuilder::new();
+    builder.arg(program);
+    for arg in &task.argv {
+        builder.arg(arg);
+    }
+    for (key, value) in &task.caps.env {
+        builder.env(key, value);
+    }
+    match &task.stdin {
+        Stdin::Empty => {}
+        Stdin::Bytes(bytes) => {
+            builder.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(
+                bytes::Bytes::copy_from_slice(bytes),
+            ));
+        }
+        Stdin::Inherit => {
+            builder.inherit_stdin();
+        }
+    }
+    let max_output = limits.get_max_output();
+    let streams = Streams {
+        stdout: output_stream(&task.stdout, max_output, &mut builder, true),
+        stderr: output_stream(&task.stderr, max_output, &mut builder, false),
+    };
+    for grant in &task.caps.dirs {
+        builder
+            .preopened_dir(&grant.host, &grant.guest, FsPerms::ReadWrite)
+            .map_err(|error| {
+                Error::new(
+                    ErrorKind::BadInvocation,
+                    format!(
+                        "cannot grant directory `{}` (as `{}`): {error:#}; grant an existing directory",
+                        grant.host.display(),
+                        grant.guest
+                    ),
+                )
+            })?;
+    }
+    Ok((builder.build_p1(), streams))
+}
+
+/// Points the guest's stdout (or stderr) where `output` says; returns the
+/// capture when it is captured.
+fn output_stream(
+    output: &Output,
+    cap: usize,
+    builder: &mut WasiCtxBuilder,
+    is_stdout: bool,
+) -> Option<Capture> {
+    let set = |builder: &mut WasiCtxBuilder,
+               stream: Box<dyn wasmtime_wasi::cli::StdoutStream + Sync>| {
+        if is_stdout {
+            builder.stdout(stream);
+        } else {
+            builder.stderr(stream);
+        }
+    };
+    match output {
+        Output::Capture => {
+            let capture = Capture::new(cap);
+            set(builder, Box::new(capture.clone()));
+            Some(capture)
+        }
+        Output::Inherit => {
+            if is_stdout {
+                builder.inherit_stdout();
+            } else {
+                builder.inherit_stderr();
+            }
+            None
+        }
+        Output::Writer(writer) => {
+            set(builder, Box::new(WriterSink::new(Arc::clone(writer))));
+            None
+        }
+        Output::Discard => None,
+    }
+}

@@ -1,0 +1,37 @@
+//! The `wasmproc` binary's tests: real guests (compiled by the
+//! `wasmproc-tests` build script) run through the real binary, which cargo
+//! builds for this test and names in `CARGO_BIN_EXE_wasmproc`.
+//!
+//! Built as a test of the `wasmproc-cli` package (see its Cargo.toml), the
+//! only place that knows where the binary is.
+
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+// Help, version and unknown subcommands: no guest needed.
+mod smoke;
+// `wasmproc run`, `inspect` and `compile`: flags, outputs, exit codes.
+mod run;
+// `wasmproc map`: NDJSON in and out, per-line statuses, the run's exit code.
+mod map;
+// Process isolation through the binary: no worker outlives its parent.
+mod isolation;
+
+/// The binary under test.
+fn binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_wasmproc"))
+}
+
+/// A `wasmproc` command using the suite's cache, with an empty stdin.
+fn wasmproc() -> Command {
+    let mut command = Command::new(binary());
+    command
+        .env("WASMPROC_CACHE_DIR", wasmproc_tests::suite_cache_dir())
+        .stdin(Stdio::null());
+    command
+}
+
+/// Runs `wasmproc ARGS` and returns its output.
+fn wasmproc_run(args: &[&str]) -> Output {
+    wasmproc().args(args).output().expect("the binary starts")
+}
