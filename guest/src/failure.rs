@@ -2,8 +2,6 @@
 
 use std::fmt;
 
-use wasmproc_abi::MAX_GUEST_EXIT_CODE;
-
 /// A task's failure: the message the host reports and the guest's exit code.
 ///
 /// A task returning `Result<R, E>` fails with exit code 1 and `E`'s
@@ -29,11 +27,13 @@ pub struct Failure {
 impl Failure {
     /// A failure with exit code `code` and a message.
     ///
-    /// The guest owns exit codes 1–125 (0 means success and 126–255 belong to
-    /// the host), so `code` is clamped into 1–125.
+    /// The guest owns exit codes 1–125 for failures (0 means success, so a
+    /// `code` of 0 becomes 1). A code above 125 belongs to the host: the
+    /// task then ends as a `host_error` trap whose message names the code,
+    /// as for any guest that exits with such a code.
     pub fn new(code: u8, message: impl Into<String>) -> Self {
         Failure {
-            code: code.clamp(1, MAX_GUEST_EXIT_CODE),
+            code: code.max(1),
             message: message.into(),
         }
     }

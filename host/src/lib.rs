@@ -115,7 +115,7 @@ pub use limits::Limits;
 pub use module::{ExportInfo, ImportInfo, Module};
 pub use outcome::{Captured, Outcome};
 pub use pool::process;
-pub use pool::{Isolation, Pool, PoolBuilder, Shutdown, TaskHandle};
+pub use pool::{Isolation, Pool, PoolBuilder, Shutdown, TaskHandle, TaskSender};
 pub use process::ProcessOptions;
 pub use runtime::{CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, Runtime, RuntimeBuilder};
 pub use status::{ExitStatus, TrapKind};

@@ -5,6 +5,7 @@ use std::time::Duration;
 use crate::error::{Error, ErrorKind};
 
 /// The default memory limit: 4 GiB, all that a wasm32 memory can address.
+/// It is per task: a pool of N workers may use N times as much.
 pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
 
 /// The default cap on each captured output stream (stdout, stderr): 1 MiB.
@@ -12,8 +13,20 @@ pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
 /// is not stopped.
 pub const DEFAULT_MAX_OUTPUT: usize = 1 << 20;
 
-/// The default cap on a typed task's serialized argument: 64 MiB.
+/// The default cap on each of a task's inputs: its serialized argument,
+/// its argv and env together, and its stdin bytes: 64 MiB.
 pub const DEFAULT_MAX_ARGS: usize = 64 << 20;
+
+/// The default cap on a typed task's result: 64 MiB.
+pub const DEFAULT_MAX_RESULT: usize = 64 << 20;
+
+/// The most any size limit (input, result, output) may be set to: 1 GiB.
+/// Everything a task sends or returns then fits one message to and from a
+/// worker process.
+pub const MAX_SIZE_LIMIT: usize = 1 << 30;
+
+/// The largest memory a wasm32 module can address: 4 GiB.
+const WASM32_MAX_MEMORY: u64 = 4 << 30;
 
 /// The default wasm stack limit of a [`Runtime`](crate::Runtime): 1 MiB.
 pub const DEFAULT_MAX_WASM_STACK: usize = 1 << 20;
@@ -41,6 +54,7 @@ pub struct Limits {
     max_memory: u64,
     max_output: usize,
     max_args: usize,
+    max_result: usize,
 }
 
 impl Default for Limits {
@@ -51,6 +65,7 @@ impl Default for Limits {
             max_memory: DEFAULT_MAX_MEMORY,
             max_output: DEFAULT_MAX_OUTPUT,
             max_args: DEFAULT_MAX_ARGS,
+            max_result: DEFAULT_MAX_RESULT,
         }
     }
 }
@@ -86,10 +101,21 @@ impl Limits {
         self
     }
 
-    /// Caps a typed task's serialized argument at `bytes`; a larger one is a
-    /// `BadInvocation`. By default [`DEFAULT_MAX_ARGS`].
+    /// Caps each of a task's inputs at `bytes`: its serialized argument, its
+    /// argv and env together, and its stdin bytes. A larger input is a
+    /// `BadInvocation`, checked before the task is sent anywhere. By default
+    /// [`DEFAULT_MAX_ARGS`]; at most [`MAX_SIZE_LIMIT`].
     pub fn max_args(mut self, bytes: usize) -> Self {
         self.max_args = bytes;
+        self
+    }
+
+    /// Caps a typed task's result at `bytes`. A guest that hands back a
+    /// larger one ends with `MemoryExceeded`: its result would not fit the
+    /// memory the host sets aside for it. By default [`DEFAULT_MAX_RESULT`];
+    /// at most [`MAX_SIZE_LIMIT`].
+    pub fn max_result(mut self, bytes: usize) -> Self {
+        self.max_result = bytes;
         self
     }
 
@@ -113,13 +139,24 @@ impl Limits {
         self.max_output
     }
 
-    /// The cap on a typed task's serialized argument, in bytes.
+    /// The cap on each of a task's inputs, in bytes.
     pub fn get_max_args(&self) -> usize {
         self.max_args
     }
 
-    /// Checks that the limits can be met: a zero timeout, zero fuel or a
-    /// memory limit below one wasm page cannot run anything.
+    /// The cap on a typed task's result, in bytes.
+    pub fn get_max_result(&self) -> usize {
+        self.max_result
+    }
+
+    /// Checks that the limits can be met and take effect: a zero timeout,
+    /// zero fuel or a memory limit below one wasm page cannot run anything;
+    /// a memory limit above 4 GiB or a size limit above
+    /// [`MAX_SIZE_LIMIT`] could never be reached.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadInvocation`], naming the limit and a value that works.
     pub fn validate(&self) -> Result<(), Error> {
         let bad = |message: String| Err(Error::new(ErrorKind::BadInvocation, message));
         if self.timeout == Some(Duration::ZERO) {
@@ -134,9 +171,33 @@ impl Limits {
                 self.max_memory
             ));
         }
+        if self.max_memory > WASM32_MAX_MEMORY {
+            return bad(format!(
+                "a memory limit of {} would never take effect: a wasm32 memory cannot grow \
+                 past 4GiB (the default); give at most 4GiB",
+                human(self.max_memory)
+            ));
+        }
+        for (what, value) in [
+            ("argument", self.max_args),
+            ("result", self.max_result),
+            ("output", self.max_output),
+        ] {
+            if value > MAX_SIZE_LIMIT {
+                return bad(format!(
+                    "the {what} limit of {} is over the most wasmproc allows, 1GiB",
+                    human(value as u64)
+                ));
+            }
+        }
         Ok(())
     }
 }
 
 /// The size of a wasm page.
 const WASM_PAGE: u64 = 64 << 10;
+
+/// A size in binary units, as messages show it (`64 MiB`).
+pub(crate) fn human(bytes: u64) -> String {
+    bytesize::ByteSize(bytes).display().iec().to_string()
+}

@@ -1,13 +1,13 @@
 //! What to run: the entry point, its input, its capabilities and limits.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
-use crate::limits::Limits;
+use crate::limits::{Limits, human};
 
 /// Which export of the module a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -21,7 +21,10 @@ pub enum Entry {
 }
 
 /// Where a task's stdin comes from. By default it is empty.
-#[derive(Debug, Clone, Default)]
+///
+/// Every kind works in both isolations: a worker process gets streamed
+/// stdin relayed by its pool as the guest reads it.
+#[derive(Clone, Default)]
 pub enum Stdin {
     /// An empty stdin: reads see end of file at once.
     #[default]
@@ -30,9 +33,35 @@ pub enum Stdin {
     Bytes(Arc<[u8]>),
     /// The host process's stdin (for one task at a time, as a program).
     Inherit,
+    /// Whatever this reader gives, read on a helper thread one chunk at a
+    /// time as the guest asks (nothing is read ahead), then end of file. A
+    /// guest waiting on it still ends at its deadline; a read that never
+    /// returns keeps only the helper thread.
+    Reader(Arc<Mutex<dyn Read + Send>>),
+}
+
+impl Stdin {
+    /// A stdin that reads from `reader` (see [`Stdin::Reader`]).
+    pub fn reader(reader: impl Read + Send + 'static) -> Stdin {
+        Stdin::Reader(Arc::new(Mutex::new(reader)))
+    }
+}
+
+impl std::fmt::Debug for Stdin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Stdin::Empty => f.write_str("Empty"),
+            Stdin::Bytes(bytes) => write!(f, "Bytes({} bytes)", bytes.len()),
+            Stdin::Inherit => f.write_str("Inherit"),
+            Stdin::Reader(_) => f.write_str("Reader"),
+        }
+    }
 }
 
 /// Where a task's stdout or stderr goes. By default it is captured.
+///
+/// Every kind works in both isolations: a worker process streams what the
+/// guest writes to its pool, which writes it where the task says.
 #[derive(Clone, Default)]
 pub enum Output {
     /// Kept in the [`Outcome`](crate::Outcome), up to the task's output cap.
@@ -67,11 +96,12 @@ pub struct DirGrant {
 }
 
 impl DirGrant {
-    /// Grants `host` to the guest at `guest`.
+    /// Grants `host` to the guest at `guest`, written in its normal form
+    /// (`/a/../b` is `/b`, `./data/` is `data`).
     pub fn new(host: impl Into<PathBuf>, guest: impl Into<String>) -> Self {
         DirGrant {
             host: host.into(),
-            guest: guest.into(),
+            guest: normal_guest_path(&guest.into()),
         }
     }
 
@@ -89,6 +119,29 @@ impl DirGrant {
             ));
         }
         Ok(DirGrant::new(host, guest))
+    }
+}
+
+/// A guest path with `.` and `..` resolved and no trailing or doubled `/`:
+/// `/a/../b` is `/b`, `./data/` is `data`, `..` above the root stays at it.
+pub(crate) fn normal_guest_path(path: &str) -> String {
+    let absolute = path.starts_with('/');
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." if parts.last().is_some_and(|p| *p != "..") => {
+                parts.pop();
+            }
+            // Above the root there is nothing; above `.` it stays relative.
+            ".." if absolute => {}
+            other => parts.push(other),
+        }
+    }
+    match (absolute, parts.is_empty()) {
+        (true, _) => format!("/{}", parts.join("/")),
+        (false, true) => ".".to_owned(),
+        (false, false) => parts.join("/"),
     }
 }
 
@@ -271,6 +324,68 @@ impl Task {
         self.limits.as_ref()
     }
 
+    /// Checks what does not depend on the module: a rejected task's
+    /// message, the sizes of its inputs against `limits`, argv and env
+    /// strings (no NUL; env names without `=`), and directory grants (one
+    /// per guest path). Thread and process workers check alike, so both give
+    /// the same status and message, before anything is sent.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::BadInvocation`], naming the problem.
+    pub(crate) fn check(&self, limits: &Limits) -> Result<(), Error> {
+        let bad = |message: String| Err(Error::new(ErrorKind::BadInvocation, message));
+        if let Some(message) = &self.rejected {
+            return bad(message.clone());
+        }
+        let max = limits.get_max_args();
+        let over = |what: &str, len: usize| {
+            bad(format!(
+                "the task's {what} is {}, over the limit of {} (Limits::max_args)",
+                human(len as u64),
+                human(max as u64)
+            ))
+        };
+        if self.input.len() > max {
+            return over("argument", self.input.len());
+        }
+        let strings: usize = self.argv.iter().map(String::len).sum::<usize>()
+            + self.caps.env.iter().map(|(k, v)| k.len() + v.len() + 1).sum::<usize>();
+        if strings > max {
+            return over("argv and env", strings);
+        }
+        if let Stdin::Bytes(bytes) = &self.stdin
+            && bytes.len() > max
+        {
+            return over("stdin", bytes.len());
+        }
+        if let Some(at) = self.argv.iter().position(|a| a.contains('\0')) {
+            return bad(format!(
+                "argv word {} contains a NUL byte, which no C string can hold: remove it",
+                at + 1
+            ));
+        }
+        for (key, value) in &self.caps.env {
+            if key.is_empty() || key.contains(['=', '\0']) || value.contains('\0') {
+                return bad(format!(
+                    "environment variable `{}`: a name must be non-empty without `=` or NUL, \
+                     and a value without NUL",
+                    key.escape_debug()
+                ));
+            }
+        }
+        let mut guest_paths = std::collections::HashSet::new();
+        for grant in &self.caps.dirs {
+            let guest = normal_guest_path(&grant.guest);
+            if !guest_paths.insert(guest.clone()) {
+                return bad(format!(
+                    "two directories are granted at guest path `{guest}`: grant one per path"
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// This task with `limits` where it has none of its own, and `caps`
     /// granted before its own capabilities.
     pub(crate) fn with_defaults(mut self, limits: &Limits, caps: &Capabilities) -> Task {
@@ -285,5 +400,41 @@ impl Task {
             };
         }
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guest_paths_are_normalized() {
+        for (given, normal) in [
+            ("/a/../b", "/b"),
+            ("/data/", "/data"),
+            ("//data//x", "/data/x"),
+            ("./data/", "data"),
+            (".", "."),
+            ("a/..", "."),
+            ("/..", "/"),
+            ("../up", "../up"),
+        ] {
+            assert_eq!(normal_guest_path(given), normal, "{given}");
+        }
+    }
+
+    #[test]
+    fn inputs_are_checked_before_running() {
+        let limits = Limits::default().max_args(10);
+        let check = |task: Task| task.check(&limits).map_err(|e| e.to_string());
+        assert!(check(Task::command().args(["short"])).is_ok());
+        assert!(check(Task::command().args(["far too long"])).unwrap_err().contains("argv"));
+        assert!(check(Task::call("t", &"a long argument").unwrap()).unwrap_err().contains("argument"));
+        assert!(check(Task::command().args(["a\0b"])).unwrap_err().contains("NUL"));
+        assert!(check(Task::command().env("A=B", "1")).unwrap_err().contains("A=B"));
+        let twice = Task::command()
+            .dir(DirGrant::new("/tmp", "/d"))
+            .dir(DirGrant::new("/var", "/x/../d/"));
+        assert!(check(twice).unwrap_err().contains("`/d`"));
     }
 }

@@ -119,3 +119,58 @@ fn granting_a_missing_dir_is_a_bad_invocation() {
     assert_eq!(outcome.status, ExitStatus::BadInvocation);
     assert!(outcome.message.unwrap().contains("/no/such/dir/here"));
 }
+
+/// A guest cannot leave a link in a granted directory (one pointing
+/// outside it would be followed by the host's own tools): `path_symlink`
+/// is refused, and nothing appears on the host.
+#[test]
+fn a_guest_cannot_create_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    for target in ["../secret", "inside.txt"] {
+        let task = Task::command()
+            .args(["symlink", target, "/d/link"])
+            .dir(DirGrant::new(dir.path(), "/d"));
+        let outcome = wasi_cmd().run(&task);
+        assert_eq!(outcome.status, ExitStatus::Exited(2), "{target}");
+        assert!(outcome.stderr.text().contains("cannot link"), "{target}");
+        assert!(std::fs::symlink_metadata(dir.path().join("link")).is_err());
+    }
+}
+
+/// `--env A=1 --env A=2`: the last value wins, as in a shell.
+#[test]
+fn the_last_value_of_a_variable_wins() {
+    let task = Task::command().args(["env"]).env("A", "1").env("B", "b").env("A", "2");
+    assert_eq!(wasi_cmd().run(&task).stdout.text(), "A=2\nB=b\n");
+}
+
+#[test]
+fn guest_paths_are_normalized_and_granted_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("f.txt"), "here").unwrap();
+    let task = Task::command()
+        .args(["read", "/b/f.txt"])
+        .dir(DirGrant::new(dir.path(), "/a/../b/"));
+    assert_eq!(wasi_cmd().run(&task).stdout.text(), "here");
+
+    let twice = Task::command()
+        .args(["list", "/b"])
+        .dir(DirGrant::new(dir.path(), "/b"))
+        .dir(DirGrant::new(dir.path(), "/b/."));
+    let outcome = wasi_cmd().run(&twice);
+    assert_eq!(outcome.status, ExitStatus::BadInvocation);
+    assert!(outcome.message.unwrap().contains("two directories are granted at guest path `/b`"));
+}
+
+/// A NUL cannot reach a guest's C strings, where it would cut the word.
+#[test]
+fn a_nul_in_argv_or_env_is_refused() {
+    for task in [
+        Task::command().args(["args", "a\0b"]),
+        Task::command().args(["env"]).env("K", "v\0w"),
+    ] {
+        let outcome = wasi_cmd().run(&task);
+        assert_eq!(outcome.status, ExitStatus::BadInvocation);
+        assert!(outcome.message.unwrap().contains("NUL"));
+    }
+}

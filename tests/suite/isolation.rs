@@ -5,8 +5,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use wasmproc::{
-    Capabilities, DirGrant, ExitStatus, Isolation, Limits, Outcome, Pool, ProcessOptions, Stdin,
-    Task, TrapKind,
+    Capabilities, DirGrant, ExitStatus, Isolation, Limits, Outcome, Output, Pool, ProcessOptions,
+    Stdin, Task, TrapKind,
 };
 use wasmproc_tests::{sdk_tasks, wasi_cmd};
 
@@ -118,6 +118,21 @@ fn typed_cases() -> Vec<(&'static str, Task, ExitStatus)> {
             call("write_output", json!([5000, "err"])).limits(Limits::default().max_output(100)),
             ExitStatus::Exited(0),
         ),
+        (
+            "argument over its limit",
+            call("echo", json!("x".repeat(5000))).limits(Limits::default().max_args(1024)),
+            ExitStatus::BadInvocation,
+        ),
+        (
+            "result over its limit",
+            call("echo", json!("x".repeat(5000))).limits(Limits::default().max_result(1024)),
+            ExitStatus::MemoryExceeded,
+        ),
+        (
+            "NUL in argv",
+            call("square", json!(1)).args(["a\0b"]),
+            ExitStatus::BadInvocation,
+        ),
     ]
 }
 
@@ -126,7 +141,7 @@ fn typed_cases() -> Vec<(&'static str, Task, ExitStatus)> {
 struct Essence {
     status: ExitStatus,
     result: Option<Vec<u8>>,
-    has_message: bool,
+    message: Option<String>,
     panicked: bool,
     stdout: Vec<u8>,
     stdout_truncated: bool,
@@ -137,7 +152,7 @@ fn essence(outcome: &Outcome) -> Essence {
     Essence {
         status: outcome.status.clone(),
         result: outcome.result.clone(),
-        has_message: outcome.message.is_some(),
+        message: outcome.message.clone(),
         panicked: outcome.panicked,
         stdout: outcome.stdout.bytes.clone(),
         stdout_truncated: outcome.stdout.truncated,
@@ -233,15 +248,77 @@ fn cancel_reaches_a_task_in_a_worker_process() {
     );
 }
 
+/// A writer that keeps what it is given, for a task's stdout.
+#[derive(Clone, Default)]
+struct Kept(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Kept {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Kept {
+    fn output(&self) -> Output {
+        Output::Writer(self.0.clone() as std::sync::Arc<std::sync::Mutex<dyn std::io::Write + Send>>)
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        self.0.lock().unwrap().clone()
+    }
+}
+
+/// A stdin read from the host's side and outputs written there stream to
+/// and from a worker process as the guest reads and writes, in any amount:
+/// the same bytes as in a thread, past every capture cap.
 #[test]
-fn in_process_handles_cannot_cross_to_a_worker_process() {
-    let processes = pool(sdk_tasks(), process(), 1);
-    let outcome = processes
-        .submit(Task::call("read_stdin", &()).unwrap().stdin(Stdin::Inherit))
-        .unwrap();
-    let outcome = outcome.wait();
-    assert_eq!(outcome.status, ExitStatus::BadInvocation);
-    assert!(outcome.message.as_deref().unwrap().contains("stdin"));
+fn streamed_stdin_and_output_are_relayed_to_a_worker_process() {
+    let input: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    for isolation in [Isolation::Thread, process()] {
+        let (stdout, stderr) = (Kept::default(), Kept::default());
+        let cat = Task::command()
+            .args(["cat"])
+            .stdin(Stdin::reader(std::io::Cursor::new(input.clone())))
+            .stdout(stdout.output());
+        let flood = Task::command()
+            .args(["say", "to both"])
+            .stdout(stdout.output())
+            .stderr(stderr.output());
+        let workers = pool(wasi_cmd(), isolation.clone(), 1);
+        let outcomes: Vec<Outcome> = workers.map_tasks([cat, flood]).collect();
+        assert!(outcomes.iter().all(|o| o.success()), "{isolation:?}: {outcomes:?}");
+        let mut expected = input.clone();
+        expected.extend_from_slice(b"to both\n");
+        assert!(stdout.bytes() == expected, "{isolation:?}: stdout differs");
+        assert_eq!(stderr.bytes(), b"to both\n", "{isolation:?}");
+        assert!(outcomes[0].stdout.bytes.is_empty(), "streamed, not captured");
+    }
+}
+
+/// A guest waiting on a streamed stdin that never ends still ends at its
+/// deadline, in a worker process as in a thread.
+#[test]
+fn a_guest_waiting_on_a_relayed_stdin_times_out() {
+    struct Never;
+    impl std::io::Read for Never {
+        fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            std::thread::sleep(Duration::from_secs(3600));
+            Ok(0)
+        }
+    }
+    for isolation in [Isolation::Thread, process()] {
+        let task = Task::command()
+            .args(["cat"])
+            .stdin(Stdin::reader(Never))
+            .limits(timeout(200));
+        let outcome = pool(wasi_cmd(), isolation.clone(), 1).submit(task).unwrap().into_outcome();
+        assert_eq!(outcome.status, ExitStatus::TimedOut, "{isolation:?}");
+    }
 }
 
 #[test]
@@ -278,7 +355,6 @@ mod supervision {
     fn kill_9_a_worker_mid_task() {
         let options = ProcessOptions::default().executable(pool_host()).retries(0);
         let processes = pool(sdk_tasks(), Isolation::Process(options), 2);
-        wait_for("two workers", || processes.worker_pids().len() == 2);
         let victim = processes
             .submit(Task::call("sleep_ms", &3_600_000u64).unwrap())
             .unwrap();
@@ -373,8 +449,10 @@ mod supervision {
     #[test]
     fn no_worker_outlives_a_killed_parent() {
         let mut parent = std::process::Command::new(pool_host())
-            .arg(wasmproc_tests::guests::SDK_TASKS)
-            .args(["sleep_ms", "2", "3600000", "3600000"])
+            .args(["3600000", "3600000"])
+            .env("POOL_HOST_MODULE", wasmproc_tests::guests::SDK_TASKS)
+            .env("POOL_HOST_TASK", "sleep_ms")
+            .env("POOL_HOST_WORKERS", "2")
             .env("WASMPROC_CACHE_DIR", wasmproc_tests::suite_cache_dir())
             .stdout(std::process::Stdio::null())
             .spawn()
@@ -420,4 +498,37 @@ fn a_custom_stack_limit_holds_in_worker_processes() {
             outcome.message
         );
     }
+}
+
+/// A program that builds a process pool but forgets to call
+/// `run_worker_if_requested` would run itself again in each worker, which
+/// builds the pool again: a tree of processes without end. Instead its
+/// workers refuse to build a pool, its tasks end `WorkerLost` with the fix
+/// in the message, and it exits on its own.
+#[test]
+fn a_program_that_forgot_the_worker_hook_is_told_and_spawns_no_tree() {
+    let started = Instant::now();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_forgetful-host"))
+        .args(["3", "4", "5"])
+        .env("POOL_HOST_MODULE", wasmproc_tests::guests::SDK_TASKS)
+        .env("POOL_HOST_TASK", "square")
+        .env("POOL_HOST_WORKERS", "2")
+        .env("WASMPROC_CACHE_DIR", wasmproc_tests::suite_cache_dir())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 3, "one outcome per task: {stdout}");
+    for line in &lines {
+        assert!(line.starts_with("139 "), "{line}");
+        assert!(line.contains("run_worker_if_requested"), "{line}");
+    }
+    // Each worker it started said why it would not build a pool, and none
+    // started workers of its own: every refusal comes from the first level.
+    let refusals = stderr.matches("was started as a wasmproc worker process").count();
+    assert!(refusals >= 1, "{stderr}");
+    assert!(refusals <= 16, "a bounded number of starts, not a tree: {refusals}");
+    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
 }

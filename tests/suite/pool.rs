@@ -113,6 +113,74 @@ fn map_pulls_inputs_lazily_from_an_endless_iterator() {
     );
 }
 
+/// A slow first task does not let an ordered map pull its whole input:
+/// the finished outcomes it holds back count against its window.
+#[test]
+fn an_ordered_map_holds_back_a_bounded_number_of_results() {
+    let pool = pool(2);
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&pulled);
+    let tasks = std::iter::once(sleep_task(1500)).chain((0..100_000u64).map(move |i| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        Task::call("square", &i).unwrap()
+    }));
+    let mut results = pool.map_tasks(tasks);
+    let first = std::thread::scope(|scope| {
+        let waiting = scope.spawn(|| results.next());
+        std::thread::sleep(Duration::from_millis(800));
+        let pulled_while_waiting = pulled.load(Ordering::SeqCst);
+        assert!(
+            pulled_while_waiting <= 64,
+            "{pulled_while_waiting} inputs pulled while the first task ran"
+        );
+        waiting.join().unwrap()
+    });
+    assert!(first.unwrap().success());
+    drop(results);
+}
+
+/// `map_stream`: each result comes out while the producer still waits to
+/// send the next task (a `tail -f`, a socket), not when the input ends.
+#[test]
+fn map_stream_yields_each_result_while_the_producer_waits() {
+    let pool = pool(2);
+    let (tasks, outcomes) = pool.map_stream();
+    let (answered, answer) = crossbeam_channel::unbounded::<u64>();
+    std::thread::scope(|scope| {
+        let producer = scope.spawn(move || {
+            for n in 1..=3u64 {
+                tasks.send(Task::call("square", &n).unwrap()).unwrap();
+                // The next task only after this one's result is out.
+                let seen = answer.recv_timeout(Duration::from_secs(20));
+                assert_eq!(seen, Ok(n * n), "the result of task {n} was held back");
+            }
+        });
+        for outcome in outcomes {
+            answered.send(outcome.decode().unwrap()).unwrap();
+        }
+        producer.join().unwrap();
+    });
+}
+
+#[test]
+fn map_stream_unordered_ends_when_the_senders_are_dropped() {
+    let pool = pool(2);
+    let (tasks, outcomes) = pool.map_stream_unordered();
+    let second = tasks.clone();
+    std::thread::spawn(move || {
+        for i in 0..50u64 {
+            let sender = if i % 2 == 0 { &tasks } else { &second };
+            sender.send(Task::call("square", &i).unwrap()).unwrap();
+        }
+    });
+    let mut seen: Vec<(usize, u64)> = outcomes
+        .chunksize(4)
+        .map(|(i, o)| (i, o.decode().unwrap()))
+        .collect();
+    seen.sort();
+    assert_eq!(seen, (0..50).map(|i| (i, (i * i) as u64)).collect::<Vec<_>>());
+}
+
 #[test]
 fn map_unordered_gives_every_index_once() {
     let pool = pool(3);

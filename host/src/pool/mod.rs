@@ -65,13 +65,13 @@
 //! `Shutdown::Cancel` and joins its threads: no thread outlives the pool.
 
 mod handle;
-mod job;
 mod map;
 pub mod process;
+mod queue;
 mod thread;
+mod workers;
 
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 use serde::Serialize;
@@ -85,11 +85,12 @@ use crate::status::ExitStatus;
 use crate::task::{Capabilities, Task};
 
 pub use handle::TaskHandle;
-pub use map::{MapResults, UnorderedResults};
+pub use map::{MapResults, TaskSender, TaskSource, TaskStream, UnorderedResults};
 
 use handle::HandleState;
-use job::{Job, Reply};
-use process::{ProcessOptions, WorkerPids};
+use queue::{Job, Reply};
+use process::ProcessOptions;
+use workers::Workers;
 
 /// Where a pool's workers run. Outcomes are the same either way.
 ///
@@ -132,8 +133,9 @@ pub struct PoolBuilder {
 }
 
 impl PoolBuilder {
-    /// Sets the number of workers. By default, the machine's available
-    /// parallelism.
+    /// Sets the number of workers: how many tasks run at once. The first
+    /// starts with the pool, the others as work arrives while none is idle.
+    /// By default, the machine's available parallelism.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);
         self
@@ -191,6 +193,9 @@ impl PoolBuilder {
             ));
         }
         self.limits.validate()?;
+        if let Isolation::Process(_) = self.isolation {
+            process::refuse_in_a_worker()?;
+        }
         let queue_bound = self.queue_bound.unwrap_or(4 * workers);
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(queue_bound);
         let shared = Arc::new(Shared {
@@ -200,42 +205,13 @@ impl PoolBuilder {
             cancel_all: Mutex::new(self.cancel.child()),
             cancel_root: self.cancel,
         });
-        let pids = WorkerPids::new(workers);
-        let mut threads = Vec::with_capacity(workers);
-        for index in 0..workers {
-            let queue = queue.clone();
-            let module = shared.module.clone();
-            let isolation = self.isolation.clone();
-            let pids = pids.clone();
-            let spawned = std::thread::Builder::new()
-                .name(format!("wasmproc-worker-{index}"))
-                .spawn(move || match isolation {
-                    Isolation::Thread => thread::serve(&module, &queue),
-                    Isolation::Process(options) => {
-                        process::serve(module, options, pids, index, &queue)
-                    }
-                });
-            match spawned {
-                Ok(thread) => threads.push(thread),
-                Err(error) => {
-                    drop(jobs);
-                    for thread in threads {
-                        let _ = thread.join();
-                    }
-                    return Err(Error::new(
-                        ErrorKind::Setup,
-                        format!("cannot start worker thread {index}: {error}"),
-                    ));
-                }
-            }
-        }
+        let threads = Workers::start(shared.module.clone(), self.isolation, queue, workers)?;
         Ok(Pool {
             shared,
             jobs: Mutex::new(Some(jobs)),
-            threads: Mutex::new(threads),
+            threads,
             workers,
             queue_bound,
-            pids,
         })
     }
 }
@@ -247,11 +223,9 @@ pub struct Pool {
     shared: Arc<Shared>,
     /// `None` once the pool is closed.
     jobs: Mutex<Option<Sender<Job>>>,
-    threads: Mutex<Vec<JoinHandle<()>>>,
+    threads: Workers,
     workers: usize,
     queue_bound: usize,
-    /// Each worker's process, with process isolation.
-    pids: WorkerPids,
 }
 
 struct Shared {
@@ -288,7 +262,7 @@ impl Pool {
     /// isolation (empty with threads). A worker whose process died shows
     /// the new one once it has started.
     pub fn worker_pids(&self) -> Vec<u32> {
-        self.pids.live()
+        self.threads.pids()
     }
 
     /// Queues a task; the handle waits for, or cancels, it. Blocks while the
@@ -358,6 +332,53 @@ impl Pool {
         UnorderedResults::new(self, tasks.into_iter())
     }
 
+    /// Runs tasks as a producer sends them, yielding outcomes in input order,
+    /// each as soon as its turn comes (`Pool.imap` over a generator that
+    /// waits): unlike [`map_tasks`](Pool::map_tasks), a producer that is
+    /// slow to give the next task never holds up the results of the ones
+    /// before it.
+    ///
+    /// Send from any thread; dropping every [`TaskSender`] ends the stream,
+    /// and dropping the results cancels what is in flight and makes `send`
+    /// fail.
+    ///
+    /// ```
+    /// # use wasmproc::{Pool, Runtime, Task};
+    /// # const ECHO: &str = r#"(module
+    /// #   (import "wasmproc_v1" "input_len" (func $len (result i32)))
+    /// #   (import "wasmproc_v1" "input_read" (func $read (param i32)))
+    /// #   (import "wasmproc_v1" "output_write" (func $write (param i32 i32)))
+    /// #   (memory (export "memory") 1)
+    /// #   (func (export "wasmproc_task:echo") (result i32)
+    /// #     (call $read (i32.const 0))
+    /// #     (call $write (i32.const 0) (call $len))
+    /// #     (i32.const 0)))"#;
+    /// # let runtime = Runtime::builder().no_cache().build()?;
+    /// # let module = runtime.load_bytes("echo.wat", ECHO.as_bytes())?;
+    /// let pool = Pool::builder(&module).workers(2).build()?;
+    /// let (tasks, outcomes) = pool.map_stream();
+    /// std::thread::spawn(move || {
+    ///     for n in 0..3u32 {
+    ///         // e.g. one line at a time from a socket or a `tail -f`
+    ///         tasks.send(Task::call("echo", &n).unwrap()).unwrap();
+    ///     }
+    /// });
+    /// let echoed: Vec<u32> = outcomes.map(|o| o.decode().unwrap()).collect();
+    /// assert_eq!(echoed, [0, 1, 2]);
+    /// # Ok::<(), wasmproc::Error>(())
+    /// ```
+    pub fn map_stream(&self) -> (TaskSender, MapResults<'_, TaskStream>) {
+        let (sender, stream) = map::task_stream(self.window());
+        (sender, MapResults::new(self, stream))
+    }
+
+    /// As [`map_stream`](Pool::map_stream), yielding `(input index,
+    /// outcome)` in the order tasks end.
+    pub fn map_stream_unordered(&self) -> (TaskSender, UnorderedResults<'_, TaskStream>) {
+        let (sender, stream) = map::task_stream(self.window());
+        (sender, UnorderedResults::new(self, stream))
+    }
+
     /// Cancels every queued and running task; each ends `Cancelled`. Tasks
     /// submitted afterwards run normally.
     pub fn cancel_all(&self) {
@@ -375,12 +396,7 @@ impl Pool {
     /// ended and every worker thread has exited.
     pub fn join(&self) {
         self.close();
-        let threads = std::mem::take(&mut *lock(&self.threads));
-        for thread in threads {
-            // Workers catch every panic of a task, so a join error would be
-            // a bug in the pool itself; there is nothing left to clean up.
-            let _ = thread.join();
-        }
+        self.threads.join();
     }
 
     /// Closes the pool, draining or cancelling what is left, and joins the
@@ -426,7 +442,10 @@ impl Pool {
             );
         };
         match jobs.send(job) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.threads.grow();
+                Ok(())
+            }
             // Every worker is gone (only possible after a bug in the pool).
             Err(crossbeam_channel::SendError(job)) => {
                 refuse(job, ExitStatus::WorkerLost, "the pool's workers are gone")

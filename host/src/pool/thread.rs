@@ -3,13 +3,14 @@
 
 use crossbeam_channel::Receiver;
 
-use super::job::Job;
+use super::queue::{Idle, Job};
+
 use crate::module::Module;
 use crate::run::run_chunk;
 
 /// Serves jobs until the queue closes.
-pub(super) fn serve(module: &Module, queue: &Receiver<Job>) {
-    for job in queue {
+pub(super) fn serve(module: &Module, queue: &Receiver<Job>, idle: &Idle) {
+    while let Ok(job) = idle.waiting(|| queue.recv()) {
         let outcomes = run_chunk(module, &job.tasks, &job.cancel);
         for (reply, outcome) in job.replies.into_iter().zip(outcomes) {
             reply.send(outcome);

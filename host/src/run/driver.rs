@@ -7,15 +7,49 @@
 //! dropping it tears the instance down. A busy guest is stopped by the epoch
 //! callback, which the ticker thread triggers every millisecond.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
 use super::ending::{Phase, Raced};
 use crate::cancel::CancelToken;
 use crate::engine::{InstancePermit, InstancePermits};
 
+/// The most threads each task-running thread's runtime keeps for blocking
+/// host calls (file operations). A guest runs one such call at a time, so
+/// this is room enough; it also bounds the threads left stuck in the OS by
+/// calls that never return (opening a FIFO nobody writes), whose tasks
+/// ended at their deadline. Past the bound, that thread's file operations
+/// wait for one to free.
+const MAX_BLOCKING_THREADS: usize = 8;
+
+thread_local! {
+    /// Whether a task on this thread ended while its guest waited in a host
+    /// call, which may have left a blocking thread behind.
+    static ABANDONED_HOST_CALL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether a task run on this thread since the last call ended while its
+/// guest waited in a host call (a timeout or a cancellation won the race
+/// against the call, rather than stopping busy code). A worker process
+/// retires after such a task, taking any stuck thread with it.
+pub(crate) fn take_abandoned_host_call() -> bool {
+    ABANDONED_HOST_CALL.with(|flag| flag.replace(false))
+}
+
 /// Races `call` against `deadline` and `cancel`.
 pub(super) async fn race(
+    call: impl Future<Output = Result<i32, (Phase, wasmtime::Error)>>,
+    deadline: Option<Instant>,
+    cancel: &CancelToken,
+) -> Raced {
+    let raced = race_inner(call, deadline, cancel).await;
+    if matches!(raced, Raced::TimedOut | Raced::Cancelled) {
+        ABANDONED_HOST_CALL.with(|flag| flag.set(true));
+    }
+    raced
+}
+
+async fn race_inner(
     call: impl Future<Output = Result<i32, (Phase, wasmtime::Error)>>,
     deadline: Option<Instant>,
     cancel: &CancelToken,
@@ -103,6 +137,7 @@ fn block_on_here<F: Future>(future: F) -> F::Output {
             OwnRuntime(Some(
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
+                    .max_blocking_threads(MAX_BLOCKING_THREADS)
                     .build()
                     .expect("a single-threaded tokio runtime needs only a timer and an I/O driver"),
             ))

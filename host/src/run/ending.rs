@@ -9,7 +9,8 @@ use wasmtime_wasi::I32Exit;
 
 use crate::outcome::Outcome;
 use crate::status::{ExitStatus, TrapKind};
-use crate::store::SdkState;
+use crate::limits::human;
+use crate::store::{ExitCodeOutOfRange, GuestFailure, ResultTooLarge, SdkState};
 
 /// Why the epoch callback stopped a busy guest.
 #[derive(Debug)]
@@ -75,19 +76,20 @@ pub(super) fn outcome_of(raced: Raced, context: Context<'_>) -> Outcome {
             }
             match u8::try_from(code) {
                 Ok(code) if code <= MAX_GUEST_EXIT_CODE => exited(code, context.sdk),
-                _ => Outcome::failed(
-                    ExitStatus::CannotRun,
-                    format!(
-                        "the task returned exit code {code}; a guest owns 0–{MAX_GUEST_EXIT_CODE}"
-                    ),
-                ),
+                _ => out_of_range(i64::from(code), failure.as_ref()),
             }
         }
         Raced::Failed(phase, error) => {
             if let Some(exit) = error.downcast_ref::<I32Exit>() {
-                // wasmtime-wasi accepts only 0–125, so this never clamps.
+                // `store::overrides` lets only 0–125 through as an exit.
                 let code = u8::try_from(exit.0).unwrap_or(MAX_GUEST_EXIT_CODE);
                 return exited(code, context.sdk);
+            }
+            if let Some(ExitCodeOutOfRange(code)) = error.downcast_ref::<ExitCodeOutOfRange>() {
+                return out_of_range(*code, failure.as_ref());
+            }
+            if let Some(too_large) = error.downcast_ref::<ResultTooLarge>() {
+                return Outcome::failed(ExitStatus::MemoryExceeded, too_large.to_string());
             }
             if let Some(interrupted) = error.downcast_ref::<Interrupted>() {
                 return match interrupted {
@@ -100,14 +102,25 @@ pub(super) fn outcome_of(raced: Raced, context: Context<'_>) -> Outcome {
                     ExitStatus::MemoryExceeded,
                     format!(
                         "the task needed {} of memory, over its limit of {}",
-                        bytesize::ByteSize(asked).display().iec(),
-                        bytesize::ByteSize(context.memory_limit).display().iec()
+                        human(asked),
+                        human(context.memory_limit)
                     ),
                 );
             }
             trapped(phase, &error)
         }
     }
+}
+
+/// The one rule for a guest exit code outside 0–125, however the guest
+/// reported it (`proc_exit`, an SDK task's return, a `Failure`): a
+/// `host_error` trap whose message names the code.
+fn out_of_range(code: i64, failure: Option<&GuestFailure>) -> Outcome {
+    let mut message = ExitCodeOutOfRange(code).to_string();
+    if let Some(failure) = failure {
+        message.push_str(&format!("; the guest said: {}", failure.message));
+    }
+    Outcome::failed(ExitStatus::Trapped(TrapKind::HostError), message)
 }
 
 fn timed_out(timeout: Option<Duration>) -> Outcome {

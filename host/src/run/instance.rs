@@ -108,6 +108,7 @@ impl<'m> Live<'m> {
         let state = self.store.data_mut();
         state.sdk = SdkState {
             input: Arc::clone(&task.input),
+            max_result: plan.limits.get_max_result(),
             ..SdkState::default()
         };
         // A timeout too long to represent is no timeout at all.

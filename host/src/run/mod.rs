@@ -23,6 +23,7 @@ use crate::outcome::Outcome;
 use crate::status::ExitStatus;
 use crate::task::Task;
 
+pub(crate) use driver::take_abandoned_host_call;
 use instance::Live;
 use plan::plan;
 

@@ -25,17 +25,15 @@ pub(super) fn plan<'m>(
     task: &Task,
     cancel: &CancelToken,
 ) -> Result<Plan<'m>, Error> {
-    if let Some(message) = &task.rejected {
-        return Err(Error::new(ErrorKind::BadInvocation, message.clone()));
-    }
     let limits = task.limits.clone().unwrap_or_default();
     limits.validate()?;
+    task.check(&limits)?;
     if cancel.is_cancelled() {
         return Err(not_started());
     }
     let resolved = module.resolve_export(&task.entry)?;
     if let Resolved::Task { .. } = resolved {
-        validate_input(task, &limits)?;
+        validate_json(task)?;
     }
     let fuel = limits.get_fuel().is_some();
     let pre = module.prepared(fuel)?.instance_pre()?;
@@ -56,18 +54,15 @@ pub(super) fn not_started() -> Error {
     )
 }
 
-fn validate_input(task: &Task, limits: &Limits) -> Result<(), Error> {
-    let bad = |message: String| Err(Error::new(ErrorKind::BadInvocation, message));
-    let input = &task.input;
-    let max = limits.get_max_args().min(i32::MAX as usize);
-    if input.len() > max {
-        return bad(format!(
-            "the task's argument is {} bytes, over the limit of {max} bytes",
-            input.len()
-        ));
-    }
-    match serde_json::from_slice::<serde::de::IgnoredAny>(input) {
-        Ok(_) => Ok(()),
-        Err(error) => bad(format!("the task's argument is not valid JSON: {error}")),
-    }
+/// A typed task's argument must be JSON (its size is checked with the rest
+/// of the task's inputs).
+fn validate_json(task: &Task) -> Result<(), Error> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(&task.input)
+        .map(|_| ())
+        .map_err(|error| {
+            Error::new(
+                ErrorKind::BadInvocation,
+                format!("the task's argument is not valid JSON: {error}"),
+            )
+        })
 }

@@ -4,6 +4,8 @@
 
 mod capture;
 mod memory;
+mod overrides;
+mod pump;
 mod sdk;
 mod wasi;
 
@@ -18,7 +20,9 @@ use crate::error::{Error, ErrorKind};
 
 pub(crate) use capture::Capture;
 pub(crate) use memory::MemoryGuard;
-pub(crate) use sdk::SdkState;
+pub(crate) use overrides::ExitCodeOutOfRange;
+pub(crate) use pump::{CHUNK, Chunk, Pump, Reply};
+pub(crate) use sdk::{GuestFailure, ResultTooLarge, SdkState};
 pub(crate) use wasi::{Streams, wasi_context};
 
 /// The data of every task's store.
@@ -55,7 +59,8 @@ impl HostState {
 }
 
 /// A linker with every import wasmproc provides: WASI preview 1 (async, so
-/// that a timeout also ends a guest blocked in a host call) and the SDK's.
+/// that a timeout also ends a guest blocked in a host call, with a few
+/// functions of wasmproc's own: `overrides`) and the SDK's.
 pub(crate) fn new_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
     let setup = |what: &str, error: wasmtime::Error| {
         Error::new(ErrorKind::Setup, format!("cannot link {what}: {error:#}"))
@@ -63,6 +68,7 @@ pub(crate) fn new_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p1::add_to_linker_async(&mut linker, |state: &mut HostState| &mut state.wasi)
         .map_err(|error| setup("WASI", error))?;
+    overrides::add_to_linker(&mut linker).map_err(|error| setup("wasmproc's WASI rules", error))?;
     sdk::add_to_linker(&mut linker).map_err(|error| setup("the SDK imports", error))?;
     Ok(linker)
 }

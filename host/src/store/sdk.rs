@@ -7,6 +7,7 @@ use wasmproc_abi as abi;
 use wasmtime::{Caller, Extern, Linker, Memory};
 
 use super::HostState;
+use crate::limits::human;
 
 /// The longest failure message kept; a longer one is cut.
 const MAX_MESSAGE: usize = 64 << 10;
@@ -16,8 +17,31 @@ const MAX_MESSAGE: usize = 64 << 10;
 pub(crate) struct SdkState {
     pub(crate) input: Arc<[u8]>,
     pub(crate) output: Option<Vec<u8>>,
+    /// The largest result the host takes (`Limits::max_result`).
+    pub(crate) max_result: usize,
     pub(crate) failure: Option<GuestFailure>,
 }
+
+/// The error a result over the task's limit ends the run with.
+#[derive(Debug)]
+pub(crate) struct ResultTooLarge {
+    pub(crate) len: usize,
+    pub(crate) limit: usize,
+}
+
+impl std::fmt::Display for ResultTooLarge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the task's result is {}, over its limit of {} (raise it with Limits::max_result \
+             or --max-result)",
+            human(self.len as u64),
+            human(self.limit as u64)
+        )
+    }
+}
+
+impl std::error::Error for ResultTooLarge {}
 
 /// A failure the guest reported through the SDK.
 pub(crate) struct GuestFailure {
@@ -50,6 +74,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         module,
         abi::OUTPUT_WRITE,
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
+            let limit = caller.data().sdk.max_result;
+            if offset(len) > limit {
+                let len = offset(len);
+                return Err(wasmtime::Error::new(ResultTooLarge { len, limit }));
+            }
             let bytes = read_guest(&mut caller, ptr, len, usize::MAX)?;
             caller.data_mut().sdk.output = Some(bytes);
             Ok(())

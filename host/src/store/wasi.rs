@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use wasmtime_wasi::cli::AsyncStdinStream;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::capture::{Capture, WriterSink};
+use super::pump::{Pump, PumpReader};
 use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
-use crate::task::{Output, Stdin, Task};
+use crate::task::{Output, Stdin, Task, normal_guest_path};
 
 /// The captures of a task's stdout and stderr, where they are captured.
 #[derive(Default)]
@@ -33,7 +35,15 @@ pub(crate) fn wasi_context(
     for arg in &task.argv {
         builder.arg(arg);
     }
+    // The last value of a variable wins, as in a shell.
+    let mut env: Vec<(&str, &str)> = Vec::new();
     for (key, value) in &task.caps.env {
+        match env.iter_mut().find(|(k, _)| k == key) {
+            Some(earlier) => earlier.1 = value,
+            None => env.push((key, value)),
+        }
+    }
+    for (key, value) in env {
         builder.env(key, value);
     }
     match &task.stdin {
@@ -46,6 +56,15 @@ pub(crate) fn wasi_context(
         Stdin::Inherit => {
             builder.inherit_stdin();
         }
+        Stdin::Reader(reader) => {
+            let pump = Pump::spawn(Arc::clone(reader)).map_err(|error| {
+                Error::new(
+                    ErrorKind::Setup,
+                    format!("cannot start the thread that reads the task's stdin: {error}"),
+                )
+            })?;
+            builder.stdin(AsyncStdinStream::new(PumpReader::new(pump)));
+        }
     }
     let max_output = limits.get_max_output();
     let streams = Streams {
@@ -54,7 +73,11 @@ pub(crate) fn wasi_context(
     };
     for grant in &task.caps.dirs {
         builder
-            .preopened_dir(&grant.host, &grant.guest, FsPerms::ReadWrite)
+            .preopened_dir(
+                &grant.host,
+                normal_guest_path(&grant.guest),
+                FsPerms::ReadWrite,
+            )
             .map_err(|error| {
                 Error::new(
                     ErrorKind::BadInvocation,

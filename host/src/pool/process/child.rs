@@ -1,20 +1,42 @@
 //! The worker side: a process that loads one module and runs the tasks
 //! its pool sends, one at a time, each in a fresh instance.
+//!
+//! Two threads: the main one runs tasks and writes their frames; a reader
+//! takes the pool's frames as they come, so that a `Cancel` or a stdin
+//! chunk reaches a running task, and a closed pipe ends the process even
+//! mid-task.
 
-use std::collections::HashSet;
-use std::io::{BufReader, BufWriter};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::io::{BufReader, BufWriter, Read, Stdout, Write};
+use std::sync::{Arc, Mutex, MutexGuard};
 
-use super::protocol::{ToChild, ToParent, VERSION, read_frame, write_frame};
+use crossbeam_channel::{Receiver, Sender};
+
+use super::protocol::{StreamName, ToChild, ToParent, VERSION, WireStdin, read_frame, write_frame};
 use crate::cancel::CancelToken;
 use crate::engine::EngineSettings;
 use crate::runtime::{Runtime, RuntimeSettings};
+use crate::run::take_abandoned_host_call;
+use crate::task::{Output, Stdin};
 
-/// The task running now, and cancellations of tasks not started yet.
+/// The frames to the pool, shared by the task loop and the streams it
+/// relays (stdin credits, streamed output).
+#[derive(Clone)]
+struct ToPool(Arc<Mutex<BufWriter<Stdout>>>);
+
+impl ToPool {
+    fn send(&self, message: &ToParent) -> std::io::Result<()> {
+        write_frame(&mut *lock(&self.0), message)
+    }
+}
+
+/// The task running now, cancellations of tasks not started yet, and the
+/// stdin channels of tasks with a streamed stdin.
 #[derive(Default)]
 struct Current {
     running: Option<(u64, CancelToken)>,
     cancelled: HashSet<u64>,
+    inputs: HashMap<u64, Sender<Vec<u8>>>,
 }
 
 /// Serves the pool on stdin and stdout until stdin closes; returns the
@@ -24,7 +46,7 @@ struct Current {
 /// the end and the process exits at once: no worker outlives its pool.
 pub(crate) fn serve() -> i32 {
     let mut input = BufReader::new(std::io::stdin());
-    let mut output = BufWriter::new(std::io::stdout().lock());
+    let to_pool = ToPool(Arc::new(Mutex::new(BufWriter::new(std::io::stdout()))));
 
     let (module_name, module, settings) = match read_frame::<ToChild>(&mut input) {
         Ok(Some(ToChild::Hello {
@@ -35,11 +57,18 @@ pub(crate) fn serve() -> i32 {
         })) if version == VERSION => (module_name, module, settings),
         Ok(Some(ToChild::Hello { version, .. })) => {
             let message = format!("protocol version {version}, but this worker speaks {VERSION}");
-            let _ = write_frame(&mut output, &ToParent::Refused { message });
+            let _ = to_pool.send(&ToParent::Refused { message });
             return 2;
         }
         _ => return 2,
     };
+    let started = ToParent::Started {
+        version: VERSION,
+        pid: std::process::id(),
+    };
+    if to_pool.send(&started).is_err() {
+        return 2;
+    }
     // The pool's settings, except the instance pool: this process runs one
     // task at a time.
     let settings = RuntimeSettings {
@@ -54,71 +83,181 @@ pub(crate) fn serve() -> i32 {
     let module = match loaded {
         Ok(module) => module,
         Err(error) => {
-            let _ = write_frame(
-                &mut output,
-                &ToParent::Refused {
-                    message: error.to_string(),
-                },
-            );
+            let message = error.to_string();
+            let _ = to_pool.send(&ToParent::Refused { message });
             return 2;
         }
     };
-    let ready = ToParent::Ready {
-        version: VERSION,
-        pid: std::process::id(),
-    };
-    if write_frame(&mut output, &ready).is_err() {
+    if to_pool.send(&ToParent::Ready).is_err() {
         return 2;
     }
 
-    // The reader runs beside the task, so that a `Cancel` reaches a running
-    // task and a closed pipe ends the process even mid-task.
     let current: Arc<Mutex<Current>> = Arc::default();
     let (tasks, queue) = crossbeam_channel::unbounded();
     let reader_current = Arc::clone(&current);
     let reader = std::thread::Builder::new()
         .name("wasmproc-worker-reader".into())
-        .spawn(move || {
-            loop {
-                match read_frame::<ToChild>(&mut input) {
-                    Ok(Some(ToChild::Run { id, task })) => {
-                        if tasks.send((id, task)).is_err() {
-                            break;
-                        }
-                    }
-                    Ok(Some(ToChild::Cancel { id })) => {
-                        let mut current = reader_current.lock().unwrap_or_else(|p| p.into_inner());
-                        match &current.running {
-                            Some((running, token)) if *running == id => token.cancel(),
-                            // Not started yet (or already done): it must not start.
-                            _ => {
-                                current.cancelled.insert(id);
-                            }
-                        }
-                    }
-                    // The parent is gone, or spoke nonsense: stop now.
-                    Ok(Some(ToChild::Hello { .. })) | Ok(None) | Err(_) => std::process::exit(0),
-                }
-            }
-        });
+        .spawn(move || read_frames(&mut input, &reader_current, &tasks));
     if reader.is_err() {
         return 2;
     }
 
-    for (id, task) in queue {
+    for (id, task, stdin) in queue {
         let token = CancelToken::new();
         {
-            let mut current = current.lock().unwrap_or_else(|p| p.into_inner());
+            let mut current = lock(&current);
             if current.cancelled.remove(&id) {
                 token.cancel();
             }
             current.running = Some((id, token.clone()));
         }
-        let outcome = module.run_with(&task.into_task(), &token);
-        current.lock().unwrap_or_else(|p| p.into_inner()).running = None;
-        if write_frame(&mut output, &ToParent::Done { id, outcome }).is_err() {
+        let streamed = |stream| Output::Writer(Arc::new(Mutex::new(OutputRelay::new(id, stream, to_pool.clone()))));
+        let task = task.into_task(
+            stdin.map_or(Stdin::Empty, |chunks| {
+                Stdin::reader(InputRelay::new(id, chunks, to_pool.clone()))
+            }),
+            streamed(StreamName::Stdout),
+            streamed(StreamName::Stderr),
+        );
+        let outcome = module.run_with(&task, &token);
+        {
+            let mut current = lock(&current);
+            current.running = None;
+            current.inputs.remove(&id);
+        }
+        // A task that ended while the guest waited in a host call may have
+        // left a thread blocked in the OS (opening a FIFO, say): this
+        // process then retires, and the stuck thread goes with it.
+        let retire = take_abandoned_host_call();
+        if to_pool.send(&ToParent::Done { id, outcome, retire }).is_err() || retire {
             return 0;
         }
     }
     0
+}
+
+/// A task as the reader hands it to the task loop, with its stdin's
+/// chunks when they are streamed.
+type Incoming = (u64, super::protocol::WireTask, Option<Receiver<Vec<u8>>>);
+
+/// Takes the pool's frames until the pipe closes, then exits the process.
+fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<Incoming>) {
+    loop {
+        match read_frame::<ToChild>(input) {
+            Ok(Some(ToChild::Run { id, task })) => {
+                let stdin = matches!(task.stdin, WireStdin::Streamed).then(|| {
+                    // Unbounded: the pool sends no more than its window
+                    // beyond what the guest has taken.
+                    let (chunks, receiver) = crossbeam_channel::unbounded();
+                    lock(current).inputs.insert(id, chunks);
+                    receiver
+                });
+                if tasks.send((id, task, stdin)).is_err() {
+                    break;
+                }
+            }
+            Ok(Some(ToChild::Cancel { id })) => {
+                let mut current = lock(current);
+                match &current.running {
+                    Some((running, token)) if *running == id => token.cancel(),
+                    // Not started yet (or already done): it must not start.
+                    _ => {
+                        current.cancelled.insert(id);
+                    }
+                }
+            }
+            Ok(Some(ToChild::Input { id, bytes })) => {
+                if let Some(chunks) = lock(current).inputs.get(&id) {
+                    let _ = chunks.send(bytes);
+                }
+            }
+            Ok(Some(ToChild::InputEnd { id })) => {
+                lock(current).inputs.remove(&id);
+            }
+            // The parent is gone, or spoke nonsense: stop now.
+            Ok(Some(ToChild::Hello { .. })) | Ok(None) | Err(_) => break,
+        }
+    }
+    std::process::exit(0);
+}
+
+/// A task's streamed stdin: the chunks the pool relays, with a credit back
+/// for every byte the guest takes.
+struct InputRelay {
+    id: u64,
+    chunks: Receiver<Vec<u8>>,
+    leftover: Vec<u8>,
+    to_pool: ToPool,
+}
+
+impl InputRelay {
+    fn new(id: u64, chunks: Receiver<Vec<u8>>, to_pool: ToPool) -> Self {
+        InputRelay {
+            id,
+            chunks,
+            leftover: Vec::new(),
+            to_pool,
+        }
+    }
+}
+
+impl Read for InputRelay {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.leftover.is_empty() {
+            match self.chunks.recv() {
+                Ok(chunk) => self.leftover = chunk,
+                // `InputEnd`, or the task is over.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = self.leftover.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.leftover[..n]);
+        self.leftover.drain(..n);
+        let taken = ToParent::InputTaken {
+            id: self.id,
+            bytes: n as u64,
+        };
+        self.to_pool.send(&taken)?;
+        Ok(n)
+    }
+}
+
+/// A task's streamed stdout or stderr: each write becomes an `Output`
+/// frame.
+struct OutputRelay {
+    id: u64,
+    stream: StreamName,
+    to_pool: ToPool,
+}
+
+impl OutputRelay {
+    fn new(id: u64, stream: StreamName, to_pool: ToPool) -> Self {
+        OutputRelay {
+            id,
+            stream,
+            to_pool,
+        }
+    }
+}
+
+impl Write for OutputRelay {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let output = ToParent::Output {
+            id: self.id,
+            stream: self.stream,
+            bytes: buf.to_vec(),
+        };
+        self.to_pool.send(&output)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

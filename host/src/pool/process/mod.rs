@@ -46,7 +46,9 @@ use std::time::Duration;
 
 use crossbeam_channel::Receiver;
 
-use super::job::{Job, Reply};
+use super::queue::{Idle, Job, Reply};
+
+use crate::error::{Error, ErrorKind};
 use crate::module::Module;
 use supervisor::Supervisor;
 
@@ -57,9 +59,39 @@ pub const WORKER_ENV: &str = "WASMPROC_WORKER";
 /// one by a pool (its environment has `WASMPROC_WORKER=1`); returns at
 /// once otherwise. Call it first thing in `main`.
 pub fn run_worker_if_requested() {
-    if std::env::var_os(WORKER_ENV).is_some_and(|v| v == "1") {
+    if started_as_worker() {
         std::process::exit(child::serve());
     }
+}
+
+/// Whether this process was started as a worker process.
+fn started_as_worker() -> bool {
+    std::env::var_os(WORKER_ENV).is_some_and(|v| v == "1")
+}
+
+/// Refuses to start worker processes from a worker process.
+///
+/// A program that builds a process pool without calling
+/// [`run_worker_if_requested`] first in `main` would otherwise start itself
+/// as a worker, which builds the same pool and starts two more, and so on:
+/// a tree of processes without end. As Python's `multiprocessing` does
+/// without its `__main__` guard, this stops it at the first level, with an
+/// error that names the fix.
+pub(crate) fn refuse_in_a_worker() -> Result<(), Error> {
+    if started_as_worker() {
+        let program = std::env::current_exe()
+            .map(|path| path.display().to_string())
+            .unwrap_or_else(|_| "this program".into());
+        return Err(Error::new(
+            ErrorKind::Setup,
+            format!(
+                "`{program}` was started as a wasmproc worker process, yet builds a process pool \
+                 itself: call wasmproc::process::run_worker_if_requested() first thing in main, \
+                 so that a worker serves its pool instead of running the program again"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// How worker processes are started and supervised. Every setting has a
@@ -161,10 +193,11 @@ pub(crate) fn serve(
     pids: WorkerPids,
     index: usize,
     queue: &Receiver<Job>,
+    idle: &Idle,
 ) {
     let mut supervisor = Supervisor::new(module, options, pids, index);
     supervisor.warm_up();
-    while let Some(first) = supervisor.next_job(queue) {
+    while let Some(first) = idle.waiting(|| supervisor.next_job(queue)) {
         // Take a few more queued jobs, so that the worker process runs them
         // back to back instead of waiting a round trip between tasks.
         let mut jobs = vec![first];

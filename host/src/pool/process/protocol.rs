@@ -3,25 +3,33 @@
 //! Each message is a frame: a 4-byte little-endian length, then that many
 //! bytes of postcard-encoded serde data. Frames are bounded; a frame that is
 //! too large or does not decode ends that connection (and so that child),
-//! never the parent. Guest output travels inside `Done` frames, never on the
-//! raw pipe.
+//! never the parent. Guest output travels inside frames (`Output` while it
+//! streams, `Done` when captured), never on the raw pipe.
+//!
+//! A conversation: `Hello` → `Started` (the child is a wasmproc worker) →
+//! `Ready` (its module is loaded); then any number of `Run`, each answered
+//! by one `Done`, with `Cancel`, `Input`/`InputEnd` → `InputTaken` (a
+//! streamed stdin, flow-controlled) and `Output` (a streamed stdout or
+//! stderr) in between.
 
 use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 use crate::outcome::Outcome;
 use crate::runtime::RuntimeSettings;
 use crate::task::{Capabilities, Entry, Output, Stdin, Task};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 2;
+pub(crate) const VERSION: u32 = 3;
 
-/// The largest frame either side accepts: room for the largest argument
-/// (`DEFAULT_MAX_ARGS`, 64 MiB) and two captured streams, with margin.
-const MAX_FRAME: usize = 512 << 20;
+/// The largest frame either side accepts: what a 4-byte length can say.
+/// Every input, result and output of a task is capped at
+/// `MAX_SIZE_LIMIT` (1 GiB), so a task's messages always fit; a length
+/// past what the stream holds fails when the stream ends, without
+/// allocating it up front.
+const MAX_FRAME: usize = u32::MAX as usize;
 
 /// From the pool to a worker process.
 #[derive(Debug, Serialize, Deserialize)]
@@ -39,94 +47,134 @@ pub(crate) enum ToChild {
     Run { id: u64, task: WireTask },
     /// Cancel the task with this id, if it is still running.
     Cancel { id: u64 },
+    /// The next bytes of task `id`'s streamed stdin.
+    Input { id: u64, bytes: Vec<u8> },
+    /// The end of task `id`'s streamed stdin.
+    InputEnd { id: u64 },
 }
 
 /// From a worker process to the pool.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToParent {
+    /// The answer to `Hello`, before the module loads: this program is a
+    /// wasmproc worker (a program that forgot to call
+    /// `run_worker_if_requested` never says it).
+    Started { version: u32, pid: u32 },
     /// The module is loaded; tasks may come.
-    Ready { version: u32, pid: u32 },
+    Ready,
     /// The worker cannot serve (a version mismatch, a module that does not
     /// load); it exits after sending this.
     Refused { message: String },
-    /// The outcome of the task `id`.
-    Done { id: u64, outcome: Outcome },
+    /// The outcome of the task `id`. With `retire`, the worker exits after
+    /// this frame (a thread of it may be stuck in the OS on the task's
+    /// behalf) and is replaced; tasks sent after `id` never started.
+    Done {
+        id: u64,
+        outcome: Outcome,
+        retire: bool,
+    },
+    /// Bytes task `id` wrote to a streamed stdout or stderr.
+    Output {
+        id: u64,
+        stream: StreamName,
+        bytes: Vec<u8>,
+    },
+    /// Task `id`'s guest took this many bytes of its streamed stdin: room
+    /// for as many more.
+    InputTaken { id: u64, bytes: u64 },
 }
 
-/// A task as it crosses the pipe: everything but in-process handles.
+/// Which output stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum StreamName {
+    Stdout,
+    Stderr,
+}
+
+/// A task's stdin as it crosses the pipe.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum WireStdin {
+    Empty,
+    Bytes(Vec<u8>),
+    /// Relayed with `Input` frames as the guest reads.
+    Streamed,
+}
+
+/// A task's stdout or stderr as it crosses the pipe.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireOutput {
+    Capture,
+    Discard,
+    /// Relayed with `Output` frames as the guest writes.
+    Streamed,
+}
+
+/// A task as it crosses the pipe.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct WireTask {
     entry: Entry,
     input: Vec<u8>,
     argv: Vec<String>,
-    stdin: Option<Vec<u8>>,
-    discard_stdout: bool,
-    discard_stderr: bool,
+    pub(crate) stdin: WireStdin,
+    pub(crate) stdout: WireOutput,
+    pub(crate) stderr: WireOutput,
     caps: Capabilities,
     limits: Option<Limits>,
     rejected: Option<String>,
 }
 
 impl WireTask {
-    /// The task in wire form; a `BadInvocation` error names what cannot
-    /// cross a process boundary.
-    pub(crate) fn from_task(task: &Task) -> Result<WireTask, Error> {
+    /// The task in wire form: in-process stdin and outputs become streams
+    /// that the pool relays.
+    pub(crate) fn from_task(task: &Task) -> WireTask {
         let stdin = match &task.stdin {
-            Stdin::Empty => None,
-            Stdin::Bytes(bytes) => Some(bytes.to_vec()),
-            Stdin::Inherit => {
-                return Err(Error::new(
-                    ErrorKind::BadInvocation,
-                    "a worker process cannot read the host's stdin: give the task \
-                     Stdin::Bytes, or use thread isolation",
-                ));
-            }
+            Stdin::Empty => WireStdin::Empty,
+            Stdin::Bytes(bytes) => WireStdin::Bytes(bytes.to_vec()),
+            Stdin::Inherit | Stdin::Reader(_) => WireStdin::Streamed,
         };
-        let discard = |output: &Output, which: &str| match output {
-            Output::Capture => Ok(false),
-            Output::Discard => Ok(true),
-            Output::Inherit | Output::Writer(_) => Err(Error::new(
-                ErrorKind::BadInvocation,
-                format!(
-                    "a worker process captures the guest's {which}: use Output::Capture or \
-                     Output::Discard, or thread isolation"
-                ),
-            )),
-        };
-        Ok(WireTask {
+        WireTask {
             entry: task.entry.clone(),
             input: task.input.to_vec(),
             argv: task.argv.clone(),
             stdin,
-            discard_stdout: discard(&task.stdout, "stdout")?,
-            discard_stderr: discard(&task.stderr, "stderr")?,
+            stdout: wire_output(&task.stdout),
+            stderr: wire_output(&task.stderr),
             caps: task.caps.clone(),
             limits: task.limits.clone(),
             rejected: task.rejected.clone(),
-        })
+        }
     }
 
-    /// The task again, on the worker's side.
-    pub(crate) fn into_task(self) -> Task {
-        let output = |discard: bool| {
-            if discard {
-                Output::Discard
-            } else {
-                Output::Capture
-            }
+    /// The task again, on the worker's side, with `stdin`, `stdout` and
+    /// `stderr` standing in for the streamed ones.
+    pub(crate) fn into_task(self, stdin: Stdin, stdout: Output, stderr: Output) -> Task {
+        let output = |wire: WireOutput, streamed: Output| match wire {
+            WireOutput::Capture => Output::Capture,
+            WireOutput::Discard => Output::Discard,
+            WireOutput::Streamed => streamed,
+        };
+        let stdin = match self.stdin {
+            WireStdin::Empty => Stdin::Empty,
+            WireStdin::Bytes(bytes) => Stdin::Bytes(bytes.into()),
+            WireStdin::Streamed => stdin,
         };
         let mut task = Task::new(self.entry, self.input)
             .args(self.argv)
             .capabilities(self.caps)
-            .stdin(
-                self.stdin
-                    .map_or(Stdin::Empty, |bytes| Stdin::Bytes(bytes.into())),
-            )
-            .stdout(output(self.discard_stdout))
-            .stderr(output(self.discard_stderr));
+            .stdin(stdin)
+            .stdout(output(self.stdout, stdout))
+            .stderr(output(self.stderr, stderr));
         task.limits = self.limits;
         task.rejected = self.rejected;
         task
+    }
+}
+
+fn wire_output(output: &Output) -> WireOutput {
+    match output {
+        Output::Capture => WireOutput::Capture,
+        Output::Discard => WireOutput::Discard,
+        Output::Inherit | Output::Writer(_) => WireOutput::Streamed,
     }
 }
 
@@ -161,8 +209,15 @@ pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(
             "a frame of {len} bytes is over the limit of {MAX_FRAME}: the stream is corrupt"
         )));
     }
-    let mut bytes = vec![0u8; len];
-    input.read_exact(&mut bytes)?;
+    // Grown as bytes arrive, so a corrupt length costs nothing.
+    let mut bytes = Vec::with_capacity(len.min(1 << 20));
+    input.take(len as u64).read_to_end(&mut bytes)?;
+    if bytes.len() < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("a frame of {len} bytes ended after {}", bytes.len()),
+        ));
+    }
     postcard::from_bytes(&bytes)
         .map(Some)
         .map_err(|error| std::io::Error::other(format!("a malformed frame: {error}")))
@@ -200,6 +255,8 @@ mod tests {
 
     #[test]
     fn oversized_and_malformed_frames_are_errors() {
+        // A length of 4 GiB with nothing behind it fails at the end of the
+        // stream, without allocating 4 GiB first.
         let huge = (u32::MAX).to_le_bytes();
         assert!(read_frame::<ToChild>(&mut &huge[..]).is_err());
         let mut garbage = 3u32.to_le_bytes().to_vec();
@@ -210,21 +267,22 @@ mod tests {
     }
 
     #[test]
-    fn in_process_handles_do_not_cross() {
-        let inherit = Task::command().stdin(Stdin::Inherit);
-        assert!(
-            WireTask::from_task(&inherit)
-                .unwrap_err()
-                .message()
-                .contains("stdin")
-        );
+    fn in_process_streams_cross_as_relays() {
         let writer: std::sync::Arc<std::sync::Mutex<dyn Write + Send>> =
             std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        assert!(WireTask::from_task(&Task::command().stdout(Output::Writer(writer))).is_err());
+        let task = Task::command()
+            .stdin(Stdin::Inherit)
+            .stdout(Output::Writer(writer))
+            .stderr(Output::Discard);
+        let wire = WireTask::from_task(&task);
+        assert!(matches!(wire.stdin, WireStdin::Streamed));
+        assert_eq!(wire.stdout, WireOutput::Streamed);
+        assert_eq!(wire.stderr, WireOutput::Discard);
         let fine = Task::call("square", &3)
             .unwrap()
             .stdin(Stdin::Bytes((&b"x"[..]).into()));
-        let back = WireTask::from_task(&fine).unwrap().into_task();
+        let back = WireTask::from_task(&fine).into_task(Stdin::Empty, Output::Discard, Output::Discard);
         assert_eq!(&*back.input, b"3");
+        assert!(matches!(back.stdin, Stdin::Bytes(_)));
     }
 }

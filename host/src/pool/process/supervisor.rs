@@ -6,24 +6,29 @@
 //! one select.
 
 use std::collections::VecDeque;
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write};
 use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, select};
+use crossbeam_channel::{Receiver, Sender, select};
 
-use super::protocol::{ToChild, ToParent, VERSION, WireTask, read_frame, write_frame};
+use super::protocol::{StreamName, ToChild, ToParent, VERSION, WireTask, read_frame, write_frame};
 use super::{ProcessOptions, WORKER_ENV, WorkerPids};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
 use crate::outcome::Outcome;
-use crate::pool::job::Job;
+use crate::pool::queue::Job;
 use crate::status::ExitStatus;
-use crate::task::Task;
+use crate::store::{CHUNK, Chunk, Pump, Reply};
+use crate::task::{Output, Stdin, Task};
 
-/// How long a worker process may take to start and load its module.
-const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long a worker process may take to start and answer `Hello`.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long it may then take to load its module (from the cache, usually).
+const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// One live worker process.
 struct Worker {
@@ -36,6 +41,11 @@ struct Worker {
 }
 
 impl Worker {
+    /// Sends one frame to the worker.
+    fn send(&mut self, message: &ToChild) -> std::io::Result<()> {
+        write_frame(&mut self.to_child, message)
+    }
+
     /// Whether an idle worker is still there: its frame channel is open
     /// and quiet (an idle worker has nothing to say; a frame now is out of
     /// turn, and the worker is replaced anyway).
@@ -61,6 +71,140 @@ fn lost(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::WorkerLost, message)
 }
 
+/// Why `serve` stopped before every task was answered.
+enum Ended {
+    /// The worker died, broke the protocol or overran a deadline.
+    Lost(Error),
+    /// The worker retired after a task, as it said in its `Done`.
+    Retired,
+}
+
+impl From<Error> for Ended {
+    fn from(error: Error) -> Self {
+        Ended::Lost(error)
+    }
+}
+
+fn gone(message: impl Into<String>) -> Ended {
+    Ended::Lost(lost(message))
+}
+
+/// A task sent to the worker and not yet answered.
+struct InFlight {
+    index: usize,
+    id: u64,
+    cancel_sent: bool,
+}
+
+/// How far a relayed stdin may run ahead of what the guest has taken.
+const STDIN_WINDOW: u64 = 1 << 20;
+
+/// The relay of the running task's streamed stdin: chunks from its source
+/// (the host's stdin, or the task's reader) go to the worker as `Input`
+/// frames, no more than [`STDIN_WINDOW`] ahead of what the guest has taken,
+/// and the source's end as `InputEnd`. Nothing is read before the guest
+/// could want it.
+struct StdinRelay {
+    /// `None` when the task's stdin is not streamed, or has ended.
+    source: Option<Arc<Pump>>,
+    replies: Sender<Chunk>,
+    chunks: Receiver<Chunk>,
+    asked: bool,
+    ahead: u64,
+}
+
+impl StdinRelay {
+    /// The relay for the task at the front, if its stdin is streamed.
+    fn start(front: Option<&InFlight>, tasks: &[(&Task, &CancelToken)]) -> Result<Self, Ended> {
+        let source = match front.map(|f| &tasks[f.index].0.stdin) {
+            Some(Stdin::Inherit) => Some(Pump::host_stdin()),
+            Some(Stdin::Reader(reader)) => Some(Pump::spawn(Arc::clone(reader))),
+            _ => None,
+        }
+        .transpose()
+        .map_err(|error| {
+            Error::new(
+                ErrorKind::Setup,
+                format!("cannot start the thread that relays the task's stdin: {error}"),
+            )
+        })?;
+        let (replies, chunks) = crossbeam_channel::bounded(1);
+        Ok(StdinRelay {
+            source,
+            replies,
+            chunks,
+            asked: false,
+            ahead: 0,
+        })
+    }
+
+    /// Asks the source for the next chunk, when the window has room.
+    fn ask(&mut self) {
+        if let Some(source) = &self.source
+            && !self.asked
+            && self.ahead < STDIN_WINDOW
+        {
+            source.request(CHUNK, Reply::Sync(self.replies.clone()));
+            self.asked = true;
+        }
+    }
+
+    /// Where the source's chunks arrive (never, when there is no source).
+    fn chunks(&self) -> Receiver<Chunk> {
+        match self.source {
+            Some(_) => self.chunks.clone(),
+            None => crossbeam_channel::never(),
+        }
+    }
+
+    /// Sends a chunk on to the worker; the end (or a read error) ends the
+    /// task's stdin.
+    fn forward(
+        &mut self,
+        worker: &mut Worker,
+        id: u64,
+        chunk: Result<Chunk, crossbeam_channel::RecvError>,
+    ) -> Result<(), Ended> {
+        self.asked = false;
+        let message = match chunk {
+            Ok(Ok(bytes)) if !bytes.is_empty() => {
+                self.ahead += bytes.len() as u64;
+                ToChild::Input { id, bytes }
+            }
+            _ => {
+                self.source = None;
+                ToChild::InputEnd { id }
+            }
+        };
+        worker
+            .send(&message)
+            .map_err(|e| gone(format!("the worker process stopped taking input ({e})")))
+    }
+
+    /// The guest took `bytes`: room for as many more.
+    fn taken(&mut self, bytes: u64) {
+        self.ahead = self.ahead.saturating_sub(bytes);
+    }
+}
+
+/// Writes a relayed stream's bytes where the task's output goes. A host
+/// stream that fails (a closed pipe) drops them: the guest's write already
+/// succeeded in its worker.
+fn write_output(output: &Output, stream: StreamName, bytes: &[u8]) {
+    let _ = match (output, stream) {
+        (Output::Inherit, StreamName::Stdout) => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(bytes).and_then(|()| out.flush())
+        }
+        (Output::Inherit, StreamName::Stderr) => std::io::stderr().write_all(bytes),
+        (Output::Writer(writer), _) => writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write_all(bytes),
+        (Output::Capture | Output::Discard, _) => Ok(()),
+    };
+}
+
 /// Supervises the process of one pool worker.
 pub(super) struct Supervisor {
     module: Module,
@@ -70,6 +214,8 @@ pub(super) struct Supervisor {
     index: usize,
     /// When this worker's recent processes died, for the crash-loop breaker.
     deaths: VecDeque<Instant>,
+    /// Why the last one died.
+    last_death: String,
     next_id: u64,
 }
 
@@ -93,15 +239,22 @@ impl Supervisor {
             pids,
             index,
             deaths: VecDeque::new(),
+            last_death: String::new(),
             next_id: 0,
         }
     }
 
     /// Starts the worker process now rather than at the first task.
+    /// A worker that cannot start counts as a death: a program that is no
+    /// worker trips the breaker instead of being started in a loop.
     pub(super) fn warm_up(&mut self) {
-        if self.worker.is_none() {
-            let worker = self.spawn().ok();
-            self.set_worker(worker);
+        if self.worker.is_none() && !self.breaker_open() {
+            match self.spawn() {
+                Ok(worker) => self.set_worker(Some(worker)),
+                Err(error) => {
+                    self.record_death(error.to_string());
+                }
+            }
         }
     }
 
@@ -121,9 +274,8 @@ impl Supervisor {
                 recv(queue) -> job => return job.ok(),
                 recv(worker.from_child) -> _ => {
                     self.set_worker(None);
-                    if !self.record_death() {
-                        self.warm_up();
-                    }
+                    self.record_death("the worker process died while idle".into());
+                    self.warm_up();
                 }
             }
         }
@@ -136,11 +288,19 @@ impl Supervisor {
         self.worker = worker;
     }
 
-    /// Records a death; whether the crash-loop breaker has tripped (more
-    /// deaths within the window than the options allow).
-    fn record_death(&mut self) -> bool {
+    /// Records a death and why; whether the crash-loop breaker is now open.
+    fn record_death(&mut self, why: String) -> bool {
+        self.deaths.push_back(Instant::now());
+        self.last_death = why;
+        self.breaker_open()
+    }
+
+    /// Whether the crash-loop breaker is open: more deaths within the
+    /// window than the options allow. While it is, tasks fail at once and no
+    /// worker is started, so a worker that cannot start (or dies at once)
+    /// costs at most `max_restarts` starts per window.
+    fn breaker_open(&mut self) -> bool {
         let now = Instant::now();
-        self.deaths.push_back(now);
         while self
             .deaths
             .front()
@@ -149,6 +309,16 @@ impl Supervisor {
             self.deaths.pop_front();
         }
         self.deaths.len() > self.options.max_restarts as usize
+    }
+
+    /// The error of a task failed by the open breaker, after `cause`.
+    fn poison(&self, cause: &str) -> Error {
+        lost(format!(
+            "{cause}; the worker process died {} times within {}: the task fails for good \
+             (it may be poison to its worker, or the worker cannot start)",
+            self.deaths.len(),
+            humantime::format_duration(self.options.restart_window)
+        ))
     }
 
     /// Runs `tasks` in the worker process, pipelined: all are sent at once
@@ -170,8 +340,12 @@ impl Supervisor {
         // Tasks not yet answered, in order.
         let mut pending: VecDeque<usize> = VecDeque::new();
         for (index, (task, _)) in tasks.iter().enumerate() {
-            match WireTask::from_task(task) {
-                Ok(_) => pending.push_back(index),
+            // The checks a thread worker makes first, made before sending:
+            // the same status and message in both isolations, and no
+            // oversized message on the pipe.
+            let limits = task.limits.clone().unwrap_or_default();
+            match limits.validate().and_then(|()| task.check(&limits)) {
+                Ok(()) => pending.push_back(index),
                 Err(error) => deliver(index, Outcome::from(error)),
             }
         }
@@ -181,22 +355,35 @@ impl Supervisor {
             .iter()
             .filter_map(|(_, token)| token.watch(&wake))
             .collect();
-        while !pending.is_empty() {
+        let fail = |index: usize, error: Error, deliver: &mut dyn FnMut(usize, Outcome)| {
+            let mut outcome = Outcome::from(error);
+            outcome.duration = started.elapsed();
+            deliver(index, outcome);
+        };
+        while let Some(&front) = pending.front() {
+            if self.breaker_open() {
+                pending.pop_front();
+                let error = self.poison(&self.last_death.clone());
+                fail(front, error, &mut deliver);
+                continue;
+            }
             let error = match self.serve(tasks, &mut pending, &woken, &mut deliver) {
                 Ok(()) => return,
-                Err(error) => error,
+                Err(Ended::Retired) => {
+                    // The worker left on purpose after its task: the tasks
+                    // behind it never started and go to a new one.
+                    self.set_worker(None);
+                    continue;
+                }
+                Err(Ended::Lost(error)) => error,
             };
             self.set_worker(None);
+            let open = self.record_death(error.to_string());
             let Some(&index) = pending.front() else {
                 return;
             };
-            let error = if self.record_death() {
-                lost(format!(
-                    "{error}; the worker process died {} times within {}: the task fails for good \
-                     (it may be poison to its worker)",
-                    self.deaths.len(),
-                    humantime::format_duration(self.options.restart_window)
-                ))
+            let error = if open {
+                self.poison(&self.last_death)
             } else if attempts[index] < self.options.retries {
                 attempts[index] += 1;
                 continue;
@@ -204,30 +391,29 @@ impl Supervisor {
                 error
             };
             pending.pop_front();
-            let mut outcome = Outcome::from(error);
-            outcome.duration = started.elapsed();
-            deliver(index, outcome);
+            fail(index, error, &mut deliver);
             // Keep the pool at its size: the next task finds a worker ready.
             self.warm_up();
         }
     }
 
     /// Sends every pending task to the worker and collects answers until
-    /// all are in, or the worker is lost (the unanswered stay pending).
+    /// all are in, or the worker is lost or retires (the unanswered stay
+    /// pending). Streams of the running task are relayed meanwhile.
     fn serve(
         &mut self,
         tasks: &[(&Task, &CancelToken)],
         pending: &mut VecDeque<usize>,
         woken: &Receiver<()>,
         deliver: &mut impl FnMut(usize, Outcome),
-    ) -> Result<(), Error> {
+    ) -> Result<(), Ended> {
         // A worker that died while idle is replaced before tasks are handed
         // over: they never saw it, so it costs them no attempt.
         if self.worker.as_ref().is_some_and(|w| !w.idle_and_alive()) {
             self.set_worker(None);
         }
         if self.worker.is_none() {
-            let worker = self.spawn()?;
+            let worker = self.spawn().map_err(Ended::Lost)?;
             self.set_worker(Some(worker));
         }
         let worker = self.worker.as_mut().expect("spawned above");
@@ -246,14 +432,19 @@ impl Supervisor {
             }
             !cancelled
         });
-        let mut in_flight: VecDeque<(usize, u64, bool)> = VecDeque::new();
+        let mut in_flight: VecDeque<InFlight> = VecDeque::new();
         for &index in pending.iter() {
             self.next_id += 1;
             let id = self.next_id;
-            let wire = WireTask::from_task(tasks[index].0)?;
-            write_frame(&mut worker.to_child, &ToChild::Run { id, task: wire })
+            let task = WireTask::from_task(tasks[index].0);
+            worker
+                .send(&ToChild::Run { id, task })
                 .map_err(|e| lost(format!("the worker process stopped taking tasks ({e})")))?;
-            in_flight.push_back((index, id, false));
+            in_flight.push_back(InFlight {
+                index,
+                id,
+                cancel_sent: false,
+            });
         }
 
         // The worker enforces each task's own limits; the supervisor steps
@@ -263,18 +454,21 @@ impl Supervisor {
         let limit = |index: usize| tasks[index].0.limits.as_ref().and_then(|l| l.get_timeout());
         let mut front_since = Instant::now();
         let mut cancel_by: Option<Instant> = None;
-        while let Some(&(front, front_id, _)) = in_flight.front() {
-            for (index, id, cancel_sent) in in_flight.iter_mut() {
-                if !*cancel_sent && tasks[*index].1.is_cancelled() {
-                    *cancel_sent = true;
-                    let _ = write_frame(&mut worker.to_child, &ToChild::Cancel { id: *id });
-                    if *id == front_id {
+        let mut relay = StdinRelay::start(in_flight.front(), tasks)?;
+        while let Some(front) = in_flight.front() {
+            let (front_index, front_id) = (front.index, front.id);
+            for task in in_flight.iter_mut() {
+                if !task.cancel_sent && tasks[task.index].1.is_cancelled() {
+                    task.cancel_sent = true;
+                    let _ = worker.send(&ToChild::Cancel { id: task.id });
+                    if task.id == front_id {
                         cancel_by = Some(Instant::now() + grace);
                     }
                 }
             }
+            relay.ask();
             let deadline = [
-                limit(front).and_then(|t| front_since.checked_add(t + grace)),
+                limit(front_index).and_then(|t| front_since.checked_add(t + grace)),
                 cancel_by,
             ]
             .into_iter()
@@ -284,21 +478,37 @@ impl Supervisor {
                 Some(deadline) => crossbeam_channel::at(deadline),
                 None => crossbeam_channel::never(),
             };
+            let stdin_chunks = relay.chunks();
             select! {
                 recv(worker.from_child) -> frame => match frame {
-                    Ok(Ok(ToParent::Done { id, outcome })) if id == front_id => {
+                    Ok(Ok(ToParent::Done { id, outcome, retire })) if id == front_id => {
                         in_flight.pop_front();
                         pending.pop_front();
-                        deliver(front, outcome);
+                        deliver(front_index, outcome);
+                        if retire {
+                            return Err(Ended::Retired);
+                        }
                         front_since = Instant::now();
                         cancel_by = in_flight
                             .front()
-                            .filter(|(_, _, cancel_sent)| *cancel_sent)
+                            .filter(|task| task.cancel_sent)
                             .map(|_| front_since + grace);
+                        relay = StdinRelay::start(in_flight.front(), tasks)?;
                     }
-                    Ok(Ok(_)) => return Err(lost("the worker process answered out of turn")),
+                    Ok(Ok(ToParent::Output { id, stream, bytes })) if id == front_id => {
+                        let task = tasks[front_index].0;
+                        let output = match stream {
+                            StreamName::Stdout => &task.stdout,
+                            StreamName::Stderr => &task.stderr,
+                        };
+                        write_output(output, stream, &bytes);
+                    }
+                    Ok(Ok(ToParent::InputTaken { id, bytes })) if id == front_id => {
+                        relay.taken(bytes);
+                    }
+                    Ok(Ok(_)) => return Err(gone("the worker process answered out of turn")),
                     Ok(Err(error)) => {
-                        return Err(lost(format!(
+                        return Err(gone(format!(
                             "the worker process sent a malformed frame ({error})"
                         )));
                     }
@@ -308,15 +518,16 @@ impl Supervisor {
                             .wait()
                             .map(|s| s.to_string())
                             .unwrap_or_default();
-                        return Err(lost(format!(
+                        return Err(gone(format!(
                             "the worker process died under the task ({status})"
                         )));
                     }
                 },
+                recv(stdin_chunks) -> chunk => relay.forward(worker, front_id, chunk)?,
                 // A task was cancelled: the loop's top sends the `Cancel`.
                 recv(woken) -> _ => {}
                 recv(timer) -> _ => {
-                    return Err(lost(format!(
+                    return Err(gone(format!(
                         "the worker process did not answer within the task's limit plus {} of \
                          grace, and was killed",
                         humantime::format_duration(grace)
@@ -387,22 +598,37 @@ impl Supervisor {
             module: self.module.wasm().to_vec(),
             settings: self.module.runtime().settings().clone(),
         };
-        write_frame(&mut worker.to_child, &hello).map_err(|e| {
+        let not_a_worker = || {
             lost(format!(
-                "cannot talk to the worker process `{}`: {e}",
+                "`{}` did not start as a wasmproc worker: it must be the wasmproc binary, or a \
+                 program that calls wasmproc::process::run_worker_if_requested() first thing in \
+                 main (see ProcessOptions::executable)",
                 executable.display()
             ))
-        })?;
-        match worker.from_child.recv_timeout(START_TIMEOUT) {
-            Ok(Ok(ToParent::Ready { version, .. })) if version == VERSION => Ok(worker),
+        };
+        // A program that is no worker may be gone before it reads `Hello`.
+        if worker.send(&hello).is_err() {
+            return Err(not_a_worker());
+        }
+        // A worker answers `Hello` at once; a program that is no worker
+        // (it forgot the hook, or is another program) never does.
+        match worker.from_child.recv_timeout(HANDSHAKE_TIMEOUT) {
+            Ok(Ok(ToParent::Started { version, .. })) if version == VERSION => {}
+            Ok(Ok(ToParent::Refused { message })) => {
+                return Err(lost(format!("the worker process refused: {message}")));
+            }
+            _ => return Err(not_a_worker()),
+        }
+        match worker.from_child.recv_timeout(LOAD_TIMEOUT) {
+            Ok(Ok(ToParent::Ready)) => Ok(worker),
             Ok(Ok(ToParent::Refused { message })) => {
                 Err(lost(format!("the worker process refused: {message}")))
             }
-            _ => Err(lost(format!(
-                "`{}` did not start as a wasmproc worker: it must be the wasmproc binary, or a \
-                 program that calls wasmproc::process::run_worker_if_requested() first thing in main",
-                executable.display()
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => Err(lost(format!(
+                "the worker process did not load the module within {}",
+                humantime::format_duration(LOAD_TIMEOUT)
             ))),
+            _ => Err(lost("the worker process died while loading the module")),
         }
     }
 }

@@ -36,6 +36,15 @@ fn main() {
                 exit(2)
             }
         },
+        // The one stable symlink call on wasm32-wasip1.
+        #[allow(deprecated)]
+        "symlink" => match std::fs::soft_link(&rest[0], &rest[1]) {
+            Ok(()) => println!("linked {} -> {}", rest[1], rest[0]),
+            Err(error) => {
+                eprintln!("cannot link {}: {error}", rest[1]);
+                exit(2)
+            }
+        },
         "list" => match std::fs::read_dir(&rest[0]) {
             Ok(entries) => {
                 let mut names: Vec<String> = entries
@@ -77,7 +86,7 @@ fn main() {
         "panic" => panic!("wasi-cmd was told to panic"),
         _ => {
             eprintln!(
-                "usage: wasi-cmd args|env|cat|exit N|read F|write F T|list D|sleep MS|spin|flood N|stderr T|say T|panic"
+                "usage: wasi-cmd args|env|cat|exit N|read F|write F T|symlink T L|list D|sleep MS|spin|flood N|stderr T|say T|panic"
             );
             exit(64)
         }

@@ -1,7 +1,8 @@
-//! What a pool's queue carries: tasks for one worker to run back to back,
-//! and where each one's outcome goes.
+//! What a pool's queue carries (tasks for one worker to run back to back,
+//! and where each one's outcome goes), and who waits on it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crossbeam_channel::Sender;
 
@@ -39,5 +40,23 @@ impl Reply {
                 let _ = results.send((index, outcome));
             }
         }
+    }
+}
+
+/// How many workers wait for a job.
+#[derive(Clone, Default)]
+pub(crate) struct Idle(Arc<AtomicUsize>);
+
+impl Idle {
+    /// Counts this worker as idle while `wait` runs.
+    pub(crate) fn waiting<T>(&self, wait: impl FnOnce() -> T) -> T {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        let got = wait();
+        self.0.fetch_sub(1, Ordering::SeqCst);
+        got
+    }
+
+    pub(crate) fn any(&self) -> bool {
+        self.0.load(Ordering::SeqCst) > 0
     }
 }
