@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use wasmtime::{Engine, Linker};
 
-use crate::cache::ModuleCache;
+use crate::cache::{ModuleCache, default_key_file};
 use crate::engine::{EngineSettings, InstancePermits, Ticker, new_engine};
 use crate::error::{Error, ErrorKind};
 use crate::limits::DEFAULT_MAX_WASM_STACK;
@@ -21,6 +21,14 @@ use crate::store::{HostState, new_linker};
 /// More concurrent runs wait for a free slot; they never fail for lack of
 /// one. Each slot costs address space and a fiber stack up front.
 pub const DEFAULT_MAX_INSTANCES: u32 = 64;
+
+/// The default cap on a module's size: 256 MiB.
+pub const DEFAULT_MAX_MODULE_SIZE: usize = 256 << 20;
+
+/// The default cap on the functions a module defines: 100,000. Compiling
+/// costs time and memory per function, outside every task's limits; a
+/// module past the cap is refused before any of it is compiled.
+pub const DEFAULT_MAX_MODULE_FUNCTIONS: u32 = 100_000;
 
 /// The environment variable that overrides the module cache's directory.
 pub const CACHE_DIR_ENV: &str = "WASMPROC_CACHE_DIR";
@@ -79,6 +87,10 @@ impl LinkedEngine {
 pub(crate) struct RuntimeSettings {
     pub(crate) engine: EngineSettings,
     pub(crate) cache_dir: Option<PathBuf>,
+    /// The file holding the key that signs cache entries.
+    pub(crate) cache_key_file: Option<PathBuf>,
+    pub(crate) max_module_size: usize,
+    pub(crate) max_module_functions: u32,
 }
 
 /// Builds a [`Runtime`]; every setting has a documented default.
@@ -94,8 +106,11 @@ pub(crate) struct RuntimeSettings {
 #[must_use]
 pub struct RuntimeBuilder {
     cache: CacheChoice,
+    cache_key_file: Option<PathBuf>,
     max_wasm_stack: usize,
     max_instances: u32,
+    max_module_size: usize,
+    max_module_functions: u32,
 }
 
 #[derive(Debug, Clone)]
@@ -109,8 +124,11 @@ impl Default for RuntimeBuilder {
     fn default() -> Self {
         RuntimeBuilder {
             cache: CacheChoice::Default,
+            cache_key_file: None,
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             max_instances: DEFAULT_MAX_INSTANCES,
+            max_module_size: DEFAULT_MAX_MODULE_SIZE,
+            max_module_functions: DEFAULT_MAX_MODULE_FUNCTIONS,
         }
     }
 }
@@ -121,6 +139,18 @@ impl RuntimeBuilder {
     /// (`~/.cache/wasmproc` on Linux, `%LOCALAPPDATA%\wasmproc` on Windows).
     pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.cache = CacheChoice::Dir(dir.into());
+        self
+    }
+
+    /// Keeps the secret key that signs cache entries in `path`. It is made
+    /// on first use, readable by its owner only; a key file that others may
+    /// read, or that is not this user's, is not used (the cache is then
+    /// off; see [`Runtime::cache_off_reason`]). By default
+    /// `$WASMPROC_CACHE_KEY_FILE`, else `wasmproc/cache.key` in the
+    /// platform's configuration directory (`~/.config` on Linux,
+    /// `%APPDATA%` on Windows): never inside the cache.
+    pub fn cache_key_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.cache_key_file = Some(path.into());
         self
     }
 
@@ -143,6 +173,22 @@ impl RuntimeBuilder {
     /// By default [`DEFAULT_MAX_INSTANCES`].
     pub fn max_instances(mut self, count: u32) -> Self {
         self.max_instances = count;
+        self
+    }
+
+    /// Refuses to load modules larger than `bytes`, before reading them
+    /// whole. By default [`DEFAULT_MAX_MODULE_SIZE`].
+    pub fn max_module_size(mut self, bytes: usize) -> Self {
+        self.max_module_size = bytes;
+        self
+    }
+
+    /// Refuses to load modules that define more than `count` functions,
+    /// before compiling any: compilation runs outside every task's limits,
+    /// and its time and memory grow with the functions. By default
+    /// [`DEFAULT_MAX_MODULE_FUNCTIONS`].
+    pub fn max_module_functions(mut self, count: u32) -> Self {
+        self.max_module_functions = count;
         self
     }
 
@@ -173,6 +219,9 @@ impl RuntimeBuilder {
                 max_instances: self.max_instances,
             },
             cache_dir,
+            cache_key_file: self.cache_key_file.or_else(default_key_file),
+            max_module_size: self.max_module_size,
+            max_module_functions: self.max_module_functions,
         })
     }
 }
@@ -197,7 +246,7 @@ impl Runtime {
     pub(crate) fn with_settings(settings: RuntimeSettings) -> Result<Runtime, Error> {
         let plain = LinkedEngine::new(&settings.engine, false)?;
         let cache = match &settings.cache_dir {
-            Some(dir) => ModuleCache::in_dir(dir.clone()),
+            Some(dir) => ModuleCache::in_dir(dir.clone(), settings.cache_key_file.as_deref()),
             None => ModuleCache::disabled(),
         };
         let ticker = Ticker::start(plain.engine.clone()).map_err(|error| {
@@ -220,6 +269,13 @@ impl Runtime {
     /// The directory of the module cache, if the cache is on.
     pub fn cache_dir(&self) -> Option<&Path> {
         self.inner.cache.dir()
+    }
+
+    /// Why the module cache is off although a directory was set for it
+    /// (its key file cannot be made, or others may read it): modules are
+    /// then compiled on every load.
+    pub fn cache_off_reason(&self) -> Option<&str> {
+        self.inner.cache.off_because()
     }
 
     /// The settings this runtime was built with.

@@ -350,7 +350,12 @@ impl Task {
             return over("argument", self.input.len());
         }
         let strings: usize = self.argv.iter().map(String::len).sum::<usize>()
-            + self.caps.env.iter().map(|(k, v)| k.len() + v.len() + 1).sum::<usize>();
+            + self
+                .caps
+                .env
+                .iter()
+                .map(|(k, v)| k.len() + v.len() + 1)
+                .sum::<usize>();
         if strings > max {
             return over("argv and env", strings);
         }
@@ -428,10 +433,26 @@ mod tests {
         let limits = Limits::default().max_args(10);
         let check = |task: Task| task.check(&limits).map_err(|e| e.to_string());
         assert!(check(Task::command().args(["short"])).is_ok());
-        assert!(check(Task::command().args(["far too long"])).unwrap_err().contains("argv"));
-        assert!(check(Task::call("t", &"a long argument").unwrap()).unwrap_err().contains("argument"));
-        assert!(check(Task::command().args(["a\0b"])).unwrap_err().contains("NUL"));
-        assert!(check(Task::command().env("A=B", "1")).unwrap_err().contains("A=B"));
+        assert!(
+            check(Task::command().args(["far too long"]))
+                .unwrap_err()
+                .contains("argv")
+        );
+        assert!(
+            check(Task::call("t", &"a long argument").unwrap())
+                .unwrap_err()
+                .contains("argument")
+        );
+        assert!(
+            check(Task::command().args(["a\0b"]))
+                .unwrap_err()
+                .contains("NUL")
+        );
+        assert!(
+            check(Task::command().env("A=B", "1"))
+                .unwrap_err()
+                .contains("A=B")
+        );
         let twice = Task::command()
             .dir(DirGrant::new("/tmp", "/d"))
             .dir(DirGrant::new("/var", "/x/../d/"));

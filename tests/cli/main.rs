@@ -16,6 +16,8 @@ mod run;
 mod map;
 // Process isolation through the binary: no worker outlives its parent.
 mod isolation;
+// Careless and hostile use: typos, endless inputs, closed pipes, limits.
+mod hardening;
 
 /// The binary under test.
 fn binary() -> &'static Path {
@@ -27,6 +29,10 @@ fn wasmproc() -> Command {
     let mut command = Command::new(binary());
     command
         .env("WASMPROC_CACHE_DIR", wasmproc_tests::suite_cache_dir())
+        .env(
+            "WASMPROC_CACHE_KEY_FILE",
+            wasmproc_tests::suite_cache_key_file(),
+        )
         .stdin(Stdio::null());
     command
 }

@@ -24,6 +24,7 @@ pub fn runtime() -> &'static Runtime {
     RUNTIME.get_or_init(|| {
         Runtime::builder()
             .cache_dir(suite_cache_dir())
+            .cache_key_file(suite_cache_key_file())
             .build()
             .expect("the default runtime builds")
     })
@@ -35,6 +36,15 @@ pub fn suite_cache_dir() -> PathBuf {
     DIR.get_or_init(|| tempfile::tempdir().expect("a temporary directory"))
         .path()
         .to_owned()
+}
+
+/// The file of the key that signs the suite's cache entries, outside the
+/// cache (the binary finds it through `WASMPROC_CACHE_KEY_FILE`).
+pub fn suite_cache_key_file() -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("a temporary directory"))
+        .path()
+        .join("cache.key")
 }
 
 /// The typed-task guest, loaded once.

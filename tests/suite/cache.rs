@@ -1,12 +1,37 @@
-//! The compiled-module cache: a second load maps, a bad entry is rebuilt.
+//! The compiled-module cache: a second load reads the compiled code, a bad
+//! or forged entry is rebuilt, a key others may read is not used.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use wasmproc::{CacheStatus, Runtime, Task};
 use wasmproc_tests::guests;
 
+/// A runtime caching in `dir`, its entries signed with the key in
+/// `dir`'s sibling `<dir>.key` (outside the cache, as the default is).
 fn runtime_in(dir: &Path) -> Runtime {
-    Runtime::builder().cache_dir(dir).build().unwrap()
+    Runtime::builder()
+        .cache_dir(dir)
+        .cache_key_file(key_file_of(dir))
+        .build()
+        .unwrap()
+}
+
+fn key_file_of(dir: &Path) -> PathBuf {
+    dir.with_extension("key")
+}
+
+/// An entry in the cache's format, signed with `key`.
+fn signed_entry(key: &[u8], wasm: &[u8], artifact: &[u8]) -> Vec<u8> {
+    let wasm_hash = blake3_of(wasm);
+    let key: [u8; 32] = key.try_into().unwrap();
+    let mut tag = blake3::Hasher::new_keyed(&key);
+    tag.update(&wasm_hash);
+    tag.update(artifact);
+    let mut entry = b"WPCACHE3".to_vec();
+    entry.extend_from_slice(&wasm_hash);
+    entry.extend_from_slice(tag.finalize().as_bytes());
+    entry.extend_from_slice(artifact);
+    entry
 }
 
 fn only_entry(dir: &Path) -> std::path::PathBuf {
@@ -71,19 +96,89 @@ fn truncated_entry_is_rebuilt() {
 }
 
 #[test]
-fn stale_entry_with_a_valid_checksum_is_rebuilt() {
-    // An entry that passes the checksum but is not an artifact of this
-    // engine (as after a wasmtime upgrade that kept the key).
+fn stale_entry_with_a_valid_tag_is_rebuilt() {
+    // An entry signed with the right key that is not an artifact of this
+    // engine (as after a wasmtime upgrade that kept the entry's name).
     let dir = tempfile::tempdir().unwrap();
     square_works(&runtime_in(dir.path()));
     let entry = only_entry(dir.path());
-    let artifact = b"an artifact of some other engine".to_vec();
-    let mut bytes = b"WPCACHE2".to_vec();
-    bytes.extend_from_slice(blake3_of(&std::fs::read(guests::SDK_TASKS).unwrap()).as_slice());
-    bytes.extend_from_slice(blake3_of(&artifact).as_slice());
-    bytes.extend_from_slice(&artifact);
-    std::fs::write(&entry, bytes).unwrap();
+    let key = std::fs::read(key_file_of(dir.path())).unwrap();
+    let wasm = std::fs::read(guests::SDK_TASKS).unwrap();
+    let stale = signed_entry(&key, &wasm, b"an artifact of some other engine");
+    std::fs::write(&entry, stale).unwrap();
     assert_eq!(square_works(&runtime_in(dir.path())), CacheStatus::Rebuilt);
+}
+
+/// Whoever can write the cache directory but lacks the key cannot plant
+/// code: an entry with `sdk_tasks`'s name and header but another module's
+/// compiled code, signed with any other key, is recompiled, not run.
+#[test]
+fn a_forged_entry_is_never_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let runtime = runtime_in(dir.path());
+    square_works(&runtime);
+    let target = only_entry(dir.path());
+    // Another module's real compiled code, from a cache of the forger's.
+    let forger = tempfile::tempdir().unwrap();
+    let forger_runtime = runtime_in(forger.path());
+    forger_runtime.load(guests::WASI_CMD).unwrap();
+    let entry = std::fs::read(only_entry(forger.path())).unwrap();
+    let foreign_artifact = &entry[8 + 32 + 32..];
+    let forger_key = std::fs::read(key_file_of(forger.path())).unwrap();
+    let wasm = std::fs::read(guests::SDK_TASKS).unwrap();
+    std::fs::write(&target, signed_entry(&forger_key, &wasm, foreign_artifact)).unwrap();
+
+    assert_eq!(square_works(&runtime_in(dir.path())), CacheStatus::Rebuilt);
+}
+
+/// A key file that other users may read would let them sign entries: it is
+/// not used, the cache is off, and the runtime says why and how to fix it.
+#[cfg(unix)]
+#[test]
+fn a_key_others_can_read_turns_the_cache_off() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    square_works(&runtime_in(dir.path()));
+    let key_file = key_file_of(dir.path());
+    let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "a new key is its owner's alone");
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let runtime = runtime_in(dir.path());
+    assert_eq!(runtime.cache_dir(), None);
+    let reason = runtime.cache_off_reason().unwrap();
+    assert!(reason.contains("chmod 600"), "{reason}");
+    assert_eq!(square_works(&runtime), CacheStatus::Uncached);
+}
+
+/// A key file that belongs to another user is not used either (root must
+/// not trust a key another user can write). Changing a file's owner takes
+/// root; elsewhere this checks nothing and says so.
+#[cfg(unix)]
+#[test]
+fn another_users_key_turns_the_cache_off() {
+    let dir = tempfile::tempdir().unwrap();
+    square_works(&runtime_in(dir.path()));
+    let key_file = key_file_of(dir.path());
+    if std::os::unix::fs::chown(&key_file, Some(65534), None).is_err() {
+        eprintln!("skipped: changing a file's owner needs root");
+        return;
+    }
+    let runtime = runtime_in(dir.path());
+    let reason = runtime.cache_off_reason().unwrap();
+    assert!(reason.contains("belongs to user 65534"), "{reason}");
+    assert_eq!(square_works(&runtime), CacheStatus::Uncached);
+}
+
+/// The cache's directory is its owner's alone.
+#[cfg(unix)]
+#[test]
+fn a_new_cache_directory_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("cache");
+    square_works(&runtime_in(&dir));
+    let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
 }
 
 #[test]

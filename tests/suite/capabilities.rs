@@ -140,7 +140,11 @@ fn a_guest_cannot_create_symlinks() {
 /// `--env A=1 --env A=2`: the last value wins, as in a shell.
 #[test]
 fn the_last_value_of_a_variable_wins() {
-    let task = Task::command().args(["env"]).env("A", "1").env("B", "b").env("A", "2");
+    let task = Task::command()
+        .args(["env"])
+        .env("A", "1")
+        .env("B", "b")
+        .env("A", "2");
     assert_eq!(wasi_cmd().run(&task).stdout.text(), "A=2\nB=b\n");
 }
 
@@ -159,7 +163,12 @@ fn guest_paths_are_normalized_and_granted_once() {
         .dir(DirGrant::new(dir.path(), "/b/."));
     let outcome = wasi_cmd().run(&twice);
     assert_eq!(outcome.status, ExitStatus::BadInvocation);
-    assert!(outcome.message.unwrap().contains("two directories are granted at guest path `/b`"));
+    assert!(
+        outcome
+            .message
+            .unwrap()
+            .contains("two directories are granted at guest path `/b`")
+    );
 }
 
 /// A NUL cannot reach a guest's C strings, where it would cut the word.

@@ -114,9 +114,92 @@ fn unsatisfiable_import_cannot_run_and_is_named() {
 #[test]
 fn wrong_start_signature_cannot_run() {
     let module = wat(r#"(module (func (export "_start") (param i32)))"#);
+    // Asked for by name, or found by default: the message names the type.
+    for task in [
+        Task::command(),
+        Task::new(wasmproc::Entry::Auto, &b"null"[..]),
+    ] {
+        let outcome = module.run(&task);
+        assert_eq!(outcome.status, ExitStatus::CannotRun);
+        let message = outcome.message.unwrap();
+        assert!(
+            message.contains("exports `_start` as func (i32) -> ()"),
+            "{message}"
+        );
+    }
+}
+
+/// WASI passes data through the guest's memory: a module that imports WASI
+/// functions but exports no memory cannot run (126), before it starts.
+#[test]
+fn a_command_without_its_memory_cannot_run() {
+    let module = wat(r#"(module
+             (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+             (memory 1)
+             (func (export "_start")))"#);
     let outcome = module.run(&Task::command());
     assert_eq!(outcome.status, ExitStatus::CannotRun);
-    assert!(outcome.message.unwrap().contains("func (i32) -> ()"));
+    assert!(
+        outcome
+            .message
+            .unwrap()
+            .contains("exports no memory named `memory`")
+    );
+}
+
+/// A module that is valid WebAssembly but over the engine's limits (here a
+/// table larger than the instance pool's) is told apart from a malformed
+/// one.
+#[test]
+fn a_module_over_the_engine_limits_is_not_called_invalid() {
+    let binary =
+        wat::parse_str(r#"(module (table 100000 funcref) (func (export "_start")))"#).unwrap();
+    let error = runtime().load_bytes("big-table.wasm", &binary).unwrap_err();
+    assert_eq!(error.exit_status(), ExitStatus::CannotRun);
+    assert!(
+        error
+            .to_string()
+            .contains("valid WebAssembly but cannot run under wasmproc's limits"),
+        "{error}"
+    );
+}
+
+/// Loading is bounded before anything is compiled: by size and by the
+/// number of functions, each with its knob named.
+#[test]
+fn modules_past_the_load_limits_are_refused_before_compiling() {
+    let five =
+        wat::parse_str(r#"(module (func) (func) (func) (func) (func (export "_start")))"#).unwrap();
+    let strict = wasmproc::Runtime::builder()
+        .no_cache()
+        .max_module_functions(4)
+        .max_module_size(1 << 10)
+        .build()
+        .unwrap();
+    let error = strict.load_bytes("five.wasm", &five).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("defines 5 functions, over the limit of 4"),
+        "{error}"
+    );
+    let error = strict
+        .load_bytes("huge.wasm", &vec![0u8; 2 << 10])
+        .unwrap_err();
+    assert!(error.to_string().contains("max_module_size"), "{error}");
+}
+
+/// A file that is no module is refused by its first bytes, without reading
+/// it whole (`/dev/zero` never ends).
+#[cfg(unix)]
+#[test]
+fn an_endless_file_is_refused_at_once() {
+    let error = runtime().load("/dev/zero").unwrap_err();
+    assert_eq!(error.exit_status(), ExitStatus::CannotRun);
+    assert!(
+        error.to_string().contains("not a WebAssembly module"),
+        "{error}"
+    );
 }
 
 #[test]

@@ -291,12 +291,18 @@ fn streamed_stdin_and_output_are_relayed_to_a_worker_process() {
             .stderr(stderr.output());
         let workers = pool(wasi_cmd(), isolation.clone(), 1);
         let outcomes: Vec<Outcome> = workers.map_tasks([cat, flood]).collect();
-        assert!(outcomes.iter().all(|o| o.success()), "{isolation:?}: {outcomes:?}");
+        assert!(
+            outcomes.iter().all(|o| o.success()),
+            "{isolation:?}: {outcomes:?}"
+        );
         let mut expected = input.clone();
         expected.extend_from_slice(b"to both\n");
         assert!(stdout.bytes() == expected, "{isolation:?}: stdout differs");
         assert_eq!(stderr.bytes(), b"to both\n", "{isolation:?}");
-        assert!(outcomes[0].stdout.bytes.is_empty(), "streamed, not captured");
+        assert!(
+            outcomes[0].stdout.bytes.is_empty(),
+            "streamed, not captured"
+        );
     }
 }
 
@@ -316,7 +322,10 @@ fn a_guest_waiting_on_a_relayed_stdin_times_out() {
             .args(["cat"])
             .stdin(Stdin::reader(Never))
             .limits(timeout(200));
-        let outcome = pool(wasi_cmd(), isolation.clone(), 1).submit(task).unwrap().into_outcome();
+        let outcome = pool(wasi_cmd(), isolation.clone(), 1)
+            .submit(task)
+            .unwrap()
+            .into_outcome();
         assert_eq!(outcome.status, ExitStatus::TimedOut, "{isolation:?}");
     }
 }
@@ -454,6 +463,10 @@ mod supervision {
             .env("POOL_HOST_TASK", "sleep_ms")
             .env("POOL_HOST_WORKERS", "2")
             .env("WASMPROC_CACHE_DIR", wasmproc_tests::suite_cache_dir())
+            .env(
+                "WASMPROC_CACHE_KEY_FILE",
+                wasmproc_tests::suite_cache_key_file(),
+            )
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -514,6 +527,10 @@ fn a_program_that_forgot_the_worker_hook_is_told_and_spawns_no_tree() {
         .env("POOL_HOST_TASK", "square")
         .env("POOL_HOST_WORKERS", "2")
         .env("WASMPROC_CACHE_DIR", wasmproc_tests::suite_cache_dir())
+        .env(
+            "WASMPROC_CACHE_KEY_FILE",
+            wasmproc_tests::suite_cache_key_file(),
+        )
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -527,8 +544,17 @@ fn a_program_that_forgot_the_worker_hook_is_told_and_spawns_no_tree() {
     }
     // Each worker it started said why it would not build a pool, and none
     // started workers of its own: every refusal comes from the first level.
-    let refusals = stderr.matches("was started as a wasmproc worker process").count();
+    let refusals = stderr
+        .matches("was started as a wasmproc worker process")
+        .count();
     assert!(refusals >= 1, "{stderr}");
-    assert!(refusals <= 16, "a bounded number of starts, not a tree: {refusals}");
-    assert!(started.elapsed() < Duration::from_secs(60), "{:?}", started.elapsed());
+    assert!(
+        refusals <= 16,
+        "a bounded number of starts, not a tree: {refusals}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
 }

@@ -178,7 +178,10 @@ fn map_stream_unordered_ends_when_the_senders_are_dropped() {
         .map(|(i, o)| (i, o.decode().unwrap()))
         .collect();
     seen.sort();
-    assert_eq!(seen, (0..50).map(|i| (i, (i * i) as u64)).collect::<Vec<_>>());
+    assert_eq!(
+        seen,
+        (0..50).map(|i| (i, (i * i) as u64)).collect::<Vec<_>>()
+    );
 }
 
 #[test]

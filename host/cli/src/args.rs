@@ -72,6 +72,9 @@ pub(crate) struct RunArgs {
     pub(crate) limits: LimitArgs,
 
     #[command(flatten)]
+    pub(crate) load: LoadArgs,
+
+    #[command(flatten)]
     pub(crate) caps: CapabilityArgs,
 
     /// The module file (`.wasm` or `.wat`), then the guest's arguments.
@@ -105,6 +108,38 @@ pub(crate) struct LimitArgs {
     /// is dropped and the stream marked truncated.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub(crate) max_output: Option<u64>,
+
+    /// Cap each of a task's inputs: its argument, its argv and env together,
+    /// its stdin bytes (default 64MiB, at most 1GiB). Exit status 128 when
+    /// one is larger.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) max_args: Option<u64>,
+
+    /// Cap an SDK task's result (default 64MiB, at most 1GiB). Exit status
+    /// 137 when the guest hands back more.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub(crate) max_result: Option<u64>,
+}
+
+/// How a module is loaded.
+#[derive(Debug, Args)]
+pub(crate) struct LoadArgs {
+    /// Refuse modules that define more than N functions (default 100000),
+    /// before compiling: compilation runs outside every other limit.
+    #[arg(long, value_name = "N")]
+    pub(crate) max_functions: Option<u32>,
+}
+
+impl LoadArgs {
+    /// A runtime builder with these settings and room for `instances` at
+    /// once.
+    pub(crate) fn runtime(&self, instances: u32) -> wasmproc::RuntimeBuilder {
+        let builder = wasmproc::Runtime::builder().max_instances(instances);
+        match self.max_functions {
+            Some(count) => builder.max_module_functions(count),
+            None => builder,
+        }
+    }
 }
 
 /// Capabilities: nothing is granted unless named here.
@@ -152,6 +187,9 @@ pub(crate) struct MapArgs {
     pub(crate) limits: LimitArgs,
 
     #[command(flatten)]
+    pub(crate) load: LoadArgs,
+
+    #[command(flatten)]
     pub(crate) caps: CapabilityArgs,
 
     /// The module file.
@@ -174,6 +212,9 @@ pub(crate) enum IsolationArg {
 
 #[derive(Debug, Args)]
 pub(crate) struct ModuleArgs {
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
+
     /// The module file.
     #[arg(value_name = "MODULE")]
     pub(crate) module: PathBuf,
@@ -184,6 +225,9 @@ pub(crate) struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     pub(crate) json: bool,
+
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
 
     /// The module file.
     #[arg(value_name = "MODULE")]
@@ -207,15 +251,18 @@ impl RunArgs {
 /// host options are taken until the first argument that is not one (or a
 /// `--`); from there on everything is the guest's, so
 /// `wasmproc run m.wasm a --timeout 5s` gives the guest `a --timeout 5s`.
-pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> Vec<OsString> {
+///
+/// Also says whether the user wrote a `--` before the guest's argv (then
+/// nothing in it can be a misplaced host option).
+pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> (Vec<OsString>, bool) {
     // `run` is always the first argument: there are no global options.
     if raw.get(1).is_none_or(|a| a != "run") {
-        return raw;
+        return (raw, false);
     }
     let run_at = 1;
     let command = Cli::command();
     let Some(run) = command.find_subcommand("run") else {
-        return raw;
+        return (raw, false);
     };
     // Each long option of `run`, and whether it takes a value.
     let options: Vec<(String, bool)> = run
@@ -241,7 +288,7 @@ pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> Vec<OsString> {
     let mut i = run_at + 1;
     while i < raw.len() {
         if raw[i] == "--" {
-            return raw;
+            return (raw, true);
         }
         match option_len(&raw[i]) {
             Some(len) => i += len,
@@ -255,7 +302,7 @@ pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> Vec<OsString> {
         }
     }
     if i >= raw.len() {
-        return raw;
+        return (raw, false);
     }
     let module_at = i;
     let mut j = module_at + 1;
@@ -266,7 +313,8 @@ pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> Vec<OsString> {
         }
     }
     let mut guest_at = j;
-    if raw.get(guest_at).is_some_and(|a| a == "--") {
+    let separated = raw.get(guest_at).is_some_and(|a| a == "--");
+    if separated {
         guest_at += 1;
     }
     let mut out: Vec<OsString> = raw[..module_at].to_vec();
@@ -274,7 +322,22 @@ pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> Vec<OsString> {
     out.push("--".into());
     out.push(raw[module_at].clone());
     out.extend_from_slice(&raw[guest_at..]);
-    out
+    (out, separated)
+}
+
+/// The host option of `run` that `word` (from the guest's argv) most
+/// likely meant, if it looks like a misspelt one: `--timout` is
+/// `--timeout`.
+pub(crate) fn misspelt_host_option(word: &str) -> Option<String> {
+    let name = word.strip_prefix("--")?.split('=').next()?;
+    let command = Cli::command();
+    let run = command.find_subcommand("run")?;
+    run.get_arguments()
+        .filter_map(|arg| arg.get_long())
+        .map(|long| (strsim::damerau_levenshtein(name, long), long))
+        .filter(|(distance, long)| *distance <= 2 && *distance < long.len() / 2 + 1)
+        .min()
+        .map(|(_, long)| format!("--{long}"))
 }
 
 impl LimitArgs {
@@ -292,6 +355,12 @@ impl LimitArgs {
         if let Some(bytes) = self.max_output {
             limits = limits.max_output(usize::try_from(bytes).unwrap_or(usize::MAX));
         }
+        if let Some(bytes) = self.max_args {
+            limits = limits.max_args(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
+        if let Some(bytes) = self.max_result {
+            limits = limits.max_result(usize::try_from(bytes).unwrap_or(usize::MAX));
+        }
         limits.validate()?;
         Ok(limits)
     }
@@ -308,9 +377,15 @@ impl CapabilityArgs {
                 Some((key, value)) => (key.to_owned(), value.to_owned()),
                 None => match std::env::var(spec) {
                     Ok(value) => (spec.clone(), value),
-                    Err(_) => {
+                    Err(std::env::VarError::NotPresent) => {
                         return Err(usage(format!(
                             "--env {spec}: `{spec}` is not set on the host; pass a value with --env {spec}=VALUE"
+                        )));
+                    }
+                    Err(std::env::VarError::NotUnicode(_)) => {
+                        return Err(usage(format!(
+                            "--env {spec}: the host's value of `{spec}` is not UTF-8, which WASI \
+                             cannot pass; pass a value with --env {spec}=VALUE"
                         )));
                     }
                 },
@@ -346,7 +421,7 @@ mod tests {
             .chain(line.iter().copied())
             .map(OsString::from)
             .collect();
-        Cli::try_parse_from(hoist_run_options(raw))
+        Cli::try_parse_from(hoist_run_options(raw).0)
     }
 
     fn run_args(line: &[&str]) -> RunArgs {
@@ -388,6 +463,27 @@ mod tests {
         let (_, argv) =
             run_args(&["run", "--json", "m.wasm", "--", "--json", "--"]).module_and_argv();
         assert_eq!(argv, ["--json", "--"]);
+    }
+
+    #[test]
+    fn misspelt_host_options_are_recognized() {
+        assert_eq!(
+            misspelt_host_option("--timout").as_deref(),
+            Some("--timeout")
+        );
+        assert_eq!(
+            misspelt_host_option("--max-memroy=1").as_deref(),
+            Some("--max-memory")
+        );
+        assert_eq!(misspelt_host_option("--verbose"), None);
+        assert_eq!(misspelt_host_option("timeout"), None);
+    }
+
+    #[test]
+    fn an_explicit_separator_is_noticed() {
+        let raw = |line: &[&str]| line.iter().map(OsString::from).collect::<Vec<_>>();
+        assert!(hoist_run_options(raw(&["wasmproc", "run", "m.wasm", "--", "-x"])).1);
+        assert!(!hoist_run_options(raw(&["wasmproc", "run", "m.wasm", "-x"])).1);
     }
 
     #[test]

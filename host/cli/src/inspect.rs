@@ -1,13 +1,15 @@
 //! `wasmproc compile` and `wasmproc inspect`: what a module is, without
 //! running it.
 
-use serde_json::json;
-use wasmproc::{CacheStatus, Runtime};
+use std::io::Write;
 
-use super::args::{InspectArgs, ModuleArgs};
+use serde_json::json;
+use wasmproc::CacheStatus;
+
+use crate::args::{InspectArgs, ModuleArgs};
 
 pub(crate) fn compile(args: ModuleArgs) -> anyhow::Result<u8> {
-    let runtime = Runtime::builder().max_instances(1).build()?;
+    let runtime = args.load.runtime(1).build()?;
     let module = runtime.load(&args.module)?;
     let place = runtime
         .cache_dir()
@@ -19,15 +21,24 @@ pub(crate) fn compile(args: ModuleArgs) -> anyhow::Result<u8> {
         CacheStatus::Rebuilt => {
             format!("recompiled: the cache entry at {place} was stale or corrupt")
         }
-        _ => "compiled, but the cache is off or not writable: later runs compile again".into(),
+        _ => match runtime.cache_off_reason() {
+            Some(why) => {
+                format!("compiled, but the cache is off ({why}): later runs compile again")
+            }
+            None => {
+                "compiled, but the cache is off or not writable: later runs compile again".into()
+            }
+        },
     };
-    println!("{}: {what}", module.name());
+    writeln!(std::io::stdout(), "{}: {what}", module.name())?;
     Ok(0)
 }
 
 pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
-    let runtime = Runtime::builder().max_instances(1).build()?;
+    let runtime = args.load.runtime(1).build()?;
     let module = runtime.load(&args.module)?;
+    // Written with `?`: a closed stdout (`| head`) ends the command quietly.
+    let mut out = std::io::stdout().lock();
     let exports = module.exports();
     let imports = module.imports();
     if args.json {
@@ -41,7 +52,7 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
                 .map(|i| json!({"module": i.module, "name": i.name, "type": i.ty, "provided": i.provided}))
                 .collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(0);
     }
     let kind = match (module.is_command(), module.tasks().is_empty()) {
@@ -50,32 +61,34 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
         (false, false) => "a module of SDK tasks",
         (false, true) => "a module with neither `_start` nor SDK tasks: nothing to run",
     };
-    println!("{}: {kind}", module.name());
+    writeln!(out, "{}: {kind}", module.name())?;
     if !module.tasks().is_empty() {
-        println!(
+        writeln!(
+            out,
             "\ntasks (wasmproc run {} --task NAME --args JSON):",
             module.name()
-        );
+        )?;
         for task in module.tasks() {
-            println!("  {task}");
+            writeln!(out, "  {task}")?;
         }
     }
-    println!("\nexports:");
+    writeln!(out, "\nexports:")?;
     for export in &exports {
-        println!("  {:<32} {}", export.name, export.ty);
+        writeln!(out, "  {:<32} {}", export.name, export.ty)?;
     }
-    println!("\nimports:");
+    writeln!(out, "\nimports:")?;
     for import in &imports {
         let provided = if import.provided {
             ""
         } else {
             "   NOT PROVIDED: the module cannot run"
         };
-        println!(
+        writeln!(
+            out,
             "  {:<40} {}{provided}",
             format!("{}::{}", import.module, import.name),
             import.ty
-        );
+        )?;
     }
     Ok(0)
 }

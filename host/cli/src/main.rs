@@ -18,7 +18,8 @@ use args::{Cli, Command};
 fn main() -> ExitCode {
     // A pool with process isolation starts this binary as its workers.
     wasmproc::process::run_worker_if_requested();
-    let cli = match Cli::try_parse_from(args::hoist_run_options(std::env::args_os().collect())) {
+    let (raw, separated) = args::hoist_run_options(std::env::args_os().collect());
+    let cli = match Cli::try_parse_from(raw) {
         Ok(cli) => cli,
         Err(error) => {
             let _ = error.print();
@@ -33,18 +34,30 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Run(args) => run::run(args),
+        Command::Run(args) => run::run(args, separated),
         Command::Map(args) => map::map(args),
         Command::Compile(args) => inspect::compile(args),
         Command::Inspect(args) => inspect::inspect(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),
+        // The reader of our output went away (`| head`): stop quietly, as
+        // command-line tools do.
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("wasmproc: error: {error:#}");
             ExitCode::from(exit_status_of(&error).code())
         }
     }
+}
+
+/// Whether `error` is a write to a closed pipe.
+pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// An error of the binary's own making: a flag value the library never

@@ -2,24 +2,26 @@
 
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
+use crossbeam_channel::{Receiver, select};
 use wasmproc::{
-    CancelToken, Entry, ExitStatus, Isolation, Module, Outcome, Output, Pool, ProcessOptions,
-    Runtime, Stdin, Task,
+    CancelToken, Entry, ErrorKind, ExitStatus, Isolation, Module, Outcome, Output, Pool,
+    ProcessOptions, Stdin, Task,
 };
 
-use crate::args::{IsolationArg, RunArgs};
+use crate::args::{IsolationArg, RunArgs, misspelt_host_option};
 use crate::report::{failure_line, outcome_json, setup_failure_json};
 use crate::usage;
 
-pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
-    let token = cancel_on_ctrl_c();
-    match prepare(&args) {
+pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
+    let interrupt = on_ctrl_c();
+    match prepare(&args, separated, &interrupt) {
         Ok((module, task)) => {
             let outcome = match args.caps.isolation {
-                Some(IsolationArg::Process) => run_in_process(&module, task, &token)?,
-                _ => module.run_with(&task, &token),
+                Some(IsolationArg::Process) => run_in_process(&module, task, &interrupt.token)?,
+                _ => module.run_with(&task, &interrupt.token),
             };
             report(&args, &module, &outcome);
             Ok(outcome.status.code())
@@ -34,72 +36,73 @@ pub(crate) fn run(args: RunArgs) -> anyhow::Result<u8> {
     }
 }
 
-/// Runs the task in a worker process (this binary, started as one) and
-/// replays its captured output on the host's streams.
+/// Runs the task in a worker process (this binary, started as one). The
+/// task is the same as in a thread: the pool relays its stdin and its
+/// passed-through output.
 fn run_in_process(module: &Module, task: Task, token: &CancelToken) -> anyhow::Result<Outcome> {
     let pool = Pool::builder(module)
         .workers(1)
         .isolation(Isolation::Process(ProcessOptions::default()))
         .cancel_on(token)
         .build()?;
-    let task = task
-        .stdin(Stdin::Empty)
-        .stdout(Output::Capture)
-        .stderr(Output::Capture);
-    let outcome = pool.submit(task)?.into_outcome();
-    let _ = std::io::stdout().write_all(&outcome.stdout.bytes);
-    let _ = std::io::stderr().write_all(&outcome.stderr.bytes);
-    Ok(outcome)
+    Ok(pool.submit(task)?.into_outcome())
+}
+
+/// Ctrl-C, as the run sees it: a token that cancels the task, and a
+/// channel that wakes a wait before the task starts (compiling).
+struct Interrupt {
+    token: CancelToken,
+    pressed: Receiver<()>,
 }
 
 /// The first Ctrl-C cancels the task (exit status 130) rather than killing
 /// the host mid-write; the guest is torn down within a millisecond. A second
-/// one, for when the host is busy elsewhere (reading `--args -`, compiling a
-/// large module), exits at once with 130. Installed first of all.
-fn cancel_on_ctrl_c() -> CancelToken {
+/// one, for when the host is busy elsewhere (reading `--args -`), exits at
+/// once with 130. Installed first of all.
+fn on_ctrl_c() -> Interrupt {
     let token = CancelToken::new();
     let on_interrupt = token.clone();
-    let pressed = AtomicBool::new(false);
+    let (press, pressed) = crossbeam_channel::bounded(1);
+    let once = AtomicBool::new(false);
     let installed = ctrlc::set_handler(move || {
-        if pressed.swap(true, Ordering::SeqCst) {
+        if once.swap(true, Ordering::SeqCst) {
             std::process::exit(i32::from(ExitStatus::Cancelled.code()));
         }
         on_interrupt.cancel();
+        let _ = press.try_send(());
     });
     if let Err(error) = installed {
         eprintln!("wasmproc: warning: Ctrl-C will not cancel the task: {error}");
     }
-    token
+    Interrupt { token, pressed }
 }
 
 /// Loads the module and builds the task from the flags.
-fn prepare(args: &RunArgs) -> anyhow::Result<(Module, Task)> {
+fn prepare(
+    args: &RunArgs,
+    separated: bool,
+    interrupt: &Interrupt,
+) -> anyhow::Result<(Module, Task)> {
     let (path, argv) = args.module_and_argv();
     let limits = args.limits.to_limits()?;
     let caps = args.caps.to_capabilities()?;
-    // One task needs one instance: a small pool starts faster.
-    let runtime = Runtime::builder().max_instances(1).build()?;
-    let module = runtime.load(&path)?;
+    let module = load(args, &path, limits.get_timeout(), interrupt)?;
 
     let entry = match &args.task {
         Some(name) => Entry::Task(name.clone()),
         None => Entry::Auto,
     };
-    if args.args.is_some() && args.task.is_none() && module.is_command() {
+    let typed = matches!(module.resolve(&entry)?, Entry::Task(_));
+    if args.args.is_some() && !typed {
         return Err(usage(format!(
             "--args is the argument of an SDK task, and `{}` runs its `_start`: pass a command's \
              arguments after MODULE, or name a task with --task",
             module.name()
         )));
     }
+    check_guest_argv(&argv, typed, separated)?;
     let (input, stdin) = match args.args.as_deref() {
-        Some("-") => {
-            let mut json = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut json)
-                .context("cannot read the task's argument from stdin")?;
-            (json, Stdin::Empty)
-        }
+        Some("-") => (read_argument(limits.get_max_args())?, Stdin::Empty),
         Some(json) => (json.as_bytes().to_vec(), Stdin::Inherit),
         None => (b"null".to_vec(), Stdin::Inherit),
     };
@@ -116,6 +119,96 @@ fn prepare(args: &RunArgs) -> anyhow::Result<(Module, Task)> {
         .stdout(stdout)
         .stderr(stderr);
     Ok((module, task))
+}
+
+/// Loads the module within the task's time limit: compiling a large module
+/// counts against it (exit status 142), and Ctrl-C ends the wait (130).
+fn load(
+    args: &RunArgs,
+    path: &std::path::Path,
+    timeout: Option<Duration>,
+    interrupt: &Interrupt,
+) -> anyhow::Result<Module> {
+    // One task needs one instance: a small pool starts faster.
+    let runtime = args.load.runtime(1).build()?;
+    let (done, loaded) = crossbeam_channel::bounded(1);
+    let path_owned = path.to_owned();
+    std::thread::Builder::new()
+        .name("wasmproc-load".into())
+        .spawn(move || {
+            let _ = done.send(runtime.load(&path_owned));
+        })
+        .context("cannot start the thread that loads the module")?;
+    let timer = match timeout {
+        Some(limit) => crossbeam_channel::after(limit),
+        None => crossbeam_channel::never(),
+    };
+    select! {
+        recv(loaded) -> module => Ok(module.context("the loading thread ended early")??),
+        recv(timer) -> _ => Err(wasmproc::Error::new(
+            ErrorKind::TaskFailed(ExitStatus::TimedOut),
+            format!(
+                "compiling `{}` took longer than the task's time limit of {}",
+                path.display(),
+                humantime::format_duration(timeout.unwrap_or_default())
+            ),
+        )
+        .into()),
+        recv(interrupt.pressed) -> _ => Err(wasmproc::Error::new(
+            ErrorKind::Cancelled,
+            "cancelled while the module was loading",
+        )
+        .into()),
+    }
+}
+
+/// The guest's argv, after MODULE: an SDK task takes its argument from
+/// `--args`, never from argv, so a word there is a mistake (often a
+/// misspelt host option, whose limit would silently not apply). For a
+/// command, argv is the guest's own; a word that looks like a misspelt
+/// host option only earns a warning, and none after an explicit `--`.
+fn check_guest_argv(argv: &[String], typed: bool, separated: bool) -> anyhow::Result<()> {
+    let Some(first) = argv.first() else {
+        return Ok(());
+    };
+    let suggestion = misspelt_host_option(first);
+    if typed {
+        let hint = match &suggestion {
+            Some(option) => format!("did you mean {option}? "),
+            None => String::new(),
+        };
+        return Err(usage(format!(
+            "`{first}` after the module is not a host option, and an SDK task takes no arguments \
+             there: {hint}(host options go before or right after MODULE; the task's argument \
+             goes in --args JSON)"
+        )));
+    }
+    if let Some(option) = suggestion
+        && !separated
+    {
+        eprintln!(
+            "wasmproc: warning: `{first}` goes to the guest, not to wasmproc; did you mean \
+             {option}? (write `--` before the guest's arguments to silence this)"
+        );
+    }
+    Ok(())
+}
+
+/// Reads the task's argument from stdin, up to `max` bytes: a stream that
+/// does not end (`/dev/zero`) fails at the limit, not out of memory.
+fn read_argument(max: usize) -> anyhow::Result<Vec<u8>> {
+    let mut json = Vec::new();
+    std::io::stdin()
+        .take(max as u64 + 1)
+        .read_to_end(&mut json)
+        .context("cannot read the task's argument from stdin")?;
+    if json.len() > max {
+        return Err(usage(format!(
+            "the argument on stdin is over the limit of {} bytes: raise it with --max-args",
+            max
+        )));
+    }
+    Ok(json)
 }
 
 /// Prints the outcome. Printing is best effort: a closed stdout (`| head`)

@@ -3,6 +3,9 @@
 
 use wasmtime::{ExternType, ValType};
 
+/// The WASI preview 1 import module.
+const WASI_P1: &str = "wasi_snapshot_preview1";
+
 /// What a module exports, as the module layer needs it to resolve entries.
 pub(super) struct ModuleInfo {
     pub(super) tasks: Vec<String>,
@@ -12,6 +15,10 @@ pub(super) struct ModuleInfo {
     pub(super) malformed_tasks: Vec<(String, String)>,
     pub(super) start: Signature,
     pub(super) has_initialize: bool,
+    /// Whether it exports its memory as `memory`.
+    pub(super) exports_memory: bool,
+    /// Whether it imports WASI or SDK functions, which need that memory.
+    pub(super) needs_memory: bool,
 }
 
 /// Whether an expected export is there, and of the right type.
@@ -54,6 +61,12 @@ pub(super) fn describe(module: &wasmtime::Module) -> ModuleInfo {
         malformed_tasks: Vec::new(),
         start: Signature::Missing,
         has_initialize: false,
+        exports_memory: false,
+        needs_memory: module.imports().any(|import| {
+            matches!(import.ty(), ExternType::Func(_))
+                && [WASI_P1, wasmproc_abi::IMPORT_MODULE].contains(&import.module())
+                && !["proc_exit", "sched_yield"].contains(&import.name())
+        }),
     };
     for export in module.exports() {
         let ty = export.ty();
@@ -78,6 +91,8 @@ pub(super) fn describe(module: &wasmtime::Module) -> ModuleInfo {
             };
         } else if export.name() == "_initialize" {
             info.has_initialize = func.is_some();
+        } else if export.name() == "memory" {
+            info.exports_memory = matches!(ty, ExternType::Memory(_));
         }
     }
     info

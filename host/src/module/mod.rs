@@ -13,6 +13,7 @@ use wasmtime::InstancePre;
 
 use crate::cache::CacheStatus;
 use crate::error::{Error, ErrorKind};
+use crate::limits::human;
 use crate::runtime::{LinkedEngine, Runtime};
 use crate::store::HostState;
 use crate::task::Entry;
@@ -97,26 +98,11 @@ impl Runtime {
     /// [`ErrorKind::CannotRun`] when it is not a valid core module.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Module, Error> {
         let path = path.as_ref();
-        if path.is_dir() {
-            return Err(Error::new(
-                ErrorKind::CannotRun,
-                format!("`{}` is a directory, not a module file", path.display()),
-            ));
-        }
-        let bytes = std::fs::read(path).map_err(|error| match error.kind() {
-            std::io::ErrorKind::NotFound => Error::new(
-                ErrorKind::NotFound,
-                format!("module `{}` not found: check the path", path.display()),
-            ),
-            _ => Error::new(
-                ErrorKind::CannotRun,
-                format!("cannot read module `{}`: {error}", path.display()),
-            ),
-        })?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.display().to_string());
+        let bytes = read_module(path, &name, self.settings().max_module_size)?;
         self.load_bytes(&name, &bytes)
     }
 
@@ -127,7 +113,12 @@ impl Runtime {
     ///
     /// [`ErrorKind::CannotRun`] when the bytes are not a valid core module.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, Error> {
+        let settings = self.settings();
+        if bytes.len() > settings.max_module_size {
+            return Err(too_large(name, settings.max_module_size));
+        }
         let wasm = to_binary(name, bytes)?;
+        check_function_count(name, &wasm, settings.max_module_functions)?;
         let plain = prepare(self, self.engine(false)?, name, &wasm)?;
         let info = describe(&plain.module);
         Ok(Module {
@@ -186,6 +177,16 @@ impl Module {
     pub(crate) fn resolve_export(&self, entry: &Entry) -> Result<Resolved<'_>, Error> {
         let info = &self.inner.info;
         let name = self.name();
+        if info.needs_memory && !info.exports_memory {
+            return Err(Error::new(
+                ErrorKind::CannotRun,
+                format!(
+                    "`{name}` imports host functions but exports no memory named `memory`, \
+                     through which they pass their data: build it for wasm32-wasip1, whose \
+                     modules export it"
+                ),
+            ));
+        }
         let task_list = || {
             if info.tasks.is_empty() {
                 "it exports no wasmproc tasks".to_owned()
@@ -226,6 +227,9 @@ impl Module {
             Entry::Auto => match (&info.start, info.tasks.len()) {
                 (Signature::Right, _) => Ok(Resolved::Command),
                 (_, 1) => Ok(task(0)),
+                (Signature::Wrong(ty), 0) => cannot_run(format!(
+                    "`{name}` exports `_start` as {ty}; a command's `_start` is func () -> ()"
+                )),
                 (_, 0) => cannot_run(format!(
                     "`{name}` exports neither `_start` nor any wasmproc task: nothing to run"
                 )),
@@ -293,6 +297,111 @@ impl Module {
     }
 }
 
+/// Reads a module file, refusing at once what cannot be a module (by its
+/// first bytes) and what is larger than `max` (without reading past it):
+/// `/dev/zero` or a runaway pipe costs nothing.
+fn read_module(path: &Path, name: &str, max: usize) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let cannot_read = |error: std::io::Error| match error.kind() {
+        std::io::ErrorKind::NotFound => Error::new(
+            ErrorKind::NotFound,
+            format!("module `{}` not found: check the path", path.display()),
+        ),
+        _ => Error::new(
+            ErrorKind::CannotRun,
+            format!("cannot read module `{}`: {error}", path.display()),
+        ),
+    };
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    if file.metadata().map_err(cannot_read)?.is_dir() {
+        return Err(Error::new(
+            ErrorKind::CannotRun,
+            format!("`{}` is a directory, not a module file", path.display()),
+        ));
+    }
+    let mut bytes = Vec::new();
+    let mut file = file.take(max as u64 + 1);
+    let mut head = [0u8; 8];
+    let head_len = read_up_to(&mut file, &mut head).map_err(cannot_read)?;
+    bytes.extend_from_slice(&head[..head_len]);
+    if !could_be_a_module(&bytes) {
+        return Err(not_a_module(name));
+    }
+    file.read_to_end(&mut bytes).map_err(cannot_read)?;
+    if bytes.len() > max {
+        return Err(too_large(name, max));
+    }
+    Ok(bytes)
+}
+
+/// Reads until `buffer` is full or the stream ends; how much was read.
+fn read_up_to(reader: &mut impl std::io::Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+/// Whether a module's first bytes could begin binary wasm or wasm text.
+fn could_be_a_module(head: &[u8]) -> bool {
+    head.starts_with(b"\0asm")
+        || (!head.is_empty()
+            && head
+                .iter()
+                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()))
+}
+
+fn not_a_module(name: &str) -> Error {
+    Error::new(
+        ErrorKind::CannotRun,
+        format!(
+            "`{name}` is not a WebAssembly module (no `\\0asm` header and not WebAssembly text)"
+        ),
+    )
+}
+
+fn too_large(name: &str, max: usize) -> Error {
+    Error::new(
+        ErrorKind::CannotRun,
+        format!(
+            "`{name}` is larger than the limit of {} on modules; raise it with \
+             RuntimeBuilder::max_module_size",
+            human(max as u64)
+        ),
+    )
+}
+
+/// Refuses a module that defines more than `max` functions, before any
+/// compiling (reading the sections' counts costs next to nothing).
+fn check_function_count(name: &str, wasm: &[u8], max: u32) -> Result<(), Error> {
+    let mut defined = 0u32;
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(wasmparser::Payload::FunctionSection(functions)) => defined = functions.count(),
+            // Malformed modules get wasmtime's own message when compiled.
+            Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
+    if defined > max {
+        return Err(Error::new(
+            ErrorKind::CannotRun,
+            format!(
+                "`{name}` defines {defined} functions, over the limit of {max}: compiling it \
+                 would take time and memory outside every limit; raise the limit with \
+                 RuntimeBuilder::max_module_functions (--max-functions)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// The module as binary wasm: binary is checked to be a core module, text
 /// is assembled.
 fn to_binary(name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
@@ -313,9 +422,7 @@ fn to_binary(name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
         Ok(text) if text.trim_start().starts_with('(') => wat::parse_str(text).map_err(|error| {
             cannot_run(format!("`{name}` is not valid WebAssembly text: {error}"))
         }),
-        _ => Err(cannot_run(format!(
-            "`{name}` is not a WebAssembly module (no `\\0asm` header and not WebAssembly text)"
-        ))),
+        _ => Err(not_a_module(name)),
     }
 }
 
@@ -329,10 +436,15 @@ fn prepare(
         .cache()
         .load_or_compile(&linked.engine, wasm)
         .map_err(|error| {
-            Error::new(
-                ErrorKind::CannotRun,
-                format!("`{name}` is not a valid WebAssembly module: {error:#}"),
-            )
+            // Valid wasm that still does not compile is over a limit of
+            // the engine (its instance pool, say), not malformed.
+            let message = match wasmtime::Module::validate(&linked.engine, wasm) {
+                Ok(()) => format!(
+                    "`{name}` is valid WebAssembly but cannot run under wasmproc's limits: {error:#}"
+                ),
+                Err(_) => format!("`{name}` is not a valid WebAssembly module: {error:#}"),
+            };
+            Error::new(ErrorKind::CannotRun, message)
         })?;
     let pre = linked.linker.instantiate_pre(&module).map_err(|error| {
         Error::new(

@@ -32,6 +32,9 @@ mod source {
     use super::{Receiver, Task, TaskStream, TryRecvError};
 
     /// One attempt at the next task.
+    // Returned and matched at once, never stored: boxing the task would
+    // only add an allocation per task.
+    #[allow(clippy::large_enum_variant)]
     pub enum Pulled {
         Task(Task),
         /// None is ready yet; it may come.
@@ -41,8 +44,9 @@ mod source {
 
     /// How the feeder takes tasks. Sealed: only the sources of this module.
     pub trait Pull {
-        /// The next task, waiting for it only when `wait`.
-        fn pull(&mut self, wait: bool) -> Pulled;
+        /// The next task: an iterator computes it, a stream gives the one
+        /// that is ready, if any.
+        fn pull(&mut self) -> Pulled;
 
         /// For a source whose tasks arrive by themselves, the channel to
         /// wait on beside the results.
@@ -52,19 +56,14 @@ mod source {
     }
 
     impl<I: Iterator<Item = Task>> Pull for I {
-        fn pull(&mut self, _wait: bool) -> Pulled {
+        fn pull(&mut self) -> Pulled {
             self.next().map_or(Pulled::End, Pulled::Task)
         }
     }
 
     impl Pull for TaskStream {
-        fn pull(&mut self, wait: bool) -> Pulled {
-            let next = if wait {
-                self.tasks.recv().map_err(|_| TryRecvError::Disconnected)
-            } else {
-                self.tasks.try_recv()
-            };
-            match next {
+        fn pull(&mut self) -> Pulled {
+            match self.tasks.try_recv() {
                 Ok(task) => Pulled::Task(task),
                 Err(TryRecvError::Empty) => Pulled::NotYet,
                 Err(TryRecvError::Disconnected) => Pulled::End,
@@ -135,6 +134,10 @@ struct Feeder<'p, S> {
     results: Sender<(usize, Outcome)>,
     arrivals: Receiver<(usize, Outcome)>,
     cancel: CancelToken,
+    /// Wakes a wait for tasks when the map is cancelled: a cancelled map
+    /// takes no more tasks (they would only end `Cancelled`).
+    cancelled: Receiver<()>,
+    _watch: Option<crate::cancel::Watch>,
 }
 
 impl<'p, S: TaskSource> Feeder<'p, S> {
@@ -142,6 +145,9 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
         // Unbounded on purpose: workers must never block on delivering an
         // outcome, and the window already bounds what can pile up here.
         let (results, arrivals) = crossbeam_channel::unbounded();
+        let cancel = pool.cancel_parent().child();
+        let (wake, cancelled) = crossbeam_channel::bounded(1);
+        let watch = cancel.watch(&wake);
         Feeder {
             pool,
             source,
@@ -152,7 +158,9 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
             chunksize: 1,
             results,
             arrivals,
-            cancel: pool.cancel_parent().child(),
+            cancel,
+            cancelled,
+            _watch: watch,
         }
     }
 
@@ -176,7 +184,7 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
         while !self.ended && self.has_room(held) {
             let mut tasks: Vec<Task> = self.taken.take().into_iter().collect();
             while tasks.len() < self.chunksize {
-                match self.source.pull(false) {
+                match self.source.pull() {
                     Pulled::Task(task) => tasks.push(task),
                     Pulled::NotYet => break,
                     Pulled::End => {
@@ -227,6 +235,10 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
     /// source if the window has room, and returns `Some(None)` so that the
     /// caller submits it.
     fn next_arrival(&mut self, held: usize) -> Option<Option<(usize, Outcome)>> {
+        if self.cancel.is_cancelled() {
+            self.ended = true;
+            self.taken = None;
+        }
         let waiting_for_tasks = !self.ended && self.taken.is_none() && self.has_room(held);
         let stream = self.source.arrivals().filter(|_| waiting_for_tasks);
         if self.in_flight == 0 {
@@ -236,10 +248,13 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
             if stream.is_none() || self.ended {
                 return None;
             }
-            // Nothing is out: only a new task can come next.
-            match self.source.pull(true) {
-                Pulled::Task(task) => self.taken = Some(task),
-                _ => self.ended = true,
+            // Nothing is out: only a new task (or a cancellation) comes next.
+            select! {
+                recv(stream.expect("a stream")) -> task => match task {
+                    Ok(task) => self.taken = Some(task),
+                    Err(_) => self.ended = true,
+                },
+                recv(self.cancelled) -> _ => {}
             }
             return Some(None);
         }
@@ -254,6 +269,7 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
                     }
                     return Some(None);
                 }
+                recv(self.cancelled) -> _ => return Some(None),
             },
         };
         // We hold a sender ourselves, so the results never disconnect.

@@ -88,8 +88,8 @@ pub use handle::TaskHandle;
 pub use map::{MapResults, TaskSender, TaskSource, TaskStream, UnorderedResults};
 
 use handle::HandleState;
-use queue::{Job, Reply};
 use process::ProcessOptions;
+use queue::{Job, Reply};
 use workers::Workers;
 
 /// Where a pool's workers run. Outcomes are the same either way.

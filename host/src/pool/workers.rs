@@ -7,8 +7,8 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Receiver;
 
-use super::queue::{Idle, Job};
 use super::process::{self, WorkerPids};
+use super::queue::{Idle, Job};
 use super::{Isolation, lock};
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;

@@ -7,9 +7,9 @@ use wasmproc_abi::{MAX_GUEST_EXIT_CODE, failure};
 use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
+use crate::limits::human;
 use crate::outcome::Outcome;
 use crate::status::{ExitStatus, TrapKind};
-use crate::limits::human;
 use crate::store::{ExitCodeOutOfRange, GuestFailure, ResultTooLarge, SdkState};
 
 /// Why the epoch callback stopped a busy guest.

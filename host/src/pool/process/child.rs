@@ -15,8 +15,8 @@ use crossbeam_channel::{Receiver, Sender};
 use super::protocol::{StreamName, ToChild, ToParent, VERSION, WireStdin, read_frame, write_frame};
 use crate::cancel::CancelToken;
 use crate::engine::EngineSettings;
-use crate::runtime::{Runtime, RuntimeSettings};
 use crate::run::take_abandoned_host_call;
+use crate::runtime::{Runtime, RuntimeSettings};
 use crate::task::{Output, Stdin};
 
 /// The frames to the pool, shared by the task loop and the streams it
@@ -111,7 +111,13 @@ pub(crate) fn serve() -> i32 {
             }
             current.running = Some((id, token.clone()));
         }
-        let streamed = |stream| Output::Writer(Arc::new(Mutex::new(OutputRelay::new(id, stream, to_pool.clone()))));
+        let streamed = |stream| {
+            Output::Writer(Arc::new(Mutex::new(OutputRelay::new(
+                id,
+                stream,
+                to_pool.clone(),
+            ))))
+        };
         let task = task.into_task(
             stdin.map_or(Stdin::Empty, |chunks| {
                 Stdin::reader(InputRelay::new(id, chunks, to_pool.clone()))
@@ -129,7 +135,15 @@ pub(crate) fn serve() -> i32 {
         // left a thread blocked in the OS (opening a FIFO, say): this
         // process then retires, and the stuck thread goes with it.
         let retire = take_abandoned_host_call();
-        if to_pool.send(&ToParent::Done { id, outcome, retire }).is_err() || retire {
+        if to_pool
+            .send(&ToParent::Done {
+                id,
+                outcome,
+                retire,
+            })
+            .is_err()
+            || retire
+        {
             return 0;
         }
     }

@@ -281,7 +281,8 @@ mod tests {
         let fine = Task::call("square", &3)
             .unwrap()
             .stdin(Stdin::Bytes((&b"x"[..]).into()));
-        let back = WireTask::from_task(&fine).into_task(Stdin::Empty, Output::Discard, Output::Discard);
+        let back =
+            WireTask::from_task(&fine).into_task(Stdin::Empty, Output::Discard, Output::Discard);
         assert_eq!(&*back.input, b"3");
         assert!(matches!(back.stdin, Stdin::Bytes(_)));
     }

@@ -1,0 +1,203 @@
+//! `map`'s input: NDJSON lines read on a thread of their own and sent to
+//! the pool as they arrive, so that a slow producer (`tail -f`, a person
+//! typing) never holds up the results of the lines before.
+//!
+//! An outcome's index is its line's number counted from 0. Blank lines are
+//! skipped but counted, so their numbers are not used; `Lines` maps the
+//! pool's task indexes back to line numbers, keeping one entry per run of
+//! blank lines only.
+
+use std::io::BufRead;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use wasmproc::{Capabilities, Task, TaskSender};
+
+/// What each input line becomes.
+pub(crate) enum Shape {
+    /// The line is the typed task's JSON argument.
+    Typed(String),
+    /// The line is a JSON array of argv strings for `_start`.
+    Command,
+}
+
+/// Task index → line index: where blank lines shifted the count.
+#[derive(Clone, Default)]
+pub(crate) struct Lines(Arc<Mutex<Vec<(usize, usize)>>>);
+
+impl Lines {
+    /// The 0-based line of task `index`.
+    pub(crate) fn line_of(&self, index: usize) -> usize {
+        let shifts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        // The last shift at or before `index` applies.
+        let at = shifts.partition_point(|(task, _)| *task <= index);
+        index + at.checked_sub(1).map_or(0, |i| shifts[i].1)
+    }
+
+    fn record(&self, task: usize, skipped_so_far: usize) {
+        let mut shifts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        shifts.push((task, skipped_so_far));
+    }
+}
+
+/// Reads `input` line by line until it ends or `stop` is set, sending one
+/// task per non-blank line. A line over `max` bytes is not kept: it becomes
+/// a task that fails alone (`bad_invocation`), and reading goes on after
+/// it. Returns how many lines were read.
+pub(crate) fn feed(
+    input: Box<dyn BufRead + Send>,
+    shape: &Shape,
+    caps: &Capabilities,
+    max: usize,
+    tasks: &TaskSender,
+    lines: &Lines,
+    stop: &AtomicBool,
+) -> usize {
+    let (mut line_index, mut sent, mut skipped) = (0usize, 0usize, 0usize);
+    // The shift from task to line index last recorded.
+    let mut recorded = 0;
+    let mut buffer = Vec::new();
+    let mut reader = LineReader {
+        input,
+        max,
+        skipping: false,
+    };
+    while !stop.load(Ordering::SeqCst) {
+        let number = line_index + 1;
+        let task = match reader.read(&mut buffer) {
+            Ok(Line::End) => break,
+            Ok(Line::Text) if buffer.trim_ascii().is_empty() => {
+                line_index += 1;
+                skipped += 1;
+                continue;
+            }
+            Ok(Line::Text) => task_for(shape, number, std::mem::take(&mut buffer), caps),
+            Ok(Line::TooLong) => Task::rejected(format!(
+                "input line {number} is over the limit of {max} bytes on a task's input; \
+                 raise it with --max-args"
+            )),
+            Err(error) => Task::rejected(format!("input line {number}: {error}")),
+        };
+        if skipped != recorded {
+            lines.record(sent, skipped);
+            recorded = skipped;
+        }
+        if tasks.send(task).is_err() {
+            break;
+        }
+        sent += 1;
+        line_index += 1;
+    }
+    line_index
+}
+
+enum Line {
+    Text,
+    /// Over the limit: reported at once, the rest of it skipped when the
+    /// next line is read.
+    TooLong,
+    End,
+}
+
+/// Lines of at most `max` bytes from a reader: a longer line is reported
+/// as soon as it passes the limit (a line that never ends, as from
+/// `/dev/zero`, is still reported) and is never held.
+struct LineReader {
+    input: Box<dyn BufRead + Send>,
+    max: usize,
+    /// Inside an over-long line: skip to its end first.
+    skipping: bool,
+}
+
+impl LineReader {
+    /// Reads the next line into `buffer`, without its newline.
+    fn read(&mut self, buffer: &mut Vec<u8>) -> std::io::Result<Line> {
+        buffer.clear();
+        let mut any = false;
+        loop {
+            let available = match self.input.fill_buf() {
+                Ok(bytes) => bytes,
+                Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(error) => return Err(error),
+            };
+            if available.is_empty() {
+                self.skipping = false;
+                return Ok(if any { Line::Text } else { Line::End });
+            }
+            let newline = available.iter().position(|b| *b == b'\n');
+            let chunk = &available[..newline.unwrap_or(available.len())];
+            let used = newline.map_or(available.len(), |at| at + 1);
+            if self.skipping {
+                self.input.consume(used);
+                self.skipping = newline.is_none();
+                continue;
+            }
+            any = true;
+            if buffer.len() + chunk.len() > self.max {
+                self.input.consume(used);
+                self.skipping = newline.is_none();
+                buffer.clear();
+                return Ok(Line::TooLong);
+            }
+            buffer.extend_from_slice(chunk);
+            self.input.consume(used);
+            if newline.is_some() {
+                if buffer.last() == Some(&b'\r') {
+                    buffer.pop();
+                }
+                return Ok(Line::Text);
+            }
+        }
+    }
+}
+
+fn task_for(shape: &Shape, number: usize, line: Vec<u8>, caps: &Capabilities) -> Task {
+    match shape {
+        Shape::Typed(name) => Task::call_json(name, line).capabilities(caps.clone()),
+        Shape::Command => match serde_json::from_slice::<Vec<String>>(&line) {
+            Ok(argv) => Task::command().args(argv).capabilities(caps.clone()),
+            Err(error) => Task::rejected(format!(
+                "input line {number}: a command's input is a JSON array of argv strings \
+                 (e.g. [\"-c\", \"needle\"]): {error}"
+            )),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_are_read_with_a_cap() {
+        let input: &'static [u8] = b"short\nfar too long a line\r\nok\r\nlast";
+        let mut reader = LineReader {
+            input: Box::new(input),
+            max: 8,
+            skipping: false,
+        };
+        let mut buffer = Vec::new();
+        let mut next = || match reader.read(&mut buffer).unwrap() {
+            Line::Text => String::from_utf8(buffer.clone()).unwrap(),
+            Line::TooLong => "<too long>".into(),
+            Line::End => "<end>".into(),
+        };
+        assert_eq!(next(), "short");
+        assert_eq!(next(), "<too long>");
+        assert_eq!(next(), "ok");
+        assert_eq!(next(), "last");
+        assert_eq!(next(), "<end>");
+    }
+
+    #[test]
+    fn task_indexes_map_back_to_line_numbers() {
+        let lines = Lines::default();
+        // Lines: 0 task, 1 blank, 2 blank, 3 task, 4 task, 5 blank, 6 task.
+        lines.record(1, 2);
+        lines.record(3, 3);
+        assert_eq!(
+            (0..4).map(|i| lines.line_of(i)).collect::<Vec<_>>(),
+            [0, 3, 4, 6]
+        );
+    }
+}

@@ -1,0 +1,217 @@
+//! `wasmproc map`: one task per input line, in parallel, NDJSON out.
+//!
+//! - `input`: lines read on a thread of their own, each sent to the pool as
+//!   it arrives.
+//! - `output`: the lines written, flushed promptly; the progress bar and
+//!   the summary.
+
+mod input;
+mod output;
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, IsTerminal};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use wasmproc::{Entry, ExitStatus, Isolation, Module, Outcome, Pool, ProcessOptions};
+
+use crate::args::{IsolationArg, MapArgs};
+use crate::usage;
+use input::{Lines, Shape};
+use output::{Summary, progress_bar};
+
+/// Where `map`'s workers run unless `--isolation` says otherwise, chosen
+/// from the benchmark (README): at 2 workers a thread pool runs trivial
+/// tasks 2–3 times faster than a process pool (no pipe round trip), while
+/// threads in one process stop scaling at about 4 workers (the kernel's
+/// memory-map work serializes per process; DESIGN.md's 16-core
+/// measurement). So: threads up to 4 workers, processes beyond.
+fn default_isolation(workers: usize) -> IsolationArg {
+    if workers <= 4 {
+        IsolationArg::Thread
+    } else {
+        IsolationArg::Process
+    }
+}
+
+/// The exit status of a `map` in which some task did not exit 0.
+const SOME_TASKS_FAILED: u8 = 123;
+
+/// The most tasks `map` runs at once: each costs an instance's address
+/// space and a thread or a process.
+const MAX_JOBS: usize = 1024;
+
+pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
+    let limits = args.limits.to_limits()?;
+    let caps = args.caps.to_capabilities()?;
+    let workers = match args.jobs {
+        Some(0) => return Err(usage("-j must be at least 1")),
+        Some(n) if n > MAX_JOBS => {
+            return Err(usage(format!(
+                "-j {n} is more than wasmproc runs at once ({MAX_JOBS}): give -j {MAX_JOBS} or less"
+            )));
+        }
+        Some(n) => n,
+        None => std::thread::available_parallelism().map_or(1, usize::from),
+    };
+    if args.chunksize == 0 {
+        return Err(usage("--chunksize must be at least 1"));
+    }
+    let instances = u32::try_from(workers).unwrap_or(u32::MAX);
+    let runtime = args.load.runtime(instances).build()?;
+    let module = runtime.load(&args.module)?;
+    let shape = shape_of(&module, args.task.as_deref())?;
+    let (input, total) = open_input(args.input.as_deref())?;
+
+    let isolation = match args
+        .caps
+        .isolation
+        .unwrap_or_else(|| default_isolation(workers))
+    {
+        IsolationArg::Thread => Isolation::Thread,
+        IsolationArg::Process => Isolation::Process(ProcessOptions::default()),
+    };
+    let max_input = limits.get_max_args();
+    let pool = Arc::new(
+        Pool::builder(&module)
+            .workers(workers)
+            .limits(limits)
+            .isolation(isolation)
+            .build()?,
+    );
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let pool = Arc::clone(&pool);
+        let interrupted = Arc::clone(&interrupted);
+        let installed = ctrlc::set_handler(move || {
+            if interrupted.swap(true, Ordering::SeqCst) {
+                std::process::exit(i32::from(ExitStatus::Cancelled.code()));
+            }
+            // Ends what runs and the map's intake; the reader stops too.
+            pool.cancel_all();
+        });
+        if let Err(error) = installed {
+            eprintln!("wasmproc: warning: Ctrl-C will not cancel the tasks: {error}");
+        }
+    }
+
+    let lines = Lines::default();
+    let progress = progress_bar(total);
+    let out = output::Lines::new();
+    let mut summary = Summary::new();
+    let mut emit = |index: usize, outcome: Outcome| -> std::io::Result<()> {
+        progress.inc(1);
+        summary.count(&outcome);
+        out.write(
+            lines.line_of(index),
+            &with_line_number(outcome, &lines, index),
+        )
+    };
+    // The reader runs on a thread of its own, which is not waited for: it
+    // may stay blocked on its input after the results end (Ctrl-C, a
+    // closed stdout).
+    let feed = |tasks: wasmproc::TaskSender| {
+        let (lines, stop, caps) = (lines.clone(), Arc::clone(&interrupted), caps.clone());
+        std::thread::Builder::new()
+            .name("wasmproc-map-input".into())
+            .spawn(move || input::feed(input, &shape, &caps, max_input, &tasks, &lines, &stop))
+    };
+    let written = (|| {
+        if args.unordered {
+            let (tasks, outcomes) = pool.map_stream_unordered();
+            feed(tasks)?;
+            for (index, outcome) in outcomes.chunksize(args.chunksize) {
+                emit(index, outcome)?;
+            }
+        } else {
+            let (tasks, outcomes) = pool.map_stream();
+            feed(tasks)?;
+            for (index, outcome) in outcomes.chunksize(args.chunksize).enumerate() {
+                emit(index, outcome)?;
+            }
+        }
+        out.finish()
+    })();
+    progress.finish_and_clear();
+    let quiet = match written {
+        Ok(()) => false,
+        // The reader of our output went away (`| head`): stop quietly.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => true,
+        Err(error) => return Err(anyhow::Error::new(error).context("cannot write to stdout")),
+    };
+    // The Ctrl-C handler keeps a reference to the pool, so it is never
+    // dropped: shut it down here, which also ends its worker processes
+    // rather than leaving them to notice the closed pipe.
+    pool.shutdown(wasmproc::Shutdown::Cancel);
+    if !quiet {
+        eprintln!("{}", summary.line());
+    }
+    Ok(if interrupted.load(Ordering::SeqCst) {
+        ExitStatus::Cancelled.code()
+    } else if summary.failed() > 0 {
+        SOME_TASKS_FAILED
+    } else {
+        0
+    })
+}
+
+/// A bad input's message names its line: a task that failed before it ran
+/// (invalid JSON, say) does not know where it came from.
+fn with_line_number(mut outcome: Outcome, lines: &Lines, index: usize) -> Outcome {
+    if outcome.status == ExitStatus::BadInvocation
+        && let Some(message) = &outcome.message
+        && !message.starts_with("input line ")
+    {
+        outcome.message = Some(format!(
+            "input line {}: {message}",
+            lines.line_of(index) + 1
+        ));
+    }
+    outcome
+}
+
+fn shape_of(module: &Module, task: Option<&str>) -> anyhow::Result<Shape> {
+    let entry = match task {
+        Some(name) => Entry::Task(name.to_owned()),
+        None => Entry::Auto,
+    };
+    Ok(match module.resolve(&entry)? {
+        Entry::Task(name) => Shape::Typed(name),
+        _ => Shape::Command,
+    })
+}
+
+/// The input lines and, for a file, how many non-blank lines it has (for
+/// the progress bar).
+fn open_input(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<(Box<dyn BufRead + Send>, Option<u64>)> {
+    let stdin = || -> Box<dyn BufRead + Send> { Box::new(BufReader::new(std::io::stdin())) };
+    match path {
+        None => Ok((stdin(), None)),
+        Some(path) if path.as_os_str() == "-" => Ok((stdin(), None)),
+        Some(path) => {
+            let open = || {
+                File::open(path).map_err(|error| {
+                    usage(format!(
+                        "cannot open the input `{}`: {error}; give an NDJSON file, or `-` for stdin",
+                        path.display()
+                    ))
+                })
+            };
+            let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
+            let total = if regular && std::io::stderr().is_terminal() {
+                let lines = BufReader::new(open()?).lines();
+                Some(
+                    lines
+                        .map_while(Result::ok)
+                        .filter(|l| !l.trim().is_empty())
+                        .count() as u64,
+                )
+            } else {
+                None
+            };
+            Ok((Box::new(BufReader::new(open()?)), total))
+        }
+    }
+}

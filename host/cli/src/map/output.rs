@@ -1,0 +1,196 @@
+//! `map`'s output: one JSON line per outcome, written as soon as its turn
+//! comes and flushed promptly (a line never waits in a buffer for the next
+//! result), with a progress bar and a closing summary on stderr.
+
+use std::collections::BTreeMap;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use serde_json::{Map, Value};
+use wasmproc::{ExitStatus, Outcome};
+
+use crate::report::outcome_json;
+
+/// How long a written line may wait in the buffer: long enough to batch
+/// many lines into one write, short enough to stream.
+const FLUSH_WITHIN: Duration = Duration::from_millis(50);
+
+/// NDJSON lines on stdout. A flusher thread, woken by the first line after
+/// a flush, flushes within [`FLUSH_WITHIN`].
+pub(crate) struct Lines {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    out: Mutex<Buffered>,
+    written: Condvar,
+}
+
+struct Buffered {
+    out: BufWriter<std::io::Stdout>,
+    dirty: bool,
+    done: bool,
+    /// The first error of a flush made by the flusher.
+    failed: Option<std::io::Error>,
+}
+
+impl Lines {
+    pub(crate) fn new() -> Self {
+        let shared = Arc::new(Shared {
+            out: Mutex::new(Buffered {
+                out: BufWriter::with_capacity(1 << 16, std::io::stdout()),
+                dirty: false,
+                done: false,
+                failed: None,
+            }),
+            written: Condvar::new(),
+        });
+        let flusher = Arc::clone(&shared);
+        // Without the thread, lines are flushed when the buffer fills and at
+        // the end: correct, only less prompt.
+        let _ = std::thread::Builder::new()
+            .name("wasmproc-map-flush".into())
+            .spawn(move || flush_when_written(&flusher));
+        Lines { shared }
+    }
+
+    /// Writes one outcome's line: its index, then what `run --json` prints.
+    pub(crate) fn write(&self, index: usize, outcome: &Outcome) -> std::io::Result<()> {
+        let mut line = Map::new();
+        line.insert("index".into(), Value::from(index));
+        if let Value::Object(fields) = outcome_json(outcome) {
+            line.extend(fields);
+        }
+        let mut out = lock(&self.shared.out);
+        if let Some(error) = out.failed.take() {
+            return Err(error);
+        }
+        serde_json::to_writer(&mut out.out, &line)?;
+        out.out.write_all(b"\n")?;
+        if !out.dirty {
+            out.dirty = true;
+            self.shared.written.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Flushes what is left and stops the flusher.
+    pub(crate) fn finish(&self) -> std::io::Result<()> {
+        let mut out = lock(&self.shared.out);
+        out.done = true;
+        self.shared.written.notify_one();
+        if let Some(error) = out.failed.take() {
+            return Err(error);
+        }
+        out.out.flush()
+    }
+}
+
+fn flush_when_written(shared: &Shared) {
+    let mut out = lock(&shared.out);
+    loop {
+        while !out.dirty && !out.done {
+            out = shared.written.wait(out).unwrap_or_else(|p| p.into_inner());
+        }
+        if out.done {
+            return;
+        }
+        // Let more lines join this flush.
+        drop(out);
+        std::thread::sleep(FLUSH_WITHIN);
+        out = lock(&shared.out);
+        out.dirty = false;
+        if let Err(error) = out.out.flush() {
+            out.failed.get_or_insert(error);
+        }
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The progress bar on a terminal's stderr; hidden elsewhere.
+pub(crate) fn progress_bar(total: Option<u64>) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = match total {
+        Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
+            .with_style(
+                ProgressStyle::with_template("{bar:40} {pos}/{len} tasks  {per_sec}  eta {eta}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            ),
+        None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
+            ProgressStyle::with_template("{spinner} {pos} tasks  {per_sec}  {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        ),
+    };
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Counts outcomes by status for the closing line.
+pub(crate) struct Summary {
+    started: Instant,
+    total: usize,
+    succeeded: usize,
+    failures: BTreeMap<String, usize>,
+}
+
+impl Summary {
+    pub(crate) fn new() -> Self {
+        Summary {
+            started: Instant::now(),
+            total: 0,
+            succeeded: 0,
+            failures: BTreeMap::new(),
+        }
+    }
+
+    pub(crate) fn count(&mut self, outcome: &Outcome) {
+        self.total += 1;
+        if outcome.success() {
+            self.succeeded += 1;
+            return;
+        }
+        let key = match &outcome.status {
+            ExitStatus::Exited(code) => format!("exited {code}"),
+            ExitStatus::Trapped(kind) => format!("trapped ({kind})"),
+            other => other.name().to_owned(),
+        };
+        *self.failures.entry(key).or_default() += 1;
+    }
+
+    pub(crate) fn failed(&self) -> usize {
+        self.total - self.succeeded
+    }
+
+    pub(crate) fn line(&self) -> String {
+        let seconds = self.started.elapsed().as_secs_f64();
+        let rate = if seconds > 0.0 {
+            self.total as f64 / seconds
+        } else {
+            0.0
+        };
+        let mut line = format!(
+            "wasmproc map: {} tasks in {seconds:.2}s ({rate:.0} tasks/s): {} succeeded",
+            self.total, self.succeeded
+        );
+        if self.failed() > 0 {
+            let failures: Vec<String> = self
+                .failures
+                .iter()
+                .map(|(status, n)| format!("{n} {status}"))
+                .collect();
+            line.push_str(&format!(
+                ", {} failed ({})",
+                self.failed(),
+                failures.join(", ")
+            ));
+        }
+        line
+    }
+}

@@ -1,0 +1,309 @@
+//! The binary under hostile or careless use: each test is a reproduction
+//! from issue 13 ("Hardening"), named after what must hold.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wasmproc_tests::{code, guests, stderr, stdout};
+
+use crate::{wasmproc, wasmproc_run};
+
+const SDK: &str = guests::SDK_TASKS;
+const CMD: &str = guests::WASI_CMD;
+
+/// Runs `wasmproc ARGS` with `input` on its stdin.
+fn with_stdin(args: &[&str], input: &[u8]) -> std::process::Output {
+    let mut child = wasmproc()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let output = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    output
+}
+
+#[test]
+fn a_misspelt_limit_after_the_module_is_an_error_for_a_task() {
+    let output = wasmproc_run(&[
+        "run", SDK, "--task", "sleep_ms", "--args", "2000", "--timout", "500ms",
+    ]);
+    assert_eq!(code(&output), 128);
+    let message = stderr(&output);
+    assert!(
+        message.contains("`--timout`") && message.contains("did you mean --timeout?"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_misspelt_option_given_to_a_command_is_warned_about() {
+    let output = wasmproc_run(&["run", CMD, "--max-memroy", "64MiB"]);
+    assert!(
+        stderr(&output).contains("did you mean --max-memory?"),
+        "{}",
+        stderr(&output)
+    );
+    // After an explicit `--` the words are the guest's: no warning.
+    let output = wasmproc_run(&["run", CMD, "--", "--max-memroy"]);
+    assert!(!stderr(&output).contains("did you mean"));
+}
+
+/// The same stdin, output and exit code in both isolations: stdin is
+/// relayed to a worker process, and output of any size streams back.
+#[test]
+fn run_passes_stdin_and_output_through_in_both_isolations() {
+    let input: Vec<u8> = (0..300_000u32).flat_map(|i| i.to_le_bytes()).collect();
+    for isolation in ["thread", "process"] {
+        let output = with_stdin(&["run", "--isolation", isolation, CMD, "cat"], &input);
+        assert_eq!(code(&output), 0, "{isolation}: {}", stderr(&output));
+        assert!(
+            output.stdout == input,
+            "{isolation}: stdin did not come back whole"
+        );
+
+        let flood = wasmproc_run(&["run", "--isolation", isolation, CMD, "flood", "3000000"]);
+        assert_eq!(code(&flood), 0);
+        assert_eq!(
+            flood.stdout.len(),
+            3_000_000 / 1024 * 1024 + 5,
+            "{isolation}"
+        );
+    }
+}
+
+#[test]
+fn run_json_in_a_worker_process_prints_one_object() {
+    let output = wasmproc_run(&[
+        "run",
+        "--json",
+        "--isolation",
+        "process",
+        CMD,
+        "say",
+        "hello",
+    ]);
+    let object: Value = serde_json::from_slice(&output.stdout)
+        .unwrap_or_else(|e| panic!("not one JSON object ({e}): {}", stdout(&output)));
+    assert_eq!(object["stdout"], "hello\n");
+    assert_eq!(object["stderr"], "hello\n");
+}
+
+/// Reads that have no end fail at the limit, at once, with 128.
+#[cfg(unix)]
+#[test]
+fn an_endless_argument_on_stdin_fails_at_the_limit() {
+    let started = Instant::now();
+    let output = wasmproc()
+        .args([
+            "run",
+            SDK,
+            "--task",
+            "echo",
+            "--args",
+            "-",
+            "--max-args",
+            "1MiB",
+        ])
+        .stdin(std::fs::File::open("/dev/zero").unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 128, "{}", stderr(&output));
+    assert!(stderr(&output).contains("over the limit"));
+    assert!(started.elapsed() < Duration::from_secs(20));
+}
+
+#[cfg(unix)]
+#[test]
+fn an_endless_module_is_refused_at_once() {
+    let output = wasmproc_run(&["run", "/dev/zero"]);
+    assert_eq!(code(&output), 126);
+    assert!(stderr(&output).contains("not a WebAssembly module"));
+}
+
+/// A line that never ends is reported as soon as it passes the limit; the
+/// map goes on reading (and holds none of it).
+#[cfg(unix)]
+#[test]
+fn an_endless_input_line_fails_at_the_limit() {
+    let mut child = wasmproc()
+        .args([
+            "map",
+            "--max-args",
+            "64KiB",
+            SDK,
+            "--task",
+            "echo",
+            "/dev/zero",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    let line: Value = serde_json::from_str(&first).unwrap();
+    assert_eq!(line["status"], "bad_invocation");
+    assert!(
+        line["message"]
+            .as_str()
+            .unwrap()
+            .contains("input line 1 is over the limit of 65536 bytes")
+    );
+}
+
+#[test]
+fn jobs_beyond_the_cap_are_refused_and_many_jobs_start_lazily() {
+    let output = wasmproc_run(&["map", "-j", "100000", SDK, "--task", "square", "-"]);
+    assert_eq!(code(&output), 128);
+    assert!(
+        stderr(&output).contains("-j 1024 or less"),
+        "{}",
+        stderr(&output)
+    );
+
+    let output = with_stdin(
+        &["map", "-j", "1000", SDK, "--task", "square"],
+        b"1\n2\n3\n",
+    );
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output).lines().count(), 3);
+}
+
+#[test]
+fn a_memory_limit_that_cannot_take_effect_is_refused() {
+    let output = wasmproc_run(&["run", "--max-memory", "8GiB", SDK, "--task", "nothing"]);
+    assert_eq!(code(&output), 128);
+    assert!(stderr(&output).contains("would never take effect"));
+}
+
+/// `map` over a pipe starts each task as its line arrives and writes each
+/// result when it is ready, while the producer is still writing.
+#[test]
+fn map_streams_results_while_its_input_is_open() {
+    let mut child = wasmproc()
+        .args(["map", SDK, "--task", "square", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stdout.take().unwrap());
+    for n in [5u64, 6] {
+        writeln!(input, "{n}").unwrap();
+        input.flush().unwrap();
+        let mut line = String::new();
+        output.read_line(&mut line).unwrap();
+        let line: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            line["result"],
+            n * n,
+            "the result came while the input was open"
+        );
+    }
+    drop(input);
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
+
+/// An outcome's index and its message name the same line: the index is the
+/// line's number from 0 (blank lines skipped but counted), the message the
+/// line's number from 1.
+#[test]
+fn indexes_and_messages_refer_to_input_lines() {
+    let output = with_stdin(&["map", SDK, "--task", "square"], b"3\n\n{bad\n4\n");
+    assert_eq!(code(&output), 123);
+    let lines: Vec<Value> = stdout(&output)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let indexes: Vec<u64> = lines.iter().map(|l| l["index"].as_u64().unwrap()).collect();
+    assert_eq!(indexes, [0, 2, 3]);
+    let message = lines[1]["message"].as_str().unwrap();
+    assert!(message.starts_with("input line 3: "), "{message}");
+}
+
+/// A closed stdout ends every command quietly: no panic, no error.
+#[cfg(unix)]
+#[test]
+fn a_closed_stdout_ends_commands_quietly() {
+    let many: String = (0..20_000).map(|i| format!("{i}\n")).collect();
+    let mut input = tempfile::NamedTempFile::new().unwrap();
+    input.write_all(many.as_bytes()).unwrap();
+    for args in [
+        vec!["inspect", SDK],
+        vec![
+            "map",
+            SDK,
+            "--task",
+            "square",
+            input.path().to_str().unwrap(),
+        ],
+    ] {
+        let mut child = wasmproc()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 1];
+        stdout.read_exact(&mut first).unwrap();
+        drop(stdout);
+        let output = child.wait_with_output().unwrap();
+        let complaint = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            matches!(output.status.code(), Some(0 | 123)),
+            "{args:?}: {:?} {complaint}",
+            output.status
+        );
+        assert!(
+            !complaint.contains("panicked") && !complaint.contains("error"),
+            "{args:?}: {complaint}"
+        );
+    }
+}
+
+#[test]
+fn a_module_with_too_many_functions_is_refused_before_compiling() {
+    let output = wasmproc_run(&["compile", "--max-functions", "3", SDK]);
+    assert_eq!(code(&output), 126);
+    assert!(
+        stderr(&output).contains("over the limit of 3"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn a_host_value_that_is_not_utf8_is_named_as_such() {
+    use std::os::unix::ffi::OsStrExt;
+    let output = wasmproc()
+        .args(["run", "--env", "WASMPROC_TEST_LATIN1", CMD, "env"])
+        .env(
+            "WASMPROC_TEST_LATIN1",
+            std::ffi::OsStr::from_bytes(b"caf\xe9"),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 128);
+    assert!(
+        stderr(&output).contains("is not UTF-8"),
+        "{}",
+        stderr(&output)
+    );
+}
