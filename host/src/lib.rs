@@ -107,6 +107,10 @@ mod run;
 // Pools of thread or process workers.
 pub mod pool;
 
+// Entry points for fuzzing (not an API).
+#[doc(hidden)]
+pub mod fuzzing;
+
 pub use cache::CacheStatus;
 pub use cancel::CancelToken;
 pub use engine::bench_engine_config;

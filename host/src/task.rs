@@ -324,6 +324,26 @@ impl Task {
         self.limits.as_ref()
     }
 
+    /// The typed task's argument, as JSON bytes (`null` for a command).
+    pub fn get_input(&self) -> &[u8] {
+        &self.input
+    }
+
+    /// The guest's argv after `argv[0]`.
+    pub fn get_args(&self) -> &[String] {
+        &self.argv
+    }
+
+    /// The task's own capabilities.
+    pub fn get_capabilities(&self) -> &Capabilities {
+        &self.caps
+    }
+
+    /// Where the task's stdin comes from.
+    pub fn get_stdin(&self) -> &Stdin {
+        &self.stdin
+    }
+
     /// Checks what does not depend on the module: a rejected task's
     /// message, the sizes of its inputs against `limits`, argv and env
     /// strings (no NUL; env names without `=`), and directory grants (one

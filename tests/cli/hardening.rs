@@ -307,3 +307,93 @@ fn a_host_value_that_is_not_utf8_is_named_as_such() {
         stderr(&output)
     );
 }
+
+/// `map --replay-dir` writes a bundle for each task that did not exit 0,
+/// and `wasmproc replay` runs it again to the same outcome.
+#[test]
+fn failed_map_tasks_replay_to_the_same_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let replays = dir.path().join("replays");
+    let output = with_stdin(
+        &[
+            "map",
+            "--replay-dir",
+            replays.to_str().unwrap(),
+            SDK,
+            "--task",
+            "fail_with",
+        ],
+        b"[0, \"fine\"]\n\n[7, \"no such customer\"]\n{bad\n",
+    );
+    assert_eq!(code(&output), 123);
+    // `fail_with` always fails: a code 0 becomes 1.
+    assert!(
+        stderr(&output).contains("3 replay bundles"),
+        "{}",
+        stderr(&output)
+    );
+    let mut bundles: Vec<_> = std::fs::read_dir(&replays)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    bundles.sort();
+    let names: Vec<_> = bundles
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "sdk_tasks-line-1.replay.json",
+            "sdk_tasks-line-3.replay.json",
+            "sdk_tasks-line-4.replay.json"
+        ]
+    );
+    let again = wasmproc_run(&["replay", "--json", bundles[1].to_str().unwrap()]);
+    assert_eq!(code(&again), 7);
+    let object: Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(object["message"], "no such customer");
+    let again = wasmproc_run(&["replay", bundles[2].to_str().unwrap()]);
+    assert_eq!(code(&again), 128, "{}", stderr(&again));
+}
+
+/// `run --replay-dir` records the stdin the guest read, and the replay
+/// feeds it the same bytes; a module that changed since is refused.
+#[test]
+fn a_failed_run_replays_with_the_stdin_it_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("cmd.wasm");
+    std::fs::copy(CMD, &module).unwrap();
+    let replays = dir.path().join("replays");
+    let output = with_stdin(
+        &[
+            "run",
+            "--replay-dir",
+            replays.to_str().unwrap(),
+            module.to_str().unwrap(),
+            "expect",
+            "other",
+        ],
+        b"secret",
+    );
+    assert_eq!(code(&output), 1);
+    let bundle = replays.join("cmd-run.replay.json");
+    assert!(
+        stderr(&output).contains("wasmproc replay"),
+        "{}",
+        stderr(&output)
+    );
+
+    let again = wasmproc_run(&["replay", bundle.to_str().unwrap()]);
+    assert_eq!(code(&again), 1);
+    assert!(
+        stderr(&again).contains("read \"secret\""),
+        "{}",
+        stderr(&again)
+    );
+
+    std::fs::copy(SDK, &module).unwrap();
+    let changed = wasmproc_run(&["replay", bundle.to_str().unwrap()]);
+    assert_eq!(code(&changed), 126);
+    assert!(stderr(&changed).contains("changed since the bundle was written"));
+}

@@ -18,6 +18,8 @@ mod map;
 mod isolation;
 // Careless and hostile use: typos, endless inputs, closed pipes, limits.
 mod hardening;
+// The command line's fuzz entry points over seeds and mutations: no panic.
+mod fuzzed;
 
 /// The binary under test.
 fn binary() -> &'static Path {

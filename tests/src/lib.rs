@@ -7,6 +7,7 @@ use std::process::Output;
 use std::sync::OnceLock;
 
 pub mod host_program;
+pub mod mutations;
 #[cfg(unix)]
 pub mod unix;
 

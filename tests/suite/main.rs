@@ -18,6 +18,8 @@ mod cache;
 mod foreign;
 // Pools: submit, handles, map, chunks, shutdown; the no-task-lost stress test.
 mod pool;
+// The fuzz entry points over seeds and their mutations: no panic.
+mod fuzzed;
 // The library's layers point one way (read from its source).
 mod layers;
 // Thread and process isolation agree; process workers are supervised.

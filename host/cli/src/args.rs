@@ -45,6 +45,13 @@ pub(crate) enum Command {
         wasmproc map stats.wasm --task stats docs.ndjson > stats.ndjson\n  \
         printf '[\"exit\", \"0\"]\\n[\"exit\", \"3\"]\\n' | wasmproc map -j 2 cmd.wasm -")]
     Map(MapArgs),
+    /// Run again a task that failed, from the bundle that `run` or `map`
+    /// wrote with --replay-dir: the same module (checked by hash), entry,
+    /// argument, argv, env, directories, limits and stdin.
+    #[command(after_help = "Example:\n  \
+        wasmproc map --replay-dir failures m.wasm --task t inputs.ndjson\n  \
+        wasmproc replay failures/m-line-17.replay.json")]
+    Replay(ReplayArgs),
     /// Compile a module into the cache, so that later runs start at once.
     Compile(ModuleArgs),
     /// List a module's tasks, exports and imports.
@@ -67,6 +74,11 @@ pub(crate) struct RunArgs {
     /// guest's output through.
     #[arg(long)]
     pub(crate) json: bool,
+
+    /// If the task does not exit 0, write a bundle of everything it ran
+    /// with (and the stdin it read) into DIR, for `wasmproc replay`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) replay_dir: Option<PathBuf>,
 
     #[command(flatten)]
     pub(crate) limits: LimitArgs,
@@ -178,6 +190,11 @@ pub(crate) struct MapArgs {
     #[arg(long)]
     pub(crate) unordered: bool,
 
+    /// For each task that does not exit 0, write a bundle of everything it
+    /// ran with into DIR, for `wasmproc replay`.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) replay_dir: Option<PathBuf>,
+
     /// Run K consecutive inputs of an SDK task in one instance: faster for
     /// tiny tasks, at the price of isolation between them.
     #[arg(long, value_name = "K", default_value_t = 1)]
@@ -208,6 +225,17 @@ pub(crate) enum IsolationArg {
     Thread,
     /// Supervised child processes.
     Process,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReplayArgs {
+    /// Print one JSON object instead of passing the guest's output through.
+    #[arg(long)]
+    pub(crate) json: bool,
+
+    /// The bundle (`*.replay.json`).
+    #[arg(value_name = "BUNDLE")]
+    pub(crate) bundle: PathBuf,
 }
 
 #[derive(Debug, Args)]

@@ -2,76 +2,8 @@
 //! See `wasmproc --help`, and the `wasmproc` library crate for the
 //! embedding API: this binary is a thin layer of flags and printing over it.
 
-mod args;
-mod inspect;
-mod map;
-mod report;
-mod run;
-
-use std::process::ExitCode;
-
-use clap::Parser;
-use wasmproc::{ErrorKind, ExitStatus};
-
-use args::{Cli, Command};
-
-fn main() -> ExitCode {
+fn main() -> std::process::ExitCode {
     // A pool with process isolation starts this binary as its workers.
     wasmproc::process::run_worker_if_requested();
-    let (raw, separated) = args::hoist_run_options(std::env::args_os().collect());
-    let cli = match Cli::try_parse_from(raw) {
-        Ok(cli) => cli,
-        Err(error) => {
-            let _ = error.print();
-            return match error.kind() {
-                clap::error::ErrorKind::DisplayHelp
-                | clap::error::ErrorKind::DisplayVersion
-                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
-                    ExitCode::SUCCESS
-                }
-                _ => ExitCode::from(ExitStatus::BadInvocation.code()),
-            };
-        }
-    };
-    let result = match cli.command {
-        Command::Run(args) => run::run(args, separated),
-        Command::Map(args) => map::map(args),
-        Command::Compile(args) => inspect::compile(args),
-        Command::Inspect(args) => inspect::inspect(args),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        // The reader of our output went away (`| head`): stop quietly, as
-        // command-line tools do.
-        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("wasmproc: error: {error:#}");
-            ExitCode::from(exit_status_of(&error).code())
-        }
-    }
-}
-
-/// Whether `error` is a write to a closed pipe.
-pub(crate) fn is_broken_pipe(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-    })
-}
-
-/// An error of the binary's own making: a flag value the library never
-/// sees, with the fix in its message (exit status 128).
-pub(crate) fn usage(message: impl Into<String>) -> anyhow::Error {
-    wasmproc::Error::new(ErrorKind::BadInvocation, message).into()
-}
-
-/// The table's status for an error that stopped a command before any task
-/// ran: the library's own for its errors, 126 for anything else (an I/O
-/// failure of the binary itself).
-pub(crate) fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
-    match error.downcast_ref::<wasmproc::Error>() {
-        Some(error) => error.exit_status(),
-        None => ExitStatus::CannotRun,
-    }
+    wasmproc_cli::main()
 }

@@ -12,18 +12,28 @@ use wasmproc::{
 };
 
 use crate::args::{IsolationArg, RunArgs, misspelt_host_option};
+use crate::replay::{Inputs, Recorder, Recording};
 use crate::report::{failure_line, outcome_json, setup_failure_json};
 use crate::usage;
 
 pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
     let interrupt = on_ctrl_c();
     match prepare(&args, separated, &interrupt) {
-        Ok((module, task)) => {
+        Ok((module, mut task)) => {
+            let replay = match &args.replay_dir {
+                Some(dir) => Some(Replay::start(dir, &args, &mut task)?),
+                None => None,
+            };
             let outcome = match args.caps.isolation {
-                Some(IsolationArg::Process) => run_in_process(&module, task, &interrupt.token)?,
+                Some(IsolationArg::Process) => {
+                    run_in_process(&module, task.clone(), &interrupt.token)?
+                }
                 _ => module.run_with(&task, &interrupt.token),
             };
             report(&args, &module, &outcome);
+            if let Some(replay) = replay {
+                replay.finish(&task, &outcome);
+            }
             Ok(outcome.status.code())
         }
         Err(error) if args.json => {
@@ -33,6 +43,55 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
             Ok(status.code())
         }
         Err(error) => Err(error),
+    }
+}
+
+/// A run's replay bundle in the making: the recorder, and the stdin the
+/// guest reads (recorded as it goes).
+struct Replay {
+    recorder: Recorder,
+    argument: Vec<u8>,
+    stdin: Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>,
+}
+
+impl Replay {
+    fn start(dir: &std::path::Path, args: &RunArgs, task: &mut Task) -> anyhow::Result<Self> {
+        let (path, _) = args.module_and_argv();
+        let recorder = Recorder::new(dir, &path)?;
+        let limits = task.get_limits().cloned().unwrap_or_default();
+        let stdin = match task.get_stdin() {
+            Stdin::Inherit => {
+                let (reader, kept) = Recording::new(std::io::stdin(), limits.get_max_args());
+                *task = task.clone().stdin(Stdin::reader(reader));
+                Some(kept)
+            }
+            _ => None,
+        };
+        Ok(Replay {
+            recorder,
+            argument: task.get_input().to_vec(),
+            stdin,
+        })
+    }
+
+    fn finish(self, task: &Task, outcome: &Outcome) {
+        let stdin = self
+            .stdin
+            .map(|kept| kept.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        let inputs = Inputs {
+            entry: task.entry(),
+            argument: &self.argument,
+            argv: task.get_args(),
+            caps: task.get_capabilities(),
+            limits: &task.get_limits().cloned().unwrap_or_default(),
+            stdin,
+        };
+        if let Some(path) = self.recorder.record("run", inputs, outcome) {
+            eprintln!(
+                "wasmproc: replay it with: wasmproc replay {}",
+                path.display()
+            );
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use std::sync::{Arc, Mutex};
 use wasmproc::{Capabilities, Task, TaskSender};
 
 /// What each input line becomes.
+#[derive(Clone)]
 pub(crate) enum Shape {
     /// The line is the typed task's JSON argument.
     Typed(String),
@@ -40,22 +41,49 @@ impl Lines {
     }
 }
 
+/// The text of each line in flight, by task index, while bundles for
+/// `--replay-dir` may still be needed (the window bounds how many).
+#[derive(Clone, Default)]
+pub(crate) struct Remembered(Arc<Mutex<std::collections::HashMap<usize, Vec<u8>>>>);
+
+impl Remembered {
+    fn keep(&self, index: usize, line: &[u8]) {
+        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.insert(index, line.to_vec());
+    }
+
+    /// The line of task `index`, forgotten as it is taken.
+    pub(crate) fn take(&self, index: usize) -> Option<Vec<u8>> {
+        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        lines.remove(&index)
+    }
+}
+
+/// How lines become tasks: the task's shape, the capabilities granted, and
+/// the most bytes a line may have.
+pub(crate) struct Making {
+    pub(crate) shape: Shape,
+    pub(crate) caps: Capabilities,
+    pub(crate) max: usize,
+}
+
 /// Reads `input` line by line until it ends or `stop` is set, sending one
 /// task per non-blank line. A line over `max` bytes is not kept: it becomes
 /// a task that fails alone (`bad_invocation`), and reading goes on after
 /// it. Returns how many lines were read.
 pub(crate) fn feed(
     input: Box<dyn BufRead + Send>,
-    shape: &Shape,
-    caps: &Capabilities,
-    max: usize,
+    making: &Making,
     tasks: &TaskSender,
     lines: &Lines,
+    remembered: Option<&Remembered>,
     stop: &AtomicBool,
 ) -> usize {
     let (mut line_index, mut sent, mut skipped) = (0usize, 0usize, 0usize);
     // The shift from task to line index last recorded.
     let mut recorded = 0;
+    let Making { shape, caps, max } = making;
+    let max = *max;
     let mut buffer = Vec::new();
     let mut reader = LineReader {
         input,
@@ -71,7 +99,12 @@ pub(crate) fn feed(
                 skipped += 1;
                 continue;
             }
-            Ok(Line::Text) => task_for(shape, number, std::mem::take(&mut buffer), caps),
+            Ok(Line::Text) => {
+                if let Some(remembered) = remembered {
+                    remembered.keep(sent, &buffer);
+                }
+                task_for(shape, number, std::mem::take(&mut buffer), caps)
+            }
             Ok(Line::TooLong) => Task::rejected(format!(
                 "input line {number} is over the limit of {max} bytes on a task's input; \
                  raise it with --max-args"
@@ -148,6 +181,28 @@ impl LineReader {
                 return Ok(Line::Text);
             }
         }
+    }
+}
+
+/// Reads every line of `bytes` into a task of `shape`, checked as a worker
+/// would check it (for fuzzing).
+pub(crate) fn fuzz_lines(bytes: &[u8], shape: &Shape) {
+    let mut reader = LineReader {
+        input: Box::new(std::io::Cursor::new(bytes.to_vec())),
+        max: 1 << 10,
+        skipping: false,
+    };
+    let mut buffer = Vec::new();
+    let mut number = 0;
+    while let Ok(Line::Text | Line::TooLong) = reader.read(&mut buffer) {
+        number += 1;
+        let task = task_for(
+            shape,
+            number,
+            std::mem::take(&mut buffer),
+            &Capabilities::default(),
+        );
+        let _ = task.get_args();
     }
 }
 

@@ -5,7 +5,7 @@
 //! - `output`: the lines written, flushed promptly; the progress bar and
 //!   the summary.
 
-mod input;
+pub(crate) mod input;
 mod output;
 
 use std::fs::File;
@@ -16,8 +16,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use wasmproc::{Entry, ExitStatus, Isolation, Module, Outcome, Pool, ProcessOptions};
 
 use crate::args::{IsolationArg, MapArgs};
+use crate::replay::{Inputs, Recorder};
 use crate::usage;
-use input::{Lines, Shape};
+use input::{Lines, Remembered, Shape};
 use output::{Summary, progress_bar};
 
 /// Where `map`'s workers run unless `--isolation` says otherwise, chosen
@@ -72,10 +73,11 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         IsolationArg::Process => Isolation::Process(ProcessOptions::default()),
     };
     let max_input = limits.get_max_args();
+    let shape_for_replay = shape.clone();
     let pool = Arc::new(
         Pool::builder(&module)
             .workers(workers)
-            .limits(limits)
+            .limits(limits.clone())
             .isolation(isolation)
             .build()?,
     );
@@ -96,25 +98,51 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     }
 
     let lines = Lines::default();
+    let replay = match &args.replay_dir {
+        Some(dir) => Some((Recorder::new(dir, &args.module)?, Remembered::default())),
+        None => None,
+    };
+    let remembered = replay.as_ref().map(|(_, remembered)| remembered.clone());
+    let mut bundles = 0usize;
     let progress = progress_bar(total);
     let out = output::Lines::new();
     let mut summary = Summary::new();
     let mut emit = |index: usize, outcome: Outcome| -> std::io::Result<()> {
         progress.inc(1);
         summary.count(&outcome);
-        out.write(
-            lines.line_of(index),
-            &with_line_number(outcome, &lines, index),
-        )
+        let line = lines.line_of(index);
+        if let Some((recorder, remembered)) = &replay
+            && let Some(text) = remembered.take(index)
+            && record(
+                recorder,
+                &shape_for_replay,
+                &text,
+                line,
+                &caps,
+                &limits,
+                &outcome,
+            )
+        {
+            bundles += 1;
+        }
+        out.write(line, &with_line_number(outcome, &lines, index))
     };
     // The reader runs on a thread of its own, which is not waited for: it
     // may stay blocked on its input after the results end (Ctrl-C, a
     // closed stdout).
     let feed = |tasks: wasmproc::TaskSender| {
-        let (lines, stop, caps) = (lines.clone(), Arc::clone(&interrupted), caps.clone());
+        let (lines, stop) = (lines.clone(), Arc::clone(&interrupted));
+        let making = input::Making {
+            shape,
+            caps: caps.clone(),
+            max: max_input,
+        };
         std::thread::Builder::new()
             .name("wasmproc-map-input".into())
-            .spawn(move || input::feed(input, &shape, &caps, max_input, &tasks, &lines, &stop))
+            .spawn(move || {
+                let remembered = remembered.as_ref();
+                input::feed(input, &making, &tasks, &lines, remembered, &stop)
+            })
     };
     let written = (|| {
         if args.unordered {
@@ -145,6 +173,15 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     pool.shutdown(wasmproc::Shutdown::Cancel);
     if !quiet {
         eprintln!("{}", summary.line());
+        if let Some(dir) = &args.replay_dir
+            && bundles > 0
+        {
+            eprintln!(
+                "wasmproc map: {bundles} replay bundle{} in {} (wasmproc replay BUNDLE)",
+                if bundles == 1 { "" } else { "s" },
+                dir.display()
+            );
+        }
     }
     Ok(if interrupted.load(Ordering::SeqCst) {
         ExitStatus::Cancelled.code()
@@ -153,6 +190,38 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     } else {
         0
     })
+}
+
+/// Writes the replay bundle of the task of input line `line` (from 0);
+/// whether one was written.
+fn record(
+    recorder: &Recorder,
+    shape: &Shape,
+    text: &[u8],
+    line: usize,
+    caps: &wasmproc::Capabilities,
+    limits: &wasmproc::Limits,
+    outcome: &Outcome,
+) -> bool {
+    let (entry, argument, argv) = match shape {
+        Shape::Typed(name) => (Entry::Task(name.clone()), text, Vec::new()),
+        Shape::Command => (
+            Entry::Command,
+            &b"null"[..],
+            serde_json::from_slice::<Vec<String>>(text).unwrap_or_default(),
+        ),
+    };
+    let inputs = Inputs {
+        entry: &entry,
+        argument,
+        argv: &argv,
+        caps,
+        limits,
+        stdin: None,
+    };
+    recorder
+        .record(&format!("line-{}", line + 1), inputs, outcome)
+        .is_some()
 }
 
 /// A bad input's message names its line: a task that failed before it ran

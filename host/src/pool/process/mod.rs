@@ -37,7 +37,7 @@
 //!   the pool's queue.
 
 mod child;
-mod protocol;
+pub(crate) mod protocol;
 mod supervisor;
 
 use std::path::PathBuf;

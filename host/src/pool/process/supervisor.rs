@@ -75,6 +75,8 @@ fn lost(message: impl Into<String>) -> Error {
 enum Ended {
     /// The worker died, broke the protocol or overran a deadline.
     Lost(Error),
+    /// No worker could be started.
+    NoStart(Error),
     /// The worker retired after a task, as it said in its `Done`.
     Retired,
 }
@@ -87,6 +89,16 @@ impl From<Error> for Ended {
 
 fn gone(message: impl Into<String>) -> Ended {
     Ended::Lost(lost(message))
+}
+
+/// How many of `times` fall within the last `window` (older ones are
+/// dropped).
+fn within_window(times: &mut VecDeque<Instant>, window: Duration) -> usize {
+    let now = Instant::now();
+    while times.front().is_some_and(|t| now - *t > window) {
+        times.pop_front();
+    }
+    times.len()
 }
 
 /// A task sent to the worker and not yet answered.
@@ -214,6 +226,9 @@ pub(super) struct Supervisor {
     index: usize,
     /// When this worker's recent processes died, for the crash-loop breaker.
     deaths: VecDeque<Instant>,
+    /// When recent processes failed to start at all (not a worker, a module
+    /// that does not load): while too many did, none is started.
+    failed_starts: VecDeque<Instant>,
     /// Why the last one died.
     last_death: String,
     next_id: u64,
@@ -239,6 +254,7 @@ impl Supervisor {
             pids,
             index,
             deaths: VecDeque::new(),
+            failed_starts: VecDeque::new(),
             last_death: String::new(),
             next_id: 0,
         }
@@ -248,11 +264,11 @@ impl Supervisor {
     /// A worker that cannot start counts as a death: a program that is no
     /// worker trips the breaker instead of being started in a loop.
     pub(super) fn warm_up(&mut self) {
-        if self.worker.is_none() && !self.breaker_open() {
+        if self.worker.is_none() && !self.starts_failing() {
             match self.spawn() {
                 Ok(worker) => self.set_worker(Some(worker)),
                 Err(error) => {
-                    self.record_death(error.to_string());
+                    self.record_failed_start(error.to_string());
                 }
             }
         }
@@ -288,34 +304,39 @@ impl Supervisor {
         self.worker = worker;
     }
 
-    /// Records a death and why; whether the crash-loop breaker is now open.
+    /// Records a death under a task (or while idle) and why; whether the
+    /// crash-loop breaker has tripped: more deaths within the window than
+    /// the options allow. The task at hand then fails for good (it may be
+    /// poison); later tasks still get a new worker.
     fn record_death(&mut self, why: String) -> bool {
         self.deaths.push_back(Instant::now());
         self.last_death = why;
-        self.breaker_open()
+        within_window(&mut self.deaths, self.options.restart_window)
+            > self.options.max_restarts as usize
     }
 
-    /// Whether the crash-loop breaker is open: more deaths within the
-    /// window than the options allow. While it is, tasks fail at once and no
-    /// worker is started, so a worker that cannot start (or dies at once)
-    /// costs at most `max_restarts` starts per window.
-    fn breaker_open(&mut self) -> bool {
-        let now = Instant::now();
-        while self
-            .deaths
-            .front()
-            .is_some_and(|t| now - *t > self.options.restart_window)
-        {
-            self.deaths.pop_front();
-        }
-        self.deaths.len() > self.options.max_restarts as usize
+    /// Records a worker that could not start; whether starts now fail too
+    /// often to try again (see [`starts_failing`](Self::starts_failing)).
+    fn record_failed_start(&mut self, why: String) -> bool {
+        self.failed_starts.push_back(Instant::now());
+        self.record_death(why);
+        self.starts_failing()
+    }
+
+    /// Whether more workers failed to start within the window than the
+    /// options allow: then tasks fail at once and none is started until
+    /// the window has passed, so a program that is no worker (or a module
+    /// that does not load) costs at most `max_restarts` starts per window.
+    fn starts_failing(&mut self) -> bool {
+        within_window(&mut self.failed_starts, self.options.restart_window)
+            > self.options.max_restarts as usize
     }
 
     /// The error of a task failed by the open breaker, after `cause`.
     fn poison(&self, cause: &str) -> Error {
         lost(format!(
             "{cause}; the worker process died {} times within {}: the task fails for good \
-             (it may be poison to its worker, or the worker cannot start)",
+             (it may be poison to its worker)",
             self.deaths.len(),
             humantime::format_duration(self.options.restart_window)
         ))
@@ -361,9 +382,15 @@ impl Supervisor {
             deliver(index, outcome);
         };
         while let Some(&front) = pending.front() {
-            if self.breaker_open() {
+            if self.starts_failing() {
                 pending.pop_front();
-                let error = self.poison(&self.last_death.clone());
+                let error = lost(format!(
+                    "{}; {} worker processes failed to start within {}: the task fails without \
+                     another try",
+                    self.last_death,
+                    self.failed_starts.len(),
+                    humantime::format_duration(self.options.restart_window)
+                ));
                 fail(front, error, &mut deliver);
                 continue;
             }
@@ -373,6 +400,19 @@ impl Supervisor {
                     // The worker left on purpose after its task: the tasks
                     // behind it never started and go to a new one.
                     self.set_worker(None);
+                    continue;
+                }
+                Err(Ended::NoStart(error)) => {
+                    self.record_failed_start(error.to_string());
+                    let Some(&index) = pending.front() else {
+                        return;
+                    };
+                    if attempts[index] < self.options.retries && !self.starts_failing() {
+                        attempts[index] += 1;
+                    } else {
+                        pending.pop_front();
+                        fail(index, error, &mut deliver);
+                    }
                     continue;
                 }
                 Err(Ended::Lost(error)) => error,
@@ -413,7 +453,7 @@ impl Supervisor {
             self.set_worker(None);
         }
         if self.worker.is_none() {
-            let worker = self.spawn().map_err(Ended::Lost)?;
+            let worker = self.spawn().map_err(Ended::NoStart)?;
             self.set_worker(Some(worker));
         }
         let worker = self.worker.as_mut().expect("spawned above");

@@ -22,6 +22,16 @@ fn main() {
             std::io::stdout().write_all(&input).expect("stdout writes");
         }
         "exit" => exit(rest[0].parse().expect("an exit code")),
+        "expect" => {
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .expect("stdin reads");
+            if input != rest[0] {
+                eprintln!("expected {:?}, read {input:?}", rest[0]);
+                exit(1)
+            }
+        }
         "read" => match std::fs::read_to_string(&rest[0]) {
             Ok(text) => print!("{text}"),
             Err(error) => {
@@ -86,7 +96,7 @@ fn main() {
         "panic" => panic!("wasi-cmd was told to panic"),
         _ => {
             eprintln!(
-                "usage: wasi-cmd args|env|cat|exit N|read F|write F T|symlink T L|list D|sleep MS|spin|flood N|stderr T|say T|panic"
+                "usage: wasi-cmd args|env|cat|exit N|expect TEXT|read F|write F T|symlink T L|list D|sleep MS|spin|flood N|stderr T|say T|panic"
             );
             exit(64)
         }

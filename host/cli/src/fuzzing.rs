@@ -1,0 +1,51 @@
+//! Entry points for fuzzing the parts of the command line that read
+//! untrusted bytes: `map`'s input lines and the command line itself. Used
+//! by the `cargo fuzz` targets in `fuzz/` and, over a fixed corpus and its
+//! mutations, by the binary's tests. Not an API: each function must only
+//! never panic, whatever its input.
+
+use std::ffi::OsString;
+
+use clap::Parser;
+
+use crate::args::{Cli, Command, hoist_run_options, misspelt_host_option};
+use crate::map::input::{Shape, fuzz_lines};
+
+/// Reads `bytes` as `map`'s input, for a typed task and for a command,
+/// turning each line into a task as `map` does.
+pub fn input_lines(bytes: &[u8]) {
+    fuzz_lines(bytes, &Shape::Typed("t".into()));
+    fuzz_lines(bytes, &Shape::Command);
+}
+
+/// Parses `bytes` as a command line (arguments separated by NUL), as
+/// `main` does, and builds the limits and capabilities it names; nothing
+/// runs.
+pub fn command_line(bytes: &[u8]) {
+    let raw: Vec<OsString> = std::iter::once(OsString::from("wasmproc"))
+        .chain(
+            bytes
+                .split(|b| *b == 0)
+                .map(|arg| OsString::from(String::from_utf8_lossy(arg).into_owned())),
+        )
+        .collect();
+    let (raw, _) = hoist_run_options(raw);
+    let Ok(cli) = Cli::try_parse_from(raw) else {
+        return;
+    };
+    match cli.command {
+        Command::Run(args) => {
+            let (_, argv) = args.module_and_argv();
+            if let Some(first) = argv.first() {
+                let _ = misspelt_host_option(first);
+            }
+            let _ = args.limits.to_limits();
+            let _ = args.caps.to_capabilities();
+        }
+        Command::Map(args) => {
+            let _ = args.limits.to_limits();
+            let _ = args.caps.to_capabilities();
+        }
+        _ => {}
+    }
+}
