@@ -47,6 +47,34 @@ check() {
     fi
 }
 
+# check_stdin INPUT EXPECTED_CODE EXPECTED_STDOUT ARGS...: the same, with
+# INPUT on stdin.
+check_stdin() {
+    local input=$1 want=$2 want_out=$3
+    shift 3
+    local out code=0
+    out=$(printf '%b' "$input" | wine "$exe" "$@" 2>/dev/null | tr -d '\r') || code=$?
+    if [[ $code == "$want" && ($want_out == - || $out == "$want_out") ]]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAILED: ... | wasmproc $* -> exit $code (want $want), stdout '$out' (want '$want_out')"
+    fi
+}
+
+# check_bytes EXPECTED_BYTES ARGS...: the size of what wasmproc writes.
+check_bytes() {
+    local want=$1 bytes
+    shift
+    bytes=$(wine "$exe" "$@" 2>/dev/null | wc -c)
+    if [[ $bytes == "$want" ]]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAILED: wasmproc $* -> $bytes bytes on stdout (want $want)"
+    fi
+}
+
 for isolation in thread process; do
     iso=(--isolation "$isolation")
     check 0 49 run "${iso[@]}" "$sdk" --task square --args 7
@@ -66,6 +94,9 @@ for isolation in thread process; do
     check 0 "" run "${iso[@]}" "$cmd" env
     check 0 "K=V" run "${iso[@]}" --env K=V "$cmd" env
     check 2 "" run "${iso[@]}" "$cmd" read 'C:\windows\win.ini'
+    check_stdin "relayed" 0 "relayed" run "${iso[@]}" "$cmd" cat
+    check_bytes 2999301 run "${iso[@]}" "$cmd" flood 3000000
+    check_stdin '5\n6\n' 0 - map "${iso[@]}" "$sdk" --task square -
     printf '3\n"x"\n{bad\n' > target/windows-map-input.ndjson
     check 123 - map "${iso[@]}" "$sdk" --task square target/windows-map-input.ndjson
 done

@@ -159,8 +159,7 @@ impl LoadArgs {
 pub(crate) struct CapabilityArgs {
     /// Run workers as threads of this process, or as supervised child
     /// processes (`map`'s default above 4 workers, where they scale better).
-    /// With `process`, `run` prints the guest's output when the task ends
-    /// and gives it no stdin.
+    /// Outcomes, stdin and output are the same either way.
     #[arg(long, value_name = "thread|process", value_enum)]
     pub(crate) isolation: Option<IsolationArg>,
 

@@ -106,7 +106,7 @@ pub enum Isolation {
     #[default]
     Thread,
     /// Workers are supervised child processes of a wasmproc executable.
-    /// Tasks must capture or discard their output and take no host stdin.
+    /// A task's streamed stdin and output are relayed by the pool.
     Process(ProcessOptions),
 }
 
