@@ -10,6 +10,12 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::error::{Error, ErrorKind};
+
+fn setup(message: String) -> Error {
+    Error::new(ErrorKind::Setup, message)
+}
+
 /// The length of the key, in bytes.
 pub(crate) const KEY_LEN: usize = 32;
 
@@ -32,33 +38,37 @@ pub(crate) fn default_key_file() -> Option<PathBuf> {
 ///
 /// # Errors
 ///
-/// Why the key cannot be used, in words: the cache is then off.
-pub(crate) fn load_or_create(path: &Path) -> Result<[u8; KEY_LEN], String> {
+/// [`ErrorKind::Setup`], saying why the key cannot be used: the cache is
+/// then off.
+pub(crate) fn load_or_create(path: &Path) -> Result<[u8; KEY_LEN], Error> {
     match std::fs::read(path) {
         Ok(bytes) => {
             check_private(path)?;
             bytes.try_into().map_err(|_| {
-                format!(
+                setup(format!(
                     "the cache key `{}` is not {KEY_LEN} bytes long: delete it, and a new one is made",
                     path.display()
-                )
+                ))
             })
         }
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => create(path),
-        Err(error) => Err(format!(
+        Err(error) => Err(setup(format!(
             "cannot read the cache key `{}`: {error}",
             path.display()
-        )),
+        ))),
     }
 }
 
-fn create(path: &Path) -> Result<[u8; KEY_LEN], String> {
+fn create(path: &Path) -> Result<[u8; KEY_LEN], Error> {
     let fail = |error: std::io::Error| {
-        format!("cannot create the cache key `{}`: {error}", path.display())
+        setup(format!(
+            "cannot create the cache key `{}`: {error}",
+            path.display()
+        ))
     };
     let mut key = [0u8; KEY_LEN];
     getrandom::fill(&mut key)
-        .map_err(|error| format!("no randomness for the cache key: {error}"))?;
+        .map_err(|error| setup(format!("no randomness for the cache key: {error}")))?;
     let dir = path.parent().unwrap_or(Path::new("."));
     create_private_dir(dir).map_err(fail)?;
     // Written whole under a temporary name (which tempfile makes readable
@@ -90,31 +100,31 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 /// or write: they could then sign entries. (On Windows the file lives in
 /// the user's profile, whose access list already keeps others out.)
 #[cfg(unix)]
-fn check_private(path: &Path) -> Result<(), String> {
+fn check_private(path: &Path) -> Result<(), Error> {
     use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let meta = std::fs::metadata(path).map_err(|e| setup(e.to_string()))?;
     let me = rustix::process::geteuid().as_raw();
     if meta.uid() != me {
-        return Err(format!(
+        return Err(setup(format!(
             "the cache key `{}` belongs to user {}, not to this user ({me}): another user could \
              sign cache entries; point {KEY_FILE_ENV} at a key of your own",
             path.display(),
             meta.uid()
-        ));
+        )));
     }
     if meta.mode() & 0o077 != 0 {
-        return Err(format!(
+        return Err(setup(format!(
             "the cache key `{}` can be read or written by other users (mode {:o}): \
              run `chmod 600 {}`",
             path.display(),
             meta.mode() & 0o777,
             path.display()
-        ));
+        )));
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn check_private(_path: &Path) -> Result<(), String> {
+fn check_private(_path: &Path) -> Result<(), Error> {
     Ok(())
 }

@@ -29,6 +29,8 @@ use std::path::{Path, PathBuf};
 
 use wasmtime::Engine;
 
+use crate::error::{Error, ErrorKind};
+
 pub(crate) use key::default_key_file;
 
 /// The first bytes of every entry; bump the digit when the layout changes.
@@ -54,7 +56,7 @@ pub(crate) struct ModuleCache {
     /// The directory and the key that signs its entries; `None` when off.
     on: Option<(PathBuf, [u8; key::KEY_LEN])>,
     /// Why the cache is off, when it was asked for but cannot be used.
-    off_because: Option<String>,
+    off_because: Option<Error>,
 }
 
 impl ModuleCache {
@@ -70,9 +72,10 @@ impl ModuleCache {
     pub(crate) fn in_dir(dir: PathBuf, key_file: Option<&Path>) -> Self {
         let key = match key_file {
             Some(path) => key::load_or_create(path),
-            None => Err("no configuration directory to keep the cache key in: set \
-                         WASMPROC_CACHE_KEY_FILE"
-                .to_owned()),
+            None => Err(Error::new(
+                ErrorKind::Setup,
+                "no configuration directory to keep the cache key in: set WASMPROC_CACHE_KEY_FILE",
+            )),
         };
         match key {
             Ok(key) => ModuleCache {
@@ -92,7 +95,7 @@ impl ModuleCache {
 
     /// Why the cache is off though a directory was given for it.
     pub(crate) fn off_because(&self) -> Option<&str> {
-        self.off_because.as_deref()
+        self.off_because.as_ref().map(Error::message)
     }
 
     /// The entry's path for these wasm bytes under this engine.

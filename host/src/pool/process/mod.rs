@@ -151,11 +151,15 @@ impl ProcessOptions {
     }
 
     /// The executable to start as a worker.
-    pub(crate) fn worker_executable(&self) -> Result<PathBuf, String> {
+    pub(crate) fn worker_executable(&self) -> Result<PathBuf, Error> {
         match &self.executable {
             Some(path) => Ok(path.clone()),
-            None => std::env::current_exe()
-                .map_err(|e| format!("cannot find the current executable: {e}")),
+            None => std::env::current_exe().map_err(|e| {
+                Error::new(
+                    ErrorKind::Setup,
+                    format!("cannot find the current executable: {e}"),
+                )
+            }),
         }
     }
 }

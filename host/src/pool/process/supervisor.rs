@@ -579,10 +579,7 @@ impl Supervisor {
     }
 
     fn spawn(&self) -> Result<Worker, Error> {
-        let executable = self
-            .options
-            .worker_executable()
-            .map_err(|message| Error::new(ErrorKind::Setup, message))?;
+        let executable = self.options.worker_executable()?;
         // One spawn at a time: on Windows a child inherits every inheritable
         // handle that exists while it is created, so two workers started at
         // once could each hold the other's pipe open, and neither would see
