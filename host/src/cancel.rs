@@ -142,6 +142,15 @@ impl CancelToken {
         }
     }
 
+    /// Whether `other` is this token or a clone of it.
+    pub(crate) fn same_as(&self, other: &CancelToken) -> bool {
+        match (&self.shared, &other.shared) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     /// Sends `()` on `wake` when this token or an ancestor is cancelled (at
     /// once if it already is), until the returned registration is dropped.
     /// For threads that block on channels: they add `wake`'s receiver to

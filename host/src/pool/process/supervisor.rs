@@ -91,6 +91,29 @@ fn gone(message: impl Into<String>) -> Ended {
     Ended::Lost(lost(message))
 }
 
+/// A message already there or arriving within a moment, taken without
+/// sleeping (spinning, then yielding, as crossbeam's own `recv` does before
+/// it sleeps); `None` if none came.
+fn soon<T>(channel: &Receiver<T>) -> Option<Result<T, crossbeam_channel::RecvError>> {
+    for step in 0..10u32 {
+        match channel.try_recv() {
+            Ok(message) => return Some(Ok(message)),
+            Err(crossbeam_channel::TryRecvError::Disconnected) => {
+                return Some(Err(crossbeam_channel::RecvError));
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => {}
+        }
+        if step < 6 {
+            for _ in 0..1 << step {
+                std::hint::spin_loop();
+            }
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    None
+}
+
 /// How many of `times` fall within the last `window` (older ones are
 /// dropped).
 fn within_window(times: &mut VecDeque<Instant>, window: Duration) -> usize {
@@ -119,8 +142,9 @@ const STDIN_WINDOW: u64 = 1 << 20;
 struct StdinRelay {
     /// `None` when the task's stdin is not streamed, or has ended.
     source: Option<Arc<Pump>>,
-    replies: Sender<Chunk>,
-    chunks: Receiver<Chunk>,
+    /// The channel of the source's chunks (made only with a source: most
+    /// tasks have none, and the relay is made for every task).
+    channel: Option<(Sender<Chunk>, Receiver<Chunk>)>,
     asked: bool,
     ahead: u64,
 }
@@ -140,11 +164,10 @@ impl StdinRelay {
                 format!("cannot start the thread that relays the task's stdin: {error}"),
             )
         })?;
-        let (replies, chunks) = crossbeam_channel::bounded(1);
+        let channel = source.as_ref().map(|_| crossbeam_channel::bounded(1));
         Ok(StdinRelay {
             source,
-            replies,
-            chunks,
+            channel,
             asked: false,
             ahead: 0,
         })
@@ -152,20 +175,25 @@ impl StdinRelay {
 
     /// Asks the source for the next chunk, when the window has room.
     fn ask(&mut self) {
-        if let Some(source) = &self.source
+        if let (Some(source), Some((replies, _))) = (&self.source, &self.channel)
             && !self.asked
             && self.ahead < STDIN_WINDOW
         {
-            source.request(CHUNK, Reply::Sync(self.replies.clone()));
+            source.request(CHUNK, Reply::Sync(replies.clone()));
             self.asked = true;
         }
     }
 
+    /// Whether a stdin is being relayed.
+    fn active(&self) -> bool {
+        self.source.is_some()
+    }
+
     /// Where the source's chunks arrive (never, when there is no source).
     fn chunks(&self) -> Receiver<Chunk> {
-        match self.source {
-            Some(_) => self.chunks.clone(),
-            None => crossbeam_channel::never(),
+        match (&self.source, &self.channel) {
+            (Some(_), Some((_, chunks))) => chunks.clone(),
+            _ => crossbeam_channel::never(),
         }
     }
 
@@ -286,6 +314,9 @@ impl Supervisor {
             let Some(worker) = &self.worker else {
                 return queue.recv().ok();
             };
+            if let Some(job) = soon(queue) {
+                return job.ok();
+            }
             select! {
                 recv(queue) -> job => return job.ok(),
                 recv(worker.from_child) -> _ => {
@@ -372,10 +403,15 @@ impl Supervisor {
         }
         // Any cancellation among the tasks wakes the wait for answers.
         let (wake, woken) = crossbeam_channel::bounded(1);
-        let _watches: Vec<_> = tasks
-            .iter()
-            .filter_map(|(_, token)| token.watch(&wake))
-            .collect();
+        // The tasks of a batch mostly share one token (a map's): watch each
+        // token once, since every watch locks the token's whole chain.
+        let mut watched: Vec<&CancelToken> = Vec::new();
+        for (_, token) in tasks {
+            if !watched.iter().any(|seen| seen.same_as(token)) {
+                watched.push(token);
+            }
+        }
+        let _watches: Vec<_> = watched.iter().filter_map(|t| t.watch(&wake)).collect();
         let fail = |index: usize, error: Error, deliver: &mut dyn FnMut(usize, Outcome)| {
             let mut outcome = Outcome::from(error);
             outcome.duration = started.elapsed();
@@ -519,58 +555,84 @@ impl Supervisor {
                 None => crossbeam_channel::never(),
             };
             let stdin_chunks = relay.chunks();
-            select! {
-                recv(worker.from_child) -> frame => match frame {
-                    Ok(Ok(ToParent::Done { id, outcome, retire })) if id == front_id => {
-                        in_flight.pop_front();
-                        pending.pop_front();
-                        deliver(front_index, outcome);
-                        if retire {
-                            return Err(Ended::Retired);
-                        }
-                        front_since = Instant::now();
-                        cancel_by = in_flight
-                            .front()
-                            .filter(|task| task.cancel_sent)
-                            .map(|_| front_since + grace);
-                        relay = StdinRelay::start(in_flight.front(), tasks)?;
+            // The next frame usually follows within microseconds: wait for
+            // it briefly before sleeping in the select (which, unlike a plain
+            // receive, sleeps at once, and a wake-up costs more).
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(gone(format!(
+                    "the worker process did not answer within the task's limit plus {} of \
+                     grace, and was killed",
+                    humantime::format_duration(grace)
+                )));
+            }
+            let quick = if relay.active() {
+                None
+            } else {
+                soon(&worker.from_child)
+            };
+            let frame = match quick {
+                Some(frame) => frame,
+                None => select! {
+                    recv(worker.from_child) -> frame => frame,
+                    recv(stdin_chunks) -> chunk => {
+                        relay.forward(worker, front_id, chunk)?;
+                        continue;
                     }
-                    Ok(Ok(ToParent::Output { id, stream, bytes })) if id == front_id => {
-                        let task = tasks[front_index].0;
-                        let output = match stream {
-                            StreamName::Stdout => &task.stdout,
-                            StreamName::Stderr => &task.stderr,
-                        };
-                        write_output(output, stream, &bytes);
-                    }
-                    Ok(Ok(ToParent::InputTaken { id, bytes })) if id == front_id => {
-                        relay.taken(bytes);
-                    }
-                    Ok(Ok(_)) => return Err(gone("the worker process answered out of turn")),
-                    Ok(Err(error)) => {
+                    // A task was cancelled: the loop's top sends the `Cancel`.
+                    recv(woken) -> _ => continue,
+                    recv(timer) -> _ => {
                         return Err(gone(format!(
-                            "the worker process sent a malformed frame ({error})"
-                        )));
-                    }
-                    Err(_) => {
-                        let status = worker
-                            .process
-                            .wait()
-                            .map(|s| s.to_string())
-                            .unwrap_or_default();
-                        return Err(gone(format!(
-                            "the worker process died under the task ({status})"
+                            "the worker process did not answer within the task's limit plus {} \
+                             of grace, and was killed",
+                            humantime::format_duration(grace)
                         )));
                     }
                 },
-                recv(stdin_chunks) -> chunk => relay.forward(worker, front_id, chunk)?,
-                // A task was cancelled: the loop's top sends the `Cancel`.
-                recv(woken) -> _ => {}
-                recv(timer) -> _ => {
+            };
+            match frame {
+                Ok(Ok(ToParent::Done {
+                    id,
+                    outcome,
+                    retire,
+                })) if id == front_id => {
+                    in_flight.pop_front();
+                    pending.pop_front();
+                    deliver(front_index, outcome);
+                    if retire {
+                        return Err(Ended::Retired);
+                    }
+                    front_since = Instant::now();
+                    cancel_by = in_flight
+                        .front()
+                        .filter(|task| task.cancel_sent)
+                        .map(|_| front_since + grace);
+                    relay = StdinRelay::start(in_flight.front(), tasks)?;
+                }
+                Ok(Ok(ToParent::Output { id, stream, bytes })) if id == front_id => {
+                    let task = tasks[front_index].0;
+                    let output = match stream {
+                        StreamName::Stdout => &task.stdout,
+                        StreamName::Stderr => &task.stderr,
+                    };
+                    write_output(output, stream, &bytes);
+                }
+                Ok(Ok(ToParent::InputTaken { id, bytes })) if id == front_id => {
+                    relay.taken(bytes);
+                }
+                Ok(Ok(_)) => return Err(gone("the worker process answered out of turn")),
+                Ok(Err(error)) => {
                     return Err(gone(format!(
-                        "the worker process did not answer within the task's limit plus {} of \
-                         grace, and was killed",
-                        humantime::format_duration(grace)
+                        "the worker process sent a malformed frame ({error})"
+                    )));
+                }
+                Err(_) => {
+                    let status = worker
+                        .process
+                        .wait()
+                        .map(|s| s.to_string())
+                        .unwrap_or_default();
+                    return Err(gone(format!(
+                        "the worker process died under the task ({status})"
                     )));
                 }
             }
