@@ -37,11 +37,7 @@ impl Report {
 fn main() {
     // The process-isolation rows start this very binary as their workers.
     wasmproc::process::run_worker_if_requested();
-    let tasks = std::env::args()
-        .skip_while(|a| a != "--tasks")
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(100_000usize);
+    let tasks = wasmproc_tests::tasks_argument(100_000);
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     println!("wasmproc pool benchmark: {tasks} trivial tasks per row, {cpus} CPUs, one run");
 

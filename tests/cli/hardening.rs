@@ -194,29 +194,39 @@ fn a_memory_limit_that_cannot_take_effect_is_refused() {
 /// result when it is ready, while the producer is still writing.
 #[test]
 fn map_streams_results_while_its_input_is_open() {
-    let mut child = wasmproc()
-        .args(["map", SDK, "--task", "square", "-"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    let mut output = BufReader::new(child.stdout.take().unwrap());
-    for n in [5u64, 6] {
-        writeln!(input, "{n}").unwrap();
-        input.flush().unwrap();
-        let mut line = String::new();
-        output.read_line(&mut line).unwrap();
-        let line: Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(
-            line["result"],
-            n * n,
-            "the result came while the input was open"
-        );
+    for isolation in ["thread", "process"] {
+        let mut child = wasmproc()
+            .args([
+                "map",
+                "--isolation",
+                isolation,
+                SDK,
+                "--task",
+                "square",
+                "-",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap());
+        for n in [5u64, 6] {
+            writeln!(input, "{n}").unwrap();
+            input.flush().unwrap();
+            let mut line = String::new();
+            output.read_line(&mut line).unwrap();
+            let line: Value = serde_json::from_str(&line).unwrap();
+            assert_eq!(
+                line["result"],
+                n * n,
+                "{isolation}: the result came while the input was open"
+            );
+        }
+        drop(input);
+        assert_eq!(child.wait().unwrap().code(), Some(0), "{isolation}");
     }
-    drop(input);
-    assert_eq!(child.wait().unwrap().code(), Some(0));
 }
 
 /// An outcome's index and its message name the same line: the index is the
@@ -317,6 +327,8 @@ fn failed_map_tasks_replay_to_the_same_outcome() {
     let output = with_stdin(
         &[
             "map",
+            "--isolation",
+            "process",
             "--replay-dir",
             replays.to_str().unwrap(),
             SDK,

@@ -60,6 +60,15 @@ pub fn wasi_cmd() -> &'static Module {
     MODULE.get_or_init(|| runtime().load(guests::WASI_CMD).expect("wasi-cmd loads"))
 }
 
+/// A benchmark's `--tasks N` argument (after cargo's `--`), or `default`.
+pub fn tasks_argument(default: usize) -> usize {
+    std::env::args()
+        .skip_while(|a| a != "--tasks")
+        .nth(1)
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 /// The exit code of a finished command (all statuses are codes, never
 /// signals, on every OS).
 pub fn code(output: &Output) -> i32 {

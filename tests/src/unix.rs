@@ -44,3 +44,18 @@ pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Waits until `parent` has `workers` child processes, kills it with
+/// SIGKILL, and waits until every one of them has exited too: no worker
+/// outlives its pool.
+pub fn kill_and_see_workers_exit(mut parent: std::process::Child, workers: usize) {
+    wait_for("the worker processes", || {
+        children_of(parent.id()).len() == workers
+    });
+    let children = children_of(parent.id());
+    kill(parent.id(), "-9");
+    let _ = parent.wait();
+    wait_for("the workers to exit", || {
+        children.iter().all(|pid| !alive(*pid))
+    });
+}

@@ -209,6 +209,15 @@ fn commands_are_the_same_in_threads_and_processes() {
         Task::command()
             .args(["sleep", "3600000"])
             .limits(timeout(50)),
+        Task::command()
+            .args(["symlink", "../secret", "/d/link"])
+            .dir(DirGrant::new(dir.path(), "/d")),
+        Task::command().args(["env"]).env("A", "1").env("A", "2"),
+        Task::command()
+            .args(["list", "/d"])
+            .dir(DirGrant::new(dir.path(), "/d"))
+            .dir(DirGrant::new(dir.path(), "/x/../d/")),
+        Task::command().args(["exit", "0"]).env("K", "v\0w"),
     ];
     let threads = pool(wasi_cmd(), Isolation::Thread, 2);
     let processes = pool(wasi_cmd(), process(), 2);
@@ -221,6 +230,17 @@ fn commands_are_the_same_in_threads_and_processes() {
     assert_eq!(b[1].stdout.text(), "granted");
     assert_eq!(b[2].status, ExitStatus::Exited(2), "no grant, no file");
     assert_eq!(b[4].status, ExitStatus::TimedOut);
+    assert!(
+        b[5].stderr.text().contains("cannot link"),
+        "symlinks are refused"
+    );
+    assert_eq!(b[6].stdout.text(), "A=2\n", "the last value wins");
+    assert_eq!(
+        b[7].status,
+        ExitStatus::BadInvocation,
+        "one grant per guest path"
+    );
+    assert_eq!(b[8].status, ExitStatus::BadInvocation, "no NUL in env");
 }
 
 #[test]
@@ -356,7 +376,7 @@ fn a_program_that_is_no_worker_is_reported() {
 mod supervision {
     use super::*;
 
-    use wasmproc_tests::unix::{alive, children_of, kill, wait_for};
+    use wasmproc_tests::unix::{kill, wait_for};
 
     /// A worker killed with SIGKILL mid-task: that task gets `WorkerLost`,
     /// every other task completes, the pool keeps its size.
@@ -457,7 +477,7 @@ mod supervision {
     /// Killing the parent closes the workers' pipes: they exit too.
     #[test]
     fn no_worker_outlives_a_killed_parent() {
-        let mut parent = std::process::Command::new(pool_host())
+        let parent = std::process::Command::new(pool_host())
             .args(["3600000", "3600000"])
             .env("POOL_HOST_MODULE", wasmproc_tests::guests::SDK_TASKS)
             .env("POOL_HOST_TASK", "sleep_ms")
@@ -470,15 +490,7 @@ mod supervision {
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        wait_for("two worker processes", || {
-            children_of(parent.id()).len() == 2
-        });
-        let workers = children_of(parent.id());
-        kill(parent.id(), "-9");
-        let _ = parent.wait();
-        wait_for("the workers to exit", || {
-            workers.iter().all(|pid| !alive(*pid))
-        });
+        wasmproc_tests::unix::kill_and_see_workers_exit(parent, 2);
     }
 }
 

@@ -111,19 +111,16 @@ pub(crate) fn serve() -> i32 {
             }
             current.running = Some((id, token.clone()));
         }
-        let streamed = |stream| {
-            Output::Writer(Arc::new(Mutex::new(OutputRelay::new(
-                id,
-                stream,
-                to_pool.clone(),
-            ))))
-        };
         let task = task.into_task(
-            stdin.map_or(Stdin::Empty, |chunks| {
-                Stdin::reader(InputRelay::new(id, chunks, to_pool.clone()))
-            }),
-            streamed(StreamName::Stdout),
-            streamed(StreamName::Stderr),
+            || {
+                stdin.map_or(Stdin::Empty, |chunks| {
+                    Stdin::reader(InputRelay::new(id, chunks, to_pool.clone()))
+                })
+            },
+            |stream| {
+                let relay = OutputRelay::new(id, stream, to_pool.clone());
+                Output::Writer(Arc::new(Mutex::new(relay)))
+            },
         );
         let outcome = module.run_with(&task, &token);
         {

@@ -145,25 +145,30 @@ impl WireTask {
         }
     }
 
-    /// The task again, on the worker's side, with `stdin`, `stdout` and
-    /// `stderr` standing in for the streamed ones.
-    pub(crate) fn into_task(self, stdin: Stdin, stdout: Output, stderr: Output) -> Task {
-        let output = |wire: WireOutput, streamed: Output| match wire {
+    /// The task again, on the worker's side: `stdin` and `streamed` make
+    /// the relays of a streamed stdin and outputs (only those: most tasks
+    /// have none, and this runs for every task).
+    pub(crate) fn into_task(
+        self,
+        stdin: impl FnOnce() -> Stdin,
+        streamed: impl Fn(StreamName) -> Output,
+    ) -> Task {
+        let output = |wire: WireOutput, stream: StreamName| match wire {
             WireOutput::Capture => Output::Capture,
             WireOutput::Discard => Output::Discard,
-            WireOutput::Streamed => streamed,
+            WireOutput::Streamed => streamed(stream),
         };
         let stdin = match self.stdin {
             WireStdin::Empty => Stdin::Empty,
             WireStdin::Bytes(bytes) => Stdin::Bytes(bytes.into()),
-            WireStdin::Streamed => stdin,
+            WireStdin::Streamed => stdin(),
         };
         let mut task = Task::new(self.entry, self.input)
             .args(self.argv)
             .capabilities(self.caps)
             .stdin(stdin)
-            .stdout(output(self.stdout, stdout))
-            .stderr(output(self.stderr, stderr));
+            .stdout(output(self.stdout, StreamName::Stdout))
+            .stderr(output(self.stderr, StreamName::Stderr));
         task.limits = self.limits;
         task.rejected = self.rejected;
         task
@@ -281,8 +286,7 @@ mod tests {
         let fine = Task::call("square", &3)
             .unwrap()
             .stdin(Stdin::Bytes((&b"x"[..]).into()));
-        let back =
-            WireTask::from_task(&fine).into_task(Stdin::Empty, Output::Discard, Output::Discard);
+        let back = WireTask::from_task(&fine).into_task(|| Stdin::Empty, |_| Output::Discard);
         assert_eq!(&*back.input, b"3");
         assert!(matches!(back.stdin, Stdin::Bytes(_)));
     }
