@@ -20,6 +20,7 @@ fn main() {
         "guests/Cargo.toml",
         "guests/Cargo.lock",
         "guests/sdk-tasks",
+        "guests/share-tasks",
         "guests/wasi-cmd",
         "guests/c",
     ] {
@@ -74,11 +75,14 @@ fn main() {
     let generated = format!(
         "/// Typed tasks written with wasmproc-guest.\n\
          pub const SDK_TASKS: &str = {:?};\n\
+         /// Tasks that talk and share: queues, pipes, regions, locks.\n\
+         pub const SHARE_TASKS: &str = {:?};\n\
          /// A plain WASI command written in Rust.\n\
          pub const WASI_CMD: &str = {:?};\n\
          /// A WASI command written in C, when clang and wasi-libc are installed.\n\
          pub const C_HELLO: Option<&str> = {:?};\n",
         path_str(&wasm.join("sdk_tasks.wasm")),
+        path_str(&wasm.join("share_tasks.wasm")),
         path_str(&wasm.join("wasi-cmd.wasm")),
         c_guest.as_deref().map(path_str),
     );

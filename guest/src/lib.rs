@@ -59,12 +59,22 @@
 //!   the host as a bad invocation (exit status 128), not as a task failure.
 //! - A panic prints its message on stderr, hands it to the host and exits with
 //!   code 101, as a native Rust program does.
+//!
+//! # Talking and sharing
+//!
+//! A task reaches what the host shared with it, by name and nothing else:
+//! queues ([`queue`]), its pipe to whoever submitted it ([`pipe`]), shared
+//! regions ([`region`]), and the locks, events, semaphores and barriers of
+//! [`sync`]. Waits end when the task's time limit passes.
 
 mod failure;
 mod ffi;
 mod runner;
+mod share;
+pub mod sync;
 
 pub use failure::Failure;
+pub use share::{Pipe, Queue, Region, ShareError, pipe, queue, region};
 pub use runner::exit_with;
 /// Exports a function as a wasmproc task.
 ///

@@ -47,6 +47,9 @@ pub enum ErrorKind {
     Setup,
     /// The pool is closed and takes no new tasks (exit status 128).
     PoolClosed,
+    /// A queue or pipe is closed: nothing more can be sent, and everything
+    /// sent has been received (exit status 128).
+    Closed,
 }
 
 impl Error {
@@ -80,7 +83,10 @@ impl Error {
         match &self.kind {
             ErrorKind::NotFound => ExitStatus::NotFound,
             ErrorKind::CannotRun | ErrorKind::Setup => ExitStatus::CannotRun,
-            ErrorKind::BadInvocation | ErrorKind::Decode | ErrorKind::PoolClosed => {
+            ErrorKind::BadInvocation
+            | ErrorKind::Decode
+            | ErrorKind::PoolClosed
+            | ErrorKind::Closed => {
                 ExitStatus::BadInvocation
             }
             ErrorKind::Cancelled => ExitStatus::Cancelled,

@@ -83,6 +83,9 @@ mod outcome;
 // Per-task limits.
 pub mod limits;
 
+// Queues, pipes, shared regions and locks granted to tasks.
+mod share;
+
 // What to run.
 mod task;
 
@@ -118,6 +121,10 @@ pub use error::{Error, ErrorKind};
 pub use limits::Limits;
 pub use module::{ExportInfo, ImportInfo, Module};
 pub use outcome::{Captured, Outcome};
+pub use share::{
+    Barrier, Event, Lock, LockGuard, LockResult, OwnerDied, PipeEnd, Queue, Semaphore, Shared,
+    SharedRegion, pipe,
+};
 pub use pool::process;
 pub use pool::{Isolation, Pool, PoolBuilder, Shutdown, TaskHandle, TaskSender};
 pub use process::ProcessOptions;

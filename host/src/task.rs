@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
 use crate::limits::{Limits, human};
+use crate::share::{Grants, PipeEnd, Shared, check_name};
 
 /// Which export of the module a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -199,6 +200,8 @@ pub struct Task {
     pub(crate) limits: Option<Limits>,
     /// Set by [`Task::rejected`]: the task fails without running.
     pub(crate) rejected: Option<String>,
+    /// The queues, regions, locks and pipe end the task may reach.
+    pub(crate) grants: Grants,
 }
 
 impl Task {
@@ -213,6 +216,7 @@ impl Task {
             caps: Capabilities::default(),
             limits: None,
             rejected: None,
+            grants: Grants::default(),
         }
     }
 
@@ -314,6 +318,41 @@ impl Task {
         self
     }
 
+    /// Grants the task `object` (a [`Queue`](crate::Queue), a
+    /// [`SharedRegion`](crate::SharedRegion), a [`Lock`](crate::Lock),
+    /// [`Event`](crate::Event), [`Semaphore`](crate::Semaphore) or
+    /// [`Barrier`](crate::Barrier)) under `name`: the guest opens it by that
+    /// name (`wasmproc_guest::queue("jobs")`, `Lock::open("print")`), and
+    /// reaches nothing it was not granted. A lock or the like is granted as
+    /// its own words, which the guest sees at offset 0.
+    ///
+    /// A name that is not 1 to 128 of `[A-Za-z0-9_.-]`, or is granted twice,
+    /// makes the task fail with `BadInvocation` without running.
+    pub fn share(mut self, name: &str, object: &impl Shared) -> Self {
+        let refused = check_name(name).err().or_else(|| {
+            self.grants.named.contains_key(name).then(|| {
+                format!("two objects are shared under the name `{name}`: use one name each")
+            })
+        });
+        match refused {
+            Some(message) => {
+                self.rejected.get_or_insert(message);
+            }
+            None => {
+                self.grants.named.insert(name.to_owned(), object.grant());
+            }
+        }
+        self
+    }
+
+    /// Gives the task `end` of a pipe ([`pipe`](crate::pipe)); the guest
+    /// reaches it with `wasmproc_guest::pipe()`. A task has at most one
+    /// pipe end; this replaces any earlier one.
+    pub fn pipe(mut self, end: PipeEnd) -> Self {
+        self.grants.pipe = Some(end);
+        self
+    }
+
     /// The entry point.
     pub fn entry(&self) -> &Entry {
         &self.entry
@@ -342,6 +381,16 @@ impl Task {
     /// Where the task's stdin comes from.
     pub fn get_stdin(&self) -> &Stdin {
         &self.stdin
+    }
+
+    /// The names of the objects shared with the task.
+    pub fn get_shared_names(&self) -> impl Iterator<Item = &str> {
+        self.grants.named.keys().map(String::as_str)
+    }
+
+    /// Whether the task was given a pipe end.
+    pub fn has_pipe(&self) -> bool {
+        self.grants.pipe.is_some()
     }
 
     /// Checks what does not depend on the module: a rejected task's

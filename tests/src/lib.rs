@@ -54,6 +54,12 @@ pub fn sdk_tasks() -> &'static Module {
     MODULE.get_or_init(|| runtime().load(guests::SDK_TASKS).expect("sdk-tasks loads"))
 }
 
+/// The guest whose tasks talk and share, loaded once.
+pub fn share_tasks() -> &'static Module {
+    static MODULE: OnceLock<Module> = OnceLock::new();
+    MODULE.get_or_init(|| runtime().load(guests::SHARE_TASKS).expect("share-tasks loads"))
+}
+
 /// The plain WASI command guest, loaded once.
 pub fn wasi_cmd() -> &'static Module {
     static MODULE: OnceLock<Module> = OnceLock::new();

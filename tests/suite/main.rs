@@ -24,6 +24,8 @@ mod fuzzed;
 mod layers;
 // Thread and process isolation agree; process workers are supervised.
 mod isolation;
+// Queues, pipes, shared regions and locks between the host and tasks.
+mod share;
 
 /// The host program the suite's process pools start as their workers
 /// (`tests/bin/pool_host.rs`; cargo builds it for this test).

@@ -12,7 +12,12 @@
 //! - All imports live in the module [`IMPORT_MODULE`]; a breaking change to
 //!   this contract changes that name.
 //! - A reactor module's `_initialize` export, if present, runs before the task.
+//! - Queues, the task's pipe and shared regions are reached through the
+//!   imports in [`share`]; locks and the like over regions follow [`sync`].
 #![no_std]
+
+pub mod share;
+pub mod sync;
 
 /// The import module that the host provides to SDK guests.
 pub const IMPORT_MODULE: &str = "wasmproc_v1";

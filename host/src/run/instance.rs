@@ -18,7 +18,7 @@ use crate::limits::Limits;
 use crate::module::{Module, Resolved};
 use crate::outcome::Outcome;
 use crate::status::ExitStatus;
-use crate::store::{Capture, HostState, SdkState, Streams, wasi_context};
+use crate::store::{Capture, HostState, SdkState, ShareState, Streams, wasi_context};
 use crate::task::{Output, Stdin, Task};
 
 /// A store, its instance once made, and the captures of its output.
@@ -46,7 +46,10 @@ impl<'m> Live<'m> {
     ) -> Result<Self, Error> {
         let (wasi, streams) = wasi_context(module.name(), task, &plan.limits)?;
         let permit = instance_permit(&plan.engine.permits, cancel).ok_or_else(not_started)?;
-        let state = HostState::new(wasi, plan.limits.get_max_memory(), cancel.clone());
+        let mut state = HostState::new(wasi, plan.limits.get_max_memory(), cancel.clone());
+        if !task.grants.is_empty() {
+            state.share = ShareState::new(task.grants.clone());
+        }
         let mut store = Store::new(&plan.engine.engine, state);
         store.limiter(|state| &mut state.memory);
         store.epoch_deadline_callback(|context| {
@@ -81,6 +84,7 @@ impl<'m> Live<'m> {
             && matches!(self.resolved, Resolved::Task { .. })
             && plan.limits.get_fuel().is_some() == self.fuel
             && shape.caps == task.caps
+            && shape.grants == task.grants
             && shape.argv == task.argv
             && shape.limits.as_ref().map(Limits::get_max_memory)
                 == task.limits.as_ref().map(Limits::get_max_memory)

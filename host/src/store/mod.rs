@@ -7,6 +7,7 @@ mod memory;
 mod overrides;
 mod pump;
 mod sdk;
+mod share;
 mod wasi;
 
 use std::time::Instant;
@@ -23,12 +24,15 @@ pub(crate) use memory::MemoryGuard;
 pub(crate) use overrides::ExitCodeOutOfRange;
 pub(crate) use pump::{CHUNK, Chunk, Pump, Reply};
 pub(crate) use sdk::{GuestFailure, ResultTooLarge, SdkState};
+pub(crate) use share::ShareState;
 pub(crate) use wasi::{Streams, wasi_context};
 
 /// The data of every task's store.
 pub(crate) struct HostState {
     pub(crate) wasi: WasiP1Ctx,
     pub(crate) sdk: SdkState,
+    /// The task's handles to what it was granted.
+    pub(crate) share: ShareState,
     pub(crate) memory: MemoryGuard,
     /// When the current call must end; read by the epoch callback.
     pub(crate) deadline: Option<Instant>,
@@ -42,6 +46,7 @@ impl HostState {
         HostState {
             wasi,
             sdk: SdkState::default(),
+            share: ShareState::default(),
             memory: MemoryGuard::new(max_memory),
             deadline: None,
             cancel,
@@ -70,5 +75,6 @@ pub(crate) fn new_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
         .map_err(|error| setup("WASI", error))?;
     overrides::add_to_linker(&mut linker).map_err(|error| setup("wasmproc's WASI rules", error))?;
     sdk::add_to_linker(&mut linker).map_err(|error| setup("the SDK imports", error))?;
+    share::add_to_linker(&mut linker).map_err(|error| setup("the sharing imports", error))?;
     Ok(linker)
 }

@@ -102,11 +102,11 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 }
 
 /// Guest pointers are unsigned 32-bit offsets passed as `i32`.
-fn offset(ptr: i32) -> usize {
+pub(super) fn offset(ptr: i32) -> usize {
     ptr as u32 as usize
 }
 
-fn guest_memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {
+pub(super) fn guest_memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> {
     match caller.get_export("memory") {
         Some(Extern::Memory(memory)) => Ok(memory),
         _ => wasmtime::bail!("the SDK imports need the guest to export its memory as `memory`"),
@@ -114,7 +114,7 @@ fn guest_memory(caller: &mut Caller<'_, HostState>) -> wasmtime::Result<Memory> 
 }
 
 /// Copies `len` bytes at `ptr` out of guest memory, keeping at most `cap`.
-fn read_guest(
+pub(super) fn read_guest(
     caller: &mut Caller<'_, HostState>,
     ptr: i32,
     len: i32,

@@ -1,0 +1,271 @@
+//! A bounded channel of messages (JSON bytes), shared by the host and any
+//! number of tasks: the body of [`Queue`](super::Queue) and of each
+//! direction of a [`PipeEnd`](super::PipeEnd).
+//!
+//! Senders and receivers wait the same way whether they are host threads
+//! (blocking, with a deadline) or guests (async, so that a task's timeout
+//! or cancellation ends the wait). A message is taken only inside the lock,
+//! never by a wait that is abandoned: a receive cut short loses nothing.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use event_listener::{Event, IntoNotification, Listener};
+
+/// Why a send failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SendError {
+    /// The channel is closed.
+    Closed,
+    /// The wait ended with the channel still full.
+    Full,
+    /// The message is over the channel's size limit.
+    TooLarge { len: usize, limit: usize },
+}
+
+/// Why a receive failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RecvError {
+    /// The channel is closed and drained.
+    Closed,
+    /// The wait ended with the channel still empty.
+    Empty,
+}
+
+/// A handle to one channel; clones share it.
+#[derive(Clone)]
+pub(crate) struct Channel {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    state: Mutex<State>,
+    /// Notified when a message arrives or the channel closes.
+    readable: Event,
+    /// Notified when room frees or the channel closes.
+    writable: Event,
+    capacity: usize,
+    max_message: usize,
+}
+
+struct State {
+    messages: VecDeque<Vec<u8>>,
+    closed: bool,
+}
+
+impl Channel {
+    /// A channel holding at most `capacity` messages (at least one) of at
+    /// most `max_message` bytes each.
+    pub(crate) fn new(capacity: usize, max_message: usize) -> Channel {
+        Channel {
+            inner: Arc::new(Inner {
+                state: Mutex::new(State {
+                    messages: VecDeque::new(),
+                    closed: false,
+                }),
+                readable: Event::new(),
+                writable: Event::new(),
+                capacity: capacity.max(1),
+                max_message,
+            }),
+        }
+    }
+
+    /// Whether `self` and `other` are the same channel.
+    pub(crate) fn same(&self, other: &Channel) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
+    pub(crate) fn max_message(&self) -> usize {
+        self.inner.max_message
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every change to the state is one push, pop or flag: a panic cannot
+        // leave it half-made.
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends without waiting; hands the message back when it cannot.
+    pub(crate) fn try_send(&self, message: Vec<u8>) -> Result<(), (SendError, Vec<u8>)> {
+        if message.len() > self.inner.max_message {
+            let error = SendError::TooLarge {
+                len: message.len(),
+                limit: self.inner.max_message,
+            };
+            return Err((error, message));
+        }
+        let mut state = self.state();
+        if state.closed {
+            return Err((SendError::Closed, message));
+        }
+        if state.messages.len() >= self.inner.capacity {
+            return Err((SendError::Full, message));
+        }
+        state.messages.push_back(message);
+        drop(state);
+        // `additional`: each message wakes one more receiver, even while an
+        // earlier one is still on its way to its message.
+        self.inner.readable.notify(1.additional());
+        Ok(())
+    }
+
+    /// Receives without waiting.
+    pub(crate) fn try_recv(&self) -> Result<Vec<u8>, RecvError> {
+        let mut state = self.state();
+        match state.messages.pop_front() {
+            Some(message) => {
+                drop(state);
+                self.inner.writable.notify(1.additional());
+                Ok(message)
+            }
+            None if state.closed => Err(RecvError::Closed),
+            None => Err(RecvError::Empty),
+        }
+    }
+
+    /// Sends, waiting for room for as long as it takes.
+    pub(crate) async fn send(&self, mut message: Vec<u8>) -> Result<(), SendError> {
+        loop {
+            match self.try_send(message) {
+                Err((SendError::Full, back)) => message = back,
+                done => return done.map_err(|(error, _)| error),
+            }
+            let listener = self.inner.writable.listen();
+            match self.try_send(message) {
+                Err((SendError::Full, back)) => message = back,
+                done => return done.map_err(|(error, _)| error),
+            }
+            listener.await;
+        }
+    }
+
+    /// Receives, waiting for a message for as long as it takes.
+    pub(crate) async fn recv(&self) -> Result<Vec<u8>, RecvError> {
+        loop {
+            match self.try_recv() {
+                Err(RecvError::Empty) => {}
+                done => return done,
+            }
+            let listener = self.inner.readable.listen();
+            match self.try_recv() {
+                Err(RecvError::Empty) => {}
+                done => return done,
+            }
+            listener.await;
+        }
+    }
+
+    /// Sends, blocking this thread until there is room or `deadline`.
+    pub(crate) fn send_blocking(
+        &self,
+        mut message: Vec<u8>,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendError> {
+        loop {
+            match self.try_send(message) {
+                Err((SendError::Full, back)) => message = back,
+                done => return done.map_err(|(error, _)| error),
+            }
+            let listener = self.inner.writable.listen();
+            match self.try_send(message) {
+                Err((SendError::Full, back)) => message = back,
+                done => return done.map_err(|(error, _)| error),
+            }
+            if !wait_until(listener, deadline) {
+                return self.try_send(message).map_err(|(error, _)| error);
+            }
+        }
+    }
+
+    /// Receives, blocking this thread until a message comes or `deadline`.
+    pub(crate) fn recv_blocking(&self, deadline: Option<Instant>) -> Result<Vec<u8>, RecvError> {
+        loop {
+            match self.try_recv() {
+                Err(RecvError::Empty) => {}
+                done => return done,
+            }
+            let listener = self.inner.readable.listen();
+            match self.try_recv() {
+                Err(RecvError::Empty) => {}
+                done => return done,
+            }
+            if !wait_until(listener, deadline) {
+                return self.try_recv();
+            }
+        }
+    }
+
+    /// Closes the channel: sends fail from now on, receives drain what is
+    /// left. Every waiter wakes.
+    pub(crate) fn close(&self) {
+        self.state().closed = true;
+        self.inner.readable.notify(usize::MAX);
+        self.inner.writable.notify(usize::MAX);
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state().closed
+    }
+
+    /// How many messages wait in the channel.
+    pub(crate) fn len(&self) -> usize {
+        self.state().messages.len()
+    }
+}
+
+/// Waits for `listener` until `deadline`; `false` when the deadline passed.
+fn wait_until(listener: event_listener::EventListener, deadline: Option<Instant>) -> bool {
+    match deadline {
+        None => {
+            listener.wait();
+            true
+        }
+        Some(deadline) => listener.wait_deadline(deadline).is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn bounded_closed_and_drained() {
+        let channel = Channel::new(2, 8);
+        assert!(channel.try_send(b"1".to_vec()).is_ok());
+        assert!(channel.try_send(b"2".to_vec()).is_ok());
+        assert_eq!(channel.try_send(b"3".to_vec()).unwrap_err().0, SendError::Full);
+        assert_eq!(
+            channel.try_send(vec![0; 9]).unwrap_err().0,
+            SendError::TooLarge { len: 9, limit: 8 }
+        );
+        let soon = Some(Instant::now() + Duration::from_millis(20));
+        assert_eq!(channel.send_blocking(b"3".to_vec(), soon), Err(SendError::Full));
+        channel.close();
+        assert_eq!(channel.try_send(b"4".to_vec()).unwrap_err().0, SendError::Closed);
+        assert_eq!(channel.recv_blocking(None).unwrap(), b"1");
+        assert_eq!(channel.try_recv().unwrap(), b"2");
+        assert_eq!(channel.recv_blocking(None), Err(RecvError::Closed));
+    }
+
+    #[test]
+    fn a_blocked_receiver_wakes_for_a_send_from_another_thread() {
+        let channel = Channel::new(1, 8);
+        let sender = channel.clone();
+        let thread = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(20));
+            sender.send_blocking(b"hi".to_vec(), None)
+        });
+        assert_eq!(channel.recv_blocking(None).unwrap(), b"hi");
+        assert_eq!(thread.join().unwrap(), Ok(()));
+    }
+}

@@ -1,0 +1,345 @@
+//! Talking and sharing: queues, pipes, shared regions and the locks over
+//! them, between the host and sandboxed tasks, in both isolations.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use wasmproc::{
+    Barrier, ErrorKind, Event, ExitStatus, Isolation, Limits, Lock, Pool, ProcessOptions, Queue,
+    Semaphore, SharedRegion, Task, TrapKind, pipe,
+};
+use wasmproc_tests::share_tasks;
+
+use crate::pool_host;
+
+fn isolations() -> [(&'static str, Isolation); 1] {
+    [
+        ("threads", Isolation::Thread),
+    ]
+}
+
+fn pool(isolation: Isolation, workers: usize) -> Pool {
+    Pool::builder(share_tasks())
+        .workers(workers)
+        .isolation(isolation)
+        .build()
+        .unwrap()
+}
+
+fn submit(pool: &Pool, task: Task) -> wasmproc::TaskHandle {
+    pool.submit(task).expect("the pool takes tasks")
+}
+
+fn call(name: &str, arg: impl serde::Serialize) -> Task {
+    Task::call(name, &arg).unwrap()
+}
+
+fn timeout(ms: u64) -> Limits {
+    Limits::default().timeout(Duration::from_millis(ms))
+}
+
+#[test]
+fn producers_and_consumers_share_a_queue_with_the_host() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 2);
+        let jobs = Queue::<u64>::new(8);
+        // A task produces, the host consumes; then the host produces and a
+        // task consumes until the host closes the queue.
+        let producer = submit(&pool, call("produce", 100).share("jobs", &jobs));
+        let taken: u64 = (0..100).map(|_| jobs.get().unwrap()).sum();
+        assert_eq!(taken, (0..100).sum::<u64>(), "{label}");
+        assert_eq!(producer.wait().decode::<u64>().unwrap(), 100, "{label}");
+
+        let consumer = submit(&pool, call("consume", ()).share("jobs", &jobs));
+        for i in 1..=50 {
+            jobs.put(&i).unwrap();
+        }
+        jobs.close();
+        let (sum, count) = consumer.wait().decode::<(u64, u64)>().unwrap();
+        assert_eq!((sum, count), ((1..=50).sum(), 50), "{label}");
+    }
+}
+
+#[test]
+fn a_bounded_queue_holds_back_a_flood() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 1);
+        let jobs = Queue::<String>::new(4);
+        let flood = submit(&pool, call("flood", (1000, 1024)).share("jobs", &jobs));
+        std::thread::sleep(Duration::from_millis(100));
+        // The producer waits on the full queue: it holds no more than that.
+        assert_eq!(jobs.len(), 4, "{label}");
+        for _ in 0..1000 {
+            assert_eq!(jobs.get().unwrap().len(), 1024, "{label}");
+        }
+        assert_eq!(flood.wait().decode::<u64>().unwrap(), 1000, "{label}");
+    }
+}
+
+#[test]
+fn a_task_blocked_on_a_queue_is_timed_out_or_cancelled_and_loses_nothing() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 2);
+        let jobs = Queue::<u64>::new(4);
+        let waiting = call("take_one", ()).share("jobs", &jobs);
+        let timed = submit(&pool, waiting.clone().limits(timeout(200)));
+        assert_eq!(timed.wait().status, ExitStatus::TimedOut, "{label}");
+
+        let cancelled = submit(&pool, waiting.clone());
+        std::thread::sleep(Duration::from_millis(100));
+        cancelled.cancel();
+        assert_eq!(cancelled.wait().status, ExitStatus::Cancelled, "{label}");
+
+        // Neither took a value put afterwards: the next taker gets it.
+        jobs.put(&7).unwrap();
+        assert_eq!(submit(&pool, waiting).wait().decode::<u64>().unwrap(), 7, "{label}");
+
+        let within = submit(&pool, call("take_within", 50).share("jobs", &jobs));
+        assert_eq!(within.wait().decode::<Option<u64>>().unwrap(), None, "{label}");
+    }
+}
+
+#[test]
+fn a_message_over_the_limit_is_refused_at_put() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 1);
+        let jobs = Queue::<String>::new(4).with_max_message(100);
+        let outcome = submit(&pool, call("put_large", 200).share("jobs", &jobs)).into_outcome();
+        let said = outcome.decode::<String>().unwrap();
+        assert!(said.contains("over the channel's size limit"), "{label}: {said}");
+        assert!(jobs.is_empty(), "{label}");
+        let error = jobs.put(&"z".repeat(200)).unwrap_err();
+        assert!(error.message().contains("over the queue's limit"), "{error}");
+    }
+}
+
+#[test]
+fn a_task_reaches_only_what_it_was_granted() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 1);
+        let jobs = Queue::<u64>::new(1);
+        let outcome = submit(&pool, call("open_queue", "secret").share("jobs", &jobs))
+            .into_outcome();
+        let said = outcome.decode::<String>().unwrap();
+        assert!(
+            said.contains("no queue named `secret` was shared with this task"),
+            "{label}: {said}"
+        );
+        let granted = submit(&pool, call("open_queue", "jobs").share("jobs", &jobs));
+        assert_eq!(granted.wait().decode::<String>().unwrap(), "granted", "{label}");
+        // A region is not a queue, even under the asked name.
+        let region = SharedRegion::new(8).unwrap();
+        let outcome = submit(&pool, call("open_queue", "jobs").share("jobs", &region))
+            .into_outcome();
+        assert!(outcome.decode::<String>().unwrap().contains("no queue named `jobs`"));
+    }
+    let bad_name = share_tasks().run(&call("open_queue", "x").share("a b", &Queue::<u8>::new(1)));
+    assert_eq!(bad_name.status, ExitStatus::BadInvocation);
+    assert!(bad_name.message.unwrap().contains("`a b` cannot name a shared object"));
+}
+
+#[test]
+fn a_pipe_connects_the_submitter_and_its_task() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 1);
+        let (mine, theirs) = pipe();
+        let task = submit(&pool, call("doubler", 5).pipe(theirs));
+        for x in 1..=5u64 {
+            mine.send(&x).unwrap();
+            assert_eq!(mine.recv::<u64>().unwrap(), 2 * x, "{label}");
+        }
+        assert_eq!(task.wait().decode::<u64>().unwrap(), 5, "{label}");
+
+        // Progress streams out of a task; the loop ends when the task does.
+        let (mine, theirs) = pipe();
+        let task = submit(&pool, call("progress", 20).pipe(theirs));
+        let mut seen = Vec::new();
+        while let Ok(step) = mine.recv::<u64>() {
+            seen.push(step);
+        }
+        assert_eq!(seen, (1..=20).collect::<Vec<_>>(), "{label}");
+        assert_eq!(task.wait().decode::<u64>().unwrap(), 20, "{label}");
+        assert_eq!(mine.recv::<u64>().unwrap_err().kind(), &ErrorKind::Closed);
+    }
+}
+
+#[test]
+fn workers_count_atomically_in_a_shared_region() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 2);
+        let counts = SharedRegion::new(64).unwrap();
+        let tasks = (0..4).map(|_| call("count", 1000).share("counts", &counts));
+        for outcome in pool.map_tasks(tasks) {
+            assert_eq!(outcome.status, ExitStatus::Exited(0), "{label}: {outcome:?}");
+        }
+        assert_eq!(counts.u64_at(0).unwrap().load(Ordering::SeqCst), 4000, "{label}");
+
+        let written = submit(&pool, call("write_read", (10, "hello")).share("counts", &counts))
+            .into_outcome();
+        assert_eq!(written.decode::<String>().unwrap(), "hello", "{label}");
+        let mut bytes = [0; 5];
+        counts.read(10, &mut bytes).unwrap();
+        assert_eq!(&bytes, b"hello", "{label}");
+    }
+}
+
+#[test]
+fn a_lock_excludes_across_workers_and_the_host() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 2);
+        let counts = SharedRegion::new(8).unwrap();
+        let lock = Lock::new().unwrap();
+        let task = || call("locked_count", 2000).share("counts", &counts).share("lock", &lock);
+        let handles = [submit(&pool, task()), submit(&pool, task())];
+        for _ in 0..500 {
+            let _held = lock.lock().unwrap();
+            let word = counts.u64_at(0).unwrap();
+            word.store(word.load(Ordering::SeqCst) + 1, Ordering::SeqCst);
+        }
+        for handle in handles {
+            assert_eq!(handle.wait().status, ExitStatus::Exited(0), "{label}");
+        }
+        assert_eq!(counts.u64_at(0).unwrap().load(Ordering::SeqCst), 4500, "{label}");
+    }
+}
+
+#[test]
+fn a_lock_held_by_a_task_that_dies_passes_on_with_word_of_the_death() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 2);
+        for (how, status) in [
+            ("trap", ExitStatus::Trapped(TrapKind::Unreachable)),
+            ("exit", ExitStatus::Exited(3)),
+            ("spin", ExitStatus::TimedOut),
+        ] {
+            let lock = Lock::new().unwrap();
+            let held = Event::new().unwrap();
+            // A waiter is already asleep on the lock when its holder dies.
+            let dying = call("die_holding", how)
+                .share("lock", &lock)
+                .share("held", &held)
+                .limits(timeout(300));
+            let dying = submit(&pool, dying);
+            assert!(held.wait_timeout(Duration::from_secs(10)), "{label} {how}");
+            let waiter = submit(&pool, call("take_lock", ()).share("lock", &lock));
+            assert_eq!(dying.wait().status, status, "{label} {how}");
+            assert_eq!(
+                waiter.wait().decode::<String>().unwrap(),
+                "owner died",
+                "{label} {how}"
+            );
+            // The next holder is told nothing more: the lock is whole again.
+            assert!(lock.lock().is_ok(), "{label} {how}");
+        }
+        // A task cancelled while holding the lock, with the host waiting.
+        let lock = Lock::new().unwrap();
+        let held = Event::new().unwrap();
+        let dying = submit(&pool, 
+            call("die_holding", "spin")
+                .share("lock", &lock)
+                .share("held", &held),
+        );
+        assert!(held.wait_timeout(Duration::from_secs(10)), "{label}");
+        assert!(lock.try_lock().is_none(), "{label}");
+        dying.cancel();
+        let taken = lock.lock_timeout(Duration::from_secs(10)).expect("the lock passes on");
+        assert!(taken.is_err(), "{label}: the host is told the holder died");
+        assert_eq!(dying.wait().status, ExitStatus::Cancelled, "{label}");
+    }
+}
+
+#[test]
+fn events_barriers_and_semaphores_coordinate_tasks() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 3);
+        let go = Event::new().unwrap();
+        let waiters: Vec<_> = (0..2)
+            .map(|_| submit(&pool, call("wait_event", ()).share("go", &go)))
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        go.set();
+        for waiter in waiters {
+            assert!(waiter.wait().decode::<bool>().unwrap(), "{label}");
+        }
+
+        let meet = Barrier::new(3).unwrap();
+        let parties: Vec<_> = (0..2)
+            .map(|_| submit(&pool, call("meet", ()).share("meet", &meet)))
+            .collect();
+        let host_led = meet.wait_timeout(Duration::from_secs(10)).expect("all arrive");
+        let task_leaders = parties
+            .into_iter()
+            .filter(|party| party.wait().decode::<bool>().unwrap())
+            .count();
+        assert_eq!(task_leaders + usize::from(host_led), 1, "{label}: one leader");
+
+        let permits = Semaphore::new(1).unwrap();
+        let counts = SharedRegion::new(16).unwrap();
+        let tasks = (0..3).map(|_| {
+            call("with_permit", 20)
+                .share("permits", &permits)
+                .share("counts", &counts)
+        });
+        let most: Vec<u64> = pool.map_tasks(tasks).map(|o| o.decode().unwrap()).collect();
+        assert!(most.iter().all(|&m| m == 1), "{label}: one holder at a time: {most:?}");
+        assert_eq!(permits.available(), 1, "{label}");
+    }
+}
+
+#[test]
+fn a_wait_on_a_word_is_woken_by_the_host() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 1);
+        let counts = SharedRegion::new(8).unwrap();
+        let waiter = submit(&pool, call("wait_word", ()).share("counts", &counts));
+        std::thread::sleep(Duration::from_millis(100));
+        counts.u32_at(0).unwrap().store(9, Ordering::SeqCst);
+        counts.notify(0, 1).unwrap();
+        assert_eq!(waiter.wait().decode::<u32>().unwrap(), 9, "{label}");
+    }
+}
+
+#[test]
+fn region_misuse_is_an_error_not_a_crash() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 1);
+        let counts = SharedRegion::new(16).unwrap();
+        let said = submit(&pool, call("region_errors", ()).share("counts", &counts))
+            .into_outcome()
+            .decode::<Vec<String>>()
+            .unwrap();
+        assert!(said[0].contains("offset 16 + 8 bytes lies outside the region of 16 bytes"), "{label}: {said:?}");
+        assert!(said[1].contains("offset 4 is not aligned for a 64-bit word"), "{label}: {said:?}");
+        assert!(said[2].contains("offset 15 + 2 bytes"), "{label}: {said:?}");
+    }
+    let counts = SharedRegion::new(16).unwrap();
+    assert!(counts.u64_at(12).unwrap_err().message().contains("lies outside"));
+    assert!(counts.u32_at(2).unwrap_err().message().contains("not aligned"));
+    assert!(counts.write(15, b"ab").is_err());
+    assert!(SharedRegion::new(0).is_err());
+}
+
+#[test]
+fn a_raw_import_out_of_bounds_traps_with_the_region_named() {
+    const RAW: &str = r#"(module
+      (import "wasmproc_v1" "region_open" (func $open (param i32 i32) (result i32)))
+      (import "wasmproc_v1" "region_atomic64"
+        (func $atomic (param i32 i32 i64 i64 i64) (result i64)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "counts")
+      (func (export "wasmproc_task:poke") (result i32)
+        (drop (call $atomic (call $open (i32.const 0) (i32.const 6))
+          (i32.const 2) (i64.const 64) (i64.const 1) (i64.const 0)))
+        (i32.const 0)))"#;
+    let module = wasmproc_tests::runtime()
+        .load_bytes("raw.wat", RAW.as_bytes())
+        .unwrap();
+    let counts = SharedRegion::new(64).unwrap();
+    let outcome = module.run(&call("poke", ()).share("counts", &counts));
+    assert_eq!(outcome.status, ExitStatus::Trapped(TrapKind::HostError));
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("shared region `counts`: offset 64 + 8 bytes lies outside"),
+        "{message}"
+    );
+}
