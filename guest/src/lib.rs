@@ -74,8 +74,8 @@ mod share;
 pub mod sync;
 
 pub use failure::Failure;
-pub use share::{Pipe, Queue, Region, ShareError, pipe, queue, region};
 pub use runner::exit_with;
+pub use share::{Pipe, Queue, Region, ShareError, pipe, queue, region};
 /// Exports a function as a wasmproc task.
 ///
 /// ```

@@ -82,7 +82,10 @@ impl fmt::Display for ShareError {
             ),
             ShareError::Closed => f.write_str("the channel is closed"),
             ShareError::TooLarge { len } => {
-                write!(f, "the message ({len} bytes) is over the channel's size limit")
+                write!(
+                    f,
+                    "the message ({len} bytes) is over the channel's size limit"
+                )
             }
             ShareError::OutOfBounds { offset, len, size } => write!(
                 f,
@@ -206,9 +209,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// [`ShareError::Closed`] once the queue is closed and drained;
     /// [`ShareError::Serde`] for a value that is not a `T`.
     pub fn get(&self) -> Result<T, ShareError> {
-        self.channel
-            .recv(None)?
-            .ok_or(ShareError::Closed)
+        self.channel.recv(None)?.ok_or(ShareError::Closed)
     }
 
     /// Takes the oldest value if there is one now.
@@ -459,8 +460,26 @@ impl Region {
         Ok(())
     }
 
-    words!("32", u32, load_u32, store_u32, fetch_add_u32, fetch_sub_u32, swap_u32, compare_exchange_u32);
-    words!("64", u64, load_u64, store_u64, fetch_add_u64, fetch_sub_u64, swap_u64, compare_exchange_u64);
+    words!(
+        "32",
+        u32,
+        load_u32,
+        store_u32,
+        fetch_add_u32,
+        fetch_sub_u32,
+        swap_u32,
+        compare_exchange_u32
+    );
+    words!(
+        "64",
+        u64,
+        load_u64,
+        store_u64,
+        fetch_add_u64,
+        fetch_sub_u64,
+        swap_u64,
+        compare_exchange_u64
+    );
 
     /// Sleeps while the 32-bit word at `offset` holds `expected`, for at
     /// most `timeout` (`None`: as long as the task may run): `true` when

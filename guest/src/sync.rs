@@ -45,10 +45,20 @@ impl Words for GuestWords {
         if old == current { Ok(old) } else { Err(old) }
     }
     fn wait(&self, at: u64, expected: u32, timeout: Option<Duration>) -> Wait {
-        Wait::from_code(ffi::region_wait(self.0, at, expected, timeout_nanos(timeout)))
+        Wait::from_code(ffi::region_wait(
+            self.0,
+            at,
+            expected,
+            timeout_nanos(timeout),
+        ))
     }
     fn lock_wait(&self, at: u64, expected: u32, timeout: Option<Duration>) -> Wait {
-        Wait::from_code(ffi::region_lock_wait(self.0, at, expected, timeout_nanos(timeout)))
+        Wait::from_code(ffi::region_lock_wait(
+            self.0,
+            at,
+            expected,
+            timeout_nanos(timeout),
+        ))
     }
     fn notify(&self, at: u64, count: u32) -> u32 {
         ffi::region_notify(self.0, at, count)

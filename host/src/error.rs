@@ -86,9 +86,7 @@ impl Error {
             ErrorKind::BadInvocation
             | ErrorKind::Decode
             | ErrorKind::PoolClosed
-            | ErrorKind::Closed => {
-                ExitStatus::BadInvocation
-            }
+            | ErrorKind::Closed => ExitStatus::BadInvocation,
             ErrorKind::Cancelled => ExitStatus::Cancelled,
             ErrorKind::WorkerLost => ExitStatus::WorkerLost,
             ErrorKind::TaskFailed(status) => status.clone(),

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use crate::outcome::Outcome;
 use crate::pool::process::protocol::{
-    StreamName, ToChild, ToParent, WireTask, read_frame, write_frame,
+    ShareOp, ShareReply, StreamName, ToChild, ToParent, WireTask, read_frame, write_frame,
 };
 use crate::runtime::Runtime;
 use crate::status::ExitStatus;
@@ -54,13 +54,18 @@ pub fn worker_frame_seeds() -> Vec<Vec<u8>> {
     for message in [
         ToChild::Run {
             id: 1,
-            task: WireTask::from_task(&task),
+            task: WireTask::from_task(&task, None),
         },
         ToChild::Input {
             id: 1,
             bytes: b"input".to_vec(),
         },
         ToChild::InputEnd { id: 1 },
+        ToChild::ShareReply {
+            id: 1,
+            seq: 1,
+            reply: ShareReply::Received(Ok(b"7".to_vec())),
+        },
         ToChild::Cancel { id: 1 },
     ] {
         let _ = write_frame(&mut to_child, &message);
@@ -77,10 +82,20 @@ pub fn worker_frame_seeds() -> Vec<Vec<u8>> {
             bytes: b"out".to_vec(),
         },
         ToParent::InputTaken { id: 1, bytes: 5 },
+        ToParent::Share {
+            id: 1,
+            seq: 1,
+            taken: 0,
+            op: ShareOp::Recv {
+                grant: 0,
+                timeout: -1,
+            },
+        },
         ToParent::Done {
             id: 1,
             outcome,
             retire: false,
+            taken: 1,
         },
     ] {
         let _ = write_frame(&mut to_parent, &message);

@@ -121,13 +121,13 @@ pub use error::{Error, ErrorKind};
 pub use limits::Limits;
 pub use module::{ExportInfo, ImportInfo, Module};
 pub use outcome::{Captured, Outcome};
-pub use share::{
-    Barrier, Event, Lock, LockGuard, LockResult, OwnerDied, PipeEnd, Queue, Semaphore, Shared,
-    SharedRegion, pipe,
-};
 pub use pool::process;
 pub use pool::{Isolation, Pool, PoolBuilder, Shutdown, TaskHandle, TaskSender};
 pub use process::ProcessOptions;
 pub use runtime::{CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, Runtime, RuntimeBuilder};
+pub use share::{
+    Barrier, Event, Lock, LockGuard, LockResult, OwnerDied, PipeEnd, Queue, Semaphore, Shared,
+    SharedRegion, pipe,
+};
 pub use status::{ExitStatus, TrapKind};
 pub use task::{Capabilities, DirGrant, Entry, Output, Stdin, Task};

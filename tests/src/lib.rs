@@ -57,7 +57,11 @@ pub fn sdk_tasks() -> &'static Module {
 /// The guest whose tasks talk and share, loaded once.
 pub fn share_tasks() -> &'static Module {
     static MODULE: OnceLock<Module> = OnceLock::new();
-    MODULE.get_or_init(|| runtime().load(guests::SHARE_TASKS).expect("share-tasks loads"))
+    MODULE.get_or_init(|| {
+        runtime()
+            .load(guests::SHARE_TASKS)
+            .expect("share-tasks loads")
+    })
 }
 
 /// The plain WASI command guest, loaded once.

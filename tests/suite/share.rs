@@ -12,9 +12,13 @@ use wasmproc_tests::share_tasks;
 
 use crate::pool_host;
 
-fn isolations() -> [(&'static str, Isolation); 1] {
+fn isolations() -> [(&'static str, Isolation); 2] {
     [
         ("threads", Isolation::Thread),
+        (
+            "processes",
+            Isolation::Process(ProcessOptions::default().executable(pool_host())),
+        ),
     ]
 }
 
@@ -92,10 +96,18 @@ fn a_task_blocked_on_a_queue_is_timed_out_or_cancelled_and_loses_nothing() {
 
         // Neither took a value put afterwards: the next taker gets it.
         jobs.put(&7).unwrap();
-        assert_eq!(submit(&pool, waiting).wait().decode::<u64>().unwrap(), 7, "{label}");
+        assert_eq!(
+            submit(&pool, waiting).wait().decode::<u64>().unwrap(),
+            7,
+            "{label}"
+        );
 
         let within = submit(&pool, call("take_within", 50).share("jobs", &jobs));
-        assert_eq!(within.wait().decode::<Option<u64>>().unwrap(), None, "{label}");
+        assert_eq!(
+            within.wait().decode::<Option<u64>>().unwrap(),
+            None,
+            "{label}"
+        );
     }
 }
 
@@ -106,10 +118,16 @@ fn a_message_over_the_limit_is_refused_at_put() {
         let jobs = Queue::<String>::new(4).with_max_message(100);
         let outcome = submit(&pool, call("put_large", 200).share("jobs", &jobs)).into_outcome();
         let said = outcome.decode::<String>().unwrap();
-        assert!(said.contains("over the channel's size limit"), "{label}: {said}");
+        assert!(
+            said.contains("over the channel's size limit"),
+            "{label}: {said}"
+        );
         assert!(jobs.is_empty(), "{label}");
         let error = jobs.put(&"z".repeat(200)).unwrap_err();
-        assert!(error.message().contains("over the queue's limit"), "{error}");
+        assert!(
+            error.message().contains("over the queue's limit"),
+            "{error}"
+        );
     }
 }
 
@@ -118,24 +136,38 @@ fn a_task_reaches_only_what_it_was_granted() {
     for (label, isolation) in isolations() {
         let pool = pool(isolation, 1);
         let jobs = Queue::<u64>::new(1);
-        let outcome = submit(&pool, call("open_queue", "secret").share("jobs", &jobs))
-            .into_outcome();
+        let outcome =
+            submit(&pool, call("open_queue", "secret").share("jobs", &jobs)).into_outcome();
         let said = outcome.decode::<String>().unwrap();
         assert!(
             said.contains("no queue named `secret` was shared with this task"),
             "{label}: {said}"
         );
         let granted = submit(&pool, call("open_queue", "jobs").share("jobs", &jobs));
-        assert_eq!(granted.wait().decode::<String>().unwrap(), "granted", "{label}");
+        assert_eq!(
+            granted.wait().decode::<String>().unwrap(),
+            "granted",
+            "{label}"
+        );
         // A region is not a queue, even under the asked name.
         let region = SharedRegion::new(8).unwrap();
-        let outcome = submit(&pool, call("open_queue", "jobs").share("jobs", &region))
-            .into_outcome();
-        assert!(outcome.decode::<String>().unwrap().contains("no queue named `jobs`"));
+        let outcome =
+            submit(&pool, call("open_queue", "jobs").share("jobs", &region)).into_outcome();
+        assert!(
+            outcome
+                .decode::<String>()
+                .unwrap()
+                .contains("no queue named `jobs`")
+        );
     }
     let bad_name = share_tasks().run(&call("open_queue", "x").share("a b", &Queue::<u8>::new(1)));
     assert_eq!(bad_name.status, ExitStatus::BadInvocation);
-    assert!(bad_name.message.unwrap().contains("`a b` cannot name a shared object"));
+    assert!(
+        bad_name
+            .message
+            .unwrap()
+            .contains("`a b` cannot name a shared object")
+    );
 }
 
 #[test]
@@ -170,12 +202,23 @@ fn workers_count_atomically_in_a_shared_region() {
         let counts = SharedRegion::new(64).unwrap();
         let tasks = (0..4).map(|_| call("count", 1000).share("counts", &counts));
         for outcome in pool.map_tasks(tasks) {
-            assert_eq!(outcome.status, ExitStatus::Exited(0), "{label}: {outcome:?}");
+            assert_eq!(
+                outcome.status,
+                ExitStatus::Exited(0),
+                "{label}: {outcome:?}"
+            );
         }
-        assert_eq!(counts.u64_at(0).unwrap().load(Ordering::SeqCst), 4000, "{label}");
+        assert_eq!(
+            counts.u64_at(0).unwrap().load(Ordering::SeqCst),
+            4000,
+            "{label}"
+        );
 
-        let written = submit(&pool, call("write_read", (10, "hello")).share("counts", &counts))
-            .into_outcome();
+        let written = submit(
+            &pool,
+            call("write_read", (10, "hello")).share("counts", &counts),
+        )
+        .into_outcome();
         assert_eq!(written.decode::<String>().unwrap(), "hello", "{label}");
         let mut bytes = [0; 5];
         counts.read(10, &mut bytes).unwrap();
@@ -189,7 +232,11 @@ fn a_lock_excludes_across_workers_and_the_host() {
         let pool = pool(isolation, 2);
         let counts = SharedRegion::new(8).unwrap();
         let lock = Lock::new().unwrap();
-        let task = || call("locked_count", 2000).share("counts", &counts).share("lock", &lock);
+        let task = || {
+            call("locked_count", 2000)
+                .share("counts", &counts)
+                .share("lock", &lock)
+        };
         let handles = [submit(&pool, task()), submit(&pool, task())];
         for _ in 0..500 {
             let _held = lock.lock().unwrap();
@@ -199,7 +246,11 @@ fn a_lock_excludes_across_workers_and_the_host() {
         for handle in handles {
             assert_eq!(handle.wait().status, ExitStatus::Exited(0), "{label}");
         }
-        assert_eq!(counts.u64_at(0).unwrap().load(Ordering::SeqCst), 4500, "{label}");
+        assert_eq!(
+            counts.u64_at(0).unwrap().load(Ordering::SeqCst),
+            4500,
+            "{label}"
+        );
     }
 }
 
@@ -234,7 +285,8 @@ fn a_lock_held_by_a_task_that_dies_passes_on_with_word_of_the_death() {
         // A task cancelled while holding the lock, with the host waiting.
         let lock = Lock::new().unwrap();
         let held = Event::new().unwrap();
-        let dying = submit(&pool, 
+        let dying = submit(
+            &pool,
             call("die_holding", "spin")
                 .share("lock", &lock)
                 .share("held", &held),
@@ -242,7 +294,9 @@ fn a_lock_held_by_a_task_that_dies_passes_on_with_word_of_the_death() {
         assert!(held.wait_timeout(Duration::from_secs(10)), "{label}");
         assert!(lock.try_lock().is_none(), "{label}");
         dying.cancel();
-        let taken = lock.lock_timeout(Duration::from_secs(10)).expect("the lock passes on");
+        let taken = lock
+            .lock_timeout(Duration::from_secs(10))
+            .expect("the lock passes on");
         assert!(taken.is_err(), "{label}: the host is told the holder died");
         assert_eq!(dying.wait().status, ExitStatus::Cancelled, "{label}");
     }
@@ -266,12 +320,18 @@ fn events_barriers_and_semaphores_coordinate_tasks() {
         let parties: Vec<_> = (0..2)
             .map(|_| submit(&pool, call("meet", ()).share("meet", &meet)))
             .collect();
-        let host_led = meet.wait_timeout(Duration::from_secs(10)).expect("all arrive");
+        let host_led = meet
+            .wait_timeout(Duration::from_secs(10))
+            .expect("all arrive");
         let task_leaders = parties
             .into_iter()
             .filter(|party| party.wait().decode::<bool>().unwrap())
             .count();
-        assert_eq!(task_leaders + usize::from(host_led), 1, "{label}: one leader");
+        assert_eq!(
+            task_leaders + usize::from(host_led),
+            1,
+            "{label}: one leader"
+        );
 
         let permits = Semaphore::new(1).unwrap();
         let counts = SharedRegion::new(16).unwrap();
@@ -281,7 +341,10 @@ fn events_barriers_and_semaphores_coordinate_tasks() {
                 .share("counts", &counts)
         });
         let most: Vec<u64> = pool.map_tasks(tasks).map(|o| o.decode().unwrap()).collect();
-        assert!(most.iter().all(|&m| m == 1), "{label}: one holder at a time: {most:?}");
+        assert!(
+            most.iter().all(|&m| m == 1),
+            "{label}: one holder at a time: {most:?}"
+        );
         assert_eq!(permits.available(), 1, "{label}");
     }
 }
@@ -308,13 +371,31 @@ fn region_misuse_is_an_error_not_a_crash() {
             .into_outcome()
             .decode::<Vec<String>>()
             .unwrap();
-        assert!(said[0].contains("offset 16 + 8 bytes lies outside the region of 16 bytes"), "{label}: {said:?}");
-        assert!(said[1].contains("offset 4 is not aligned for a 64-bit word"), "{label}: {said:?}");
+        assert!(
+            said[0].contains("offset 16 + 8 bytes lies outside the region of 16 bytes"),
+            "{label}: {said:?}"
+        );
+        assert!(
+            said[1].contains("offset 4 is not aligned for a 64-bit word"),
+            "{label}: {said:?}"
+        );
         assert!(said[2].contains("offset 15 + 2 bytes"), "{label}: {said:?}");
     }
     let counts = SharedRegion::new(16).unwrap();
-    assert!(counts.u64_at(12).unwrap_err().message().contains("lies outside"));
-    assert!(counts.u32_at(2).unwrap_err().message().contains("not aligned"));
+    assert!(
+        counts
+            .u64_at(12)
+            .unwrap_err()
+            .message()
+            .contains("lies outside")
+    );
+    assert!(
+        counts
+            .u32_at(2)
+            .unwrap_err()
+            .message()
+            .contains("not aligned")
+    );
     assert!(counts.write(15, b"ab").is_err());
     assert!(SharedRegion::new(0).is_err());
 }
@@ -342,4 +423,59 @@ fn a_raw_import_out_of_bounds_traps_with_the_region_named() {
         message.contains("shared region `counts`: offset 64 + 8 bytes lies outside"),
         "{message}"
     );
+}
+
+/// Worker processes killed from outside mid-operation.
+#[cfg(unix)]
+mod killed {
+    use super::*;
+    use wasmproc_tests::unix::kill;
+
+    fn one_worker() -> Pool {
+        let options = ProcessOptions::default().executable(pool_host()).retries(0);
+        Pool::builder(share_tasks())
+            .workers(1)
+            .isolation(Isolation::Process(options))
+            .build()
+            .unwrap()
+    }
+
+    fn kill_workers(pool: &Pool) {
+        for pid in pool.worker_pids() {
+            kill(pid, "-9");
+        }
+    }
+
+    #[test]
+    fn a_lock_held_by_a_killed_worker_passes_on_with_word_of_the_death() {
+        let pool = one_worker();
+        let lock = Lock::new().unwrap();
+        let held = Event::new().unwrap();
+        let dying = submit(
+            &pool,
+            call("die_holding", "spin")
+                .share("lock", &lock)
+                .share("held", &held),
+        );
+        assert!(held.wait_timeout(Duration::from_secs(10)));
+        kill_workers(&pool);
+        let taken = lock
+            .lock_timeout(Duration::from_secs(10))
+            .expect("the lock passes on");
+        assert!(taken.is_err(), "the host is told the holder died");
+        assert_eq!(dying.wait().status, ExitStatus::WorkerLost);
+    }
+
+    #[test]
+    fn a_queue_loses_nothing_to_a_killed_taker() {
+        let pool = one_worker();
+        let jobs = Queue::<u64>::new(4);
+        let taker = submit(&pool, call("take_one", ()).share("jobs", &jobs));
+        std::thread::sleep(Duration::from_millis(300));
+        kill_workers(&pool);
+        assert_eq!(taker.wait().status, ExitStatus::WorkerLost);
+        jobs.put(&5).unwrap();
+        let next = submit(&pool, call("take_one", ()).share("jobs", &jobs));
+        assert_eq!(next.wait().decode::<u64>().unwrap(), 5);
+    }
 }

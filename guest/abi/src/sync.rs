@@ -126,14 +126,21 @@ pub fn lock(words: &impl Words, at: u64, timeout: Option<Duration>) -> Locked {
         return Locked::Acquired;
     }
     let start = words.now();
-    let spins = if timeout == Some(Duration::ZERO) { 0 } else { SPINS };
+    let spins = if timeout == Some(Duration::ZERO) {
+        0
+    } else {
+        SPINS
+    };
     let mut spun = 0;
     loop {
         let word = words.load(at);
         if word & HOLDER_MASK == 0 {
             // Keep the waiters bit: others may still sleep on the word, and
             // this holder's unlock must wake one.
-            if words.compare_exchange(at, word, me | (word & WAITERS)).is_ok() {
+            if words
+                .compare_exchange(at, word, me | (word & WAITERS))
+                .is_ok()
+            {
                 return Locked::Acquired;
             }
             continue;

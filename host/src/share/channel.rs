@@ -204,6 +204,14 @@ impl Channel {
         }
     }
 
+    /// Puts a message taken for a receiver that is gone back at the front,
+    /// room or not (even closed): it was in the channel, and it keeps its
+    /// place.
+    pub(crate) fn give_back(&self, message: Vec<u8>) {
+        self.state().messages.push_front(message);
+        self.inner.readable.notify(1.additional());
+    }
+
     /// Closes the channel: sends fail from now on, receives drain what is
     /// left. Every waiter wakes.
     pub(crate) fn close(&self) {
@@ -243,15 +251,24 @@ mod tests {
         let channel = Channel::new(2, 8);
         assert!(channel.try_send(b"1".to_vec()).is_ok());
         assert!(channel.try_send(b"2".to_vec()).is_ok());
-        assert_eq!(channel.try_send(b"3".to_vec()).unwrap_err().0, SendError::Full);
+        assert_eq!(
+            channel.try_send(b"3".to_vec()).unwrap_err().0,
+            SendError::Full
+        );
         assert_eq!(
             channel.try_send(vec![0; 9]).unwrap_err().0,
             SendError::TooLarge { len: 9, limit: 8 }
         );
         let soon = Some(Instant::now() + Duration::from_millis(20));
-        assert_eq!(channel.send_blocking(b"3".to_vec(), soon), Err(SendError::Full));
+        assert_eq!(
+            channel.send_blocking(b"3".to_vec(), soon),
+            Err(SendError::Full)
+        );
         channel.close();
-        assert_eq!(channel.try_send(b"4".to_vec()).unwrap_err().0, SendError::Closed);
+        assert_eq!(
+            channel.try_send(b"4".to_vec()).unwrap_err().0,
+            SendError::Closed
+        );
         assert_eq!(channel.recv_blocking(None).unwrap(), b"1");
         assert_eq!(channel.try_recv().unwrap(), b"2");
         assert_eq!(channel.recv_blocking(None), Err(RecvError::Closed));

@@ -14,6 +14,7 @@
 mod channel;
 mod holders;
 mod region;
+mod remote;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -29,8 +30,9 @@ use crate::limits::{Limits, human};
 
 pub(crate) use channel::{Channel, RecvError, SendError};
 pub(crate) use holders::Holder;
-pub(crate) use region::check_span;
 pub use region::SharedRegion;
+pub(crate) use region::check_span;
+pub(crate) use remote::{PIPE, Pending, Remote, RemoteLink};
 pub use sync::{Barrier, Event, Lock, LockGuard, LockResult, OwnerDied, Semaphore};
 
 /// How many messages each direction of a pipe holds before a sender waits.
@@ -306,7 +308,10 @@ impl PipeEnd {
         self.recv_until(Some(Instant::now() + timeout))
     }
 
-    fn recv_until<T: DeserializeOwned>(&self, deadline: Option<Instant>) -> Result<Option<T>, Error> {
+    fn recv_until<T: DeserializeOwned>(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<Option<T>, Error> {
         match self.incoming.recv_blocking(deadline) {
             Ok(message) => decode(&message, "pipe").map(Some),
             Err(RecvError::Empty) => Ok(None),
@@ -386,6 +391,8 @@ pub struct Grant(pub(crate) Granted);
 pub(crate) enum Granted {
     /// A queue.
     Channel(Channel),
+    /// A queue held by the pool's process (in a worker process).
+    RemoteChannel { max_message: usize },
     /// A window of a region: `len` bytes from `base`.
     Window(Window),
 }
@@ -418,6 +425,7 @@ impl PartialEq for Granted {
         match (self, other) {
             (Granted::Channel(a), Granted::Channel(b)) => a.same(b),
             (Granted::Window(a), Granted::Window(b)) => a.same(b),
+            // A worker process's grants are its task's alone.
             _ => false,
         }
     }
@@ -452,11 +460,22 @@ macro_rules! shared_words {
 shared_words!(Lock => 4, Event => 4, Semaphore => 4, Barrier => wasmproc_abi::sync::BARRIER_BYTES);
 
 /// Everything one task is granted: its shared objects by name, and its end
-/// of a pipe.
-#[derive(Clone, Default, PartialEq)]
+/// of a pipe; in a worker process, with the link to the pool that holds
+/// them.
+#[derive(Clone, Default)]
 pub(crate) struct Grants {
     pub(crate) named: BTreeMap<String, Grant>,
     pub(crate) pipe: Option<PipeEnd>,
+    pub(crate) remote: Option<RemoteLink>,
+}
+
+impl PartialEq for Grants {
+    fn eq(&self, other: &Self) -> bool {
+        self.remote.is_none()
+            && other.remote.is_none()
+            && self.named == other.named
+            && self.pipe == other.pipe
+    }
 }
 
 impl std::fmt::Debug for Grants {
@@ -470,7 +489,15 @@ impl std::fmt::Debug for Grants {
 
 impl Grants {
     pub(crate) fn is_empty(&self) -> bool {
-        self.named.is_empty() && self.pipe.is_none()
+        self.named.is_empty() && self.pipe.is_none() && self.remote.is_none()
+    }
+
+    /// The index remote operations name the grant `name` by.
+    pub(crate) fn index_of(&self, name: &str) -> u32 {
+        self.named
+            .keys()
+            .position(|key| key == name)
+            .map_or(u32::MAX - 1, |index| index as u32)
     }
 }
 

@@ -224,7 +224,10 @@ impl SharedRegion {
         timeout: Option<Duration>,
     ) -> Result<bool, Error> {
         self.inner.check(offset as u64, 4, 4)?;
-        Ok(self.inner.wait_blocking(offset as u64, expected, timeout, false) == Wait::Woken)
+        Ok(self
+            .inner
+            .wait_blocking(offset as u64, expected, timeout, false)
+            == Wait::Woken)
     }
 
     /// Wakes up to `count` waiters sleeping on the 32-bit word at `offset`,
@@ -290,10 +293,6 @@ impl Mapping {
             Backing::Owned(path) => path,
             Backing::Borrowed(path) => path,
         }
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
     }
 
     /// Checks that `len` bytes at `offset` lie inside the region and that

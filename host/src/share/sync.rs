@@ -38,7 +38,9 @@ impl Words for HostWords<'_> {
         self.mapping.word32(at).swap(value, SEQ)
     }
     fn compare_exchange(&self, at: u64, current: u32, new: u32) -> Result<u32, u32> {
-        self.mapping.word32(at).compare_exchange(current, new, SEQ, SEQ)
+        self.mapping
+            .word32(at)
+            .compare_exchange(current, new, SEQ, SEQ)
     }
     fn wait(&self, at: u64, expected: u32, timeout: Option<Duration>) -> Wait {
         self.mapping.wait_blocking(at, expected, timeout, false)
@@ -189,11 +191,7 @@ impl Lock {
 
     fn lock_within(&self, timeout: Option<Duration>) -> Option<LockResult<'_>> {
         let holder = Holder::new();
-        let taken = algo::lock(
-            &self.place.words(holder.id()),
-            self.place.offset,
-            timeout,
-        );
+        let taken = algo::lock(&self.place.words(holder.id()), self.place.offset, timeout);
         // A guard only for a lock taken: dropping one unlocks.
         let guard = || LockGuard { lock: self, holder };
         match taken {
@@ -311,7 +309,11 @@ impl Semaphore {
 
     /// Takes a permit if one is free now.
     pub fn try_acquire(&self) -> bool {
-        algo::semaphore_acquire(&self.place.words(0), self.place.offset, Some(Duration::ZERO))
+        algo::semaphore_acquire(
+            &self.place.words(0),
+            self.place.offset,
+            Some(Duration::ZERO),
+        )
     }
 
     /// Waits at most `timeout` for a permit; whether it took one.

@@ -16,26 +16,37 @@ use wasmtime::{Caller, Linker};
 
 use super::HostState;
 use super::sdk::{guest_memory, offset, read_guest};
-use crate::share::{Channel, Grants, Granted, Holder, RecvError, SendError, Window, check_span};
+use crate::share::{
+    Channel, Granted, Grants, Holder, PIPE, RecvError, RemoteLink, SendError, Window, check_span,
+};
 
 /// A task's handles, opened by name from its grants.
 #[derive(Default)]
 pub(crate) struct ShareState {
     grants: Grants,
     channels: Vec<Endpoint>,
-    /// Open regions, with the names they were granted under (for errors).
-    windows: Vec<(Window, String)>,
+    windows: Vec<OpenWindow>,
     /// The message the last `channel_recv` took, until `message_read`.
     held: Vec<u8>,
     /// The task's lock-holder id, made on first use; it ends with the store.
     holder: Option<Holder>,
 }
 
-/// Where a channel handle sends and receives: one queue for both, or the
-/// two directions of a pipe.
-struct Endpoint {
-    send: Channel,
-    recv: Channel,
+/// Where a channel handle sends and receives.
+#[derive(Clone)]
+enum Endpoint {
+    /// One queue for both, or the two directions of a pipe.
+    Local { send: Channel, recv: Channel },
+    /// A channel the pool's process holds (in a worker process).
+    Remote { grant: u32, max_message: usize },
+}
+
+/// An open region: the granted window, its name (for errors), and its
+/// index (for waits carried out by the pool's process).
+struct OpenWindow {
+    window: Window,
+    name: String,
+    grant: u32,
 }
 
 impl ShareState {
@@ -46,6 +57,19 @@ impl ShareState {
             windows: Vec::new(),
             held: Vec::new(),
             holder: None,
+        }
+    }
+
+    fn remote(&self) -> Option<&RemoteLink> {
+        self.grants.remote.as_ref()
+    }
+
+    /// The id the task holds locks under: the pool's, in a worker process;
+    /// else one made on first use.
+    fn holder_id(&mut self) -> u32 {
+        match &self.grants.remote {
+            Some(remote) => remote.holder,
+            None => self.holder.get_or_insert_with(Holder::new).id(),
         }
     }
 }
@@ -74,26 +98,39 @@ fn timeout_of(nanos: i64) -> Option<Duration> {
     u64::try_from(nanos).ok().map(Duration::from_nanos)
 }
 
-fn channel(caller: &Caller<'_, HostState>, handle: i32, sending: bool) -> Option<Channel> {
-    let endpoint = caller.data().share.channels.get(usize::try_from(handle).ok()?)?;
-    Some(if sending { &endpoint.send } else { &endpoint.recv }.clone())
+fn endpoint(caller: &Caller<'_, HostState>, handle: i32) -> Option<Endpoint> {
+    let share = &caller.data().share;
+    share.channels.get(usize::try_from(handle).ok()?).cloned()
 }
 
-/// Runs `f` on the open region `handle`, with its grant's name.
-fn with_window<R>(
+fn remote_link(caller: &Caller<'_, HostState>) -> Option<RemoteLink> {
+    caller.data().share.remote().cloned()
+}
+
+/// Runs `f` on the open region `handle`.
+fn with_open<R>(
     caller: &Caller<'_, HostState>,
     handle: i32,
-    f: impl FnOnce(&Window, &str) -> wasmtime::Result<R>,
+    f: impl FnOnce(&OpenWindow) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
     match usize::try_from(handle)
         .ok()
         .and_then(|index| caller.data().share.windows.get(index))
     {
-        Some((window, name)) => f(window, name),
+        Some(open) => f(open),
         None => Err(wasmtime::format_err!(
             "{handle} is not a handle of an open shared region"
         )),
     }
+}
+
+/// Runs `f` on the open region `handle`'s window, with its grant's name.
+fn with_window<R>(
+    caller: &Caller<'_, HostState>,
+    handle: i32,
+    f: impl FnOnce(&Window, &str) -> wasmtime::Result<R>,
+) -> wasmtime::Result<R> {
+    with_open(caller, handle, |open| f(&open.window, &open.name))
 }
 
 /// The absolute offset of `len` bytes at `at` in a window, aligned to
@@ -132,13 +169,16 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
             let name = read_name(&mut caller, ptr, len)?;
             let share = &mut caller.data_mut().share;
-            let Some(Granted::Channel(channel)) = share.grants.named.get(&name).map(|g| &g.0)
-            else {
-                return Ok(abi::NOT_GRANTED);
-            };
-            let endpoint = Endpoint {
-                send: channel.clone(),
-                recv: channel.clone(),
+            let endpoint = match share.grants.named.get(&name).map(|g| &g.0) {
+                Some(Granted::Channel(channel)) => Endpoint::Local {
+                    send: channel.clone(),
+                    recv: channel.clone(),
+                },
+                Some(Granted::RemoteChannel { max_message }) => Endpoint::Remote {
+                    grant: share.grants.index_of(&name),
+                    max_message: *max_message,
+                },
+                _ => return Ok(abi::NOT_GRANTED),
             };
             share.channels.push(endpoint);
             Ok(handle_of(share.channels.len()))
@@ -149,11 +189,18 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         abi::PIPE_OPEN,
         |mut caller: Caller<'_, HostState>| -> i32 {
             let share = &mut caller.data_mut().share;
-            let Some(end) = &share.grants.pipe else {
-                return abi::NOT_GRANTED;
+            let endpoint = match (&share.grants.pipe, share.remote()) {
+                (Some(end), _) => {
+                    let (send, recv) = end.channels();
+                    Endpoint::Local { send, recv }
+                }
+                (None, Some(remote)) if remote.pipe => Endpoint::Remote {
+                    grant: PIPE,
+                    max_message: crate::limits::Limits::default().get_max_args(),
+                },
+                _ => return abi::NOT_GRANTED,
             };
-            let (send, recv) = end.channels();
-            share.channels.push(Endpoint { send, recv });
+            share.channels.push(endpoint);
             handle_of(share.channels.len())
         },
     )?;
@@ -162,23 +209,25 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         abi::CHANNEL_SEND,
         |mut caller: Caller<'_, HostState>, (handle, ptr, len, timeout): (i32, i32, i32, i64)| {
             Box::new(async move {
-                let Some(channel) = channel(&caller, handle, true) else {
-                    return Ok(abi::BAD_HANDLE);
+                let (channel, max_message) = match endpoint(&caller, handle) {
+                    Some(Endpoint::Local { send, .. }) => {
+                        let max = send.max_message();
+                        (Some(send), max)
+                    }
+                    Some(Endpoint::Remote { max_message, .. }) => (None, max_message),
+                    None => return Ok(abi::BAD_HANDLE),
                 };
-                if offset(len) > channel.max_message() {
+                if offset(len) > max_message {
                     return Ok(abi::TOO_LARGE);
                 }
                 let message = read_guest(&mut caller, ptr, len, usize::MAX)?;
-                let sent = match timeout_of(timeout) {
-                    None => channel.send(message).await,
-                    Some(timeout) => match channel.try_send(message) {
-                        Err((SendError::Full, message)) if !timeout.is_zero() => {
-                            tokio::time::timeout(timeout, channel.send(message))
-                                .await
-                                .unwrap_or(Err(SendError::Full))
-                        }
-                        sent => sent.map_err(|(error, _)| error),
-                    },
+                let sent = match (channel, endpoint(&caller, handle)) {
+                    (Some(channel), _) => send_local(&channel, message, timeout_of(timeout)).await,
+                    (None, Some(Endpoint::Remote { grant, .. })) => {
+                        let link = remote_link(&caller).expect("remote endpoints have a link");
+                        link.to.send(grant, message, timeout_of(timeout)).await
+                    }
+                    (None, _) => return Ok(abi::BAD_HANDLE),
                 };
                 Ok(send_code(sent))
             })
@@ -189,19 +238,15 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         abi::CHANNEL_RECV,
         |mut caller: Caller<'_, HostState>, (handle, timeout): (i32, i64)| {
             Box::new(async move {
-                let Some(channel) = channel(&caller, handle, false) else {
-                    return Ok(i64::from(abi::BAD_HANDLE));
-                };
-                let received = match timeout_of(timeout) {
-                    None => channel.recv().await,
-                    Some(timeout) => match channel.try_recv() {
-                        Err(RecvError::Empty) if !timeout.is_zero() => {
-                            tokio::time::timeout(timeout, channel.recv())
-                                .await
-                                .unwrap_or(Err(RecvError::Empty))
-                        }
-                        received => received,
-                    },
+                let received = match endpoint(&caller, handle) {
+                    Some(Endpoint::Local { recv, .. }) => {
+                        recv_local(&recv, timeout_of(timeout)).await
+                    }
+                    Some(Endpoint::Remote { grant, .. }) => {
+                        let link = remote_link(&caller).expect("remote endpoints have a link");
+                        link.to.recv(grant, timeout_of(timeout)).await
+                    }
+                    None => return Ok(i64::from(abi::BAD_HANDLE)),
                 };
                 Ok(match received {
                     Ok(message) => {
@@ -230,16 +275,53 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         module,
         abi::CHANNEL_CLOSE,
         |caller: Caller<'_, HostState>, handle: i32| -> i32 {
-            match channel(&caller, handle, true) {
-                Some(channel) => {
-                    channel.close();
-                    0
+            match endpoint(&caller, handle) {
+                Some(Endpoint::Local { send, .. }) => send.close(),
+                Some(Endpoint::Remote { grant, .. }) => {
+                    if let Some(link) = remote_link(&caller) {
+                        link.to.close(grant);
+                    }
                 }
-                None => abi::BAD_HANDLE,
+                None => return abi::BAD_HANDLE,
             }
+            0
         },
     )?;
     add_regions(linker)
+}
+
+/// Sends on a channel of this process, waiting at most `timeout`.
+async fn send_local(
+    channel: &Channel,
+    message: Vec<u8>,
+    timeout: Option<Duration>,
+) -> Result<(), SendError> {
+    match timeout {
+        None => channel.send(message).await,
+        Some(timeout) => match channel.try_send(message) {
+            Err((SendError::Full, message)) if !timeout.is_zero() => {
+                tokio::time::timeout(timeout, channel.send(message))
+                    .await
+                    .unwrap_or(Err(SendError::Full))
+            }
+            sent => sent.map_err(|(error, _)| error),
+        },
+    }
+}
+
+/// Receives from a channel of this process, waiting at most `timeout`.
+async fn recv_local(channel: &Channel, timeout: Option<Duration>) -> Result<Vec<u8>, RecvError> {
+    match timeout {
+        None => channel.recv().await,
+        Some(timeout) => match channel.try_recv() {
+            Err(RecvError::Empty) if !timeout.is_zero() => {
+                tokio::time::timeout(timeout, channel.recv())
+                    .await
+                    .unwrap_or(Err(RecvError::Empty))
+            }
+            received => received,
+        },
+    }
 }
 
 /// Handles count from 0 in the order opened.
@@ -255,11 +337,15 @@ fn add_regions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
             let name = read_name(&mut caller, ptr, len)?;
             let share = &mut caller.data_mut().share;
-            let Some(Granted::Window(window)) = share.grants.named.get(&name).map(|g| &g.0)
-            else {
+            let Some(Granted::Window(window)) = share.grants.named.get(&name).map(|g| &g.0) else {
                 return Ok(abi::NOT_GRANTED);
             };
-            share.windows.push((window.clone(), name));
+            let open = OpenWindow {
+                window: window.clone(),
+                grant: share.grants.index_of(&name),
+                name,
+            };
+            share.windows.push(open);
             Ok(handle_of(share.windows.len()))
         },
     )?;
@@ -280,11 +366,16 @@ fn add_regions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
          len: i32|
          -> wasmtime::Result<()> {
             let (from, window) = with_window(&caller, handle, |window, name| {
-                Ok((place(window, name, at, offset(len) as u64, 1)?, window.clone()))
+                Ok((
+                    place(window, name, at, offset(len) as u64, 1)?,
+                    window.clone(),
+                ))
             })?;
             let memory = guest_memory(&mut caller)?;
             let start = offset(ptr);
-            let Some(buf) = memory.data_mut(&mut caller).get_mut(start..start + offset(len))
+            let Some(buf) = memory
+                .data_mut(&mut caller)
+                .get_mut(start..start + offset(len))
             else {
                 wasmtime::bail!("region_read: the buffer lies outside guest memory");
             };
@@ -302,7 +393,10 @@ fn add_regions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
          len: i32|
          -> wasmtime::Result<()> {
             let (to, window) = with_window(&caller, handle, |window, name| {
-                Ok((place(window, name, at, offset(len) as u64, 1)?, window.clone()))
+                Ok((
+                    place(window, name, at, offset(len) as u64, 1)?,
+                    window.clone(),
+                ))
             })?;
             let memory = guest_memory(&mut caller)?;
             let start = offset(ptr);
@@ -352,25 +446,39 @@ fn add_regions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             move |caller: Caller<'_, HostState>,
                   (handle, at, expected, timeout): (i32, i64, i32, i64)| {
                 Box::new(async move {
-                    let (at, window) = with_window(&caller, handle, |window, name| {
-                        Ok((place(window, name, at, 4, 4)?, window.clone()))
+                    let (at, window, grant) = with_open(&caller, handle, |open| {
+                        let at = place(&open.window, &open.name, at, 4, 4)?;
+                        Ok((at, open.window.clone(), open.grant))
                     })?;
-                    let wait = window
-                        .region
-                        .inner
-                        .wait_async(at, expected as u32, timeout_of(timeout), lock)
-                        .await;
+                    let (expected, timeout) = (expected as u32, timeout_of(timeout));
+                    let wait = match remote_link(&caller) {
+                        Some(link) => link.to.wait(grant, at, expected, timeout, lock).await,
+                        None => {
+                            window
+                                .region
+                                .inner
+                                .wait_async(at, expected, timeout, lock)
+                                .await
+                        }
+                    };
                     Ok(wait.code())
                 })
             },
         )?;
     }
-    linker.func_wrap(
+    linker.func_wrap_async(
         module,
         abi::REGION_NOTIFY,
-        |caller: Caller<'_, HostState>, handle: i32, at: i64, count: i32| -> wasmtime::Result<i32> {
-            with_window(&caller, handle, |window, name| {
-                let woken = window.region.inner.notify(place(window, name, at, 4, 4)?, count as u32);
+        |caller: Caller<'_, HostState>, (handle, at, count): (i32, i64, i32)| {
+            Box::new(async move {
+                let (at, window, grant) = with_open(&caller, handle, |open| {
+                    let at = place(&open.window, &open.name, at, 4, 4)?;
+                    Ok((at, open.window.clone(), open.grant))
+                })?;
+                let woken = match remote_link(&caller) {
+                    Some(link) => link.to.notify(grant, at, count as u32).await,
+                    None => window.region.inner.notify(at, count as u32),
+                };
                 Ok(i32::try_from(woken).unwrap_or(i32::MAX))
             })
         },
@@ -378,10 +486,7 @@ fn add_regions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     linker.func_wrap(
         module,
         abi::HOLDER_ID,
-        |mut caller: Caller<'_, HostState>| -> i32 {
-            let holder = caller.data_mut().share.holder.get_or_insert_with(Holder::new);
-            holder.id() as i32
-        },
+        |mut caller: Caller<'_, HostState>| -> i32 { caller.data_mut().share.holder_id() as i32 },
     )?;
     Ok(())
 }

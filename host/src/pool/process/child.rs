@@ -9,15 +9,23 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, BufWriter, Read, Stdout, Write};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
-use super::protocol::{StreamName, ToChild, ToParent, VERSION, WireStdin, read_frame, write_frame};
+use super::protocol::{
+    StreamName, ToChild, ToParent, VERSION, WireGrants, WireStdin, read_frame, write_frame,
+};
+use super::remote::{Board, FrameOut, TaskLink};
 use crate::cancel::CancelToken;
 use crate::engine::EngineSettings;
+use crate::limits::Limits;
+use crate::module::Module;
+use crate::outcome::Outcome;
 use crate::run::take_abandoned_host_call;
 use crate::runtime::{Runtime, RuntimeSettings};
-use crate::task::{Output, Stdin};
+use crate::share::Remote;
+use crate::task::{Output, Stdin, Task};
 
 /// The frames to the pool, shared by the task loop and the streams it
 /// relays (stdin credits, streamed output).
@@ -30,6 +38,12 @@ impl ToPool {
     }
 }
 
+impl FrameOut for ToPool {
+    fn send(&self, frame: &ToParent) -> std::io::Result<()> {
+        ToPool::send(self, frame)
+    }
+}
+
 /// The task running now, cancellations of tasks not started yet, and the
 /// stdin channels of tasks with a streamed stdin.
 #[derive(Default)]
@@ -37,6 +51,8 @@ struct Current {
     running: Option<(u64, CancelToken)>,
     cancelled: HashSet<u64>,
     inputs: HashMap<u64, Sender<Vec<u8>>>,
+    /// The sharing operations in flight of tasks with grants.
+    boards: HashMap<u64, Arc<Board>>,
 }
 
 /// Serves the pool on stdin and stdout until stdin closes; returns the
@@ -102,8 +118,9 @@ pub(crate) fn serve() -> i32 {
         return 2;
     }
 
-    for (id, task, stdin) in queue {
+    for (id, mut task, stdin) in queue {
         let token = CancelToken::new();
+        let wire_grants = task.take_grants();
         {
             let mut current = lock(&current);
             if current.cancelled.remove(&id) {
@@ -122,11 +139,15 @@ pub(crate) fn serve() -> i32 {
                 Output::Writer(Arc::new(Mutex::new(relay)))
             },
         );
-        let outcome = module.run_with(&task, &token);
+        let (outcome, taken) = match wire_grants {
+            None => (module.run_with(&task, &token), 0),
+            Some(grants) => run_sharing(&module, task, grants, id, &to_pool, &current, &token),
+        };
         {
             let mut current = lock(&current);
             current.running = None;
             current.inputs.remove(&id);
+            current.boards.remove(&id);
         }
         // A task that ended while the guest waited in a host call may have
         // left a thread blocked in the OS (opening a FIFO, say): this
@@ -137,6 +158,7 @@ pub(crate) fn serve() -> i32 {
                 id,
                 outcome,
                 retire,
+                taken,
             })
             .is_err()
             || retire
@@ -145,6 +167,39 @@ pub(crate) fn serve() -> i32 {
         }
     }
     0
+}
+
+/// Runs a task with grants: its regions mapped here, its other operations
+/// relayed to the pool. Returns the outcome and the last operation whose
+/// answer the guest took.
+fn run_sharing(
+    module: &Module,
+    mut task: Task,
+    grants: WireGrants,
+    id: u64,
+    to_pool: &ToPool,
+    current: &Mutex<Current>,
+    token: &CancelToken,
+) -> (Outcome, u64) {
+    let started = Instant::now();
+    let board = Board::new();
+    lock(current).boards.insert(id, Arc::clone(&board));
+    let link = Arc::new(TaskLink::new(
+        id,
+        Arc::new(to_pool.clone()),
+        Arc::clone(&board),
+    ));
+    match grants.into_grants(Arc::clone(&link) as Arc<dyn Remote>) {
+        Ok(grants) => task.grants = grants,
+        Err(error) => return (Outcome::from(error), 0),
+    }
+    let outcome = module.run_with(&task, token);
+    let deadline = task
+        .get_limits()
+        .and_then(Limits::get_timeout)
+        .and_then(|timeout| started.checked_add(timeout));
+    board.settle(deadline, token);
+    (outcome, link.taken())
 }
 
 /// A task as the reader hands it to the task loop, with its stdin's
@@ -184,6 +239,12 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
             }
             Ok(Some(ToChild::InputEnd { id })) => {
                 lock(current).inputs.remove(&id);
+            }
+            Ok(Some(ToChild::ShareReply { id, seq, reply })) => {
+                let board = lock(current).boards.get(&id).cloned();
+                if let Some(board) = board {
+                    board.answer(seq, reply);
+                }
             }
             // The parent is gone, or spoke nonsense: stop now.
             Ok(Some(ToChild::Hello { .. })) | Ok(None) | Err(_) => break,

@@ -38,6 +38,8 @@
 
 mod child;
 pub(crate) mod protocol;
+mod relay;
+mod remote;
 mod supervisor;
 
 use std::path::PathBuf;
@@ -185,6 +187,11 @@ impl WorkerPids {
     }
 }
 
+/// Whether a job's tasks were granted queues, regions or pipes.
+fn talks(job: &Job) -> bool {
+    job.tasks.iter().any(|task| !task.grants.is_empty())
+}
+
 /// How many tasks a worker process is given at once.
 const PIPELINE_DEPTH: usize = 8;
 
@@ -201,12 +208,25 @@ pub(crate) fn serve(
 ) {
     let mut supervisor = Supervisor::new(module, options, pids, index);
     supervisor.warm_up();
-    while let Some(first) = idle.waiting(|| supervisor.next_job(queue)) {
+    // A job taken to go behind others that turned out to talk to other
+    // tasks: it goes first next time, alone.
+    let mut carried: Option<Job> = None;
+    while let Some(first) = carried
+        .take()
+        .or_else(|| idle.waiting(|| supervisor.next_job(queue)))
+    {
         // Take a few more queued jobs, so that the worker process runs them
-        // back to back instead of waiting a round trip between tasks.
+        // back to back instead of waiting a round trip between tasks. Not
+        // jobs that share queues or locks: such a task may wait for
+        // another, which must not be queued behind it.
         let mut jobs = vec![first];
-        while jobs.iter().map(|j| j.tasks.len()).sum::<usize>() < PIPELINE_DEPTH {
+        while !talks(&jobs[0]) && jobs.iter().map(|j| j.tasks.len()).sum::<usize>() < PIPELINE_DEPTH
+        {
             match queue.try_recv() {
+                Ok(job) if talks(&job) => {
+                    carried = Some(job);
+                    break;
+                }
                 Ok(job) => jobs.push(job),
                 Err(_) => break,
             }

@@ -9,20 +9,26 @@
 //! A conversation: `Hello` → `Started` (the child is a wasmproc worker) →
 //! `Ready` (its module is loaded); then any number of `Run`, each answered
 //! by one `Done`, with `Cancel`, `Input`/`InputEnd` → `InputTaken` (a
-//! streamed stdin, flow-controlled) and `Output` (a streamed stdout or
-//! stderr) in between.
+//! streamed stdin, flow-controlled), `Output` (a streamed stdout or
+//! stderr) and `Share` → `ShareReply` (a queue, pipe or wait operation of
+//! the task, carried out by the pool) in between.
 
 use std::io::{Read, Write};
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::error::Error;
 use crate::limits::Limits;
 use crate::outcome::Outcome;
 use crate::runtime::RuntimeSettings;
+use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Window};
 use crate::task::{Capabilities, Entry, Output, Stdin, Task};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 3;
+pub(crate) const VERSION: u32 = 4;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -51,6 +57,12 @@ pub(crate) enum ToChild {
     Input { id: u64, bytes: Vec<u8> },
     /// The end of task `id`'s streamed stdin.
     InputEnd { id: u64 },
+    /// The answer to task `id`'s `Share` operation `seq`.
+    ShareReply {
+        id: u64,
+        seq: u64,
+        reply: ShareReply,
+    },
 }
 
 /// From a worker process to the pool.
@@ -72,6 +84,9 @@ pub(crate) enum ToParent {
         id: u64,
         outcome: Outcome,
         retire: bool,
+        /// The last `Share` operation whose reply the guest took (0: none):
+        /// a message received for a later one goes back to its channel.
+        taken: u64,
     },
     /// Bytes task `id` wrote to a streamed stdout or stderr.
     Output {
@@ -82,6 +97,150 @@ pub(crate) enum ToParent {
     /// Task `id`'s guest took this many bytes of its streamed stdin: room
     /// for as many more.
     InputTaken { id: u64, bytes: u64 },
+    /// An operation on task `id`'s grants, numbered `seq` from 1; `taken`
+    /// as in `Done`.
+    Share {
+        id: u64,
+        seq: u64,
+        taken: u64,
+        op: ShareOp,
+    },
+}
+
+/// An operation on a task's grants, which the pool holds. `grant` is the
+/// grant's index among the task's names in order (`share::PIPE` for its
+/// pipe); timeouts are in nanoseconds, negative for none; offsets are from
+/// the region's start.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ShareOp {
+    /// Answered by `Sent` when the message is in the channel. With
+    /// `ahead`, the worker did not wait for the answer (a send that waits
+    /// as long as it takes): the answer is its credit back.
+    Send {
+        grant: u32,
+        message: Vec<u8>,
+        timeout: i64,
+        ahead: bool,
+    },
+    Recv {
+        grant: u32,
+        timeout: i64,
+    },
+    /// Not answered.
+    Close {
+        grant: u32,
+    },
+    Wait {
+        grant: u32,
+        offset: u64,
+        expected: u32,
+        timeout: i64,
+        lock: bool,
+    },
+    Notify {
+        grant: u32,
+        offset: u64,
+        count: u32,
+    },
+}
+
+/// The answer to a [`ShareOp`], as the sharing imports' codes.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum ShareReply {
+    Sent(i32),
+    Received(Result<Vec<u8>, i32>),
+    Waited(i32),
+    Notified(u32),
+}
+
+/// What a task was granted, as it crosses the pipe: the names in order
+/// (their positions are their indices), the pipe, and the lock-holder id
+/// the pool gave it.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WireGrants {
+    pub(crate) named: Vec<(String, WireGrant)>,
+    pub(crate) pipe: bool,
+    pub(crate) holder: u32,
+}
+
+/// One grant on the wire.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum WireGrant {
+    Channel {
+        max_message: u64,
+    },
+    /// The worker maps the region's file itself.
+    Window {
+        path: std::path::PathBuf,
+        region_len: u64,
+        base: u64,
+        len: u64,
+    },
+}
+
+impl WireGrants {
+    /// `grants` on the wire, for a task whose holder id is `holder`.
+    pub(crate) fn from_grants(grants: &Grants, holder: u32) -> WireGrants {
+        let named = grants
+            .named
+            .iter()
+            .map(|(name, grant)| {
+                let wire = match &grant.0 {
+                    Granted::Channel(channel) => WireGrant::Channel {
+                        max_message: channel.max_message() as u64,
+                    },
+                    Granted::RemoteChannel { max_message } => WireGrant::Channel {
+                        max_message: *max_message as u64,
+                    },
+                    Granted::Window(window) => WireGrant::Window {
+                        path: window.region.inner.path().to_owned(),
+                        region_len: window.region.len() as u64,
+                        base: window.base,
+                        len: window.len,
+                    },
+                };
+                (name.clone(), wire)
+            })
+            .collect();
+        WireGrants {
+            named,
+            pipe: grants.pipe.is_some(),
+            holder,
+        }
+    }
+
+    /// The grants again, on the worker's side: regions mapped here, the
+    /// rest reached through `to`.
+    pub(crate) fn into_grants(self, to: Arc<dyn Remote>) -> Result<Grants, Error> {
+        let mut named = BTreeMap::new();
+        for (name, wire) in self.named {
+            let granted = match wire {
+                WireGrant::Channel { max_message } => Granted::RemoteChannel {
+                    max_message: usize::try_from(max_message).unwrap_or(usize::MAX),
+                },
+                WireGrant::Window {
+                    path,
+                    region_len,
+                    base,
+                    len,
+                } => {
+                    let size = usize::try_from(region_len).unwrap_or(usize::MAX);
+                    let region = SharedRegion::open(&path, size)?;
+                    Granted::Window(Window { region, base, len })
+                }
+            };
+            named.insert(name, Grant(granted));
+        }
+        Ok(Grants {
+            named,
+            pipe: None,
+            remote: Some(RemoteLink {
+                to,
+                holder: self.holder,
+                pipe: self.pipe,
+            }),
+        })
+    }
 }
 
 /// Which output stream.
@@ -121,12 +280,14 @@ pub(crate) struct WireTask {
     caps: Capabilities,
     limits: Option<Limits>,
     rejected: Option<String>,
+    pub(crate) grants: Option<WireGrants>,
 }
 
 impl WireTask {
     /// The task in wire form: in-process stdin and outputs become streams
     /// that the pool relays.
-    pub(crate) fn from_task(task: &Task) -> WireTask {
+    /// `holder` is the lock-holder id the pool gave a task with grants.
+    pub(crate) fn from_task(task: &Task, holder: Option<u32>) -> WireTask {
         let stdin = match &task.stdin {
             Stdin::Empty => WireStdin::Empty,
             Stdin::Bytes(bytes) => WireStdin::Bytes(bytes.to_vec()),
@@ -142,6 +303,7 @@ impl WireTask {
             caps: task.caps.clone(),
             limits: task.limits.clone(),
             rejected: task.rejected.clone(),
+            grants: holder.map(|holder| WireGrants::from_grants(&task.grants, holder)),
         }
     }
 
@@ -172,6 +334,11 @@ impl WireTask {
         task.limits = self.limits;
         task.rejected = self.rejected;
         task
+    }
+
+    /// Takes the task's grants off, to be made with `WireGrants::into_grants`.
+    pub(crate) fn take_grants(&mut self) -> Option<WireGrants> {
+        self.grants.take()
     }
 }
 
@@ -279,14 +446,14 @@ mod tests {
             .stdin(Stdin::Inherit)
             .stdout(Output::Writer(writer))
             .stderr(Output::Discard);
-        let wire = WireTask::from_task(&task);
+        let wire = WireTask::from_task(&task, None);
         assert!(matches!(wire.stdin, WireStdin::Streamed));
         assert_eq!(wire.stdout, WireOutput::Streamed);
         assert_eq!(wire.stderr, WireOutput::Discard);
         let fine = Task::call("square", &3)
             .unwrap()
             .stdin(Stdin::Bytes((&b"x"[..]).into()));
-        let back = WireTask::from_task(&fine).into_task(|| Stdin::Empty, |_| Output::Discard);
+        let back = WireTask::from_task(&fine, None).into_task(|| Stdin::Empty, |_| Output::Discard);
         assert_eq!(&*back.input, b"3");
         assert!(matches!(back.stdin, Stdin::Bytes(_)));
     }

@@ -7,19 +7,21 @@
 
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::Arc;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::protocol::{StreamName, ToChild, ToParent, VERSION, WireTask, read_frame, write_frame};
+use super::relay::{Relay, ToWorker};
 use super::{ProcessOptions, WORKER_ENV, WorkerPids};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
 use crate::outcome::Outcome;
 use crate::pool::queue::Job;
+use crate::share::Holder;
 use crate::status::ExitStatus;
 use crate::store::{CHUNK, Chunk, Pump, Reply};
 use crate::task::{Output, Stdin, Task};
@@ -33,7 +35,11 @@ const LOAD_TIMEOUT: Duration = Duration::from_secs(120);
 /// One live worker process.
 struct Worker {
     process: Child,
-    to_child: BufWriter<ChildStdin>,
+    /// Shared with the relay, which answers the guests' sharing
+    /// operations.
+    to_child: ToWorker,
+    /// Made for the first task with grants.
+    relay: Option<Relay>,
     /// Its frames, read by a thread of their own; disconnected once the
     /// process has closed its stdout (it exited or died).
     from_child: Receiver<std::io::Result<ToParent>>,
@@ -42,8 +48,27 @@ struct Worker {
 
 impl Worker {
     /// Sends one frame to the worker.
-    fn send(&mut self, message: &ToChild) -> std::io::Result<()> {
-        write_frame(&mut self.to_child, message)
+    fn send(&self, message: &ToChild) -> std::io::Result<()> {
+        let mut to_child = self.to_child.lock().unwrap_or_else(|p| p.into_inner());
+        write_frame(&mut *to_child, message)
+    }
+
+    /// The task in wire form; a task with grants gets a lock-holder id
+    /// here, and the relay holds its objects.
+    fn wire(&mut self, id: u64, task: &Task) -> Result<WireTask, Ended> {
+        if task.grants.is_empty() {
+            return Ok(WireTask::from_task(task, None));
+        }
+        if self.relay.is_none() {
+            let relay = Relay::start(Arc::clone(&self.to_child))
+                .map_err(|e| lost(format!("cannot start a relay thread: {e}")))?;
+            self.relay = Some(relay);
+        }
+        let relay = self.relay.as_ref().expect("made above");
+        let holder = Holder::new();
+        let wire = WireTask::from_task(task, Some(holder.id()));
+        relay.start_task(id, task.grants.clone(), holder);
+        Ok(wire)
     }
 
     /// Whether an idle worker is still there: its frame channel is open
@@ -512,7 +537,7 @@ impl Supervisor {
         for &index in pending.iter() {
             self.next_id += 1;
             let id = self.next_id;
-            let task = WireTask::from_task(tasks[index].0);
+            let task = worker.wire(id, tasks[index].0)?;
             worker
                 .send(&ToChild::Run { id, task })
                 .map_err(|e| lost(format!("the worker process stopped taking tasks ({e})")))?;
@@ -594,7 +619,11 @@ impl Supervisor {
                     id,
                     outcome,
                     retire,
+                    taken,
                 })) if id == front_id => {
+                    if let Some(relay) = &worker.relay {
+                        relay.done(id, taken);
+                    }
                     in_flight.pop_front();
                     pending.pop_front();
                     deliver(front_index, outcome);
@@ -619,6 +648,12 @@ impl Supervisor {
                 Ok(Ok(ToParent::InputTaken { id, bytes })) if id == front_id => {
                     relay.taken(bytes);
                 }
+                Ok(Ok(ToParent::Share { id, seq, taken, op })) if id == front_id => match &worker
+                    .relay
+                {
+                    Some(share) => share.op(id, seq, taken, op),
+                    None => return Err(gone("the worker process shared what it was not granted")),
+                },
                 Ok(Ok(_)) => return Err(gone("the worker process answered out of turn")),
                 Ok(Err(error)) => {
                     return Err(gone(format!(
@@ -685,9 +720,10 @@ impl Supervisor {
             })
             .map_err(|e| lost(format!("cannot start a supervisor thread: {e}")))?;
         let pid = process.id();
-        let mut worker = Worker {
+        let worker = Worker {
             process,
-            to_child: BufWriter::new(stdin),
+            to_child: Arc::new(Mutex::new(BufWriter::new(stdin))),
+            relay: None,
             from_child,
             pid,
         };

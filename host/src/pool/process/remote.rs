@@ -1,0 +1,286 @@
+//! The worker process's side of sharing: a task's queue, pipe and wait
+//! operations become `Share` frames to the pool, which holds the objects
+//! (`relay`), and their answers come back as `ShareReply` frames, routed
+//! here by the reader thread. Regions themselves are mapped in the worker:
+//! atomics and copies never cross the pipe.
+//!
+//! A send that waits as long as it takes (`put`, `send`) does not wait for
+//! its answer: up to [`AHEAD`] such sends travel at once, each answer a
+//! credit back, so a producer streams at the pipe's speed. Before the task's
+//! `Done` the worker waits for the credits of its sends (within the task's
+//! time limit), so that its outcome comes after its messages.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender};
+use event_listener::{Event, IntoNotification};
+use tokio::sync::oneshot;
+use wasmproc_abi::share as abi;
+use wasmproc_abi::sync::Wait;
+
+use super::protocol::{ShareOp, ShareReply, ToParent};
+use crate::cancel::CancelToken;
+use crate::share::{Pending, RecvError, Remote, SendError};
+
+/// How many sends may travel ahead of their answers.
+const AHEAD: u32 = 256;
+
+/// Writes frames to the pool.
+pub(super) trait FrameOut: Send + Sync {
+    fn send(&self, frame: &ToParent) -> std::io::Result<()>;
+}
+
+/// Who waits for the answer to an operation.
+enum Waiter {
+    /// A guest, blocked in the import.
+    Guest(oneshot::Sender<ShareReply>),
+    /// Nobody: a send that went ahead on `grant`; the answer is a credit.
+    Ahead { grant: u32 },
+}
+
+/// One task's operations in flight, shared by the task and the reader.
+pub(super) struct Board {
+    waiters: Mutex<HashMap<u64, Waiter>>,
+    /// Sends gone ahead and not yet answered.
+    ahead: AtomicU32,
+    /// Notified when a credit comes back.
+    credit: Event,
+    /// One message per credit back, for the wait before `Done`.
+    credits: (Sender<()>, Receiver<()>),
+    /// Channels an ahead send found closed: later sends fail at once.
+    closed: Mutex<BTreeSet<u32>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Board {
+    pub(super) fn new() -> Arc<Board> {
+        Arc::new(Board {
+            waiters: Mutex::new(HashMap::new()),
+            ahead: AtomicU32::new(0),
+            credit: Event::new(),
+            credits: crossbeam_channel::unbounded(),
+            closed: Mutex::new(BTreeSet::new()),
+        })
+    }
+
+    /// Hands the answer to operation `seq` to whoever waits for it (the
+    /// reader thread calls this).
+    pub(super) fn answer(&self, seq: u64, reply: ShareReply) {
+        match lock(&self.waiters).remove(&seq) {
+            Some(Waiter::Guest(guest)) => {
+                // A guest that is gone (timed out, cancelled) drops it: the
+                // pool puts a message back when told in `Done`.
+                let _ = guest.send(reply);
+            }
+            Some(Waiter::Ahead { grant }) => {
+                if matches!(reply, ShareReply::Sent(abi::CLOSED)) {
+                    lock(&self.closed).insert(grant);
+                }
+                self.ahead.fetch_sub(1, Ordering::SeqCst);
+                self.credit.notify(1.additional());
+                let _ = self.credits.0.send(());
+            }
+            None => {}
+        }
+    }
+
+    /// Waits until every send that went ahead is answered, until
+    /// `deadline` or a cancellation: then the task's outcome follows its
+    /// messages.
+    pub(super) fn settle(&self, deadline: Option<Instant>, cancel: &CancelToken) {
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let _watch = cancel.watch(&wake);
+        let timer = deadline.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+        while self.ahead.load(Ordering::SeqCst) > 0 && !cancel.is_cancelled() {
+            crossbeam_channel::select! {
+                recv(self.credits.1) -> _ => {}
+                recv(woken) -> _ => return,
+                recv(timer) -> _ => return,
+            }
+        }
+    }
+}
+
+/// A task's link to the pool, as the store sees it.
+pub(super) struct TaskLink {
+    id: u64,
+    out: Arc<dyn FrameOut>,
+    board: Arc<Board>,
+    next: AtomicU64,
+    /// The last operation whose answer the guest took.
+    taken: AtomicU64,
+}
+
+impl TaskLink {
+    pub(super) fn new(id: u64, out: Arc<dyn FrameOut>, board: Arc<Board>) -> TaskLink {
+        TaskLink {
+            id,
+            out,
+            board,
+            next: AtomicU64::new(1),
+            taken: AtomicU64::new(0),
+        }
+    }
+
+    /// The last operation whose answer the guest took, for `Done`.
+    pub(super) fn taken(&self) -> u64 {
+        self.taken.load(Ordering::SeqCst)
+    }
+
+    fn frame(&self, seq: u64, op: ShareOp) -> ToParent {
+        ToParent::Share {
+            id: self.id,
+            seq,
+            taken: self.taken(),
+            op,
+        }
+    }
+
+    /// Sends `op` and waits for its answer. A pool that is gone answers
+    /// nothing: the worker process exits when its reader sees that.
+    async fn ask(&self, op: ShareOp) -> Option<ShareReply> {
+        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        let (answer, answered) = oneshot::channel();
+        lock(&self.board.waiters).insert(seq, Waiter::Guest(answer));
+        if self.out.send(&self.frame(seq, op)).is_err() {
+            lock(&self.board.waiters).remove(&seq);
+            return None;
+        }
+        let reply = answered.await.ok()?;
+        self.taken.store(seq, Ordering::SeqCst);
+        Some(reply)
+    }
+
+    /// A send that waits as long as it takes: it goes ahead once a credit
+    /// is free.
+    async fn send_ahead(&self, grant: u32, message: Vec<u8>) -> Result<(), SendError> {
+        loop {
+            if lock(&self.board.closed).contains(&grant) {
+                return Err(SendError::Closed);
+            }
+            let ahead = self.board.ahead.load(Ordering::SeqCst);
+            if ahead < AHEAD {
+                if self
+                    .board
+                    .ahead
+                    .compare_exchange(ahead, ahead + 1, Ordering::SeqCst, Ordering::SeqCst)
+                    .is_ok()
+                {
+                    break;
+                }
+                continue;
+            }
+            let listener = self.board.credit.listen();
+            if self.board.ahead.load(Ordering::SeqCst) >= AHEAD {
+                listener.await;
+            }
+        }
+        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        lock(&self.board.waiters).insert(seq, Waiter::Ahead { grant });
+        let op = ShareOp::Send {
+            grant,
+            message,
+            timeout: -1,
+            ahead: true,
+        };
+        self.out
+            .send(&self.frame(seq, op))
+            .map_err(|_| SendError::Closed)
+    }
+}
+
+fn nanos(timeout: Option<Duration>) -> i64 {
+    timeout.map_or(-1, |t| i64::try_from(t.as_nanos()).unwrap_or(i64::MAX))
+}
+
+impl Remote for TaskLink {
+    fn send(
+        &self,
+        grant: u32,
+        message: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Pending<'_, Result<(), SendError>> {
+        Box::pin(async move {
+            if timeout.is_none() {
+                return self.send_ahead(grant, message).await;
+            }
+            let op = ShareOp::Send {
+                grant,
+                message,
+                timeout: nanos(timeout),
+                ahead: false,
+            };
+            match self.ask(op).await {
+                Some(ShareReply::Sent(0)) => Ok(()),
+                Some(ShareReply::Sent(abi::FULL)) => Err(SendError::Full),
+                _ => Err(SendError::Closed),
+            }
+        })
+    }
+
+    fn recv(
+        &self,
+        grant: u32,
+        timeout: Option<Duration>,
+    ) -> Pending<'_, Result<Vec<u8>, RecvError>> {
+        Box::pin(async move {
+            let op = ShareOp::Recv {
+                grant,
+                timeout: nanos(timeout),
+            };
+            match self.ask(op).await {
+                Some(ShareReply::Received(Ok(message))) => Ok(message),
+                Some(ShareReply::Received(Err(abi::EMPTY))) => Err(RecvError::Empty),
+                _ => Err(RecvError::Closed),
+            }
+        })
+    }
+
+    fn close(&self, grant: u32) {
+        let seq = self.next.fetch_add(1, Ordering::SeqCst);
+        let _ = self.out.send(&self.frame(seq, ShareOp::Close { grant }));
+    }
+
+    fn wait(
+        &self,
+        grant: u32,
+        offset: u64,
+        expected: u32,
+        timeout: Option<Duration>,
+        lock: bool,
+    ) -> Pending<'_, Wait> {
+        Box::pin(async move {
+            let op = ShareOp::Wait {
+                grant,
+                offset,
+                expected,
+                timeout: nanos(timeout),
+                lock,
+            };
+            match self.ask(op).await {
+                Some(ShareReply::Waited(code)) => Wait::from_code(code),
+                _ => Wait::TimedOut,
+            }
+        })
+    }
+
+    fn notify(&self, grant: u32, offset: u64, count: u32) -> Pending<'_, u32> {
+        Box::pin(async move {
+            let op = ShareOp::Notify {
+                grant,
+                offset,
+                count,
+            };
+            match self.ask(op).await {
+                Some(ShareReply::Notified(woken)) => woken,
+                _ => 0,
+            }
+        })
+    }
+}
