@@ -1,0 +1,29 @@
+//! What every example needs: the `classics` guest, built to wasm and
+//! loaded.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use wasmproc::{Module, Runtime};
+
+/// Builds the examples' guest (`guest/examples/classics.rs`) for
+/// wasm32-wasip1 and loads it.
+pub fn classics() -> Module {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let built = Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--quiet", "--release", "-p", "wasmproc-guest"])
+        .args(["--example", "classics", "--target", "wasm32-wasip1"])
+        .status()
+        .expect("cargo runs");
+    assert!(
+        built.success(),
+        "building the classics guest failed (see above)"
+    );
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
+    let wasm = target.join("wasm32-wasip1/release/examples/classics.wasm");
+    let runtime = Runtime::builder().build().expect("the runtime builds");
+    runtime.load(&wasm).expect("the classics guest loads")
+}

@@ -1,0 +1,266 @@
+//! The sharing benchmark: pipes, queues, region atomics and locks between
+//! the host and sandboxed tasks, in both isolations, measured side by side
+//! with Python's multiprocessing in one run.
+//!
+//! Run: `cargo bench -p wasmproc-tests --bench share` (add `-- --tasks N`
+//! to change the message count per row; default 200000).
+
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use wasmproc::{
+    Isolation, Lock, Module, Pool, ProcessOptions, Queue, Runtime, SharedRegion, Task, pipe,
+};
+use wasmproc_tests::guests;
+
+fn process() -> Isolation {
+    Isolation::Process(ProcessOptions::default())
+}
+
+fn pool(module: &Module, isolation: Isolation, workers: usize) -> Pool {
+    let pool = Pool::builder(module)
+        .workers(workers)
+        .isolation(isolation)
+        .build()
+        .expect("the pool builds");
+    // Workers up before the clock starts.
+    let warm = (0..workers).map(|_| Task::call("count", &0u64).expect("serializes"));
+    let counts = SharedRegion::new(8).expect("region");
+    pool.map_tasks(warm.map(|t| t.share("counts", &counts)))
+        .for_each(drop);
+    pool
+}
+
+fn row(name: &str, value: f64, unit: &str) -> f64 {
+    println!("  {name:<60} {value:>14.1} {unit}");
+    value
+}
+
+/// Round trips over a pipe: host sends, the task doubles and answers.
+fn pipe_round_trip(module: &Module, isolation: Isolation, trips: u64) -> f64 {
+    let pool = pool(module, isolation, 1);
+    let (mine, theirs) = pipe();
+    let task = Task::call("doubler", &(trips + 1))
+        .expect("serializes")
+        .pipe(theirs);
+    let handle = pool.submit(task).expect("submits");
+    mine.send(&0u64).expect("sends");
+    mine.recv::<u64>().expect("answers");
+    let started = Instant::now();
+    for i in 1..=trips {
+        mine.send(&i).expect("sends");
+        assert_eq!(mine.recv::<u64>().expect("answers"), 2 * i);
+    }
+    let micros = started.elapsed().as_secs_f64() * 1e6 / trips as f64;
+    assert!(handle.wait().status.success());
+    micros
+}
+
+/// Messages per second from one producer task to the host.
+fn queue_throughput(module: &Module, isolation: Isolation, messages: u32) -> f64 {
+    let pool = pool(module, isolation, 1);
+    let jobs = Queue::<u32>::new(1024);
+    let task = Task::call("bench_produce", &messages)
+        .expect("serializes")
+        .share("jobs", &jobs);
+    let started = Instant::now();
+    let handle = pool.submit(task).expect("submits");
+    for i in 0..messages {
+        assert_eq!(jobs.get().expect("gets"), i);
+    }
+    let per_second = f64::from(messages) / started.elapsed().as_secs_f64();
+    assert!(handle.wait().status.success());
+    per_second
+}
+
+/// Atomic adds per second from one task (its own run time: the clock
+/// starts and stops inside the guest's loop's host, not around the pool).
+fn fetch_adds(module: &Module, isolation: Isolation, adds: u64) -> f64 {
+    let pool = pool(module, isolation, 1);
+    let counts = SharedRegion::new(8).expect("region");
+    let task = Task::call("bench_fetch_add", &adds)
+        .expect("serializes")
+        .share("counts", &counts);
+    let outcome = pool.submit(task).expect("submits").into_outcome();
+    assert!(outcome.status.success());
+    assert_eq!(counts.u64_at(0).expect("word").load(Ordering::SeqCst), adds);
+    adds as f64 / outcome.duration.as_secs_f64()
+}
+
+/// Increments per second of a counter under a lock, by two tasks at once.
+fn locked_counter(module: &Module, isolation: Isolation, each: u64) -> f64 {
+    let pool = pool(module, isolation, 2);
+    let counts = SharedRegion::new(8).expect("region");
+    let lock = Lock::new().expect("lock");
+    let task = || {
+        Task::call("locked_count", &each)
+            .expect("serializes")
+            .share("counts", &counts)
+            .share("lock", &lock)
+    };
+    let started = Instant::now();
+    let handles = [
+        pool.submit(task()).expect("submits"),
+        pool.submit(task()).expect("submits"),
+    ];
+    for handle in handles {
+        assert!(handle.wait().status.success());
+    }
+    let per_second = (2 * each) as f64 / started.elapsed().as_secs_f64();
+    assert_eq!(
+        counts.u64_at(0).expect("word").load(Ordering::SeqCst),
+        2 * each
+    );
+    per_second
+}
+
+fn python_peer(n: usize) -> Vec<(String, f64)> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/share_peer.py");
+    let output = std::process::Command::new("python3")
+        .args([script, &n.to_string()])
+        .output();
+    match output {
+        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+            .filter_map(|v| Some((v["name"].as_str()?.to_owned(), v["per_s"].as_f64()?)))
+            .collect(),
+        Ok(output) => {
+            println!(
+                "  (python peer failed: {})",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+            Vec::new()
+        }
+        Err(_) => {
+            println!("  (python3 not found: the multiprocessing rows are skipped)");
+            Vec::new()
+        }
+    }
+}
+
+fn peer(python: &[(String, f64)], name: &str) -> Option<f64> {
+    python.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+}
+
+fn main() {
+    wasmproc::process::run_worker_if_requested();
+    let n = wasmproc_tests::tasks_argument(200_000);
+    let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+    println!("wasmproc sharing benchmark: {n} messages per row, {cpus} CPUs, one run");
+    let cache = tempfile::tempdir().expect("a temporary directory");
+    let runtime = Runtime::builder()
+        .cache_dir(cache.path())
+        .build()
+        .expect("runtime");
+    let module = runtime
+        .load(guests::SHARE_TASKS)
+        .expect("share-tasks loads");
+    let python = python_peer(n);
+
+    println!("\n1. pipe round trip, host <-> task (lower is better)");
+    let trips = (n / 10).max(1000) as u64;
+    let pipe_t = row(
+        "wasmproc, thread worker",
+        pipe_round_trip(&module, Isolation::Thread, trips),
+        "us",
+    );
+    let pipe_p = row(
+        "wasmproc, process worker",
+        pipe_round_trip(&module, process(), trips),
+        "us",
+    );
+    let py_pipe = peer(&python, "Pipe round trip").map(|per_s| {
+        row(
+            "python multiprocessing.Pipe, 2 processes",
+            1e6 / per_s,
+            "us",
+        )
+    });
+
+    println!("\n2. queue, one producer task, the host consuming (messages/s)");
+    let queue_t = row(
+        "wasmproc, thread worker",
+        queue_throughput(&module, Isolation::Thread, n as u32),
+        "/s",
+    );
+    let queue_p = row(
+        "wasmproc, process worker",
+        queue_throughput(&module, process(), n as u32),
+        "/s",
+    );
+    let py_queue = peer(&python, "Queue, one producer process, the parent consuming").map(|v| {
+        row(
+            "python multiprocessing.Queue, one producer process",
+            v,
+            "/s",
+        )
+    });
+
+    println!("\n3. atomic fetch_add on a region from a guest, one worker (adds/s)");
+    let adds = (n * 50) as u64;
+    let add_t = row(
+        "wasmproc, thread worker",
+        fetch_adds(&module, Isolation::Thread, adds),
+        "/s",
+    );
+    row(
+        "wasmproc, process worker",
+        fetch_adds(&module, process(), adds),
+        "/s",
+    );
+
+    println!("\n4. a counter under a lock, 2 workers incrementing (increments/s)");
+    let each = (n / 2) as u64;
+    let lock_t = row(
+        "wasmproc Lock, 2 thread workers",
+        locked_counter(&module, Isolation::Thread, each),
+        "/s",
+    );
+    let lock_p = row(
+        "wasmproc Lock, 2 process workers",
+        locked_counter(&module, process(), each),
+        "/s",
+    );
+    let py_lock = peer(&python, "Value += 1 under its lock, 2 processes")
+        .map(|v| row("python Value with its lock, 2 processes", v, "/s"));
+
+    println!("\nratios (measured above, in this run)");
+    if let Some(py) = py_pipe {
+        row(
+            "pipe round trip: python / wasmproc threads",
+            py / pipe_t,
+            "x",
+        );
+        row(
+            "pipe round trip: python / wasmproc processes",
+            py / pipe_p,
+            "x",
+        );
+    }
+    if let Some(py) = py_queue {
+        row(
+            "queue throughput: wasmproc threads / python",
+            queue_t / py,
+            "x",
+        );
+        row(
+            "queue throughput: wasmproc processes / python",
+            queue_p / py,
+            "x",
+        );
+    }
+    if let Some(py) = py_lock {
+        row(
+            "locked counter: wasmproc threads / python",
+            lock_t / py,
+            "x",
+        );
+        row(
+            "locked counter: wasmproc processes / python",
+            lock_p / py,
+            "x",
+        );
+    }
+    let _ = add_t;
+}
