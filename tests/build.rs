@@ -72,6 +72,10 @@ fn main() {
         &manifest.join("guests/c/hello.c"),
         &out.join("c_hello.wasm"),
     );
+    let c_share = build_c_guest(
+        &manifest.join("guests/c/share.c"),
+        &out.join("c_share.wasm"),
+    );
     let generated = format!(
         "/// Typed tasks written with wasmproc-guest.\n\
          pub const SDK_TASKS: &str = {:?};\n\
@@ -80,11 +84,14 @@ fn main() {
          /// A plain WASI command written in Rust.\n\
          pub const WASI_CMD: &str = {:?};\n\
          /// A WASI command written in C, when clang and wasi-libc are installed.\n\
-         pub const C_HELLO: Option<&str> = {:?};\n",
+         pub const C_HELLO: Option<&str> = {:?};\n\
+         /// A C command that talks and shares through the raw imports.\n\
+         pub const C_SHARE: Option<&str> = {:?};\n",
         path_str(&wasm.join("sdk_tasks.wasm")),
         path_str(&wasm.join("share_tasks.wasm")),
         path_str(&wasm.join("wasi-cmd.wasm")),
         c_guest.as_deref().map(path_str),
+        c_share.as_deref().map(path_str),
     );
     std::fs::write(out.join("guests.rs"), generated).expect("OUT_DIR is writable");
 }
@@ -125,6 +132,7 @@ const C_TOOLCHAIN: [&str; 4] = [
 /// ignored with the reason (`cfg(no_c_guest)`), and in CI the build fails.
 fn build_c_guest(source: &Path, output: &Path) -> Option<PathBuf> {
     println!("cargo::rustc-check-cfg=cfg(no_c_guest)");
+    println!("cargo:rerun-if-changed={}", source.display());
     for path in C_TOOLCHAIN {
         println!("cargo:rerun-if-changed={path}");
     }

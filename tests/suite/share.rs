@@ -479,3 +479,34 @@ mod killed {
         assert_eq!(next.wait().decode::<u64>().unwrap(), 5);
     }
 }
+
+#[test]
+#[cfg_attr(
+    no_c_guest,
+    ignore = "clang and wasi-libc are not installed: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32"
+)]
+fn a_c_guest_talks_and_shares_through_the_raw_imports() {
+    let path = wasmproc_tests::guests::C_SHARE.expect("build.rs built the C guest");
+    let module = wasmproc_tests::runtime().load(path).unwrap();
+    for (label, isolation) in isolations() {
+        let pool = Pool::builder(&module).isolation(isolation).build().unwrap();
+        let (jobs, doubled) = (Queue::<u64>::new(8), Queue::<u64>::new(128));
+        let counts = SharedRegion::new(16).unwrap();
+        let task = Task::command()
+            .share("jobs", &jobs)
+            .share("doubled", &doubled)
+            .share("counts", &counts);
+        let handle = submit(&pool, task);
+        for n in 1..=100 {
+            jobs.put(&n).unwrap();
+        }
+        jobs.close();
+        let outcome = handle.wait();
+        assert_eq!(outcome.status, ExitStatus::Exited(0), "{label}: {outcome:?}");
+        assert_eq!(outcome.stdout.text(), "took 100\n", "{label}");
+        let word = |at| counts.u64_at(at).unwrap().load(Ordering::SeqCst);
+        assert_eq!((word(0), word(8)), (5050, 100), "{label}");
+        let twice: Vec<u64> = (0..100).map(|_| doubled.get().unwrap()).collect();
+        assert_eq!(twice, (1..=100).map(|n| 2 * n).collect::<Vec<_>>(), "{label}");
+    }
+}
