@@ -427,7 +427,7 @@ impl Region {
                 size: self.size,
             });
         }
-        if offset % align != 0 {
+        if !offset.is_multiple_of(align) {
             return Err(ShareError::Misaligned { offset, align });
         }
         Ok(())

@@ -502,11 +502,19 @@ fn a_c_guest_talks_and_shares_through_the_raw_imports() {
         }
         jobs.close();
         let outcome = handle.wait();
-        assert_eq!(outcome.status, ExitStatus::Exited(0), "{label}: {outcome:?}");
+        assert_eq!(
+            outcome.status,
+            ExitStatus::Exited(0),
+            "{label}: {outcome:?}"
+        );
         assert_eq!(outcome.stdout.text(), "took 100\n", "{label}");
         let word = |at| counts.u64_at(at).unwrap().load(Ordering::SeqCst);
         assert_eq!((word(0), word(8)), (5050, 100), "{label}");
         let twice: Vec<u64> = (0..100).map(|_| doubled.get().unwrap()).collect();
-        assert_eq!(twice, (1..=100).map(|n| 2 * n).collect::<Vec<_>>(), "{label}");
+        assert_eq!(
+            twice,
+            (1..=100).map(|n| 2 * n).collect::<Vec<_>>(),
+            "{label}"
+        );
     }
 }

@@ -103,5 +103,34 @@ done
 check 127 - run /no/such/module.wasm
 check 128 - run --bogus "$sdk"
 
+# The host library's sharing examples, built for Windows: queues, pipes,
+# shared regions (OS shared memory mapped into worker processes) and locks,
+# with thread and with process workers.
+examples=(shared_counters producer_consumer print_lock pipe_chat)
+cargo build -p wasmproc --target x86_64-pc-windows-gnu "${examples[@]/#/--example=}"
+cargo build --release -p wasmproc-guest --example classics --target wasm32-wasip1
+cp "$bin/bcryptprimitives.dll" "$bin/examples/"
+export WASMPROC_CLASSICS=target/wasm32-wasip1/release/examples/classics.wasm
+# check_example EXPECTED_LINE NAME ARGS...: the example ends with 0 and
+# prints the line.
+check_example() {
+    local want=$1 name=$2
+    shift 2
+    local out code=0
+    out=$(wine "$bin/examples/$name.exe" "$@" 2>/dev/null | tr -d '\r') || code=$?
+    if [[ $code == 0 ]] && grep -qxF "$want" <<<"$out"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAILED: example $name $* -> exit $code, stdout '$out' (want a line '$want')"
+    fi
+}
+for isolation in "" --processes; do
+    check_example "value = 100" shared_counters $isolation
+    check_example "sum of squares of 1..=1000 = 333833500" producer_consumer $isolation
+    check_example "hello, Ada" print_lock $isolation
+done
+check_example "WebAssembly? 11 letters" pipe_chat
+
 echo "windows under wine: $passed passed, $failed failed"
 ((failed == 0))

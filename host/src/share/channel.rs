@@ -11,6 +11,7 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
+use crossbeam_utils::Backoff;
 use event_listener::{Event, IntoNotification, Listener};
 
 /// Why a send failed.
@@ -132,6 +133,15 @@ impl Channel {
         }
     }
 
+    /// A receive that is done: a message, or the channel closed and
+    /// drained; `None` while it is merely empty.
+    fn try_recv_done(&self) -> Option<Result<Vec<u8>, RecvError>> {
+        match self.try_recv() {
+            Err(RecvError::Empty) => None,
+            done => Some(done),
+        }
+    }
+
     /// Sends, waiting for room for as long as it takes.
     pub(crate) async fn send(&self, mut message: Vec<u8>) -> Result<(), SendError> {
         loop {
@@ -150,6 +160,9 @@ impl Channel {
 
     /// Receives, waiting for a message for as long as it takes.
     pub(crate) async fn recv(&self) -> Result<Vec<u8>, RecvError> {
+        if let Some(done) = soon(|| self.try_recv_done()) {
+            return done;
+        }
         loop {
             match self.try_recv() {
                 Err(RecvError::Empty) => {}
@@ -188,6 +201,11 @@ impl Channel {
 
     /// Receives, blocking this thread until a message comes or `deadline`.
     pub(crate) fn recv_blocking(&self, deadline: Option<Instant>) -> Result<Vec<u8>, RecvError> {
+        if deadline.is_none_or(|deadline| Instant::now() < deadline)
+            && let Some(done) = soon(|| self.try_recv_done())
+        {
+            return done;
+        }
         loop {
             match self.try_recv() {
                 Err(RecvError::Empty) => {}
@@ -227,6 +245,37 @@ impl Channel {
     /// How many messages wait in the channel.
     pub(crate) fn len(&self) -> usize {
         self.state().messages.len()
+    }
+}
+
+/// Tries `attempt` for a moment (spinning, then yielding) before the caller
+/// sleeps: across threads the other side usually answers within
+/// microseconds, and a wake-up from sleep costs more than that.
+pub(crate) fn soon<T>(attempt: impl FnMut() -> Option<T>) -> Option<T> {
+    soon_within(std::time::Duration::ZERO, attempt)
+}
+
+/// As [`soon`], yielding the CPU between attempts for up to `budget`
+/// more: for an answer expected from another process, whose trip back
+/// takes tens of microseconds, as does a wake-up from sleep. Yielding lets
+/// whoever has work run first, on a busy machine too.
+pub(crate) fn soon_within<T>(
+    budget: std::time::Duration,
+    mut attempt: impl FnMut() -> Option<T>,
+) -> Option<T> {
+    let backoff = Backoff::new();
+    let started = Instant::now();
+    loop {
+        if let Some(done) = attempt() {
+            return Some(done);
+        }
+        if !backoff.is_completed() {
+            backoff.snooze();
+        } else if started.elapsed() < budget {
+            std::thread::yield_now();
+        } else {
+            return None;
+        }
     }
 }
 

@@ -28,7 +28,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, ErrorKind};
 use crate::limits::{Limits, human};
 
-pub(crate) use channel::{Channel, RecvError, SendError};
+pub(crate) use channel::{Channel, RecvError, SendError, soon_within};
 pub(crate) use holders::Holder;
 pub use region::SharedRegion;
 pub(crate) use region::check_span;

@@ -257,7 +257,7 @@ pub(crate) fn check_span(size: u64, offset: u64, len: u64, align: u64) -> Result
             ),
         ));
     }
-    if offset % align != 0 {
+    if !offset.is_multiple_of(align) {
         return Err(Error::new(
             ErrorKind::BadInvocation,
             format!(
@@ -311,7 +311,7 @@ impl Mapping {
 
     /// The word at a checked offset (in bounds, a multiple of 4).
     pub(crate) fn word32(&self, offset: u64) -> &AtomicU32 {
-        debug_assert!(offset % 4 == 0 && offset + 4 <= self.len as u64);
+        debug_assert!(offset.is_multiple_of(4) && offset + 4 <= self.len as u64);
         // SAFETY: the word lies inside the live mapping (checked by
         // callers), the mapping starts page-aligned so a multiple-of-4
         // offset is 4-aligned, and every access to the mapping is atomic.
@@ -320,7 +320,7 @@ impl Mapping {
 
     /// The word at a checked offset (in bounds, a multiple of 8).
     pub(crate) fn word64(&self, offset: u64) -> &AtomicU64 {
-        debug_assert!(offset % 8 == 0 && offset + 8 <= self.len as u64);
+        debug_assert!(offset.is_multiple_of(8) && offset + 8 <= self.len as u64);
         // SAFETY: as for `word32`, with 8 for 4.
         unsafe { AtomicU64::from_ptr(self.base.add(offset as usize).cast()) }
     }

@@ -15,6 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::protocol::{
     StreamName, ToChild, ToParent, VERSION, WireGrants, WireStdin, read_frame, write_frame,
+    write_frame_buffered,
 };
 use super::remote::{Board, FrameOut, TaskLink};
 use crate::cancel::CancelToken;
@@ -28,19 +29,50 @@ use crate::share::Remote;
 use crate::task::{Output, Stdin, Task};
 
 /// The frames to the pool, shared by the task loop and the streams it
-/// relays (stdin credits, streamed output).
+/// relays (stdin credits, streamed output, sharing operations).
 #[derive(Clone)]
-struct ToPool(Arc<Mutex<BufWriter<Stdout>>>);
+struct ToPool {
+    out: Arc<Mutex<BufWriter<Stdout>>>,
+    /// Asks the flusher thread to flush what `send_soon` wrote.
+    flush: Sender<()>,
+}
 
 impl ToPool {
+    /// The pipe to the pool, with a thread that flushes what `send_soon`
+    /// leaves in the buffer.
+    fn new() -> ToPool {
+        let out = Arc::new(Mutex::new(BufWriter::new(std::io::stdout())));
+        let (flush, flushes) = crossbeam_channel::bounded::<()>(1);
+        let flushed = Arc::clone(&out);
+        // Should the thread not start, its channel is gone with it, and
+        // `send_soon` flushes at once.
+        let _ = std::thread::Builder::new()
+            .name("wasmproc-worker-flusher".into())
+            .spawn(move || {
+                for () in flushes {
+                    let _ = lock(&flushed).flush();
+                }
+            });
+        ToPool { out, flush }
+    }
+
     fn send(&self, message: &ToParent) -> std::io::Result<()> {
-        write_frame(&mut *lock(&self.0), message)
+        write_frame(&mut *lock(&self.out), message)
     }
 }
 
 impl FrameOut for ToPool {
     fn send(&self, frame: &ToParent) -> std::io::Result<()> {
         ToPool::send(self, frame)
+    }
+
+    fn send_soon(&self, frame: &ToParent) -> std::io::Result<()> {
+        write_frame_buffered(&mut *lock(&self.out), frame)?;
+        // Full: a flush is already due, and it will take this frame too.
+        if let Err(crossbeam_channel::TrySendError::Disconnected(())) = self.flush.try_send(()) {
+            lock(&self.out).flush()?;
+        }
+        Ok(())
     }
 }
 
@@ -62,7 +94,7 @@ struct Current {
 /// the end and the process exits at once: no worker outlives its pool.
 pub(crate) fn serve() -> i32 {
     let mut input = BufReader::new(std::io::stdin());
-    let to_pool = ToPool(Arc::new(Mutex::new(BufWriter::new(std::io::stdout()))));
+    let to_pool = ToPool::new();
 
     let (module_name, module, settings) = match read_frame::<ToChild>(&mut input) {
         Ok(Some(ToChild::Hello {

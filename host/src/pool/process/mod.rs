@@ -187,6 +187,10 @@ impl WorkerPids {
     }
 }
 
+/// How long the relay and a worker's guest try for the other side's next
+/// word before sleeping (see `share::soon_within`).
+const ANSWER_SOON: std::time::Duration = std::time::Duration::from_micros(30);
+
 /// Whether a job's tasks were granted queues, regions or pipes.
 fn talks(job: &Job) -> bool {
     job.tasks.iter().any(|task| !task.grants.is_empty())

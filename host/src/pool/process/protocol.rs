@@ -350,8 +350,17 @@ fn wire_output(output: &Output) -> WireOutput {
     }
 }
 
-/// Writes one frame.
+/// Writes one frame and flushes it.
 pub(crate) fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> std::io::Result<()> {
+    write_frame_buffered(out, message)?;
+    out.flush()
+}
+
+/// Writes one frame, leaving it in `out`'s buffer.
+pub(crate) fn write_frame_buffered<T: Serialize>(
+    out: &mut impl Write,
+    message: &T,
+) -> std::io::Result<()> {
     let bytes = postcard::to_stdvec(message).map_err(std::io::Error::other)?;
     if bytes.len() > MAX_FRAME {
         return Err(std::io::Error::other(format!(
@@ -361,8 +370,7 @@ pub(crate) fn write_frame<T: Serialize>(out: &mut impl Write, message: &T) -> st
     }
     let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
     out.write_all(&len.to_le_bytes())?;
-    out.write_all(&bytes)?;
-    out.flush()
+    out.write_all(&bytes)
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of the stream.

@@ -19,8 +19,11 @@ use std::time::Duration;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use wasmproc_abi::share as abi;
 
+use super::ANSWER_SOON;
 use super::protocol::{ShareOp, ShareReply, ToChild, write_frame};
-use crate::share::{Channel, Granted, Grants, Holder, PIPE, RecvError, SendError, Window};
+use crate::share::{
+    Channel, Granted, Grants, Holder, PIPE, RecvError, SendError, Window, soon_within,
+};
 
 /// The pipe to the worker process, shared with the supervisor.
 pub(super) type ToWorker = Arc<Mutex<BufWriter<ChildStdin>>>;
@@ -44,42 +47,66 @@ enum Event {
     Done { id: u64, taken: u64 },
 }
 
-/// The relay of one worker process: a thread, fed by the supervisor. It
-/// ends the tasks it still knows when the worker goes (the relay is
-/// dropped).
+/// The relay of one worker process: a thread, fed by the supervisor (the
+/// tasks' starts and ends) and by the reader of the worker's frames (the
+/// operations, straight from the pipe). The thread starts with the first
+/// task that has grants; it ends the tasks it still knows when the worker
+/// goes (the relay and its inlet are dropped).
 pub(super) struct Relay {
     events: UnboundedSender<Event>,
+    /// Until the thread starts: its events and the pipe to the worker.
+    unstarted: Option<(UnboundedReceiver<Event>, ToWorker)>,
+}
+
+/// Where the reader of the worker's frames hands the guests' operations.
+pub(super) struct Inlet(UnboundedSender<Event>);
+
+impl Inlet {
+    /// Task `id`'s guest asks for `op`.
+    pub(super) fn op(&self, id: u64, seq: u64, taken: u64, op: ShareOp) {
+        let _ = self.0.send(Event::Op { id, seq, taken, op });
+    }
 }
 
 impl Relay {
-    /// Starts the relay's thread, answering on `to_worker`.
-    pub(super) fn start(to_worker: ToWorker) -> std::io::Result<Relay> {
+    /// A relay answering on `to_worker`, and its inlet for operations.
+    pub(super) fn new(to_worker: ToWorker) -> (Relay, Inlet) {
         let (events, incoming) = unbounded_channel();
-        std::thread::Builder::new()
-            .name("wasmproc-share-relay".into())
-            .spawn(move || {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_time()
-                    .build()
-                    .expect("a single-threaded tokio runtime needs only a timer");
-                runtime.block_on(relay(incoming, to_worker));
-            })?;
-        Ok(Relay { events })
+        let inlet = Inlet(events.clone());
+        let relay = Relay {
+            events,
+            unstarted: Some((incoming, to_worker)),
+        };
+        (relay, inlet)
     }
 
     /// Task `id` is on its way to the worker with `grants`, as `holder`.
-    pub(super) fn start_task(&self, id: u64, grants: Grants, holder: Holder) {
+    pub(super) fn start_task(
+        &mut self,
+        id: u64,
+        grants: Grants,
+        holder: Holder,
+    ) -> std::io::Result<()> {
+        if let Some((incoming, to_worker)) = self.unstarted.take() {
+            std::thread::Builder::new()
+                .name("wasmproc-share-relay".into())
+                .spawn(move || {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_time()
+                        .build()
+                        .expect("a single-threaded tokio runtime needs only a timer");
+                    runtime.block_on(relay(incoming, to_worker));
+                })?;
+        }
         let _ = self.events.send(Event::Start { id, grants, holder });
-    }
-
-    /// Task `id`'s guest asks for `op`.
-    pub(super) fn op(&self, id: u64, seq: u64, taken: u64, op: ShareOp) {
-        let _ = self.events.send(Event::Op { id, seq, taken, op });
+        Ok(())
     }
 
     /// Task `id` ended (its `Done` came).
     pub(super) fn done(&self, id: u64, taken: u64) {
-        let _ = self.events.send(Event::Done { id, taken });
+        if self.unstarted.is_none() {
+            let _ = self.events.send(Event::Done { id, taken });
+        }
     }
 }
 
@@ -271,7 +298,10 @@ async fn relay(mut incoming: UnboundedReceiver<Event>, to_worker: ToWorker) {
         let _ = write_frame(&mut *to_worker, &frame);
     };
     loop {
-        let event = match backlog.pop_front() {
+        let next = backlog
+            .pop_front()
+            .or_else(|| soon_within(ANSWER_SOON, || incoming.try_recv().ok()));
+        let event = match next {
             Some(event) => event,
             None => match incoming.recv().await {
                 Some(event) => event,

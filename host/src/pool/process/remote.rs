@@ -21,16 +21,21 @@ use tokio::sync::oneshot;
 use wasmproc_abi::share as abi;
 use wasmproc_abi::sync::Wait;
 
+use super::ANSWER_SOON;
 use super::protocol::{ShareOp, ShareReply, ToParent};
 use crate::cancel::CancelToken;
-use crate::share::{Pending, RecvError, Remote, SendError};
+use crate::share::{Pending, RecvError, Remote, SendError, soon_within};
 
 /// How many sends may travel ahead of their answers.
 const AHEAD: u32 = 256;
 
 /// Writes frames to the pool.
 pub(super) trait FrameOut: Send + Sync {
+    /// Writes `frame` now.
     fn send(&self, frame: &ToParent) -> std::io::Result<()>;
+    /// Writes `frame` in a moment, with whatever follows it at once: a
+    /// producer's sends then cross the pipe in batches.
+    fn send_soon(&self, frame: &ToParent) -> std::io::Result<()>;
 }
 
 /// Who waits for the answer to an operation.
@@ -146,13 +151,16 @@ impl TaskLink {
     /// nothing: the worker process exits when its reader sees that.
     async fn ask(&self, op: ShareOp) -> Option<ShareReply> {
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
-        let (answer, answered) = oneshot::channel();
+        let (answer, mut answered) = oneshot::channel();
         lock(&self.board.waiters).insert(seq, Waiter::Guest(answer));
         if self.out.send(&self.frame(seq, op)).is_err() {
             lock(&self.board.waiters).remove(&seq);
             return None;
         }
-        let reply = answered.await.ok()?;
+        let reply = match soon_within(ANSWER_SOON, || answered.try_recv().ok()) {
+            Some(reply) => reply,
+            None => answered.await.ok()?,
+        };
         self.taken.store(seq, Ordering::SeqCst);
         Some(reply)
     }
@@ -190,7 +198,7 @@ impl TaskLink {
             ahead: true,
         };
         self.out
-            .send(&self.frame(seq, op))
+            .send_soon(&self.frame(seq, op))
             .map_err(|_| SendError::Closed)
     }
 }

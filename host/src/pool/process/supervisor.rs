@@ -38,8 +38,8 @@ struct Worker {
     /// Shared with the relay, which answers the guests' sharing
     /// operations.
     to_child: ToWorker,
-    /// Made for the first task with grants.
-    relay: Option<Relay>,
+    /// Holds what the tasks were granted, and answers their guests.
+    relay: Relay,
     /// Its frames, read by a thread of their own; disconnected once the
     /// process has closed its stdout (it exited or died).
     from_child: Receiver<std::io::Result<ToParent>>,
@@ -59,15 +59,11 @@ impl Worker {
         if task.grants.is_empty() {
             return Ok(WireTask::from_task(task, None));
         }
-        if self.relay.is_none() {
-            let relay = Relay::start(Arc::clone(&self.to_child))
-                .map_err(|e| lost(format!("cannot start a relay thread: {e}")))?;
-            self.relay = Some(relay);
-        }
-        let relay = self.relay.as_ref().expect("made above");
         let holder = Holder::new();
         let wire = WireTask::from_task(task, Some(holder.id()));
-        relay.start_task(id, task.grants.clone(), holder);
+        self.relay
+            .start_task(id, task.grants.clone(), holder)
+            .map_err(|e| lost(format!("cannot start a relay thread: {e}")))?;
         Ok(wire)
     }
 
@@ -621,9 +617,7 @@ impl Supervisor {
                     retire,
                     taken,
                 })) if id == front_id => {
-                    if let Some(relay) = &worker.relay {
-                        relay.done(id, taken);
-                    }
+                    worker.relay.done(id, taken);
                     in_flight.pop_front();
                     pending.pop_front();
                     deliver(front_index, outcome);
@@ -648,12 +642,6 @@ impl Supervisor {
                 Ok(Ok(ToParent::InputTaken { id, bytes })) if id == front_id => {
                     relay.taken(bytes);
                 }
-                Ok(Ok(ToParent::Share { id, seq, taken, op })) if id == front_id => match &worker
-                    .relay
-                {
-                    Some(share) => share.op(id, seq, taken, op),
-                    None => return Err(gone("the worker process shared what it was not granted")),
-                },
                 Ok(Ok(_)) => return Err(gone("the worker process answered out of turn")),
                 Ok(Err(error)) => {
                     return Err(gone(format!(
@@ -699,12 +687,19 @@ impl Supervisor {
         let stdin = process.stdin.take().expect("piped");
         let stdout = process.stdout.take().expect("piped");
         let (frames, from_child) = crossbeam_channel::unbounded();
+        let to_child = Arc::new(Mutex::new(BufWriter::new(stdin)));
+        let (relay, inlet) = Relay::new(Arc::clone(&to_child));
         std::thread::Builder::new()
             .name("wasmproc-supervisor-reader".into())
             .spawn(move || {
                 let mut stdout = BufReader::new(stdout);
                 loop {
                     match read_frame::<ToParent>(&mut stdout) {
+                        // Straight to the relay: a guest's operation is
+                        // answered without a trip through the supervisor.
+                        Ok(Some(ToParent::Share { id, seq, taken, op })) => {
+                            inlet.op(id, seq, taken, op)
+                        }
                         Ok(Some(message)) => {
                             if frames.send(Ok(message)).is_err() {
                                 break;
@@ -722,8 +717,8 @@ impl Supervisor {
         let pid = process.id();
         let worker = Worker {
             process,
-            to_child: Arc::new(Mutex::new(BufWriter::new(stdin))),
-            relay: None,
+            to_child,
+            relay,
             from_child,
             pid,
         };
