@@ -25,7 +25,9 @@ def produce(queue, n):
         queue.put(i)
 
 
-def locked_count(value, n):
+def locked_count(value, n, ready, go):
+    ready.release()
+    go.wait()
     for _ in range(n):
         with value.get_lock():
             value.value += 1
@@ -57,13 +59,19 @@ def main():
     worker.join()
 
     value = multiprocessing.Value("q", 0)
-    per_worker = max(n // 10, 1000)
+    per_worker = max(n // 2, 1000)
+    ready, go = multiprocessing.Semaphore(0), multiprocessing.Event()
     workers = [
-        multiprocessing.Process(target=locked_count, args=(value, per_worker)) for _ in range(2)
+        multiprocessing.Process(target=locked_count, args=(value, per_worker, ready, go))
+        for _ in range(2)
     ]
-    started = time.perf_counter()
     for worker in workers:
         worker.start()
+    # The clock starts once both processes are up, as the pool's are.
+    for _ in workers:
+        ready.acquire()
+    started = time.perf_counter()
+    go.set()
     for worker in workers:
         worker.join()
     elapsed = time.perf_counter() - started

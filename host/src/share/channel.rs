@@ -160,7 +160,7 @@ impl Channel {
 
     /// Receives, waiting for a message for as long as it takes.
     pub(crate) async fn recv(&self) -> Result<Vec<u8>, RecvError> {
-        if let Some(done) = soon(|| self.try_recv_done()) {
+        if let Some(done) = soon_within(RECV_SOON, || self.try_recv_done()) {
             return done;
         }
         loop {
@@ -202,7 +202,7 @@ impl Channel {
     /// Receives, blocking this thread until a message comes or `deadline`.
     pub(crate) fn recv_blocking(&self, deadline: Option<Instant>) -> Result<Vec<u8>, RecvError> {
         if deadline.is_none_or(|deadline| Instant::now() < deadline)
-            && let Some(done) = soon(|| self.try_recv_done())
+            && let Some(done) = soon_within(RECV_SOON, || self.try_recv_done())
         {
             return done;
         }
@@ -248,17 +248,15 @@ impl Channel {
     }
 }
 
-/// Tries `attempt` for a moment (spinning, then yielding) before the caller
-/// sleeps: across threads the other side usually answers within
-/// microseconds, and a wake-up from sleep costs more than that.
-pub(crate) fn soon<T>(attempt: impl FnMut() -> Option<T>) -> Option<T> {
-    soon_within(std::time::Duration::ZERO, attempt)
-}
+/// How long a receiver tries before it sleeps: about one wake-up of the
+/// other side, so that a conversation (a pipe's round trip) rarely sleeps.
+const RECV_SOON: std::time::Duration = std::time::Duration::from_micros(20);
 
-/// As [`soon`], yielding the CPU between attempts for up to `budget`
-/// more: for an answer expected from another process, whose trip back
-/// takes tens of microseconds, as does a wake-up from sleep. Yielding lets
-/// whoever has work run first, on a busy machine too.
+/// Tries `attempt` for a moment before the caller sleeps: spinning
+/// briefly, then yielding the CPU between attempts for up to `budget`. The
+/// other side of a conversation usually answers within microseconds (tens
+/// of them from another process), and a wake-up from sleep costs as much
+/// again; yielding lets whoever has work run first, on a busy machine too.
 pub(crate) fn soon_within<T>(
     budget: std::time::Duration,
     mut attempt: impl FnMut() -> Option<T>,

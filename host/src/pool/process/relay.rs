@@ -11,7 +11,7 @@
 //! on its regions look again (robust locks).
 
 use std::collections::{HashMap, VecDeque};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::process::ChildStdin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -20,7 +20,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use wasmproc_abi::share as abi;
 
 use super::ANSWER_SOON;
-use super::protocol::{ShareOp, ShareReply, ToChild, write_frame};
+use super::protocol::{ShareOp, ShareReply, ToChild, write_frame_buffered};
 use crate::share::{
     Channel, Granted, Grants, Holder, PIPE, RecvError, SendError, Window, soon_within,
 };
@@ -240,13 +240,7 @@ impl Action {
                         sent => sent.map_err(|(error, _)| error),
                     },
                 };
-                let code = match sent {
-                    Ok(()) => 0,
-                    Err(SendError::Closed) => abi::CLOSED,
-                    Err(SendError::Full) => abi::FULL,
-                    Err(SendError::TooLarge { .. }) => abi::TOO_LARGE,
-                };
-                (ShareReply::Sent(code), None)
+                (ShareReply::Sent(sent_code(sent)), None)
             }
             Action::Recv(channel, timeout) => {
                 let received = match timeout {
@@ -286,18 +280,53 @@ impl Action {
     }
 }
 
+/// The answers to the worker, written as they come and flushed when the
+/// relay runs out of work or is about to wait: a stream of sends is
+/// acknowledged in batches.
+struct Answers {
+    to_worker: ToWorker,
+    unflushed: bool,
+}
+
+impl Answers {
+    fn write(&mut self, id: u64, seq: u64, reply: ShareReply) {
+        let frame = ToChild::ShareReply { id, seq, reply };
+        // A worker that is gone reads nothing; its end is the supervisor's
+        // business.
+        let mut to_worker = self.to_worker.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = write_frame_buffered(&mut *to_worker, &frame);
+        self.unflushed = true;
+    }
+
+    fn flush(&mut self) {
+        if std::mem::take(&mut self.unflushed) {
+            let mut to_worker = self.to_worker.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = to_worker.flush();
+        }
+    }
+}
+
+fn sent_code(sent: Result<(), SendError>) -> i32 {
+    match sent {
+        Ok(()) => 0,
+        Err(SendError::Closed) => abi::CLOSED,
+        Err(SendError::Full) => abi::FULL,
+        Err(SendError::TooLarge { .. }) => abi::TOO_LARGE,
+    }
+}
+
 /// The relay's loop: events in order, one operation at a time.
 async fn relay(mut incoming: UnboundedReceiver<Event>, to_worker: ToWorker) {
     let mut served: HashMap<u64, Served> = HashMap::new();
     let mut backlog: VecDeque<Event> = VecDeque::new();
-    let reply = |id: u64, seq: u64, reply: ShareReply| {
-        let frame = ToChild::ShareReply { id, seq, reply };
-        // A worker that is gone reads nothing; its end is the supervisor's
-        // business.
-        let mut to_worker = to_worker.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = write_frame(&mut *to_worker, &frame);
+    let mut answers = Answers {
+        to_worker,
+        unflushed: false,
     };
     loop {
+        if backlog.is_empty() && incoming.is_empty() {
+            answers.flush();
+        }
         let next = backlog
             .pop_front()
             .or_else(|| soon_within(ANSWER_SOON, || incoming.try_recv().ok()));
@@ -331,25 +360,37 @@ async fn relay(mut incoming: UnboundedReceiver<Event>, to_worker: ToWorker) {
                 let Some(action) = Action::of(task, op) else {
                     continue;
                 };
-                // A send the worker counted as done always finishes; any
-                // other wait ends with its task (or with the worker).
-                let finished = if ahead {
-                    Some(action.run().await)
-                } else {
-                    let run = action.run();
-                    tokio::pin!(run);
-                    loop {
-                        tokio::select! {
-                            biased;
-                            finished = &mut run => break Some(finished),
-                            event = incoming.recv() => match event {
-                                Some(Event::Done { id: ended, taken }) if ended == id => {
-                                    backlog.push_front(Event::Done { id: ended, taken });
-                                    break None;
-                                }
-                                Some(event) => backlog.push_back(event),
-                                None => break None,
-                            },
+                let finished = match action {
+                    // A send the worker counted as done always finishes;
+                    // while it waits for room, the worker has its answers.
+                    Action::Send(channel, message, None) if ahead => {
+                        let sent = match channel.try_send(message) {
+                            Err((SendError::Full, message)) => {
+                                answers.flush();
+                                channel.send(message).await
+                            }
+                            sent => sent.map_err(|(error, _)| error),
+                        };
+                        Some((ShareReply::Sent(sent_code(sent)), None))
+                    }
+                    // Any other wait ends with its task (or its worker).
+                    action => {
+                        answers.flush();
+                        let run = action.run();
+                        tokio::pin!(run);
+                        loop {
+                            tokio::select! {
+                                biased;
+                                finished = &mut run => break Some(finished),
+                                event = incoming.recv() => match event {
+                                    Some(Event::Done { id: ended, taken }) if ended == id => {
+                                        backlog.push_front(Event::Done { id: ended, taken });
+                                        break None;
+                                    }
+                                    Some(event) => backlog.push_back(event),
+                                    None => break None,
+                                },
+                            }
                         }
                     }
                 };
@@ -361,10 +402,11 @@ async fn relay(mut incoming: UnboundedReceiver<Event>, to_worker: ToWorker) {
                 {
                     task.unconfirmed = Some((seq, channel, message));
                 }
-                reply(id, seq, answer);
+                answers.write(id, seq, answer);
             }
         }
     }
+    answers.flush();
     // The worker is gone: whatever it never took goes back.
     for (_, task) in served.drain() {
         task.end(0);
