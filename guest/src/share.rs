@@ -500,7 +500,8 @@ impl Region {
     }
 
     /// Wakes up to `count` waiters on the 32-bit word at `offset`, in any
-    /// worker or the host; returns how many woke.
+    /// worker or the host; returns how many woke (in a worker process,
+    /// where the wake is not waited for: `count`).
     ///
     /// # Errors
     ///

@@ -3,7 +3,8 @@
 //! with Python's multiprocessing in one run.
 //!
 //! Run: `cargo bench -p wasmproc-tests --bench share` (add `-- --tasks N`
-//! to change the message count per row; default 200000).
+//! to change the message count per row; default 200000; `-- --only pipe`,
+//! `queue`, `adds` or `lock` for one section).
 
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -143,6 +144,12 @@ fn peer(python: &[(String, f64)], name: &str) -> Option<f64> {
     python.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
 }
 
+/// Whether the section `name` runs (all, unless `--only` names one).
+fn wanted(name: &str) -> bool {
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    only.is_none_or(|only| only == name)
+}
+
 fn main() {
     wasmproc::process::run_worker_if_requested();
     let n = wasmproc_tests::tasks_argument(200_000);
@@ -158,109 +165,92 @@ fn main() {
         .expect("share-tasks loads");
     let python = python_peer(n);
 
-    println!("\n1. pipe round trip, host <-> task (lower is better)");
-    let trips = (n / 10).max(1000) as u64;
-    let pipe_t = row(
-        "wasmproc, thread worker",
-        pipe_round_trip(&module, Isolation::Thread, trips),
-        "us",
-    );
-    let pipe_p = row(
-        "wasmproc, process worker",
-        pipe_round_trip(&module, process(), trips),
-        "us",
-    );
-    let py_pipe = peer(&python, "Pipe round trip").map(|per_s| {
-        row(
-            "python multiprocessing.Pipe, 2 processes",
-            1e6 / per_s,
-            "us",
-        )
-    });
+    let mut ratios = Vec::new();
 
-    println!("\n2. queue, one producer task, the host consuming (messages/s)");
-    let queue_t = row(
-        "wasmproc, thread worker",
-        queue_throughput(&module, Isolation::Thread, n as u32),
-        "/s",
-    );
-    let queue_p = row(
-        "wasmproc, process worker",
-        queue_throughput(&module, process(), n as u32),
-        "/s",
-    );
-    let py_queue = peer(&python, "Queue, one producer process, the parent consuming").map(|v| {
+    if wanted("pipe") {
+        println!("\n1. pipe round trip, host <-> task (lower is better)");
+        let trips = (n / 10).max(1000) as u64;
+        let threads = pipe_round_trip(&module, Isolation::Thread, trips);
+        row("wasmproc, thread worker", threads, "us");
+        let processes = pipe_round_trip(&module, process(), trips);
+        row("wasmproc, process worker", processes, "us");
+        if let Some(per_s) = peer(&python, "Pipe round trip") {
+            let python = row(
+                "python multiprocessing.Pipe, 2 processes",
+                1e6 / per_s,
+                "us",
+            );
+            ratios.push((
+                "pipe round trip: python / wasmproc threads",
+                python / threads,
+            ));
+            ratios.push((
+                "pipe round trip: python / wasmproc processes",
+                python / processes,
+            ));
+        }
+    }
+
+    if wanted("queue") {
+        println!("\n2. queue, one producer task, the host consuming (messages/s)");
+        let threads = queue_throughput(&module, Isolation::Thread, n as u32);
+        row("wasmproc, thread worker", threads, "/s");
+        let processes = queue_throughput(&module, process(), n as u32);
+        row("wasmproc, process worker", processes, "/s");
+        if let Some(python) = peer(&python, "Queue, one producer process, the parent consuming") {
+            row(
+                "python multiprocessing.Queue, one producer process",
+                python,
+                "/s",
+            );
+            ratios.push((
+                "queue throughput: wasmproc threads / python",
+                threads / python,
+            ));
+            ratios.push((
+                "queue throughput: wasmproc processes / python",
+                processes / python,
+            ));
+        }
+    }
+
+    if wanted("adds") {
+        println!("\n3. atomic fetch_add on a region from a guest, one worker (adds/s)");
+        let adds = (n * 50) as u64;
         row(
-            "python multiprocessing.Queue, one producer process",
-            v,
+            "wasmproc, thread worker",
+            fetch_adds(&module, Isolation::Thread, adds),
             "/s",
-        )
-    });
+        );
+        row(
+            "wasmproc, process worker",
+            fetch_adds(&module, process(), adds),
+            "/s",
+        );
+    }
 
-    println!("\n3. atomic fetch_add on a region from a guest, one worker (adds/s)");
-    let adds = (n * 50) as u64;
-    let add_t = row(
-        "wasmproc, thread worker",
-        fetch_adds(&module, Isolation::Thread, adds),
-        "/s",
-    );
-    row(
-        "wasmproc, process worker",
-        fetch_adds(&module, process(), adds),
-        "/s",
-    );
-
-    println!("\n4. a counter under a lock, 2 workers incrementing (increments/s)");
-    let each = (n / 2) as u64;
-    let lock_t = row(
-        "wasmproc Lock, 2 thread workers",
-        locked_counter(&module, Isolation::Thread, each),
-        "/s",
-    );
-    let lock_p = row(
-        "wasmproc Lock, 2 process workers",
-        locked_counter(&module, process(), each),
-        "/s",
-    );
-    let py_lock = peer(&python, "Value += 1 under its lock, 2 processes")
-        .map(|v| row("python Value with its lock, 2 processes", v, "/s"));
+    if wanted("lock") {
+        println!("\n4. a counter under a lock, 2 workers incrementing (increments/s)");
+        let each = (n / 2) as u64;
+        let threads = locked_counter(&module, Isolation::Thread, each);
+        row("wasmproc Lock, 2 thread workers", threads, "/s");
+        let processes = locked_counter(&module, process(), each);
+        row("wasmproc Lock, 2 process workers", processes, "/s");
+        if let Some(python) = peer(&python, "Value += 1 under its lock, 2 processes") {
+            row("python Value with its lock, 2 processes", python, "/s");
+            ratios.push((
+                "locked counter: wasmproc threads / python",
+                threads / python,
+            ));
+            ratios.push((
+                "locked counter: wasmproc processes / python",
+                processes / python,
+            ));
+        }
+    }
 
     println!("\nratios (measured above, in this run)");
-    if let Some(py) = py_pipe {
-        row(
-            "pipe round trip: python / wasmproc threads",
-            py / pipe_t,
-            "x",
-        );
-        row(
-            "pipe round trip: python / wasmproc processes",
-            py / pipe_p,
-            "x",
-        );
+    for (name, ratio) in ratios {
+        row(name, ratio, "x");
     }
-    if let Some(py) = py_queue {
-        row(
-            "queue throughput: wasmproc threads / python",
-            queue_t / py,
-            "x",
-        );
-        row(
-            "queue throughput: wasmproc processes / python",
-            queue_p / py,
-            "x",
-        );
-    }
-    if let Some(py) = py_lock {
-        row(
-            "locked counter: wasmproc threads / python",
-            lock_t / py,
-            "x",
-        );
-        row(
-            "locked counter: wasmproc processes / python",
-            lock_p / py,
-            "x",
-        );
-    }
-    let _ = add_t;
 }

@@ -41,7 +41,8 @@
 //!   while the 32-bit word at `offset` holds `expected` (futex-style):
 //!   [`WOKEN`], [`NOT_EQUAL`] or [`TIMED_OUT`]. Wakeups may be spurious.
 //! - `region_notify(handle, offset, count) -> i32`: wakes up to `count`
-//!   waiters on that word; returns how many woke.
+//!   waiters on that word; returns how many woke (in a worker process,
+//!   where the wake is sent without waiting for it: `count`).
 //! - `region_lock_wait(handle, offset, expected, timeout_ns) -> i32`: as
 //!   `region_wait`, for a lock word (see [`crate::sync`]); returns
 //!   [`OWNER_GONE`] at once when the holder named in `expected` has ended.

@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 use event_listener::{Event, IntoNotification, Listener};
@@ -48,6 +48,8 @@ struct Inner {
     writable: Event,
     capacity: usize,
     max_message: usize,
+    /// How long a receiver tries before it sleeps.
+    patience: Duration,
 }
 
 struct State {
@@ -56,9 +58,23 @@ struct State {
 }
 
 impl Channel {
-    /// A channel holding at most `capacity` messages (at least one) of at
-    /// most `max_message` bytes each.
+    /// A channel for a stream of messages: at most `capacity` (at least
+    /// one) of at most `max_message` bytes each. A receiver that finds it
+    /// empty tries for a few microseconds before it sleeps: a producer is
+    /// usually that close behind, and trying longer would take the CPU
+    /// from it.
     pub(crate) fn new(capacity: usize, max_message: usize) -> Channel {
+        Channel::with_patience(capacity, max_message, Duration::from_micros(5))
+    }
+
+    /// A channel for a conversation (a pipe): a receiver tries for about
+    /// one wake-up of the other side (20µs) before it sleeps, since the
+    /// answer is usually on its way, and a wake-up costs as much again.
+    pub(crate) fn conversation(capacity: usize, max_message: usize) -> Channel {
+        Channel::with_patience(capacity, max_message, Duration::from_micros(20))
+    }
+
+    fn with_patience(capacity: usize, max_message: usize, patience: Duration) -> Channel {
         Channel {
             inner: Arc::new(Inner {
                 state: Mutex::new(State {
@@ -69,6 +85,7 @@ impl Channel {
                 writable: Event::new(),
                 capacity: capacity.max(1),
                 max_message,
+                patience,
             }),
         }
     }
@@ -160,7 +177,7 @@ impl Channel {
 
     /// Receives, waiting for a message for as long as it takes.
     pub(crate) async fn recv(&self) -> Result<Vec<u8>, RecvError> {
-        if let Some(done) = soon_within(RECV_SOON, || self.try_recv_done()) {
+        if let Some(done) = soon_within(self.inner.patience, || self.try_recv_done()) {
             return done;
         }
         loop {
@@ -202,7 +219,7 @@ impl Channel {
     /// Receives, blocking this thread until a message comes or `deadline`.
     pub(crate) fn recv_blocking(&self, deadline: Option<Instant>) -> Result<Vec<u8>, RecvError> {
         if deadline.is_none_or(|deadline| Instant::now() < deadline)
-            && let Some(done) = soon_within(RECV_SOON, || self.try_recv_done())
+            && let Some(done) = soon_within(self.inner.patience, || self.try_recv_done())
         {
             return done;
         }
@@ -248,17 +265,13 @@ impl Channel {
     }
 }
 
-/// How long a receiver tries before it sleeps: about one wake-up of the
-/// other side, so that a conversation (a pipe's round trip) rarely sleeps.
-const RECV_SOON: std::time::Duration = std::time::Duration::from_micros(20);
-
 /// Tries `attempt` for a moment before the caller sleeps: spinning
 /// briefly, then yielding the CPU between attempts for up to `budget`. The
 /// other side of a conversation usually answers within microseconds (tens
 /// of them from another process), and a wake-up from sleep costs as much
 /// again; yielding lets whoever has work run first, on a busy machine too.
 pub(crate) fn soon_within<T>(
-    budget: std::time::Duration,
+    budget: Duration,
     mut attempt: impl FnMut() -> Option<T>,
 ) -> Option<T> {
     let backoff = Backoff::new();
@@ -291,7 +304,6 @@ fn wait_until(listener: event_listener::EventListener, deadline: Option<Instant>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
 
     #[test]
     fn bounded_closed_and_drained() {

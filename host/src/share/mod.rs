@@ -256,8 +256,8 @@ impl PartialEq for PipeEnd {
 /// ```
 pub fn pipe() -> (PipeEnd, PipeEnd) {
     let max = Limits::default().get_max_args();
-    let there = Channel::new(PIPE_CAPACITY, max);
-    let back = Channel::new(PIPE_CAPACITY, max);
+    let there = Channel::conversation(PIPE_CAPACITY, max);
+    let back = Channel::conversation(PIPE_CAPACITY, max);
     let end = |outgoing: &Channel, incoming: &Channel| PipeEnd {
         outgoing: outgoing.clone(),
         incoming: incoming.clone(),

@@ -278,6 +278,12 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
                     board.answer(seq, reply);
                 }
             }
+            Ok(Some(ToChild::Credits { id, count })) => {
+                let board = lock(current).boards.get(&id).cloned();
+                if let Some(board) = board {
+                    board.credit(count);
+                }
+            }
             // The parent is gone, or spoke nonsense: stop now.
             Ok(Some(ToChild::Hello { .. })) | Ok(None) | Err(_) => break,
         }

@@ -63,6 +63,9 @@ pub(crate) enum ToChild {
         seq: u64,
         reply: ShareReply,
     },
+    /// `count` more of task `id`'s sends that went ahead are in their
+    /// channels: credits back, one frame for a batch.
+    Credits { id: u64, count: u32 },
 }
 
 /// From a worker process to the pool.
@@ -115,7 +118,8 @@ pub(crate) enum ToParent {
 pub(crate) enum ShareOp {
     /// Answered by `Sent` when the message is in the channel. With
     /// `ahead`, the worker did not wait for the answer (a send that waits
-    /// as long as it takes): the answer is its credit back.
+    /// as long as it takes): it is answered by `Credits` once in its
+    /// channel, or by `NotSent` when refused.
     Send {
         grant: u32,
         message: Vec<u8>,
@@ -137,6 +141,7 @@ pub(crate) enum ShareOp {
         timeout: i64,
         lock: bool,
     },
+    /// Not answered: an unlock must not wait a round trip.
     Notify {
         grant: u32,
         offset: u64,
@@ -148,9 +153,14 @@ pub(crate) enum ShareOp {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ShareReply {
     Sent(i32),
+    /// A send that went ahead on `grant` was refused with `code` (a closed
+    /// channel): the worker's later sends there fail at once.
+    NotSent {
+        grant: u32,
+        code: i32,
+    },
     Received(Result<Vec<u8>, i32>),
     Waited(i32),
-    Notified(u32),
 }
 
 /// What a task was granted, as it crosses the pipe: the names in order
@@ -371,6 +381,14 @@ pub(crate) fn write_frame_buffered<T: Serialize>(
     let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
     out.write_all(&len.to_le_bytes())?;
     out.write_all(&bytes)
+}
+
+/// Whether `buffered` bytes hold a whole frame: reading it needs no wait.
+pub(crate) fn holds_frame(buffered: &[u8]) -> bool {
+    match buffered.first_chunk::<4>() {
+        Some(len) => buffered.len() - 4 >= u32::from_le_bytes(*len) as usize,
+        None => false,
+    }
 }
 
 /// Reads one frame; `Ok(None)` at a clean end of the stream.

@@ -3,7 +3,10 @@
 //! carries out the operations the worker's guests ask for (`Share` frames),
 //! answering each with a `ShareReply`.
 //!
-//! One operation waits at a time, in order; a task's end cancels its
+//! A send that goes ahead (the worker did not wait for it) and finds room
+//! is carried out by the frame reader itself when the relay has nothing
+//! queued, so a producer's stream costs no trip through the relay thread.
+//! Otherwise one operation waits at a time, in order; a task's end cancels its
 //! waiting receive or wait (never a send the worker already counted as
 //! sent). A message received for a guest that ended before taking it goes
 //! back to the front of its channel, so nothing is lost to a task that
@@ -13,7 +16,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufWriter, Write};
 use std::process::ChildStdin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -28,14 +32,8 @@ use crate::share::{
 /// The pipe to the worker process, shared with the supervisor.
 pub(super) type ToWorker = Arc<Mutex<BufWriter<ChildStdin>>>;
 
-/// What the supervisor tells the relay.
+/// What the relay thread is told, in order.
 enum Event {
-    /// Task `id` was sent, with these grants, holding locks as `holder`.
-    Start {
-        id: u64,
-        grants: Grants,
-        holder: Holder,
-    },
     /// Task `id` asks for `op`.
     Op {
         id: u64,
@@ -47,6 +45,54 @@ enum Event {
     Done { id: u64, taken: u64 },
 }
 
+/// What the relay thread, the frame reader and the supervisor share.
+struct Shared {
+    /// The tasks with grants sent to the worker and not yet ended.
+    served: Mutex<HashMap<u64, Served>>,
+    /// Events sent to the relay thread and not yet handled: while there
+    /// are any, an operation must queue behind them.
+    queued: AtomicUsize,
+    answers: Answers,
+}
+
+impl Shared {
+    fn served(&self) -> MutexGuard<'_, HashMap<u64, Served>> {
+        // Each change to the map is one insert, remove or field update.
+        self.served.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A send that went ahead is done: a credit back, or a refusal.
+    fn sent_ahead(&self, id: u64, seq: u64, grant: u32, sent: Result<(), SendError>) {
+        match sent {
+            Ok(()) => {
+                if let Some(task) = self.served().get_mut(&id) {
+                    task.credits += 1;
+                }
+            }
+            Err(error) => {
+                let code = sent_code(Err(error));
+                self.answers
+                    .write(id, seq, ShareReply::NotSent { grant, code });
+            }
+        }
+    }
+
+    /// Writes the credits gathered since the last flush, one frame per
+    /// task, and flushes everything written.
+    fn flush(&self) {
+        let credits: Vec<(u64, u32)> = self
+            .served()
+            .iter_mut()
+            .filter(|(_, task)| task.credits > 0)
+            .map(|(id, task)| (*id, std::mem::take(&mut task.credits)))
+            .collect();
+        for (id, count) in credits {
+            self.answers.write_frame(&ToChild::Credits { id, count });
+        }
+        self.answers.flush();
+    }
+}
+
 /// The relay of one worker process: a thread, fed by the supervisor (the
 /// tasks' starts and ends) and by the reader of the worker's frames (the
 /// operations, straight from the pipe). The thread starts with the first
@@ -54,17 +100,77 @@ enum Event {
 /// goes (the relay and its inlet are dropped).
 pub(super) struct Relay {
     events: UnboundedSender<Event>,
-    /// Until the thread starts: its events and the pipe to the worker.
-    unstarted: Option<(UnboundedReceiver<Event>, ToWorker)>,
+    shared: Arc<Shared>,
+    /// Until the thread starts: its events.
+    unstarted: Option<UnboundedReceiver<Event>>,
 }
 
 /// Where the reader of the worker's frames hands the guests' operations.
-pub(super) struct Inlet(UnboundedSender<Event>);
+pub(super) struct Inlet {
+    events: UnboundedSender<Event>,
+    shared: Arc<Shared>,
+}
 
 impl Inlet {
     /// Task `id`'s guest asks for `op`.
     pub(super) fn op(&self, id: u64, seq: u64, taken: u64, op: ShareOp) {
-        let _ = self.0.send(Event::Op { id, seq, taken, op });
+        let op = match op {
+            ShareOp::Send {
+                grant,
+                message,
+                timeout,
+                ahead: true,
+            } if self.shared.queued.load(Ordering::SeqCst) == 0 => {
+                match self.send_here(id, seq, taken, grant, message) {
+                    Some(message) => ShareOp::Send {
+                        grant,
+                        message,
+                        timeout,
+                        ahead: true,
+                    },
+                    None => return,
+                }
+            }
+            op => op,
+        };
+        self.shared.queued.fetch_add(1, Ordering::SeqCst);
+        let _ = self.events.send(Event::Op { id, seq, taken, op });
+    }
+
+    /// Sends ahead on this thread, when nothing is queued before it (so
+    /// order holds) and the channel has room; hands the message back
+    /// otherwise, for the relay thread to wait with.
+    fn send_here(
+        &self,
+        id: u64,
+        seq: u64,
+        taken: u64,
+        grant: u32,
+        message: Vec<u8>,
+    ) -> Option<Vec<u8>> {
+        let channel = {
+            let mut served = self.shared.served();
+            let Some(task) = served.get_mut(&id) else {
+                return Some(message);
+            };
+            task.confirm(taken);
+            task.channel(grant, true)
+        };
+        let Some(channel) = channel else {
+            return Some(message);
+        };
+        let sent = match channel.try_send(message) {
+            Err((SendError::Full, message)) => return Some(message),
+            sent => sent.map_err(|(error, _)| error),
+        };
+        self.shared.sent_ahead(id, seq, grant, sent);
+        None
+    }
+
+    /// Flushes the answers written here, before the reader waits for the
+    /// worker's next frame.
+    pub(super) fn flush(&self) {
+        self.shared.flush();
     }
 }
 
@@ -72,10 +178,22 @@ impl Relay {
     /// A relay answering on `to_worker`, and its inlet for operations.
     pub(super) fn new(to_worker: ToWorker) -> (Relay, Inlet) {
         let (events, incoming) = unbounded_channel();
-        let inlet = Inlet(events.clone());
+        let shared = Arc::new(Shared {
+            served: Mutex::new(HashMap::new()),
+            queued: AtomicUsize::new(0),
+            answers: Answers {
+                to_worker,
+                unflushed: AtomicBool::new(false),
+            },
+        });
+        let inlet = Inlet {
+            events: events.clone(),
+            shared: Arc::clone(&shared),
+        };
         let relay = Relay {
             events,
-            unstarted: Some((incoming, to_worker)),
+            shared,
+            unstarted: Some(incoming),
         };
         (relay, inlet)
     }
@@ -87,7 +205,8 @@ impl Relay {
         grants: Grants,
         holder: Holder,
     ) -> std::io::Result<()> {
-        if let Some((incoming, to_worker)) = self.unstarted.take() {
+        if let Some(incoming) = self.unstarted.take() {
+            let shared = Arc::clone(&self.shared);
             std::thread::Builder::new()
                 .name("wasmproc-share-relay".into())
                 .spawn(move || {
@@ -95,16 +214,23 @@ impl Relay {
                         .enable_time()
                         .build()
                         .expect("a single-threaded tokio runtime needs only a timer");
-                    runtime.block_on(relay(incoming, to_worker));
+                    runtime.block_on(relay(incoming, shared));
                 })?;
         }
-        let _ = self.events.send(Event::Start { id, grants, holder });
+        let task = Served {
+            grants,
+            holder: Some(holder),
+            unconfirmed: None,
+            credits: 0,
+        };
+        self.shared.served().insert(id, task);
         Ok(())
     }
 
     /// Task `id` ended (its `Done` came).
     pub(super) fn done(&self, id: u64, taken: u64) {
         if self.unstarted.is_none() {
+            self.shared.queued.fetch_add(1, Ordering::SeqCst);
             let _ = self.events.send(Event::Done { id, taken });
         }
     }
@@ -117,6 +243,8 @@ struct Served {
     /// A message sent to the guest whose taking is not yet confirmed:
     /// the operation's number, its channel, and a copy.
     unconfirmed: Option<(u64, Channel, Vec<u8>)>,
+    /// Sends gone ahead and done since the last credits were written.
+    credits: u32,
 }
 
 impl Served {
@@ -171,10 +299,11 @@ fn timeout_of(nanos: i64) -> Option<Duration> {
 
 /// An operation with what it needs, ready to run apart from the task.
 enum Action {
+    /// A send the worker did not wait for, on the grant named.
+    SendAhead(Channel, Vec<u8>, u32),
     Send(Channel, Vec<u8>, Option<Duration>),
     Recv(Channel, Option<Duration>),
     Wait(Window, u64, u32, Option<Duration>, bool),
-    Notify(Window, u64, u32),
     /// A grant the task does not have (a confused worker): answered with
     /// this.
     Refuse(ShareReply),
@@ -188,9 +317,11 @@ impl Action {
                 grant,
                 message,
                 timeout,
-                ..
+                ahead,
             } => match served.channel(grant, true) {
+                Some(channel) if ahead => Action::SendAhead(channel, message, grant),
                 Some(channel) => Action::Send(channel, message, timeout_of(timeout)),
+                None if ahead => Action::Refuse(ShareReply::NotSent { grant, code: bad }),
                 None => Action::Refuse(ShareReply::Sent(bad)),
             },
             ShareOp::Recv { grant, timeout } => match served.channel(grant, false) {
@@ -217,10 +348,12 @@ impl Action {
                 grant,
                 offset,
                 count,
-            } => match served.window(grant) {
-                Some(window) => Action::Notify(window, offset, count),
-                None => Action::Refuse(ShareReply::Notified(0)),
-            },
+            } => {
+                if let Some(window) = served.window(grant) {
+                    window.region.inner.notify(offset, count);
+                }
+                return None;
+            }
         })
     }
 
@@ -228,6 +361,11 @@ impl Action {
     /// to be kept until the guest is known to have taken it.
     async fn run(self) -> (ShareReply, Option<(Channel, Vec<u8>)>) {
         match self {
+            // `handle` answers these with credits; as a plain send here.
+            Action::SendAhead(channel, message, _) => {
+                let sent = channel.send(message).await;
+                (ShareReply::Sent(sent_code(sent)), None)
+            }
             Action::Send(channel, message, timeout) => {
                 let sent = match timeout {
                     None => channel.send(message).await,
@@ -271,35 +409,34 @@ impl Action {
                     .await;
                 (ShareReply::Waited(wait.code()), None)
             }
-            Action::Notify(window, offset, count) => {
-                let woken = window.region.inner.notify(offset, count);
-                (ShareReply::Notified(woken), None)
-            }
             Action::Refuse(reply) => (reply, None),
         }
     }
 }
 
 /// The answers to the worker, written as they come and flushed when the
-/// relay runs out of work or is about to wait: a stream of sends is
-/// acknowledged in batches.
+/// relay runs out of work, is about to wait, or the reader is: a stream of
+/// sends is acknowledged in batches.
 struct Answers {
     to_worker: ToWorker,
-    unflushed: bool,
+    unflushed: AtomicBool,
 }
 
 impl Answers {
-    fn write(&mut self, id: u64, seq: u64, reply: ShareReply) {
-        let frame = ToChild::ShareReply { id, seq, reply };
+    fn write(&self, id: u64, seq: u64, reply: ShareReply) {
+        self.write_frame(&ToChild::ShareReply { id, seq, reply });
+    }
+
+    fn write_frame(&self, frame: &ToChild) {
         // A worker that is gone reads nothing; its end is the supervisor's
         // business.
         let mut to_worker = self.to_worker.lock().unwrap_or_else(|p| p.into_inner());
-        let _ = write_frame_buffered(&mut *to_worker, &frame);
-        self.unflushed = true;
+        let _ = write_frame_buffered(&mut *to_worker, frame);
+        self.unflushed.store(true, Ordering::SeqCst);
     }
 
-    fn flush(&mut self) {
-        if std::mem::take(&mut self.unflushed) {
+    fn flush(&self) {
+        if self.unflushed.swap(false, Ordering::SeqCst) {
             let mut to_worker = self.to_worker.lock().unwrap_or_else(|p| p.into_inner());
             let _ = to_worker.flush();
         }
@@ -316,16 +453,11 @@ fn sent_code(sent: Result<(), SendError>) -> i32 {
 }
 
 /// The relay's loop: events in order, one operation at a time.
-async fn relay(mut incoming: UnboundedReceiver<Event>, to_worker: ToWorker) {
-    let mut served: HashMap<u64, Served> = HashMap::new();
+async fn relay(mut incoming: UnboundedReceiver<Event>, shared: Arc<Shared>) {
     let mut backlog: VecDeque<Event> = VecDeque::new();
-    let mut answers = Answers {
-        to_worker,
-        unflushed: false,
-    };
     loop {
         if backlog.is_empty() && incoming.is_empty() {
-            answers.flush();
+            shared.flush();
         }
         let next = backlog
             .pop_front()
@@ -337,78 +469,87 @@ async fn relay(mut incoming: UnboundedReceiver<Event>, to_worker: ToWorker) {
                 None => break,
             },
         };
-        match event {
-            Event::Start { id, grants, holder } => {
-                let task = Served {
-                    grants,
-                    holder: Some(holder),
-                    unconfirmed: None,
-                };
-                served.insert(id, task);
-            }
-            Event::Done { id, taken } => {
-                if let Some(task) = served.remove(&id) {
-                    task.end(taken);
-                }
-            }
-            Event::Op { id, seq, taken, op } => {
-                let Some(task) = served.get_mut(&id) else {
-                    continue;
-                };
-                task.confirm(taken);
-                let ahead = matches!(op, ShareOp::Send { ahead: true, .. });
-                let Some(action) = Action::of(task, op) else {
-                    continue;
-                };
-                let finished = match action {
-                    // A send the worker counted as done always finishes;
-                    // while it waits for room, the worker has its answers.
-                    Action::Send(channel, message, None) if ahead => {
-                        let sent = match channel.try_send(message) {
-                            Err((SendError::Full, message)) => {
-                                answers.flush();
-                                channel.send(message).await
-                            }
-                            sent => sent.map_err(|(error, _)| error),
-                        };
-                        Some((ShareReply::Sent(sent_code(sent)), None))
-                    }
-                    // Any other wait ends with its task (or its worker).
-                    action => {
-                        answers.flush();
-                        let run = action.run();
-                        tokio::pin!(run);
-                        loop {
-                            tokio::select! {
-                                biased;
-                                finished = &mut run => break Some(finished),
-                                event = incoming.recv() => match event {
-                                    Some(Event::Done { id: ended, taken }) if ended == id => {
-                                        backlog.push_front(Event::Done { id: ended, taken });
-                                        break None;
-                                    }
-                                    Some(event) => backlog.push_back(event),
-                                    None => break None,
-                                },
-                            }
-                        }
-                    }
-                };
-                let Some((answer, received)) = finished else {
-                    continue;
-                };
-                if let Some((channel, message)) = received
-                    && let Some(task) = served.get_mut(&id)
-                {
-                    task.unconfirmed = Some((seq, channel, message));
-                }
-                answers.write(id, seq, answer);
-            }
-        }
+        handle(event, &mut incoming, &mut backlog, &shared).await;
+
+        shared.queued.fetch_sub(1, Ordering::SeqCst);
     }
-    answers.flush();
+    shared.flush();
     // The worker is gone: whatever it never took goes back.
-    for (_, task) in served.drain() {
+    let ended: Vec<Served> = shared.served().drain().map(|(_, task)| task).collect();
+    for task in ended {
         task.end(0);
     }
+}
+
+/// Handles one event; events that come while an operation waits are kept
+/// in `backlog`, in order.
+async fn handle(
+    event: Event,
+    incoming: &mut UnboundedReceiver<Event>,
+    backlog: &mut VecDeque<Event>,
+    shared: &Shared,
+) {
+    let (id, seq, taken, op) = match event {
+        Event::Done { id, taken } => {
+            let task = shared.served().remove(&id);
+            if let Some(task) = task {
+                task.end(taken);
+            }
+            return;
+        }
+        Event::Op { id, seq, taken, op } => (id, seq, taken, op),
+    };
+    let action = {
+        let mut served = shared.served();
+        let Some(task) = served.get_mut(&id) else {
+            return;
+        };
+        task.confirm(taken);
+        Action::of(task, op)
+    };
+    let finished = match action {
+        None => return,
+        // A send the worker counted as done always finishes; while it
+        // waits for room, the worker has its answers.
+        Some(Action::SendAhead(channel, message, grant)) => {
+            let sent = match channel.try_send(message) {
+                Err((SendError::Full, message)) => {
+                    shared.flush();
+                    channel.send(message).await
+                }
+                sent => sent.map_err(|(error, _)| error),
+            };
+            shared.sent_ahead(id, seq, grant, sent);
+            return;
+        }
+        // Any other wait ends with its task (or its worker).
+        Some(action) => {
+            shared.flush();
+            let run = action.run();
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    biased;
+                    finished = &mut run => break Some(finished),
+                    event = incoming.recv() => match event {
+                        Some(Event::Done { id: ended, taken }) if ended == id => {
+                            backlog.push_front(Event::Done { id: ended, taken });
+                            break None;
+                        }
+                        Some(event) => backlog.push_back(event),
+                        None => break None,
+                    },
+                }
+            }
+        }
+    };
+    let Some((answer, received)) = finished else {
+        return;
+    };
+    if let Some((channel, message)) = received
+        && let Some(task) = shared.served().get_mut(&id)
+    {
+        task.unconfirmed = Some((seq, channel, message));
+    }
+    shared.answers.write(id, seq, answer);
 }

@@ -38,17 +38,10 @@ pub(super) trait FrameOut: Send + Sync {
     fn send_soon(&self, frame: &ToParent) -> std::io::Result<()>;
 }
 
-/// Who waits for the answer to an operation.
-enum Waiter {
-    /// A guest, blocked in the import.
-    Guest(oneshot::Sender<ShareReply>),
-    /// Nobody: a send that went ahead on `grant`; the answer is a credit.
-    Ahead { grant: u32 },
-}
-
 /// One task's operations in flight, shared by the task and the reader.
 pub(super) struct Board {
-    waiters: Mutex<HashMap<u64, Waiter>>,
+    /// Guests blocked in an import, by operation.
+    waiters: Mutex<HashMap<u64, oneshot::Sender<ShareReply>>>,
     /// Sends gone ahead and not yet answered.
     ahead: AtomicU32,
     /// Notified when a credit comes back.
@@ -77,22 +70,23 @@ impl Board {
     /// Hands the answer to operation `seq` to whoever waits for it (the
     /// reader thread calls this).
     pub(super) fn answer(&self, seq: u64, reply: ShareReply) {
-        match lock(&self.waiters).remove(&seq) {
-            Some(Waiter::Guest(guest)) => {
-                // A guest that is gone (timed out, cancelled) drops it: the
-                // pool puts a message back when told in `Done`.
-                let _ = guest.send(reply);
-            }
-            Some(Waiter::Ahead { grant }) => {
-                if matches!(reply, ShareReply::Sent(abi::CLOSED)) {
-                    lock(&self.closed).insert(grant);
-                }
-                self.ahead.fetch_sub(1, Ordering::SeqCst);
-                self.credit.notify(1.additional());
-                let _ = self.credits.0.send(());
-            }
-            None => {}
+        if let ShareReply::NotSent { grant, .. } = reply {
+            lock(&self.closed).insert(grant);
+            self.credit(1);
+            return;
         }
+        // A guest that is gone (timed out, cancelled) drops it: the pool
+        // puts a message back when told in `Done`.
+        if let Some(guest) = lock(&self.waiters).remove(&seq) {
+            let _ = guest.send(reply);
+        }
+    }
+
+    /// `count` sends that went ahead are done: their credits are free.
+    pub(super) fn credit(&self, count: u32) {
+        self.ahead.fetch_sub(count, Ordering::SeqCst);
+        self.credit.notify(count.additional());
+        let _ = self.credits.0.send(());
     }
 
     /// Waits until every send that went ahead is answered, until
@@ -152,7 +146,7 @@ impl TaskLink {
     async fn ask(&self, op: ShareOp) -> Option<ShareReply> {
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
         let (answer, mut answered) = oneshot::channel();
-        lock(&self.board.waiters).insert(seq, Waiter::Guest(answer));
+        lock(&self.board.waiters).insert(seq, answer);
         if self.out.send(&self.frame(seq, op)).is_err() {
             lock(&self.board.waiters).remove(&seq);
             return None;
@@ -190,7 +184,6 @@ impl TaskLink {
             }
         }
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
-        lock(&self.board.waiters).insert(seq, Waiter::Ahead { grant });
         let op = ShareOp::Send {
             grant,
             message,
@@ -278,17 +271,18 @@ impl Remote for TaskLink {
         })
     }
 
+    /// Not waited for: an unlock must not stall a round trip. The count
+    /// is the one asked for.
     fn notify(&self, grant: u32, offset: u64, count: u32) -> Pending<'_, u32> {
         Box::pin(async move {
+            let seq = self.next.fetch_add(1, Ordering::SeqCst);
             let op = ShareOp::Notify {
                 grant,
                 offset,
                 count,
             };
-            match self.ask(op).await {
-                Some(ShareReply::Notified(woken)) => woken,
-                _ => 0,
-            }
+            let _ = self.out.send(&self.frame(seq, op));
+            count
         })
     }
 }

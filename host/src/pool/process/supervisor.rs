@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
 
-use super::protocol::{StreamName, ToChild, ToParent, VERSION, WireTask, read_frame, write_frame};
+use super::protocol::{
+    StreamName, ToChild, ToParent, VERSION, WireTask, holds_frame, read_frame, write_frame,
+};
 use super::relay::{Relay, ToWorker};
 use super::{ProcessOptions, WORKER_ENV, WorkerPids};
 use crate::cancel::CancelToken;
@@ -694,6 +696,11 @@ impl Supervisor {
             .spawn(move || {
                 let mut stdout = BufReader::new(stdout);
                 loop {
+                    // Answers written on this thread go out before it may
+                    // wait for the worker (which may wait for them).
+                    if !holds_frame(stdout.buffer()) {
+                        inlet.flush();
+                    }
                     match read_frame::<ToParent>(&mut stdout) {
                         // Straight to the relay: a guest's operation is
                         // answered without a trip through the supervisor.
