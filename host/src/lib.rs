@@ -57,6 +57,38 @@
 //! argv, env and stdin in; stdout, stderr and the exit code out. Nothing is
 //! granted unless asked for: no files, no environment, no network.
 //!
+//! # Talking and sharing
+//!
+//! Tasks talk to the host and to each other through what the host shares
+//! with them by name ([`Task::share`], [`Task::pipe`]), and nothing else:
+//! [`Queue`] (`multiprocessing.Queue`), [`pipe`] (`Pipe`), [`SharedRegion`]
+//! (`shared_memory`, `Value`, `Array`: OS shared memory, mapped into worker
+//! processes too) and, over regions, [`Lock`], [`Event`], [`Semaphore`] and
+//! [`Barrier`]. Guests use them with `wasmproc_guest::{queue, pipe, region,
+//! sync}`. Waits in a guest end at its time limit or cancellation; locks
+//! are robust ([`OwnerDied`]); the same programs give the same results in
+//! thread and process isolation.
+//!
+//! A task looping on a queue is `multiprocessing.Process`: [`Pool::submit`]
+//! returns its [`TaskHandle`], to join ([`TaskHandle::wait`]), terminate
+//! ([`TaskHandle::cancel`]) and read the exit status of
+//! ([`Outcome::status`]).
+//!
+//! ```
+//! use wasmproc::{Queue, SharedRegion, Task, pipe};
+//!
+//! let jobs = Queue::<u64>::new(64);
+//! let counts = SharedRegion::new(64)?;
+//! let (progress, theirs) = pipe();
+//! let worker = Task::call("worker", &())?
+//!     .share("jobs", &jobs)
+//!     .share("counts", &counts)
+//!     .pipe(theirs);
+//! assert_eq!(worker.get_shared_names().collect::<Vec<_>>(), ["counts", "jobs"]);
+//! # drop(progress);
+//! # Ok::<(), wasmproc::Error>(())
+//! ```
+//!
 //! # Exit statuses
 //!
 //! Every run ends in exactly one [`ExitStatus`]; its table is on that type.
@@ -124,7 +156,10 @@ pub use outcome::{Captured, Outcome};
 pub use pool::process;
 pub use pool::{Isolation, Pool, PoolBuilder, Shutdown, TaskHandle, TaskSender};
 pub use process::ProcessOptions;
-pub use runtime::{CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, Runtime, RuntimeBuilder};
+pub use runtime::{
+    CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MODULE_FUNCTIONS, DEFAULT_MAX_MODULE_SIZE,
+    Runtime, RuntimeBuilder,
+};
 pub use share::{
     Barrier, Event, Lock, LockGuard, LockResult, OwnerDied, PipeEnd, Queue, Semaphore, Shared,
     SharedRegion, pipe,

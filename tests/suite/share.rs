@@ -77,6 +77,12 @@ fn a_bounded_queue_holds_back_a_flood() {
             assert_eq!(jobs.get().unwrap().len(), 1024, "{label}");
         }
         assert_eq!(flood.wait().decode::<u64>().unwrap(), 1000, "{label}");
+        // Large messages (which cross processes one at a time) too.
+        let flood = submit(&pool, call("flood", (20, 70_000)).share("jobs", &jobs));
+        for _ in 0..20 {
+            assert_eq!(jobs.get().unwrap().len(), 70_000, "{label}");
+        }
+        assert_eq!(flood.wait().decode::<u64>().unwrap(), 20, "{label}");
     }
 }
 
@@ -516,5 +522,32 @@ fn a_c_guest_talks_and_shares_through_the_raw_imports() {
             (1..=100).map(|n| 2 * n).collect::<Vec<_>>(),
             "{label}"
         );
+    }
+}
+
+#[test]
+fn a_task_out_of_time_in_a_full_queue_ends_timed_out_and_holds_up_no_other() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 1);
+        let full = Queue::<String>::new(1);
+        let stuck = submit(
+            &pool,
+            call("flood", (10, 10))
+                .share("jobs", &full)
+                .limits(timeout(300)),
+        );
+        assert_eq!(stuck.wait().status, ExitStatus::TimedOut, "{label}");
+        // The same worker serves the next task, on another queue.
+        let other = Queue::<u64>::new(8);
+        let next = submit(&pool, call("produce", 3).share("jobs", &other));
+        assert_eq!(next.wait().decode::<u64>().unwrap(), 3, "{label}");
+        // The stuck task's first message is there; the others never were.
+        assert_eq!(
+            full.try_get().unwrap().map(|m| m.len()),
+            Some(10),
+            "{label}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(full.try_get().unwrap(), None, "{label}");
     }
 }

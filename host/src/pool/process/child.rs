@@ -17,7 +17,7 @@ use super::protocol::{
     StreamName, ToChild, ToParent, VERSION, WireGrants, WireStdin, read_frame, write_frame,
     write_frame_buffered,
 };
-use super::remote::{Board, FrameOut, TaskLink};
+use super::remote::{Board, FrameOut, Settled, TaskLink};
 use crate::cancel::CancelToken;
 use crate::engine::EngineSettings;
 use crate::limits::Limits;
@@ -26,6 +26,7 @@ use crate::outcome::Outcome;
 use crate::run::take_abandoned_host_call;
 use crate::runtime::{Runtime, RuntimeSettings};
 use crate::share::Remote;
+use crate::status::ExitStatus;
 use crate::task::{Output, Stdin, Task};
 
 /// The frames to the pool, shared by the task loop and the streams it
@@ -225,12 +226,32 @@ fn run_sharing(
         Ok(grants) => task.grants = grants,
         Err(error) => return (Outcome::from(error), 0),
     }
-    let outcome = module.run_with(&task, token);
-    let deadline = task
-        .get_limits()
-        .and_then(Limits::get_timeout)
-        .and_then(|timeout| started.checked_add(timeout));
-    board.settle(deadline, token);
+    let mut outcome = module.run_with(&task, token);
+    let timeout = task.get_limits().and_then(Limits::get_timeout);
+    let deadline = timeout.and_then(|timeout| started.checked_add(timeout));
+    // A guest whose last sends still wait for room when its time is up
+    // ends as it would have in a thread worker, stopped inside a send.
+    let stopped = match board.settle(deadline, token) {
+        Settled::Sent => None,
+        Settled::TimedOut => Some((
+            ExitStatus::TimedOut,
+            format!(
+                "the task's time limit of {} passed while its last sends waited for room",
+                humantime::format_duration(timeout.unwrap_or_default())
+            ),
+        )),
+        Settled::Cancelled => Some((
+            ExitStatus::Cancelled,
+            "the task was cancelled while its last sends waited for room".to_owned(),
+        )),
+    };
+    if let Some((status, message)) = stopped
+        && outcome.status.success()
+    {
+        let duration = outcome.duration;
+        outcome = Outcome::failed(status, message);
+        outcome.duration = duration;
+    }
     (outcome, link.taken())
 }
 

@@ -33,7 +33,11 @@
 //!   tasks, watch it, replace it when it dies or stops answering.
 //! - `child`: the worker process's side: load the module, run tasks.
 //! - `protocol`: the framed, versioned messages between the two.
-//! - [`serve`] (here): the pool thread that feeds one worker process from
+//! - `relay`: the pool's side of a worker's sharing: it holds what the
+//!   tasks were granted and carries out their guests' operations.
+//! - `remote`: the worker's side of sharing: operations out as frames,
+//!   answers routed back to the guest.
+//! - `serve` (here): the pool thread that feeds one worker process from
 //!   the pool's queue.
 
 mod child;

@@ -222,6 +222,8 @@ impl Relay {
             holder: Some(holder),
             unconfirmed: None,
             credits: 0,
+            lane: Arc::default(),
+            waiting: Vec::new(),
         };
         self.shared.served().insert(id, task);
         Ok(())
@@ -245,6 +247,12 @@ struct Served {
     unconfirmed: Option<(u64, Channel, Vec<u8>)>,
     /// Sends gone ahead and done since the last credits were written.
     credits: u32,
+    /// Held by a send gone ahead that waits for room: the task's later
+    /// sends queue behind it (in order), other tasks' operations go on.
+    lane: Arc<tokio::sync::Mutex<()>>,
+    /// Those sends, stopped when the task ends: its time limit passed
+    /// before they found room, and a task stopped in a send makes no more.
+    waiting: Vec<tokio::task::AbortHandle>,
 }
 
 impl Served {
@@ -262,6 +270,9 @@ impl Served {
     /// The task is over: a message it never took goes back, its holder id
     /// ends, and waiters on its regions look again.
     fn end(mut self, taken: u64) {
+        for send in self.waiting.drain(..) {
+            send.abort();
+        }
         self.confirm(taken);
         if let Some((_, channel, message)) = self.unconfirmed.take() {
             channel.give_back(message);
@@ -455,6 +466,7 @@ fn sent_code(sent: Result<(), SendError>) -> i32 {
 /// The relay's loop: events in order, one operation at a time.
 async fn relay(mut incoming: UnboundedReceiver<Event>, shared: Arc<Shared>) {
     let mut backlog: VecDeque<Event> = VecDeque::new();
+    let mut waiting_sends = tokio::task::JoinSet::new();
     loop {
         if backlog.is_empty() && incoming.is_empty() {
             shared.flush();
@@ -469,11 +481,16 @@ async fn relay(mut incoming: UnboundedReceiver<Event>, shared: Arc<Shared>) {
                 None => break,
             },
         };
-        handle(event, &mut incoming, &mut backlog, &shared).await;
-
+        let mut state = Loop {
+            incoming: &mut incoming,
+            backlog: &mut backlog,
+            waiting_sends: &mut waiting_sends,
+        };
+        state.handle(event, &shared).await;
         shared.queued.fetch_sub(1, Ordering::SeqCst);
     }
     shared.flush();
+    waiting_sends.shutdown().await;
     // The worker is gone: whatever it never took goes back.
     let ended: Vec<Served> = shared.served().drain().map(|(_, task)| task).collect();
     for task in ended {
@@ -481,75 +498,109 @@ async fn relay(mut incoming: UnboundedReceiver<Event>, shared: Arc<Shared>) {
     }
 }
 
-/// Handles one event; events that come while an operation waits are kept
-/// in `backlog`, in order.
-async fn handle(
-    event: Event,
-    incoming: &mut UnboundedReceiver<Event>,
-    backlog: &mut VecDeque<Event>,
-    shared: &Shared,
-) {
-    let (id, seq, taken, op) = match event {
-        Event::Done { id, taken } => {
-            let task = shared.served().remove(&id);
-            if let Some(task) = task {
-                task.end(taken);
+/// Takes a waiting send off the queued count when it ends, done or
+/// stopped.
+struct Dequeue(Arc<Shared>);
+
+impl Drop for Dequeue {
+    fn drop(&mut self) {
+        self.0.queued.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// What the relay's loop keeps between events.
+struct Loop<'a> {
+    incoming: &'a mut UnboundedReceiver<Event>,
+    /// Events that came while an operation waited, in order.
+    backlog: &'a mut VecDeque<Event>,
+    /// Sends gone ahead that wait for room, each in its task's lane.
+    waiting_sends: &'a mut tokio::task::JoinSet<()>,
+}
+
+impl Loop<'_> {
+    /// Handles one event.
+    async fn handle(&mut self, event: Event, shared: &Arc<Shared>) {
+        let (id, seq, taken, op) = match event {
+            Event::Done { id, taken } => {
+                let task = shared.served().remove(&id);
+                if let Some(task) = task {
+                    task.end(taken);
+                }
+                return;
             }
-            return;
-        }
-        Event::Op { id, seq, taken, op } => (id, seq, taken, op),
-    };
-    let action = {
-        let mut served = shared.served();
-        let Some(task) = served.get_mut(&id) else {
+            Event::Op { id, seq, taken, op } => (id, seq, taken, op),
+        };
+        let action = {
+            let mut served = shared.served();
+            let Some(task) = served.get_mut(&id) else {
+                return;
+            };
+            task.confirm(taken);
+            Action::of(task, op)
+        };
+        let finished = match action {
+            None => return,
+            // A send the worker counted as done always finishes. One that
+            // finds no room waits in its task's lane, apart from the loop:
+            // other tasks' operations go on, the task's later sends queue
+            // behind it, and the worker has its answers meanwhile.
+            Some(Action::SendAhead(channel, message, grant)) => {
+                let lane = shared.served().get(&id).map(|task| Arc::clone(&task.lane));
+                let Some(lane) = lane else { return };
+                let message = match lane.try_lock() {
+                    Ok(_free) => match channel.try_send(message) {
+                        Err((SendError::Full, message)) => message,
+                        sent => {
+                            shared.sent_ahead(id, seq, grant, sent.map_err(|(error, _)| error));
+                            return;
+                        }
+                    },
+                    Err(_) => message,
+                };
+                shared.flush();
+                // Counted as queued until done: nothing overtakes it inline.
+                shared.queued.fetch_add(1, Ordering::SeqCst);
+                let done = Dequeue(Arc::clone(shared));
+                let waiting = self.waiting_sends.spawn(async move {
+                    let _turn = lane.lock().await;
+                    let sent = channel.send(message).await;
+                    done.0.sent_ahead(id, seq, grant, sent);
+                    done.0.flush();
+                });
+                if let Some(task) = shared.served().get_mut(&id) {
+                    task.waiting.push(waiting);
+                }
+                return;
+            }
+            // Any other wait ends with its task (or its worker).
+            Some(action) => {
+                shared.flush();
+                let run = action.run();
+                tokio::pin!(run);
+                loop {
+                    tokio::select! {
+                        biased;
+                        finished = &mut run => break Some(finished),
+                        event = self.incoming.recv() => match event {
+                            Some(Event::Done { id: ended, taken }) if ended == id => {
+                                self.backlog.push_front(Event::Done { id: ended, taken });
+                                break None;
+                            }
+                            Some(event) => self.backlog.push_back(event),
+                            None => break None,
+                        },
+                    }
+                }
+            }
+        };
+        let Some((answer, received)) = finished else {
             return;
         };
-        task.confirm(taken);
-        Action::of(task, op)
-    };
-    let finished = match action {
-        None => return,
-        // A send the worker counted as done always finishes; while it
-        // waits for room, the worker has its answers.
-        Some(Action::SendAhead(channel, message, grant)) => {
-            let sent = match channel.try_send(message) {
-                Err((SendError::Full, message)) => {
-                    shared.flush();
-                    channel.send(message).await
-                }
-                sent => sent.map_err(|(error, _)| error),
-            };
-            shared.sent_ahead(id, seq, grant, sent);
-            return;
+        if let Some((channel, message)) = received
+            && let Some(task) = shared.served().get_mut(&id)
+        {
+            task.unconfirmed = Some((seq, channel, message));
         }
-        // Any other wait ends with its task (or its worker).
-        Some(action) => {
-            shared.flush();
-            let run = action.run();
-            tokio::pin!(run);
-            loop {
-                tokio::select! {
-                    biased;
-                    finished = &mut run => break Some(finished),
-                    event = incoming.recv() => match event {
-                        Some(Event::Done { id: ended, taken }) if ended == id => {
-                            backlog.push_front(Event::Done { id: ended, taken });
-                            break None;
-                        }
-                        Some(event) => backlog.push_back(event),
-                        None => break None,
-                    },
-                }
-            }
-        }
-    };
-    let Some((answer, received)) = finished else {
-        return;
-    };
-    if let Some((channel, message)) = received
-        && let Some(task) = shared.served().get_mut(&id)
-    {
-        task.unconfirmed = Some((seq, channel, message));
+        shared.answers.write(id, seq, answer);
     }
-    shared.answers.write(id, seq, answer);
 }

@@ -4,9 +4,10 @@
 //! here by the reader thread. Regions themselves are mapped in the worker:
 //! atomics and copies never cross the pipe.
 //!
-//! A send that waits as long as it takes (`put`, `send`) does not wait for
-//! its answer: up to [`AHEAD`] such sends travel at once, each answer a
-//! credit back, so a producer streams at the pipe's speed. Before the task's
+//! A send that waits as long as it takes (`put`, `send`) of a message up to
+//! 64 KiB does not wait for its answer: up to [`AHEAD`] such sends travel at
+//! once, and credits come back in batches, so a producer streams at the
+//! pipe's speed. Before the task's
 //! `Done` the worker waits for the credits of its sends (within the task's
 //! time limit), so that its outcome comes after its messages.
 
@@ -28,6 +29,11 @@ use crate::share::{Pending, RecvError, Remote, SendError, soon_within};
 
 /// How many sends may travel ahead of their answers.
 const AHEAD: u32 = 256;
+
+/// The largest message that may go ahead: with [`AHEAD`], what a producer
+/// can have in flight stays within 16 MiB. A larger one waits for its
+/// answer.
+const AHEAD_MAX_MESSAGE: usize = 64 << 10;
 
 /// Writes frames to the pool.
 pub(super) trait FrameOut: Send + Sync {
@@ -89,21 +95,36 @@ impl Board {
         let _ = self.credits.0.send(());
     }
 
-    /// Waits until every send that went ahead is answered, until
+    /// Waits until every send that went ahead is in its channel, until
     /// `deadline` or a cancellation: then the task's outcome follows its
-    /// messages.
-    pub(super) fn settle(&self, deadline: Option<Instant>, cancel: &CancelToken) {
+    /// messages. Says how the wait ended.
+    pub(super) fn settle(&self, deadline: Option<Instant>, cancel: &CancelToken) -> Settled {
         let (wake, woken) = crossbeam_channel::bounded(1);
         let _watch = cancel.watch(&wake);
         let timer = deadline.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
-        while self.ahead.load(Ordering::SeqCst) > 0 && !cancel.is_cancelled() {
+        while self.ahead.load(Ordering::SeqCst) > 0 {
+            if cancel.is_cancelled() {
+                return Settled::Cancelled;
+            }
             crossbeam_channel::select! {
                 recv(self.credits.1) -> _ => {}
-                recv(woken) -> _ => return,
-                recv(timer) -> _ => return,
+                recv(woken) -> _ => return Settled::Cancelled,
+                recv(timer) -> _ => return Settled::TimedOut,
             }
         }
+        Settled::Sent
     }
+}
+
+/// How the wait for a task's sends ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Settled {
+    /// Every send is in its channel.
+    Sent,
+    /// The task's time limit passed first.
+    TimedOut,
+    /// The task was cancelled first.
+    Cancelled,
 }
 
 /// A task's link to the pool, as the store sees it.
@@ -208,7 +229,7 @@ impl Remote for TaskLink {
         timeout: Option<Duration>,
     ) -> Pending<'_, Result<(), SendError>> {
         Box::pin(async move {
-            if timeout.is_none() {
+            if timeout.is_none() && message.len() <= AHEAD_MAX_MESSAGE {
                 return self.send_ahead(grant, message).await;
             }
             let op = ShareOp::Send {
