@@ -159,12 +159,26 @@ impl Channel {
         }
     }
 
+    /// Whether room frees within the channel's patience: a receiver is
+    /// usually that close, and a sender that sleeps on a full channel
+    /// would be woken for every message taken.
+    fn room_soon(&self) -> bool {
+        soon_within(self.inner.patience, || {
+            let state = self.state();
+            (state.closed || state.messages.len() < self.inner.capacity).then_some(())
+        })
+        .is_some()
+    }
+
     /// Sends, waiting for room for as long as it takes.
     pub(crate) async fn send(&self, mut message: Vec<u8>) -> Result<(), SendError> {
         loop {
             match self.try_send(message) {
                 Err((SendError::Full, back)) => message = back,
                 done => return done.map_err(|(error, _)| error),
+            }
+            if self.room_soon() {
+                continue;
             }
             let listener = self.inner.writable.listen();
             match self.try_send(message) {
@@ -204,6 +218,9 @@ impl Channel {
             match self.try_send(message) {
                 Err((SendError::Full, back)) => message = back,
                 done => return done.map_err(|(error, _)| error),
+            }
+            if deadline.is_none_or(|deadline| Instant::now() < deadline) && self.room_soon() {
+                continue;
             }
             let listener = self.inner.writable.listen();
             match self.try_send(message) {

@@ -6,12 +6,17 @@
 //! A send that goes ahead (the worker did not wait for it) and finds room
 //! is carried out by the frame reader itself when the relay has nothing
 //! queued, so a producer's stream costs no trip through the relay thread.
-//! Otherwise one operation waits at a time, in order; a task's end cancels its
-//! waiting receive or wait (never a send the worker already counted as
-//! sent). A message received for a guest that ended before taking it goes
-//! back to the front of its channel, so nothing is lost to a task that
-//! dies mid-operation; the task's lock-holder id ends with it, and waiters
-//! on its regions look again (robust locks).
+//! Otherwise one operation waits at a time, in order, except for sends gone
+//! ahead that find no room: those wait in their task's lane, sent in order
+//! by a task of their own, so that other tasks' work goes on.
+//!
+//! A task's end cancels its waiting receive or wait, and the sends still
+//! waiting in its lane (the worker then reports it timed out or cancelled,
+//! as a thread worker does when a task's time runs out inside a send). A
+//! message received for a guest that ended before taking it goes back to
+//! the front of its channel, so nothing is lost to a task that dies
+//! mid-operation; the task's lock-holder id ends with it, and waiters on
+//! its regions look again (robust locks).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufWriter, Write};
@@ -222,8 +227,7 @@ impl Relay {
             holder: Some(holder),
             unconfirmed: None,
             credits: 0,
-            lane: Arc::default(),
-            waiting: Vec::new(),
+            lane: None,
         };
         self.shared.served().insert(id, task);
         Ok(())
@@ -247,12 +251,18 @@ struct Served {
     unconfirmed: Option<(u64, Channel, Vec<u8>)>,
     /// Sends gone ahead and done since the last credits were written.
     credits: u32,
-    /// Held by a send gone ahead that waits for room: the task's later
-    /// sends queue behind it (in order), other tasks' operations go on.
-    lane: Arc<tokio::sync::Mutex<()>>,
-    /// Those sends, stopped when the task ends: its time limit passed
-    /// before they found room, and a task stopped in a send makes no more.
-    waiting: Vec<tokio::task::AbortHandle>,
+    /// Sends gone ahead that found no room, in order, and the one task
+    /// that sends them as room frees; while it runs, the task's later sends
+    /// queue behind them, and other tasks' operations go on. It is stopped
+    /// when the task ends: the task's time ran out inside a send, and a
+    /// task stopped in a send makes no more.
+    lane: Option<Lane>,
+}
+
+/// A task's sends waiting for room, and their sender.
+struct Lane {
+    waiting: VecDeque<(u64, u32, Channel, Vec<u8>)>,
+    sender: tokio::task::AbortHandle,
 }
 
 impl Served {
@@ -270,8 +280,8 @@ impl Served {
     /// The task is over: a message it never took goes back, its holder id
     /// ends, and waiters on its regions look again.
     fn end(mut self, taken: u64) {
-        for send in self.waiting.drain(..) {
-            send.abort();
+        if let Some(lane) = self.lane.take() {
+            lane.sender.abort();
         }
         self.confirm(taken);
         if let Some((_, channel, message)) = self.unconfirmed.take() {
@@ -508,12 +518,38 @@ impl Drop for Dequeue {
     }
 }
 
+/// Sends task `id`'s waiting sends in order as room frees, until none is
+/// left (then the lane closes, under the same lock its sends join it by).
+async fn send_in_lane(id: u64, running: Dequeue) {
+    let shared = &running.0;
+    loop {
+        let next = {
+            let mut served = shared.served();
+            let Some(task) = served.get_mut(&id) else {
+                return;
+            };
+            match task.lane.as_mut().and_then(|lane| lane.waiting.pop_front()) {
+                Some(next) => next,
+                None => {
+                    task.lane = None;
+                    return;
+                }
+            }
+        };
+        let (seq, grant, channel, message) = next;
+        let sent = channel.send(message).await;
+        shared.sent_ahead(id, seq, grant, sent);
+        shared.flush();
+    }
+}
+
 /// What the relay's loop keeps between events.
 struct Loop<'a> {
     incoming: &'a mut UnboundedReceiver<Event>,
     /// Events that came while an operation waited, in order.
     backlog: &'a mut VecDeque<Event>,
-    /// Sends gone ahead that wait for room, each in its task's lane.
+    /// The tasks sending gone-ahead sends that found no room, one per
+    /// task lane.
     waiting_sends: &'a mut tokio::task::JoinSet<()>,
 }
 
@@ -545,31 +581,35 @@ impl Loop<'_> {
             // other tasks' operations go on, the task's later sends queue
             // behind it, and the worker has its answers meanwhile.
             Some(Action::SendAhead(channel, message, grant)) => {
-                let lane = shared.served().get(&id).map(|task| Arc::clone(&task.lane));
-                let Some(lane) = lane else { return };
-                let message = match lane.try_lock() {
-                    Ok(_free) => match channel.try_send(message) {
-                        Err((SendError::Full, message)) => message,
-                        sent => {
-                            shared.sent_ahead(id, seq, grant, sent.map_err(|(error, _)| error));
-                            return;
-                        }
-                    },
-                    Err(_) => message,
+                let mut served = shared.served();
+                let Some(task) = served.get_mut(&id) else {
+                    return;
                 };
-                shared.flush();
-                // Counted as queued until done: nothing overtakes it inline.
-                shared.queued.fetch_add(1, Ordering::SeqCst);
-                let done = Dequeue(Arc::clone(shared));
-                let waiting = self.waiting_sends.spawn(async move {
-                    let _turn = lane.lock().await;
-                    let sent = channel.send(message).await;
-                    done.0.sent_ahead(id, seq, grant, sent);
-                    done.0.flush();
-                });
-                if let Some(task) = shared.served().get_mut(&id) {
-                    task.waiting.push(waiting);
+                if let Some(lane) = &mut task.lane {
+                    lane.waiting.push_back((seq, grant, channel, message));
+                    return;
                 }
+                let message = match channel.try_send(message) {
+                    Err((SendError::Full, message)) => message,
+                    sent => {
+                        drop(served);
+                        shared.sent_ahead(id, seq, grant, sent.map_err(|(error, _)| error));
+                        return;
+                    }
+                };
+                // Counted as queued while it runs: nothing overtakes its
+                // sends inline.
+                shared.queued.fetch_add(1, Ordering::SeqCst);
+                let running = Dequeue(Arc::clone(shared));
+                let sender = self
+                    .waiting_sends
+                    .spawn(async move { send_in_lane(id, running).await });
+                task.lane = Some(Lane {
+                    waiting: VecDeque::from([(seq, grant, channel, message)]),
+                    sender,
+                });
+                drop(served);
+                shared.flush();
                 return;
             }
             // Any other wait ends with its task (or its worker).
