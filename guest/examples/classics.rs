@@ -64,9 +64,10 @@ fn square_jobs() -> Result<u32, ShareError> {
     Ok(done)
 }
 
-/// Long work that reports its progress through the pipe.
+/// Long work (job number `job`) that reports its progress through the
+/// pipe as `(job, step)`.
 #[task]
-fn long_work(steps: u32) -> Result<u64, ShareError> {
+fn long_work(job: u32, steps: u32) -> Result<u64, ShareError> {
     let progress = pipe()?;
     let mut acc = 0u64;
     for step in 1..=steps {
@@ -74,7 +75,7 @@ fn long_work(steps: u32) -> Result<u64, ShareError> {
             acc = acc.wrapping_mul(6364136223846793005).wrapping_add(i);
         }
         std::thread::sleep(Duration::from_millis(20));
-        progress.send(&step)?;
+        progress.send(&(job, step))?;
     }
     Ok(acc)
 }

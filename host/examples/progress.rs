@@ -1,32 +1,43 @@
-//! A pool whose tasks report progress through pipes while they run; the
-//! host prints it as it comes, then each task's result.
+//! A pool that reports progress through a pipe: every task of the pool
+//! shares one end (`PoolBuilder::pipe`), and the host prints what comes
+//! while `map` runs, then the results in order.
 //!
-//! `cargo run --example progress`
+//! `cargo run --example progress` (add `-- --processes` for process
+//! isolation).
 
 mod common;
 
-use wasmproc::{Pool, Task, pipe};
+use wasmproc::{Isolation, Pool, ProcessOptions, pipe};
 
 fn main() -> Result<(), wasmproc::Error> {
     wasmproc::process::run_worker_if_requested();
+    let isolation = if std::env::args().any(|a| a == "--processes") {
+        Isolation::Process(ProcessOptions::default())
+    } else {
+        Isolation::Thread
+    };
     let module = common::classics();
-    let pool = Pool::builder(&module).workers(2).build()?;
-    let mut running = Vec::new();
-    for job in 0..3 {
-        let (mine, theirs) = pipe();
-        let handle = pool.submit(Task::call("long_work", &5u32)?.pipe(theirs))?;
-        running.push((job, mine, handle));
-    }
-    for (job, progress, handle) in running {
-        // Ends when the task does: its pipe end closes with it.
-        while let Ok(step) = progress.recv::<u32>() {
+    let (progress, theirs) = pipe();
+    let pool = Pool::builder(&module)
+        .workers(2)
+        .isolation(isolation)
+        .pipe(theirs)
+        .build()?;
+    let printer = std::thread::spawn(move || {
+        // Ends when the pool and its tasks are gone: the pipe closes.
+        while let Ok((job, step)) = progress.recv::<(u32, u32)>() {
             println!("job {job}: step {step}/5");
         }
+    });
+    let jobs = (0..4u32).map(|job| (job, 5u32));
+    for (job, outcome) in pool.map("long_work", jobs).enumerate() {
         println!(
             "job {job}: {} -> {}",
-            handle.wait().status,
-            handle.wait().decode::<u64>()?
+            outcome.status,
+            outcome.decode::<u64>()?
         );
     }
+    drop(pool);
+    printer.join().expect("the printer ends");
     Ok(())
 }

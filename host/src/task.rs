@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use crate::error::{Error, ErrorKind};
 use crate::limits::{Limits, human};
-use crate::share::{Grants, PipeEnd, Shared, check_name};
+use crate::share::{Grants, PipeEnd, Shared};
 
 /// Which export of the module a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -329,18 +329,8 @@ impl Task {
     /// A name that is not 1 to 128 of `[A-Za-z0-9_.-]`, or is granted twice,
     /// makes the task fail with `BadInvocation` without running.
     pub fn share(mut self, name: &str, object: &impl Shared) -> Self {
-        let refused = check_name(name).err().or_else(|| {
-            self.grants.named.contains_key(name).then(|| {
-                format!("two objects are shared under the name `{name}`: use one name each")
-            })
-        });
-        match refused {
-            Some(message) => {
-                self.rejected.get_or_insert(message);
-            }
-            None => {
-                self.grants.named.insert(name.to_owned(), object.grant());
-            }
+        if let Err(refused) = self.grants.add(name, object.grant()) {
+            self.rejected.get_or_insert(refused);
         }
         self
     }
@@ -460,9 +450,18 @@ impl Task {
         Ok(())
     }
 
-    /// This task with `limits` where it has none of its own, and `caps`
-    /// granted before its own capabilities.
-    pub(crate) fn with_defaults(mut self, limits: &Limits, caps: &Capabilities) -> Task {
+    /// This task with `limits` where it has none of its own, `caps`
+    /// granted before its own capabilities, and `grants` under the names
+    /// (and for the pipe) it has none of its own.
+    pub(crate) fn with_defaults(
+        mut self,
+        limits: &Limits,
+        caps: &Capabilities,
+        grants: &Grants,
+    ) -> Task {
+        if !grants.is_empty() {
+            self.grants = std::mem::take(&mut self.grants).with_defaults(grants);
+        }
         if self.limits.is_none() {
             self.limits = Some(limits.clone());
         }

@@ -551,3 +551,54 @@ fn a_task_out_of_time_in_a_full_queue_ends_timed_out_and_holds_up_no_other() {
         assert_eq!(full.try_get().unwrap(), None, "{label}");
     }
 }
+
+#[test]
+fn a_pool_shares_with_every_task_so_that_map_can_share() {
+    for (label, isolation) in isolations() {
+        let counts = SharedRegion::new(8).unwrap();
+        let (progress, theirs) = pipe();
+        let pool = Pool::builder(share_tasks())
+            .workers(2)
+            .isolation(isolation)
+            .share("counts", &counts)
+            .pipe(theirs)
+            .build()
+            .unwrap();
+        for outcome in pool.map("count", [10u64, 20, 30]) {
+            assert_eq!(
+                outcome.status,
+                ExitStatus::Exited(0),
+                "{label}: {outcome:?}"
+            );
+        }
+        assert_eq!(
+            counts.u64_at(0).unwrap().load(Ordering::SeqCst),
+            60,
+            "{label}"
+        );
+        let reported: u64 = pool
+            .map("progress", [2u64, 3])
+            .map(|o| o.decode::<u64>().unwrap())
+            .sum();
+        assert_eq!(reported, 5, "{label}");
+        let mut steps: Vec<u64> = (0..5).map(|_| progress.recv().unwrap()).collect();
+        steps.sort();
+        assert_eq!(steps, [1, 1, 2, 2, 3], "{label}");
+        // Once the pool (and its tasks) are gone, the host's end closes.
+        drop(pool);
+        assert_eq!(
+            progress.recv::<u64>().unwrap_err().kind(),
+            &ErrorKind::Closed,
+            "{label}"
+        );
+    }
+    let refused = Pool::builder(share_tasks())
+        .share("no spaces", &SharedRegion::new(8).unwrap())
+        .build();
+    assert!(
+        refused
+            .unwrap_err()
+            .message()
+            .contains("`no spaces` cannot name a shared object")
+    );
+}

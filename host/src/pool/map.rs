@@ -209,7 +209,7 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
         let defaults = &self.pool.shared;
         let tasks: Vec<Task> = tasks
             .into_iter()
-            .map(|task| task.with_defaults(&defaults.limits, &defaults.caps))
+            .map(|task| task.with_defaults(&defaults.limits, &defaults.caps, &defaults.grants))
             .collect();
         let replies = (self.submitted..self.submitted + tasks.len())
             .map(|index| Reply::Stream {

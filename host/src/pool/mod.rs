@@ -81,6 +81,7 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 use crate::module::Module;
 use crate::outcome::Outcome;
+use crate::share::{self, Grants, PipeEnd};
 use crate::status::ExitStatus;
 use crate::task::{Capabilities, Task};
 
@@ -128,6 +129,10 @@ pub struct PoolBuilder {
     queue_bound: Option<usize>,
     limits: Limits,
     caps: Capabilities,
+    /// Shared with every task (under names the task does not use itself).
+    grants: Grants,
+    /// Why a `share` was refused; `build` fails with it.
+    refused: Option<String>,
     isolation: Isolation,
     cancel: CancelToken,
 }
@@ -162,6 +167,38 @@ impl PoolBuilder {
         self
     }
 
+    /// Shares `object` with every task of the pool under `name`, as
+    /// [`Task::share`] does for one (a task's own grant of that name wins):
+    /// then `map` and `map_unordered`, which take arguments rather than
+    /// tasks, can share too.
+    ///
+    /// ```
+    /// # let module = wasmproc::Runtime::builder().no_cache().build()?
+    /// #     .load_bytes("m.wat", b"(module)")?;
+    /// let counts = wasmproc::SharedRegion::new(64)?;
+    /// let pool = wasmproc::Pool::builder(&module).share("counts", &counts).build()?;
+    /// # drop(pool);
+    /// # Ok::<(), wasmproc::Error>(())
+    /// ```
+    ///
+    /// A name that is not 1 to 128 of `[A-Za-z0-9_.-]`, or is shared twice,
+    /// makes [`build`](PoolBuilder::build) fail with `BadInvocation`.
+    pub fn share(mut self, name: &str, object: &impl share::Shared) -> Self {
+        if let Err(refused) = self.grants.add(name, object.grant()) {
+            self.refused.get_or_insert(refused);
+        }
+        self
+    }
+
+    /// Gives every task without a pipe of its own this end of a pipe: the
+    /// tasks all talk to whoever holds the other end (progress from a whole
+    /// map, say). The other end's `recv` ends once the pool and its tasks
+    /// are gone.
+    pub fn pipe(mut self, end: PipeEnd) -> Self {
+        self.grants.pipe = Some(end);
+        self
+    }
+
     /// Chooses where workers run. By default [`Isolation::Thread`].
     pub fn isolation(mut self, isolation: Isolation) -> Self {
         self.isolation = isolation;
@@ -193,6 +230,9 @@ impl PoolBuilder {
             ));
         }
         self.limits.validate()?;
+        if let Some(refused) = self.refused {
+            return Err(Error::new(ErrorKind::BadInvocation, refused));
+        }
         if let Isolation::Process(_) = self.isolation {
             process::refuse_in_a_worker()?;
         }
@@ -202,6 +242,7 @@ impl PoolBuilder {
             module: self.module,
             limits: self.limits,
             caps: self.caps,
+            grants: self.grants,
             cancel_all: Mutex::new(self.cancel.child()),
             cancel_root: self.cancel,
         });
@@ -232,6 +273,7 @@ struct Shared {
     module: Module,
     limits: Limits,
     caps: Capabilities,
+    grants: Grants,
     /// The parent of every task's cancel token; replaced after
     /// [`Pool::cancel_all`] so that later tasks run.
     cancel_all: Mutex<CancelToken>,
@@ -248,6 +290,8 @@ impl Pool {
             queue_bound: None,
             limits: Limits::default(),
             caps: Capabilities::default(),
+            grants: Grants::default(),
+            refused: None,
             isolation: Isolation::default(),
             cancel: CancelToken::new(),
         }
@@ -273,7 +317,7 @@ impl Pool {
     /// [`ErrorKind::PoolClosed`] after [`close`](Pool::close),
     /// [`join`](Pool::join) or [`shutdown`](Pool::shutdown).
     pub fn submit(&self, task: Task) -> Result<TaskHandle, Error> {
-        let task = task.with_defaults(&self.shared.limits, &self.shared.caps);
+        let task = task.with_defaults(&self.shared.limits, &self.shared.caps, &self.shared.grants);
         let cancel = self.cancel_parent().child();
         let state = Arc::new(HandleState::new(cancel.clone()));
         let job = Job {

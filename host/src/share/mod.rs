@@ -492,6 +492,33 @@ impl Grants {
         self.named.is_empty() && self.pipe.is_none() && self.remote.is_none()
     }
 
+    /// Grants `grant` under `name`: refused for a name that cannot name a
+    /// shared object, or that is granted already.
+    pub(crate) fn add(&mut self, name: &str, grant: Grant) -> Result<(), String> {
+        check_name(name)?;
+        if self.named.contains_key(name) {
+            return Err(format!(
+                "two objects are shared under the name `{name}`: use one name each"
+            ));
+        }
+        self.named.insert(name.to_owned(), grant);
+        Ok(())
+    }
+
+    /// These grants with `defaults` under the names they lack, and the
+    /// default pipe end if they have none.
+    pub(crate) fn with_defaults(mut self, defaults: &Grants) -> Grants {
+        for (name, grant) in &defaults.named {
+            self.named
+                .entry(name.clone())
+                .or_insert_with(|| grant.clone());
+        }
+        if self.pipe.is_none() {
+            self.pipe = defaults.pipe.clone();
+        }
+        self
+    }
+
     /// The index remote operations name the grant `name` by.
     pub(crate) fn index_of(&self, name: &str) -> u32 {
         self.named
