@@ -17,7 +17,12 @@
 //!   [`NOT_GRANTED`] when the task was given none.
 //! - `channel_send(handle, ptr, len, timeout_ns) -> i32`: puts the message
 //!   (JSON bytes) on the channel: `0`, or [`FULL`] (timed out while the
-//!   channel stayed full), [`CLOSED`], [`TOO_LARGE`], [`BAD_HANDLE`].
+//!   channel stayed full), [`CLOSED`], [`TOO_LARGE`], [`BAD_HANDLE`]. In a
+//!   worker process a send without a timeout (of up to 64 KiB) goes ahead
+//!   of its answer: it returns `0` at once, and should the channel turn out
+//!   closed, the message is dropped and the task's next send there fails
+//!   with [`CLOSED`]. The task's outcome is reported only once its sends
+//!   are in their channels.
 //! - `channel_recv(handle, timeout_ns) -> i64`: takes the next message and
 //!   holds it for `message_read`; returns its length, or [`EMPTY`] (timed
 //!   out), [`CLOSED`] (closed and drained), [`BAD_HANDLE`].
