@@ -519,12 +519,15 @@ impl Grants {
         self
     }
 
-    /// The index remote operations name the grant `name` by.
+    /// The index remote operations name the grant `name` by: its position
+    /// among the names in order (callers ask only for names granted; any
+    /// other gets an index no grant has, which the pool refuses).
     pub(crate) fn index_of(&self, name: &str) -> u32 {
         self.named
             .keys()
             .position(|key| key == name)
-            .map_or(u32::MAX - 1, |index| index as u32)
+            .and_then(|index| u32::try_from(index).ok())
+            .unwrap_or(u32::MAX - 1)
     }
 }
 

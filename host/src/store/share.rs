@@ -209,25 +209,24 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         abi::CHANNEL_SEND,
         |mut caller: Caller<'_, HostState>, (handle, ptr, len, timeout): (i32, i32, i32, i64)| {
             Box::new(async move {
-                let (channel, max_message) = match endpoint(&caller, handle) {
-                    Some(Endpoint::Local { send, .. }) => {
-                        let max = send.max_message();
-                        (Some(send), max)
-                    }
-                    Some(Endpoint::Remote { max_message, .. }) => (None, max_message),
-                    None => return Ok(abi::BAD_HANDLE),
+                let Some(endpoint) = endpoint(&caller, handle) else {
+                    return Ok(abi::BAD_HANDLE);
+                };
+                let max_message = match &endpoint {
+                    Endpoint::Local { send, .. } => send.max_message(),
+                    Endpoint::Remote { max_message, .. } => *max_message,
                 };
                 if offset(len) > max_message {
                     return Ok(abi::TOO_LARGE);
                 }
                 let message = read_guest(&mut caller, ptr, len, usize::MAX)?;
-                let sent = match (channel, endpoint(&caller, handle)) {
-                    (Some(channel), _) => send_local(&channel, message, timeout_of(timeout)).await,
-                    (None, Some(Endpoint::Remote { grant, .. })) => {
-                        let link = remote_link(&caller).expect("remote endpoints have a link");
-                        link.to.send(grant, message, timeout_of(timeout)).await
-                    }
-                    (None, _) => return Ok(abi::BAD_HANDLE),
+                let timeout = timeout_of(timeout);
+                let sent = match endpoint {
+                    Endpoint::Local { send, .. } => send_local(&send, message, timeout).await,
+                    Endpoint::Remote { grant, .. } => match remote_link(&caller) {
+                        Some(link) => link.to.send(grant, message, timeout).await,
+                        None => return Ok(abi::BAD_HANDLE),
+                    },
                 };
                 Ok(send_code(sent))
             })
@@ -242,10 +241,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                     Some(Endpoint::Local { recv, .. }) => {
                         recv_local(&recv, timeout_of(timeout)).await
                     }
-                    Some(Endpoint::Remote { grant, .. }) => {
-                        let link = remote_link(&caller).expect("remote endpoints have a link");
-                        link.to.recv(grant, timeout_of(timeout)).await
-                    }
+                    Some(Endpoint::Remote { grant, .. }) => match remote_link(&caller) {
+                        Some(link) => link.to.recv(grant, timeout_of(timeout)).await,
+                        None => return Ok(i64::from(abi::BAD_HANDLE)),
+                    },
                     None => return Ok(i64::from(abi::BAD_HANDLE)),
                 };
                 Ok(match received {
