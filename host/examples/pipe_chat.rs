@@ -2,7 +2,8 @@
 //! sandboxed task; `submit` returns its handle, which the parent joins
 //! (`wait`) for the exit status, as with `Process.join()` and `exitcode`.
 //!
-//! `cargo run --example pipe_chat`
+//! `cargo run --example pipe_chat` (add `-- --processes` for process
+//! isolation).
 
 mod common;
 
@@ -11,7 +12,10 @@ use wasmproc::{Pool, Task, pipe};
 fn main() -> Result<(), wasmproc::Error> {
     wasmproc::process::run_worker_if_requested();
     let module = common::classics();
-    let pool = Pool::builder(&module).workers(1).build()?;
+    let pool = Pool::builder(&module)
+        .workers(1)
+        .isolation(common::isolation_from_args())
+        .build()?;
     let (parent, child) = pipe();
     let process = pool.submit(Task::call("chat", &())?.pipe(child))?;
     println!("child says: {}", parent.recv::<String>()?);

@@ -7,16 +7,12 @@
 
 mod common;
 
-use wasmproc::{Isolation, Lock, Output, Pool, ProcessOptions, Task};
+use wasmproc::{Lock, Output, Pool, Task};
 
 fn main() -> Result<(), wasmproc::Error> {
     // In process isolation this very program is each worker process.
     wasmproc::process::run_worker_if_requested();
-    let isolation = if std::env::args().any(|a| a == "--processes") {
-        Isolation::Process(ProcessOptions::default())
-    } else {
-        Isolation::Thread
-    };
+    let isolation = common::isolation_from_args();
     let module = common::classics();
     let pool = Pool::builder(&module)
         .workers(4)

@@ -8,15 +8,11 @@
 
 mod common;
 
-use wasmproc::{Isolation, Pool, ProcessOptions, Queue, Task};
+use wasmproc::{Pool, Queue, Task};
 
 fn main() -> Result<(), wasmproc::Error> {
     wasmproc::process::run_worker_if_requested();
-    let isolation = if std::env::args().any(|a| a == "--processes") {
-        Isolation::Process(ProcessOptions::default())
-    } else {
-        Isolation::Thread
-    };
+    let isolation = common::isolation_from_args();
     let module = common::classics();
     let pool = Pool::builder(&module)
         .workers(3)

@@ -7,15 +7,11 @@
 
 mod common;
 
-use wasmproc::{Isolation, Pool, ProcessOptions, pipe};
+use wasmproc::{Pool, pipe};
 
 fn main() -> Result<(), wasmproc::Error> {
     wasmproc::process::run_worker_if_requested();
-    let isolation = if std::env::args().any(|a| a == "--processes") {
-        Isolation::Process(ProcessOptions::default())
-    } else {
-        Isolation::Thread
-    };
+    let isolation = common::isolation_from_args();
     let module = common::classics();
     let (progress, theirs) = pipe();
     let pool = Pool::builder(&module)

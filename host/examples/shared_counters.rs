@@ -9,15 +9,11 @@ mod common;
 
 use std::sync::atomic::Ordering;
 
-use wasmproc::{Isolation, Pool, ProcessOptions, SharedRegion, Task};
+use wasmproc::{Pool, SharedRegion, Task};
 
 fn main() -> Result<(), wasmproc::Error> {
     wasmproc::process::run_worker_if_requested();
-    let isolation = if std::env::args().any(|a| a == "--processes") {
-        Isolation::Process(ProcessOptions::default())
-    } else {
-        Isolation::Thread
-    };
+    let isolation = common::isolation_from_args();
     let module = common::classics();
     let pool = Pool::builder(&module)
         .workers(4)

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use wasmproc::{Module, Runtime};
+use wasmproc::{Isolation, Module, ProcessOptions, Runtime};
 
 /// Builds the examples' guest (`guest/examples/classics.rs`) for
 /// wasm32-wasip1 and loads it; or loads the file `$WASMPROC_CLASSICS` names
@@ -30,4 +30,15 @@ pub fn classics() -> Module {
         std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from);
     let wasm = target.join("wasm32-wasip1/release/examples/classics.wasm");
     runtime.load(&wasm).expect("the classics guest loads")
+}
+
+/// Process isolation when the example was run with `-- --processes`, else
+/// threads. (In process isolation the example's own executable is each
+/// worker: `main` calls `run_worker_if_requested` first.)
+pub fn isolation_from_args() -> Isolation {
+    if std::env::args().any(|a| a == "--processes") {
+        Isolation::Process(ProcessOptions::default())
+    } else {
+        Isolation::Thread
+    }
 }

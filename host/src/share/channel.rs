@@ -25,6 +25,18 @@ pub(crate) enum SendError {
     TooLarge { len: usize, limit: usize },
 }
 
+impl SendError {
+    /// The code of the sharing imports for a failed send.
+    pub(crate) fn code(self) -> i32 {
+        use wasmproc_abi::share as abi;
+        match self {
+            SendError::Closed => abi::CLOSED,
+            SendError::Full => abi::FULL,
+            SendError::TooLarge { .. } => abi::TOO_LARGE,
+        }
+    }
+}
+
 /// Why a receive failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RecvError {
@@ -186,6 +198,45 @@ impl Channel {
                 done => return done.map_err(|(error, _)| error),
             }
             listener.await;
+        }
+    }
+
+    /// Sends, waiting at most `timeout` for room (`None`: as long as it
+    /// takes; zero: not at all).
+    pub(crate) async fn send_within(
+        &self,
+        message: Vec<u8>,
+        timeout: Option<Duration>,
+    ) -> Result<(), SendError> {
+        match timeout {
+            None => self.send(message).await,
+            Some(timeout) => match self.try_send(message) {
+                Err((SendError::Full, message)) if !timeout.is_zero() => {
+                    tokio::time::timeout(timeout, self.send(message))
+                        .await
+                        .unwrap_or(Err(SendError::Full))
+                }
+                sent => sent.map_err(|(error, _)| error),
+            },
+        }
+    }
+
+    /// Receives, waiting at most `timeout` for a message (`None`: as long
+    /// as it takes; zero: not at all).
+    pub(crate) async fn recv_within(
+        &self,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<u8>, RecvError> {
+        match timeout {
+            None => self.recv().await,
+            Some(timeout) => match self.try_recv() {
+                Err(RecvError::Empty) if !timeout.is_zero() => {
+                    tokio::time::timeout(timeout, self.recv())
+                        .await
+                        .unwrap_or(Err(RecvError::Empty))
+                }
+                received => received,
+            },
         }
     }
 

@@ -153,12 +153,7 @@ fn read_name(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> wasmtime
 }
 
 fn send_code(result: Result<(), SendError>) -> i32 {
-    match result {
-        Ok(()) => 0,
-        Err(SendError::Closed) => abi::CLOSED,
-        Err(SendError::Full) => abi::FULL,
-        Err(SendError::TooLarge { .. }) => abi::TOO_LARGE,
-    }
+    result.map_or_else(SendError::code, |()| 0)
 }
 
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -222,7 +217,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 let message = read_guest(&mut caller, ptr, len, usize::MAX)?;
                 let timeout = timeout_of(timeout);
                 let sent = match endpoint {
-                    Endpoint::Local { send, .. } => send_local(&send, message, timeout).await,
+                    Endpoint::Local { send, .. } => send.send_within(message, timeout).await,
                     Endpoint::Remote { grant, .. } => match remote_link(&caller) {
                         Some(link) => link.to.send(grant, message, timeout).await,
                         None => return Ok(abi::BAD_HANDLE),
@@ -239,7 +234,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             Box::new(async move {
                 let received = match endpoint(&caller, handle) {
                     Some(Endpoint::Local { recv, .. }) => {
-                        recv_local(&recv, timeout_of(timeout)).await
+                        recv.recv_within(timeout_of(timeout)).await
                     }
                     Some(Endpoint::Remote { grant, .. }) => match remote_link(&caller) {
                         Some(link) => link.to.recv(grant, timeout_of(timeout)).await,
@@ -287,40 +282,6 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         },
     )?;
     add_regions(linker)
-}
-
-/// Sends on a channel of this process, waiting at most `timeout`.
-async fn send_local(
-    channel: &Channel,
-    message: Vec<u8>,
-    timeout: Option<Duration>,
-) -> Result<(), SendError> {
-    match timeout {
-        None => channel.send(message).await,
-        Some(timeout) => match channel.try_send(message) {
-            Err((SendError::Full, message)) if !timeout.is_zero() => {
-                tokio::time::timeout(timeout, channel.send(message))
-                    .await
-                    .unwrap_or(Err(SendError::Full))
-            }
-            sent => sent.map_err(|(error, _)| error),
-        },
-    }
-}
-
-/// Receives from a channel of this process, waiting at most `timeout`.
-async fn recv_local(channel: &Channel, timeout: Option<Duration>) -> Result<Vec<u8>, RecvError> {
-    match timeout {
-        None => channel.recv().await,
-        Some(timeout) => match channel.try_recv() {
-            Err(RecvError::Empty) if !timeout.is_zero() => {
-                tokio::time::timeout(timeout, channel.recv())
-                    .await
-                    .unwrap_or(Err(RecvError::Empty))
-            }
-            received => received,
-        },
-    }
 }
 
 /// Handles count from 0 in the order opened.

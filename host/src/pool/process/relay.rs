@@ -388,31 +388,11 @@ impl Action {
                 (ShareReply::Sent(sent_code(sent)), None)
             }
             Action::Send(channel, message, timeout) => {
-                let sent = match timeout {
-                    None => channel.send(message).await,
-                    Some(timeout) => match channel.try_send(message) {
-                        Err((SendError::Full, message)) if !timeout.is_zero() => {
-                            tokio::time::timeout(timeout, channel.send(message))
-                                .await
-                                .unwrap_or(Err(SendError::Full))
-                        }
-                        sent => sent.map_err(|(error, _)| error),
-                    },
-                };
+                let sent = channel.send_within(message, timeout).await;
                 (ShareReply::Sent(sent_code(sent)), None)
             }
             Action::Recv(channel, timeout) => {
-                let received = match timeout {
-                    None => channel.recv().await,
-                    Some(timeout) => match channel.try_recv() {
-                        Err(RecvError::Empty) if !timeout.is_zero() => {
-                            tokio::time::timeout(timeout, channel.recv())
-                                .await
-                                .unwrap_or(Err(RecvError::Empty))
-                        }
-                        received => received,
-                    },
-                };
+                let received = channel.recv_within(timeout).await;
                 match received {
                     Ok(message) => (
                         ShareReply::Received(Ok(message.clone())),
@@ -465,12 +445,7 @@ impl Answers {
 }
 
 fn sent_code(sent: Result<(), SendError>) -> i32 {
-    match sent {
-        Ok(()) => 0,
-        Err(SendError::Closed) => abi::CLOSED,
-        Err(SendError::Full) => abi::FULL,
-        Err(SendError::TooLarge { .. }) => abi::TOO_LARGE,
-    }
+    sent.map_or_else(SendError::code, |()| 0)
 }
 
 /// The relay's loop: events in order, one operation at a time.
