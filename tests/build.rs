@@ -21,6 +21,7 @@ fn main() {
         "guests/Cargo.lock",
         "guests/sdk-tasks",
         "guests/share-tasks",
+        "guests/init-tasks",
         "guests/wasi-cmd",
         "guests/c",
     ] {
@@ -81,6 +82,8 @@ fn main() {
          pub const SDK_TASKS: &str = {:?};\n\
          /// Tasks that talk and share: queues, pipes, regions, locks.\n\
          pub const SHARE_TASKS: &str = {:?};\n\
+         /// Initializers and the tasks that read the snapshots they leave.\n\
+         pub const INIT_TASKS: &str = {:?};\n\
          /// A plain WASI command written in Rust.\n\
          pub const WASI_CMD: &str = {:?};\n\
          /// A WASI command written in C, when clang and wasi-libc are installed.\n\
@@ -89,6 +92,7 @@ fn main() {
          pub const C_SHARE: Option<&str> = {:?};\n",
         path_str(&wasm.join("sdk_tasks.wasm")),
         path_str(&wasm.join("share_tasks.wasm")),
+        path_str(&wasm.join("init_tasks.wasm")),
         path_str(&wasm.join("wasi-cmd.wasm")),
         c_guest.as_deref().map(path_str),
         c_share.as_deref().map(path_str),

@@ -51,6 +51,25 @@ pub(crate) fn fail(kind: i32, message: &str) {
     unsafe { imports::fail(kind, message.as_ptr(), len) }
 }
 
+/// Makes wasi-libc forget the directories it was granted, so that a
+/// snapshot taken now does not carry them: each task that starts from the
+/// snapshot finds its own grants, which may differ from the initializer's.
+#[cfg(all(target_family = "wasm", target_os = "wasi"))]
+pub(crate) fn forget_preopens() {
+    unsafe extern "C" {
+        fn __wasilibc_reset_preopens();
+    }
+    // SAFETY: wasi-libc's own function, taking nothing and returning
+    // nothing: it closes no descriptor, only clears libc's table of the
+    // granted directories, which libc fills again on its next path lookup.
+    // Nothing else runs in the instance while it does (one thread).
+    unsafe { __wasilibc_reset_preopens() }
+}
+
+/// Off wasm there is no libc table of granted directories to clear.
+#[cfg(not(all(target_family = "wasm", target_os = "wasi")))]
+pub(crate) fn forget_preopens() {}
+
 #[cfg(not(target_family = "wasm"))]
 const NOT_IN_HOST: &str =
     "wasmproc-guest: task exports only run inside the wasmproc host (build for wasm32-wasip1)";

@@ -103,9 +103,47 @@ pub use share::{Pipe, Queue, Region, ShareError, pipe, queue, region};
 /// functions, `impl Trait` in arguments, and unknown options.
 pub use wasmproc_guest_macros::task;
 
-/// What the `#[task]` expansion refers to; not a public API.
+/// Exports a function as a wasmproc initializer: state built once, which
+/// every task then starts from.
+///
+/// ```
+/// use std::sync::OnceLock;
+///
+/// static PRIMES: OnceLock<Vec<u32>> = OnceLock::new();
+///
+/// #[wasmproc_guest::init]
+/// fn sieve(limit: u32) {
+///     PRIMES.get_or_init(|| (2..limit).filter(|n| (2..*n).all(|d| n % d != 0)).collect());
+/// }
+///
+/// #[wasmproc_guest::task]
+/// fn nth_prime(n: usize) -> Option<u32> {
+///     PRIMES.get()?.get(n).copied()
+/// }
+/// # sieve(30);
+/// # assert_eq!(nth_prime(3), Some(7));
+/// ```
+///
+/// The host runs the initializer once (`Module::initialize`, or
+/// `wasmproc run --init sieve --init-args 1000000`), snapshots the
+/// instance's memory and globals into a new module, and starts every task
+/// from that snapshot in a fresh instance: tasks read the state as plain
+/// statics, and what one task changes, the next does not see.
+///
+/// Parameters follow [`task`]'s rules; the function returns `()` or
+/// `Result<(), E>` with `E` into [`Failure`], and an error, a panic or a
+/// limit fails the initialization (nothing is snapshot). A module may have
+/// several initializers; the host runs the one named.
+///
+/// A snapshot holds memory, not the host's handles: files the initializer
+/// opened must be closed (read what is needed into memory) before it
+/// returns, or the host refuses the snapshot. Queues, pipes and regions are
+/// not granted to initializers.
+pub use wasmproc_guest_macros::init;
+
+/// What the `#[task]` and `#[init]` expansions refer to; not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::runner::run_task;
+    pub use crate::runner::{run_init, run_task};
     pub use serde;
 }

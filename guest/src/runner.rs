@@ -1,5 +1,7 @@
 //! What a task export does around the user's function: decode the argument,
-//! call, encode the result, and report failures and panics to the host.
+//! call, encode the result, and report failures and panics to the host; and
+//! what an initializer export does around one, which is the same but for the
+//! result and what it leaves for the snapshot.
 
 use std::sync::Once;
 
@@ -21,16 +23,8 @@ where
     R: Serialize,
 {
     install_panic_hook();
-    let input = ffi::read_input();
-    let arg: A = match serde_json::from_slice(&input) {
-        Ok(arg) => arg,
-        Err(error) => {
-            ffi::fail(
-                failure::BAD_INPUT,
-                &format!("the argument does not fit the task's parameter type: {error}"),
-            );
-            return 1;
-        }
+    let Some(arg) = read_argument("task") else {
+        return 1;
     };
     match call(arg) {
         Ok(result) => match serde_json::to_vec(&result) {
@@ -49,6 +43,49 @@ where
         Err(failure) => {
             ffi::fail(failure::TASK_ERROR, failure.message());
             i32::from(failure.code())
+        }
+    }
+}
+
+/// Runs an initializer; the `#[init]` macro's export calls this.
+///
+/// As [`run_task`], without a result. Before returning it leaves the
+/// instance fit to snapshot: standard output flushed (bytes buffered now
+/// would be printed again by every task) and wasi-libc's table of granted
+/// directories cleared (each task finds its own).
+#[doc(hidden)]
+pub fn run_init<A>(call: impl FnOnce(A) -> Result<(), Failure>) -> i32
+where
+    A: DeserializeOwned,
+{
+    install_panic_hook();
+    let Some(arg) = read_argument("initializer") else {
+        return 1;
+    };
+    let code = match call(arg) {
+        Ok(()) => 0,
+        Err(failure) => {
+            ffi::fail(failure::TASK_ERROR, failure.message());
+            i32::from(failure.code())
+        }
+    };
+    let _ = std::io::Write::flush(&mut std::io::stdout());
+    ffi::forget_preopens();
+    code
+}
+
+/// The call's argument, decoded; `None` when it does not fit (the failure is
+/// reported to the host).
+fn read_argument<A: DeserializeOwned>(what: &str) -> Option<A> {
+    let input = ffi::read_input();
+    match serde_json::from_slice(&input) {
+        Ok(arg) => Some(arg),
+        Err(error) => {
+            ffi::fail(
+                failure::BAD_INPUT,
+                &format!("the argument does not fit the {what}'s parameter type: {error}"),
+            );
+            None
         }
     }
 }

@@ -165,4 +165,4 @@ pub use share::{
     SharedRegion, pipe,
 };
 pub use status::{ExitStatus, TrapKind};
-pub use task::{Capabilities, DirGrant, Entry, Output, Stdin, Task};
+pub use task::{Capabilities, DirGrant, Entry, Initializer, Output, Stdin, Task};

@@ -1,4 +1,7 @@
-//! What to run: the entry point, its input, its capabilities and limits.
+//! What to run: the entry point, its input, its capabilities and limits;
+//! and what initializer to run first (`initializer.rs`).
+
+mod initializer;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -9,6 +12,8 @@ use serde::Serialize;
 use crate::error::{Error, ErrorKind};
 use crate::limits::{Limits, human};
 use crate::share::{Grants, PipeEnd, Shared};
+
+pub use initializer::Initializer;
 
 /// Which export of the module a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -26,6 +26,8 @@ mod layers;
 mod isolation;
 // Queues, pipes, shared regions and locks between the host and tasks.
 mod share;
+// Initializers as snapshots: state built once, tasks isolated, the cache.
+mod init;
 
 /// The host program the suite's process pools start as their workers
 /// (`tests/bin/pool_host.rs`; cargo builds it for this test).

@@ -12,6 +12,11 @@
 //! - All imports live in the module [`IMPORT_MODULE`]; a breaking change to
 //!   this contract changes that name.
 //! - A reactor module's `_initialize` export, if present, runs before the task.
+//! - An initializer is an exported function named [`INIT_EXPORT_PREFIX`] +
+//!   its name, of the same type and with the same imports as a task. The
+//!   host runs it once and snapshots the instance (its memories and
+//!   globals); tasks then start from that snapshot, in which `_initialize`
+//!   and the initializers no longer exist.
 //! - Queues, the task's pipe and shared regions are reached through the
 //!   imports in [`share`]; locks and the like over regions follow [`sync`].
 #![no_std]
@@ -24,6 +29,9 @@ pub const IMPORT_MODULE: &str = "wasmproc_v1";
 
 /// Every typed task is exported under this prefix followed by its name.
 pub const TASK_EXPORT_PREFIX: &str = "wasmproc_task:";
+
+/// Every initializer is exported under this prefix followed by its name.
+pub const INIT_EXPORT_PREFIX: &str = "wasmproc_init:";
 
 /// `input_len() -> i32`: the length in bytes of the task's argument.
 pub const INPUT_LEN: &str = "input_len";
@@ -59,6 +67,14 @@ pub const MAX_GUEST_EXIT_CODE: u8 = 125;
 /// Returns `None` when `export` is not a task export.
 pub fn task_name(export: &str) -> Option<&str> {
     export.strip_prefix(TASK_EXPORT_PREFIX)
+}
+
+/// The name of an initializer's export: [`INIT_EXPORT_PREFIX`] followed by
+/// `name`.
+///
+/// Returns `None` when `export` is not an initializer export.
+pub fn init_name(export: &str) -> Option<&str> {
+    export.strip_prefix(INIT_EXPORT_PREFIX)
 }
 
 /// Whether `name` can name a task: a Rust-style identifier

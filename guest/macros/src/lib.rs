@@ -1,4 +1,5 @@
-//! The `#[task]` attribute of `wasmproc-guest`; see that crate's docs.
+//! The `#[task]` and `#[init]` attributes of `wasmproc-guest`; see that
+//! crate's docs.
 
 use proc_macro::TokenStream;
 use proc_macro2::Span;
@@ -10,22 +11,61 @@ use syn::{FnArg, ItemFn, LitStr, ReturnType, Type};
 #[proc_macro_attribute]
 pub fn task(attr: TokenStream, item: TokenStream) -> TokenStream {
     let function = syn::parse_macro_input!(item as ItemFn);
-    match expand(attr.into(), function) {
+    match expand(Kind::Task, attr.into(), function) {
         Ok(tokens) => tokens.into(),
         Err(error) => error.to_compile_error().into(),
     }
 }
 
+/// Exports a function as a wasmproc initializer. See `wasmproc_guest::init`.
+#[proc_macro_attribute]
+pub fn init(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function = syn::parse_macro_input!(item as ItemFn);
+    match expand(Kind::Init, attr.into(), function) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+/// What the attribute exports: both take the same functions and differ in
+/// the export's prefix and the runner the export calls.
+#[derive(Clone, Copy)]
+enum Kind {
+    Task,
+    Init,
+}
+
+impl Kind {
+    /// The attribute's name, in messages.
+    fn attribute(self) -> &'static str {
+        match self {
+            Kind::Task => "#[task]",
+            Kind::Init => "#[init]",
+        }
+    }
+}
+
 fn expand(
+    kind: Kind,
     attr: proc_macro2::TokenStream,
     function: ItemFn,
 ) -> syn::Result<proc_macro2::TokenStream> {
-    let name = task_name(attr, &function)?;
-    check_signature(&function)?;
+    let name = export_name_of(kind, attr, &function)?;
+    check_signature(kind, &function)?;
 
     let fn_ident = &function.sig.ident;
-    let export_name = format!("{}{}", wasmproc_abi::TASK_EXPORT_PREFIX, name);
-    let wrapper = format_ident!("__wasmproc_task_{}", fn_ident);
+    let (export_name, wrapper, runner) = match kind {
+        Kind::Task => (
+            format!("{}{}", wasmproc_abi::TASK_EXPORT_PREFIX, name),
+            format_ident!("__wasmproc_task_{}", fn_ident),
+            quote!(run_task),
+        ),
+        Kind::Init => (
+            format!("{}{}", wasmproc_abi::INIT_EXPORT_PREFIX, name),
+            format_ident!("__wasmproc_init_{}", fn_ident),
+            quote!(run_init),
+        ),
+    };
 
     let params: Vec<&Type> = function
         .sig
@@ -59,7 +99,7 @@ fn expand(
     Ok(quote! {
         #function
 
-        // Off wasm there is no export; this use keeps the task function from
+        // Off wasm there is no export; this use keeps the function from
         // being reported as dead code in native builds and tests.
         #[cfg(not(target_family = "wasm"))]
         const _: () = {
@@ -70,13 +110,18 @@ fn expand(
         #[doc(hidden)]
         #[unsafe(export_name = #export_name)]
         extern "C" fn #wrapper() -> i32 {
-            ::wasmproc_guest::__private::run_task(|#arg_pattern: #arg_type| #body)
+            ::wasmproc_guest::__private::#runner(|#arg_pattern: #arg_type| #body)
         }
     })
 }
 
-/// The task's name: the function's, or `name = "..."` from the attribute.
-fn task_name(attr: proc_macro2::TokenStream, function: &ItemFn) -> syn::Result<String> {
+/// The task's (or initializer's) name: the function's, or `name = "..."`
+/// from the attribute.
+fn export_name_of(
+    kind: Kind,
+    attr: proc_macro2::TokenStream,
+    function: &ItemFn,
+) -> syn::Result<String> {
     let mut name = None;
     if !attr.is_empty() {
         let parser = syn::meta::parser(|meta| {
@@ -85,13 +130,16 @@ fn task_name(attr: proc_macro2::TokenStream, function: &ItemFn) -> syn::Result<S
                 if !wasmproc_abi::is_valid_task_name(&value.value()) {
                     return Err(syn::Error::new_spanned(
                         &value,
-                        "a task name is an identifier: letters, digits and `_`, not starting with a digit",
+                        "a name is an identifier: letters, digits and `_`, not starting with a digit",
                     ));
                 }
                 name = Some(value.value());
                 Ok(())
             } else {
-                Err(meta.error("unknown option of #[task]; the only option is `name = \"...\"`"))
+                Err(meta.error(format!(
+                    "unknown option of {}; the only option is `name = \"...\"`",
+                    kind.attribute()
+                )))
             }
         });
         syn::parse::Parser::parse2(parser, attr)?;
@@ -101,13 +149,20 @@ fn task_name(attr: proc_macro2::TokenStream, function: &ItemFn) -> syn::Result<S
     Ok(name.trim_start_matches("r#").to_owned())
 }
 
-fn check_signature(function: &ItemFn) -> syn::Result<()> {
+fn check_signature(kind: Kind, function: &ItemFn) -> syn::Result<()> {
     let sig = &function.sig;
-    let reject = |span: Span, what: &str| Err(syn::Error::new(span, what));
+    let attribute = kind.attribute();
+    let reject = |span: Span, what: &str| {
+        Err(syn::Error::new(
+            span,
+            // The messages name `#[task]`; the same rules hold for `#[init]`.
+            what.replace("#[task]", attribute),
+        ))
+    };
     if let Some(token) = &sig.asyncness {
         return reject(
             token.span(),
-            "#[task] functions cannot be `async`: a task runs to completion in its instance",
+            "#[task] functions cannot be `async`: the call runs to completion in its instance",
         );
     }
     if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {

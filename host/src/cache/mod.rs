@@ -17,11 +17,15 @@
 //! module is compiled again and the entry rewritten. Without a usable key
 //! the cache is off, and says why.
 //!
+//! Snapshots (`snapshot.rs`) are kept beside the compiled modules, signed
+//! the same way.
+//!
 //! Entries are written to a temporary file and renamed into place, so
 //! concurrent writers and crashes leave whole files only; the directory is
 //! made readable by its owner only.
 
 mod key;
+mod snapshot;
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -32,6 +36,7 @@ use wasmtime::Engine;
 use crate::error::{Error, ErrorKind};
 
 pub(crate) use key::default_key_file;
+pub(crate) use snapshot::SnapshotKey;
 
 /// The first bytes of every entry; bump the digit when the layout changes.
 const MAGIC: &[u8; 8] = b"WPCACHE3";

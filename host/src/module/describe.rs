@@ -1,5 +1,6 @@
-//! What a module exports and imports, read once at load: its tasks, its
-//! command entry, and each export's and import's type in words.
+//! What a module exports and imports, read once at load: its tasks and
+//! initializers, its command entry, and each export's and import's type in
+//! words.
 
 use wasmtime::{ExternType, ValType};
 
@@ -8,17 +9,57 @@ const WASI_P1: &str = "wasi_snapshot_preview1";
 
 /// What a module exports, as the module layer needs it to resolve entries.
 pub(super) struct ModuleInfo {
-    pub(super) tasks: Vec<String>,
-    /// The export name of each task in `tasks`, in the same order.
-    pub(super) task_exports: Vec<String>,
-    /// Task exports whose signature is not `() -> i32`, with their type.
-    pub(super) malformed_tasks: Vec<(String, String)>,
+    pub(super) tasks: Calls,
+    pub(super) initializers: Calls,
     pub(super) start: Signature,
     pub(super) has_initialize: bool,
     /// Whether it exports its memory as `memory`.
     pub(super) exports_memory: bool,
     /// Whether it imports WASI or SDK functions, which need that memory.
     pub(super) needs_memory: bool,
+}
+
+/// The typed calls of one kind (tasks, or initializers) a module exports:
+/// both are `() -> i32` functions under the contract's prefix.
+#[derive(Debug, Default)]
+pub(super) struct Calls {
+    /// Their names, in export order.
+    pub(super) names: Vec<String>,
+    /// The export name of each, in the same order.
+    pub(super) exports: Vec<String>,
+    /// Exports under the prefix whose signature is not `() -> i32`, with
+    /// their type.
+    pub(super) malformed: Vec<(String, String)>,
+}
+
+impl Calls {
+    /// Records the export `export` named `name` of type `ty`.
+    fn add(&mut self, name: &str, export: &str, ty: &ExternType) {
+        match ty.func() {
+            Some(f)
+                if f.params().len() == 0
+                    && f.results().map(|r| matches!(r, ValType::I32)).eq([true]) =>
+            {
+                self.names.push(name.to_owned());
+                self.exports.push(export.to_owned());
+            }
+            _ => self.malformed.push((name.to_owned(), describe_extern(ty))),
+        }
+    }
+
+    /// The export of the call named `name`.
+    pub(super) fn export_of(&self, name: &str) -> Option<&str> {
+        let index = self.names.iter().position(|n| n == name)?;
+        Some(&self.exports[index])
+    }
+
+    /// The type of the malformed export named `name`, if there is one.
+    pub(super) fn malformed_type(&self, name: &str) -> Option<&str> {
+        self.malformed
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, ty)| ty.as_str())
+    }
 }
 
 /// Whether an expected export is there, and of the right type.
@@ -56,9 +97,8 @@ pub struct ImportInfo {
 
 pub(super) fn describe(module: &wasmtime::Module) -> ModuleInfo {
     let mut info = ModuleInfo {
-        tasks: Vec::new(),
-        task_exports: Vec::new(),
-        malformed_tasks: Vec::new(),
+        tasks: Calls::default(),
+        initializers: Calls::default(),
         start: Signature::Missing,
         has_initialize: false,
         exports_memory: false,
@@ -72,18 +112,9 @@ pub(super) fn describe(module: &wasmtime::Module) -> ModuleInfo {
         let ty = export.ty();
         let func = ty.func();
         if let Some(task) = wasmproc_abi::task_name(export.name()) {
-            match func {
-                Some(f)
-                    if f.params().len() == 0
-                        && f.results().map(|r| matches!(r, ValType::I32)).eq([true]) =>
-                {
-                    info.tasks.push(task.to_owned());
-                    info.task_exports.push(export.name().to_owned());
-                }
-                _ => info
-                    .malformed_tasks
-                    .push((task.to_owned(), describe_extern(&ty))),
-            }
+            info.tasks.add(task, export.name(), &ty);
+        } else if let Some(init) = wasmproc_abi::init_name(export.name()) {
+            info.initializers.add(init, export.name(), &ty);
         } else if export.name() == "_start" {
             info.start = match func {
                 Some(f) if f.params().len() == 0 && f.results().len() == 0 => Signature::Right,

@@ -16,7 +16,7 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::human;
 use crate::runtime::{LinkedEngine, Runtime};
 use crate::store::HostState;
-use crate::task::Entry;
+use crate::task::{Entry, Initializer};
 
 pub use describe::{ExportInfo, ImportInfo};
 use describe::{ModuleInfo, Signature, describe, describe_extern};
@@ -34,6 +34,21 @@ struct ModuleInner {
     plain: Prepared,
     fuel: OnceLock<Result<Prepared, Error>>,
     info: ModuleInfo,
+    /// Set on a snapshot: what it was made from.
+    origin: Option<Origin>,
+}
+
+/// What a snapshot was made from: a module and the initializer run over it.
+pub(crate) struct Origin {
+    /// The module the initializer ran in.
+    pub(crate) base: Module,
+    /// The initializer and its argument and grants.
+    pub(crate) init: Initializer,
+    /// Whether the snapshot is in the cache, where worker processes find
+    /// it (without it, they are handed its wasm).
+    pub(crate) cached: bool,
+    /// How the snapshot was obtained: from the cache, or by initializing.
+    pub(crate) status: CacheStatus,
 }
 
 /// A module compiled for one engine, with its instantiation prepared.
@@ -83,7 +98,7 @@ impl std::fmt::Debug for Module {
         f.debug_struct("Module")
             .field("name", &self.inner.name)
             .field("command", &self.is_command())
-            .field("tasks", &self.inner.info.tasks)
+            .field("tasks", &self.inner.info.tasks.names)
             .finish()
     }
 }
@@ -119,6 +134,11 @@ impl Runtime {
         }
         let wasm = to_binary(name, bytes)?;
         check_function_count(name, &wasm, settings.max_module_functions)?;
+        self.build(name, wasm, None)
+    }
+
+    /// A module from checked binary wasm.
+    fn build(&self, name: &str, wasm: Vec<u8>, origin: Option<Origin>) -> Result<Module, Error> {
         let plain = prepare(self, self.engine(false)?, name, &wasm)?;
         let info = describe(&plain.module);
         Ok(Module {
@@ -129,6 +149,7 @@ impl Runtime {
                 plain,
                 fuel: OnceLock::new(),
                 info,
+                origin,
             }),
         })
     }
@@ -143,12 +164,41 @@ impl Module {
 
     /// The typed tasks the module exports, in export order.
     pub fn tasks(&self) -> &[String] {
-        &self.inner.info.tasks
+        &self.inner.info.tasks.names
+    }
+
+    /// The initializers the module exports, in export order (see
+    /// [`Module::initialize`]). A snapshot has none: they ran.
+    pub fn initializers(&self) -> &[String] {
+        &self.inner.info.initializers.names
     }
 
     /// Whether the module is a WASI command (exports `_start`).
     pub fn is_command(&self) -> bool {
         self.inner.info.start == Signature::Right
+    }
+
+    /// The initializer this module is a snapshot of, if it is one (see
+    /// [`Module::initialize`]).
+    pub fn initialized_by(&self) -> Option<&Initializer> {
+        self.inner.origin.as_ref().map(|origin| &origin.init)
+    }
+
+    /// A snapshot of this module: `wasm`, left by `origin.init`. It keeps
+    /// this module's name.
+    pub(crate) fn snapshot(&self, wasm: Vec<u8>, origin: Origin) -> Result<Module, Error> {
+        let name = self.name();
+        self.runtime().build(name, wasm, Some(origin)).map_err(|error| {
+            Error::new(
+                ErrorKind::CannotRun,
+                format!("the snapshot of `{name}` does not load: {}", error.message()),
+            )
+        })
+    }
+
+    /// What this snapshot was made from; `None` for a module loaded as is.
+    pub(crate) fn origin(&self) -> Option<&Origin> {
+        self.inner.origin.as_ref()
     }
 
     /// The runtime that loaded the module.
@@ -177,27 +227,19 @@ impl Module {
     pub(crate) fn resolve_export(&self, entry: &Entry) -> Result<Resolved<'_>, Error> {
         let info = &self.inner.info;
         let name = self.name();
-        if info.needs_memory && !info.exports_memory {
-            return Err(Error::new(
-                ErrorKind::CannotRun,
-                format!(
-                    "`{name}` imports host functions but exports no memory named `memory`, \
-                     through which they pass their data: build it for wasm32-wasip1, whose \
-                     modules export it"
-                ),
-            ));
-        }
+        self.check_memory()?;
+        let tasks = &info.tasks;
         let task_list = || {
-            if info.tasks.is_empty() {
+            if tasks.names.is_empty() {
                 "it exports no wasmproc tasks".to_owned()
             } else {
-                format!("its tasks: {}", info.tasks.join(", "))
+                format!("its tasks: {}", tasks.names.join(", "))
             }
         };
         let cannot_run = |message: String| Err(Error::new(ErrorKind::CannotRun, message));
         let task = |index: usize| Resolved::Task {
-            name: &info.tasks[index],
-            export: &info.task_exports[index],
+            name: &tasks.names[index],
+            export: &tasks.exports[index],
             initialize: info.has_initialize,
         };
         match entry {
@@ -212,19 +254,24 @@ impl Module {
                 )),
             },
             Entry::Task(wanted) => {
-                if let Some(index) = info.tasks.iter().position(|t| t == wanted) {
+                if let Some(index) = tasks.names.iter().position(|t| t == wanted) {
                     Ok(task(index))
-                } else if let Some((_, ty)) = info.malformed_tasks.iter().find(|(t, _)| t == wanted)
-                {
+                } else if let Some(ty) = tasks.malformed_type(wanted) {
                     cannot_run(format!(
                         "`{name}` exports task `{wanted}` as {ty}; a task export is func () -> (i32): \
                          build it with the wasmproc-guest SDK of this version"
+                    ))
+                } else if info.initializers.export_of(wanted).is_some() {
+                    cannot_run(format!(
+                        "`{wanted}` is an initializer of `{name}`, not a task: run it with \
+                         `--init {wanted}` (Module::initialize); {}",
+                        task_list()
                     ))
                 } else {
                     cannot_run(format!("`{name}` has no task `{wanted}`; {}", task_list()))
                 }
             }
-            Entry::Auto => match (&info.start, info.tasks.len()) {
+            Entry::Auto => match (&info.start, tasks.names.len()) {
                 (Signature::Right, _) => Ok(Resolved::Command),
                 (_, 1) => Ok(task(0)),
                 (Signature::Wrong(ty), 0) => cannot_run(format!(
@@ -235,16 +282,82 @@ impl Module {
                 )),
                 (_, _) => cannot_run(format!(
                     "`{name}` exports several tasks ({}): choose one (`--task NAME`)",
-                    info.tasks.join(", ")
+                    tasks.names.join(", ")
                 )),
             },
         }
     }
 
+    /// Host functions pass their data through the memory named `memory`:
+    /// a module that imports them must export it.
+    fn check_memory(&self) -> Result<(), Error> {
+        let info = &self.inner.info;
+        if info.needs_memory && !info.exports_memory {
+            return Err(Error::new(
+                ErrorKind::CannotRun,
+                format!(
+                    "`{}` imports host functions but exports no memory named `memory`, \
+                     through which they pass their data: build it for wasm32-wasip1, whose \
+                     modules export it",
+                    self.name()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The initializer named `name`, as the export to call.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::CannotRun`], naming the initializers there are, when
+    /// there is no such initializer or its export has the wrong type.
+    pub(crate) fn resolve_initializer(&self, wanted: &str) -> Result<Resolved<'_>, Error> {
+        let info = &self.inner.info;
+        let name = self.name();
+        self.check_memory()?;
+        let initializers = &info.initializers;
+        if let Some(index) = initializers.names.iter().position(|n| n == wanted) {
+            return Ok(Resolved::Task {
+                name: &initializers.names[index],
+                export: &initializers.exports[index],
+                initialize: info.has_initialize,
+            });
+        }
+        let message = if let Some(ty) = initializers.malformed_type(wanted) {
+            format!(
+                "`{name}` exports initializer `{wanted}` as {ty}; an initializer export is \
+                 func () -> (i32): build it with the wasmproc-guest SDK of this version"
+            )
+        } else if initializers.names.is_empty() {
+            let snapshot = match &self.inner.origin {
+                Some(origin) => format!(
+                    " (it is a snapshot: its initializer `{}` has run)",
+                    origin.init.name
+                ),
+                None => String::new(),
+            };
+            format!(
+                "`{name}` has no initializer `{wanted}`: it exports none{snapshot}; \
+                 an initializer is a function marked #[wasmproc_guest::init]"
+            )
+        } else {
+            format!(
+                "`{name}` has no initializer `{wanted}`; its initializers: {}",
+                initializers.names.join(", ")
+            )
+        };
+        Err(Error::new(ErrorKind::CannotRun, message))
+    }
+
     /// How this load obtained the compiled module: from the cache, or by
-    /// compiling it.
+    /// compiling it. For a snapshot: how the snapshot was obtained, from
+    /// the cache or by running its initializer.
     pub fn cache_status(&self) -> CacheStatus {
-        self.inner.plain.cache_status
+        match &self.inner.origin {
+            Some(origin) => origin.status,
+            None => self.inner.plain.cache_status,
+        }
     }
 
     /// Every export with its type.

@@ -156,6 +156,11 @@ impl<'m> Live<'m> {
         (outcome, keep)
     }
 
+    /// The store and its instance, once a call made one.
+    pub(super) fn parts(&mut self) -> Option<(&mut Store<HostState>, Instance)> {
+        Some((&mut self.store, self.instance?))
+    }
+
     /// Instantiates on first use, then calls the entry.
     async fn enter(
         &mut self,

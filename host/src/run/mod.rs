@@ -8,9 +8,12 @@
 //!   against the deadline and the cancel signal.
 //! - `ending`: maps how a call ended (return, `proc_exit`, trap, limit,
 //!   cancellation) to the status table.
+//! - `initialize`: `Module::initialize`, an initializer run once and its
+//!   instance snapshot into a new module.
 
 mod driver;
 mod ending;
+mod initialize;
 mod instance;
 mod plan;
 

@@ -25,12 +25,7 @@ pub(super) fn plan<'m>(
     task: &Task,
     cancel: &CancelToken,
 ) -> Result<Plan<'m>, Error> {
-    let limits = task.limits.clone().unwrap_or_default();
-    limits.validate()?;
-    task.check(&limits)?;
-    if cancel.is_cancelled() {
-        return Err(not_started());
-    }
+    let limits = checked_limits(task, cancel)?;
     let resolved = module.resolve_export(&task.entry)?;
     if let Resolved::Task { .. } = resolved {
         validate_json(task)?;
@@ -44,6 +39,18 @@ pub(super) fn plan<'m>(
         engine,
         pre,
     })
+}
+
+/// The task's limits, checked, and the task checked against them; refused
+/// when the task was cancelled before it started.
+pub(super) fn checked_limits(task: &Task, cancel: &CancelToken) -> Result<Limits, Error> {
+    let limits = task.limits.clone().unwrap_or_default();
+    limits.validate()?;
+    task.check(&limits)?;
+    if cancel.is_cancelled() {
+        return Err(not_started());
+    }
+    Ok(limits)
 }
 
 /// The error of a task cancelled before its guest started.

@@ -1,0 +1,256 @@
+//! `Module::initialize`: run an initializer once, snapshot the instance it
+//! leaves (memories and globals) into a new module with `wasmtime-wizer`,
+//! and keep that snapshot in the cache under what made it.
+//!
+//! The initializer runs as a task does (same store, limits, cancel signal
+//! and status table), in an instance of the module that wizer instrumented
+//! so that its state can be read back. Between the call and the snapshot
+//! the host checks that the guest holds no open file: a snapshot keeps
+//! memory, not the host's handles, so a descriptor number remembered in
+//! memory would name nothing (or something else) in every task.
+
+use serde::Serialize;
+use wasmtime::{Instance, Store};
+use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
+
+use super::driver::block_on;
+use super::instance::Live;
+use super::plan::{Plan, checked_limits};
+use crate::cache::{CacheStatus, SnapshotKey};
+use crate::cancel::CancelToken;
+use crate::error::{Error, ErrorKind};
+use crate::module::{Module, Origin, Resolved};
+use crate::status::ExitStatus;
+use crate::store::HostState;
+use crate::task::{Initializer, Task};
+
+/// How many descriptor numbers past the granted directories are checked
+/// for a file the initializer left open. WASI hands out the lowest free
+/// number, so only a guest that opened this many files at once escapes it.
+const OPEN_FILE_SCAN: u32 = 1024;
+
+impl Module {
+    /// Runs the initializer `init` with `arg` once and returns a module
+    /// whose every instance starts from the state it left: "fork without
+    /// fork". See [`Module::initialize_with`].
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), wasmproc::Error> {
+    /// let runtime = wasmproc::Runtime::new()?;
+    /// let module = runtime.load("primes.wasm")?;
+    /// // The sieve is built once (or found in the cache)...
+    /// let primes = module.initialize("sieve", &50_000_000u32)?;
+    /// // ...and every task reads it, each in a fresh instance.
+    /// let outcome = primes.run(&wasmproc::Task::call("is_prime", &999_983u32)?);
+    /// assert!(outcome.decode::<bool>()?);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Module::initialize_with`].
+    pub fn initialize<A: Serialize + ?Sized>(&self, init: &str, arg: &A) -> Result<Module, Error> {
+        self.initialize_with(&Initializer::call(init, arg)?)
+    }
+
+    /// Runs `init` once under its limits and capabilities, snapshots the
+    /// instance's memories and globals into a new module, and returns that
+    /// module: its tasks start from the snapshot, each in a fresh instance
+    /// (copy-on-write: a task that changes the state changes its own copy).
+    ///
+    /// The snapshot is cached under the module's hash, the initializer's
+    /// name, its argument and its capabilities, so the next program that
+    /// asks for the same one loads it instead of initializing again
+    /// ([`Module::cache_status`] says which happened). The snapshot's
+    /// `_initialize` and `init` exports are gone: they ran.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::CannotRun`] when the module has no such initializer or
+    /// cannot be snapshot (it imports a memory, say); an initializer that
+    /// fails, traps, panics or exceeds a limit gives
+    /// [`ErrorKind::TaskFailed`] with the status and message a task would
+    /// get (its bad argument, [`ErrorKind::BadInvocation`]); one that leaves
+    /// a file open, [`ErrorKind::CannotRun`] naming it. Nothing is cached
+    /// then.
+    pub fn initialize_with(&self, init: &Initializer) -> Result<Module, Error> {
+        self.initialize_until(init, &CancelToken::never())
+    }
+
+    /// As [`initialize_with`](Module::initialize_with), ending the
+    /// initializer with `Cancelled` when `token` is cancelled.
+    pub(crate) fn initialize_until(&self, init: &Initializer, token: &CancelToken) -> Result<Module, Error> {
+        let resolved = self.resolve_initializer(&init.name)?;
+        let key = snapshot_key(self, init);
+        let cache = self.runtime().cache();
+        let (wasm, status) = match cache.load_snapshot(&key) {
+            Some(wasm) => (wasm, CacheStatus::Hit),
+            None => {
+                let wasm = run_and_snapshot(self, init, resolved, token)?;
+                let status = if cache.store_snapshot(&key, &wasm) {
+                    CacheStatus::Compiled
+                } else {
+                    CacheStatus::Uncached
+                };
+                (wasm, status)
+            }
+        };
+        let origin = Origin {
+            base: self.clone(),
+            init: init.clone(),
+            cached: status != CacheStatus::Uncached,
+            status,
+        };
+        self.snapshot(wasm, origin)
+    }
+}
+
+/// The cache key of `init`'s snapshot of `module`. The limits are not in
+/// it: they decide whether the run succeeds, not what it leaves.
+fn snapshot_key(module: &Module, init: &Initializer) -> SnapshotKey {
+    let caps = serde_json::to_vec(&init.caps).unwrap_or_default();
+    SnapshotKey::new(module.wasm(), &init.name, &[&init.input, &caps])
+}
+
+/// Runs the initializer in an instrumented instance and returns the
+/// snapshot's wasm.
+fn run_and_snapshot(
+    module: &Module,
+    init: &Initializer,
+    resolved: Resolved<'_>,
+    cancel: &CancelToken,
+) -> Result<Vec<u8>, Error> {
+    let Resolved::Task { name, export, .. } = resolved else {
+        unreachable!("an initializer resolves to a typed call");
+    };
+    let cannot_snapshot = |why: String| {
+        Error::new(
+            ErrorKind::CannotRun,
+            format!("cannot snapshot `{}`: {why}", module.name()),
+        )
+    };
+    let mut task = Task::call_json(name, init.input.clone()).capabilities(init.caps.clone());
+    task.limits = init.limits.clone();
+    let limits = checked_limits(&task, cancel)?;
+
+    let mut wizer = Wizer::new();
+    wizer.init_func(export);
+    let (context, instrumented) = wizer
+        .instrument(module.wasm())
+        .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
+    let engine = module.runtime().engine(limits.get_fuel().is_some())?;
+    let compiled = wasmtime::Module::new(&engine.engine, &instrumented)
+        .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
+    let pre = engine
+        .linker
+        .instantiate_pre(&compiled)
+        .map_err(|error| cannot_snapshot(format!("it cannot be linked: {error:#}")))?;
+    let plan = Plan {
+        resolved,
+        limits,
+        engine,
+        pre: &pre,
+    };
+
+    let mut live = Live::start(module, &plan, &task, cancel)?;
+    let (outcome, _) = live.invoke(module, &plan, &task);
+    if !outcome.success() {
+        let kind = match outcome.status.clone() {
+            ExitStatus::BadInvocation => ErrorKind::BadInvocation,
+            ExitStatus::Cancelled => ErrorKind::Cancelled,
+            status => ErrorKind::TaskFailed(status),
+        };
+        let why = outcome
+            .message
+            .unwrap_or_else(|| format!("it ended with status {}", outcome.status.code()));
+        return Err(Error::new(
+            kind,
+            format!("the initializer `{name}` of `{}` failed: {why}", module.name()),
+        ));
+    }
+    let (store, instance) = live
+        .parts()
+        .expect("an instance exists after a call that returned");
+    let granted = u32::try_from(init.caps.dirs.len()).unwrap_or(u32::MAX);
+    if let Some(fd) = block_on(open_file(store, instance, &engine.linker, granted)) {
+        return Err(cannot_snapshot(format!(
+            "the initializer `{name}` returned with a file still open (descriptor {fd}); \
+             a snapshot holds memory, not the host's files: read what it needs into memory \
+             and close the file (drop it) before the initializer returns"
+        )));
+    }
+    let mut state = Snapshotting { store, instance };
+    block_on(wizer.snapshot(&context, &mut state))
+        .map_err(|error| cannot_snapshot(format!("{error:#}")))
+}
+
+/// The first descriptor past stdio and the `granted` directories that is
+/// open in the guest's WASI context, if any.
+///
+/// It asks WASI's own `fd_fdstat_get` (through the linker, so the answer
+/// is the guest's view), which writes its answer into guest memory: the
+/// bytes it overwrites are put back, so the snapshot is untouched.
+async fn open_file(
+    store: &mut Store<HostState>,
+    instance: Instance,
+    linker: &wasmtime::Linker<HostState>,
+    granted: u32,
+) -> Option<u32> {
+    const FDSTAT_SIZE: usize = 24;
+    let memory = instance.get_memory(&mut *store, "memory")?;
+    let wasmtime::Extern::Func(fdstat) =
+        linker.get(&mut *store, "wasi_snapshot_preview1", "fd_fdstat_get").ok()?
+    else {
+        return None;
+    };
+    let fdstat = fdstat.typed::<(i32, i32), i32>(&*store).ok()?;
+    let mut saved = [0u8; FDSTAT_SIZE];
+    memory.read(&*store, 0, &mut saved).ok()?;
+    let first = 3 + granted;
+    let mut open = None;
+    for fd in first..first.saturating_add(OPEN_FILE_SCAN) {
+        let Ok(fd_signed) = i32::try_from(fd) else {
+            break;
+        };
+        // errno 0: the descriptor is open.
+        if let Ok(0) = fdstat.call_async(&mut *store, (fd_signed, 0)).await {
+            open = Some(fd);
+            break;
+        }
+    }
+    memory.write(&mut *store, 0, &saved).ok()?;
+    open
+}
+
+/// The instrumented instance, as wizer reads it to snapshot.
+struct Snapshotting<'s> {
+    store: &'s mut Store<HostState>,
+    instance: Instance,
+}
+
+impl InstanceState for Snapshotting<'_> {
+    async fn global_get(&mut self, name: &str, _: ValType) -> SnapshotVal {
+        let global = self
+            .instance
+            .get_global(&mut *self.store, name)
+            .expect("wizer asks only for the globals it exported");
+        match global.get(&mut *self.store) {
+            wasmtime::Val::I32(x) => SnapshotVal::I32(x),
+            wasmtime::Val::I64(x) => SnapshotVal::I64(x),
+            wasmtime::Val::F32(x) => SnapshotVal::F32(x),
+            wasmtime::Val::F64(x) => SnapshotVal::F64(x),
+            wasmtime::Val::V128(x) => SnapshotVal::V128(x.as_u128()),
+            // Wizer refuses modules with mutable reference globals when it
+            // instruments them.
+            other => unreachable!("wizer snapshots no {other:?} global"),
+        }
+    }
+
+    async fn memory_contents(&mut self, name: &str, contents: impl FnOnce(&[u8]) + Send) {
+        let memory = self
+            .instance
+            .get_memory(&mut *self.store, name)
+            .expect("wizer asks only for the memories it exported");
+        contents(memory.data(&*self.store));
+    }
+}
