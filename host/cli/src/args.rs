@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, CommandFactory, Parser, Subcommand};
-use wasmproc::{Capabilities, DirGrant, Limits};
+use wasmproc::{Capabilities, DirGrant, Initializer, Limits};
 
 use crate::usage;
 
@@ -52,9 +52,15 @@ pub(crate) enum Command {
         wasmproc map --replay-dir failures m.wasm --task t inputs.ndjson\n  \
         wasmproc replay failures/m-line-17.replay.json")]
     Replay(ReplayArgs),
-    /// Compile a module into the cache, so that later runs start at once.
-    Compile(ModuleArgs),
-    /// List a module's tasks, exports and imports.
+    /// Compile a module into the cache, so that later runs start at once;
+    /// with --init, also run the initializer and cache its snapshot, so
+    /// that later runs with the same --init, --init-args, --dir and --env
+    /// start from it at once.
+    #[command(after_help = "Examples:\n  \
+        wasmproc compile stats.wasm\n  \
+        wasmproc compile lookup.wasm --init table --init-args '{\"len\": 1000000}' --timeout 1m")]
+    Compile(CompileArgs),
+    /// List a module's tasks, initializers, exports and imports.
     Inspect(InspectArgs),
 }
 
@@ -68,6 +74,9 @@ pub(crate) struct RunArgs {
     /// The SDK task's argument as JSON, or `-` to read it from stdin.
     #[arg(long, value_name = "JSON|-", allow_hyphen_values = true)]
     pub(crate) args: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) init: InitArgs,
 
     /// Print one JSON object (status, exit_code, result, stdout, stderr,
     /// fuel_used, peak_memory_bytes, duration_ms, …) instead of passing the
@@ -154,6 +163,59 @@ impl LoadArgs {
     }
 }
 
+/// An initializer to start the tasks from.
+#[derive(Debug, Args)]
+pub(crate) struct InitArgs {
+    /// Start from the state that the module's initializer NAME (a
+    /// `#[wasmproc_guest::init]` function) leaves: it runs once, with the
+    /// same --dir, --env and limits as the task, and its snapshot is cached
+    /// for later runs (e.g. `--init table`; default: none). When it fails,
+    /// wasmproc exits with the status a task would get.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) init: Option<String>,
+
+    /// The initializer's argument as JSON (default `null`; e.g.
+    /// `--init-args '{"len": 1000}'`). Needs --init.
+    #[arg(long, value_name = "JSON", allow_hyphen_values = true)]
+    pub(crate) init_args: Option<String>,
+}
+
+impl InitArgs {
+    /// The initializer the flags name, with the tasks' capabilities and
+    /// limits, or `None` without --init.
+    pub(crate) fn to_initializer(
+        &self,
+        caps: &Capabilities,
+        limits: &Limits,
+    ) -> anyhow::Result<Option<Initializer>> {
+        let Some(name) = &self.init else {
+            if self.init_args.is_some() {
+                return Err(usage(
+                    "--init-args is the argument of an initializer, and no --init names one: \
+                     add --init NAME (`wasmproc inspect MODULE` lists the initializers)",
+                ));
+            }
+            return Ok(None);
+        };
+        let json = self.init_args.as_deref().unwrap_or("null");
+        Ok(Some(initializer(name, json, caps, limits)))
+    }
+}
+
+/// The initializer `name` with argument `json`, run with the tasks' own
+/// capabilities and limits: the command line has one set of each, for the
+/// initializer and the tasks alike.
+pub(crate) fn initializer(
+    name: &str,
+    json: &str,
+    caps: &Capabilities,
+    limits: &Limits,
+) -> Initializer {
+    Initializer::call_json(name, json.as_bytes())
+        .capabilities(caps.clone())
+        .limits(limits.clone())
+}
+
 /// Capabilities: nothing is granted unless named here.
 #[derive(Debug, Args)]
 pub(crate) struct CapabilityArgs {
@@ -163,6 +225,14 @@ pub(crate) struct CapabilityArgs {
     #[arg(long, value_name = "thread|process", value_enum)]
     pub(crate) isolation: Option<IsolationArg>,
 
+    #[command(flatten)]
+    pub(crate) grants: GrantArgs,
+}
+
+/// What the guest may touch: the part of the capabilities that `compile`
+/// takes too, for an initializer.
+#[derive(Debug, Args)]
+pub(crate) struct GrantArgs {
     /// Grant the host directory HOST to the guest at GUEST (default: the
     /// same path). Repeatable.
     #[arg(long = "dir", value_name = "HOST[::GUEST]")]
@@ -180,6 +250,9 @@ pub(crate) struct MapArgs {
     /// task).
     #[arg(long, value_name = "NAME")]
     pub(crate) task: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) init: InitArgs,
 
     /// Run N tasks at once (default: the number of CPUs).
     #[arg(short = 'j', long = "jobs", value_name = "N")]
@@ -238,9 +311,18 @@ pub(crate) struct ReplayArgs {
 }
 
 #[derive(Debug, Args)]
-pub(crate) struct ModuleArgs {
+pub(crate) struct CompileArgs {
+    #[command(flatten)]
+    pub(crate) init: InitArgs,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+
     #[command(flatten)]
     pub(crate) load: LoadArgs,
+
+    #[command(flatten)]
+    pub(crate) grants: GrantArgs,
 
     /// The module file.
     #[arg(value_name = "MODULE")]
@@ -368,6 +450,24 @@ pub(crate) fn misspelt_host_option(word: &str) -> Option<String> {
 }
 
 impl LimitArgs {
+    /// Whether any limit was given.
+    pub(crate) fn any(&self) -> bool {
+        let LimitArgs {
+            timeout,
+            fuel,
+            max_memory,
+            max_output,
+            max_args,
+            max_result,
+        } = self;
+        timeout.is_some()
+            || fuel.is_some()
+            || max_memory.is_some()
+            || max_output.is_some()
+            || max_args.is_some()
+            || max_result.is_some()
+    }
+
     pub(crate) fn to_limits(&self) -> anyhow::Result<Limits> {
         let mut limits = Limits::default();
         if let Some(timeout) = self.timeout {
@@ -394,6 +494,17 @@ impl LimitArgs {
 }
 
 impl CapabilityArgs {
+    pub(crate) fn to_capabilities(&self) -> anyhow::Result<Capabilities> {
+        self.grants.to_capabilities()
+    }
+}
+
+impl GrantArgs {
+    /// Whether nothing is granted.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.dirs.is_empty() && self.env.is_empty()
+    }
+
     pub(crate) fn to_capabilities(&self) -> anyhow::Result<Capabilities> {
         let mut caps = Capabilities::default();
         for spec in &self.dirs {

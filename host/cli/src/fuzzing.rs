@@ -8,7 +8,7 @@ use std::ffi::OsString;
 
 use clap::Parser;
 
-use crate::args::{Cli, Command, hoist_run_options, misspelt_host_option};
+use crate::args::{Cli, Command, InitArgs, LimitArgs, hoist_run_options, misspelt_host_option};
 use crate::map::input::{Shape, fuzz_lines};
 
 /// Reads `bytes` as `map`'s input, for a typed task and for a command,
@@ -19,8 +19,8 @@ pub fn input_lines(bytes: &[u8]) {
 }
 
 /// Parses `bytes` as a command line (arguments separated by NUL), as
-/// `main` does, and builds the limits and capabilities it names; nothing
-/// runs.
+/// `main` does, and builds the limits, capabilities and initializer it
+/// names; nothing runs.
 pub fn command_line(bytes: &[u8]) {
     let raw: Vec<OsString> = std::iter::once(OsString::from("wasmproc"))
         .chain(
@@ -39,13 +39,26 @@ pub fn command_line(bytes: &[u8]) {
             if let Some(first) = argv.first() {
                 let _ = misspelt_host_option(first);
             }
-            let _ = args.limits.to_limits();
-            let _ = args.caps.to_capabilities();
+            initializer_of(&args.init, &args.limits, args.caps.to_capabilities());
         }
         Command::Map(args) => {
-            let _ = args.limits.to_limits();
-            let _ = args.caps.to_capabilities();
+            initializer_of(&args.init, &args.limits, args.caps.to_capabilities());
+        }
+        Command::Compile(args) => {
+            initializer_of(&args.init, &args.limits, args.grants.to_capabilities());
         }
         _ => {}
+    }
+}
+
+/// Builds the limits and the initializer that `init` and `limits` name,
+/// with the capabilities built from the same command line.
+fn initializer_of(
+    init: &InitArgs,
+    limits: &LimitArgs,
+    caps: anyhow::Result<wasmproc::Capabilities>,
+) {
+    if let (Ok(limits), Ok(caps)) = (limits.to_limits(), caps) {
+        let _ = init.to_initializer(&caps, &limits);
     }
 }

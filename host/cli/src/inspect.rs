@@ -6,31 +6,62 @@ use std::io::Write;
 use serde_json::json;
 use wasmproc::CacheStatus;
 
-use crate::args::{InspectArgs, ModuleArgs};
+use crate::args::{CompileArgs, InspectArgs};
+use crate::usage;
 
-pub(crate) fn compile(args: ModuleArgs) -> anyhow::Result<u8> {
+/// `wasmproc compile`: the module into the cache, and with --init its
+/// snapshot too; one line for each says what was done.
+pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<u8> {
+    let limits = args.limits.to_limits()?;
+    let caps = args.grants.to_capabilities()?;
+    let init = args.init.to_initializer(&caps, &limits)?;
+    if init.is_none() && (args.limits.any() || !args.grants.is_empty()) {
+        // Compiling runs no guest code: without an initializer these flags
+        // would be silently ignored.
+        return Err(usage(
+            "the limits, --dir and --env of `compile` are for an initializer, and no --init \
+             names one: add --init NAME, or leave them out",
+        ));
+    }
     let runtime = args.load.runtime(1).build()?;
     let module = runtime.load(&args.module)?;
+    let snapshot = match &init {
+        Some(init) => Some(module.initialize_with(init)?),
+        None => None,
+    };
     let place = runtime
         .cache_dir()
         .map(|dir| dir.display().to_string())
         .unwrap_or_default();
+    let cache_off = || match runtime.cache_off_reason() {
+        Some(why) => format!("the cache is off ({why})"),
+        None => "the cache is off or not writable".into(),
+    };
     let what = match module.cache_status() {
         CacheStatus::Hit => format!("already compiled, in the cache at {place}"),
         CacheStatus::Compiled => format!("compiled into the cache at {place}"),
         CacheStatus::Rebuilt => {
             format!("recompiled: the cache entry at {place} was stale or corrupt")
         }
-        _ => match runtime.cache_off_reason() {
-            Some(why) => {
-                format!("compiled, but the cache is off ({why}): later runs compile again")
-            }
-            None => {
-                "compiled, but the cache is off or not writable: later runs compile again".into()
-            }
-        },
+        _ => format!("compiled, but {}: later runs compile again", cache_off()),
     };
-    writeln!(std::io::stdout(), "{}: {what}", module.name())?;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}: {what}", module.name())?;
+    if let Some(snapshot) = snapshot {
+        let name = snapshot.initialized_by().map_or("", |init| init.name());
+        let what = match snapshot.cache_status() {
+            CacheStatus::Hit => format!("already in the cache at {place}"),
+            CacheStatus::Compiled | CacheStatus::Rebuilt => {
+                format!("made, into the cache at {place}")
+            }
+            _ => format!("made, but {}: later runs initialize again", cache_off()),
+        };
+        writeln!(
+            out,
+            "{}: snapshot of initializer `{name}` {what}",
+            module.name()
+        )?;
+    }
     Ok(0)
 }
 
@@ -46,6 +77,7 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
             "name": module.name(),
             "command": module.is_command(),
             "tasks": module.tasks(),
+            "initializers": module.initializers(),
             "exports": exports.iter().map(|e| json!({"name": e.name, "type": e.ty})).collect::<Vec<_>>(),
             "imports": imports
                 .iter()
@@ -70,6 +102,16 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
         )?;
         for task in module.tasks() {
             writeln!(out, "  {task}")?;
+        }
+    }
+    if !module.initializers().is_empty() {
+        writeln!(
+            out,
+            "\ninitializers (wasmproc run {} --init NAME --init-args JSON --task TASK):",
+            module.name()
+        )?;
+        for init in module.initializers() {
+            writeln!(out, "  {init}")?;
         }
     }
     writeln!(out, "\nexports:")?;

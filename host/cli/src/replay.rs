@@ -1,8 +1,9 @@
 //! Replay bundles: `run --replay-dir DIR` and `map --replay-dir DIR` write,
 //! for each task that did not exit 0, one small JSON file with everything
-//! it ran with (the module's path and hash, the entry, the argument, argv,
-//! env, granted directories, limits and the stdin it read); `wasmproc
-//! replay BUNDLE` runs it again with the same inputs.
+//! it ran with (the module's path and hash, the initializer it started
+//! from, the entry, the argument, argv, env, granted directories, limits
+//! and the stdin it read); `wasmproc replay BUNDLE` runs it again with the
+//! same inputs.
 //!
 //! A sandboxed guest sees only what the bundle holds, so "it failed in
 //! production" becomes a one-line reproduction.
@@ -12,20 +13,29 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use wasmproc::{Capabilities, DirGrant, Entry, Limits, Outcome, Output, Stdin, Task};
+use wasmproc::{Capabilities, DirGrant, Entry, Initializer, Limits, Outcome, Output, Stdin, Task};
 
-use crate::args::ReplayArgs;
+use crate::args::{ReplayArgs, initializer};
 use crate::report::{failure_line, outcome_json};
 use crate::usage;
 
-/// The format version a bundle carries; `replay` refuses others.
-const VERSION: u32 = 1;
+/// The format version a bundle carries; `replay` refuses later ones.
+const VERSION: u32 = 2;
+
+/// The format of a bundle without an initializer: format 1, which
+/// wasmprocs from before initializers also replay. Format 2 adds `init`,
+/// which those would ignore, replaying without the snapshot.
+const VERSION_WITHOUT_INIT: u32 = 1;
 
 /// Everything one task ran with, and how it ended.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Bundle {
     pub(crate) wasmproc_replay: u32,
     pub(crate) module: ModuleRef,
+    /// The initializer whose snapshot the task started from, run with the
+    /// task's own env, directories and limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) init: Option<InitRef>,
     /// `null` for the WASI command, else the task's name.
     pub(crate) task: Option<String>,
     /// The task's argument, as the JSON text it was given (or the text
@@ -48,6 +58,14 @@ pub(crate) struct ModuleRef {
     pub(crate) blake3: String,
 }
 
+/// An initializer, by name and argument.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct InitRef {
+    pub(crate) name: String,
+    /// Its argument, as the JSON text it was given.
+    pub(crate) argument: String,
+}
+
 /// The gist of an outcome, for the reader of a bundle.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct Ended {
@@ -60,6 +78,7 @@ pub(crate) struct Ended {
 pub(crate) struct Recorder {
     dir: PathBuf,
     module: ModuleRef,
+    init: Option<InitRef>,
     /// Set after the first failure to write, which is reported once.
     failed: AtomicBool,
 }
@@ -75,8 +94,9 @@ pub(crate) struct Inputs<'a> {
 }
 
 impl Recorder {
-    /// A recorder into `dir` (made if missing) for the module at `path`.
-    pub(crate) fn new(dir: &Path, path: &Path) -> anyhow::Result<Self> {
+    /// A recorder into `dir` (made if missing) for the module at `path`,
+    /// started from `init`'s snapshot if given.
+    pub(crate) fn new(dir: &Path, path: &Path, init: Option<&Initializer>) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot make the replay directory `{}`", dir.display()))?;
         let bytes = std::fs::read(path)
@@ -88,6 +108,10 @@ impl Recorder {
                 path,
                 blake3: blake3::hash(&bytes).to_hex().to_string(),
             },
+            init: init.map(|init| InitRef {
+                name: init.name().to_owned(),
+                argument: String::from_utf8_lossy(init.get_input()).into_owned(),
+            }),
             failed: AtomicBool::new(false),
         })
     }
@@ -105,11 +129,15 @@ impl Recorder {
             return None;
         }
         let bundle = Bundle {
-            wasmproc_replay: VERSION,
+            wasmproc_replay: match self.init {
+                Some(_) => VERSION,
+                None => VERSION_WITHOUT_INIT,
+            },
             module: ModuleRef {
                 path: self.module.path.clone(),
                 blake3: self.module.blake3.clone(),
             },
+            init: self.init.clone(),
             task: match inputs.entry {
                 Entry::Task(name) => Some(name.clone()),
                 _ => None,
@@ -166,9 +194,10 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
             args.bundle.display()
         ))
     })?;
-    if bundle.wasmproc_replay != VERSION {
+    if !(VERSION_WITHOUT_INIT..=VERSION).contains(&bundle.wasmproc_replay) {
         return Err(usage(format!(
-            "`{}` is a replay bundle of format {}, and this wasmproc reads format {VERSION}",
+            "`{}` is a replay bundle of format {}, and this wasmproc reads formats \
+             {VERSION_WITHOUT_INIT} to {VERSION}",
             args.bundle.display(),
             bundle.wasmproc_replay
         )));
@@ -198,13 +227,22 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
     }
     let runtime = wasmproc::Runtime::builder().max_instances(1).build()?;
     let module = runtime.load(path)?;
-    let entry = match &bundle.task {
-        Some(name) => Entry::Task(name.clone()),
-        None => Entry::Command,
-    };
     let caps = Capabilities {
         dirs: bundle.dirs,
         env: bundle.env,
+    };
+    let module = match &bundle.init {
+        Some(init) => module.initialize_with(&initializer(
+            &init.name,
+            &init.argument,
+            &caps,
+            &bundle.limits,
+        ))?,
+        None => module,
+    };
+    let entry = match &bundle.task {
+        Some(name) => Entry::Task(name.clone()),
+        None => Entry::Command,
     };
     let output = if args.json {
         Output::Capture

@@ -7,8 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use crossbeam_channel::{Receiver, select};
 use wasmproc::{
-    CancelToken, Entry, ErrorKind, ExitStatus, Isolation, Module, Outcome, Output, Pool,
-    ProcessOptions, Stdin, Task,
+    CancelToken, Entry, ErrorKind, ExitStatus, Initializer, Isolation, Module, Outcome, Output,
+    Pool, ProcessOptions, Stdin, Task,
 };
 
 use crate::args::{IsolationArg, RunArgs, misspelt_host_option};
@@ -21,7 +21,7 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
     match prepare(&args, separated, &interrupt) {
         Ok((module, mut task)) => {
             let replay = match &args.replay_dir {
-                Some(dir) => Some(Replay::start(dir, &args, &mut task)?),
+                Some(dir) => Some(Replay::start(dir, &args, &module, &mut task)?),
                 None => None,
             };
             let outcome = match args.caps.isolation {
@@ -55,9 +55,14 @@ struct Replay {
 }
 
 impl Replay {
-    fn start(dir: &std::path::Path, args: &RunArgs, task: &mut Task) -> anyhow::Result<Self> {
+    fn start(
+        dir: &std::path::Path,
+        args: &RunArgs,
+        module: &Module,
+        task: &mut Task,
+    ) -> anyhow::Result<Self> {
         let (path, _) = args.module_and_argv();
-        let recorder = Recorder::new(dir, &path)?;
+        let recorder = Recorder::new(dir, &path, module.initialized_by())?;
         let limits = task.get_limits().cloned().unwrap_or_default();
         let stdin = match task.get_stdin() {
             Stdin::Inherit => {
@@ -136,7 +141,8 @@ fn on_ctrl_c() -> Interrupt {
     Interrupt { token, pressed }
 }
 
-/// Loads the module and builds the task from the flags.
+/// Loads the module (and, with --init, initializes it) and builds the task
+/// from the flags.
 fn prepare(
     args: &RunArgs,
     separated: bool,
@@ -145,7 +151,12 @@ fn prepare(
     let (path, argv) = args.module_and_argv();
     let limits = args.limits.to_limits()?;
     let caps = args.caps.to_capabilities()?;
+    let init = args.init.to_initializer(&caps, &limits)?;
     let module = load(args, &path, limits.get_timeout(), interrupt)?;
+    let module = match init {
+        Some(init) => initialize(module, init, interrupt)?,
+        None => module,
+    };
 
     let entry = match &args.task {
         Some(name) => Entry::Task(name.clone()),
@@ -190,34 +201,71 @@ fn load(
 ) -> anyhow::Result<Module> {
     // One task needs one instance: a small pool starts faster.
     let runtime = args.load.runtime(1).build()?;
-    let (done, loaded) = crossbeam_channel::bounded(1);
-    let path_owned = path.to_owned();
+    let deadline = timeout.map(|limit| {
+        let late = format!(
+            "compiling `{}` took longer than the task's time limit of {}",
+            path.display(),
+            humantime::format_duration(limit)
+        );
+        (limit, late)
+    });
+    let path = path.to_owned();
+    off_thread(
+        "wasmproc-load",
+        move || runtime.load(&path),
+        deadline,
+        interrupt,
+        "cancelled while the module was loading",
+    )
+}
+
+/// Runs the initializer over `module` and gives the snapshot the task runs
+/// on. The initializer's own limits end it (with the status a task would
+/// get); Ctrl-C ends the wait (130).
+fn initialize(module: Module, init: Initializer, interrupt: &Interrupt) -> anyhow::Result<Module> {
+    let cancelled = format!(
+        "cancelled while the initializer `{}` was running",
+        init.name()
+    );
+    off_thread(
+        "wasmproc-init",
+        move || module.initialize_with(&init),
+        None,
+        interrupt,
+        &cancelled,
+    )
+}
+
+/// Does `work` on a thread of its own, so that the wait for it can end
+/// early: with exit status 142 and the deadline's message once its time
+/// passes, with 130 and `cancelled` on Ctrl-C. A thread left behind then
+/// ends with the process.
+fn off_thread<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> Result<T, wasmproc::Error> + Send + 'static,
+    deadline: Option<(Duration, String)>,
+    interrupt: &Interrupt,
+    cancelled: &str,
+) -> anyhow::Result<T> {
+    let (done, finished) = crossbeam_channel::bounded(1);
     std::thread::Builder::new()
-        .name("wasmproc-load".into())
+        .name(name.into())
         .spawn(move || {
-            let _ = done.send(runtime.load(&path_owned));
+            let _ = done.send(work());
         })
-        .context("cannot start the thread that loads the module")?;
-    let timer = match timeout {
-        Some(limit) => crossbeam_channel::after(limit),
-        None => crossbeam_channel::never(),
+        .with_context(|| format!("cannot start the thread {name}"))?;
+    let (timer, late) = match deadline {
+        Some((limit, late)) => (crossbeam_channel::after(limit), late),
+        None => (crossbeam_channel::never(), String::new()),
     };
     select! {
-        recv(loaded) -> module => Ok(module.context("the loading thread ended early")??),
+        recv(finished) -> result => Ok(result.with_context(|| format!("the thread {name} ended early"))??),
         recv(timer) -> _ => Err(wasmproc::Error::new(
             ErrorKind::TaskFailed(ExitStatus::TimedOut),
-            format!(
-                "compiling `{}` took longer than the task's time limit of {}",
-                path.display(),
-                humantime::format_duration(timeout.unwrap_or_default())
-            ),
+            late,
         )
         .into()),
-        recv(interrupt.pressed) -> _ => Err(wasmproc::Error::new(
-            ErrorKind::Cancelled,
-            "cancelled while the module was loading",
-        )
-        .into()),
+        recv(interrupt.pressed) -> _ => Err(wasmproc::Error::new(ErrorKind::Cancelled, cancelled).into()),
     }
 }
 

@@ -44,12 +44,18 @@ pub fn bench_engine_config(max_instances: u32) -> Config {
     engine_config(&settings, false)
 }
 
+/// Places in the instance pool past `max_instances`, which no task takes:
+/// one for the small helper instance that checks an initializer's
+/// instance before its snapshot (one at a time).
+pub(crate) const HELPER_INSTANCES: u32 = 1;
+
 fn engine_config(settings: &EngineSettings, consume_fuel: bool) -> Config {
     let mut pool = PoolingAllocationConfig::default();
-    pool.total_core_instances(settings.max_instances)
-        .total_memories(settings.max_instances)
+    let instances = settings.max_instances.saturating_add(HELPER_INSTANCES);
+    pool.total_core_instances(instances)
+        .total_memories(instances)
         .total_tables(settings.max_instances)
-        .total_stacks(settings.max_instances)
+        .total_stacks(instances)
         .max_memory_size(usize::try_from(DEFAULT_MAX_MEMORY).unwrap_or(usize::MAX))
         // Toolchains emit large function tables for big programs.
         .table_elements(1 << 16)

@@ -83,7 +83,7 @@ use crate::module::Module;
 use crate::outcome::Outcome;
 use crate::share::{self, Grants, PipeEnd};
 use crate::status::ExitStatus;
-use crate::task::{Capabilities, Task};
+use crate::task::{Capabilities, Initializer, Task};
 
 pub use handle::TaskHandle;
 pub use map::{MapResults, TaskSender, TaskSource, TaskStream, UnorderedResults};
@@ -133,6 +133,8 @@ pub struct PoolBuilder {
     grants: Grants,
     /// Why a `share` was refused; `build` fails with it.
     refused: Option<String>,
+    /// Run once at `build`; the workers start from its snapshot.
+    initializer: Option<Result<Initializer, Error>>,
     isolation: Isolation,
     cancel: CancelToken,
 }
@@ -199,6 +201,30 @@ impl PoolBuilder {
         self
     }
 
+    /// Runs the module's initializer `name` with `arg` once, when the pool
+    /// is built, and starts every task from the state it leaves: the
+    /// `multiprocessing` spelling (`Pool(initializer=…, initargs=…)`) of
+    /// [`Module::initialize`]. The initializer gets the pool's
+    /// capabilities and limits; [`initializer_with`] sets its own.
+    ///
+    /// Unlike `multiprocessing`, it runs once, not once per worker: worker
+    /// processes map the snapshot from the cache.
+    ///
+    /// [`initializer_with`]: PoolBuilder::initializer_with
+    pub fn initializer<A: serde::Serialize + ?Sized>(mut self, name: &str, arg: &A) -> Self {
+        self.initializer = Some(Initializer::call(name, arg));
+        self
+    }
+
+    /// As [`initializer`](PoolBuilder::initializer), with an
+    /// [`Initializer`] of its own grants and limits (the pool's
+    /// capabilities come first, as for tasks; its limits apply when the
+    /// initializer sets none).
+    pub fn initializer_with(mut self, init: Initializer) -> Self {
+        self.initializer = Some(Ok(init));
+        self
+    }
+
     /// Chooses where workers run. By default [`Isolation::Thread`].
     pub fn isolation(mut self, isolation: Isolation) -> Self {
         self.isolation = isolation;
@@ -218,8 +244,9 @@ impl PoolBuilder {
     /// # Errors
     ///
     /// [`ErrorKind::BadInvocation`] for zero workers or an invalid default
-    /// limit, [`ErrorKind::Setup`] when a worker thread cannot start.
-    pub fn build(self) -> Result<Pool, Error> {
+    /// limit, [`ErrorKind::Setup`] when a worker thread cannot start; the
+    /// errors of [`Module::initialize_with`] when the initializer fails.
+    pub fn build(mut self) -> Result<Pool, Error> {
         let workers = self
             .workers
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
@@ -235,6 +262,15 @@ impl PoolBuilder {
         }
         if let Isolation::Process(_) = self.isolation {
             process::refuse_in_a_worker()?;
+        }
+        if let Some(init) = self.initializer.take() {
+            let mut init = init?;
+            let mut caps = self.caps.clone();
+            caps.dirs.append(&mut init.caps.dirs);
+            caps.env.append(&mut init.caps.env);
+            init.caps = caps;
+            init.limits.get_or_insert_with(|| self.limits.clone());
+            self.module = self.module.initialize_until(&init, &self.cancel)?;
         }
         let queue_bound = self.queue_bound.unwrap_or(4 * workers);
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(queue_bound);
@@ -292,6 +328,7 @@ impl Pool {
             caps: Capabilities::default(),
             grants: Grants::default(),
             refused: None,
+            initializer: None,
             isolation: Isolation::default(),
             cancel: CancelToken::new(),
         }

@@ -5,12 +5,15 @@
 //! The initializer runs as a task does (same store, limits, cancel signal
 //! and status table), in an instance of the module that wizer instrumented
 //! so that its state can be read back. Between the call and the snapshot
-//! the host checks that the guest holds no open file: a snapshot keeps
+//! the host checks (with a helper instance in the same store) that the
+//! guest holds no open file: a snapshot keeps
 //! memory, not the host's handles, so a descriptor number remembered in
 //! memory would name nothing (or something else) in every task.
 
 use serde::Serialize;
-use wasmtime::{Instance, Store};
+use std::sync::{Mutex, PoisonError};
+
+use wasmtime::{Instance, Linker, Store};
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 
 use super::driver::block_on;
@@ -168,58 +171,75 @@ fn run_and_snapshot(
             format!("the initializer `{name}` of `{}` failed: {why}", module.name()),
         ));
     }
-    let (store, instance) = live
-        .parts()
-        .expect("an instance exists after a call that returned");
-    let granted = u32::try_from(init.caps.dirs.len()).unwrap_or(u32::MAX);
-    if let Some(fd) = block_on(open_file(store, instance, &engine.linker, granted)) {
-        return Err(cannot_snapshot(format!(
-            "the initializer `{name}` returned with a file still open (descriptor {fd}); \
-             a snapshot holds memory, not the host's files: read what it needs into memory \
-             and close the file (drop it) before the initializer returns"
-        )));
-    }
-    let mut state = Snapshotting { store, instance };
-    block_on(wizer.snapshot(&context, &mut state))
-        .map_err(|error| cannot_snapshot(format!("{error:#}")))
+    // The helper instance holds the pool's spare place until its store
+    // (`live`) is gone: the guard outlives it.
+    let one_at_a_time = PROBING.lock().unwrap_or_else(PoisonError::into_inner);
+    let snapshot = {
+        let (store, instance) = live
+            .parts()
+            .expect("an instance exists after a call that returned");
+        let granted = u32::try_from(init.caps.dirs.len()).unwrap_or(u32::MAX);
+        match block_on(open_file(store, &engine.linker, granted)) {
+            Err(error) => Err(cannot_snapshot(format!(
+                "cannot check it for open files: {error:#}"
+            ))),
+            Ok(Some(fd)) => Err(cannot_snapshot(format!(
+                "the initializer `{name}` returned with a file still open (descriptor {fd}); \
+                 a snapshot holds memory, not the host's files: read what it needs into \
+                 memory and close the file (drop it) before the initializer returns"
+            ))),
+            Ok(None) => block_on(wizer.snapshot(&context, &mut Snapshotting { store, instance }))
+                .map_err(|error| cannot_snapshot(format!("{error:#}"))),
+        }
+    };
+    drop(live);
+    drop(one_at_a_time);
+    snapshot
 }
 
+/// A helper module that asks WASI, in the initializer's store, which
+/// descriptor in `[from, to)` is open first (-1: none). WASI functions
+/// read and write through their caller's memory: the helper has its own,
+/// so the guest's memory (which becomes the snapshot) is never touched.
+const OPEN_FILE_PROBE: &str = r#"
+(module
+  (import "wasi_snapshot_preview1" "fd_fdstat_get"
+    (func $fdstat (param i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (func (export "first_open") (param $fd i32) (param $to i32) (result i32)
+    (block $none
+      (loop $next
+        (br_if $none (i32.ge_u (local.get $fd) (local.get $to)))
+        ;; errno 0: the descriptor is open.
+        (if (i32.eqz (call $fdstat (local.get $fd) (i32.const 0)))
+          (then (return (local.get $fd))))
+        (local.set $fd (i32.add (local.get $fd) (i32.const 1)))
+        (br $next)))
+    (i32.const -1)))
+"#;
+
+/// One helper instance at a time in the process: the instance pool of each
+/// engine keeps one place for it (`engine::HELPER_INSTANCES`).
+static PROBING: Mutex<()> = Mutex::new(());
+
 /// The first descriptor past stdio and the `granted` directories that is
-/// open in the guest's WASI context, if any.
-///
-/// It asks WASI's own `fd_fdstat_get` (through the linker, so the answer
-/// is the guest's view), which writes its answer into guest memory: the
-/// bytes it overwrites are put back, so the snapshot is untouched.
+/// open in the store's WASI context, if any. Hold `PROBING` while the
+/// store lives.
 async fn open_file(
     store: &mut Store<HostState>,
-    instance: Instance,
-    linker: &wasmtime::Linker<HostState>,
+    linker: &Linker<HostState>,
     granted: u32,
-) -> Option<u32> {
-    const FDSTAT_SIZE: usize = 24;
-    let memory = instance.get_memory(&mut *store, "memory")?;
-    let wasmtime::Extern::Func(fdstat) =
-        linker.get(&mut *store, "wasi_snapshot_preview1", "fd_fdstat_get").ok()?
-    else {
-        return None;
-    };
-    let fdstat = fdstat.typed::<(i32, i32), i32>(&*store).ok()?;
-    let mut saved = [0u8; FDSTAT_SIZE];
-    memory.read(&*store, 0, &mut saved).ok()?;
-    let first = 3 + granted;
-    let mut open = None;
-    for fd in first..first.saturating_add(OPEN_FILE_SCAN) {
-        let Ok(fd_signed) = i32::try_from(fd) else {
-            break;
-        };
-        // errno 0: the descriptor is open.
-        if let Ok(0) = fdstat.call_async(&mut *store, (fd_signed, 0)).await {
-            open = Some(fd);
-            break;
-        }
-    }
-    memory.write(&mut *store, 0, &saved).ok()?;
-    open
+) -> Result<Option<u32>, wasmtime::Error> {
+    let probe = wasmtime::Module::new(store.engine(), wat::parse_str(OPEN_FILE_PROBE)?)?;
+    let fdstat = linker
+        .get(&mut *store, "wasi_snapshot_preview1", "fd_fdstat_get")?;
+    let instance = Instance::new_async(&mut *store, &probe, &[fdstat]).await?;
+    let first_open = instance.get_typed_func::<(i32, i32), i32>(&mut *store, "first_open")?;
+    let from = 3 + granted.min(i32::MAX as u32 - 3 - OPEN_FILE_SCAN);
+    let found = first_open
+        .call_async(&mut *store, (from as i32, (from + OPEN_FILE_SCAN) as i32))
+        .await?;
+    Ok(u32::try_from(found).ok())
 }
 
 /// The instrumented instance, as wizer reads it to snapshot.

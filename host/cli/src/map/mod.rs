@@ -45,6 +45,7 @@ const MAX_JOBS: usize = 1024;
 pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     let limits = args.limits.to_limits()?;
     let caps = args.caps.to_capabilities()?;
+    let init = args.init.to_initializer(&caps, &limits)?;
     let workers = match args.jobs {
         Some(0) => return Err(usage("-j must be at least 1")),
         Some(n) if n > MAX_JOBS => {
@@ -61,6 +62,12 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     let instances = u32::try_from(workers).unwrap_or(u32::MAX);
     let runtime = args.load.runtime(instances).build()?;
     let module = runtime.load(&args.module)?;
+    // A failing initializer stops the map before any task runs, with its
+    // status.
+    let module = match &init {
+        Some(init) => module.initialize_with(init)?,
+        None => module,
+    };
     let shape = shape_of(&module, args.task.as_deref())?;
     let (input, total) = open_input(args.input.as_deref())?;
 
@@ -99,7 +106,10 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
 
     let lines = Lines::default();
     let replay = match &args.replay_dir {
-        Some(dir) => Some((Recorder::new(dir, &args.module)?, Remembered::default())),
+        Some(dir) => Some((
+            Recorder::new(dir, &args.module, module.initialized_by())?,
+            Remembered::default(),
+        )),
         None => None,
     };
     let remembered = replay.as_ref().map(|(_, remembered)| remembered.clone());

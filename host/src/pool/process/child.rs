@@ -14,8 +14,8 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::protocol::{
-    StreamName, ToChild, ToParent, VERSION, WireGrants, WireStdin, read_frame, write_frame,
-    write_frame_buffered,
+    StreamName, ToChild, ToParent, VERSION, WireGrants, WireModule, WireStdin, read_frame,
+    write_frame, write_frame_buffered,
 };
 use super::remote::{Board, FrameOut, Settled, TaskLink};
 use crate::cancel::CancelToken;
@@ -128,7 +128,7 @@ pub(crate) fn serve() -> i32 {
         ..settings
     };
     let loaded = Runtime::with_settings(settings)
-        .and_then(|runtime| runtime.load_bytes(&module_name, &module));
+        .and_then(|runtime| load(&runtime, &module_name, module));
     let module = match loaded {
         Ok(module) => module,
         Err(error) => {
@@ -391,4 +391,13 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Loads the module the pool sent: its wasm, or a snapshot found in the
+/// cache by what made it.
+fn load(runtime: &Runtime, name: &str, module: WireModule) -> Result<Module, crate::Error> {
+    match module {
+        WireModule::Wasm(wasm) => runtime.load_bytes(name, &wasm),
+        WireModule::Snapshot { base, init } => load(runtime, name, *base)?.initialize_with(&init),
+    }
 }

@@ -25,10 +25,11 @@ use crate::limits::Limits;
 use crate::outcome::Outcome;
 use crate::runtime::RuntimeSettings;
 use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Window};
-use crate::task::{Capabilities, Entry, Output, Stdin, Task};
+use crate::module::Module;
+use crate::task::{Capabilities, Entry, Initializer, Output, Stdin, Task};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 4;
+pub(crate) const VERSION: u32 = 5;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -37,6 +38,33 @@ pub(crate) const VERSION: u32 = 4;
 /// allocating it up front.
 const MAX_FRAME: usize = u32::MAX as usize;
 
+/// The module a worker process loads.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum WireModule {
+    /// The module's wasm.
+    Wasm(Vec<u8>),
+    /// A snapshot in the cache: the worker initializes `base` with `init`,
+    /// which finds the snapshot there (the pool never ships it). Should
+    /// the entry be gone, the worker runs the initializer itself.
+    Snapshot {
+        base: Box<WireModule>,
+        init: Initializer,
+    },
+}
+
+impl WireModule {
+    /// How a worker process gets `module`.
+    pub(crate) fn of(module: &Module) -> WireModule {
+        match module.origin() {
+            Some(origin) if origin.cached => WireModule::Snapshot {
+                base: Box::new(WireModule::of(&origin.base)),
+                init: origin.init.clone(),
+            },
+            _ => WireModule::Wasm(module.wasm().to_vec()),
+        }
+    }
+}
+
 /// From the pool to a worker process.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToChild {
@@ -44,7 +72,7 @@ pub(crate) enum ToChild {
     Hello {
         version: u32,
         module_name: String,
-        module: Vec<u8>,
+        module: WireModule,
         /// The pool's runtime settings, so that the worker's runtime
         /// matches it in every one (stack size, cache, ...).
         settings: RuntimeSettings,

@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, select};
 
 use super::protocol::{
-    StreamName, ToChild, ToParent, VERSION, WireTask, holds_frame, read_frame, write_frame,
+    StreamName, ToChild, ToParent, VERSION, WireModule, WireTask, holds_frame, read_frame,
+    write_frame,
 };
 use super::relay::{Relay, ToWorker};
 use super::{ProcessOptions, WORKER_ENV, WorkerPids};
@@ -732,7 +733,7 @@ impl Supervisor {
         let hello = ToChild::Hello {
             version: VERSION,
             module_name: self.module.name().to_owned(),
-            module: self.module.wasm().to_vec(),
+            module: WireModule::of(&self.module),
             settings: self.module.runtime().settings().clone(),
         };
         let not_a_worker = || {
