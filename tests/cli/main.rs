@@ -14,6 +14,8 @@ mod smoke;
 mod run;
 // `wasmproc map`: NDJSON in and out, per-line statuses, the run's exit code.
 mod map;
+// `--init` on `run`, `map` and `compile`; the initializers `inspect` lists.
+mod init;
 // Process isolation through the binary: no worker outlives its parent.
 mod isolation;
 // Careless and hostile use: typos, endless inputs, closed pipes, limits.

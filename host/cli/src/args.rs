@@ -665,6 +665,41 @@ mod tests {
     }
 
     #[test]
+    fn the_initializer_gets_the_tasks_grants_and_limits() {
+        let args = run_args(&[
+            "run",
+            "m.wasm",
+            "--init",
+            "table",
+            "--env",
+            "A=1",
+            "--timeout",
+            "2s",
+        ]);
+        let caps = args.caps.to_capabilities().unwrap();
+        let limits = args.limits.to_limits().unwrap();
+        let init = args.init.to_initializer(&caps, &limits).unwrap().unwrap();
+        assert_eq!(init.name(), "table");
+        assert_eq!(init.get_input(), b"null", "the default argument");
+        assert_eq!(init.get_capabilities(), &caps);
+        assert_eq!(init.get_limits(), Some(&limits));
+
+        let with_args = run_args(&["run", "--init", "t", "--init-args", "-3", "m.wasm"]);
+        let init = with_args.init.to_initializer(&caps, &limits).unwrap();
+        assert_eq!(init.unwrap().get_input(), b"-3");
+        let alone = run_args(&["run", "--init-args", "3", "m.wasm"]);
+        assert!(alone.init.to_initializer(&caps, &limits).is_err());
+        let neither = run_args(&["run", "m.wasm"]);
+        assert!(
+            neither
+                .init
+                .to_initializer(&caps, &limits)
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[test]
     fn dir_and_env_grants_parse() {
         let args = run_args(&[
             "run", "--dir", "data::/d", "--dir", "/tmp", "--env", "A=1", "--env", "B==2", "m.wasm",

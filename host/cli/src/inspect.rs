@@ -47,8 +47,8 @@ pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<u8> {
     };
     let mut out = std::io::stdout().lock();
     writeln!(out, "{}: {what}", module.name())?;
-    if let Some(snapshot) = snapshot {
-        let name = snapshot.initialized_by().map_or("", |init| init.name());
+    if let (Some(snapshot), Some(init)) = (snapshot, &init) {
+        let name = init.name();
         let what = match snapshot.cache_status() {
             CacheStatus::Hit => format!("already in the cache at {place}"),
             CacheStatus::Compiled | CacheStatus::Rebuilt => {
