@@ -27,10 +27,11 @@ fn signed_entry(key: &[u8], wasm: &[u8], artifact: &[u8]) -> Vec<u8> {
     let mut tag = blake3::Hasher::new_keyed(&key);
     tag.update(&wasm_hash);
     tag.update(artifact);
-    let mut entry = b"WPCACHE3".to_vec();
+    // The artifact first (wasmtime maps the file), then the trailer.
+    let mut entry = artifact.to_vec();
     entry.extend_from_slice(&wasm_hash);
     entry.extend_from_slice(tag.finalize().as_bytes());
-    entry.extend_from_slice(artifact);
+    entry.extend_from_slice(b"WPCACHE4");
     entry
 }
 
@@ -123,7 +124,7 @@ fn a_forged_entry_is_never_run() {
     let forger_runtime = runtime_in(forger.path());
     forger_runtime.load(guests::WASI_CMD).unwrap();
     let entry = std::fs::read(only_entry(forger.path())).unwrap();
-    let foreign_artifact = &entry[8 + 32 + 32..];
+    let foreign_artifact = &entry[..entry.len() - (32 + 32 + 8)];
     let forger_key = std::fs::read(key_file_of(forger.path())).unwrap();
     let wasm = std::fs::read(guests::SDK_TASKS).unwrap();
     std::fs::write(&target, signed_entry(&forger_key, &wasm, foreign_artifact)).unwrap();

@@ -213,7 +213,7 @@ fn a_forged_snapshot_is_not_used() {
     bytes[last] ^= 1;
     std::fs::write(&entry, bytes).unwrap();
     let again = module.initialize_with(&table(10, 5)).unwrap();
-    assert_eq!(again.cache_status(), CacheStatus::Compiled);
+    assert_eq!(again.cache_status(), CacheStatus::Rebuilt);
     assert_eq!(
         again.run(&call("lookup", 3)).decode::<Option<u64>>().unwrap(),
         Some(14)
@@ -354,8 +354,7 @@ fn a_failing_pool_initializer_fails_the_build_with_its_status() {
             .isolation(isolation)
             .initializer("refuse", &9u8)
             .build()
-            .err()
-            .expect("the build fails");
+            .expect_err("the build fails");
         assert_eq!(error.exit_status(), ExitStatus::Exited(9), "{label}");
     }
     // The pool's limits bind its initializer.
@@ -363,8 +362,7 @@ fn a_failing_pool_initializer_fails_the_build_with_its_status() {
         .limits(Limits::default().timeout(Duration::from_millis(200)))
         .initializer("spins", &())
         .build()
-        .err()
-        .expect("the build fails");
+        .expect_err("the build fails");
     assert_eq!(error.exit_status(), ExitStatus::TimedOut);
 }
 
@@ -378,4 +376,31 @@ fn a_snapshot_can_be_initialized_again() {
     let found = both.run(&call("lookup", 2));
     assert_eq!(found.decode::<Option<u64>>().unwrap(), Some(4 + seed));
     assert!(both.initializers().is_empty() || !both.initializers().iter().any(|i| i == "table"));
+}
+
+/// A snapshot found in the cache holds no wasm; fuel metering (another
+/// engine) and another initializer need it, and get it.
+#[test]
+fn a_cached_snapshot_runs_with_fuel_and_takes_another_initializer() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let made = runtime_in(Some(&cache))
+        .load(guests::INIT_TASKS)
+        .unwrap()
+        .initialize_with(&table(16, 9))
+        .unwrap();
+    assert_eq!(made.cache_status(), CacheStatus::Compiled);
+    let found = runtime_in(Some(&cache))
+        .load(guests::INIT_TASKS)
+        .unwrap()
+        .initialize_with(&table(16, 9))
+        .unwrap();
+    assert_eq!(found.cache_status(), CacheStatus::Hit);
+    let metered = call("lookup", 4).limits(Limits::default().fuel(10_000_000));
+    let outcome = found.run(&metered);
+    assert_eq!(outcome.decode::<Option<u64>>().unwrap(), Some(25), "{outcome:?}");
+    assert!(outcome.fuel_used.is_some_and(|fuel| fuel > 0));
+    let both = found.initialize("seed_only", &77u64).unwrap();
+    let state = both.run(&call("state", ()));
+    assert_eq!(state.decode::<(u64, u64)>().unwrap(), (77, 2));
 }

@@ -1,24 +1,28 @@
 //! The compiled-module cache on disk.
 //!
-//! An entry's name is the BLAKE3 hash of the wasm bytes and of the engine's
-//! compatibility hash (wasmtime version and every setting that changes the
-//! generated code), so a changed module, wasmtime or setting never finds a
-//! stale entry. The file holds a magic header, the BLAKE3 hash of the wasm
-//! it was compiled from, a tag, and the artifact (the compiled code).
+//! Every module has an identity (`Identity`): the BLAKE3 hash of its wasm,
+//! or for a snapshot, a hash of what made it (`snapshot.rs`). An entry's
+//! name is a hash of that identity and of the engine's compatibility hash
+//! (wasmtime version and every setting that changes the generated code), so
+//! a changed module, initializer, wasmtime or setting never finds a stale
+//! entry. The file is the artifact (the compiled code, as wasmtime writes
+//! it) followed by a trailer: the identity, a tag, and a magic number.
+//! Keeping the artifact first lets wasmtime map the file itself: a
+//! snapshot's memory image is then mapped copy-on-write from the file,
+//! never copied.
 //!
 //! # Trust
 //!
 //! Loading an entry runs its native code, so an entry is used only when its
-//! tag checks out: a keyed BLAKE3 hash (a MAC) of the wasm's hash and the
+//! tag checks out: a keyed BLAKE3 hash (a MAC) of the identity and the
 //! artifact, under a per-user secret key kept outside the cache, in a file
 //! only its owner may read (`key`). Damage, an entry made from other wasm
 //! or by another build, and an entry forged by anyone without the key
 //! (another user who can write the directory, say) all fail the check: the
 //! module is compiled again and the entry rewritten. Without a usable key
-//! the cache is off, and says why.
-//!
-//! Snapshots (`snapshot.rs`) are kept beside the compiled modules, signed
-//! the same way.
+//! the cache is off, and says why. The check reads the open file that
+//! wasmtime then maps, so a file renamed into place meanwhile is not the
+//! one loaded.
 //!
 //! Entries are written to a temporary file and renamed into place, so
 //! concurrent writers and crashes leave whole files only; the directory is
@@ -27,6 +31,7 @@
 mod key;
 mod snapshot;
 
+use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -36,11 +41,12 @@ use wasmtime::Engine;
 use crate::error::{Error, ErrorKind};
 
 pub(crate) use key::default_key_file;
-pub(crate) use snapshot::SnapshotKey;
 
-/// The first bytes of every entry; bump the digit when the layout changes.
-const MAGIC: &[u8; 8] = b"WPCACHE3";
+/// The last bytes of every entry; bump the digit when the layout changes.
+const MAGIC: &[u8; 8] = b"WPCACHE4";
 const HASH_LEN: usize = 32;
+/// The trailer after the artifact: identity, tag, magic.
+const TRAILER_LEN: usize = HASH_LEN + HASH_LEN + MAGIC.len();
 
 /// How a module was obtained.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +61,22 @@ pub enum CacheStatus {
     /// Compiled; the cache is off or could not be written (the module still
     /// runs).
     Uncached,
+}
+
+/// What a module is, for the cache: the hash of its wasm, or of what made
+/// a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Identity(blake3::Hash);
+
+impl Identity {
+    /// The identity of a module loaded from `wasm`.
+    pub(crate) fn of_wasm(wasm: &[u8]) -> Self {
+        Identity(blake3::hash(wasm))
+    }
+
+    fn as_bytes(&self) -> &[u8; HASH_LEN] {
+        self.0.as_bytes()
+    }
 }
 
 pub(crate) struct ModuleCache {
@@ -103,14 +125,15 @@ impl ModuleCache {
         self.off_because.as_ref().map(Error::message)
     }
 
-    /// The entry's path for these wasm bytes under this engine.
-    pub(crate) fn entry_path(&self, engine: &Engine, wasm: &[u8]) -> Option<PathBuf> {
+    /// The entry's path for the module `identity` under this engine;
+    /// snapshots' entries end in `.snapshot`, the others' in `.cwasm`.
+    fn entry_path(&self, engine: &Engine, identity: &Identity, extension: &str) -> Option<PathBuf> {
         let (dir, _) = self.on.as_ref()?;
         let mut key = Blake3Hasher(blake3::Hasher::new());
-        key.0.update(wasm);
+        key.0.update(identity.as_bytes());
         engine.precompile_compatibility_hash().hash(&mut key);
         let key = key.0.finalize().to_hex();
-        Some(dir.join(format!("{}.cwasm", &key[..40])))
+        Some(dir.join(format!("{}.{extension}", &key[..40])))
     }
 
     /// Loads the module from the cache, or compiles it and stores it.
@@ -119,79 +142,115 @@ impl ModuleCache {
         engine: &Engine,
         wasm: &[u8],
     ) -> Result<(wasmtime::Module, CacheStatus), wasmtime::Error> {
-        let (Some(path), Some((_, key))) = (self.entry_path(engine, wasm), &self.on) else {
-            return Ok((wasmtime::Module::new(engine, wasm)?, CacheStatus::Uncached));
-        };
-        let wasm_hash = blake3::hash(wasm);
-        let mut existed = false;
-        if let Ok(file) = std::fs::read(&path) {
-            existed = true;
-            if let Some(artifact) = verified_artifact(&file, key, wasm_hash.as_bytes()) {
-                // SAFETY: `Module::deserialize` requires bytes produced by
-                // `Module::serialize` (or `Engine::precompile_module`) of a
-                // compatible engine. The entry's tag is a MAC, under this
-                // user's secret key, of the very wasm we hold and of these
-                // bytes: only this user's wasmproc, having compiled that
-                // wasm, could have made it (a torn, corrupted or forged
-                // file fails the check). wasmtime itself rejects an artifact
-                // of another version or configuration with an error.
-                if let Ok(module) = unsafe { wasmtime::Module::deserialize(engine, artifact) } {
-                    return Ok((module, CacheStatus::Hit));
-                }
-            }
+        let identity = Identity::of_wasm(wasm);
+        if let Some(module) = self.load(engine, &identity, "cwasm") {
+            return Ok((module, CacheStatus::Hit));
         }
-        let module = wasmtime::Module::new(engine, wasm)?;
-        let stored = module
-            .serialize()
-            .and_then(|artifact| Ok(store(&path, key, wasm_hash.as_bytes(), &artifact)?));
-        let status = match stored {
-            Ok(()) if existed => CacheStatus::Rebuilt,
-            Ok(()) => CacheStatus::Compiled,
-            Err(_) => CacheStatus::Uncached,
+        self.compile(engine, &identity, "cwasm", wasm)
+    }
+
+    /// The module `identity` compiled for `engine`, if the cache holds it
+    /// and its tag checks out.
+    fn load(&self, engine: &Engine, identity: &Identity, extension: &str) -> Option<wasmtime::Module> {
+        let path = self.entry_path(engine, identity, extension)?;
+        let (_, key) = self.on.as_ref()?;
+        let file = File::open(path).ok()?;
+        {
+            // SAFETY: the map is only read, here, and dropped before the
+            // file is handed on. The cache directory is its owner's only,
+            // and entries are replaced by rename, never written in place:
+            // the bytes cannot change under the map. Were they changed by
+            // the owner anyway, the check below would read whatever is
+            // there (the tag fails) and nothing but this read is affected.
+            let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
+            verified_artifact(&map, key, identity.as_bytes())?;
+        }
+        // SAFETY: `deserialize_open_file` requires a file produced by
+        // `Module::serialize` of a compatible engine. Its tag is a MAC, under
+        // this user's secret key, of the very identity we hold and of the
+        // artifact: only this user's wasmproc, having compiled that module,
+        // could have made it (a torn, corrupted or forged file fails the
+        // check). wasmtime ignores the trailer after the artifact's sections
+        // and rejects an artifact of another version or configuration with
+        // an error. The file is the one just checked (the open handle, not
+        // a path that could have been renamed over).
+        unsafe { wasmtime::Module::deserialize_open_file(engine, file) }.ok()
+    }
+
+    /// Compiles `wasm` (the module `identity`) and stores it. When stored,
+    /// the module is loaded back from its entry, so that its memory image
+    /// maps the file rather than a copy.
+    fn compile(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+        extension: &str,
+        wasm: &[u8],
+    ) -> Result<(wasmtime::Module, CacheStatus), wasmtime::Error> {
+        let compiled = wasmtime::Module::new(engine, wasm)?;
+        let (Some(path), Some((_, key))) = (self.entry_path(engine, identity, extension), &self.on)
+        else {
+            return Ok((compiled, CacheStatus::Uncached));
         };
-        Ok((module, status))
+        let existed = path.exists();
+        let stored = compiled
+            .serialize()
+            .and_then(|artifact| Ok(store(&path, key, identity.as_bytes(), &artifact)?));
+        if stored.is_err() {
+            return Ok((compiled, CacheStatus::Uncached));
+        }
+        let status = if existed {
+            CacheStatus::Rebuilt
+        } else {
+            CacheStatus::Compiled
+        };
+        match self.load(engine, identity, extension) {
+            Some(mapped) => Ok((mapped, status)),
+            None => Ok((compiled, status)),
+        }
     }
 }
 
-/// The tag of an entry: a keyed hash of the wasm's hash and the artifact.
-fn tag(key: &[u8; key::KEY_LEN], wasm_hash: &[u8; HASH_LEN], artifact: &[u8]) -> blake3::Hash {
+/// The tag of an entry: a keyed hash of the identity and the artifact.
+fn tag(key: &[u8; key::KEY_LEN], identity: &[u8; HASH_LEN], artifact: &[u8]) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new_keyed(key);
-    hasher.update(wasm_hash);
+    hasher.update(identity);
     hasher.update(artifact);
     hasher.finalize()
 }
 
-/// The artifact inside an entry, if the entry was made from the wasm that
-/// hashes to `wasm_hash` and its tag checks out under `key`.
+/// The artifact of an entry, if the entry was made for `identity` and its
+/// tag checks out under `key`.
 fn verified_artifact<'f>(
     file: &'f [u8],
     key: &[u8; key::KEY_LEN],
-    wasm_hash: &[u8; HASH_LEN],
+    identity: &[u8; HASH_LEN],
 ) -> Option<&'f [u8]> {
-    let rest = file.strip_prefix(MAGIC.as_slice())?;
-    let rest = rest.strip_prefix(wasm_hash.as_slice())?;
-    if rest.len() < HASH_LEN {
+    let artifact_len = file.len().checked_sub(TRAILER_LEN)?;
+    let (artifact, trailer) = file.split_at(artifact_len);
+    let (claimed_identity, rest) = trailer.split_at(HASH_LEN);
+    let (claimed, magic) = rest.split_at(HASH_LEN);
+    if magic != MAGIC || claimed_identity != identity {
         return None;
     }
-    let (claimed, artifact) = rest.split_at(HASH_LEN);
     let claimed = blake3::Hash::from_bytes(claimed.try_into().ok()?);
     // `blake3::Hash` compares in constant time.
-    (tag(key, wasm_hash, artifact) == claimed).then_some(artifact)
+    (tag(key, identity, artifact) == claimed).then_some(artifact)
 }
 
 fn store(
     path: &Path,
     key: &[u8; key::KEY_LEN],
-    wasm_hash: &[u8; HASH_LEN],
+    identity: &[u8; HASH_LEN],
     artifact: &[u8],
 ) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     key::create_private_dir(dir)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(MAGIC)?;
-    file.write_all(wasm_hash)?;
-    file.write_all(tag(key, wasm_hash, artifact).as_bytes())?;
     file.write_all(artifact)?;
+    file.write_all(identity)?;
+    file.write_all(tag(key, identity, artifact).as_bytes())?;
+    file.write_all(MAGIC)?;
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }
@@ -219,11 +278,11 @@ mod tests {
 
     const KEY: [u8; key::KEY_LEN] = [7; key::KEY_LEN];
 
-    fn entry(key: &[u8; key::KEY_LEN], wasm_hash: &[u8; HASH_LEN], artifact: &[u8]) -> Vec<u8> {
-        let mut file = MAGIC.to_vec();
-        file.extend_from_slice(wasm_hash);
-        file.extend_from_slice(tag(key, wasm_hash, artifact).as_bytes());
-        file.extend_from_slice(artifact);
+    fn entry(key: &[u8; key::KEY_LEN], identity: &[u8; HASH_LEN], artifact: &[u8]) -> Vec<u8> {
+        let mut file = artifact.to_vec();
+        file.extend_from_slice(identity);
+        file.extend_from_slice(tag(key, identity, artifact).as_bytes());
+        file.extend_from_slice(MAGIC);
         file
     }
 
@@ -235,13 +294,10 @@ mod tests {
         assert_eq!(verified_artifact(&file, &KEY, &wasm), Some(&artifact[..]));
 
         let mut flipped = file.clone();
-        *flipped.last_mut().unwrap() ^= 1;
+        flipped[0] ^= 1;
         assert_eq!(verified_artifact(&flipped, &KEY, &wasm), None);
-        assert_eq!(
-            verified_artifact(&file[..file.len() - 1], &KEY, &wasm),
-            None
-        );
-        assert_eq!(verified_artifact(b"WPCACHE3short", &KEY, &wasm), None);
+        assert_eq!(verified_artifact(&file[1..], &KEY, &wasm), None);
+        assert_eq!(verified_artifact(b"WPCACHE4", &KEY, &wasm), None);
         assert_eq!(
             verified_artifact(b"not a cache entry at all, wrong magic", &KEY, &wasm),
             None

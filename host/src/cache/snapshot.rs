@@ -1,30 +1,30 @@
-//! Snapshots on disk: the wasm an initializer's run left, found again by
-//! what made it (the module, the initializer, its argument and grants).
+//! Snapshots in the cache: the compiled module an initializer's run left,
+//! found again by what made it (the module, the initializer, its argument
+//! and grants), without running the initializer or reading any wasm.
 //!
-//! An entry has the layout of a compiled-module entry, with the snapshot's
-//! key in place of the wasm's hash and the snapshot's wasm as the artifact,
-//! and the same tag: a forged or damaged snapshot is not used (it would
-//! hand every task state the initializer never built), it is made again.
+//! A snapshot's entry is a compiled-module entry (same trailer, same tag)
+//! whose identity is that hash; its name ends in `.snapshot`. A forged or
+//! damaged snapshot is not used (it would hand every task state the
+//! initializer never built): it is made again.
 
-use std::path::PathBuf;
+use wasmtime::Engine;
 
-use super::{ModuleCache, store, verified_artifact};
+use super::{CacheStatus, Identity, ModuleCache};
 
 /// Bump when what an initialization leaves changes for the same inputs
 /// (the snapshotter, the SDK's contract).
 const SNAPSHOT_FORMAT: &[u8] = b"wasmproc snapshot 1, wasmtime-wizer 48";
 
-/// What identifies a snapshot: a hash of everything that made it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct SnapshotKey(blake3::Hash);
+/// The entries' file extension.
+const EXTENSION: &str = "snapshot";
 
-impl SnapshotKey {
-    /// The key of the snapshot left by the initializer `init` of the module
-    /// `wasm`, called with `parts` (its argument and grants, each already
-    /// in a stable encoding).
-    pub(crate) fn new(wasm: &[u8], init: &str, parts: &[&[u8]]) -> Self {
+impl Identity {
+    /// The identity of the snapshot left by the initializer `init` of the
+    /// module `base`, called with `parts` (its argument and grants, each in
+    /// a stable encoding).
+    pub(crate) fn of_snapshot(base: &Identity, init: &str, parts: &[&[u8]]) -> Self {
         let mut hasher = blake3::Hasher::new();
-        for part in [SNAPSHOT_FORMAT, blake3::hash(wasm).as_bytes(), init.as_bytes()]
+        for part in [SNAPSHOT_FORMAT, base.as_bytes(), init.as_bytes()]
             .into_iter()
             .chain(parts.iter().copied())
         {
@@ -32,34 +32,24 @@ impl SnapshotKey {
             hasher.update(&(part.len() as u64).to_le_bytes());
             hasher.update(part);
         }
-        SnapshotKey(hasher.finalize())
+        Identity(hasher.finalize())
     }
 }
 
 impl ModuleCache {
-    fn snapshot_path(&self, key: &SnapshotKey) -> Option<PathBuf> {
-        let (dir, _) = self.on.as_ref()?;
-        Some(dir.join(format!("{}.snapshot", &key.0.to_hex()[..40])))
+    /// The snapshot `identity`, compiled for `engine`, if the cache holds
+    /// it.
+    pub(crate) fn load_snapshot(&self, engine: &Engine, identity: &Identity) -> Option<wasmtime::Module> {
+        self.load(engine, identity, EXTENSION)
     }
 
-    /// The snapshot stored under `key`, if there is one and its tag checks
-    /// out.
-    pub(crate) fn load_snapshot(&self, key: &SnapshotKey) -> Option<Vec<u8>> {
-        let path = self.snapshot_path(key)?;
-        let (_, secret) = self.on.as_ref()?;
-        let mut file = std::fs::read(path).ok()?;
-        let wasm_len = verified_artifact(&file, secret, key.0.as_bytes())?.len();
-        // The artifact is the file's tail: keep it without copying.
-        file.drain(..file.len() - wasm_len);
-        Some(file)
-    }
-
-    /// Stores a snapshot under `key`; whether it was written (the cache may
-    /// be off, or its directory not writable).
-    pub(crate) fn store_snapshot(&self, key: &SnapshotKey, wasm: &[u8]) -> bool {
-        let (Some(path), Some((_, secret))) = (self.snapshot_path(key), &self.on) else {
-            return false;
-        };
-        store(&path, secret, key.0.as_bytes(), wasm).is_ok()
+    /// Compiles the snapshot `identity` from its `wasm` and stores it.
+    pub(crate) fn compile_snapshot(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+        wasm: &[u8],
+    ) -> Result<(wasmtime::Module, CacheStatus), wasmtime::Error> {
+        self.compile(engine, identity, EXTENSION, wasm)
     }
 }

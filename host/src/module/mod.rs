@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use wasmtime::InstancePre;
 
-use crate::cache::CacheStatus;
+use crate::cache::{CacheStatus, Identity};
 use crate::error::{Error, ErrorKind};
 use crate::limits::human;
 use crate::runtime::{LinkedEngine, Runtime};
@@ -30,7 +30,12 @@ pub struct Module {
 struct ModuleInner {
     runtime: Runtime,
     name: String,
-    wasm: Vec<u8>,
+    /// What the module is, for the cache.
+    identity: Identity,
+    /// Its wasm. A snapshot found in the cache has none until something
+    /// needs it (fuel metering, another initializer): then its initializer
+    /// runs again, once.
+    wasm: OnceLock<Result<Vec<u8>, Error>>,
     plain: Prepared,
     fuel: OnceLock<Result<Prepared, Error>>,
     info: ModuleInfo,
@@ -49,6 +54,9 @@ pub(crate) struct Origin {
     pub(crate) cached: bool,
     /// How the snapshot was obtained: from the cache, or by initializing.
     pub(crate) status: CacheStatus,
+    /// Makes the snapshot's wasm again, by running `init` over `base`
+    /// (the run layer's, which this layer cannot reach).
+    pub(crate) remake: fn(&Module, &Initializer) -> Result<Vec<u8>, Error>,
 }
 
 /// A module compiled for one engine, with its instantiation prepared.
@@ -134,24 +142,38 @@ impl Runtime {
         }
         let wasm = to_binary(name, bytes)?;
         check_function_count(name, &wasm, settings.max_module_functions)?;
-        self.build(name, wasm, None)
+        let linked = self.engine(false)?;
+        let compiled = self.cache().load_or_compile(&linked.engine, &wasm);
+        let plain = prepare(linked, name, &wasm, compiled)?;
+        let identity = Identity::of_wasm(&wasm);
+        Ok(self.build(name, identity, Some(wasm), plain, None))
     }
 
-    /// A module from checked binary wasm.
-    fn build(&self, name: &str, wasm: Vec<u8>, origin: Option<Origin>) -> Result<Module, Error> {
-        let plain = prepare(self, self.engine(false)?, name, &wasm)?;
+    fn build(
+        &self,
+        name: &str,
+        identity: Identity,
+        wasm: Option<Vec<u8>>,
+        plain: Prepared,
+        origin: Option<Origin>,
+    ) -> Module {
         let info = describe(&plain.module);
-        Ok(Module {
+        let known = OnceLock::new();
+        if let Some(wasm) = wasm {
+            let _ = known.set(Ok(wasm));
+        }
+        Module {
             inner: Arc::new(ModuleInner {
                 runtime: self.clone(),
                 name: name.to_owned(),
-                wasm,
+                identity,
+                wasm: known,
                 plain,
                 fuel: OnceLock::new(),
                 info,
                 origin,
             }),
-        })
+        }
     }
 }
 
@@ -184,16 +206,33 @@ impl Module {
         self.inner.origin.as_ref().map(|origin| &origin.init)
     }
 
-    /// A snapshot of this module: `wasm`, left by `origin.init`. It keeps
-    /// this module's name.
-    pub(crate) fn snapshot(&self, wasm: Vec<u8>, origin: Origin) -> Result<Module, Error> {
+    /// A snapshot of this module, `identity`, left by `origin.init`:
+    /// compiled for the plain engine (from the cache, or from `wasm`). It
+    /// keeps this module's name.
+    pub(crate) fn snapshot(
+        &self,
+        identity: Identity,
+        compiled: Result<(wasmtime::Module, CacheStatus), wasmtime::Error>,
+        wasm: Option<Vec<u8>>,
+        origin: Origin,
+    ) -> Result<Module, Error> {
         let name = self.name();
-        self.runtime().build(name, wasm, Some(origin)).map_err(|error| {
-            Error::new(
-                ErrorKind::CannotRun,
-                format!("the snapshot of `{name}` does not load: {}", error.message()),
-            )
-        })
+        let linked = self.runtime().engine(false)?;
+        let plain = prepare(linked, name, wasm.as_deref().unwrap_or_default(), compiled)
+            .map_err(|error| {
+                Error::new(
+                    ErrorKind::CannotRun,
+                    format!("the snapshot of `{name}` does not load: {}", error.message()),
+                )
+            })?;
+        Ok(self
+            .runtime()
+            .build(name, identity, wasm, plain, Some(origin)))
+    }
+
+    /// What the module is, for the cache.
+    pub(crate) fn identity(&self) -> &Identity {
+        &self.inner.identity
     }
 
     /// What this snapshot was made from; `None` for a module loaded as is.
@@ -206,9 +245,17 @@ impl Module {
         &self.inner.runtime
     }
 
-    /// The module's binary wasm (as loaded; text is assembled).
-    pub(crate) fn wasm(&self) -> &[u8] {
-        &self.inner.wasm
+    /// The module's binary wasm (as loaded; text is assembled). A snapshot
+    /// found in the cache makes it again, once, by running its initializer.
+    pub(crate) fn wasm(&self) -> Result<&[u8], Error> {
+        self.inner
+            .wasm
+            .get_or_init(|| match &self.inner.origin {
+                Some(origin) => (origin.remake)(&origin.base, &origin.init),
+                None => unreachable!("a module loaded from wasm keeps it"),
+            })
+            .as_deref()
+            .map_err(Error::clone)
     }
 
     /// Which entry `entry` runs: [`Entry::Command`] or [`Entry::Task`]
@@ -403,7 +450,15 @@ impl Module {
             .fuel
             .get_or_init(|| {
                 let linked = inner.runtime.engine(true)?;
-                prepare(&inner.runtime, linked, &inner.name, &inner.wasm)
+                let cache = inner.runtime.cache();
+                let compiled = match &inner.origin {
+                    None => cache.load_or_compile(&linked.engine, self.wasm()?),
+                    Some(_) => match cache.load_snapshot(&linked.engine, &inner.identity) {
+                        Some(module) => Ok((module, CacheStatus::Hit)),
+                        None => cache.compile_snapshot(&linked.engine, &inner.identity, self.wasm()?),
+                    },
+                };
+                prepare(linked, &inner.name, self.wasm().unwrap_or_default(), compiled)
             })
             .as_ref()
             .map_err(Error::clone)
@@ -539,16 +594,15 @@ fn to_binary(name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
     }
 }
 
+/// Prepares the instantiation of a module `compiled` (or not) for `linked`
+/// from `wasm` (which names what was wrong when it did not compile).
 fn prepare(
-    runtime: &Runtime,
     linked: &LinkedEngine,
     name: &str,
     wasm: &[u8],
+    compiled: Result<(wasmtime::Module, CacheStatus), wasmtime::Error>,
 ) -> Result<Prepared, Error> {
-    let (module, cache_status) = runtime
-        .cache()
-        .load_or_compile(&linked.engine, wasm)
-        .map_err(|error| {
+    let (module, cache_status) = compiled.map_err(|error| {
             // Valid wasm that still does not compile is over a limit of
             // the engine (its instance pool, say), not malformed.
             let message = match wasmtime::Module::validate(&linked.engine, wasm) {

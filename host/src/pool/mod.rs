@@ -270,7 +270,7 @@ impl PoolBuilder {
             caps.env.append(&mut init.caps.env);
             init.caps = caps;
             init.limits.get_or_insert_with(|| self.limits.clone());
-            self.module = self.module.initialize_until(&init, &self.cancel)?;
+            self.module = self.module.initialize_with_cancel(&init, &self.cancel)?;
         }
         let queue_bound = self.queue_bound.unwrap_or(4 * workers);
         let (jobs, queue) = crossbeam_channel::bounded::<Job>(queue_bound);

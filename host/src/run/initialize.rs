@@ -19,7 +19,7 @@ use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 use super::driver::block_on;
 use super::instance::Live;
 use super::plan::{Plan, checked_limits};
-use crate::cache::{CacheStatus, SnapshotKey};
+use crate::cache::{CacheStatus, Identity};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::{Module, Origin, Resolved};
@@ -77,42 +77,52 @@ impl Module {
     /// a file open, [`ErrorKind::CannotRun`] naming it. Nothing is cached
     /// then.
     pub fn initialize_with(&self, init: &Initializer) -> Result<Module, Error> {
-        self.initialize_until(init, &CancelToken::never())
+        self.initialize_with_cancel(init, &CancelToken::never())
     }
 
     /// As [`initialize_with`](Module::initialize_with), ending the
-    /// initializer with `Cancelled` when `token` is cancelled.
-    pub(crate) fn initialize_until(&self, init: &Initializer, token: &CancelToken) -> Result<Module, Error> {
+    /// initializer with `Cancelled` when `token` is cancelled (by a Ctrl-C
+    /// handler, say).
+    pub fn initialize_with_cancel(
+        &self,
+        init: &Initializer,
+        token: &CancelToken,
+    ) -> Result<Module, Error> {
         let resolved = self.resolve_initializer(&init.name)?;
-        let key = snapshot_key(self, init);
+        let identity = snapshot_identity(self, init);
+        let engine = &self.runtime().engine(false)?.engine;
         let cache = self.runtime().cache();
-        let (wasm, status) = match cache.load_snapshot(&key) {
-            Some(wasm) => (wasm, CacheStatus::Hit),
-            None => {
-                let wasm = run_and_snapshot(self, init, resolved, token)?;
-                let status = if cache.store_snapshot(&key, &wasm) {
-                    CacheStatus::Compiled
-                } else {
-                    CacheStatus::Uncached
-                };
-                (wasm, status)
-            }
-        };
-        let origin = Origin {
+        let origin = |status| Origin {
             base: self.clone(),
             init: init.clone(),
             cached: status != CacheStatus::Uncached,
             status,
+            remake,
         };
-        self.snapshot(wasm, origin)
+        if let Some(compiled) = cache.load_snapshot(engine, &identity) {
+            let found = Ok((compiled, CacheStatus::Hit));
+            return self.snapshot(identity, found, None, origin(CacheStatus::Hit));
+        }
+        let wasm = run_and_snapshot(self, init, resolved, token)?;
+        let compiled = cache.compile_snapshot(engine, &identity, &wasm);
+        let status = compiled
+            .as_ref()
+            .map_or(CacheStatus::Uncached, |(_, status)| *status);
+        self.snapshot(identity, compiled, Some(wasm), origin(status))
     }
 }
 
-/// The cache key of `init`'s snapshot of `module`. The limits are not in
-/// it: they decide whether the run succeeds, not what it leaves.
-fn snapshot_key(module: &Module, init: &Initializer) -> SnapshotKey {
+/// The snapshot's wasm made again: `init` run over `base`, uncached.
+fn remake(base: &Module, init: &Initializer) -> Result<Vec<u8>, Error> {
+    let resolved = base.resolve_initializer(&init.name)?;
+    run_and_snapshot(base, init, resolved, &CancelToken::never())
+}
+
+/// The cache identity of `init`'s snapshot of `module`. The limits are not
+/// in it: they decide whether the run succeeds, not what it leaves.
+fn snapshot_identity(module: &Module, init: &Initializer) -> Identity {
     let caps = serde_json::to_vec(&init.caps).unwrap_or_default();
-    SnapshotKey::new(module.wasm(), &init.name, &[&init.input, &caps])
+    Identity::of_snapshot(module.identity(), &init.name, &[&init.input, &caps])
 }
 
 /// Runs the initializer in an instrumented instance and returns the
@@ -139,7 +149,7 @@ fn run_and_snapshot(
     let mut wizer = Wizer::new();
     wizer.init_func(export);
     let (context, instrumented) = wizer
-        .instrument(module.wasm())
+        .instrument(module.wasm()?)
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let engine = module.runtime().engine(limits.get_fuel().is_some())?;
     let compiled = wasmtime::Module::new(&engine.engine, &instrumented)

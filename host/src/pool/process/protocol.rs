@@ -54,14 +54,14 @@ pub(crate) enum WireModule {
 
 impl WireModule {
     /// How a worker process gets `module`.
-    pub(crate) fn of(module: &Module) -> WireModule {
-        match module.origin() {
+    pub(crate) fn of(module: &Module) -> Result<WireModule, Error> {
+        Ok(match module.origin() {
             Some(origin) if origin.cached => WireModule::Snapshot {
-                base: Box::new(WireModule::of(&origin.base)),
+                base: Box::new(WireModule::of(&origin.base)?),
                 init: origin.init.clone(),
             },
-            _ => WireModule::Wasm(module.wasm().to_vec()),
-        }
+            _ => WireModule::Wasm(module.wasm()?.to_vec()),
+        })
     }
 }
 

@@ -733,7 +733,7 @@ impl Supervisor {
         let hello = ToChild::Hello {
             version: VERSION,
             module_name: self.module.name().to_owned(),
-            module: WireModule::of(&self.module),
+            module: WireModule::of(&self.module).map_err(|error| lost(error.into_message()))?,
             settings: self.module.runtime().settings().clone(),
         };
         let not_a_worker = || {
