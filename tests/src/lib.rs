@@ -67,7 +67,11 @@ pub fn share_tasks() -> &'static Module {
 /// The guest with initializers, loaded once.
 pub fn init_tasks() -> &'static Module {
     static MODULE: OnceLock<Module> = OnceLock::new();
-    MODULE.get_or_init(|| runtime().load(guests::INIT_TASKS).expect("init-tasks loads"))
+    MODULE.get_or_init(|| {
+        runtime()
+            .load(guests::INIT_TASKS)
+            .expect("init-tasks loads")
+    })
 }
 
 /// The plain WASI command guest, loaded once.

@@ -116,7 +116,11 @@ fn each_task_starts_from_the_snapshot_not_from_the_last_task() {
             // Each scribble finds the snapshot's value, not the zero the
             // previous one wrote; each task is its instance's first call.
             let old = submitted(&pool, call("scribble", 5));
-            assert_eq!(old.decode::<Option<u64>>().unwrap(), Some(25 + seed), "{label}");
+            assert_eq!(
+                old.decode::<Option<u64>>().unwrap(),
+                Some(25 + seed),
+                "{label}"
+            );
             let calls = submitted(&pool, call("calls", ()));
             assert_eq!(calls.decode::<u64>().unwrap(), 1, "{label}");
         }
@@ -177,20 +181,29 @@ fn the_cache_keys_snapshots_by_initializer_and_argument() {
         .unwrap();
     assert_eq!(again.cache_status(), CacheStatus::Hit);
     assert_eq!(
-        again.run(&call("lookup", 3)).decode::<Option<u64>>().unwrap(),
+        again
+            .run(&call("lookup", 3))
+            .decode::<Option<u64>>()
+            .unwrap(),
         Some(10)
     );
     // Another argument, another initializer: other snapshots.
     let other = module.initialize_with(&table(10, 2)).unwrap();
     assert_eq!(other.cache_status(), CacheStatus::Compiled);
     assert_eq!(
-        other.run(&call("lookup", 3)).decode::<Option<u64>>().unwrap(),
+        other
+            .run(&call("lookup", 3))
+            .decode::<Option<u64>>()
+            .unwrap(),
         Some(11)
     );
     let seeded = module.initialize("seed_only", &1u64).unwrap();
     assert_eq!(seeded.cache_status(), CacheStatus::Compiled);
     assert_eq!(
-        seeded.run(&call("table_len", ())).decode::<usize>().unwrap(),
+        seeded
+            .run(&call("table_len", ()))
+            .decode::<usize>()
+            .unwrap(),
         0
     );
     assert_eq!(snapshots_in(&cache), 3);
@@ -215,7 +228,10 @@ fn a_forged_snapshot_is_not_used() {
     let again = module.initialize_with(&table(10, 5)).unwrap();
     assert_eq!(again.cache_status(), CacheStatus::Rebuilt);
     assert_eq!(
-        again.run(&call("lookup", 3)).decode::<Option<u64>>().unwrap(),
+        again
+            .run(&call("lookup", 3))
+            .decode::<Option<u64>>()
+            .unwrap(),
         Some(14)
     );
 }
@@ -310,7 +326,9 @@ fn an_unknown_initializer_is_named_with_the_ones_there_are() {
     assert_eq!(outcome.status, ExitStatus::CannotRun);
     assert!(outcome.message.unwrap().contains("--init table"));
     // A module without initializers says so.
-    let plain = wasmproc_tests::sdk_tasks().initialize("setup", &()).unwrap_err();
+    let plain = wasmproc_tests::sdk_tasks()
+        .initialize("setup", &())
+        .unwrap_err();
     assert!(plain.message().contains("exports none"), "{plain}");
 }
 
@@ -398,7 +416,11 @@ fn a_cached_snapshot_runs_with_fuel_and_takes_another_initializer() {
     assert_eq!(found.cache_status(), CacheStatus::Hit);
     let metered = call("lookup", 4).limits(Limits::default().fuel(10_000_000));
     let outcome = found.run(&metered);
-    assert_eq!(outcome.decode::<Option<u64>>().unwrap(), Some(25), "{outcome:?}");
+    assert_eq!(
+        outcome.decode::<Option<u64>>().unwrap(),
+        Some(25),
+        "{outcome:?}"
+    );
     assert!(outcome.fuel_used.is_some_and(|fuel| fuel > 0));
     let both = found.initialize("seed_only", &77u64).unwrap();
     let state = both.run(&call("state", ()));

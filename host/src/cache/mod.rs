@@ -28,6 +28,7 @@
 //! concurrent writers and crashes leave whole files only; the directory is
 //! made readable by its owner only.
 
+mod checked;
 mod key;
 mod snapshot;
 
@@ -151,11 +152,16 @@ impl ModuleCache {
 
     /// The module `identity` compiled for `engine`, if the cache holds it
     /// and its tag checks out.
-    fn load(&self, engine: &Engine, identity: &Identity, extension: &str) -> Option<wasmtime::Module> {
+    fn load(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+        extension: &str,
+    ) -> Option<wasmtime::Module> {
         let path = self.entry_path(engine, identity, extension)?;
         let (_, key) = self.on.as_ref()?;
-        let file = File::open(path).ok()?;
-        {
+        let file = File::open(&path).ok()?;
+        if !checked::was_checked(&path, &file, key, identity.as_bytes()) {
             // SAFETY: the map is only read, here, and dropped before the
             // file is handed on. The cache directory is its owner's only,
             // and entries are replaced by rename, never written in place:
@@ -164,16 +170,18 @@ impl ModuleCache {
             // there (the tag fails) and nothing but this read is affected.
             let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
             verified_artifact(&map, key, identity.as_bytes())?;
+            checked::mark_checked(&path, &file, key, identity.as_bytes());
         }
         // SAFETY: `deserialize_open_file` requires a file produced by
         // `Module::serialize` of a compatible engine. Its tag is a MAC, under
         // this user's secret key, of the very identity we hold and of the
         // artifact: only this user's wasmproc, having compiled that module,
         // could have made it (a torn, corrupted or forged file fails the
-        // check). wasmtime ignores the trailer after the artifact's sections
-        // and rejects an artifact of another version or configuration with
-        // an error. The file is the one just checked (the open handle, not
-        // a path that could have been renamed over).
+        // check; or checked before, and unchanged since: `checked.rs`).
+        // wasmtime ignores the trailer after the artifact's sections and
+        // rejects an artifact of another version or configuration with an
+        // error. The file is the one just checked (the open handle, not a
+        // path that could have been renamed over).
         unsafe { wasmtime::Module::deserialize_open_file(engine, file) }.ok()
     }
 
@@ -211,11 +219,13 @@ impl ModuleCache {
     }
 }
 
-/// The tag of an entry: a keyed hash of the identity and the artifact.
+/// The tag of an entry: a keyed hash of the identity and the artifact. A
+/// snapshot's artifact holds its memory (tens of megabytes): every core
+/// hashes a part.
 fn tag(key: &[u8; key::KEY_LEN], identity: &[u8; HASH_LEN], artifact: &[u8]) -> blake3::Hash {
     let mut hasher = blake3::Hasher::new_keyed(key);
     hasher.update(identity);
-    hasher.update(artifact);
+    hasher.update_rayon(artifact);
     hasher.finalize()
 }
 
@@ -244,13 +254,24 @@ fn store(
     identity: &[u8; HASH_LEN],
     artifact: &[u8],
 ) -> std::io::Result<()> {
+    let tag = tag(key, identity, artifact);
+    write_whole(path, &[artifact, identity, tag.as_bytes(), MAGIC])
+}
+
+/// Writes `bytes` to `path` whole or not at all.
+fn store_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_whole(path, &[bytes])
+}
+
+/// Writes `parts` to a temporary file in `path`'s directory (made private
+/// if new) and renames it into place.
+fn write_whole(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     key::create_private_dir(dir)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
-    file.write_all(artifact)?;
-    file.write_all(identity)?;
-    file.write_all(tag(key, identity, artifact).as_bytes())?;
-    file.write_all(MAGIC)?;
+    for part in parts {
+        file.write_all(part)?;
+    }
     file.persist(path).map_err(|e| e.error)?;
     Ok(())
 }

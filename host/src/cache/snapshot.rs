@@ -39,7 +39,11 @@ impl Identity {
 impl ModuleCache {
     /// The snapshot `identity`, compiled for `engine`, if the cache holds
     /// it.
-    pub(crate) fn load_snapshot(&self, engine: &Engine, identity: &Identity) -> Option<wasmtime::Module> {
+    pub(crate) fn load_snapshot(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+    ) -> Option<wasmtime::Module> {
         self.load(engine, identity, EXTENSION)
     }
 

@@ -218,13 +218,17 @@ impl Module {
     ) -> Result<Module, Error> {
         let name = self.name();
         let linked = self.runtime().engine(false)?;
-        let plain = prepare(linked, name, wasm.as_deref().unwrap_or_default(), compiled)
-            .map_err(|error| {
+        let plain = prepare(linked, name, wasm.as_deref().unwrap_or_default(), compiled).map_err(
+            |error| {
                 Error::new(
                     ErrorKind::CannotRun,
-                    format!("the snapshot of `{name}` does not load: {}", error.message()),
+                    format!(
+                        "the snapshot of `{name}` does not load: {}",
+                        error.message()
+                    ),
                 )
-            })?;
+            },
+        )?;
         Ok(self
             .runtime()
             .build(name, identity, wasm, plain, Some(origin)))
@@ -455,10 +459,17 @@ impl Module {
                     None => cache.load_or_compile(&linked.engine, self.wasm()?),
                     Some(_) => match cache.load_snapshot(&linked.engine, &inner.identity) {
                         Some(module) => Ok((module, CacheStatus::Hit)),
-                        None => cache.compile_snapshot(&linked.engine, &inner.identity, self.wasm()?),
+                        None => {
+                            cache.compile_snapshot(&linked.engine, &inner.identity, self.wasm()?)
+                        }
                     },
                 };
-                prepare(linked, &inner.name, self.wasm().unwrap_or_default(), compiled)
+                prepare(
+                    linked,
+                    &inner.name,
+                    self.wasm().unwrap_or_default(),
+                    compiled,
+                )
             })
             .as_ref()
             .map_err(Error::clone)
@@ -603,16 +614,16 @@ fn prepare(
     compiled: Result<(wasmtime::Module, CacheStatus), wasmtime::Error>,
 ) -> Result<Prepared, Error> {
     let (module, cache_status) = compiled.map_err(|error| {
-            // Valid wasm that still does not compile is over a limit of
-            // the engine (its instance pool, say), not malformed.
-            let message = match wasmtime::Module::validate(&linked.engine, wasm) {
-                Ok(()) => format!(
-                    "`{name}` is valid WebAssembly but cannot run under wasmproc's limits: {error:#}"
-                ),
-                Err(_) => format!("`{name}` is not a valid WebAssembly module: {error:#}"),
-            };
-            Error::new(ErrorKind::CannotRun, message)
-        })?;
+        // Valid wasm that still does not compile is over a limit of
+        // the engine (its instance pool, say), not malformed.
+        let message = match wasmtime::Module::validate(&linked.engine, wasm) {
+            Ok(()) => format!(
+                "`{name}` is valid WebAssembly but cannot run under wasmproc's limits: {error:#}"
+            ),
+            Err(_) => format!("`{name}` is not a valid WebAssembly module: {error:#}"),
+        };
+        Error::new(ErrorKind::CannotRun, message)
+    })?;
     let pre = linked.linker.instantiate_pre(&module).map_err(|error| {
         Error::new(
             ErrorKind::CannotRun,

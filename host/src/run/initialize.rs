@@ -178,7 +178,10 @@ fn run_and_snapshot(
             .unwrap_or_else(|| format!("it ended with status {}", outcome.status.code()));
         return Err(Error::new(
             kind,
-            format!("the initializer `{name}` of `{}` failed: {why}", module.name()),
+            format!(
+                "the initializer `{name}` of `{}` failed: {why}",
+                module.name()
+            ),
         ));
     }
     // The helper instance holds the pool's spare place until its store
@@ -241,8 +244,7 @@ async fn open_file(
     granted: u32,
 ) -> Result<Option<u32>, wasmtime::Error> {
     let probe = wasmtime::Module::new(store.engine(), wat::parse_str(OPEN_FILE_PROBE)?)?;
-    let fdstat = linker
-        .get(&mut *store, "wasi_snapshot_preview1", "fd_fdstat_get")?;
+    let fdstat = linker.get(&mut *store, "wasi_snapshot_preview1", "fd_fdstat_get")?;
     let instance = Instance::new_async(&mut *store, &probe, &[fdstat]).await?;
     let first_open = instance.get_typed_func::<(i32, i32), i32>(&mut *store, "first_open")?;
     let from = 3 + granted.min(i32::MAX as u32 - 3 - OPEN_FILE_SCAN);

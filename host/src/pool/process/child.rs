@@ -127,8 +127,8 @@ pub(crate) fn serve() -> i32 {
         },
         ..settings
     };
-    let loaded = Runtime::with_settings(settings)
-        .and_then(|runtime| load(&runtime, &module_name, module));
+    let loaded =
+        Runtime::with_settings(settings).and_then(|runtime| load(&runtime, &module_name, module));
     let module = match loaded {
         Ok(module) => module,
         Err(error) => {

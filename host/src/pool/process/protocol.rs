@@ -22,10 +22,10 @@ use std::sync::Arc;
 
 use crate::error::Error;
 use crate::limits::Limits;
+use crate::module::Module;
 use crate::outcome::Outcome;
 use crate::runtime::RuntimeSettings;
 use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Window};
-use crate::module::Module;
 use crate::task::{Capabilities, Entry, Initializer, Output, Stdin, Task};
 
 /// Bumped on any change to the messages below; the handshake checks it.
