@@ -66,6 +66,12 @@
 //! queues ([`queue`]), its pipe to whoever submitted it ([`pipe`]), shared
 //! regions ([`region`]), and the locks, events, semaphores and barriers of
 //! [`sync`]. Waits end when the task's time limit passes.
+//!
+//! # State built once
+//!
+//! An [`init`] function builds state (into statics: `OnceLock`, `Mutex`)
+//! that the host snapshots once; every task then starts from it, in a
+//! fresh instance. See [`init`].
 
 mod failure;
 mod ffi;

@@ -89,6 +89,34 @@
 //! # Ok::<(), wasmproc::Error>(())
 //! ```
 //!
+//! # State built once
+//!
+//! An initializer (`#[wasmproc_guest::init]` in the guest) builds state
+//! once; [`Module::initialize`] runs it and returns a module whose every
+//! task starts from a snapshot of that state, in a fresh instance,
+//! copy-on-write ("fork without fork", on every OS). The snapshot is cached
+//! (the next program maps it instead of initializing), worker processes map
+//! it from the cache, and [`PoolBuilder::initializer`] is the
+//! `Pool(initializer=…)` spelling. An initializer's failure is an [`Error`]
+//! with the status a task would get.
+//!
+//! ```no_run
+//! use wasmproc::{Initializer, Limits, Pool, Runtime, Task};
+//! use std::time::Duration;
+//!
+//! let module = Runtime::new()?.load("primes.wasm")?;
+//! let sieve = Initializer::call("sieve", &50_000_000u32)?
+//!     .limits(Limits::default().timeout(Duration::from_secs(30)));
+//! let primes = module.initialize_with(&sieve)?;
+//! let pool = Pool::builder(&primes).build()?;
+//! let answers: Vec<bool> = pool
+//!     .map("is_prime", [7u64, 49_999_991, 50_000_000])
+//!     .map(|outcome| outcome.decode())
+//!     .collect::<Result<_, _>>()?;
+//! assert_eq!(answers, [true, true, false]);
+//! # Ok::<(), wasmproc::Error>(())
+//! ```
+//!
 //! # Exit statuses
 //!
 //! Every run ends in exactly one [`ExitStatus`]; its table is on that type.

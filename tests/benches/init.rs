@@ -339,7 +339,7 @@ fn first_result(wasmproc: &Path, dir: &Path, args: &[&str]) -> f64 {
         .env("WASMPROC_CACHE_KEY_FILE", dir.join("cache.key"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::null())
         .spawn()
         .expect("wasmproc starts");
     let mut stdin = child.stdin.take().expect("piped");

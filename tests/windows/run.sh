@@ -26,6 +26,7 @@ x86_64-w64-mingw32-gcc -shared -O2 -o "$bin/bcryptprimitives.dll" \
 exe="$bin/wasmproc.exe"
 sdk=target/windows-guests/wasm32-wasip1/release/sdk_tasks.wasm
 cmd=target/windows-guests/wasm32-wasip1/release/wasi-cmd.wasm
+init=target/windows-guests/wasm32-wasip1/release/init_tasks.wasm
 
 export WINEDEBUG=-all WINEPREFIX="${WINEPREFIX:-$PWD/target/wineprefix}"
 export WASMPROC_CACHE_DIR="$PWD/target/windows-cache"
@@ -99,6 +100,14 @@ for isolation in thread process; do
     check_stdin '5\n6\n' 0 - map "${iso[@]}" "$sdk" --task square -
     printf '3\n"x"\n{bad\n' > target/windows-map-input.ndjson
     check 123 - map "${iso[@]}" "$sdk" --task square target/windows-map-input.ndjson
+    # Initializers: the snapshot made, then found in the cache (worker
+    # processes map it from there); a failing initializer's status.
+    table=(--init table --init-args '{"len":10,"seed":1}')
+    check 0 10 run "${iso[@]}" "$init" "${table[@]}" --task lookup --args 3
+    check 0 10 run "${iso[@]}" "$init" "${table[@]}" --task lookup --args 3
+    check_stdin '2\n9\n' 0 - map "${iso[@]}" "$init" "${table[@]}" --task lookup -
+    check 3 - run "${iso[@]}" "$init" --init refuse --init-args 3 --task lookup --args 0
+    check 142 - run "${iso[@]}" --timeout 300ms "$init" --init spins --task lookup --args 0
 done
 check 127 - run /no/such/module.wasm
 check 128 - run --bogus "$sdk"

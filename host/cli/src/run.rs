@@ -227,9 +227,11 @@ fn initialize(module: Module, init: Initializer, interrupt: &Interrupt) -> anyho
         "cancelled while the initializer `{}` was running",
         init.name()
     );
+    // The token ends the initializer itself, not only the wait for it.
+    let token = interrupt.token.clone();
     off_thread(
         "wasmproc-init",
-        move || module.initialize_with(&init),
+        move || module.initialize_with_cancel(&init, &token),
         None,
         interrupt,
         &cancelled,
