@@ -128,7 +128,10 @@ fn table_len() -> usize {
 /// The seed, and how many initializers ran before this task.
 #[task]
 fn state() -> (u64, u64) {
-    (SEED.load(Ordering::Relaxed), INIT_RUNS.load(Ordering::Relaxed))
+    (
+        SEED.load(Ordering::Relaxed),
+        INIT_RUNS.load(Ordering::Relaxed),
+    )
 }
 
 /// Overwrites entry `i` (and the seed) and returns what was there: the
