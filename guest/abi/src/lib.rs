@@ -15,8 +15,8 @@
 //! - An initializer is an exported function named [`INIT_EXPORT_PREFIX`] +
 //!   its name, of the same type and with the same imports as a task. The
 //!   host runs it once and snapshots the instance (its memories and
-//!   globals); tasks then start from that snapshot, in which `_initialize`
-//!   and the initializers no longer exist.
+//!   globals); tasks then start from that snapshot, which no longer exports
+//!   `_initialize` nor the initializer that ran.
 //! - Queues, the task's pipe and shared regions are reached through the
 //!   imports in [`share`]; locks and the like over regions follow [`sync`].
 #![no_std]
