@@ -251,36 +251,17 @@ fn python_peer(limit: u32, numbers: &[u64]) -> Vec<(String, f64, usize)> {
     for n in numbers {
         writeln!(file, "{n}").expect("writes");
     }
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/init_peer.py");
-    let output = Command::new("python3")
-        .arg(script)
-        .arg(limit.to_string())
-        .arg(file.path())
-        .output();
-    match output {
-        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter_map(|v| {
-                Some((
-                    v["name"].as_str()?.to_owned(),
-                    v["seconds"].as_f64()?,
-                    usize::try_from(v["primes"].as_u64()?).ok()?,
-                ))
-            })
-            .collect(),
-        Ok(output) => {
-            println!(
-                "  (python peer failed: {})",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-            Vec::new()
-        }
-        Err(_) => {
-            println!("  (python3 not found: the multiprocessing rows are skipped)");
-            Vec::new()
-        }
-    }
+    let args = [limit.to_string(), file.path().display().to_string()];
+    wasmproc_tests::python_peer("init_peer.py", &args)
+        .iter()
+        .filter_map(|v| {
+            Some((
+                v["name"].as_str()?.to_owned(),
+                v["seconds"].as_f64()?,
+                usize::try_from(v["primes"].as_u64()?).ok()?,
+            ))
+        })
+        .collect()
 }
 
 /// The binary rows: time to the first result of `wasmproc map` with an

@@ -270,28 +270,11 @@ fn kernel_wasm(module: &wasmproc::Module, timeout: Option<Duration>) -> f64 {
 }
 
 fn python_peer(tasks: usize, workers: usize) -> Vec<(String, f64)> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/peer.py");
-    let output = std::process::Command::new("python3")
-        .args([script, &tasks.to_string(), &workers.to_string()])
-        .output();
-    match output {
-        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter_map(|v| Some((v["name"].as_str()?.to_owned(), v["tasks_per_s"].as_f64()?)))
-            .collect(),
-        Ok(output) => {
-            println!(
-                "  (python peer failed: {})",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-            Vec::new()
-        }
-        Err(_) => {
-            println!("  (python3 not found: the multiprocessing rows are skipped)");
-            Vec::new()
-        }
-    }
+    let args = [tasks.to_string(), workers.to_string()];
+    wasmproc_tests::python_peer("peer.py", &args)
+        .iter()
+        .filter_map(|v| Some((v["name"].as_str()?.to_owned(), v["tasks_per_s"].as_f64()?)))
+        .collect()
 }
 
 /// The raw limit: wasmtime alone, with the engine settings wasmproc uses,

@@ -116,28 +116,10 @@ fn locked_counter(module: &Module, isolation: Isolation, each: u64) -> f64 {
 }
 
 fn python_peer(n: usize) -> Vec<(String, f64)> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/share_peer.py");
-    let output = std::process::Command::new("python3")
-        .args([script, &n.to_string()])
-        .output();
-    match output {
-        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-            .filter_map(|v| Some((v["name"].as_str()?.to_owned(), v["per_s"].as_f64()?)))
-            .collect(),
-        Ok(output) => {
-            println!(
-                "  (python peer failed: {})",
-                String::from_utf8_lossy(&output.stderr).trim()
-            );
-            Vec::new()
-        }
-        Err(_) => {
-            println!("  (python3 not found: the multiprocessing rows are skipped)");
-            Vec::new()
-        }
-    }
+    wasmproc_tests::python_peer("share_peer.py", &[n.to_string()])
+        .iter()
+        .filter_map(|v| Some((v["name"].as_str()?.to_owned(), v["per_s"].as_f64()?)))
+        .collect()
 }
 
 fn peer(python: &[(String, f64)], name: &str) -> Option<f64> {

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 use wasmproc_tests::{code, guests, stderr, stdout};
 
-use crate::{wasmproc, wasmproc_run};
+use crate::{input_file, lines, wasmproc, wasmproc_run};
 
 const INIT: &str = guests::INIT_TASKS;
 
@@ -28,19 +28,6 @@ const INITIALIZERS: [&str; 10] = [
     "traps",
     "words",
 ];
-
-fn lines(output: &std::process::Output) -> Vec<Value> {
-    stdout(output)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
-        .collect()
-}
-
-fn input_file(text: &str) -> tempfile::NamedTempFile {
-    let file = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(file.path(), text).unwrap();
-    file
-}
 
 /// `wasmproc ARGS` with a cache of its own at `cache`, so that what it
 /// finds there is what the test put there.

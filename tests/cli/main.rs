@@ -41,6 +41,21 @@ fn wasmproc() -> Command {
     command
 }
 
+/// A command's stdout as JSON lines (what `map` writes).
+fn lines(output: &Output) -> Vec<serde_json::Value> {
+    wasmproc_tests::stdout(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect()
+}
+
+/// A temporary file holding `text` (a `map` input).
+fn input_file(text: &str) -> tempfile::NamedTempFile {
+    let file = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(file.path(), text).unwrap();
+    file
+}
+
 /// Runs `wasmproc ARGS` and returns its output.
 fn wasmproc_run(args: &[&str]) -> Output {
     wasmproc().args(args).output().expect("the binary starts")

@@ -4,25 +4,12 @@ use std::io::Write;
 use std::process::Stdio;
 
 use serde_json::Value;
-use wasmproc_tests::{code, guests, stderr, stdout};
+use wasmproc_tests::{code, guests, stderr};
 
-use crate::{wasmproc, wasmproc_run};
+use crate::{input_file, lines, wasmproc, wasmproc_run};
 
 const SDK: &str = guests::SDK_TASKS;
 const CMD: &str = guests::WASI_CMD;
-
-fn lines(output: &std::process::Output) -> Vec<Value> {
-    stdout(output)
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
-        .collect()
-}
-
-fn input_file(text: &str) -> tempfile::NamedTempFile {
-    let mut file = tempfile::NamedTempFile::new().unwrap();
-    file.write_all(text.as_bytes()).unwrap();
-    file
-}
 
 #[test]
 fn typed_tasks_in_order_with_a_malformed_line_failing_alone() {

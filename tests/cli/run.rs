@@ -385,18 +385,7 @@ fn compile_fills_the_cache_once() {
         "{}",
         stdout(&second)
     );
-    // One compiled module (beside it, the record that it was checked).
-    let entries = std::fs::read_dir(cache.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "cwasm")
-        })
-        .count();
-    assert_eq!(entries, 1);
+    assert_eq!(wasmproc_tests::cache_entries(cache.path(), "cwasm"), 1);
 }
 
 #[cfg(unix)]

@@ -107,3 +107,48 @@ pub fn stdout(output: &Output) -> String {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// Runs a benchmark's Python peer (`tests/benches/SCRIPT` with `args`) and
+/// returns the JSON object of each line it printed; none (with the reason
+/// printed) when python3 is missing or the peer fails, so that the
+/// benchmark's own rows still run.
+pub fn python_peer(script: &str, args: &[String]) -> Vec<serde_json::Value> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("benches")
+        .join(script);
+    let output = std::process::Command::new("python3")
+        .arg(script)
+        .args(args)
+        .output();
+    match output {
+        Ok(output) if output.status.success() => String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .collect(),
+        Ok(output) => {
+            println!(
+                "  (python peer failed: {})",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+            Vec::new()
+        }
+        Err(_) => {
+            println!("  (python3 not found: the multiprocessing rows are skipped)");
+            Vec::new()
+        }
+    }
+}
+
+/// How many files in the cache directory `dir` end in `.EXTENSION`
+/// (`cwasm`: compiled modules; `snapshot`: snapshots), leaving out the
+/// records beside them.
+pub fn cache_entries(dir: &std::path::Path, extension: &str) -> usize {
+    std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .filter_map(Result::ok)
+                .filter(|entry| entry.path().extension().is_some_and(|x| x == extension))
+                .count()
+        })
+        .unwrap_or(0)
+}

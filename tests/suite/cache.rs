@@ -223,17 +223,11 @@ fn the_fuel_engine_has_entries_of_its_own() {
         .unwrap()
         .limits(wasmproc::Limits::default().fuel(1_000_000));
     assert_eq!(module.run(&task).decode::<u64>().unwrap(), 9);
-    let compiled = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "cwasm")
-        })
-        .count();
-    assert_eq!(compiled, 2, "plain and fuel artifacts differ");
+    assert_eq!(
+        wasmproc_tests::cache_entries(dir.path(), "cwasm"),
+        2,
+        "plain and fuel artifacts differ"
+    );
 }
 
 /// BLAKE3 through the wasmproc-independent reference: the `blake3` CLI is

@@ -67,16 +67,7 @@ fn runtime_in(dir: Option<&Path>) -> Runtime {
 }
 
 fn snapshots_in(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter(|e| {
-                    e.as_ref()
-                        .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "snapshot"))
-                })
-                .count()
-        })
-        .unwrap_or(0)
+    wasmproc_tests::cache_entries(dir, "snapshot")
 }
 
 #[test]

@@ -137,17 +137,18 @@ impl ModuleCache {
         Some(dir.join(format!("{}.{extension}", &key[..40])))
     }
 
-    /// Loads the module from the cache, or compiles it and stores it.
+    /// Loads the module `identity` (`wasm`'s) from the cache, or compiles
+    /// it and stores it.
     pub(crate) fn load_or_compile(
         &self,
         engine: &Engine,
+        identity: &Identity,
         wasm: &[u8],
     ) -> Result<(wasmtime::Module, CacheStatus), wasmtime::Error> {
-        let identity = Identity::of_wasm(wasm);
-        if let Some(module) = self.load(engine, &identity, "cwasm") {
+        if let Some(module) = self.load(engine, identity, "cwasm") {
             return Ok((module, CacheStatus::Hit));
         }
-        self.compile(engine, &identity, "cwasm", wasm)
+        self.compile(engine, identity, "cwasm", wasm)
     }
 
     /// The module `identity` compiled for `engine`, if the cache holds it

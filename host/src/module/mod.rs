@@ -143,9 +143,11 @@ impl Runtime {
         let wasm = to_binary(name, bytes)?;
         check_function_count(name, &wasm, settings.max_module_functions)?;
         let linked = self.engine(false)?;
-        let compiled = self.cache().load_or_compile(&linked.engine, &wasm);
-        let plain = prepare(linked, name, &wasm, compiled)?;
         let identity = Identity::of_wasm(&wasm);
+        let compiled = self
+            .cache()
+            .load_or_compile(&linked.engine, &identity, &wasm);
+        let plain = prepare(linked, name, &wasm, compiled)?;
         Ok(self.build(name, identity, Some(wasm), plain, None))
     }
 
@@ -456,7 +458,7 @@ impl Module {
                 let linked = inner.runtime.engine(true)?;
                 let cache = inner.runtime.cache();
                 let compiled = match &inner.origin {
-                    None => cache.load_or_compile(&linked.engine, self.wasm()?),
+                    None => cache.load_or_compile(&linked.engine, &inner.identity, self.wasm()?),
                     Some(_) => match cache.load_snapshot(&linked.engine, &inner.identity) {
                         Some(module) => Ok((module, CacheStatus::Hit)),
                         None => {
