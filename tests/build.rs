@@ -22,6 +22,8 @@ fn main() {
         "guests/sdk-tasks",
         "guests/share-tasks",
         "guests/init-tasks",
+        "guests/serve-tasks",
+        "../guest/examples/c",
         "guests/wasi-cmd",
         "guests/c",
     ] {
@@ -77,6 +79,14 @@ fn main() {
         &manifest.join("guests/c/share.c"),
         &out.join("c_share.wasm"),
     );
+    let c_echo = build_c_guest(
+        &manifest.join("../guest/examples/c/echo.c"),
+        &out.join("c_echo.wasm"),
+    );
+    let c_http = build_c_guest(
+        &manifest.join("../guest/examples/c/http.c"),
+        &out.join("c_http.wasm"),
+    );
     let generated = format!(
         "/// Typed tasks written with wasmproc-guest.\n\
          pub const SDK_TASKS: &str = {:?};\n\
@@ -84,18 +94,27 @@ fn main() {
          pub const SHARE_TASKS: &str = {:?};\n\
          /// Initializers and the tasks that read the snapshots they leave.\n\
          pub const INIT_TASKS: &str = {:?};\n\
+         /// Connection handlers for `serve`.\n\
+         pub const SERVE_TASKS: &str = {:?};\n\
          /// A plain WASI command written in Rust.\n\
          pub const WASI_CMD: &str = {:?};\n\
          /// A WASI command written in C, when clang and wasi-libc are installed.\n\
          pub const C_HELLO: Option<&str> = {:?};\n\
          /// A C command that talks and shares through the raw imports.\n\
-         pub const C_SHARE: Option<&str> = {:?};\n",
+         pub const C_SHARE: Option<&str> = {:?};\n\
+         /// The C echo handler example (`guest/examples/c/echo.c`).\n\
+         pub const C_ECHO: Option<&str> = {:?};\n\
+         /// The C HTTP responder example (`guest/examples/c/http.c`).\n\
+         pub const C_HTTP: Option<&str> = {:?};\n",
         path_str(&wasm.join("sdk_tasks.wasm")),
         path_str(&wasm.join("share_tasks.wasm")),
         path_str(&wasm.join("init_tasks.wasm")),
+        path_str(&wasm.join("serve_tasks.wasm")),
         path_str(&wasm.join("wasi-cmd.wasm")),
         c_guest.as_deref().map(path_str),
         c_share.as_deref().map(path_str),
+        c_echo.as_deref().map(path_str),
+        c_http.as_deref().map(path_str),
     );
     std::fs::write(out.join("guests.rs"), generated).expect("OUT_DIR is writable");
 }

@@ -73,12 +73,14 @@
 //! that the host snapshots once; every task then starts from it, in a
 //! fresh instance. See [`init`].
 
+mod connection;
 mod failure;
 mod ffi;
 mod runner;
 mod share;
 pub mod sync;
 
+pub use connection::Connection;
 pub use failure::Failure;
 pub use runner::exit_with;
 pub use share::{Pipe, Queue, Region, ShareError, pipe, queue, region};
@@ -146,6 +148,32 @@ pub use wasmproc_guest_macros::task;
 /// returns, or the host refuses the snapshot. Queues, pipes and regions are
 /// not granted to initializers.
 pub use wasmproc_guest_macros::init;
+
+/// Exports a function as a connection handler: the host (`wasmproc serve
+/// handler.wasm`) calls it once per accepted connection, each in a fresh
+/// sandboxed instance, with the connection as a `Read + Write` stream.
+///
+/// ```
+/// use std::io::{Read, Write};
+/// use wasmproc_guest::Connection;
+///
+/// /// Answers each connection with what it sent, upper-cased.
+/// #[wasmproc_guest::handler]
+/// fn shout(connection: &mut Connection) -> std::io::Result<()> {
+///     let mut text = String::new();
+///     connection.read_to_string(&mut text)?;
+///     connection.write_all(text.to_uppercase().as_bytes())
+/// }
+/// # let _ = shout;
+/// ```
+///
+/// The function takes `&mut Connection` and returns `()` or `Result<(), E>`
+/// (an error's message reaches the host's log, with exit code 1, or a
+/// [`Failure`]'s code). It is exported as a task of that name, which takes
+/// no argument, so `wasmproc inspect` lists it and `serve --task NAME`
+/// picks it; `serve` uses a module's only task by default. The host hangs
+/// the connection up when the function returns.
+pub use wasmproc_guest_macros::handler;
 
 /// What the `#[task]` and `#[init]` expansions refer to; not a public API.
 #[doc(hidden)]

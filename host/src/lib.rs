@@ -170,6 +170,9 @@ mod run;
 // Pools of thread or process workers.
 pub mod pool;
 
+// Servers: a fresh worker per accepted connection.
+pub mod serve;
+
 // Entry points for fuzzing (not an API).
 #[doc(hidden)]
 pub mod fuzzing;
@@ -193,4 +196,4 @@ pub use share::{
     SharedRegion, pipe,
 };
 pub use status::{ExitStatus, TrapKind};
-pub use task::{Capabilities, DirGrant, Entry, Initializer, Output, Stdin, Task};
+pub use task::{Capabilities, Connection, DirGrant, Entry, Initializer, Output, Stdin, Task};

@@ -1,6 +1,7 @@
 //! What to run: the entry point, its input, its capabilities and limits;
 //! and what initializer to run first (`initializer.rs`).
 
+mod connection;
 mod initializer;
 
 use std::io::{Read, Write};
@@ -13,6 +14,8 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::{Limits, human};
 use crate::share::{Grants, PipeEnd, Shared};
 
+pub use connection::Connection;
+pub(crate) use connection::{DirectSocket, HangUp, Meter, Socket};
 pub use initializer::Initializer;
 
 /// Which export of the module a task runs.
@@ -207,6 +210,11 @@ pub struct Task {
     pub(crate) rejected: Option<String>,
     /// The queues, regions, locks and pipe end the task may reach.
     pub(crate) grants: Grants,
+    /// Ends the task's connection once it has ended ([`Task::connection`]).
+    pub(crate) hang_up: Option<HangUp>,
+    /// A server's socket, read and written directly by a store in this
+    /// process (instead of `stdin` and `stdout`).
+    pub(crate) direct: Option<DirectSocket>,
 }
 
 impl Task {
@@ -222,6 +230,8 @@ impl Task {
             limits: None,
             rejected: None,
             grants: Grants::default(),
+            hang_up: None,
+            direct: None,
         }
     }
 

@@ -28,6 +28,8 @@ mod isolation;
 mod share;
 // Initializers as snapshots: state built once, tasks isolated, the cache.
 mod init;
+// Serving connections: a fresh worker per connection, real sockets.
+mod serve;
 
 /// The host program the suite's process pools start as their workers
 /// (`tests/bin/pool_host.rs`; cargo builds it for this test).

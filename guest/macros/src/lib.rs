@@ -1,4 +1,4 @@
-//! The `#[task]` and `#[init]` attributes of `wasmproc-guest`; see that
+//! The `#[task]`, `#[init]` and `#[handler]` attributes of `wasmproc-guest`; see that
 //! crate's docs.
 
 use proc_macro::TokenStream;
@@ -25,6 +25,62 @@ pub fn init(attr: TokenStream, item: TokenStream) -> TokenStream {
         Ok(tokens) => tokens.into(),
         Err(error) => error.to_compile_error().into(),
     }
+}
+
+/// Exports a function as a connection handler. See
+/// `wasmproc_guest::handler`.
+#[proc_macro_attribute]
+pub fn handler(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function = syn::parse_macro_input!(item as ItemFn);
+    match expand_handler(attr.into(), function) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+/// A handler is a task without argument whose body gets the connection.
+fn expand_handler(
+    attr: proc_macro2::TokenStream,
+    function: ItemFn,
+) -> syn::Result<proc_macro2::TokenStream> {
+    let name = export_name_of(Kind::Task, attr, &function)?;
+    let sig = &function.sig;
+    if sig.asyncness.is_some() || !sig.generics.params.is_empty() || sig.receiver().is_some() {
+        return Err(syn::Error::new(
+            sig.span(),
+            "#[handler] functions are plain, non-generic, non-async free functions",
+        ));
+    }
+    if sig.inputs.len() != 1 {
+        return Err(syn::Error::new(
+            sig.inputs.span(),
+            "a #[handler] takes one parameter, the connection: `connection: &mut wasmproc_guest::Connection`",
+        ));
+    }
+    let fn_ident = &sig.ident;
+    let export_name = format!("{}{}", wasmproc_abi::TASK_EXPORT_PREFIX, name);
+    let wrapper = format_ident!("__wasmproc_handler_{}", fn_ident);
+    let call = quote!(#fn_ident(&mut ::wasmproc_guest::Connection::__new()));
+    let body = if returns_result(&sig.output) {
+        quote!(#call.map_err(::core::convert::Into::<::wasmproc_guest::Failure>::into))
+    } else {
+        quote!(::core::result::Result::<(), ::wasmproc_guest::Failure>::Ok(#call))
+    };
+    Ok(quote! {
+        #function
+
+        #[cfg(not(target_family = "wasm"))]
+        const _: () = {
+            let _ = #fn_ident;
+        };
+
+        #[cfg(target_family = "wasm")]
+        #[doc(hidden)]
+        #[unsafe(export_name = #export_name)]
+        extern "C" fn #wrapper() -> i32 {
+            ::wasmproc_guest::__private::run_task(|(): ()| #body)
+        }
+    })
 }
 
 /// What the attribute exports: both take the same functions and differ in

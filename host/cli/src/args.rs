@@ -45,6 +45,20 @@ pub(crate) enum Command {
         wasmproc map stats.wasm --task stats docs.ndjson > stats.ndjson\n  \
         printf '[\"exit\", \"0\"]\\n[\"exit\", \"3\"]\\n' | wasmproc map -j 2 cmd.wasm -")]
     Map(MapArgs),
+    /// Serve connections: each accepted connection gets a fresh sandboxed
+    /// worker whose stdin and stdout are the connection (inetd style), or,
+    /// for an SDK module, its `#[wasmproc_guest::handler]`.
+    ///
+    /// One NDJSON line per connection goes to stderr (or --log FILE): time,
+    /// peer, status, exit_code, bytes_in, bytes_out, duration_ms, message.
+    /// Ctrl-C or SIGTERM stops accepting and lets connections in flight
+    /// finish for --grace, then ends them; a second Ctrl-C ends them at once.
+    /// Exit status 0 after a stop.
+    #[command(after_help = "Examples:\n  \
+        wasmproc serve echo.wasm --listen 127.0.0.1:7000\n  \
+        wasmproc serve http.wasm --listen 0.0.0.0:8080 --max-connections 256 --timeout 30s --log access.ndjson\n  \
+        wasmproc serve handler.wasm --listen ./handler.sock --isolation process --max-memory 64MiB")]
+    Serve(ServeArgs),
     /// Run again a task that failed, from the bundle that `run` or `map`
     /// wrote with --replay-dir: the same module (checked by hash), entry,
     /// argument, argv, env, directories, limits and stdin.
@@ -288,6 +302,54 @@ pub(crate) struct MapArgs {
     /// The NDJSON input file, or `-` for stdin (the default).
     #[arg(value_name = "INPUT")]
     pub(crate) input: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Where to listen: HOST:PORT (port 0 picks a free one, printed at
+    /// start), or the path of a Unix socket (Unix only).
+    #[arg(long, value_name = "HOST:PORT|PATH")]
+    pub(crate) listen: String,
+
+    /// Serve with the SDK handler (or task) NAME (by default: `_start`,
+    /// else the module's only task).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) task: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) init: InitArgs,
+
+    /// Serve at most N connections at once; more wait to be accepted, none
+    /// is refused.
+    #[arg(long, value_name = "N", default_value_t = wasmproc::serve::DEFAULT_MAX_CONNECTIONS)]
+    pub(crate) max_connections: usize,
+
+    /// End a connection on which no byte moved either way for this long
+    /// (`0` for never). Logged as `timed_out`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
+    pub(crate) idle_timeout: Duration,
+
+    /// After Ctrl-C or SIGTERM, how long connections in flight may finish
+    /// before they are ended.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "10s")]
+    pub(crate) grace: Duration,
+
+    /// Append the per-connection NDJSON lines to FILE instead of stderr.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) log: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
+
+    #[command(flatten)]
+    pub(crate) caps: CapabilityArgs,
+
+    /// The module file.
+    #[arg(value_name = "MODULE")]
+    pub(crate) module: PathBuf,
 }
 
 /// The values of `--isolation`.

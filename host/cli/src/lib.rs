@@ -11,6 +11,7 @@ mod map;
 mod replay;
 mod report;
 mod run;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -39,6 +40,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args, separated),
         Command::Map(args) => map::map(args),
+        Command::Serve(args) => serve::serve(args),
         Command::Replay(args) => replay::replay(args),
         Command::Compile(args) => inspect::compile(args),
         Command::Inspect(args) => inspect::inspect(args),

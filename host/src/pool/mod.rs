@@ -366,6 +366,29 @@ impl Pool {
         Ok(TaskHandle::new(state))
     }
 
+    /// Queues a task whose outcome goes to `then` (called on the thread
+    /// that ends it, so it must be quick); returns the task's cancel token.
+    /// Blocks while the queue is full.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Pool::submit); `then` still gets the task's outcome.
+    pub(crate) fn submit_then(
+        &self,
+        task: Task,
+        then: impl FnOnce(Outcome) + Send + 'static,
+    ) -> Result<CancelToken, Error> {
+        let task = task.with_defaults(&self.shared.limits, &self.shared.caps, &self.shared.grants);
+        let cancel = self.cancel_parent().child();
+        let job = Job {
+            tasks: vec![task],
+            replies: vec![Reply::Call(Box::new(then))],
+            cancel: cancel.clone(),
+        };
+        self.enqueue(job)?;
+        Ok(cancel)
+    }
+
     /// Runs the typed task `name` on each argument, yielding outcomes in
     /// input order as they become available (`Pool.imap`).
     ///
@@ -507,7 +530,8 @@ impl Pool {
     fn enqueue(&self, job: Job) -> Result<(), Error> {
         let jobs = lock(&self.jobs).clone();
         let refuse = |job: Job, status: ExitStatus, why: &str| {
-            for reply in job.replies {
+            for (reply, task) in job.replies.into_iter().zip(&job.tasks) {
+                task.hang_up();
                 reply.send(Outcome::failed(status.clone(), why));
             }
             Err(Error::new(

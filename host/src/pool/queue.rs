@@ -28,6 +28,9 @@ pub(crate) enum Reply {
         index: usize,
         results: Sender<(usize, Outcome)>,
     },
+    /// To a function, called on the thread that ends the task (a server's
+    /// bookkeeping: it must be quick).
+    Call(Box<dyn FnOnce(Outcome) + Send>),
 }
 
 impl Reply {
@@ -39,6 +42,7 @@ impl Reply {
             Reply::Stream { index, results } => {
                 let _ = results.send((index, outcome));
             }
+            Reply::Call(then) => then(outcome),
         }
     }
 }

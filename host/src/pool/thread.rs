@@ -12,7 +12,8 @@ use crate::run::run_chunk;
 pub(super) fn serve(module: &Module, queue: &Receiver<Job>, idle: &Idle) {
     while let Ok(job) = idle.waiting(|| queue.recv()) {
         let outcomes = run_chunk(module, &job.tasks, &job.cancel);
-        for (reply, outcome) in job.replies.into_iter().zip(outcomes) {
+        for ((reply, outcome), task) in job.replies.into_iter().zip(outcomes).zip(&job.tasks) {
+            task.hang_up();
             reply.send(outcome);
         }
     }

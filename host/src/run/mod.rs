@@ -47,6 +47,7 @@ impl Module {
 
 fn run_one(module: &Module, task: &Task, cancel: &CancelToken) -> Outcome {
     let mut outcomes = run_chunk(module, std::slice::from_ref(task), cancel);
+    task.hang_up();
     outcomes.pop().expect("one outcome per task")
 }
 

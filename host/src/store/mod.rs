@@ -8,6 +8,7 @@ mod overrides;
 mod pump;
 mod sdk;
 mod share;
+mod socket;
 mod wasi;
 
 use std::time::Instant;

@@ -9,6 +9,7 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
 use super::capture::{Capture, WriterSink};
 use super::pump::{Pump, PumpReader};
+use super::socket::SocketStreams;
 use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 use crate::task::{Output, Stdin, Task, normal_guest_path};
@@ -46,7 +47,15 @@ pub(crate) fn wasi_context(
     for (key, value) in env {
         builder.env(key, value);
     }
+    // A server's socket, read and written on this thread: the task's
+    // stdin and stdout are the same connection through helper threads, for
+    // a worker process.
+    let direct = task
+        .direct
+        .as_ref()
+        .and_then(|direct| Some(SocketStreams::new(direct.take()?, Arc::clone(&direct.meter))));
     match &task.stdin {
+        _ if direct.is_some() => {}
         Stdin::Empty => {}
         Stdin::Bytes(bytes) => {
             builder.stdin(wasmtime_wasi::p2::pipe::MemoryInputPipe::new(
@@ -68,9 +77,18 @@ pub(crate) fn wasi_context(
     }
     let max_output = limits.get_max_output();
     let streams = Streams {
-        stdout: output_stream(&task.stdout, max_output, &mut builder, true),
+        stdout: match &direct {
+            Some(socket) => {
+                builder.stdout(socket.stdout());
+                None
+            }
+            None => output_stream(&task.stdout, max_output, &mut builder, true),
+        },
         stderr: output_stream(&task.stderr, max_output, &mut builder, false),
     };
+    if let Some(socket) = &direct {
+        builder.stdin(socket.stdin());
+    }
     for grant in &task.caps.dirs {
         builder
             .preopened_dir(

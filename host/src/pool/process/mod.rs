@@ -134,7 +134,9 @@ impl ProcessOptions {
     /// Runs a task again, in a new worker, when its worker process died
     /// under it, up to `retries` times; then it ends `WorkerLost`. By
     /// default 1, which also covers a task handed to a worker in the instant
-    /// after it died (before the supervisor could notice).
+    /// after it died (before the supervisor could notice). A task that
+    /// streams its stdin or output (a connection) is never run again: part
+    /// of its stream is gone with the worker.
     pub fn retries(mut self, retries: u32) -> Self {
         self.retries = retries;
         self
@@ -195,9 +197,13 @@ impl WorkerPids {
 /// word before sleeping (see `share::soon_within`).
 const ANSWER_SOON: std::time::Duration = std::time::Duration::from_micros(30);
 
-/// Whether a job's tasks were granted queues, regions or pipes.
+/// Whether a job's tasks were granted queues, regions or pipes, or stream
+/// their stdin (a connection): such a task may wait on another task or a
+/// peer, so none is queued behind it or it behind others.
 fn talks(job: &Job) -> bool {
-    job.tasks.iter().any(|task| !task.grants.is_empty())
+    job.tasks
+        .iter()
+        .any(|task| !task.grants.is_empty() || task.streams_stdin())
 }
 
 /// How many tasks a worker process is given at once.
@@ -248,6 +254,7 @@ pub(crate) fn serve(
             }
         }
         supervisor.run_batch(&tasks, |index, outcome| {
+            tasks[index].0.hang_up();
             if let Some(reply) = replies[index].take() {
                 reply.send(outcome);
             }

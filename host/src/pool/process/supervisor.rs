@@ -484,7 +484,7 @@ impl Supervisor {
             };
             let error = if open {
                 self.poison(&self.last_death)
-            } else if attempts[index] < self.options.retries {
+            } else if attempts[index] < self.options.retries && tasks[index].0.can_rerun() {
                 attempts[index] += 1;
                 continue;
             } else {

@@ -1,0 +1,138 @@
+//! `wasmproc serve`: a fresh sandboxed worker per accepted connection, one
+//! NDJSON log line per connection, a graceful stop on Ctrl-C or SIGTERM.
+
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use wasmproc::serve::{ConnectionRecord, Listen, Server};
+use wasmproc::{Entry, Isolation, ProcessOptions};
+
+use crate::args::{IsolationArg, ServeArgs};
+use crate::usage;
+
+/// The most connections `serve` runs at once: each holds a worker (a
+/// thread or a process) and an instance's address space.
+const MAX_CONNECTIONS: usize = 4096;
+
+pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<u8> {
+    let limits = args.limits.to_limits()?;
+    let caps = args.caps.to_capabilities()?;
+    let init = args.init.to_initializer(&caps, &limits)?;
+    if args.max_connections == 0 || args.max_connections > MAX_CONNECTIONS {
+        return Err(usage(format!(
+            "--max-connections {} is out of range: give 1 to {MAX_CONNECTIONS}",
+            args.max_connections
+        )));
+    }
+    let listen = Listen::parse(&args.listen)?;
+    let log = open_log(args.log.as_deref())?;
+
+    let instances = u32::try_from(args.max_connections).unwrap_or(u32::MAX);
+    let runtime = args.load.runtime(instances).build()?;
+    let module = runtime.load(&args.module)?;
+    let module = match &init {
+        Some(init) => module.initialize_with(init)?,
+        None => module,
+    };
+    // A module that cannot serve says so now, not at the first connection.
+    let entry = module.resolve(&match &args.task {
+        Some(name) => Entry::Task(name.clone()),
+        None => Entry::Auto,
+    })?;
+    let isolation = match args.caps.isolation.unwrap_or(IsolationArg::Thread) {
+        IsolationArg::Thread => Isolation::Thread,
+        IsolationArg::Process => Isolation::Process(ProcessOptions::default()),
+    };
+    let idle = (!args.idle_timeout.is_zero()).then_some(args.idle_timeout);
+
+    let server = Server::builder(&module, listen)
+        .entry(entry)
+        .max_connections(args.max_connections)
+        .idle_timeout(idle)
+        .grace(args.grace)
+        .limits(limits)
+        .capabilities(caps)
+        .isolation(isolation)
+        .on_connection(move |record| log.write(record))
+        .bind()?;
+
+    let stopper = server.stopper();
+    let installed = ctrlc::set_handler(move || {
+        // The first signal stops gracefully; a second one ends everything.
+        static SIGNALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        if SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+            eprintln!("wasmproc: stopping: no new connections; Ctrl-C again ends those in flight");
+            stopper.stop();
+        } else {
+            stopper.stop_now();
+        }
+    });
+    if let Err(error) = installed {
+        eprintln!("wasmproc: warning: Ctrl-C and SIGTERM will not stop the server: {error}");
+    }
+
+    eprintln!(
+        "wasmproc: serving {} on {} (at most {} connections at once)",
+        args.module.display(),
+        server.local_addr(),
+        args.max_connections
+    );
+    let summary = server.run()?;
+    eprintln!(
+        "wasmproc: stopped after {} connections{}",
+        summary.connections,
+        match summary.cut_short {
+            0 => String::new(),
+            n => format!(" ({n} ended by the stop's grace period)"),
+        }
+    );
+    Ok(0)
+}
+
+/// Where the per-connection lines go.
+struct Log(Mutex<Box<dyn Write + Send>>);
+
+fn open_log(path: Option<&std::path::Path>) -> anyhow::Result<Log> {
+    let out: Box<dyn Write + Send> = match path {
+        None => Box::new(std::io::stderr()),
+        Some(path) => Box::new(
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|error| {
+                    usage(format!(
+                        "cannot open the log `{}`: {error}; give a writable file",
+                        path.display()
+                    ))
+                })?,
+        ),
+    };
+    Ok(Log(Mutex::new(out)))
+}
+
+impl Log {
+    /// Writes one connection's line (a failed log write loses the line,
+    /// never the connection).
+    fn write(&self, record: &ConnectionRecord) {
+        let line = json!({
+            "time": humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            "peer": record.peer,
+            "status": record.status.name(),
+            "exit_code": record.status.code(),
+            "bytes_in": record.bytes_in,
+            "bytes_out": record.bytes_out,
+            "duration_ms": millis(record.duration),
+            "message": record.message,
+        });
+        let mut out = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+    }
+}
+
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
+}

@@ -1,0 +1,185 @@
+//! One timer thread for all of a server's connections: it ends a
+//! connection that has moved no bytes for the idle timeout, or that has
+//! run past the whole-connection timeout.
+//!
+//! Ending a connection both cancels its task and hangs its socket up: a
+//! guest, or a relay, blocked writing to a peer that does not read is
+//! woken only by the socket's end, not by a cancellation.
+//!
+//! The thread sleeps until the earliest time a connection could expire; a
+//! connection that moved bytes since is put back at its new time. Nothing
+//! is polled.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::metered::Traffic;
+
+/// Why a connection was ended by the server rather than by its guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Expired {
+    /// No bytes moved either way for this long.
+    Idle(Duration),
+    /// The connection was open this long in all.
+    Timeout(Duration),
+    /// The server stopped, and the connection outlived its grace period.
+    Stopped(Duration),
+}
+
+/// What to do when a connection expires (cancel its task, hang it up).
+pub(super) type OnExpiry = Box<dyn FnOnce(Expired) + Send>;
+
+struct Watched {
+    traffic: Arc<Traffic>,
+    idle: Option<Duration>,
+    timeout: Option<Duration>,
+    on_expiry: OnExpiry,
+}
+
+impl Watched {
+    /// When this connection expires if nothing moves before then, and why.
+    fn due(&self) -> Option<(Instant, Expired)> {
+        let idle = self
+            .idle
+            .map(|idle| (self.traffic.last_moved() + idle, Expired::Idle(idle)));
+        let whole = self
+            .timeout
+            .map(|t| (self.traffic.opened + t, Expired::Timeout(t)));
+        match (idle, whole) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    watched: HashMap<u64, Watched>,
+    /// When to look at each connection again; stale entries (a connection
+    /// forgotten, or put back later) are skipped.
+    times: BinaryHeap<Reverse<(Instant, u64)>>,
+    stopped: bool,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// The timer thread and its connections.
+pub(super) struct Watchdog {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Watchdog {
+    pub(super) fn start() -> std::io::Result<Watchdog> {
+        let shared = Arc::new(Shared {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+        });
+        let theirs = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("wasmproc-serve-watchdog".into())
+            .spawn(move || watch(&theirs))?;
+        Ok(Watchdog {
+            shared,
+            thread: Some(thread),
+        })
+    }
+
+    /// Watches connection `id` (no-op with neither limit).
+    pub(super) fn watch(
+        &self,
+        id: u64,
+        traffic: Arc<Traffic>,
+        idle: Option<Duration>,
+        timeout: Option<Duration>,
+        on_expiry: OnExpiry,
+    ) {
+        let watched = Watched {
+            traffic,
+            idle,
+            timeout,
+            on_expiry,
+        };
+        let Some((due, _)) = watched.due() else {
+            return;
+        };
+        let mut state = lock(&self.shared.state);
+        state.watched.insert(id, watched);
+        state.times.push(Reverse((due, id)));
+        drop(state);
+        self.shared.changed.notify_one();
+    }
+
+    /// Stops watching connection `id` (it ended).
+    pub(super) fn forget(&self, id: u64) {
+        lock(&self.shared.state).watched.remove(&id);
+    }
+
+    /// Ends every connection still watched, because the server stopped
+    /// `grace` ago.
+    pub(super) fn expire_all(&self, grace: Duration) {
+        let watched = std::mem::take(&mut lock(&self.shared.state).watched);
+        for (_, connection) in watched {
+            (connection.on_expiry)(Expired::Stopped(grace));
+        }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        lock(&self.shared.state).stopped = true;
+        self.shared.changed.notify_one();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn watch(shared: &Shared) {
+    let mut state = lock(&shared.state);
+    loop {
+        if state.stopped {
+            return;
+        }
+        let Some(&Reverse((at, id))) = state.times.peek() else {
+            state = shared
+                .changed
+                .wait(state)
+                .unwrap_or_else(|p| p.into_inner());
+            continue;
+        };
+        let now = Instant::now();
+        if at > now {
+            state = shared
+                .changed
+                .wait_timeout(state, at - now)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
+            continue;
+        }
+        state.times.pop();
+        let Some(due) = state.watched.get(&id).and_then(Watched::due) else {
+            continue;
+        };
+        if due.0 > now {
+            // Bytes moved since: look again at the new time.
+            state.times.push(Reverse((due.0, id)));
+            continue;
+        }
+        let connection = state.watched.remove(&id).expect("looked up above");
+        // The connection's bookkeeping takes other locks: not under ours.
+        drop(state);
+        (connection.on_expiry)(due.1);
+        state = lock(&shared.state);
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}

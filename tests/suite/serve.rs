@@ -1,0 +1,494 @@
+//! Serving connections through the library (`wasmproc::serve`): real
+//! sockets on 127.0.0.1, each connection a fresh worker, in both
+//! isolations; payloads up to 16 MiB both ways with half-close, many
+//! connections past the bound, slow, resetting and misbehaving clients and
+//! guests, a stop with connections in flight; and `Task::connection` for
+//! programs that accept connections themselves.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmproc::serve::{ConnectionRecord, Listen, ServeSummary, Server, ServerBuilder, StopHandle};
+use wasmproc::{Entry, ExitStatus, Isolation, Limits, Module, Pool, ProcessOptions, Runtime, Task};
+use wasmproc_tests::guests;
+
+use crate::pool_host;
+
+fn isolations() -> [(&'static str, Isolation); 2] {
+    [
+        ("threads", Isolation::Thread),
+        (
+            "processes",
+            Isolation::Process(ProcessOptions::default().executable(pool_host())),
+        ),
+    ]
+}
+
+/// The handlers' module, in a runtime with room for many connections.
+fn handlers() -> &'static Module {
+    static MODULE: OnceLock<Module> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        Runtime::builder()
+            .max_instances(128)
+            .build()
+            .expect("a runtime")
+            .load(guests::SERVE_TASKS)
+            .expect("serve-tasks loads")
+    })
+}
+
+/// A server running on a thread of its own, with its records.
+struct Running {
+    addr: SocketAddr,
+    stop: StopHandle,
+    records: Arc<Mutex<Vec<ConnectionRecord>>>,
+    thread: JoinHandle<ServeSummary>,
+}
+
+impl Running {
+    fn start(builder: ServerBuilder) -> Running {
+        let records = Arc::new(Mutex::new(Vec::new()));
+        let theirs = Arc::clone(&records);
+        let server = builder
+            .on_connection(move |record| theirs.lock().unwrap().push(record.clone()))
+            .bind()
+            .expect("the server binds");
+        let Listen::Tcp(addr) = server.local_addr().clone() else {
+            panic!("a TCP address");
+        };
+        let stop = server.stopper();
+        let thread = std::thread::spawn(move || server.run().expect("the server runs"));
+        Running {
+            addr,
+            stop,
+            records,
+            thread,
+        }
+    }
+
+    fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).expect("the server accepts");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream
+    }
+
+    /// Stops the server and waits for it; returns its summary and records.
+    fn stop(self) -> (ServeSummary, Vec<ConnectionRecord>) {
+        self.stop.stop();
+        let summary = self.thread.join().expect("the server thread ends");
+        let records = self.records.lock().unwrap().clone();
+        (summary, records)
+    }
+
+    /// Waits until `n` connections have their records.
+    fn wait_records(&self, n: usize) -> Vec<ConnectionRecord> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let records = self.records.lock().unwrap().clone();
+            if records.len() >= n || Instant::now() > deadline {
+                return records;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+fn server(handler: &str, isolation: Isolation) -> ServerBuilder {
+    Server::builder(handlers(), Listen::parse("127.0.0.1:0").unwrap())
+        .entry(Entry::Task(handler.into()))
+        .isolation(isolation)
+}
+
+/// Sends `payload` from one thread while reading the reply on this one,
+/// closing the sending side at the end (half-close); returns the reply.
+fn exchange(stream: TcpStream, payload: Vec<u8>) -> Vec<u8> {
+    let mut writer = stream.try_clone().unwrap();
+    let sender = std::thread::spawn(move || {
+        writer.write_all(&payload).unwrap();
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut reply = Vec::new();
+    let mut reader = stream;
+    reader.read_to_end(&mut reply).unwrap();
+    sender.join().unwrap();
+    reply
+}
+
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i * 7 % 256) as u8).collect()
+}
+
+#[test]
+fn echo_streams_payloads_both_ways_with_half_close() {
+    for (name, isolation) in isolations() {
+        let running = Running::start(server("echo", isolation));
+        for len in [0, 1, 4096, 1 << 20, 16 << 20] {
+            let payload = pattern(len);
+            let reply = exchange(running.connect(), payload.clone());
+            assert_eq!(reply.len(), len, "{name}: echoed length of {len} bytes");
+            assert!(reply == payload, "{name}: the {len} bytes come back unchanged");
+        }
+        let (summary, records) = running.stop();
+        assert_eq!(summary.connections, 5, "{name}");
+        assert_eq!(records.len(), 5, "{name}");
+        for record in &records {
+            assert_eq!(record.status, ExitStatus::Exited(0), "{name}: {record:?}");
+            assert_eq!(record.bytes_in, record.bytes_out, "{name}: {record:?}");
+        }
+        let total: u64 = records.iter().map(|r| r.bytes_in).sum();
+        assert_eq!(total, (1 + 4096 + (1 << 20) + (16 << 20)) as u64, "{name}");
+    }
+}
+
+#[test]
+fn large_uploads_and_downloads_arrive_whole() {
+    for (name, isolation) in isolations() {
+        let count = Running::start(server("count", isolation.clone()));
+        let payload = pattern(16 << 20);
+        let sum: u64 = payload.iter().map(|&b| u64::from(b)).sum();
+        let reply = exchange(count.connect(), payload);
+        assert_eq!(
+            String::from_utf8(reply).unwrap(),
+            format!("{} {sum}\n", 16 << 20),
+            "{name}: the guest read the whole upload, then answered after the half-close"
+        );
+        count.stop();
+
+        let send = Running::start(server("send", isolation));
+        let mut stream = send.connect();
+        stream.write_all(b"16777216\n").unwrap();
+        let mut got = Vec::new();
+        stream.read_to_end(&mut got).unwrap();
+        assert_eq!(got.len(), 16 << 20, "{name}: the whole download");
+        assert!(
+            got.iter().enumerate().all(|(i, &b)| b == (i % 251) as u8),
+            "{name}: the download's bytes are the guest's pattern"
+        );
+        let (_, records) = send.stop();
+        assert_eq!(records[0].bytes_out, 16 << 20, "{name}");
+    }
+}
+
+#[test]
+fn a_thousand_concurrent_connections_past_the_bound_are_all_served() {
+    for (name, isolation) in isolations() {
+        let running = Running::start(server("echo", isolation).max_connections(16));
+        // All connect at once: those past the bound wait in the backlog.
+        let mut streams: Vec<TcpStream> = (0..1000).map(|_| running.connect()).collect();
+        for (i, stream) in streams.iter_mut().enumerate() {
+            stream.write_all(format!("client {i}").as_bytes()).unwrap();
+            stream.shutdown(Shutdown::Write).unwrap();
+        }
+        for (i, mut stream) in streams.into_iter().enumerate() {
+            let mut reply = String::new();
+            stream.read_to_string(&mut reply).unwrap();
+            assert_eq!(reply, format!("client {i}"), "{name}: connection {i}");
+        }
+        let (summary, records) = running.stop();
+        assert_eq!(summary.connections, 1000, "{name}");
+        assert_eq!(records.len(), 1000, "{name}: one record per connection");
+        assert!(
+            records.iter().all(|r| r.status == ExitStatus::Exited(0)),
+            "{name}: every connection served"
+        );
+    }
+}
+
+#[test]
+fn an_idle_client_is_ended_and_others_are_not() {
+    for (name, isolation) in isolations() {
+        let running = Running::start(
+            server("echo", isolation)
+                .max_connections(4)
+                .idle_timeout(Some(Duration::from_millis(400))),
+        );
+        // One byte, then a second's silence: a client too slow for the
+        // idle timeout.
+        let mut slow = running.connect();
+        slow.write_all(b"a").unwrap();
+        let slow_client = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            let _ = slow.write_all(b"b");
+            let mut rest = Vec::new();
+            let _ = slow.read_to_end(&mut rest);
+            rest
+        });
+        // Meanwhile others are served at once.
+        for i in 0..5 {
+            let reply = exchange(running.connect(), format!("quick {i}").into_bytes());
+            assert_eq!(reply, format!("quick {i}").as_bytes(), "{name}");
+        }
+        let rest = slow_client.join().unwrap();
+        assert_eq!(rest, b"a", "{name}: the slow client got its first byte back, then the end");
+        let (_, records) = running.stop();
+        let timed_out: Vec<_> = records
+            .iter()
+            .filter(|r| r.status == ExitStatus::TimedOut)
+            .collect();
+        assert_eq!(timed_out.len(), 1, "{name}: only the slow client: {records:?}");
+        let message = timed_out[0].message.as_deref().unwrap_or_default();
+        assert!(message.contains("idle"), "{name}: {message}");
+        assert_eq!(records.len(), 6, "{name}");
+    }
+}
+
+#[test]
+fn a_client_that_resets_ends_only_its_connection() {
+    for (name, isolation) in isolations() {
+        let running = Running::start(server("echo", isolation));
+        let resetting = running.connect();
+        (&resetting).write_all(&pattern(1 << 20)).unwrap();
+        // Closing with unread data in the receive buffer makes the kernel
+        // send a reset instead of a close.
+        std::thread::sleep(Duration::from_millis(100));
+        drop(resetting);
+        let reply = exchange(running.connect(), b"after the reset".to_vec());
+        assert_eq!(reply, b"after the reset", "{name}");
+        let records = running.wait_records(2);
+        assert_eq!(records.len(), 2, "{name}: both connections recorded: {records:?}");
+        running.stop();
+    }
+}
+
+#[test]
+fn misbehaving_guests_end_only_their_connection_with_their_status() {
+    for (name, isolation) in isolations() {
+        let limits = Limits::default().timeout(Duration::from_millis(700));
+        let cases = [
+            ("trap", ExitStatus::Trapped(wasmproc::TrapKind::Unreachable)),
+            ("panic", ExitStatus::Exited(101)),
+            ("spin", ExitStatus::TimedOut),
+            ("flood", ExitStatus::TimedOut),
+        ];
+        for (handler, expected) in cases {
+            let running = Running::start(server(handler, isolation.clone()).limits(limits.clone()));
+            let mut stream = running.connect();
+            // The flood's client reads nothing; the others read to the end.
+            if handler != "flood" {
+                let mut got = Vec::new();
+                let _ = stream.read_to_end(&mut got);
+            }
+            let records = running.wait_records(1);
+            assert_eq!(records.len(), 1, "{name} {handler}");
+            assert_eq!(records[0].status, expected, "{name} {handler}: {:?}", records[0]);
+            if handler == "panic" {
+                let message = records[0].message.as_deref().unwrap_or_default();
+                assert!(message.contains("told to panic"), "{name}: {message}");
+            }
+            drop(stream);
+            running.stop();
+        }
+    }
+}
+
+#[test]
+fn a_misbehaving_connection_leaves_the_others_alone() {
+    // One server runs the echo for good clients; a flood from a client that
+    // does not read, on a server of its own, shares the process.
+    for (name, isolation) in isolations() {
+        let limits = Limits::default().timeout(Duration::from_secs(2));
+        let flood = Running::start(server("flood", isolation.clone()).limits(limits.clone()));
+        let echo = Running::start(server("echo", isolation).limits(limits));
+        let _stuck = flood.connect();
+        for i in 0..20 {
+            let reply = exchange(echo.connect(), format!("{i}").into_bytes());
+            assert_eq!(reply, format!("{i}").as_bytes(), "{name}");
+        }
+        let records = flood.wait_records(1);
+        assert_eq!(records[0].status, ExitStatus::TimedOut, "{name}");
+        flood.stop();
+        echo.stop();
+    }
+}
+
+#[test]
+fn a_guest_reaches_no_file_or_socket_it_was_not_granted() {
+    let target = TcpListener::bind("127.0.0.1:0").unwrap();
+    target.set_nonblocking(true).unwrap();
+    for (name, isolation) in isolations() {
+        let running = Running::start(server("escape", isolation));
+        let reply = exchange(
+            running.connect(),
+            format!("{}\n", target.local_addr().unwrap()).into_bytes(),
+        );
+        let reply = String::from_utf8(reply).unwrap();
+        assert!(reply.contains("file: refused"), "{name}: {reply}");
+        assert!(reply.contains("socket: refused"), "{name}: {reply}");
+        assert!(
+            target.accept().is_err(),
+            "{name}: nothing connected to the host's listener"
+        );
+        running.stop();
+    }
+}
+
+#[test]
+fn a_stop_lets_connections_in_flight_finish() {
+    for (name, isolation) in isolations() {
+        let running = Running::start(server("echo", isolation).grace(Duration::from_secs(20)));
+        let mut in_flight = running.connect();
+        in_flight.write_all(b"before the stop").unwrap();
+        // The connection is being served (its bytes came back) before the
+        // stop.
+        let mut first = [0u8; 15];
+        in_flight.read_exact(&mut first).unwrap();
+        let addr = running.addr;
+        running.stop.stop();
+        // No new connection is taken once the listener is closed.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_ok() {
+            assert!(Instant::now() < deadline, "{name}: the listener closes");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The one in flight still works, to its end.
+        in_flight.write_all(b" and after").unwrap();
+        in_flight.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        in_flight.read_to_end(&mut rest).unwrap();
+        assert_eq!(rest, b" and after", "{name}");
+        let (summary, records) = running.stop();
+        assert_eq!(summary.cut_short, 0, "{name}");
+        let served: Vec<_> = records
+            .iter()
+            .filter(|r| r.status == ExitStatus::Exited(0))
+            .collect();
+        assert_eq!(served.len(), 1, "{name}: {records:?}");
+    }
+}
+
+#[test]
+fn a_stop_ends_what_outlives_the_grace_period() {
+    for (name, isolation) in isolations() {
+        let running = Running::start(
+            server("echo", isolation)
+                .grace(Duration::from_millis(300))
+                .idle_timeout(None),
+        );
+        let mut silent = running.connect();
+        silent.write_all(b"x").unwrap();
+        let mut echoed = [0u8; 1];
+        silent.read_exact(&mut echoed).unwrap();
+        let started = Instant::now();
+        let (summary, records) = running.stop();
+        assert!(started.elapsed() < Duration::from_secs(10), "{name}");
+        assert_eq!(summary.cut_short, 1, "{name}");
+        assert_eq!(records.len(), 1, "{name}");
+        assert_eq!(records[0].status, ExitStatus::TimedOut, "{name}");
+        let mut rest = Vec::new();
+        let _ = silent.read_to_end(&mut rest);
+        assert!(rest.is_empty(), "{name}: the connection was hung up");
+    }
+}
+
+#[test]
+fn a_program_hands_its_own_connections_to_a_pool() {
+    for (name, isolation) in isolations() {
+        let pool = Pool::builder(handlers())
+            .workers(4)
+            .isolation(isolation)
+            .build()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let clients = std::thread::spawn(move || {
+            (0..8)
+                .map(|i| {
+                    let stream = TcpStream::connect(addr).unwrap();
+                    exchange(stream, format!("hello {i}").into_bytes())
+                })
+                .collect::<Vec<_>>()
+        });
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                let (stream, _) = listener.accept().unwrap();
+                let task = Task::call("echo", &()).unwrap().connection(stream).unwrap();
+                pool.submit(task).unwrap()
+            })
+            .collect();
+        let replies = clients.join().unwrap();
+        for (i, reply) in replies.iter().enumerate() {
+            assert_eq!(reply, format!("hello {i}").as_bytes(), "{name}");
+        }
+        for handle in handles {
+            assert_eq!(handle.wait().status, ExitStatus::Exited(0), "{name}");
+        }
+    }
+}
+
+#[test]
+fn a_task_ending_hangs_up_its_connection() {
+    // `greet` answers without reading: the client's read ends because the
+    // host hung up, not because the client closed.
+    for (name, isolation) in isolations() {
+        let pool = Pool::builder(handlers())
+            .workers(1)
+            .isolation(isolation)
+            .build()
+            .unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(30)))
+            .unwrap();
+        let (stream, _) = listener.accept().unwrap();
+        let task = Task::call("greet", &())
+            .unwrap()
+            .env("GREETING", "hi")
+            .connection(stream)
+            .unwrap();
+        let outcome = pool.submit(task).unwrap().wait().clone();
+        assert_eq!(outcome.status, ExitStatus::Exited(0), "{name}: {outcome:?}");
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).unwrap();
+        assert_eq!(reply, "hi\n", "{name}");
+    }
+}
+
+#[test]
+fn a_bad_address_or_bound_is_refused_with_the_fix() {
+    let error = Listen::parse("nowhere:port").unwrap_err();
+    assert_eq!(error.exit_status(), ExitStatus::BadInvocation);
+    assert!(error.to_string().contains("HOST:PORT"), "{error}");
+    let error = server("echo", Isolation::Thread)
+        .max_connections(0)
+        .bind()
+        .err()
+        .expect("zero connections is refused");
+    assert_eq!(error.exit_status(), ExitStatus::BadInvocation);
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let error = Server::builder(handlers(), Listen::Tcp(taken.local_addr().unwrap()))
+        .bind()
+        .err()
+        .expect("a port in use is refused");
+    assert_eq!(error.exit_status(), ExitStatus::BadInvocation);
+    assert!(error.to_string().contains("cannot listen"), "{error}");
+}
+
+#[cfg(unix)]
+#[test]
+fn serves_on_a_unix_socket() {
+    use std::os::unix::net::UnixStream;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("echo.sock");
+    let server = Server::builder(handlers(), Listen::parse(path.to_str().unwrap()).unwrap())
+        .entry(Entry::Task("echo".into()))
+        .bind()
+        .unwrap();
+    let stop = server.stopper();
+    let thread = std::thread::spawn(move || server.run().unwrap());
+    let mut stream = UnixStream::connect(&path).unwrap();
+    stream.write_all(b"over a unix socket").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply).unwrap();
+    assert_eq!(reply, "over a unix socket");
+    stop.stop();
+    let summary = thread.join().unwrap();
+    assert_eq!(summary.connections, 1);
+    assert!(!path.exists(), "the socket file is removed at the end");
+}
