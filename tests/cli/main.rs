@@ -18,6 +18,8 @@ mod map;
 mod init;
 // Process isolation through the binary: no worker outlives its parent.
 mod isolation;
+// `wasmproc serve`: real sockets, log lines, a clean stop.
+mod serve;
 // Careless and hostile use: typos, endless inputs, closed pipes, limits.
 mod hardening;
 // The command line's fuzz entry points over seeds and mutations: no panic.

@@ -350,6 +350,10 @@ pub(crate) struct ServeArgs {
     /// The module file.
     #[arg(value_name = "MODULE")]
     pub(crate) module: PathBuf,
+
+    /// The guest's arguments, after `--` (as an inetd server's argv).
+    #[arg(value_name = "GUEST_ARGS", last = true)]
+    pub(crate) argv: Vec<String>,
 }
 
 /// The values of `--isolation`.

@@ -50,6 +50,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<u8> {
 
     let server = Server::builder(&module, listen)
         .entry(entry)
+        .args(args.argv.iter().cloned())
         .max_connections(args.max_connections)
         .idle_timeout(idle)
         .grace(args.grace)

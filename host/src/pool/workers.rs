@@ -58,11 +58,14 @@ impl Workers {
         Ok(workers)
     }
 
-    /// Starts another worker when none is idle and the pool is not at its
-    /// size. A worker that cannot start leaves the queued work to the
-    /// others (there is always at least one).
+    /// Starts another worker, up to the pool's size, when work was just
+    /// queued and either no worker is idle or the work is still waiting
+    /// (a worker counted idle may be one that has just taken a job and not
+    /// yet said so: a job queued behind a long task, such as a connection,
+    /// must not wait for it). A worker that cannot start leaves the queued
+    /// work to the others (there is always at least one).
     pub(super) fn grow(&self) {
-        if self.idle.any() {
+        if self.idle.any() && self.queue.is_empty() {
             return;
         }
         let mut started = lock(&self.started);

@@ -104,6 +104,7 @@ pub struct ServerBuilder {
     module: Module,
     listen: Listen,
     entry: Entry,
+    argv: Vec<String>,
     max_connections: usize,
     idle_timeout: Option<Duration>,
     grace: Duration,
@@ -120,6 +121,17 @@ impl ServerBuilder {
     /// (a `#[wasmproc_guest::handler]`) is called with `null`.
     pub fn entry(mut self, entry: Entry) -> Self {
         self.entry = entry;
+        self
+    }
+
+    /// The guest's arguments after `argv[0]`, as an inetd server's
+    /// (none by default).
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.argv = args.into_iter().map(Into::into).collect();
         self
     }
 
@@ -219,6 +231,7 @@ impl ServerBuilder {
             pool,
             watchdog: Arc::new(watchdog),
             entry: self.entry,
+            argv: self.argv,
             in_process,
             idle_timeout: self.idle_timeout,
             timeout: self.limits.get_timeout(),
@@ -241,6 +254,7 @@ pub struct Server {
     pool: Pool,
     watchdog: Arc<Watchdog>,
     entry: Entry,
+    argv: Vec<String>,
     /// Whether workers are threads of this process.
     in_process: bool,
     idle_timeout: Option<Duration>,
@@ -290,6 +304,7 @@ impl Server {
             module: module.clone(),
             listen,
             entry: Entry::Auto,
+            argv: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             grace: DEFAULT_GRACE,
@@ -401,6 +416,7 @@ impl Server {
             }
         };
         let mut task = Task::new(self.entry.clone(), &b"null"[..])
+            .args(self.argv.iter().cloned())
             .stdin(Stdin::reader(Incoming {
                 stream: reader,
                 traffic: Arc::clone(&traffic),

@@ -91,7 +91,7 @@ impl Watchdog {
         })
     }
 
-    /// Watches connection `id` (no-op with neither limit).
+    /// Watches connection `id` until it is forgotten.
     pub(super) fn watch(
         &self,
         id: u64,
@@ -106,14 +106,15 @@ impl Watchdog {
             timeout,
             on_expiry,
         };
-        let Some((due, _)) = watched.due() else {
-            return;
-        };
+        // Watched even without a limit: a stop's grace may end it.
+        let due = watched.due();
         let mut state = lock(&self.shared.state);
         state.watched.insert(id, watched);
-        state.times.push(Reverse((due, id)));
-        drop(state);
-        self.shared.changed.notify_one();
+        if let Some((due, _)) = due {
+            state.times.push(Reverse((due, id)));
+            drop(state);
+            self.shared.changed.notify_one();
+        }
     }
 
     /// Stops watching connection `id` (it ended).

@@ -1,0 +1,226 @@
+//! `wasmproc serve`: a real server process on 127.0.0.1, real clients; the
+//! per-connection log lines; a clean stop on SIGTERM; flags refused with
+//! their statuses.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Child, ChildStderr, Stdio};
+use std::time::Duration;
+
+use wasmproc_tests::guests;
+
+use crate::{wasmproc, wasmproc_run};
+
+/// A `wasmproc serve` process and where it listens.
+struct Serving {
+    child: Child,
+    addr: String,
+    stderr: BufReader<ChildStderr>,
+}
+
+impl Serving {
+    /// Starts `wasmproc serve ARGS --listen 127.0.0.1:0` and reads the
+    /// address it got from its first line.
+    fn start(args: &[&str]) -> Serving {
+        let mut child = wasmproc()
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut first = String::new();
+        stderr.read_line(&mut first).unwrap();
+        let addr = first
+            .split_whitespace()
+            .find(|word| word.starts_with("127.0.0.1:"))
+            .unwrap_or_else(|| panic!("no address in the first line: {first}"))
+            .to_owned();
+        Serving {
+            child,
+            addr,
+            stderr,
+        }
+    }
+
+    /// Sends `payload`, closes the sending side, and reads the reply.
+    fn exchange(&self, payload: &[u8]) -> Vec<u8> {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(60)))
+            .unwrap();
+        stream.write_all(payload).unwrap();
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut reply = Vec::new();
+        stream.read_to_end(&mut reply).unwrap();
+        reply
+    }
+
+    /// The next log line, as JSON.
+    fn record(&mut self) -> serde_json::Value {
+        let mut line = String::new();
+        self.stderr.read_line(&mut line).unwrap();
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
+    }
+
+    /// Stops the server as a service manager does, and returns its exit
+    /// code and the rest of its stderr.
+    fn terminate(mut self) -> (Option<i32>, String) {
+        #[cfg(unix)]
+        {
+            let status = std::process::Command::new("kill")
+                .args(["-TERM", &self.child.id().to_string()])
+                .status()
+                .unwrap();
+            assert!(status.success());
+        }
+        #[cfg(not(unix))]
+        self.child.kill().unwrap();
+        let mut rest = String::new();
+        self.stderr.read_to_string(&mut rest).unwrap();
+        let status = self.child.wait().unwrap();
+        (status.code(), rest)
+    }
+}
+
+#[test]
+fn serves_a_command_module_with_its_argv_and_logs_each_connection() {
+    // `wasi-cmd cat` reads stdin to its end and writes it back: the
+    // connection is its stdin and stdout.
+    let mut server = Serving::start(&[guests::WASI_CMD, "--", "cat"]);
+    let reply = server.exchange(b"through a plain WASI command");
+    assert_eq!(reply, b"through a plain WASI command");
+    let record = server.record();
+    assert_eq!(
+        record["peer"].as_str().unwrap().split(':').next(),
+        Some("127.0.0.1"),
+        "{record}"
+    );
+    assert_eq!(record["status"], "exited", "{record}");
+    assert_eq!(record["exit_code"], 0);
+    assert_eq!(record["bytes_in"], 28);
+    assert_eq!(record["bytes_out"], 28);
+    assert!(record["duration_ms"].as_f64().unwrap() >= 0.0);
+    assert!(record["time"].as_str().unwrap().ends_with('Z'), "{record}");
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
+}
+
+#[test]
+fn echoes_through_the_sdk_handler_in_both_isolations() {
+    for isolation in ["thread", "process"] {
+        let mut server = Serving::start(&[
+            "--task",
+            "echo",
+            "--isolation",
+            isolation,
+            guests::SERVE_TASKS,
+        ]);
+        let payload: Vec<u8> = (0..(1 << 20)).map(|i| (i % 253) as u8).collect();
+        assert!(server.exchange(&payload) == payload, "{isolation}");
+        assert_eq!(server.exchange(b""), b"", "{isolation}");
+        for _ in 0..2 {
+            let record = server.record();
+            assert_eq!(record["status"], "exited", "{isolation}: {record}");
+            assert_eq!(record["exit_code"], 0, "{isolation}");
+            assert_eq!(record["bytes_in"], record["bytes_out"], "{isolation}");
+        }
+        let (code, rest) = server.terminate();
+        assert_eq!(code, Some(0), "{isolation}: a stop exits 0: {rest}");
+        assert!(rest.contains("stopped after 2 connections"), "{isolation}: {rest}");
+    }
+}
+
+#[test]
+fn a_stop_lets_a_connection_in_flight_finish() {
+    let server = Serving::start(&["--task", "echo", guests::SERVE_TASKS]);
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(b"first").unwrap();
+    let mut first = [0u8; 5];
+    stream.read_exact(&mut first).unwrap();
+    let pid = server.child.id();
+    #[cfg(unix)]
+    std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(b" second").unwrap();
+    stream.shutdown(Shutdown::Write).unwrap();
+    let mut rest = Vec::new();
+    stream.read_to_end(&mut rest).unwrap();
+    assert_eq!(rest, b" second");
+    let (code, stderr) = server.terminate();
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(stderr.contains("\"status\":\"exited\""), "{stderr}");
+}
+
+#[test]
+fn log_lines_go_to_a_file_with_the_statuses_of_misbehaving_guests() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("access.ndjson");
+    let server = Serving::start(&[
+        "--task",
+        "panic",
+        "--log",
+        log.to_str().unwrap(),
+        guests::SERVE_TASKS,
+    ]);
+    let reply = server.exchange(b"");
+    assert_eq!(reply, b"about to panic\n");
+    let (code, _) = server.terminate();
+    assert_eq!(code, Some(0));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(record["exit_code"], 101, "{record}");
+    assert!(
+        record["message"].as_str().unwrap().contains("told to panic"),
+        "{record}"
+    );
+}
+
+#[test]
+fn the_c_examples_serve_echo_and_http() {
+    let (Some(echo), Some(http)) = (guests::C_ECHO, guests::C_HTTP) else {
+        eprintln!("skipped: the C examples were not built (no clang with wasi-libc)");
+        return;
+    };
+    let server = Serving::start(&[echo]);
+    assert_eq!(server.exchange(b"hello from C"), b"hello from C");
+    server.terminate();
+    let server = Serving::start(&[http]);
+    let reply = String::from_utf8(server.exchange(b"GET /c HTTP/1.1\r\nHost: x\r\n\r\n")).unwrap();
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+    assert!(reply.ends_with("GET /c\n"), "{reply}");
+    server.terminate();
+}
+
+#[test]
+fn bad_flags_and_modules_are_refused_with_their_statuses() {
+    let cases: [(&[&str], u8, &str); 5] = [
+        (&["serve", "--listen", "nowhere:port", guests::SERVE_TASKS], 128, "HOST:PORT"),
+        (
+            &["serve", "--listen", "127.0.0.1:0", "--max-connections", "0", guests::SERVE_TASKS],
+            128,
+            "--max-connections",
+        ),
+        (&["serve", "--listen", "127.0.0.1:0", "missing.wasm"], 127, "missing.wasm"),
+        // Several handlers and no --task: which one is ambiguous.
+        (&["serve", "--listen", "127.0.0.1:0", guests::SERVE_TASKS], 126, "--task"),
+        (
+            &["serve", "--listen", "127.0.0.1:0", "--task", "nope", guests::SERVE_TASKS],
+            126,
+            "nope",
+        ),
+    ];
+    for (args, code, says) in cases {
+        let output = wasmproc_run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(i32::from(code)), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
