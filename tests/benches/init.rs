@@ -11,7 +11,7 @@
 //! limit, default 50000000; `-- --only lib|python|cli` for one section).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -268,7 +268,7 @@ fn python_peer(limit: u32, numbers: &[u64]) -> Vec<(String, f64, usize)> {
 /// initializer whose snapshot is cached, against the module without one.
 fn binary(primes_wasm: &Path, limit: u32, ratios: &mut Vec<(String, f64)>) {
     println!("\n5. `wasmproc map`, time to the first result (median of 5, lower is better)");
-    let wasmproc = built(
+    let wasmproc = wasmproc_tests::release_build(
         &["-p", "wasmproc-cli", "--bin", "wasmproc"],
         "release/wasmproc",
     );
@@ -296,12 +296,12 @@ fn binary(primes_wasm: &Path, limit: u32, ratios: &mut Vec<(String, f64)>) {
     }
     let ours = row(
         "with --init (the snapshot from the cache)",
-        median(&mut ours) * 1e3,
+        wasmproc_tests::median(&mut ours) * 1e3,
         "ms",
     );
     let plain = row(
         "the module without an initializer",
-        median(&mut plain) * 1e3,
+        wasmproc_tests::median(&mut plain) * 1e3,
         "ms",
     );
     ratios.push((
@@ -336,32 +336,6 @@ fn first_result(wasmproc: &Path, dir: &Path, args: &[&str]) -> f64 {
     seconds
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
-/// Builds with cargo (release) and returns `target/<path>`.
-fn built(args: &[&str], path: &str) -> PathBuf {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .current_dir(&root)
-        .args(["build", "--quiet", "--release"])
-        .args(args)
-        .env_remove("CARGO_TARGET_DIR")
-        .status()
-        .expect("cargo runs");
-    assert!(status.success(), "cargo build {args:?} failed (see above)");
-    root.join("target").join(path)
-}
-
-/// Whether the section `name` runs (all, unless `--only` names one).
-fn wanted(name: &str) -> bool {
-    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
-    only.is_none_or(|only| only == name)
-}
-
 fn main() {
     wasmproc::process::run_worker_if_requested();
     let count = wasmproc_tests::tasks_argument(10_000);
@@ -374,7 +348,7 @@ fn main() {
     println!(
         "wasmproc initializer benchmark: {count} queries, sieve to {limit}, {cpus} CPUs, one run"
     );
-    let primes_wasm = built(
+    let primes_wasm = wasmproc_tests::release_build(
         &[
             "-p",
             "wasmproc-guest",
@@ -387,13 +361,13 @@ fn main() {
     );
     let numbers = queries(count, limit);
     let mut ratios = Vec::new();
-    if wanted("lib") {
+    if wasmproc_tests::bench_section_wanted("lib") {
         library(&primes_wasm, limit, &numbers, &mut ratios);
     }
-    if wanted("python") {
+    if wasmproc_tests::bench_section_wanted("python") {
         against_python(&primes_wasm, limit, &numbers, &mut ratios);
     }
-    if wanted("cli") {
+    if wasmproc_tests::bench_section_wanted("cli") {
         binary(&primes_wasm, limit, &mut ratios);
     }
     println!("\nratios (measured side by side in this run)");

@@ -152,3 +152,32 @@ pub fn cache_entries(dir: &std::path::Path, extension: &str) -> usize {
         })
         .unwrap_or(0)
 }
+
+/// Builds with cargo (release) from the repository root and returns
+/// `target/<path>` (a benchmark's binary or example guest).
+pub fn release_build(args: &[&str], path: &str) -> PathBuf {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = std::process::Command::new(cargo)
+        .current_dir(&root)
+        .args(["build", "--quiet", "--release"])
+        .args(args)
+        .env_remove("CARGO_TARGET_DIR")
+        .status()
+        .expect("cargo runs");
+    assert!(status.success(), "cargo build {args:?} failed (see above)");
+    root.join("target").join(path)
+}
+
+/// The median of `values` (sorted in place).
+pub fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
+
+/// Whether a benchmark's section `name` runs (all, unless `--only` names
+/// one).
+pub fn bench_section_wanted(name: &str) -> bool {
+    let only = std::env::args().skip_while(|a| a != "--only").nth(1);
+    only.is_none_or(|only| only == name)
+}

@@ -27,6 +27,7 @@ exe="$bin/wasmproc.exe"
 sdk=target/windows-guests/wasm32-wasip1/release/sdk_tasks.wasm
 cmd=target/windows-guests/wasm32-wasip1/release/wasi-cmd.wasm
 init=target/windows-guests/wasm32-wasip1/release/init_tasks.wasm
+serve=target/windows-guests/wasm32-wasip1/release/serve_tasks.wasm
 
 export WINEDEBUG=-all WINEPREFIX="${WINEPREFIX:-$PWD/target/wineprefix}"
 export WASMPROC_CACHE_DIR="$PWD/target/windows-cache"
@@ -109,6 +110,47 @@ for isolation in thread process; do
     check 3 - run "${iso[@]}" "$init" --init refuse --init-args 3 --task lookup --args 0
     check 142 - run "${iso[@]}" --timeout 300ms "$init" --init spins --task lookup --args 0
 done
+# check_serve ISOLATION: `serve` under Wine with the echo handler; a Linux
+# client sends 1 MiB, closes its side, and must get the same bytes back,
+# over several connections.
+check_serve() {
+    local log=target/windows-serve.err addr="" got
+    wine "$exe" serve --listen 127.0.0.1:0 --isolation "$1" --task echo "$serve" 2>"$log" &
+    local server=$!
+    for _ in $(seq 600); do
+        addr=$(grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -1 || true)
+        [[ -n $addr ]] && break
+        sleep 0.1
+    done
+    got=$(timeout 120 python3 - "$addr" <<'PY' || true
+import socket, sys
+host, port = sys.argv[1].split(":")
+payload = bytes(i % 253 for i in range(1 << 20))
+for _ in range(3):
+    s = socket.create_connection((host, int(port)))
+    s.sendall(payload)
+    s.shutdown(socket.SHUT_WR)
+    got = b""
+    while chunk := s.recv(65536):
+        got += chunk
+    if got != payload:
+        print(f"echoed {len(got)} bytes, not the {len(payload)} sent")
+        sys.exit()
+print("ok")
+PY
+)
+    kill "$server" 2>/dev/null || true
+    wait "$server" 2>/dev/null || true
+    if [[ $got == ok ]]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAILED: serve --isolation $1 under Wine at '$addr': ${got:-no answer}"
+    fi
+}
+check_serve thread
+check_serve process
+
 check 127 - run /no/such/module.wasm
 check 128 - run --bogus "$sdk"
 
