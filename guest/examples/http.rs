@@ -20,7 +20,11 @@ const MAX_HEAD: usize = 8 << 10;
 #[wasmproc_guest::handler]
 fn http(connection: &mut Connection) -> io::Result<()> {
     let Some(head) = read_head(connection)? else {
-        return respond(connection, "431 Request Header Fields Too Large", "the request head is over 8 KiB\n");
+        return respond(
+            connection,
+            "431 Request Header Fields Too Large",
+            "the request head is over 8 KiB\n",
+        );
     };
     let request_line = head.lines().next().unwrap_or_default();
     let mut words = request_line.split(' ');
@@ -29,7 +33,11 @@ fn http(connection: &mut Connection) -> io::Result<()> {
             let body = format!("Hello from a wasmproc sandbox: {method} {target}\n");
             respond(connection, "200 OK", &body)
         }
-        _ => respond(connection, "400 Bad Request", "not an HTTP/1.x request line\n"),
+        _ => respond(
+            connection,
+            "400 Bad Request",
+            "not an HTTP/1.x request line\n",
+        ),
     }
 }
 

@@ -117,6 +117,15 @@
 //! # Ok::<(), wasmproc::Error>(())
 //! ```
 //!
+//! # Serving connections
+//!
+//! [`serve::Server`] accepts connections and gives each one a fresh worker
+//! whose stdin and stdout are the connection (the inetd convention; a
+//! `#[wasmproc_guest::handler]` gets it as a `Read + Write` stream), in
+//! either isolation, with one [`serve::ConnectionRecord`] per connection and
+//! a graceful stop. A program that accepts connections itself hands one to
+//! a task with [`Task::connection`].
+//!
 //! # Exit statuses
 //!
 //! Every run ends in exactly one [`ExitStatus`]; its table is on that type.

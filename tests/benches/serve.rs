@@ -63,7 +63,11 @@ mod unix {
             let running = Running { child, port };
             let deadline = Instant::now() + Duration::from_secs(60);
             while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(Instant::now() < deadline, "{} never listened", program.display());
+                assert!(
+                    Instant::now() < deadline,
+                    "{} never listened",
+                    program.display()
+                );
                 std::thread::sleep(Duration::from_millis(50));
             }
             running
@@ -99,7 +103,11 @@ mod unix {
         let report = String::from_utf8_lossy(&output.stdout);
         let number_after = |label: &str| -> Option<f64> {
             let line = report.lines().find(|l| l.trim_start().starts_with(label))?;
-            line.trim_start()[label.len()..].split_whitespace().next()?.parse().ok()
+            line.trim_start()[label.len()..]
+                .split_whitespace()
+                .next()?
+                .parse()
+                .ok()
         };
         let latency = |label: &str| -> f64 {
             let line = report.lines().find(|l| l.trim_start().starts_with(label));
@@ -122,7 +130,9 @@ mod unix {
 
     /// wrk's `123.45us`, `9.13ms` or `1.02s`, in milliseconds.
     fn milliseconds(text: &str) -> f64 {
-        let split = text.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| c.is_ascii_alphabetic())
+            .unwrap_or(text.len());
         let value: f64 = text[..split].parse().unwrap_or(f64::NAN);
         match &text[split..] {
             "us" => value / 1000.0,
@@ -188,7 +198,14 @@ mod unix {
             "release/wasmproc",
         );
         let http = release_build(
-            &["-p", "wasmproc-guest", "--example", "http", "--target", "wasm32-wasip1"],
+            &[
+                "-p",
+                "wasmproc-guest",
+                "--example",
+                "http",
+                "--target",
+                "wasm32-wasip1",
+            ],
             "wasm32-wasip1/release/examples/http.wasm",
         );
         let http = http.to_str().expect("a UTF-8 path");
@@ -206,8 +223,16 @@ mod unix {
         if bench_section_wanted("wasmproc") {
             for isolation in ["thread", "process"] {
                 let args = [
-                    "serve", "--listen", "127.0.0.1:{port}", "--max-connections", &max,
-                    "--isolation", isolation, "--log", "/dev/null", http,
+                    "serve",
+                    "--listen",
+                    "127.0.0.1:{port}",
+                    "--max-connections",
+                    &max,
+                    "--isolation",
+                    isolation,
+                    "--log",
+                    "/dev/null",
+                    http,
                 ];
                 let name = format!("wasmproc serve, {isolation} isolation");
                 rows.push(measure(&name, &wasmproc, &args, connections, seconds));
@@ -215,7 +240,13 @@ mod unix {
         }
         if bench_section_wanted("python") {
             let fork = [peer, "fork", "{port}"];
-            rows.push(measure("Python ForkingTCPServer", python, &fork, connections, seconds));
+            rows.push(measure(
+                "Python ForkingTCPServer",
+                python,
+                &fork,
+                connections,
+                seconds,
+            ));
             let prefork = [peer, "prefork", "{port}", &processes];
             let name = format!("Python pre-forked pool ({cpus} processes)");
             rows.push(measure(&name, python, &prefork, connections, seconds));
@@ -227,17 +258,29 @@ mod unix {
         };
         println!("\nratios (connections per second, measured side by side in this run)");
         let ours = rate("wasmproc serve, thread");
-        for (peer, prefix) in [("ForkingTCPServer", "Python Forking"), ("pre-forked pool", "Python pre")] {
+        for (peer, prefix) in [
+            ("ForkingTCPServer", "Python Forking"),
+            ("pre-forked pool", "Python pre"),
+        ] {
             if let (Some(ours), Some(theirs)) = (ours, rate(prefix)) {
-                println!("  wasmproc serve (threads) / Python {peer:<36} {:>8.2}x", ours / theirs);
+                println!(
+                    "  wasmproc serve (threads) / Python {peer:<36} {:>8.2}x",
+                    ours / theirs
+                );
             }
         }
 
         if soak > 0 && bench_section_wanted("soak") {
             println!("\nmemory of `wasmproc serve` (threads) under wrk for {soak}s (resident KiB)");
             let args = [
-                "serve", "--listen", "127.0.0.1:{port}", "--max-connections", &max,
-                "--log", "/dev/null", http,
+                "serve",
+                "--listen",
+                "127.0.0.1:{port}",
+                "--max-connections",
+                &max,
+                "--log",
+                "/dev/null",
+                http,
             ];
             let running = Running::start(&wasmproc, &args);
             let url = running.url();

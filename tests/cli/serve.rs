@@ -67,21 +67,27 @@ impl Serving {
     /// Stops the server as a service manager does, and returns its exit
     /// code and the rest of its stderr.
     fn terminate(mut self) -> (Option<i32>, String) {
-        #[cfg(unix)]
-        {
-            let status = std::process::Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status()
-                .unwrap();
-            assert!(status.success());
-        }
-        #[cfg(not(unix))]
-        self.child.kill().unwrap();
+        sigterm(&mut self.child);
         let mut rest = String::new();
         self.stderr.read_to_string(&mut rest).unwrap();
         let status = self.child.wait().unwrap();
         (status.code(), rest)
     }
+}
+
+/// Asks the server to stop as a service manager does: SIGTERM (where there
+/// are no signals, it is killed).
+fn sigterm(child: &mut Child) {
+    #[cfg(unix)]
+    {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    #[cfg(not(unix))]
+    child.kill().unwrap();
 }
 
 #[test]
@@ -128,13 +134,16 @@ fn echoes_through_the_sdk_handler_in_both_isolations() {
         }
         let (code, rest) = server.terminate();
         assert_eq!(code, Some(0), "{isolation}: a stop exits 0: {rest}");
-        assert!(rest.contains("stopped after 2 connections"), "{isolation}: {rest}");
+        assert!(
+            rest.contains("stopped after 2 connections"),
+            "{isolation}: {rest}"
+        );
     }
 }
 
 #[test]
 fn a_stop_lets_a_connection_in_flight_finish() {
-    let server = Serving::start(&["--task", "echo", guests::SERVE_TASKS]);
+    let mut server = Serving::start(&["--task", "echo", guests::SERVE_TASKS]);
     let mut stream = TcpStream::connect(&server.addr).unwrap();
     stream
         .set_read_timeout(Some(Duration::from_secs(60)))
@@ -142,12 +151,7 @@ fn a_stop_lets_a_connection_in_flight_finish() {
     stream.write_all(b"first").unwrap();
     let mut first = [0u8; 5];
     stream.read_exact(&mut first).unwrap();
-    let pid = server.child.id();
-    #[cfg(unix)]
-    std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()
-        .unwrap();
+    sigterm(&mut server.child);
     std::thread::sleep(Duration::from_millis(300));
     stream.write_all(b" second").unwrap();
     stream.shutdown(Shutdown::Write).unwrap();
@@ -178,7 +182,10 @@ fn log_lines_go_to_a_file_with_the_statuses_of_misbehaving_guests() {
     let record: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(record["exit_code"], 101, "{record}");
     assert!(
-        record["message"].as_str().unwrap().contains("told to panic"),
+        record["message"]
+            .as_str()
+            .unwrap()
+            .contains("told to panic"),
         "{record}"
     );
 }
@@ -202,17 +209,43 @@ fn the_c_examples_serve_echo_and_http() {
 #[test]
 fn bad_flags_and_modules_are_refused_with_their_statuses() {
     let cases: [(&[&str], u8, &str); 5] = [
-        (&["serve", "--listen", "nowhere:port", guests::SERVE_TASKS], 128, "HOST:PORT"),
         (
-            &["serve", "--listen", "127.0.0.1:0", "--max-connections", "0", guests::SERVE_TASKS],
+            &["serve", "--listen", "nowhere:port", guests::SERVE_TASKS],
+            128,
+            "HOST:PORT",
+        ),
+        (
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--max-connections",
+                "0",
+                guests::SERVE_TASKS,
+            ],
             128,
             "--max-connections",
         ),
-        (&["serve", "--listen", "127.0.0.1:0", "missing.wasm"], 127, "missing.wasm"),
-        // Several handlers and no --task: which one is ambiguous.
-        (&["serve", "--listen", "127.0.0.1:0", guests::SERVE_TASKS], 126, "--task"),
         (
-            &["serve", "--listen", "127.0.0.1:0", "--task", "nope", guests::SERVE_TASKS],
+            &["serve", "--listen", "127.0.0.1:0", "missing.wasm"],
+            127,
+            "missing.wasm",
+        ),
+        // Several handlers and no --task: which one is ambiguous.
+        (
+            &["serve", "--listen", "127.0.0.1:0", guests::SERVE_TASKS],
+            126,
+            "--task",
+        ),
+        (
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--task",
+                "nope",
+                guests::SERVE_TASKS,
+            ],
             126,
             "nope",
         ),
@@ -220,7 +253,11 @@ fn bad_flags_and_modules_are_refused_with_their_statuses() {
     for (args, code, says) in cases {
         let output = wasmproc_run(args);
         let stderr = String::from_utf8_lossy(&output.stderr);
-        assert_eq!(output.status.code(), Some(i32::from(code)), "{args:?}: {stderr}");
+        assert_eq!(
+            output.status.code(),
+            Some(i32::from(code)),
+            "{args:?}: {stderr}"
+        );
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }

@@ -131,7 +131,10 @@ fn echo_streams_payloads_both_ways_with_half_close() {
             let payload = pattern(len);
             let reply = exchange(running.connect(), payload.clone());
             assert_eq!(reply.len(), len, "{name}: echoed length of {len} bytes");
-            assert!(reply == payload, "{name}: the {len} bytes come back unchanged");
+            assert!(
+                reply == payload,
+                "{name}: the {len} bytes come back unchanged"
+            );
         }
         let (summary, records) = running.stop();
         assert_eq!(summary.connections, 5, "{name}");
@@ -224,13 +227,20 @@ fn an_idle_client_is_ended_and_others_are_not() {
             assert_eq!(reply, format!("quick {i}").as_bytes(), "{name}");
         }
         let rest = slow_client.join().unwrap();
-        assert_eq!(rest, b"a", "{name}: the slow client got its first byte back, then the end");
+        assert_eq!(
+            rest, b"a",
+            "{name}: the slow client got its first byte back, then the end"
+        );
         let (_, records) = running.stop();
         let timed_out: Vec<_> = records
             .iter()
             .filter(|r| r.status == ExitStatus::TimedOut)
             .collect();
-        assert_eq!(timed_out.len(), 1, "{name}: only the slow client: {records:?}");
+        assert_eq!(
+            timed_out.len(),
+            1,
+            "{name}: only the slow client: {records:?}"
+        );
         let message = timed_out[0].message.as_deref().unwrap_or_default();
         assert!(message.contains("idle"), "{name}: {message}");
         assert_eq!(records.len(), 6, "{name}");
@@ -250,7 +260,11 @@ fn a_client_that_resets_ends_only_its_connection() {
         let reply = exchange(running.connect(), b"after the reset".to_vec());
         assert_eq!(reply, b"after the reset", "{name}");
         let records = running.wait_records(2);
-        assert_eq!(records.len(), 2, "{name}: both connections recorded: {records:?}");
+        assert_eq!(
+            records.len(),
+            2,
+            "{name}: both connections recorded: {records:?}"
+        );
         running.stop();
     }
 }
@@ -275,7 +289,11 @@ fn misbehaving_guests_end_only_their_connection_with_their_status() {
             }
             let records = running.wait_records(1);
             assert_eq!(records.len(), 1, "{name} {handler}");
-            assert_eq!(records[0].status, expected, "{name} {handler}: {:?}", records[0]);
+            assert_eq!(
+                records[0].status, expected,
+                "{name} {handler}: {:?}",
+                records[0]
+            );
             if handler == "panic" {
                 let message = records[0].message.as_deref().unwrap_or_default();
                 assert!(message.contains("told to panic"), "{name}: {message}");

@@ -90,8 +90,8 @@ impl Listener {
         let backlog = i32::try_from(backlog).unwrap_or(i32::MAX);
         match listen {
             Listen::Tcp(addr) => {
-                let socket =
-                    socket2::Socket::new(Domain::for_address(*addr), Type::STREAM, None).map_err(refused)?;
+                let socket = socket2::Socket::new(Domain::for_address(*addr), Type::STREAM, None)
+                    .map_err(refused)?;
                 // As `TcpListener::bind` does: on Unix a restarted server
                 // may bind a port whose old connections linger in
                 // TIME_WAIT. (On Windows the option would let another
@@ -106,7 +106,8 @@ impl Listener {
             }
             #[cfg(unix)]
             Listen::Unix(path) => {
-                let socket = socket2::Socket::new(Domain::UNIX, Type::STREAM, None).map_err(refused)?;
+                let socket =
+                    socket2::Socket::new(Domain::UNIX, Type::STREAM, None).map_err(refused)?;
                 socket
                     .bind(&SockAddr::unix(path).map_err(refused)?)
                     .map_err(refused)?;

@@ -188,7 +188,10 @@ impl ServerBuilder {
 
     /// Calls `record` once per connection, as it ends, on the thread that
     /// ended it (keep it quick: write a log line).
-    pub fn on_connection(mut self, record: impl Fn(&ConnectionRecord) + Send + Sync + 'static) -> Self {
+    pub fn on_connection(
+        mut self,
+        record: impl Fn(&ConnectionRecord) + Send + Sync + 'static,
+    ) -> Self {
         self.on_connection = Some(Arc::new(record));
         self
     }
@@ -376,7 +379,10 @@ impl Server {
         } else {
             self.grace
         };
-        if !self.slots.wait_all_free(Instant::now() + grace, &self.stop.now) {
+        if !self
+            .slots
+            .wait_all_free(Instant::now() + grace, &self.stop.now)
+        {
             let before = self.slots.in_use();
             self.watchdog.expire_all(grace);
             summary.cut_short = before as u64;
@@ -394,7 +400,9 @@ impl Server {
     /// Hands one accepted connection to a worker.
     fn start(&self, id: u64, stream: Stream, peer: String) {
         let traffic = Traffic::new();
-        let halves = stream.try_clone().and_then(|r| Ok((r, stream.try_clone()?)));
+        let halves = stream
+            .try_clone()
+            .and_then(|r| Ok((r, stream.try_clone()?)));
         let stream = Arc::new(stream);
         let ended_by_server: Arc<OnceLock<Expired>> = Arc::new(OnceLock::new());
         let record = Recorder {
@@ -464,7 +472,10 @@ impl Server {
             }),
         );
         // A closed pool answers the task itself (its record is made).
-        if let Ok(cancel) = self.pool.submit_then(task, move |outcome| record.finish(outcome)) {
+        if let Ok(cancel) = self
+            .pool
+            .submit_then(task, move |outcome| record.finish(outcome))
+        {
             let _ = token.set(cancel);
         }
     }
@@ -558,7 +569,11 @@ fn is_transient(error: &std::io::Error) -> bool {
 /// Whether an OS error code says the process or the system ran out of
 /// descriptors (EMFILE, ENFILE on Unix; WSAEMFILE on Windows).
 fn is_out_of_files(code: i32) -> bool {
-    if cfg!(windows) { code == 10024 } else { code == 24 || code == 23 }
+    if cfg!(windows) {
+        code == 10024
+    } else {
+        code == 24 || code == 23
+    }
 }
 
 /// The places for connections: one is taken before each accept, so that

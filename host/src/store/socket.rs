@@ -89,12 +89,13 @@ impl SocketStreams {
     /// One read of what is there now: empty when nothing is yet.
     fn try_read(&self, size: usize) -> StreamResult<Bytes> {
         let socket = self.socket()?;
-        let mut buffer = BytesMut::zeroed(size.clamp(1, CHUNK));
-        match socket.try_read(&mut buffer) {
+        // Read into spare capacity: no zeroing of bytes about to be
+        // overwritten.
+        let mut buffer = BytesMut::with_capacity(size.clamp(1, CHUNK));
+        match socket.try_read_buf(&mut buffer) {
             Ok(0) => Err(StreamError::Closed),
             Ok(n) => {
                 self.shared.meter.read(n);
-                buffer.truncate(n);
                 Ok(buffer.freeze())
             }
             Err(error) if error.kind() == io::ErrorKind::WouldBlock => Ok(Bytes::new()),
@@ -146,11 +147,11 @@ impl Registered {
         }
     }
 
-    fn try_read(&self, buffer: &mut [u8]) -> io::Result<usize> {
+    fn try_read_buf(&self, buffer: &mut BytesMut) -> io::Result<usize> {
         match self {
-            Registered::Tcp(stream) => stream.try_read(buffer),
+            Registered::Tcp(stream) => stream.try_read_buf(buffer),
             #[cfg(unix)]
-            Registered::Unix(stream) => stream.try_read(buffer),
+            Registered::Unix(stream) => stream.try_read_buf(buffer),
         }
     }
 

@@ -50,10 +50,12 @@ pub(crate) fn wasi_context(
     // A server's socket, read and written on this thread: the task's
     // stdin and stdout are the same connection through helper threads, for
     // a worker process.
-    let direct = task
-        .direct
-        .as_ref()
-        .and_then(|direct| Some(SocketStreams::new(direct.take()?, Arc::clone(&direct.meter))));
+    let direct = task.direct.as_ref().and_then(|direct| {
+        Some(SocketStreams::new(
+            direct.take()?,
+            Arc::clone(&direct.meter),
+        ))
+    });
     match &task.stdin {
         _ if direct.is_some() => {}
         Stdin::Empty => {}

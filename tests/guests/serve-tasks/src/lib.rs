@@ -38,7 +38,10 @@ fn send(connection: &mut Connection) -> io::Result<()> {
     while connection.read(&mut byte)? == 1 && byte[0] != b'\n' {
         line.push(byte[0]);
     }
-    let len: usize = String::from_utf8_lossy(&line).trim().parse().map_err(io::Error::other)?;
+    let len: usize = String::from_utf8_lossy(&line)
+        .trim()
+        .parse()
+        .map_err(io::Error::other)?;
     let pattern: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
     let mut out = io::BufWriter::with_capacity(64 << 10, &mut *connection);
     out.write_all(&pattern)?;
