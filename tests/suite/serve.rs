@@ -509,4 +509,14 @@ fn serves_on_a_unix_socket() {
     let summary = thread.join().unwrap();
     assert_eq!(summary.connections, 1);
     assert!(!path.exists(), "the socket file is removed at the end");
+
+    // A file left at the path (by a server that crashed) is named, with the
+    // fix.
+    std::fs::write(&path, "").unwrap();
+    let error = Server::builder(handlers(), Listen::Unix(path.clone()))
+        .bind()
+        .err()
+        .expect("a path in use is refused");
+    assert_eq!(error.exit_status(), ExitStatus::BadInvocation);
+    assert!(error.to_string().contains("remove it"), "{error}");
 }

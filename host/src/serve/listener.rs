@@ -106,6 +106,18 @@ impl Listener {
             }
             #[cfg(unix)]
             Listen::Unix(path) => {
+                let refused = |error: io::Error| {
+                    let hint = if error.kind() == io::ErrorKind::AddrInUse {
+                        "; a file is there already: if no server uses it (one that \
+                         crashed left it), remove it"
+                    } else {
+                        ""
+                    };
+                    Error::new(
+                        ErrorKind::BadInvocation,
+                        format!("cannot listen on {listen}: {error}{hint}"),
+                    )
+                };
                 let socket =
                     socket2::Socket::new(Domain::UNIX, Type::STREAM, None).map_err(refused)?;
                 socket

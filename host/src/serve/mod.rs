@@ -31,6 +31,8 @@ mod listener;
 mod metered;
 mod watchdog;
 
+use std::panic::AssertUnwindSafe;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -214,6 +216,11 @@ impl ServerBuilder {
         }
         self.limits.validate()?;
         let (listener, bound) = Listener::bind(&self.listen, self.backlog)?;
+        // From here on, any return removes a Unix socket's file.
+        let socket_file = match &bound {
+            Listen::Unix(path) => Some(SocketFile(path.clone())),
+            Listen::Tcp(_) => None,
+        };
         let in_process = matches!(self.isolation, Isolation::Thread);
         let pool = Pool::builder(&self.module)
             .workers(self.max_connections)
@@ -229,6 +236,7 @@ impl ServerBuilder {
             )
         })?;
         Ok(Server {
+            _socket_file: socket_file,
             listener,
             bound,
             pool,
@@ -252,6 +260,8 @@ impl ServerBuilder {
 /// A bound server: [`run`](Server::run) accepts and serves connections
 /// until [`StopHandle::stop`].
 pub struct Server {
+    /// Removes a Unix socket's file when the server goes.
+    _socket_file: Option<SocketFile>,
     listener: Listener,
     bound: Listen,
     pool: Pool,
@@ -388,9 +398,6 @@ impl Server {
             summary.cut_short = before as u64;
         }
         self.pool.join();
-        if let Listen::Unix(path) = &self.bound {
-            let _ = std::fs::remove_file(path);
-        }
         match failed {
             Some(error) => Err(error),
             None => Ok(summary),
@@ -481,6 +488,16 @@ impl Server {
     }
 }
 
+/// A Unix socket's file, removed when dropped (a server's end, or a server
+/// dropped without running).
+struct SocketFile(PathBuf);
+
+impl Drop for SocketFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// Makes a connection's record once its task ended, and frees its place.
 struct Recorder {
     peer: String,
@@ -515,7 +532,9 @@ impl Recorder {
             duration: self.traffic.opened.elapsed(),
         };
         if let Some(on_connection) = &self.on_connection {
-            on_connection(&record);
+            // The caller's code runs on a worker's thread: a panic in it
+            // must not take the worker, or the connection's place, along.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| on_connection(&record)));
         }
         self.slots.give();
     }
