@@ -61,14 +61,35 @@ fn expand_handler(
     let export_name = format!("{}{}", wasmproc_abi::TASK_EXPORT_PREFIX, name);
     let wrapper = format_ident!("__wasmproc_handler_{}", fn_ident);
     let call = quote!(#fn_ident(&mut ::wasmproc_guest::Connection::__new()));
-    let body = if returns_result(&sig.output) {
+    let body = into_failure(&sig.output, call);
+    let runner = quote!(::wasmproc_guest::__private::run_task(|(): ()| #body));
+    Ok(with_export(&function, &export_name, &wrapper, runner))
+}
+
+/// The user's call as a `Result<_, Failure>`: an error return converted,
+/// any other return wrapped in `Ok`.
+fn into_failure(output: &ReturnType, call: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    if returns_result(output) {
         quote!(#call.map_err(::core::convert::Into::<::wasmproc_guest::Failure>::into))
     } else {
-        quote!(::core::result::Result::<(), ::wasmproc_guest::Failure>::Ok(#call))
-    };
-    Ok(quote! {
+        quote!(::core::result::Result::<_, ::wasmproc_guest::Failure>::Ok(#call))
+    }
+}
+
+/// The function, unchanged, and on wasm its export `export_name`, a
+/// `wrapper` function whose body is `runner` (the SDK's runner call).
+fn with_export(
+    function: &ItemFn,
+    export_name: &str,
+    wrapper: &proc_macro2::Ident,
+    runner: proc_macro2::TokenStream,
+) -> proc_macro2::TokenStream {
+    let fn_ident = &function.sig.ident;
+    quote! {
         #function
 
+        // Off wasm there is no export; this use keeps the function from
+        // being reported as dead code in native builds and tests.
         #[cfg(not(target_family = "wasm"))]
         const _: () = {
             let _ = #fn_ident;
@@ -78,9 +99,9 @@ fn expand_handler(
         #[doc(hidden)]
         #[unsafe(export_name = #export_name)]
         extern "C" fn #wrapper() -> i32 {
-            ::wasmproc_guest::__private::run_task(|(): ()| #body)
+            #runner
         }
-    })
+    }
 }
 
 /// What the attribute exports: both take the same functions and differ in
@@ -146,29 +167,9 @@ fn expand(
         _ => (quote!((#(#bindings,)*)), quote!((#(#params,)*))),
     };
     let call = quote!(#fn_ident(#(#bindings),*));
-    let body = if returns_result(&function.sig.output) {
-        quote!(#call.map_err(::core::convert::Into::<::wasmproc_guest::Failure>::into))
-    } else {
-        quote!(::core::result::Result::<_, ::wasmproc_guest::Failure>::Ok(#call))
-    };
-
-    Ok(quote! {
-        #function
-
-        // Off wasm there is no export; this use keeps the function from
-        // being reported as dead code in native builds and tests.
-        #[cfg(not(target_family = "wasm"))]
-        const _: () = {
-            let _ = #fn_ident;
-        };
-
-        #[cfg(target_family = "wasm")]
-        #[doc(hidden)]
-        #[unsafe(export_name = #export_name)]
-        extern "C" fn #wrapper() -> i32 {
-            ::wasmproc_guest::__private::#runner(|#arg_pattern: #arg_type| #body)
-        }
-    })
+    let body = into_failure(&function.sig.output, call);
+    let runner = quote!(::wasmproc_guest::__private::#runner(|#arg_pattern: #arg_type| #body));
+    Ok(with_export(&function, &export_name, &wrapper, runner))
 }
 
 /// The task's (or initializer's) name: the function's, or `name = "..."`
