@@ -404,12 +404,36 @@ impl Server {
         }
     }
 
+    /// The task for a connection, its stdin and stdout wired to `stream`.
+    ///
+    /// In this process the guest's thread reads and writes the socket
+    /// itself (one duplicate of it); a worker process gets the bytes through
+    /// its supervisor, from blocking halves (two duplicates).
+    fn wire(&self, stream: &Stream, traffic: &Arc<Traffic>) -> std::io::Result<Task> {
+        let task = Task::new(self.entry.clone(), &b"null"[..]).args(self.argv.iter().cloned());
+        if self.in_process {
+            let mut task = task;
+            task.direct = Some(DirectSocket {
+                socket: Arc::new(Mutex::new(Some(stream.socket()?))),
+                meter: Arc::clone(traffic) as Arc<dyn Meter>,
+            });
+            return Ok(task);
+        }
+        Ok(task
+            .stdin(Stdin::reader(Incoming {
+                stream: stream.try_clone()?,
+                traffic: Arc::clone(traffic),
+            }))
+            .stdout(Output::Writer(Arc::new(Mutex::new(Outgoing {
+                stream: stream.try_clone()?,
+                traffic: Arc::clone(traffic),
+            })))))
+    }
+
     /// Hands one accepted connection to a worker.
     fn start(&self, id: u64, stream: Stream, peer: String) {
         let traffic = Traffic::new();
-        let halves = stream
-            .try_clone()
-            .and_then(|r| Ok((r, stream.try_clone()?)));
+        let wired = self.wire(&stream, &traffic);
         let stream = Arc::new(stream);
         let ended_by_server: Arc<OnceLock<Expired>> = Arc::new(OnceLock::new());
         let record = Recorder {
@@ -421,8 +445,8 @@ impl Server {
             watchdog: Arc::clone(&self.watchdog),
             id,
         };
-        let (reader, writer) = match halves {
-            Ok(halves) => halves,
+        let mut task = match wired {
+            Ok(task) => task,
             Err(error) => {
                 stream.hang_up();
                 let message = format!("cannot duplicate the connection's socket: {error}");
@@ -430,34 +454,6 @@ impl Server {
                 return;
             }
         };
-        let mut task = Task::new(self.entry.clone(), &b"null"[..])
-            .args(self.argv.iter().cloned())
-            .stdin(Stdin::reader(Incoming {
-                stream: reader,
-                traffic: Arc::clone(&traffic),
-            }))
-            .stdout(Output::Writer(Arc::new(Mutex::new(Outgoing {
-                stream: writer,
-                traffic: Arc::clone(&traffic),
-            }))));
-        if self.in_process {
-            // In this process the guest's thread reads and writes the
-            // socket itself; the halves above serve only a worker process.
-            match stream.socket() {
-                Ok(socket) => {
-                    task.direct = Some(DirectSocket {
-                        socket: Arc::new(Mutex::new(Some(socket))),
-                        meter: Arc::clone(&traffic) as Arc<dyn Meter>,
-                    });
-                }
-                Err(error) => {
-                    stream.hang_up();
-                    let message = format!("cannot duplicate the connection's socket: {error}");
-                    record.finish(Outcome::failed(ExitStatus::CannotRun, message));
-                    return;
-                }
-            }
-        }
         let hang_up = Arc::clone(&stream);
         task.hang_up = Some(HangUp::new(move || hang_up.hang_up()));
 
