@@ -210,6 +210,20 @@ mod unix {
         );
         let http = http.to_str().expect("a UTF-8 path");
         let max = connections.to_string();
+        let serve_args = |isolation| {
+            [
+                "serve",
+                "--listen",
+                "127.0.0.1:{port}",
+                "--max-connections",
+                &max,
+                "--isolation",
+                isolation,
+                "--log",
+                "/dev/null",
+                http,
+            ]
+        };
         let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/serve_peer.py");
         let peer = peer.to_str().expect("a UTF-8 path");
         let processes = cpus.to_string();
@@ -222,18 +236,7 @@ mod unix {
         let mut rows = Vec::new();
         if bench_section_wanted("wasmproc") {
             for isolation in ["thread", "process"] {
-                let args = [
-                    "serve",
-                    "--listen",
-                    "127.0.0.1:{port}",
-                    "--max-connections",
-                    &max,
-                    "--isolation",
-                    isolation,
-                    "--log",
-                    "/dev/null",
-                    http,
-                ];
+                let args = serve_args(isolation);
                 let name = format!("wasmproc serve, {isolation} isolation");
                 rows.push(measure(&name, &wasmproc, &args, connections, seconds));
             }
@@ -272,16 +275,7 @@ mod unix {
 
         if soak > 0 && bench_section_wanted("soak") {
             println!("\nmemory of `wasmproc serve` (threads) under wrk for {soak}s (resident KiB)");
-            let args = [
-                "serve",
-                "--listen",
-                "127.0.0.1:{port}",
-                "--max-connections",
-                &max,
-                "--log",
-                "/dev/null",
-                http,
-            ];
+            let args = serve_args("thread");
             let running = Running::start(&wasmproc, &args);
             let url = running.url();
             wrk(&url, connections, 2);
