@@ -276,6 +276,13 @@ pub(crate) struct MapArgs {
     #[arg(long)]
     pub(crate) unordered: bool,
 
+    /// Write only the answers: a typed task's result as one JSON line, a
+    /// command's stdout as it wrote it, in input order. A failed task
+    /// writes nothing on stdout; its line, status and message go to
+    /// stderr, and the exit status is still 123.
+    #[arg(long)]
+    pub(crate) results_only: bool,
+
     /// For each task that does not exit 0, write a bundle of everything it
     /// ran with into DIR, for `wasmproc replay`.
     #[arg(long, value_name = "DIR")]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use wasmproc::{Capabilities, DirGrant, Entry, Initializer, Limits, Outcome, Output, Stdin, Task};
 
 use crate::args::{ReplayArgs, initializer};
-use crate::report::{failure_line, outcome_json};
+use crate::report::{OutcomeJson, failure_line};
 use crate::usage;
 
 /// The format version a bundle carries; `replay` refuses later ones.
@@ -262,7 +262,7 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
         .stderr(output);
     let outcome = module.run(&task);
     if args.json {
-        println!("{}", outcome_json(&outcome));
+        println!("{}", OutcomeJson::new(&outcome, None));
     } else {
         if let Some(result) = &outcome.result {
             println!("{}", String::from_utf8_lossy(result));

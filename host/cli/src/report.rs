@@ -1,34 +1,109 @@
 //! Outcomes as the binary prints them: one JSON object, or a line for people.
 
+use std::borrow::Cow;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::{Value, json};
 use wasmproc::{ExitStatus, Outcome};
 
-/// The `--json` object of one outcome (also one line of `map`'s output).
-pub(crate) fn outcome_json(outcome: &Outcome) -> Value {
-    let result = outcome.result.as_deref().map(|bytes| {
-        serde_json::from_slice::<Value>(bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
-    });
-    let trap = match &outcome.status {
-        ExitStatus::Trapped(kind) => Value::from(kind.name()),
-        _ => Value::Null,
-    };
-    json!({
-        "status": outcome.status.name(),
-        "exit_code": outcome.status.code(),
-        "result": result,
-        "message": outcome.message,
-        "panicked": outcome.panicked,
-        "trap": trap,
-        "backtrace": outcome.backtrace,
-        "stdout": outcome.stdout.text(),
-        "stdout_truncated": outcome.stdout.truncated,
-        "stderr": outcome.stderr.text(),
-        "stderr_truncated": outcome.stderr.truncated,
-        "fuel_used": outcome.fuel_used,
-        "peak_memory_bytes": outcome.peak_memory_bytes,
-        "duration_ms": outcome.duration.as_secs_f64() * 1000.0,
-    })
+/// The `--json` object of one outcome, and one line of `map`'s output (which
+/// adds the input line's `index` first). Borrowed from the outcome and
+/// written straight out: `map` renders one per task, on its workers.
+#[derive(Serialize)]
+pub(crate) struct OutcomeJson<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    index: Option<usize>,
+    status: &'static str,
+    exit_code: u8,
+    result: Option<ResultJson<'a>>,
+    message: Option<&'a str>,
+    panicked: bool,
+    trap: Option<&'static str>,
+    backtrace: Option<&'a str>,
+    stdout: Cow<'a, str>,
+    stdout_truncated: bool,
+    stderr: Cow<'a, str>,
+    stderr_truncated: bool,
+    fuel_used: Option<u64>,
+    peak_memory_bytes: u64,
+    duration_ms: f64,
+}
+
+impl<'a> OutcomeJson<'a> {
+    /// The object for `outcome`; with `index`, a line of `map`'s output.
+    pub(crate) fn new(outcome: &'a Outcome, index: Option<usize>) -> Self {
+        OutcomeJson {
+            index,
+            status: outcome.status.name(),
+            exit_code: outcome.status.code(),
+            result: outcome.result.as_deref().map(ResultJson::of),
+            message: outcome.message.as_deref(),
+            panicked: outcome.panicked,
+            trap: match &outcome.status {
+                ExitStatus::Trapped(kind) => Some(kind.name()),
+                _ => None,
+            },
+            backtrace: outcome.backtrace.as_deref(),
+            stdout: outcome.stdout.text(),
+            stdout_truncated: outcome.stdout.truncated,
+            stderr: outcome.stderr.text(),
+            stderr_truncated: outcome.stderr.truncated,
+            fuel_used: outcome.fuel_used,
+            peak_memory_bytes: outcome.peak_memory_bytes,
+            duration_ms: milliseconds(outcome.duration),
+        }
+    }
+
+    /// Appends the object and a newline to `line`.
+    pub(crate) fn write_line(&self, line: &mut Vec<u8>) {
+        // Writing a struct of plain fields to memory cannot fail.
+        let _ = serde_json::to_writer(&mut *line, self);
+        line.push(b'\n');
+    }
+}
+
+impl std::fmt::Display for OutcomeJson<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut line = Vec::new();
+        let _ = serde_json::to_writer(&mut line, self);
+        f.write_str(&String::from_utf8_lossy(&line))
+    }
+}
+
+/// A duration in milliseconds, to the microsecond (`0.5`, not
+/// `0.4992869999999999`).
+fn milliseconds(duration: Duration) -> f64 {
+    (duration.as_micros() as f64) / 1000.0
+}
+
+/// A typed task's result: its JSON as the guest wrote it, or, when it is not
+/// JSON on one line, the bytes as a string.
+#[derive(Serialize)]
+#[serde(untagged)]
+pub(crate) enum ResultJson<'a> {
+    Json(&'a RawValue),
+    /// JSON over several lines, written again on one.
+    Compacted(Box<RawValue>),
+    Text(Cow<'a, str>),
+}
+
+impl<'a> ResultJson<'a> {
+    pub(crate) fn of(bytes: &'a [u8]) -> Self {
+        // A newline inside the JSON would split an NDJSON line.
+        let one_line = !bytes.iter().any(|b| matches!(b, b'\n' | b'\r'));
+        match serde_json::from_slice::<&RawValue>(bytes) {
+            Ok(raw) if one_line => ResultJson::Json(raw),
+            Ok(_) => serde_json::from_slice::<Value>(bytes)
+                .and_then(|value| RawValue::from_string(value.to_string()))
+                .map_or_else(
+                    |_| ResultJson::Text(String::from_utf8_lossy(bytes)),
+                    ResultJson::Compacted,
+                ),
+            Err(_) => ResultJson::Text(String::from_utf8_lossy(bytes)),
+        }
+    }
 }
 
 /// The `--json` object for a run that could not start (bad flag, missing

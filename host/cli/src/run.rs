@@ -13,7 +13,7 @@ use wasmproc::{
 
 use crate::args::{IsolationArg, RunArgs, misspelt_host_option};
 use crate::replay::{Inputs, Recorder, Recording};
-use crate::report::{failure_line, outcome_json, setup_failure_json};
+use crate::report::{OutcomeJson, failure_line, setup_failure_json};
 use crate::usage;
 
 pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
@@ -325,7 +325,7 @@ fn read_argument(max: usize) -> anyhow::Result<Vec<u8>> {
 fn report(args: &RunArgs, module: &Module, outcome: &Outcome) {
     let mut out = std::io::stdout().lock();
     if args.json {
-        let _ = writeln!(out, "{}", outcome_json(outcome));
+        let _ = writeln!(out, "{}", OutcomeJson::new(outcome, None));
     } else {
         if let Some(result) = &outcome.result {
             let _ = out.write_all(result).and_then(|()| writeln!(out));

@@ -1,21 +1,30 @@
 //! The streaming iterators of [`Pool::map`], [`Pool::map_unordered`] and
 //! [`Pool::map_stream`].
 //!
-//! Inputs are taken a chunk at a time while the window has room; outcomes
-//! come back on a channel. The window bounds the tasks in flight *and* the
-//! finished outcomes the ordered iterator holds back until their turn, so
-//! a slow first task never lets memory grow.
+//! Inputs are taken a batch at a time while the window has room; outcomes
+//! come back on a channel, each already transformed on the pool thread that
+//! ended its task. The window bounds the tasks in flight *and* the finished
+//! outcomes the ordered iterator holds back until their turn, so a slow
+//! first task never lets memory grow.
+//!
+//! Batches adapt to the tasks' length: one trip through the queue carries
+//! many short tasks (the queue and its wake-ups cost more than the task),
+//! but a long task goes alone, so that no task waits behind a busy worker
+//! while another worker is idle.
 //!
 //! Inputs come from a [`TaskSource`]: an iterator is pulled when the window
 //! has room (a pull that blocks holds up the results), a [`TaskStream`] is
 //! taken from as tasks arrive, while results already done are handed out.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, select};
 
 use super::Pool;
-use super::queue::{Job, Reply};
+use super::queue::{Job, Reply, Sink};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Outcome;
@@ -121,8 +130,79 @@ pub(super) fn task_stream(bound: usize) -> (TaskSender, TaskStream) {
     (TaskSender { tasks }, TaskStream { tasks: receiver })
 }
 
+/// The work one batch aims at: long enough that the queue's cost per
+/// batch is small beside it, short enough that a worker holding a batch
+/// never keeps the others waiting for long at the end of a map.
+const BATCH_WORK: Duration = Duration::from_millis(2);
+
+/// The most chunks in one batch. The window grows with the batch (it holds
+/// as many batches as it held tasks), so this also bounds how far ahead of
+/// the results inputs are pulled.
+const MAX_BATCH: usize = 32;
+
+/// What a map does with each outcome before it reaches the iterator, on the
+/// pool thread that ended the task.
+type Transform<T> = dyn Fn(usize, Outcome) -> T + Send + Sync;
+
+/// Where a map's workers deliver: the transform, then the channel to the
+/// iterator. Also keeps the recent length of tasks, which sizes batches.
+struct Delivery<T> {
+    results: Sender<Vec<(usize, T)>>,
+    transform: Box<Transform<T>>,
+    pace: Pace,
+}
+
+impl<T: Send + 'static> Sink for Delivery<T> {
+    fn deliver(&self, index: usize, outcome: Outcome) {
+        self.deliver_all(vec![(index, outcome)]);
+    }
+
+    fn deliver_all(&self, outcomes: Vec<(usize, Outcome)>) {
+        let items = outcomes
+            .into_iter()
+            .map(|(index, outcome)| {
+                self.pace.record(outcome.duration);
+                (index, (self.transform)(index, outcome))
+            })
+            .collect();
+        // A dropped receiver means nobody wants the results any more.
+        let _ = self.results.send(items);
+    }
+}
+
+/// A moving average of how long a map's tasks take, in nanoseconds; 0
+/// until the first ends. Written by every worker without a lock: a lost
+/// update only makes the average a little older.
+#[derive(Default)]
+struct Pace(AtomicU64);
+
+impl Pace {
+    fn record(&self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX).max(1);
+        let old = self.0.load(Ordering::Relaxed);
+        let new = if old == 0 {
+            took
+        } else {
+            old - old / 8 + took / 8
+        };
+        self.0.store(new.max(1), Ordering::Relaxed);
+    }
+
+    /// How many chunks of `chunksize` tasks make one batch.
+    fn batch(&self, chunksize: usize) -> usize {
+        let task = self.0.load(Ordering::Relaxed);
+        if task == 0 {
+            // Nothing has ended yet: the tasks may be long.
+            return 1;
+        }
+        let chunk = task.saturating_mul(chunksize as u64);
+        let fits = BATCH_WORK.as_nanos() as u64 / chunk;
+        (fits as usize).clamp(1, MAX_BATCH)
+    }
+}
+
 /// Feeds inputs to the pool and collects outcomes, for both iterators.
-struct Feeder<'p, S> {
+struct Feeder<'p, S, T> {
     pool: &'p Pool,
     source: S,
     ended: bool,
@@ -131,23 +211,29 @@ struct Feeder<'p, S> {
     submitted: usize,
     in_flight: usize,
     chunksize: usize,
-    results: Sender<(usize, Outcome)>,
-    arrivals: Receiver<(usize, Outcome)>,
+    /// Chunks per batch, as last measured.
+    batch: usize,
+    delivery: Arc<Delivery<T>>,
+    arrivals: Receiver<Vec<(usize, T)>>,
+    /// Outcomes received together, not yet handed out.
+    received: std::vec::IntoIter<(usize, T)>,
     cancel: CancelToken,
     /// Wakes a wait for tasks when the map is cancelled: a cancelled map
     /// takes no more tasks (they would only end `Cancelled`).
     cancelled: Receiver<()>,
     _watch: Option<crate::cancel::Watch>,
+    _cancel_on_drop: CancelOnDrop,
 }
 
-impl<'p, S: TaskSource> Feeder<'p, S> {
-    fn new(pool: &'p Pool, source: S) -> Self {
+impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
+    fn new(pool: &'p Pool, source: S, transform: Box<Transform<T>>) -> Self {
         // Unbounded on purpose: workers must never block on delivering an
         // outcome, and the window already bounds what can pile up here.
         let (results, arrivals) = crossbeam_channel::unbounded();
         let cancel = pool.cancel_parent().child();
         let (wake, cancelled) = crossbeam_channel::bounded(1);
         let watch = cancel.watch(&wake);
+        let cancel_on_drop = cancel.clone();
         Feeder {
             pool,
             source,
@@ -156,34 +242,60 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
             submitted: 0,
             in_flight: 0,
             chunksize: 1,
-            results,
+            batch: 1,
+            delivery: Arc::new(Delivery {
+                results,
+                transform,
+                pace: Pace::default(),
+            }),
             arrivals,
+            received: Vec::new().into_iter(),
             cancel,
             cancelled,
             _watch: watch,
+            _cancel_on_drop: CancelOnDrop(cancel_on_drop),
         }
     }
 
-    fn window(&self) -> usize {
-        (self.pool.window() * self.chunksize).max(self.chunksize)
+    /// The same feeder, not yet started, with another transform.
+    fn with_transform<U: Send + 'static>(self, transform: Box<Transform<U>>) -> Feeder<'p, S, U> {
+        debug_assert_eq!(
+            self.submitted, 0,
+            "a map's transform is set before it starts"
+        );
+        let mut feeder = Feeder::new(self.pool, self.source, transform);
+        feeder.chunksize = self.chunksize;
+        feeder
     }
 
-    /// Whether another chunk fits beside the tasks in flight and the
+    /// How many tasks one submission carries.
+    fn unit(&self) -> usize {
+        self.chunksize * self.batch
+    }
+
+    fn window(&self) -> usize {
+        (self.pool.window() * self.unit()).max(self.unit())
+    }
+
+    /// Whether another batch fits beside the tasks in flight and the
     /// `held` outcomes not yet handed out.
     fn has_room(&self, held: usize) -> bool {
-        self.in_flight + held + self.chunksize <= self.window()
+        self.in_flight + held + self.unit() <= self.window()
     }
 
-    /// Submits chunks while the window has room and tasks are ready; but
+    /// Submits batches while the window has room and tasks are ready; but
     /// only once half the window has drained, so that inputs go out in
-    /// batches and the workers' queue rarely runs dry.
+    /// bulk and the workers' queue rarely runs dry.
     fn top_up(&mut self, held: usize) {
         if self.in_flight + held > self.window() / 2 {
             return;
         }
+        self.batch = self.delivery.pace.batch(self.chunksize);
         while !self.ended && self.has_room(held) {
-            let mut tasks: Vec<Task> = self.taken.take().into_iter().collect();
-            while tasks.len() < self.chunksize {
+            let unit = self.unit();
+            let mut tasks: Vec<Task> = Vec::with_capacity(unit);
+            tasks.extend(self.taken.take());
+            while tasks.len() < unit {
                 match self.source.pull() {
                     Pulled::Task(task) => tasks.push(task),
                     Pulled::NotYet => break,
@@ -196,7 +308,7 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
             if tasks.is_empty() {
                 return;
             }
-            let short = tasks.len() < self.chunksize;
+            let short = tasks.len() < unit;
             self.submit(tasks);
             if short {
                 // The source had no more ready: wait for results or tasks.
@@ -211,10 +323,11 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
             .into_iter()
             .map(|task| task.with_defaults(&defaults.limits, &defaults.caps, &defaults.grants))
             .collect();
+        let sink: Arc<dyn Sink> = self.delivery.clone();
         let replies = (self.submitted..self.submitted + tasks.len())
             .map(|index| Reply::Stream {
                 index,
-                results: self.results.clone(),
+                sink: Arc::clone(&sink),
             })
             .collect();
         self.submitted += tasks.len();
@@ -223,6 +336,7 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
             tasks,
             replies,
             cancel: self.cancel.clone(),
+            chunk: self.chunksize,
         };
         if self.pool.enqueue(job).is_err() {
             // A closed pool answered these tasks `Cancelled`; take no more.
@@ -234,7 +348,10 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
     /// source has ended. While waiting, takes a task from a streaming
     /// source if the window has room, and returns `Some(None)` so that the
     /// caller submits it.
-    fn next_arrival(&mut self, held: usize) -> Option<Option<(usize, Outcome)>> {
+    fn next_arrival(&mut self, held: usize) -> Option<Option<(usize, T)>> {
+        if let Some(arrival) = self.arrived() {
+            return Some(Some(arrival));
+        }
         if self.cancel.is_cancelled() {
             self.ended = true;
             self.taken = None;
@@ -272,37 +389,75 @@ impl<'p, S: TaskSource> Feeder<'p, S> {
                 recv(self.cancelled) -> _ => return Some(None),
             },
         };
-        // We hold a sender ourselves, so the results never disconnect.
-        let arrival = arrival?;
+        // The delivery holds a sender, so the results never disconnect.
+        self.received = arrival?.into_iter();
+        Some(self.arrived())
+    }
+
+    /// An outcome that has already arrived, without waiting.
+    fn arrived(&mut self) -> Option<(usize, T)> {
+        let arrival = match self.received.next() {
+            Some(arrival) => arrival,
+            None => {
+                self.received = self.arrivals.try_recv().ok()?.into_iter();
+                self.received.next()?
+            }
+        };
         self.in_flight -= 1;
-        Some(Some(arrival))
+        Some(arrival)
     }
 }
 
-impl<S> Drop for Feeder<'_, S> {
+/// Cancels a map's token when its iterator is dropped: nobody will read the
+/// rest, so what is still queued or running ends.
+struct CancelOnDrop(CancelToken);
+
+impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        // Nobody will read the rest: end what is still queued or running.
-        self.cancel.cancel();
+        self.0.cancel();
     }
+}
+
+fn identity() -> Box<Transform<Outcome>> {
+    Box::new(|_, outcome| outcome)
 }
 
 /// Outcomes of [`Pool::map`], [`Pool::map_tasks`] and [`Pool::map_stream`],
-/// in input order.
-pub struct MapResults<'p, S> {
-    feeder: Feeder<'p, S>,
-    next: usize,
-    early: BTreeMap<usize, Outcome>,
+/// in input order: [`Outcome`]s, or what [`transform`](MapResults::transform)
+/// makes of them.
+pub struct MapResults<'p, S, T = Outcome> {
+    feeder: Feeder<'p, S, T>,
+    /// The outcomes that arrived before their turn, from `next` on.
+    early: Early<T>,
 }
 
 impl<'p, S: TaskSource> MapResults<'p, S> {
     pub(super) fn new(pool: &'p Pool, source: S) -> Self {
         MapResults {
-            feeder: Feeder::new(pool, source),
-            next: 0,
-            early: BTreeMap::new(),
+            feeder: Feeder::new(pool, source, identity()),
+            early: Early::default(),
         }
     }
 
+    /// Applies `transform` to each outcome, with its input index, on the
+    /// pool thread that ended the task, and yields what it returns. Work
+    /// per outcome (decoding a result, rendering a line) then runs in
+    /// parallel on the workers instead of on the thread that reads the
+    /// results. Call it before taking the first result.
+    #[must_use]
+    pub fn transform<T, F>(self, transform: F) -> MapResults<'p, S, T>
+    where
+        T: Send + 'static,
+        F: Fn(usize, Outcome) -> T + Send + Sync + 'static,
+    {
+        MapResults {
+            feeder: self.feeder.with_transform(Box::new(transform)),
+            early: Early::default(),
+        }
+    }
+}
+
+impl<S: TaskSource, T: Send + 'static> MapResults<'_, S, T> {
     /// Runs up to `size` consecutive typed tasks in one instance, one after
     /// another, instead of one instance each. For tiny tasks this saves the
     /// instantiation; the price is isolation between the tasks of a chunk
@@ -318,43 +473,94 @@ impl<'p, S: TaskSource> MapResults<'p, S> {
     }
 }
 
-impl<S: TaskSource> Iterator for MapResults<'_, S> {
-    type Item = Outcome;
+impl<S: TaskSource, T: Send + 'static> Iterator for MapResults<'_, S, T> {
+    type Item = T;
 
-    fn next(&mut self) -> Option<Outcome> {
+    fn next(&mut self) -> Option<T> {
         loop {
-            if let Some(outcome) = self.early.remove(&self.next) {
-                self.next += 1;
-                return Some(outcome);
+            if let Some(item) = self.early.take_next() {
+                return Some(item);
             }
-            self.feeder.top_up(self.early.len());
-            let Some((index, outcome)) = self.feeder.next_arrival(self.early.len())? else {
+            self.feeder.top_up(self.early.held);
+            let Some((index, item)) = self.feeder.next_arrival(self.early.held)? else {
                 continue;
             };
-            self.early.insert(index, outcome);
+            self.early.insert(index, item);
             // Take whatever else has arrived without waiting for it.
-            while let Ok((index, outcome)) = self.feeder.arrivals.try_recv() {
-                self.feeder.in_flight -= 1;
-                self.early.insert(index, outcome);
+            while let Some((index, item)) = self.feeder.arrived() {
+                self.early.insert(index, item);
             }
         }
+    }
+}
+
+/// Outcomes waiting for their turn: slot `i` holds index `next + i`. The
+/// window bounds how far ahead an index can be, so a ring of slots beats a
+/// sorted map.
+struct Early<T> {
+    next: usize,
+    slots: VecDeque<Option<T>>,
+    held: usize,
+}
+
+impl<T> Default for Early<T> {
+    fn default() -> Self {
+        Early {
+            next: 0,
+            slots: VecDeque::new(),
+            held: 0,
+        }
+    }
+}
+
+impl<T> Early<T> {
+    fn insert(&mut self, index: usize, item: T) {
+        let at = index - self.next;
+        if self.slots.len() <= at {
+            self.slots.resize_with(at + 1, || None);
+        }
+        self.slots[at] = Some(item);
+        self.held += 1;
+    }
+
+    fn take_next(&mut self) -> Option<T> {
+        let item = self.slots.front_mut()?.take()?;
+        self.slots.pop_front();
+        self.next += 1;
+        self.held -= 1;
+        Some(item)
     }
 }
 
 /// Outcomes of [`Pool::map_unordered`], [`Pool::map_tasks_unordered`] and
 /// [`Pool::map_stream_unordered`]: `(input index, outcome)` in the order
-/// tasks end.
-pub struct UnorderedResults<'p, S> {
-    feeder: Feeder<'p, S>,
+/// tasks end, or what [`transform`](UnorderedResults::transform) makes of
+/// the outcome.
+pub struct UnorderedResults<'p, S, T = Outcome> {
+    feeder: Feeder<'p, S, T>,
 }
 
 impl<'p, S: TaskSource> UnorderedResults<'p, S> {
     pub(super) fn new(pool: &'p Pool, source: S) -> Self {
         UnorderedResults {
-            feeder: Feeder::new(pool, source),
+            feeder: Feeder::new(pool, source, identity()),
         }
     }
 
+    /// As [`MapResults::transform`].
+    #[must_use]
+    pub fn transform<T, F>(self, transform: F) -> UnorderedResults<'p, S, T>
+    where
+        T: Send + 'static,
+        F: Fn(usize, Outcome) -> T + Send + Sync + 'static,
+    {
+        UnorderedResults {
+            feeder: self.feeder.with_transform(Box::new(transform)),
+        }
+    }
+}
+
+impl<S: TaskSource, T: Send + 'static> UnorderedResults<'_, S, T> {
     /// As [`MapResults::chunksize`].
     #[must_use]
     pub fn chunksize(mut self, size: usize) -> Self {
@@ -363,10 +569,10 @@ impl<'p, S: TaskSource> UnorderedResults<'p, S> {
     }
 }
 
-impl<S: TaskSource> Iterator for UnorderedResults<'_, S> {
-    type Item = (usize, Outcome);
+impl<S: TaskSource, T: Send + 'static> Iterator for UnorderedResults<'_, S, T> {
+    type Item = (usize, T);
 
-    fn next(&mut self) -> Option<(usize, Outcome)> {
+    fn next(&mut self) -> Option<(usize, T)> {
         loop {
             self.feeder.top_up(0);
             if let Some(arrival) = self.feeder.next_arrival(0)? {

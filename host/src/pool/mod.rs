@@ -357,11 +357,7 @@ impl Pool {
         let task = task.with_defaults(&self.shared.limits, &self.shared.caps, &self.shared.grants);
         let cancel = self.cancel_parent().child();
         let state = Arc::new(HandleState::new(cancel.clone()));
-        let job = Job {
-            tasks: vec![task],
-            replies: vec![Reply::Handle(Arc::clone(&state))],
-            cancel,
-        };
+        let job = Job::single(task, Reply::Handle(Arc::clone(&state)), cancel);
         self.enqueue(job)?;
         Ok(TaskHandle::new(state))
     }
@@ -380,11 +376,7 @@ impl Pool {
     ) -> Result<CancelToken, Error> {
         let task = task.with_defaults(&self.shared.limits, &self.shared.caps, &self.shared.grants);
         let cancel = self.cancel_parent().child();
-        let job = Job {
-            tasks: vec![task],
-            replies: vec![Reply::Call(Box::new(then))],
-            cancel: cancel.clone(),
-        };
+        let job = Job::single(task, Reply::Call(Box::new(then)), cancel.clone());
         self.enqueue(job)?;
         Ok(cancel)
     }

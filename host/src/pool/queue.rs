@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crossbeam_channel::Sender;
-
 use super::handle::HandleState;
 use crate::cancel::CancelToken;
 use crate::outcome::Outcome;
@@ -17,6 +15,53 @@ pub(crate) struct Job {
     /// One per task, in the same order.
     pub(crate) replies: Vec<Reply>,
     pub(crate) cancel: CancelToken,
+    /// How many consecutive tasks share one instance (a map's chunk size);
+    /// 1: each task gets a fresh one. A job of several chunks is a batch:
+    /// one trip through the queue for many short tasks.
+    pub(crate) chunk: usize,
+}
+
+impl Job {
+    /// A job of one task.
+    pub(crate) fn single(task: Task, reply: Reply, cancel: CancelToken) -> Self {
+        Job {
+            tasks: vec![task],
+            replies: vec![reply],
+            cancel,
+            chunk: 1,
+        }
+    }
+
+    /// When every task's outcome goes to one map's sink (a map's batch):
+    /// the sink and each task's index, so that a worker can deliver the
+    /// outcomes together.
+    pub(crate) fn one_sink(&self) -> Option<(Arc<dyn Sink>, Vec<usize>)> {
+        let mut shared: Option<&Arc<dyn Sink>> = None;
+        let mut indexes = Vec::with_capacity(self.replies.len());
+        for reply in &self.replies {
+            let Reply::Stream { index, sink } = reply else {
+                return None;
+            };
+            if shared.is_some_and(|shared| !Arc::ptr_eq(shared, sink)) {
+                return None;
+            }
+            shared = Some(sink);
+            indexes.push(*index);
+        }
+        Some((Arc::clone(shared?), indexes))
+    }
+}
+
+/// Where a map's outcomes go: delivered on the pool thread that ends each
+/// task, so that what the map does with an outcome (its transform) runs
+/// there, in parallel, not on the thread that reads the results.
+pub(crate) trait Sink: Send + Sync {
+    /// Delivers the outcome of the map's task `index`.
+    fn deliver(&self, index: usize, outcome: Outcome);
+
+    /// Delivers several outcomes with their indexes at once: one wake-up
+    /// of the map's reader instead of one per task.
+    fn deliver_all(&self, outcomes: Vec<(usize, Outcome)>);
 }
 
 /// Where one task's outcome goes.
@@ -24,10 +69,7 @@ pub(crate) enum Reply {
     /// To the task's [`TaskHandle`](super::TaskHandle).
     Handle(Arc<HandleState>),
     /// To a map's stream, with the task's input index.
-    Stream {
-        index: usize,
-        results: Sender<(usize, Outcome)>,
-    },
+    Stream { index: usize, sink: Arc<dyn Sink> },
     /// To a function, called on the thread that ends the task (a server's
     /// bookkeeping: it must be quick).
     Call(Box<dyn FnOnce(Outcome) + Send>),
@@ -38,10 +80,7 @@ impl Reply {
     pub(crate) fn send(self, outcome: Outcome) {
         match self {
             Reply::Handle(state) => state.finish(outcome),
-            // A dropped receiver means nobody wants the result any more.
-            Reply::Stream { index, results } => {
-                let _ = results.send((index, outcome));
-            }
+            Reply::Stream { index, sink } => sink.deliver(index, outcome),
             Reply::Call(then) => then(outcome),
         }
     }

@@ -3,6 +3,7 @@
 //! A pool of 1,000 workers given 10 tasks starts about 10.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Receiver;
@@ -22,6 +23,8 @@ pub(super) struct Workers {
     size: usize,
     idle: Idle,
     started: Mutex<Started>,
+    /// Set once every worker has started: `grow` then costs no lock.
+    all_started: AtomicBool,
 }
 
 struct Started {
@@ -53,6 +56,7 @@ impl Workers {
                 threads: Vec::with_capacity(size.min(64)),
                 closed: false,
             }),
+            all_started: AtomicBool::new(false),
         };
         workers.start_one(&mut lock(&workers.started))?;
         Ok(workers)
@@ -65,7 +69,7 @@ impl Workers {
     /// must not wait for it). A worker that cannot start leaves the queued
     /// work to the others (there is always at least one).
     pub(super) fn grow(&self) {
-        if self.idle.any() && self.queue.is_empty() {
+        if self.all_started.load(Ordering::Relaxed) || (self.idle.any() && self.queue.is_empty()) {
             return;
         }
         let mut started = lock(&self.started);
@@ -96,6 +100,9 @@ impl Workers {
                 )
             })?;
         started.threads.push(thread);
+        if started.threads.len() == self.size {
+            self.all_started.store(true, Ordering::Relaxed);
+        }
         Ok(())
     }
 

@@ -9,7 +9,7 @@
 
 use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use wasmproc::{Capabilities, Task, TaskSender};
 
@@ -22,21 +22,22 @@ pub(crate) enum Shape {
     Command,
 }
 
-/// Task index → line index: where blank lines shifted the count.
+/// Task index → line index: where blank lines shifted the count. Read by
+/// every worker (rendering), written only at a blank line.
 #[derive(Clone, Default)]
-pub(crate) struct Lines(Arc<Mutex<Vec<(usize, usize)>>>);
+pub(crate) struct Lines(Arc<RwLock<Vec<(usize, usize)>>>);
 
 impl Lines {
     /// The 0-based line of task `index`.
     pub(crate) fn line_of(&self, index: usize) -> usize {
-        let shifts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let shifts = self.0.read().unwrap_or_else(|p| p.into_inner());
         // The last shift at or before `index` applies.
         let at = shifts.partition_point(|(task, _)| *task <= index);
         index + at.checked_sub(1).map_or(0, |i| shifts[i].1)
     }
 
     fn record(&self, task: usize, skipped_so_far: usize) {
-        let mut shifts = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shifts = self.0.write().unwrap_or_else(|p| p.into_inner());
         shifts.push((task, skipped_so_far));
     }
 }

@@ -2,24 +2,31 @@
 //!
 //! - `input`: lines read on a thread of their own, each sent to the pool as
 //!   it arrives.
-//! - `output`: the lines written, flushed promptly; the progress bar and
-//!   the summary.
+//! - `render`: each outcome made into its output bytes, on the worker that
+//!   ran the task.
+//! - `output`: the bytes written in turn, flushed promptly; the progress
+//!   bar and the summary.
+//!
+//! The thread in between (here) only orders finished buffers, counts them
+//! and writes them: nothing per task that a worker could do.
 
 pub(crate) mod input;
 mod output;
+mod render;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use wasmproc::{Entry, ExitStatus, Isolation, Module, Outcome, Pool, ProcessOptions};
+use wasmproc::{Entry, ExitStatus, Isolation, Module, Pool, ProcessOptions};
 
 use crate::args::{IsolationArg, MapArgs};
-use crate::replay::{Inputs, Recorder};
+use crate::replay::Recorder;
 use crate::usage;
 use input::{Lines, Remembered, Shape};
 use output::{Summary, progress_bar};
+use render::{Output, Rendered, Renderer, Replay};
 
 /// Where `map`'s workers run unless `--isolation` says otherwise, chosen
 /// from the benchmark (README): at 2 workers a thread pool runs trivial
@@ -80,7 +87,6 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         IsolationArg::Process => Isolation::Process(ProcessOptions::default()),
     };
     let max_input = limits.get_max_args();
-    let shape_for_replay = shape.clone();
     let pool = Arc::new(
         Pool::builder(&module)
             .workers(workers)
@@ -106,36 +112,38 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
 
     let lines = Lines::default();
     let replay = match &args.replay_dir {
-        Some(dir) => Some((
-            Recorder::new(dir, &args.module, module.initialized_by())?,
-            Remembered::default(),
-        )),
+        Some(dir) => Some(Arc::new(Replay {
+            recorder: Recorder::new(dir, &args.module, module.initialized_by())?,
+            remembered: Remembered::default(),
+            shape: shape.clone(),
+            caps: caps.clone(),
+            limits: limits.clone(),
+        })),
         None => None,
     };
-    let remembered = replay.as_ref().map(|(_, remembered)| remembered.clone());
+    let remembered = replay.as_ref().map(|replay| replay.remembered.clone());
+    let renderer = Arc::new(Renderer {
+        output: if args.results_only {
+            Output::ResultsOnly
+        } else {
+            Output::Objects
+        },
+        lines: lines.clone(),
+        replay,
+    });
+    let render = move |index: usize, outcome| renderer.render(index, outcome);
     let mut bundles = 0usize;
     let progress = progress_bar(total);
     let out = output::Lines::new();
     let mut summary = Summary::new();
-    let mut emit = |index: usize, outcome: Outcome| -> std::io::Result<()> {
+    let mut emit = |rendered: Rendered| -> std::io::Result<()> {
         progress.inc(1);
-        summary.count(&outcome);
-        let line = lines.line_of(index);
-        if let Some((recorder, remembered)) = &replay
-            && let Some(text) = remembered.take(index)
-            && record(
-                recorder,
-                &shape_for_replay,
-                &text,
-                line,
-                &caps,
-                &limits,
-                &outcome,
-            )
-        {
-            bundles += 1;
+        bundles += usize::from(rendered.bundled);
+        if let Some(note) = &rendered.note {
+            progress.suspend(|| eprintln!("{note}"));
         }
-        out.write(line, &with_line_number(outcome, &lines, index))
+        summary.count(rendered.status);
+        out.write(&rendered.bytes)
     };
     // The reader runs on a thread of its own, which is not waited for: it
     // may stay blocked on its input after the results end (Ctrl-C, a
@@ -158,14 +166,14 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         if args.unordered {
             let (tasks, outcomes) = pool.map_stream_unordered();
             feed(tasks)?;
-            for (index, outcome) in outcomes.chunksize(args.chunksize) {
-                emit(index, outcome)?;
+            for (_, rendered) in outcomes.chunksize(args.chunksize).transform(render) {
+                emit(rendered)?;
             }
         } else {
             let (tasks, outcomes) = pool.map_stream();
             feed(tasks)?;
-            for (index, outcome) in outcomes.chunksize(args.chunksize).enumerate() {
-                emit(index, outcome)?;
+            for rendered in outcomes.chunksize(args.chunksize).transform(render) {
+                emit(rendered)?;
             }
         }
         out.finish()
@@ -200,53 +208,6 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     } else {
         0
     })
-}
-
-/// Writes the replay bundle of the task of input line `line` (from 0);
-/// whether one was written.
-fn record(
-    recorder: &Recorder,
-    shape: &Shape,
-    text: &[u8],
-    line: usize,
-    caps: &wasmproc::Capabilities,
-    limits: &wasmproc::Limits,
-    outcome: &Outcome,
-) -> bool {
-    let (entry, argument, argv) = match shape {
-        Shape::Typed(name) => (Entry::Task(name.clone()), text, Vec::new()),
-        Shape::Command => (
-            Entry::Command,
-            &b"null"[..],
-            serde_json::from_slice::<Vec<String>>(text).unwrap_or_default(),
-        ),
-    };
-    let inputs = Inputs {
-        entry: &entry,
-        argument,
-        argv: &argv,
-        caps,
-        limits,
-        stdin: None,
-    };
-    recorder
-        .record(&format!("line-{}", line + 1), inputs, outcome)
-        .is_some()
-}
-
-/// A bad input's message names its line: a task that failed before it ran
-/// (invalid JSON, say) does not know where it came from.
-fn with_line_number(mut outcome: Outcome, lines: &Lines, index: usize) -> Outcome {
-    if outcome.status == ExitStatus::BadInvocation
-        && let Some(message) = &outcome.message
-        && !message.starts_with("input line ")
-    {
-        outcome.message = Some(format!(
-            "input line {}: {message}",
-            lines.line_of(index) + 1
-        ));
-    }
-    outcome
 }
 
 fn shape_of(module: &Module, task: Option<&str>) -> anyhow::Result<Shape> {

@@ -1,23 +1,19 @@
-//! `map`'s output: one JSON line per outcome, written as soon as its turn
+//! `map`'s output: each task's rendered bytes, written as soon as its turn
 //! comes and flushed promptly (a line never waits in a buffer for the next
 //! result), with a progress bar and a closing summary on stderr.
 
-use std::collections::BTreeMap;
 use std::io::{BufWriter, IsTerminal, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use serde_json::{Map, Value};
-use wasmproc::{ExitStatus, Outcome};
-
-use crate::report::outcome_json;
+use wasmproc::ExitStatus;
 
 /// How long a written line may wait in the buffer: long enough to batch
 /// many lines into one write, short enough to stream.
 const FLUSH_WITHIN: Duration = Duration::from_millis(50);
 
-/// NDJSON lines on stdout. A flusher thread, woken by the first line after
+/// Rendered outcomes on stdout. A flusher thread, woken by the first line after
 /// a flush, flushes within [`FLUSH_WITHIN`].
 pub(crate) struct Lines {
     shared: Arc<Shared>,
@@ -56,19 +52,16 @@ impl Lines {
         Lines { shared }
     }
 
-    /// Writes one outcome's line: its index, then what `run --json` prints.
-    pub(crate) fn write(&self, index: usize, outcome: &Outcome) -> std::io::Result<()> {
-        let mut line = Map::new();
-        line.insert("index".into(), Value::from(index));
-        if let Value::Object(fields) = outcome_json(outcome) {
-            line.extend(fields);
+    /// Writes one outcome's rendered bytes.
+    pub(crate) fn write(&self, bytes: &[u8]) -> std::io::Result<()> {
+        if bytes.is_empty() {
+            return Ok(());
         }
         let mut out = lock(&self.shared.out);
         if let Some(error) = out.failed.take() {
             return Err(error);
         }
-        serde_json::to_writer(&mut out.out, &line)?;
-        out.out.write_all(b"\n")?;
+        out.out.write_all(bytes)?;
         if !out.dirty {
             out.dirty = true;
             self.shared.written.notify_one();
@@ -137,7 +130,8 @@ pub(crate) struct Summary {
     started: Instant,
     total: usize,
     succeeded: usize,
-    failures: BTreeMap<String, usize>,
+    /// Each failing status and its count; a few at most, so a list.
+    failures: Vec<(ExitStatus, usize)>,
 }
 
 impl Summary {
@@ -146,22 +140,20 @@ impl Summary {
             started: Instant::now(),
             total: 0,
             succeeded: 0,
-            failures: BTreeMap::new(),
+            failures: Vec::new(),
         }
     }
 
-    pub(crate) fn count(&mut self, outcome: &Outcome) {
+    pub(crate) fn count(&mut self, status: ExitStatus) {
         self.total += 1;
-        if outcome.success() {
+        if status == ExitStatus::Exited(0) {
             self.succeeded += 1;
             return;
         }
-        let key = match &outcome.status {
-            ExitStatus::Exited(code) => format!("exited {code}"),
-            ExitStatus::Trapped(kind) => format!("trapped ({kind})"),
-            other => other.name().to_owned(),
-        };
-        *self.failures.entry(key).or_default() += 1;
+        match self.failures.iter_mut().find(|(seen, _)| *seen == status) {
+            Some((_, count)) => *count += 1,
+            None => self.failures.push((status, 1)),
+        }
     }
 
     pub(crate) fn failed(&self) -> usize {
@@ -176,15 +168,19 @@ impl Summary {
             0.0
         };
         let mut line = format!(
-            "wasmproc map: {} tasks in {seconds:.2}s ({rate:.0} tasks/s): {} succeeded",
-            self.total, self.succeeded
+            "wasmproc map: {} task{} in {seconds:.2}s ({rate:.0} tasks/s): {} succeeded",
+            self.total,
+            if self.total == 1 { "" } else { "s" },
+            self.succeeded
         );
         if self.failed() > 0 {
-            let failures: Vec<String> = self
+            let mut keyed: Vec<(String, usize)> = self
                 .failures
                 .iter()
-                .map(|(status, n)| format!("{n} {status}"))
+                .map(|(status, n)| (status_key(status), *n))
                 .collect();
+            keyed.sort();
+            let failures: Vec<String> = keyed.iter().map(|(key, n)| format!("{n} {key}")).collect();
             line.push_str(&format!(
                 ", {} failed ({})",
                 self.failed(),
@@ -192,5 +188,14 @@ impl Summary {
             ));
         }
         line
+    }
+}
+
+/// How the summary names a failing status.
+fn status_key(status: &ExitStatus) -> String {
+    match status {
+        ExitStatus::Exited(code) => format!("exited {code}"),
+        ExitStatus::Trapped(kind) => format!("trapped ({kind})"),
+        other => other.name().to_owned(),
     }
 }

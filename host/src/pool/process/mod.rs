@@ -206,8 +206,14 @@ fn talks(job: &Job) -> bool {
         .any(|task| !task.grants.is_empty() || task.streams_stdin())
 }
 
-/// How many tasks a worker process is given at once.
+/// How many tasks a worker process is given at once, at most.
 const PIPELINE_DEPTH: usize = 8;
+
+/// Tasks shorter than this (on average, lately) are pipelined: the round
+/// trip to the worker process would cost a good part of each. Longer ones
+/// go one at a time, so that none waits behind a busy worker while another
+/// is idle.
+const PIPELINE_BELOW: Duration = Duration::from_millis(1);
 
 /// A pool thread of a process pool: it feeds worker `index`'s process from
 /// the queue until the queue closes; the supervisor replaces the process
@@ -225,16 +231,23 @@ pub(crate) fn serve(
     // A job taken to go behind others that turned out to talk to other
     // tasks: it goes first next time, alone.
     let mut carried: Option<Job> = None;
+    // How long this worker's tasks took lately; unknown (so: long) at first.
+    let mut pace: Option<Duration> = None;
     while let Some(first) = carried
         .take()
         .or_else(|| idle.waiting(|| supervisor.next_job(queue)))
     {
         // Take a few more queued jobs, so that the worker process runs them
-        // back to back instead of waiting a round trip between tasks. Not
-        // jobs that share queues or locks: such a task may wait for
-        // another, which must not be queued behind it.
+        // back to back instead of waiting a round trip between tasks; but
+        // only short ones, and only while no other worker is idle to take
+        // them. Not jobs that share queues or locks: such a task may wait
+        // for another, which must not be queued behind it.
+        let short = pace.is_some_and(|pace| pace < PIPELINE_BELOW);
         let mut jobs = vec![first];
-        while !talks(&jobs[0]) && jobs.iter().map(|j| j.tasks.len()).sum::<usize>() < PIPELINE_DEPTH
+        while short
+            && !talks(&jobs[0])
+            && !idle.any()
+            && jobs.iter().map(|j| j.tasks.len()).sum::<usize>() < PIPELINE_DEPTH
         {
             match queue.try_recv() {
                 Ok(job) if talks(&job) => {
@@ -254,6 +267,7 @@ pub(crate) fn serve(
             }
         }
         supervisor.run_batch(&tasks, |index, outcome| {
+            pace = Some(pace.map_or(outcome.duration, |pace| (pace * 7 + outcome.duration) / 8));
             tasks[index].0.hang_up();
             if let Some(reply) = replies[index].take() {
                 reply.send(outcome);
