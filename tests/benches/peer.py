@@ -1,6 +1,8 @@
 """The benchmark's peer: Python's multiprocessing on the same trivial task.
 
-Usage: python3 peer.py TASKS WORKERS
+Usage: python3 peer.py TASKS WORKERS [pool-only]
+(`pool-only`: only the Pool.map chunksize=1 row, as the scaling benchmark
+wants it at each worker count.)
 Prints one JSON object per line: {"name": ..., "tasks_per_s": ...}.
 """
 
@@ -28,6 +30,8 @@ def main():
     with multiprocessing.Pool(workers) as pool:
         pool.map(square, range(1000))  # start the workers before timing
         timed("Pool.map chunksize=1", tasks, lambda: pool.map(square, range(tasks), chunksize=1))
+        if sys.argv[3:] == ["pool-only"]:
+            return
         timed("Pool.map default chunksize", tasks, lambda: pool.map(square, range(tasks)))
     # ProcessPoolExecutor sends one item per message: a tenth of the tasks
     # keeps its run as short as the others.

@@ -59,8 +59,17 @@ mod source {
 
         /// For a source whose tasks arrive by themselves, the channel to
         /// wait on beside the results.
-        fn arrivals(&self) -> Option<&Receiver<Task>> {
+        fn arrivals(&self) -> Option<&Receiver<Vec<Task>>> {
             None
+        }
+
+        /// Keeps tasks received while waiting on [`arrivals`](Pull::arrivals),
+        /// to be pulled next.
+        fn received(&mut self, _tasks: Vec<Task>) {}
+
+        /// Whether tasks are ready to be pulled without waiting.
+        fn has_ready(&self) -> bool {
+            false
         }
     }
 
@@ -72,15 +81,30 @@ mod source {
 
     impl Pull for TaskStream {
         fn pull(&mut self) -> Pulled {
-            match self.tasks.try_recv() {
-                Ok(task) => Pulled::Task(task),
-                Err(TryRecvError::Empty) => Pulled::NotYet,
-                Err(TryRecvError::Disconnected) => Pulled::End,
+            loop {
+                if let Some(task) = self.ready.next() {
+                    return Pulled::Task(task);
+                }
+                match self.tasks.try_recv() {
+                    Ok(tasks) => self.ready = tasks.into_iter(),
+                    Err(TryRecvError::Empty) => return Pulled::NotYet,
+                    Err(TryRecvError::Disconnected) => return Pulled::End,
+                }
             }
         }
 
-        fn arrivals(&self) -> Option<&Receiver<Task>> {
+        fn arrivals(&self) -> Option<&Receiver<Vec<Task>>> {
             Some(&self.tasks)
+        }
+
+        fn received(&mut self, tasks: Vec<Task>) {
+            let mut ready: Vec<Task> = std::mem::take(&mut self.ready).collect();
+            ready.extend(tasks);
+            self.ready = ready.into_iter();
+        }
+
+        fn has_ready(&self) -> bool {
+            self.ready.len() > 0
         }
     }
 }
@@ -90,18 +114,20 @@ use source::Pulled;
 /// The receiving end of [`Pool::map_stream`]: tasks as their producer
 /// sends them.
 pub struct TaskStream {
-    tasks: Receiver<Task>,
+    tasks: Receiver<Vec<Task>>,
+    /// Tasks received together, not yet pulled.
+    ready: std::vec::IntoIter<Task>,
 }
 
 /// The sending end of [`Pool::map_stream`]: send tasks from any thread;
 /// dropping every sender ends the stream. Cheap to clone.
 #[derive(Clone)]
 pub struct TaskSender {
-    tasks: Sender<Task>,
+    tasks: Sender<Vec<Task>>,
 }
 
 impl TaskSender {
-    /// Sends a task to the map, waiting while as many tasks as the map's
+    /// Sends a task to the map, waiting while as many sends as the map's
     /// window holds wait to be taken.
     ///
     /// # Errors
@@ -109,7 +135,21 @@ impl TaskSender {
     /// [`ErrorKind::PoolClosed`] when the map's results were dropped: nobody
     /// takes tasks any more.
     pub fn send(&self, task: Task) -> Result<(), Error> {
-        self.tasks.send(task).map_err(|_| {
+        self.send_all(vec![task])
+    }
+
+    /// Sends several tasks at once, in order: for a producer that has many
+    /// ready (lines in a read buffer), one hand-over instead of one each.
+    /// Waits as [`send`](TaskSender::send) does.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](TaskSender::send).
+    pub fn send_all(&self, tasks: Vec<Task>) -> Result<(), Error> {
+        if tasks.is_empty() {
+            return Ok(());
+        }
+        self.tasks.send(tasks).map_err(|_| {
             Error::new(
                 ErrorKind::PoolClosed,
                 "the map's results were dropped: it takes no more tasks",
@@ -127,7 +167,11 @@ impl std::fmt::Debug for TaskSender {
 /// A new stream of tasks, with room for `bound` waiting ones.
 pub(super) fn task_stream(bound: usize) -> (TaskSender, TaskStream) {
     let (tasks, receiver) = crossbeam_channel::bounded(bound.max(1));
-    (TaskSender { tasks }, TaskStream { tasks: receiver })
+    let stream = TaskStream {
+        tasks: receiver,
+        ready: Vec::new().into_iter(),
+    };
+    (TaskSender { tasks }, stream)
 }
 
 /// The work one batch aims at: long enough that the queue's cost per
@@ -206,8 +250,6 @@ struct Feeder<'p, S, T> {
     pool: &'p Pool,
     source: S,
     ended: bool,
-    /// A task taken while waiting, to go out first.
-    taken: Option<Task>,
     submitted: usize,
     in_flight: usize,
     chunksize: usize,
@@ -238,7 +280,6 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
             pool,
             source,
             ended: false,
-            taken: None,
             submitted: 0,
             in_flight: 0,
             chunksize: 1,
@@ -294,7 +335,6 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
         while !self.ended && self.has_room(held) {
             let unit = self.unit();
             let mut tasks: Vec<Task> = Vec::with_capacity(unit);
-            tasks.extend(self.taken.take());
             while tasks.len() < unit {
                 match self.source.pull() {
                     Pulled::Task(task) => tasks.push(task),
@@ -354,21 +394,21 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
         }
         if self.cancel.is_cancelled() {
             self.ended = true;
-            self.taken = None;
         }
-        let waiting_for_tasks = !self.ended && self.taken.is_none() && self.has_room(held);
+        let ready = !self.ended && self.source.has_ready();
+        let waiting_for_tasks = !self.ended && !ready && self.has_room(held);
         let stream = self.source.arrivals().filter(|_| waiting_for_tasks);
         if self.in_flight == 0 {
-            if self.taken.is_some() {
+            if ready {
                 return Some(None);
             }
             if stream.is_none() || self.ended {
                 return None;
             }
-            // Nothing is out: only a new task (or a cancellation) comes next.
+            // Nothing is out: only new tasks (or a cancellation) come next.
             select! {
-                recv(stream.expect("a stream")) -> task => match task {
-                    Ok(task) => self.taken = Some(task),
+                recv(stream.expect("a stream")) -> tasks => match tasks {
+                    Ok(tasks) => self.source.received(tasks),
                     Err(_) => self.ended = true,
                 },
                 recv(self.cancelled) -> _ => {}
@@ -379,9 +419,9 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
             None => self.arrivals.recv().ok(),
             Some(stream) => select! {
                 recv(self.arrivals) -> arrival => arrival.ok(),
-                recv(stream) -> task => {
-                    match task {
-                        Ok(task) => self.taken = Some(task),
+                recv(stream) -> tasks => {
+                    match tasks {
+                        Ok(tasks) => self.source.received(tasks),
                         Err(_) => self.ended = true,
                     }
                     return Some(None);

@@ -7,7 +7,7 @@
 //! pool's task indexes back to line numbers, keeping one entry per run of
 //! blank lines only.
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -73,7 +73,7 @@ pub(crate) struct Making {
 /// a task that fails alone (`bad_invocation`), and reading goes on after
 /// it. Returns how many lines were read.
 pub(crate) fn feed(
-    input: Box<dyn BufRead + Send>,
+    input: Input,
     making: &Making,
     tasks: &TaskSender,
     lines: &Lines,
@@ -91,7 +91,17 @@ pub(crate) fn feed(
         max,
         skipping: false,
     };
+    // Tasks made from lines already read in, handed over together.
+    let mut ready: Vec<Task> = Vec::new();
     while !stop.load(Ordering::SeqCst) {
+        // Hand over what is ready before a read that may wait (a slow
+        // producer), and in bounded batches.
+        if !ready.is_empty()
+            && (reader.input.buffer().is_empty() || ready.len() >= HAND_OVER)
+            && tasks.send_all(std::mem::take(&mut ready)).is_err()
+        {
+            return line_index;
+        }
         let number = line_index + 1;
         let task = match reader.read(&mut buffer) {
             Ok(Line::End) => break,
@@ -116,14 +126,20 @@ pub(crate) fn feed(
             lines.record(sent, skipped);
             recorded = skipped;
         }
-        if tasks.send(task).is_err() {
-            break;
-        }
+        ready.push(task);
         sent += 1;
         line_index += 1;
     }
+    let _ = tasks.send_all(ready);
     line_index
 }
+
+/// `map`'s input: lines, buffered (whether a read would wait is seen from
+/// the buffer).
+pub(crate) type Input = BufReader<Box<dyn Read + Send>>;
+
+/// The most tasks handed to the pool at once.
+const HAND_OVER: usize = 256;
 
 enum Line {
     Text,
@@ -137,7 +153,7 @@ enum Line {
 /// as soon as it passes the limit (a line that never ends, as from
 /// `/dev/zero`, is still reported) and is never held.
 struct LineReader {
-    input: Box<dyn BufRead + Send>,
+    input: Input,
     max: usize,
     /// Inside an over-long line: skip to its end first.
     skipping: bool,
@@ -189,7 +205,7 @@ impl LineReader {
 /// would check it (for fuzzing).
 pub(crate) fn fuzz_lines(bytes: &[u8], shape: &Shape) {
     let mut reader = LineReader {
-        input: Box::new(std::io::Cursor::new(bytes.to_vec())),
+        input: BufReader::new(Box::new(std::io::Cursor::new(bytes.to_vec()))),
         max: 1 << 10,
         skipping: false,
     };
@@ -228,7 +244,7 @@ mod tests {
     fn lines_are_read_with_a_cap() {
         let input: &'static [u8] = b"short\nfar too long a line\r\nok\r\nlast";
         let mut reader = LineReader {
-            input: Box::new(input),
+            input: BufReader::new(Box::new(input)),
             max: 8,
             skipping: false,
         };

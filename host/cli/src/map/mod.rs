@@ -223,10 +223,8 @@ fn shape_of(module: &Module, task: Option<&str>) -> anyhow::Result<Shape> {
 
 /// The input lines and, for a file, how many non-blank lines it has (for
 /// the progress bar).
-fn open_input(
-    path: Option<&std::path::Path>,
-) -> anyhow::Result<(Box<dyn BufRead + Send>, Option<u64>)> {
-    let stdin = || -> Box<dyn BufRead + Send> { Box::new(BufReader::new(std::io::stdin())) };
+fn open_input(path: Option<&std::path::Path>) -> anyhow::Result<(input::Input, Option<u64>)> {
+    let stdin = || -> input::Input { BufReader::new(Box::new(std::io::stdin())) };
     match path {
         None => Ok((stdin(), None)),
         Some(path) if path.as_os_str() == "-" => Ok((stdin(), None)),
@@ -251,7 +249,7 @@ fn open_input(
             } else {
                 None
             };
-            Ok((Box::new(BufReader::new(open()?)), total))
+            Ok((BufReader::new(Box::new(open()?)), total))
         }
     }
 }

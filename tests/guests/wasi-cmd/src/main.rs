@@ -89,6 +89,11 @@ fn main() {
             println!("done");
         }
         "stderr" => eprintln!("{}", rest.join(" ")),
+        // The benchmark's CPU-bound command; built natively too, to compare.
+        "kernel" => println!(
+            "{}",
+            kernel::sha256_rounds(rest[0].parse().expect("a round count"))
+        ),
         "say" => {
             println!("{}", rest.join(" "));
             eprintln!("{}", rest.join(" "));
@@ -96,7 +101,7 @@ fn main() {
         "panic" => panic!("wasi-cmd was told to panic"),
         _ => {
             eprintln!(
-                "usage: wasi-cmd args|env|cat|exit N|expect TEXT|read F|write F T|symlink T L|list D|sleep MS|spin|flood N|stderr T|say T|panic"
+                "usage: wasi-cmd args|env|cat|exit N|expect TEXT|read F|write F T|symlink T L|list D|sleep MS|spin|flood N|stderr T|say T|kernel ROUNDS|panic"
             );
             exit(64)
         }
