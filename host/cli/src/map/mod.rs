@@ -134,10 +134,14 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     let render = move |index: usize, outcome| renderer.render(index, outcome);
     let mut bundles = 0usize;
     let progress = progress_bar(total);
+    // Each `inc` reads the clock: not worth it per task for a bar nobody sees.
+    let shown = !progress.is_hidden();
     let out = output::Lines::new();
     let mut summary = Summary::new();
     let mut emit = |rendered: Rendered| -> std::io::Result<()> {
-        progress.inc(1);
+        if shown {
+            progress.inc(1);
+        }
         bundles += usize::from(rendered.bundled);
         if let Some(note) = &rendered.note {
             progress.suspend(|| eprintln!("{note}"));
