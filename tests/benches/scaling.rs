@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use wasmproc_tests::{guests, python_peer, release_build, tasks_argument};
+use wasmproc_tests::{bench_option, guests, python_peer, release_build, tasks_argument};
 
 /// One row of the table: a cell per -j.
 struct Row {
@@ -50,20 +50,12 @@ impl Cell {
     }
 }
 
-fn option(name: &str, default: usize) -> usize {
-    std::env::args()
-        .skip_while(|a| a != name)
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() {
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     let typed_tasks = tasks_argument(200_000);
     let command_tasks = (typed_tasks / 5).max(1);
-    let cpu_tasks = option("--cpu-tasks", 64);
-    let rounds = option("--rounds", 250);
+    let cpu_tasks = bench_option("--cpu-tasks", 64);
+    let rounds = bench_option("--rounds", 250);
     let jobs = job_counts(cpus);
     println!(
         "wasmproc scaling benchmark: {cpus} CPUs; {typed_tasks} typed tasks, {command_tasks} \

@@ -155,11 +155,7 @@ mod unix {
     }
 
     fn argument(name: &str, default: u64) -> u64 {
-        std::env::args()
-            .skip_while(|a| a != name)
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(default)
+        wasmproc_tests::bench_option(name, default as usize) as u64
     }
 
     /// Measures one server: a second of warm-up, then the run.

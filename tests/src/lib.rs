@@ -82,8 +82,13 @@ pub fn wasi_cmd() -> &'static Module {
 
 /// A benchmark's `--tasks N` argument (after cargo's `--`), or `default`.
 pub fn tasks_argument(default: usize) -> usize {
+    bench_option("--tasks", default)
+}
+
+/// A benchmark's numeric option `NAME N` from its arguments, or `default`.
+pub fn bench_option(name: &str, default: usize) -> usize {
     std::env::args()
-        .skip_while(|a| a != "--tasks")
+        .skip_while(|a| a != name)
         .nth(1)
         .and_then(|n| n.parse().ok())
         .unwrap_or(default)
