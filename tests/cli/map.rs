@@ -248,36 +248,47 @@ fn process_isolation_gives_the_same_lines() {
 #[test]
 fn results_only_writes_the_answers_in_order_and_failures_to_stderr() {
     let input = input_file("3\n4\n{oops\n\n6\n");
-    let output = wasmproc_run(&[
-        "map",
-        SDK,
-        "--task",
-        "square",
-        "-j",
-        "2",
-        "--results-only",
-        input.path().to_str().unwrap(),
-    ]);
-    assert_eq!(code(&output), 123, "a task failed: {}", stderr(&output));
-    assert_eq!(String::from_utf8_lossy(&output.stdout), "9\n16\n36\n");
-    let errors = stderr(&output);
-    assert!(
-        errors.contains("input line 3: bad_invocation"),
-        "the failure names its line and status: {errors}"
-    );
-    assert_eq!(errors.matches("input line 3").count(), 1, "{errors}");
+    let commands = input_file("[\"args\", \"a\"]\n[\"exit\", \"3\"]\n[\"args\", \"b\"]\n");
+    for isolation in ["thread", "process"] {
+        let output = wasmproc_run(&[
+            "map",
+            SDK,
+            "--task",
+            "square",
+            "-j",
+            "2",
+            "--isolation",
+            isolation,
+            "--results-only",
+            input.path().to_str().unwrap(),
+        ]);
+        assert_eq!(code(&output), 123, "a task failed: {}", stderr(&output));
+        assert_eq!(String::from_utf8_lossy(&output.stdout), "9\n16\n36\n");
+        let errors = stderr(&output);
+        assert!(
+            errors.contains("input line 3: bad_invocation"),
+            "{isolation}: the failure names its line and status: {errors}"
+        );
+        assert_eq!(errors.matches("input line 3").count(), 1, "{errors}");
 
-    // A command's answer is its stdout, as it wrote it.
-    let input = input_file("[\"args\", \"a\"]\n[\"exit\", \"3\"]\n[\"args\", \"b\"]\n");
-    let output = wasmproc_run(&["map", CMD, "--results-only", input.path().to_str().unwrap()]);
-    assert_eq!(code(&output), 123, "{}", stderr(&output));
-    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let answers: Vec<&str> = stdout.lines().collect();
-    assert_eq!(answers.len(), 2, "{stdout}");
-    assert!(answers[0].ends_with("|args|a") && answers[1].ends_with("|args|b"));
-    let errors = stderr(&output);
-    assert!(
-        errors.contains("input line 2: exited with code 3"),
-        "{errors}"
-    );
+        // A command's answer is its stdout, as it wrote it.
+        let output = wasmproc_run(&[
+            "map",
+            CMD,
+            "--isolation",
+            isolation,
+            "--results-only",
+            commands.path().to_str().unwrap(),
+        ]);
+        assert_eq!(code(&output), 123, "{}", stderr(&output));
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let answers: Vec<&str> = stdout.lines().collect();
+        assert_eq!(answers.len(), 2, "{isolation}: {stdout}");
+        assert!(answers[0].ends_with("|args|a") && answers[1].ends_with("|args|b"));
+        let errors = stderr(&output);
+        assert!(
+            errors.contains("input line 2: exited with code 3"),
+            "{errors}"
+        );
+    }
 }

@@ -101,6 +101,8 @@ for isolation in thread process; do
     check_stdin '5\n6\n' 0 - map "${iso[@]}" "$sdk" --task square -
     printf '3\n"x"\n{bad\n' > target/windows-map-input.ndjson
     check 123 - map "${iso[@]}" "$sdk" --task square target/windows-map-input.ndjson
+    check_stdin '5\n6\n' 0 $'25\n36' map "${iso[@]}" --results-only "$sdk" --task square -
+    check 123 9 map "${iso[@]}" --results-only "$sdk" --task square target/windows-map-input.ndjson
     # Initializers: the snapshot made, then found in the cache (worker
     # processes map it from there); a failing initializer's status.
     table=(--init table --init-args '{"len":10,"seed":1}')
