@@ -66,6 +66,13 @@ impl Outcome {
         }
     }
 
+    /// The outcome of a task that ended without running, with `status` and
+    /// the reason: for layers that decide a task's end themselves, such as
+    /// a cluster that gave up on a task whose hosts kept dying.
+    pub fn not_run(status: ExitStatus, message: impl Into<String>) -> Self {
+        Outcome::failed(status, message)
+    }
+
     /// An outcome of `status` and nothing else yet.
     fn of(status: ExitStatus) -> Self {
         Outcome {

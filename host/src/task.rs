@@ -398,6 +398,12 @@ impl Task {
         self.grants.pipe.is_some()
     }
 
+    /// Why the task fails without running, when it was made with
+    /// [`Task::rejected`].
+    pub fn get_rejected(&self) -> Option<&str> {
+        self.rejected.as_deref()
+    }
+
     /// Checks what does not depend on the module: a rejected task's
     /// message, the sizes of its inputs against `limits`, argv and env
     /// strings (no NUL; env names without `=`), and directory grants (one

@@ -20,6 +20,8 @@ mod init;
 mod isolation;
 // `wasmproc serve`: real sockets, log lines, a clean stop.
 mod serve;
+// `worker --nats`, `map`/`run --nats`: a real NATS server, hosts killed.
+mod cluster;
 // Careless and hostile use: typos, endless inputs, closed pipes, limits.
 mod hardening;
 // The command line's fuzz entry points over seeds and mutations: no panic.

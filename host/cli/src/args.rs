@@ -59,6 +59,20 @@ pub(crate) enum Command {
         wasmproc serve http.wasm --listen 0.0.0.0:8080 --max-connections 256 --timeout 30s --log access.ndjson\n  \
         wasmproc serve handler.wasm --listen ./handler.sock --isolation process --max-memory 64MiB")]
     Serve(ServeArgs),
+    /// Join a cluster: pull tasks from a NATS JetStream server while this
+    /// host has free workers, run them sandboxed (threads or worker
+    /// processes, the same limits and statuses as `map`), store their
+    /// outcomes, and acknowledge. Hosts are stateless: start as many as you
+    /// like; a host that dies leaves its tasks to the others.
+    ///
+    /// Remote tasks get only what this host allows: --allow-dir,
+    /// --allow-env; --timeout, --fuel and --max-memory cap theirs. Ctrl-C or
+    /// SIGTERM stops pulling and lets running tasks finish.
+    #[command(after_help = "Examples:\n  \
+        nats-server -js -sd /var/lib/nats &\n  \
+        wasmproc worker --nats nats://127.0.0.1:4222 -j 8\n  \
+        wasmproc worker --nats tls://nats.example:4222 --nats-creds worker.creds --allow-dir /srv/data --timeout 10m")]
+    Worker(WorkerArgs),
     /// Run again a task that failed, from the bundle that `run` or `map`
     /// wrote with --replay-dir: the same module (checked by hash), entry,
     /// argument, argv, env, directories, limits and stdin.
@@ -111,6 +125,9 @@ pub(crate) struct RunArgs {
 
     #[command(flatten)]
     pub(crate) caps: CapabilityArgs,
+
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
 
     /// The module file (`.wasm` or `.wat`), then the guest's arguments.
     #[arg(
@@ -258,6 +275,84 @@ pub(crate) struct GrantArgs {
     pub(crate) env: Vec<String>,
 }
 
+/// Where a cluster's NATS server is, for `map`, `run` and `worker`.
+#[derive(Debug, Args)]
+pub(crate) struct NatsArgs {
+    /// Run on a cluster: submit to the worker hosts (`wasmproc worker`)
+    /// pulling from the NATS JetStream server at URL (e.g.
+    /// `nats://127.0.0.1:4222`; `nats://user:pass@host`, `nats://token@host`
+    /// and `tls://host` work).
+    #[arg(long, value_name = "URL")]
+    pub(crate) nats: Option<String>,
+
+    /// Authenticate to NATS with this credentials file (JWT and NKey seed).
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub(crate) nats_creds: Option<PathBuf>,
+
+    /// Trust this CA certificate (PEM) for NATS's TLS, and require TLS.
+    #[arg(long, value_name = "FILE", requires = "nats")]
+    pub(crate) nats_ca: Option<PathBuf>,
+}
+
+impl NatsArgs {
+    /// The connection options, when --nats is given.
+    pub(crate) fn options(&self) -> Option<wasmproc_cluster::NatsOptions> {
+        let url = self.nats.as_ref()?;
+        let mut options = wasmproc_cluster::NatsOptions::new(url);
+        if let Some(path) = &self.nats_creds {
+            options = options.credentials_file(path);
+        }
+        if let Some(path) = &self.nats_ca {
+            options = options.root_certificates(path);
+        }
+        Some(options)
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct WorkerArgs {
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
+
+    /// Run N tasks at once (default: the number of CPUs).
+    #[arg(short = 'j', long = "jobs", value_name = "N")]
+    pub(crate) jobs: Option<usize>,
+
+    /// Let tasks mount DIR or a directory below it. Repeatable. Without
+    /// it, no task gets a directory.
+    #[arg(long = "allow-dir", value_name = "DIR")]
+    pub(crate) allow_dirs: Vec<PathBuf>,
+
+    /// Let tasks set the environment variable NAME. Repeatable.
+    #[arg(long = "allow-env", value_name = "NAME")]
+    pub(crate) allow_env: Vec<String>,
+
+    /// How long this host may go silent about a task before the task goes
+    /// to another host (default 30s; the host speaks up every third of it
+    /// while a task runs). The first host to join sets it.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub(crate) ack_wait: Option<Duration>,
+
+    /// Start a task at most N times (default 3): a task whose hosts keep
+    /// dying under it then ends `worker_lost` (139). The first host to join
+    /// sets it.
+    #[arg(long, value_name = "N")]
+    pub(crate) attempts: Option<u32>,
+
+    /// The most a task may have here: --timeout, --fuel and --max-memory
+    /// cap what submitters ask for (and apply when they ask for none).
+    #[command(flatten)]
+    pub(crate) limits: LimitArgs,
+
+    #[command(flatten)]
+    pub(crate) load: LoadArgs,
+
+    /// Run workers as threads of this process (default) or as supervised
+    /// child processes.
+    #[arg(long, value_name = "thread|process", value_enum)]
+    pub(crate) isolation: Option<IsolationArg>,
+}
+
 #[derive(Debug, Args)]
 pub(crate) struct MapArgs {
     /// Run the SDK task NAME (by default: `_start`, else the module's only
@@ -301,6 +396,9 @@ pub(crate) struct MapArgs {
 
     #[command(flatten)]
     pub(crate) caps: CapabilityArgs,
+
+    #[command(flatten)]
+    pub(crate) nats: NatsArgs,
 
     /// The module file.
     #[arg(value_name = "MODULE")]

@@ -12,6 +12,7 @@ mod replay;
 mod report;
 mod run;
 mod serve;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -41,6 +42,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(args, separated),
         Command::Map(args) => map::map(args),
         Command::Serve(args) => serve::serve(args),
+        Command::Worker(args) => worker::worker(args),
         Command::Replay(args) => replay::replay(args),
         Command::Compile(args) => inspect::compile(args),
         Command::Inspect(args) => inspect::inspect(args),

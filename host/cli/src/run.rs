@@ -1,6 +1,6 @@
 //! `wasmproc run`: one task, run like a program.
 
-use std::io::{Read, Write};
+use std::io::{IsTerminal, Read, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
@@ -18,17 +18,30 @@ use crate::usage;
 
 pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
     let interrupt = on_ctrl_c();
+    if args.nats.nats.is_some() {
+        let refused = [
+            (args.caps.isolation.is_some(), "--isolation"),
+            (args.init.init.is_some(), "--init"),
+        ];
+        if let Some((_, flag)) = refused.iter().find(|(given, _)| *given) {
+            return Err(usage(format!(
+                "{flag} is not for a run on a cluster (--nats): the worker host sets how it \
+                 runs tasks; drop {flag}"
+            )));
+        }
+    }
     match prepare(&args, separated, &interrupt) {
         Ok((module, mut task)) => {
             let replay = match &args.replay_dir {
                 Some(dir) => Some(Replay::start(dir, &args, &module, &mut task)?),
                 None => None,
             };
-            let outcome = match args.caps.isolation {
-                Some(IsolationArg::Process) => {
+            let outcome = match (args.nats.options(), &args.caps.isolation) {
+                (Some(nats), _) => run_on_cluster(nats, &args, task.clone(), &interrupt.token)?,
+                (None, Some(IsolationArg::Process)) => {
                     run_in_process(&module, task.clone(), &interrupt.token)?
                 }
-                _ => module.run_with(&task, &interrupt.token),
+                (None, _) => module.run_with(&task, &interrupt.token),
             };
             report(&args, &module, &outcome);
             if let Some(replay) = replay {
@@ -98,6 +111,57 @@ impl Replay {
             );
         }
     }
+}
+
+/// Runs the task on a cluster's worker host. Its stdin (when not a
+/// terminal) is read here and sent along; its output comes back captured
+/// and is written out as a local run would have passed it through.
+fn run_on_cluster(
+    nats: wasmproc_cluster::NatsOptions,
+    args: &RunArgs,
+    task: Task,
+    token: &CancelToken,
+) -> anyhow::Result<Outcome> {
+    let (path, _) = args.module_and_argv();
+    let cluster = wasmproc_cluster::Cluster::connect(nats)?;
+    let remote = cluster.upload_file(&path)?;
+    let max = task
+        .get_limits()
+        .map_or(usize::MAX, |limits| limits.get_max_args());
+    let task = match task.get_stdin() {
+        Stdin::Inherit if std::io::stdin().is_terminal() => task.stdin(Stdin::Empty),
+        Stdin::Inherit => {
+            let mut bytes = Vec::new();
+            std::io::stdin()
+                .take(max as u64 + 1)
+                .read_to_end(&mut bytes)
+                .map_err(|error| anyhow::anyhow!("cannot read stdin: {error}"))?;
+            if bytes.len() > max {
+                return Err(usage(format!(
+                    "stdin is over the limit of {max} bytes on a task's input; raise it with \
+                     --max-args"
+                )));
+            }
+            task.stdin(Stdin::Bytes(bytes.into()))
+        }
+        _ => task,
+    };
+    let handle = cluster.submit(&remote, task);
+    let outcome = loop {
+        if let Some(outcome) = handle.wait_timeout(Duration::from_millis(100)) {
+            break outcome.clone();
+        }
+        if token.is_cancelled() {
+            handle.cancel();
+        }
+    };
+    if !args.json {
+        // What a local run would have passed through as it went.
+        let _ = std::io::stdout().write_all(&outcome.stdout.bytes);
+        let _ = std::io::stdout().flush();
+        let _ = std::io::stderr().write_all(&outcome.stderr.bytes);
+    }
+    Ok(outcome)
 }
 
 /// Runs the task in a worker process (this binary, started as one). The

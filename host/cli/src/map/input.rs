@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use wasmproc::{Capabilities, Task, TaskSender};
+use wasmproc_cluster::ClusterSender;
 
 /// What each input line becomes.
 #[derive(Clone)]
@@ -75,7 +76,7 @@ pub(crate) struct Making {
 pub(crate) fn feed(
     input: Input,
     making: &Making,
-    tasks: &TaskSender,
+    tasks: &dyn Intake,
     lines: &Lines,
     remembered: Option<&Remembered>,
     stop: &AtomicBool,
@@ -132,6 +133,24 @@ pub(crate) fn feed(
     }
     let _ = tasks.send_all(ready);
     line_index
+}
+
+/// Where `map`'s tasks go: a local pool or a cluster.
+pub(crate) trait Intake: Send {
+    /// Hands over `tasks`, in order; an error means no more are taken.
+    fn send_all(&self, tasks: Vec<Task>) -> Result<(), wasmproc::Error>;
+}
+
+impl Intake for TaskSender {
+    fn send_all(&self, tasks: Vec<Task>) -> Result<(), wasmproc::Error> {
+        TaskSender::send_all(self, tasks)
+    }
+}
+
+impl Intake for ClusterSender {
+    fn send_all(&self, tasks: Vec<Task>) -> Result<(), wasmproc::Error> {
+        ClusterSender::send_all(self, tasks)
+    }
 }
 
 /// `map`'s input: lines, buffered (whether a read would wait is seen from

@@ -16,15 +16,17 @@ mod render;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use std::sync::{Arc, OnceLock};
+
 use wasmproc::{Entry, ExitStatus, Isolation, Module, Pool, ProcessOptions};
+use wasmproc_cluster::{Cluster, JobCanceller, RemoteModule};
 
 use crate::args::{IsolationArg, MapArgs};
 use crate::replay::Recorder;
 use crate::usage;
-use input::{Lines, Remembered, Shape};
+use input::{Intake, Lines, Remembered, Shape};
 use output::{Summary, progress_bar};
 use render::{Output, Rendered, Renderer, Replay};
 
@@ -50,6 +52,10 @@ const SOME_TASKS_FAILED: u8 = 123;
 const MAX_JOBS: usize = 1024;
 
 pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
+    let cluster = args.nats.options();
+    if cluster.is_some() {
+        refuse_local_only_flags(&args)?;
+    }
     let limits = args.limits.to_limits()?;
     let caps = args.caps.to_capabilities()?;
     let init = args.init.to_initializer(&caps, &limits)?;
@@ -87,23 +93,30 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         IsolationArg::Process => Isolation::Process(ProcessOptions::default()),
     };
     let max_input = limits.get_max_args();
-    let pool = Arc::new(
-        Pool::builder(&module)
-            .workers(workers)
-            .limits(limits.clone())
-            .isolation(isolation)
-            .build()?,
-    );
+    let backend = match cluster {
+        Some(options) => {
+            let cluster = Cluster::connect(options)?;
+            let remote = cluster.upload_file(&args.module)?.limits(limits.clone());
+            Backend::Cluster(Box::new(cluster), remote, Arc::new(OnceLock::new()))
+        }
+        None => Backend::Local(Arc::new(
+            Pool::builder(&module)
+                .workers(workers)
+                .limits(limits.clone())
+                .isolation(isolation)
+                .build()?,
+        )),
+    };
     let interrupted = Arc::new(AtomicBool::new(false));
     {
-        let pool = Arc::clone(&pool);
+        let cancel = backend.cancel_hook();
         let interrupted = Arc::clone(&interrupted);
         let installed = ctrlc::set_handler(move || {
             if interrupted.swap(true, Ordering::SeqCst) {
                 std::process::exit(i32::from(ExitStatus::Cancelled.code()));
             }
             // Ends what runs and the map's intake; the reader stops too.
-            pool.cancel_all();
+            cancel();
         });
         if let Err(error) = installed {
             eprintln!("wasmproc: warning: Ctrl-C will not cancel the tasks: {error}");
@@ -152,7 +165,7 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     // The reader runs on a thread of its own, which is not waited for: it
     // may stay blocked on its input after the results end (Ctrl-C, a
     // closed stdout).
-    let feed = |tasks: wasmproc::TaskSender| {
+    let feed = |tasks: Box<dyn Intake>| {
         let (lines, stop) = (lines.clone(), Arc::clone(&interrupted));
         let making = input::Making {
             shape,
@@ -163,21 +176,40 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
             .name("wasmproc-map-input".into())
             .spawn(move || {
                 let remembered = remembered.as_ref();
-                input::feed(input, &making, &tasks, &lines, remembered, &stop)
+                input::feed(input, &making, &*tasks, &lines, remembered, &stop)
             })
     };
     let written = (|| {
-        if args.unordered {
-            let (tasks, outcomes) = pool.map_stream_unordered();
-            feed(tasks)?;
-            for (_, rendered) in outcomes.chunksize(args.chunksize).transform(render) {
-                emit(rendered)?;
+        match (&backend, args.unordered) {
+            (Backend::Local(pool), true) => {
+                let (tasks, outcomes) = pool.map_stream_unordered();
+                feed(Box::new(tasks))?;
+                for (_, rendered) in outcomes.chunksize(args.chunksize).transform(render) {
+                    emit(rendered)?;
+                }
             }
-        } else {
-            let (tasks, outcomes) = pool.map_stream();
-            feed(tasks)?;
-            for rendered in outcomes.chunksize(args.chunksize).transform(render) {
-                emit(rendered)?;
+            (Backend::Local(pool), false) => {
+                let (tasks, outcomes) = pool.map_stream();
+                feed(Box::new(tasks))?;
+                for rendered in outcomes.chunksize(args.chunksize).transform(render) {
+                    emit(rendered)?;
+                }
+            }
+            (Backend::Cluster(cluster, remote, hook), true) => {
+                let (tasks, outcomes) = cluster.map_stream_unordered(remote);
+                let _ = hook.set(outcomes.canceller());
+                feed(Box::new(tasks))?;
+                for (index, outcome) in outcomes {
+                    emit(render(index, outcome))?;
+                }
+            }
+            (Backend::Cluster(cluster, remote, hook), false) => {
+                let (tasks, outcomes) = cluster.map_stream(remote);
+                let _ = hook.set(outcomes.canceller());
+                feed(Box::new(tasks))?;
+                for (index, outcome) in outcomes.enumerate() {
+                    emit(render(index, outcome))?;
+                }
             }
         }
         out.finish()
@@ -192,7 +224,9 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     // The Ctrl-C handler keeps a reference to the pool, so it is never
     // dropped: shut it down here, which also ends its worker processes
     // rather than leaving them to notice the closed pipe.
-    pool.shutdown(wasmproc::Shutdown::Cancel);
+    if let Backend::Local(pool) = &backend {
+        pool.shutdown(wasmproc::Shutdown::Cancel);
+    }
     if !quiet {
         eprintln!("{}", summary.line());
         if let Some(dir) = &args.replay_dir
@@ -212,6 +246,49 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     } else {
         0
     })
+}
+
+/// Where `map`'s tasks run.
+enum Backend {
+    Local(Arc<Pool>),
+    /// A cluster (`--nats`), the module uploaded, and the running job's
+    /// canceller once it starts.
+    Cluster(Box<Cluster>, RemoteModule, Arc<OnceLock<JobCanceller>>),
+}
+
+impl Backend {
+    /// What Ctrl-C does: cancel the running tasks.
+    fn cancel_hook(&self) -> impl Fn() + Send + 'static {
+        let (pool, job) = match self {
+            Backend::Local(pool) => (Some(Arc::clone(pool)), None),
+            Backend::Cluster(_, _, job) => (None, Some(Arc::clone(job))),
+        };
+        move || {
+            if let Some(pool) = &pool {
+                pool.cancel_all();
+            }
+            if let Some(job) = job.as_ref().and_then(|job| job.get()) {
+                job.cancel();
+            }
+        }
+    }
+}
+
+/// Flags that choose how this machine runs tasks, which the worker hosts
+/// of a cluster decide for themselves.
+fn refuse_local_only_flags(args: &MapArgs) -> anyhow::Result<()> {
+    let refused = [
+        (args.jobs.is_some(), "-j"),
+        (args.caps.isolation.is_some(), "--isolation"),
+        (args.chunksize != 1, "--chunksize"),
+        (args.init.init.is_some(), "--init"),
+    ];
+    match refused.iter().find(|(given, _)| *given) {
+        Some((_, flag)) => Err(usage(format!(
+            "{flag} is not for a map on a cluster (--nats): each worker host sets how it runs              tasks (`wasmproc worker -j N --isolation …`); drop {flag}"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn shape_of(module: &Module, task: Option<&str>) -> anyhow::Result<Shape> {

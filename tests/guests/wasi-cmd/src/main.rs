@@ -73,6 +73,14 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(ms));
             println!("slept {ms}ms");
         }
+        // Leaves a mark (a file) then sleeps: a test sees from outside that
+        // the task runs.
+        "announce" => {
+            std::fs::write(&rest[0], b"running").expect("the mark is written");
+            let ms: u64 = rest[1].parse().expect("milliseconds");
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            println!("slept {ms}ms");
+        }
         "spin" => {
             let mut x = 0u64;
             loop {

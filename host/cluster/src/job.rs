@@ -1,0 +1,355 @@
+//! One submitted job on the async side: batches its tasks by their pace,
+//! publishes them, reads their outcomes back, keeps the first outcome of
+//! each index, and cleans up after itself.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use wasmproc::{ExitStatus, Outcome};
+
+use crate::link::Link;
+use crate::names;
+use crate::publish::{message_budget, publish_until_stored};
+use crate::wire::{self, Blob, OutcomeBatch, TaskBatch, WireOutcome, WireTask};
+
+/// What the submitting side tells a job.
+pub(crate) enum Command {
+    Tasks(Vec<WireTask>),
+    /// No more tasks.
+    Close,
+    /// Withdraw what has not started; end every unfinished task `Cancelled`.
+    Cancel,
+}
+
+/// The module a job runs, as its tasks name it.
+#[derive(Clone)]
+pub(crate) struct JobModule {
+    pub(crate) digest: String,
+    pub(crate) name: String,
+}
+
+/// About this much work goes in one message (measured from the outcomes'
+/// run times): enough that JetStream's per-message cost does not dominate
+/// tiny tasks, little enough that the hosts share the end of a job evenly.
+const BATCH_WORK: Duration = Duration::from_millis(10);
+/// The most tasks in one message.
+const MAX_BATCH: usize = 1024;
+/// Messages of one task each that go out before the first outcome tells
+/// how long a task takes.
+const SLOW_START: u64 = 8;
+
+/// The first outcome of each index; later ones are duplicates.
+#[derive(Default)]
+struct Seen(Vec<u64>);
+
+impl Seen {
+    /// Marks `index`; false if it was already marked.
+    fn insert(&mut self, index: u64) -> bool {
+        let (word, bit) = ((index / 64) as usize, 1u64 << (index % 64));
+        if self.0.len() <= word {
+            self.0.resize(word + 1, 0);
+        }
+        let fresh = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        fresh
+    }
+
+    fn contains(&self, index: u64) -> bool {
+        let word = (index / 64) as usize;
+        self.0
+            .get(word)
+            .is_some_and(|w| w & (1 << (index % 64)) != 0)
+    }
+}
+
+/// A running job's state.
+struct Job {
+    link: Link,
+    id: String,
+    module: JobModule,
+    budget: usize,
+    pending: VecDeque<WireTask>,
+    submitted: u64,
+    received: u64,
+    seen: Seen,
+    closed: bool,
+    /// Mean run time of a task, once an outcome has told it.
+    pace: Option<Duration>,
+    batches: u64,
+    publishing: JoinSet<Result<(), wasmproc::Error>>,
+    /// Set once NATS has failed for good: every unfinished task ends
+    /// `WorkerLost` with this.
+    failed: Option<String>,
+}
+
+/// Runs a job until every task has one outcome (or it is cancelled).
+/// Outcomes go to `deliver`; the channel closing tells the submitter the
+/// job is over.
+pub(crate) async fn drive(
+    link: Link,
+    id: String,
+    module: JobModule,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+    deliver: crossbeam_channel::Sender<Vec<(u64, Outcome)>>,
+) {
+    let subject = names::outcome_subject(&id);
+    let mut job = Job {
+        budget: message_budget(&link),
+        link,
+        id,
+        module,
+        pending: VecDeque::new(),
+        submitted: 0,
+        received: 0,
+        seen: Seen::default(),
+        closed: false,
+        pace: None,
+        batches: 0,
+        publishing: JoinSet::new(),
+        failed: None,
+    };
+    let mut incoming = match job.listen(&subject, DeliverPolicy::All).await {
+        Ok(incoming) => Some(incoming),
+        Err(error) => {
+            job.failed = Some(error.to_string());
+            None
+        }
+    };
+    let mut last_sequence = 0;
+    loop {
+        if let Some(why) = job.failed.clone() {
+            job.pending.clear();
+            let lost = job.unfinished(ExitStatus::WorkerLost, &why);
+            if !lost.is_empty() && deliver.send(lost).is_err() {
+                break;
+            }
+        }
+        job.publish_ready();
+        if job.closed && job.received == job.submitted {
+            break;
+        }
+        tokio::select! {
+            command = commands.recv(), if !job.closed => match command {
+                Some(Command::Tasks(tasks)) => {
+                    job.submitted += tasks.len() as u64;
+                    job.pending.extend(tasks);
+                }
+                Some(Command::Close) | None => job.closed = true,
+                Some(Command::Cancel) => {
+                    job.withdraw().await;
+                    let why = "cancelled before it ended (a task already running on a host \
+                               runs to its end there; its outcome is dropped)";
+                    let cancelled = job.unfinished(ExitStatus::Cancelled, why);
+                    let _ = deliver.send(cancelled);
+                    break;
+                }
+            },
+            message = next_message(&mut incoming) => match message {
+                Some(Ok(message)) => {
+                    if let Ok(info) = message.info() {
+                        last_sequence = info.stream_sequence;
+                    }
+                    let outcomes = job.receive(&message.payload).await;
+                    if !outcomes.is_empty() && deliver.send(outcomes).is_err() {
+                        // The submitter went away: withdraw the rest.
+                        job.withdraw().await;
+                        break;
+                    }
+                }
+                // The ordered consumer recreates itself after a hiccup.
+                Some(Err(_)) => {}
+                None => {
+                    // Start again where it ended.
+                    let from = DeliverPolicy::ByStartSequence { start_sequence: last_sequence + 1 };
+                    incoming = job.listen(&subject, from).await.ok();
+                    if incoming.is_none() {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            },
+            Some(published) = job.publishing.join_next(), if !job.publishing.is_empty() => {
+                if let Ok(Err(error)) = published {
+                    job.failed = Some(error.to_string());
+                }
+            }
+        }
+    }
+    job.publishing.abort_all();
+    // Nothing of the job stays behind on the server.
+    let _ = job.link.outcomes.purge().filter(subject).await;
+}
+
+type Incoming = async_nats::jetstream::consumer::pull::Ordered;
+
+async fn next_message(
+    incoming: &mut Option<Incoming>,
+) -> Option<
+    Result<async_nats::jetstream::Message, async_nats::jetstream::consumer::pull::OrderedError>,
+> {
+    match incoming {
+        Some(incoming) => incoming.next().await,
+        None => std::future::pending().await,
+    }
+}
+
+impl Job {
+    async fn listen(
+        &self,
+        subject: &str,
+        from: DeliverPolicy,
+    ) -> Result<Incoming, wasmproc::Error> {
+        let consumer = self
+            .link
+            .outcomes
+            .create_consumer(OrderedConfig {
+                filter_subject: subject.to_owned(),
+                deliver_policy: from,
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| crate::error::nats_error("read outcomes", error))?;
+        consumer
+            .messages()
+            .await
+            .map_err(|error| crate::error::nats_error("read outcomes", error))
+    }
+
+    /// Publishes the pending tasks in batches sized by their pace.
+    fn publish_ready(&mut self) {
+        while !self.pending.is_empty() {
+            let size = match self.pace {
+                Some(pace) => {
+                    let per_batch = BATCH_WORK.as_nanos() / pace.as_nanos().max(1);
+                    (per_batch as usize).clamp(1, MAX_BATCH)
+                }
+                None if self.batches < SLOW_START => 1,
+                None => return,
+            };
+            let mut tasks = Vec::with_capacity(size.min(self.pending.len()));
+            let mut bytes = 0;
+            while tasks.len() < size
+                && let Some(task) = self.pending.front()
+            {
+                let weight = task_weight(task);
+                if !tasks.is_empty() && bytes + weight > self.budget {
+                    break;
+                }
+                bytes += weight;
+                tasks.push(self.pending.pop_front().expect("a front task"));
+            }
+            let number = self.batches;
+            self.batches += 1;
+            let batch = TaskBatch {
+                job: self.id.clone(),
+                number,
+                module: self.module.digest.clone(),
+                module_name: self.module.name.clone(),
+                tasks,
+            };
+            let link = self.link.clone();
+            let budget = self.budget;
+            self.publishing.spawn(async move {
+                let batch = store_large_inputs(&link, batch, budget).await?;
+                let subject = names::task_subject(&batch.job);
+                let id = format!("{}.{}", batch.job, batch.number);
+                publish_until_stored(&link, &subject, &id, wire::encode(&batch)).await
+            });
+        }
+    }
+
+    /// Takes the outcomes in one message: the first of each index, with
+    /// stored ones fetched.
+    async fn receive(&mut self, payload: &[u8]) -> Vec<(u64, Outcome)> {
+        let batch: OutcomeBatch = match wire::decode("outcome", payload) {
+            Ok(batch) => batch,
+            Err(_) => return Vec::new(),
+        };
+        let mut fresh = Vec::with_capacity(batch.outcomes.len());
+        let mut total = Duration::ZERO;
+        for (index, outcome) in batch.outcomes {
+            if index >= self.submitted || !self.seen.insert(index) {
+                continue;
+            }
+            let outcome = match outcome {
+                WireOutcome::Inline(outcome) => *outcome,
+                WireOutcome::Stored(key) => self.fetch_stored(&key).await,
+            };
+            total += outcome.duration;
+            fresh.push((index, outcome));
+        }
+        if !fresh.is_empty() {
+            self.received += fresh.len() as u64;
+            let mean = total / fresh.len() as u32;
+            self.pace = Some(match self.pace {
+                Some(pace) => (pace * 3 + mean) / 4,
+                None => mean,
+            });
+        }
+        fresh
+    }
+
+    async fn fetch_stored(&self, key: &str) -> Outcome {
+        let stored = Link::read_object(&self.link.blobs, key).await;
+        let _ = self.link.blobs.delete(key).await;
+        match stored.and_then(|bytes| wire::decode::<Outcome>("stored outcome", &bytes)) {
+            Ok(outcome) => outcome,
+            Err(error) => Outcome::not_run(ExitStatus::WorkerLost, error.to_string()),
+        }
+    }
+
+    /// Every submitted task without an outcome yet, ended with `status`.
+    fn unfinished(&mut self, status: ExitStatus, why: &str) -> Vec<(u64, Outcome)> {
+        let mut ended = Vec::new();
+        for index in 0..self.submitted {
+            if !self.seen.contains(index) {
+                self.seen.insert(index);
+                ended.push((index, Outcome::not_run(status.clone(), why)));
+            }
+        }
+        self.received += ended.len() as u64;
+        ended
+    }
+
+    /// Takes the job's tasks that no host has started off the queue.
+    async fn withdraw(&mut self) {
+        self.pending.clear();
+        self.publishing.abort_all();
+        let _ = self
+            .link
+            .tasks
+            .purge()
+            .filter(names::task_subject(&self.id))
+            .await;
+    }
+}
+
+/// About how many bytes a task takes in a message.
+fn task_weight(task: &WireTask) -> usize {
+    let input = match &task.input {
+        Blob::Inline(bytes) => bytes.len(),
+        Blob::Stored(key) => key.len(),
+    };
+    64 + input + task.stdin.len() + task.argv.iter().map(|a| a.len() + 2).sum::<usize>()
+}
+
+/// Moves inputs too large for a message to the blob store.
+async fn store_large_inputs(
+    link: &Link,
+    mut batch: TaskBatch,
+    budget: usize,
+) -> Result<TaskBatch, wasmproc::Error> {
+    for task in &mut batch.tasks {
+        if let Blob::Inline(bytes) = &task.input
+            && bytes.len() + task.stdin.len() > budget / 2
+        {
+            let key = format!("{}.in.{}", batch.job, task.index);
+            Link::write_object(&link.blobs, &key, bytes).await?;
+            task.input = Blob::Stored(key);
+        }
+    }
+    Ok(batch)
+}

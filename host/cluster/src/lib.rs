@@ -1,0 +1,45 @@
+//! wasmproc beyond one machine: the same sandboxed tasks, run by many
+//! hosts that pull them from a NATS JetStream server.
+//!
+//! - A [`WorkerHost`] (`wasmproc worker --nats URL`) pulls task batches
+//!   while it has free workers, fetches each module once from JetStream's
+//!   object store by its SHA-256, runs the tasks on a local
+//!   [`wasmproc::Pool`] (threads or worker processes, the same limits and
+//!   statuses), stores the outcomes and acknowledges.
+//! - A [`Cluster`] (`wasmproc map --nats URL …`) submits tasks and reads one
+//!   outcome per task back, with the pool's API shapes.
+//!
+//! Hosts are stateless: start more to go faster, stop or lose one and its
+//! unfinished batches go to the others after the ack wait. A worker host
+//! grants only the capabilities its own [`Policy`] allows, and caps the
+//! submitter's limits with its own.
+//!
+//! ```no_run
+//! use wasmproc_cluster::{Cluster, NatsOptions};
+//!
+//! let cluster = Cluster::connect(NatsOptions::new("nats://127.0.0.1:4222"))?;
+//! let module = cluster.upload_file("squares.wasm")?;
+//! let squares: Vec<u64> = cluster
+//!     .map(&module, "square", 0..1000u64)
+//!     .map(|outcome| outcome.decode())
+//!     .collect::<Result<_, _>>()?;
+//! # Ok::<(), wasmproc::Error>(())
+//! ```
+
+mod client;
+mod error;
+mod job;
+mod link;
+mod names;
+mod policy;
+mod publish;
+mod wire;
+mod worker;
+
+pub use client::{
+    Cluster, ClusterHandle, ClusterResults, ClusterSender, ClusterUnordered, JobCanceller,
+    RemoteModule, Sent,
+};
+pub use link::NatsOptions;
+pub use policy::Policy;
+pub use worker::{WorkerEvent, WorkerHost, WorkerHostBuilder, WorkerStopper, WorkerSummary};

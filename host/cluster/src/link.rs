@@ -1,0 +1,244 @@
+//! One connection to NATS and JetStream, with wasmproc's streams, consumer
+//! and buckets made sure of: shared by the worker host and the submitter.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_nats::jetstream::{self, consumer, object_store, stream};
+use tokio::io::AsyncReadExt;
+use wasmproc::Error;
+
+use crate::error::{cluster_error, nats_error};
+use crate::names;
+
+/// Where the NATS server is and how to prove who we are to it.
+///
+/// The URL may carry a user and password or a token
+/// (`nats://user:pass@host:4222`, `nats://token@host:4222`); `tls://`
+/// requires TLS. A credentials file (`nsc`'s `.creds`) and a CA file for a
+/// private certificate authority are options of their own.
+#[derive(Debug, Clone)]
+pub struct NatsOptions {
+    url: String,
+    credentials: Option<PathBuf>,
+    root_certificates: Option<PathBuf>,
+    name: String,
+}
+
+impl NatsOptions {
+    /// A server at `url`, e.g. `nats://127.0.0.1:4222`.
+    pub fn new(url: impl Into<String>) -> Self {
+        NatsOptions {
+            url: url.into(),
+            credentials: None,
+            root_certificates: None,
+            name: "wasmproc".into(),
+        }
+    }
+
+    /// Authenticates with a credentials file (a JWT and an NKey seed).
+    pub fn credentials_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.credentials = Some(path.into());
+        self
+    }
+
+    /// Trusts the certificate authorities in this PEM file for TLS, and
+    /// requires TLS.
+    pub fn root_certificates(mut self, path: impl Into<PathBuf>) -> Self {
+        self.root_certificates = Some(path.into());
+        self
+    }
+
+    /// The name this connection shows in the server's monitoring.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The server's URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+/// How long one JetStream request may take before it is retried.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A connection with wasmproc's JetStream objects.
+#[derive(Clone)]
+pub(crate) struct Link {
+    pub(crate) client: async_nats::Client,
+    pub(crate) js: jetstream::Context,
+    pub(crate) tasks: stream::Stream,
+    pub(crate) outcomes: stream::Stream,
+    pub(crate) modules: object_store::ObjectStore,
+    pub(crate) blobs: object_store::ObjectStore,
+}
+
+impl Link {
+    /// Connects and makes sure wasmproc's streams and buckets exist.
+    pub(crate) async fn connect(options: &NatsOptions) -> Result<Link, Error> {
+        let mut connect = match &options.credentials {
+            Some(path) => async_nats::ConnectOptions::with_credentials_file(path)
+                .await
+                .map_err(|error| {
+                    cluster_error(format!(
+                        "cannot read the NATS credentials file `{}`: {error}",
+                        path.display()
+                    ))
+                })?,
+            None => async_nats::ConnectOptions::new(),
+        };
+        if let Some(path) = &options.root_certificates {
+            connect = connect
+                .add_root_certificates(path.clone())
+                .require_tls(true);
+        }
+        let client = connect
+            .name(&options.name)
+            .connection_timeout(REQUEST_TIMEOUT)
+            // Once connected, ride out server restarts for as long as they take.
+            .max_reconnects(None)
+            .connect(options.url.as_str())
+            .await
+            .map_err(|error| {
+                cluster_error(format!(
+                    "cannot connect to NATS at `{}`: {error}; start a server with JetStream \
+                     (`nats-server -js`) or give its address with --nats",
+                    options.url
+                ))
+            })?;
+        let js = jetstream::ContextBuilder::new()
+            .timeout(REQUEST_TIMEOUT)
+            .max_ack_inflight(4096)
+            .backpressure_on_inflight(true)
+            .build(client.clone());
+        let tasks = js
+            .get_or_create_stream(stream::Config {
+                name: names::TASK_STREAM.into(),
+                subjects: vec![names::TASK_SUBJECTS.into()],
+                retention: stream::RetentionPolicy::WorkQueue,
+                storage: stream::StorageType::File,
+                duplicate_window: names::DUPLICATE_WINDOW,
+                description: Some("wasmproc: task batches waiting for a worker host".into()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| jetstream_error("create the task stream", error))?;
+        let outcomes = js
+            .get_or_create_stream(stream::Config {
+                name: names::OUTCOME_STREAM.into(),
+                subjects: vec![names::OUTCOME_SUBJECTS.into()],
+                storage: stream::StorageType::File,
+                duplicate_window: names::DUPLICATE_WINDOW,
+                max_age: names::OUTCOME_MAX_AGE,
+                description: Some("wasmproc: outcomes waiting for their submitter".into()),
+                ..Default::default()
+            })
+            .await
+            .map_err(|error| jetstream_error("create the outcome stream", error))?;
+        let modules = bucket(&js, names::MODULE_BUCKET, Duration::ZERO).await?;
+        let blobs = bucket(&js, names::BLOB_BUCKET, names::OUTCOME_MAX_AGE).await?;
+        Ok(Link {
+            client,
+            js,
+            tasks,
+            outcomes,
+            modules,
+            blobs,
+        })
+    }
+
+    /// The consumer every worker host pulls from. `ack_wait` is how long a
+    /// host may stay silent before its batch goes to another; a batch is
+    /// delivered at most `deliveries` times.
+    pub(crate) async fn workers_consumer(
+        &self,
+        ack_wait: Duration,
+        deliveries: i64,
+    ) -> Result<consumer::PullConsumer, Error> {
+        self.tasks
+            .get_or_create_consumer(
+                names::WORKERS,
+                consumer::pull::Config {
+                    durable_name: Some(names::WORKERS.into()),
+                    ack_policy: consumer::AckPolicy::Explicit,
+                    ack_wait,
+                    max_deliver: deliveries,
+                    filter_subject: names::TASK_SUBJECTS.into(),
+                    max_ack_pending: 100_000,
+                    description: Some("wasmproc worker hosts".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map_err(|error| jetstream_error("create the workers' consumer", error))
+    }
+
+    /// Reads a whole object of `bucket`.
+    pub(crate) async fn read_object(
+        bucket: &object_store::ObjectStore,
+        name: &str,
+    ) -> Result<Vec<u8>, Error> {
+        let mut object = bucket
+            .get(name)
+            .await
+            .map_err(|error| nats_error(&format!("fetch `{name}` from the object store"), error))?;
+        let mut bytes = Vec::with_capacity(object.info().size);
+        object
+            .read_to_end(&mut bytes)
+            .await
+            .map_err(|error| nats_error(&format!("read `{name}` from the object store"), error))?;
+        Ok(bytes)
+    }
+
+    /// Stores `bytes` as object `name` of `bucket`.
+    pub(crate) async fn write_object(
+        bucket: &object_store::ObjectStore,
+        name: &str,
+        bytes: &[u8],
+    ) -> Result<(), Error> {
+        let mut reader = bytes;
+        bucket
+            .put(name, &mut reader)
+            .await
+            .map_err(|error| nats_error(&format!("store `{name}` in the object store"), error))?;
+        Ok(())
+    }
+
+    /// The largest message the server takes.
+    pub(crate) fn max_payload(&self) -> usize {
+        self.client.server_info().max_payload
+    }
+}
+
+async fn bucket(
+    js: &jetstream::Context,
+    name: &str,
+    max_age: Duration,
+) -> Result<object_store::ObjectStore, Error> {
+    if let Ok(store) = js.get_object_store(name).await {
+        return Ok(store);
+    }
+    js.create_object_store(object_store::Config {
+        bucket: name.into(),
+        max_age,
+        storage: stream::StorageType::File,
+        ..Default::default()
+    })
+    .await
+    .map_err(|error| jetstream_error(&format!("create the object store `{name}`"), error))
+}
+
+/// A JetStream request that failed; "not enabled" gets its fix.
+fn jetstream_error(what: &str, error: impl std::fmt::Display) -> Error {
+    let text = error.to_string();
+    if text.contains("not enabled") || text.contains("no responders") {
+        cluster_error(format!(
+            "NATS: cannot {what}: JetStream is not enabled on the server ({text}); start it \
+             with `nats-server -js`"
+        ))
+    } else {
+        nats_error(what, text)
+    }
+}

@@ -1,0 +1,42 @@
+//! The names wasmproc uses in NATS: streams, subjects, buckets, the
+//! workers' consumer. The `v1` in them versions the wire format (`wire`).
+
+use std::time::Duration;
+
+/// The work queue: every task batch of every job, until a worker host
+/// acknowledges it.
+pub(crate) const TASK_STREAM: &str = "WASMPROC_V1_TASKS";
+/// Outcome batches, one subject per job, kept until the submitter has
+/// read them (or `OUTCOME_MAX_AGE`).
+pub(crate) const OUTCOME_STREAM: &str = "WASMPROC_V1_OUTCOMES";
+/// The consumer all worker hosts pull from (a work queue has one).
+pub(crate) const WORKERS: &str = "wasmproc-v1-workers";
+/// Modules, named by their SHA-256.
+pub(crate) const MODULE_BUCKET: &str = "wasmproc-v1-modules";
+/// Inputs and outcomes too large for a message.
+pub(crate) const BLOB_BUCKET: &str = "wasmproc-v1-blobs";
+
+/// How long outcomes and blobs of a submitter that went away are kept.
+pub(crate) const OUTCOME_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// How long JetStream remembers message ids to drop duplicates.
+pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+pub(crate) fn task_subject(job: &str) -> String {
+    format!("wasmproc.v1.tasks.{job}")
+}
+
+pub(crate) const TASK_SUBJECTS: &str = "wasmproc.v1.tasks.>";
+
+pub(crate) fn outcome_subject(job: &str) -> String {
+    format!("wasmproc.v1.outcomes.{job}")
+}
+
+pub(crate) const OUTCOME_SUBJECTS: &str = "wasmproc.v1.outcomes.>";
+
+/// A fresh job id: 128 random bits, hex (a subject token).
+pub(crate) fn new_job_id() -> String {
+    let mut bytes = [0u8; 16];
+    // The OS's random source failing is not something to run on.
+    getrandom::fill(&mut bytes).expect("the OS gives random bytes");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

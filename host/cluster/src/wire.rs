@@ -1,0 +1,81 @@
+//! What travels through NATS: batches of tasks one way, batches of
+//! outcomes the other, encoded with postcard. Both ends are this crate, so
+//! the format is versioned by the subject names (`names`), not by fields.
+
+use serde::{Deserialize, Serialize};
+use wasmproc::{Capabilities, Entry, Limits, Outcome};
+
+use crate::error::cluster_error;
+
+/// Bytes that either travel inline or, when larger than a message should
+/// be, wait in the blob store under a key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) enum Blob {
+    Inline(Vec<u8>),
+    Stored(String),
+}
+
+/// A batch of tasks of one job, all for one module: one JetStream message.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TaskBatch {
+    /// The submitter's job id: outcomes go to its subject.
+    pub(crate) job: String,
+    /// The batch's number in its job (message ids are built from it).
+    pub(crate) number: u64,
+    /// The module's SHA-256, hex: its name in the module store.
+    pub(crate) module: String,
+    /// The module's file name, for messages.
+    pub(crate) module_name: String,
+    pub(crate) tasks: Vec<WireTask>,
+}
+
+/// One task as it travels.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct WireTask {
+    /// The task's index in its job.
+    pub(crate) index: u64,
+    pub(crate) entry: Entry,
+    /// A typed task's JSON argument (`Blob`); a command's is `null`.
+    pub(crate) input: Blob,
+    pub(crate) argv: Vec<String>,
+    pub(crate) stdin: Vec<u8>,
+    /// What the submitter asks for; the worker host decides
+    /// (`policy::Policy`).
+    pub(crate) capabilities: Capabilities,
+    pub(crate) limits: Option<Limits>,
+    /// Set when the task cannot run anywhere (bad input): it fails with
+    /// `BadInvocation` and this message, as it would locally.
+    pub(crate) rejected: Option<String>,
+}
+
+/// Outcomes of (part of) one batch: one JetStream message.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct OutcomeBatch {
+    pub(crate) outcomes: Vec<(u64, WireOutcome)>,
+}
+
+/// One outcome as it travels.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) enum WireOutcome {
+    Inline(Box<Outcome>),
+    /// Too large for a message: the encoded outcome is in the blob store.
+    Stored(String),
+}
+
+pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    // Encoding into a vector fails only for types serde cannot describe,
+    // which these are not.
+    postcard::to_stdvec(value).expect("wire types always encode")
+}
+
+pub(crate) fn decode<'a, T: Deserialize<'a>>(
+    what: &str,
+    bytes: &'a [u8],
+) -> Result<T, wasmproc::Error> {
+    postcard::from_bytes(bytes).map_err(|error| {
+        cluster_error(format!(
+            "a {what} message from NATS does not decode ({error}): is every host and submitter \
+             the same wasmproc version?"
+        ))
+    })
+}

