@@ -23,6 +23,7 @@ struct NatsServer {
     child: Child,
     port: u16,
     store: tempfile::TempDir,
+    flags: &'static [&'static str],
 }
 
 /// Whether `nats-server` can run here. Without it the cluster tests say
@@ -45,19 +46,30 @@ fn nats_server_available(test: &str) -> bool {
 
 impl NatsServer {
     fn start() -> NatsServer {
+        Self::start_with(&[])
+    }
+
+    /// A server with more flags (`--user`, `--pass`, …).
+    fn start_with(flags: &'static [&'static str]) -> NatsServer {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
             .port();
         let store = tempfile::tempdir().unwrap();
-        let child = Self::spawn(port, store.path());
-        NatsServer { child, port, store }
+        let child = Self::spawn(port, store.path(), flags);
+        NatsServer {
+            child,
+            port,
+            store,
+            flags,
+        }
     }
 
-    fn spawn(port: u16, store: &Path) -> Child {
+    fn spawn(port: u16, store: &Path, flags: &[&str]) -> Child {
         let child = Command::new("nats-server")
             .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
             .arg(store)
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -82,7 +94,7 @@ impl NatsServer {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         std::thread::sleep(Duration::from_millis(500));
-        self.child = Self::spawn(self.port, self.store.path());
+        self.child = Self::spawn(self.port, self.store.path(), self.flags);
     }
 }
 
@@ -448,4 +460,150 @@ fn cluster_flags_that_do_not_apply_are_refused_with_the_fix() {
         .unwrap();
     assert_eq!(wasmproc_tests::code(&unreachable), 126);
     assert!(wasmproc_tests::stderr(&unreachable).contains("nats-server -js"));
+}
+
+#[test]
+fn inputs_and_results_larger_than_a_message_travel_through_the_object_store() {
+    if !nats_server_available(
+        "inputs_and_results_larger_than_a_message_travel_through_the_object_store",
+    ) {
+        return;
+    }
+    let server = NatsServer::start();
+    let url = server.url();
+    let _host = Host::start(&url, &[]);
+    // 3 MiB of JSON: over NATS's default 1 MiB message both ways.
+    let big = "x".repeat(3 << 20);
+    let mut run = wasmproc()
+        .args([
+            "run",
+            "--nats",
+            &url,
+            guests::SDK_TASKS,
+            "--task",
+            "echo",
+            "--args",
+            "-",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = run.stdin.take().unwrap();
+    let argument = format!("\"{big}\"");
+    let writer =
+        std::thread::spawn(move || std::io::Write::write_all(&mut stdin, argument.as_bytes()));
+    let output = run.wait_with_output().unwrap();
+    writer.join().unwrap().unwrap();
+    assert_eq!(
+        wasmproc_tests::code(&output),
+        0,
+        "{}",
+        wasmproc_tests::stderr(&output)
+    );
+    assert_eq!(wasmproc_tests::stdout(&output), format!("\"{big}\"\n"));
+}
+
+#[test]
+fn the_link_authenticates_and_a_wrong_password_is_named() {
+    if !nats_server_available("the_link_authenticates_and_a_wrong_password_is_named") {
+        return;
+    }
+    let server = NatsServer::start_with(&["--user", "wasm", "--pass", "s3cret"]);
+    let url = format!("nats://wasm:s3cret@127.0.0.1:{}", server.port);
+    let _host = Host::start(&url, &[]);
+    let ok = wasmproc()
+        .args([
+            "run",
+            "--nats",
+            &url,
+            guests::SDK_TASKS,
+            "--task",
+            "add",
+            "--args",
+            "[1, 2]",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        wasmproc_tests::stdout(&ok),
+        "3\n",
+        "{}",
+        wasmproc_tests::stderr(&ok)
+    );
+
+    let wrong = format!("nats://wasm:guess@127.0.0.1:{}", server.port);
+    let refused = wasmproc()
+        .args([
+            "run",
+            "--nats",
+            &wrong,
+            guests::SDK_TASKS,
+            "--task",
+            "add",
+            "--args",
+            "[1, 2]",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(wasmproc_tests::code(&refused), 126);
+    let stderr = wasmproc_tests::stderr(&refused);
+    assert!(stderr.contains("cannot connect to NATS"), "{stderr}");
+}
+
+/// The library's client and host in one program: `Cluster` and
+/// `WorkerHost`.
+#[test]
+fn the_library_maps_submits_and_cancels_on_a_cluster() {
+    use wasmproc::{ExitStatus, Task};
+    use wasmproc_cluster::{Cluster, NatsOptions, WorkerHost};
+
+    if !nats_server_available("the_library_maps_submits_and_cancels_on_a_cluster") {
+        return;
+    }
+    let server = NatsServer::start();
+    // One worker: a second task waits while the first runs.
+    let host = WorkerHost::builder(NatsOptions::new(server.url()))
+        .workers(1)
+        .runtime(wasmproc_tests::runtime().clone())
+        .build()
+        .unwrap();
+    let stopper = host.stopper();
+    let running = std::thread::spawn(move || host.run());
+
+    let cluster = Cluster::connect(NatsOptions::new(server.url())).unwrap();
+    let module = cluster.upload_file(guests::SDK_TASKS).unwrap();
+    let sums: Vec<i64> = cluster
+        .map(&module, "add", (0..500i64).map(|i| (i, 1)))
+        .map(|outcome| outcome.decode().unwrap())
+        .collect();
+    assert_eq!(sums, (1..=500).collect::<Vec<_>>());
+
+    let mut unordered: Vec<(usize, i64)> = cluster
+        .map_unordered(&module, "add", (0..100i64).map(|i| (i, i)))
+        .map(|(index, outcome)| (index, outcome.decode().unwrap()))
+        .collect();
+    unordered.sort();
+    assert_eq!(
+        unordered,
+        (0..100).map(|i| (i, 2 * i as i64)).collect::<Vec<_>>()
+    );
+
+    let handle = cluster.submit(&module, Task::call("add", &(40, 2)).unwrap());
+    assert_eq!(handle.wait().decode::<i64>().unwrap(), 42);
+
+    // A long task holds the only worker; the one behind it is withdrawn.
+    let long = cluster.submit(&module, Task::call("count_to", &3_000_000_000u64).unwrap());
+    std::thread::sleep(Duration::from_millis(500));
+    let queued = cluster.submit(&module, Task::call("add", &(1, 1)).unwrap());
+    assert!(queued.wait_timeout(Duration::from_millis(300)).is_none());
+    queued.cancel();
+    assert_eq!(queued.wait().status, ExitStatus::Cancelled);
+    long.cancel();
+    assert_eq!(long.wait().status, ExitStatus::Cancelled);
+
+    stopper.stop();
+    let summary = running.join().unwrap().unwrap();
+    assert!(summary.tasks >= 601, "{summary:?}");
 }

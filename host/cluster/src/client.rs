@@ -216,7 +216,9 @@ impl Cluster {
 
     /// Runs one task somewhere in the cluster.
     pub fn submit(&self, module: &RemoteModule, task: Task) -> ClusterHandle<'_> {
-        let results = self.map_tasks(module, [task]);
+        let mut results = self.map_tasks(module, [task]);
+        // Sent now, not when first waited for.
+        results.inner.top_up();
         ClusterHandle {
             results: Mutex::new(results),
             outcome: std::sync::OnceLock::new(),

@@ -120,6 +120,7 @@ pub(crate) async fn drive(
         }
     };
     let mut last_sequence = 0;
+    let mut listening = true;
     loop {
         if let Some(why) = job.failed.clone() {
             job.pending.clear();
@@ -133,12 +134,17 @@ pub(crate) async fn drive(
             break;
         }
         tokio::select! {
-            command = commands.recv(), if !job.closed => match command {
+            // Read after `Close` too: a cancel may still come.
+            command = commands.recv(), if listening => match command {
                 Some(Command::Tasks(tasks)) => {
                     job.submitted += tasks.len() as u64;
                     job.pending.extend(tasks);
                 }
-                Some(Command::Close) | None => job.closed = true,
+                Some(Command::Close) => job.closed = true,
+                None => {
+                    job.closed = true;
+                    listening = false;
+                }
                 Some(Command::Cancel) => {
                     job.withdraw().await;
                     let why = "cancelled before it ended (a task already running on a host \

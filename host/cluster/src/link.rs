@@ -19,17 +19,24 @@ use crate::names;
 /// private certificate authority are options of their own.
 #[derive(Debug, Clone)]
 pub struct NatsOptions {
+    /// Without its login.
     url: String,
+    login: Option<Login>,
     credentials: Option<PathBuf>,
     root_certificates: Option<PathBuf>,
     name: String,
 }
 
 impl NatsOptions {
-    /// A server at `url`, e.g. `nats://127.0.0.1:4222`.
+    /// A server at `url`, e.g. `nats://127.0.0.1:4222`; a user and
+    /// password (`nats://user:pass@host:4222`) or a token
+    /// (`nats://token@host:4222`) in it are used to authenticate (and left
+    /// out of messages).
     pub fn new(url: impl Into<String>) -> Self {
+        let (url, login) = split_login(&url.into());
         NatsOptions {
-            url: url.into(),
+            url,
+            login,
             credentials: None,
             root_certificates: None,
             name: "wasmproc".into(),
@@ -61,6 +68,42 @@ impl NatsOptions {
     }
 }
 
+/// A login taken from a URL.
+#[derive(Clone)]
+enum Login {
+    UserAndPassword(String, String),
+    Token(String),
+}
+
+impl std::fmt::Debug for Login {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the secret itself.
+        f.write_str(match self {
+            Login::UserAndPassword(..) => "UserAndPassword(..)",
+            Login::Token(_) => "Token(..)",
+        })
+    }
+}
+
+/// Splits `scheme://login@rest` into `scheme://rest` and the login.
+fn split_login(url: &str) -> (String, Option<Login>) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return (url.to_owned(), None);
+    };
+    let login = match rest[..at].split_once(':') {
+        Some((user, pass)) => Login::UserAndPassword(user.to_owned(), pass.to_owned()),
+        None => Login::Token(rest[..at].to_owned()),
+    };
+    let bare = if scheme.is_empty() {
+        rest[at + 1..].to_owned()
+    } else {
+        format!("{scheme}://{}", &rest[at + 1..])
+    };
+    (bare, Some(login))
+}
+
 /// How long one JetStream request may take before it is retried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -89,6 +132,11 @@ impl Link {
                 })?,
             None => async_nats::ConnectOptions::new(),
         };
+        connect = match options.login.clone() {
+            Some(Login::UserAndPassword(user, pass)) => connect.user_and_password(user, pass),
+            Some(Login::Token(token)) => connect.token(token),
+            None => connect,
+        };
         if let Some(path) = &options.root_certificates {
             connect = connect
                 .add_root_certificates(path.clone())
@@ -102,9 +150,22 @@ impl Link {
             .connect(options.url.as_str())
             .await
             .map_err(|error| {
+                let fix = match error.kind() {
+                    async_nats::ConnectErrorKind::AuthorizationViolation
+                    | async_nats::ConnectErrorKind::Authentication => {
+                        "check the login: a user and password or a token in the URL \
+                         (nats://user:pass@host:4222), or --nats-creds FILE"
+                    }
+                    async_nats::ConnectErrorKind::Tls => {
+                        "check TLS: the server's certificate, and --nats-ca for a private CA"
+                    }
+                    _ => {
+                        "start a server with JetStream (`nats-server -js`) or give its address \
+                         with --nats"
+                    }
+                };
                 cluster_error(format!(
-                    "cannot connect to NATS at `{}`: {error}; start a server with JetStream \
-                     (`nats-server -js`) or give its address with --nats",
+                    "cannot connect to NATS at `{}`: {error}; {fix}",
                     options.url
                 ))
             })?;
@@ -240,5 +301,28 @@ fn jetstream_error(what: &str, error: impl std::fmt::Display) -> Error {
         ))
     } else {
         nats_error(what, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_login_in_the_url_is_taken_out_of_it() {
+        let options = NatsOptions::new("nats://alice:s3cret@host:4222");
+        assert_eq!(options.url(), "nats://host:4222");
+        assert!(
+            matches!(options.login, Some(Login::UserAndPassword(ref u, ref p)) if u == "alice" && p == "s3cret")
+        );
+        assert!(!format!("{options:?}").contains("s3cret"));
+
+        let options = NatsOptions::new("tls://t0ken@host:4222");
+        assert_eq!(options.url(), "tls://host:4222");
+        assert!(matches!(options.login, Some(Login::Token(ref t)) if t == "t0ken"));
+
+        let options = NatsOptions::new("127.0.0.1:4222");
+        assert_eq!(options.url(), "127.0.0.1:4222");
+        assert!(options.login.is_none());
     }
 }
