@@ -226,7 +226,11 @@ fn three_hosts_lose_one_and_every_task_ends_once_as_locally() {
         .unwrap();
     let local = results_by_index(&super::lines(&local), TASKS);
 
-    let hosts: Vec<Host> = (0..3).map(|_| Host::start(&url, &[])).collect();
+    // One of the survivors runs its tasks in worker processes.
+    let hosts: Vec<Host> = [&[][..], &[], &["--isolation", "process"]]
+        .iter()
+        .map(|flags| Host::start(&url, flags))
+        .collect();
     let mut hosts = hosts.into_iter();
     let mut doomed = hosts.next();
     let (lines, code) = map_watching(
@@ -606,4 +610,33 @@ fn the_library_maps_submits_and_cancels_on_a_cluster() {
     stopper.stop();
     let summary = running.join().unwrap().unwrap();
     assert!(summary.tasks >= 601, "{summary:?}");
+}
+
+#[test]
+fn a_map_with_no_worker_host_says_so() {
+    if !nats_server_available("a_map_with_no_worker_host_says_so") {
+        return;
+    }
+    let server = NatsServer::start();
+    let url = server.url();
+    let input = additions(3);
+    let mut map = wasmproc()
+        .args(["map", "--nats", &url, guests::SDK_TASKS, "--task", "add"])
+        .arg(input.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(map.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    let _ = map.kill();
+    let _ = map.wait();
+    assert_eq!(
+        line.trim_end(),
+        format!(
+            "wasmproc: waiting for worker hosts: none is pulling tasks from {url} \
+             (start one: wasmproc worker --nats {url})"
+        )
+    );
 }

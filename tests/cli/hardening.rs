@@ -1,9 +1,8 @@
 //! The binary under hostile or careless use: each test is a reproduction
 //! from issue 13 ("Hardening"), named after what must hold.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use wasmproc_tests::{code, guests, stderr, stdout};
@@ -102,6 +101,7 @@ fn run_json_in_a_worker_process_prints_one_object() {
 #[cfg(unix)]
 #[test]
 fn an_endless_argument_on_stdin_fails_at_the_limit() {
+    use std::time::{Duration, Instant};
     let started = Instant::now();
     let output = wasmproc()
         .args([
@@ -250,6 +250,7 @@ fn indexes_and_messages_refer_to_input_lines() {
 #[cfg(unix)]
 #[test]
 fn a_closed_stdout_ends_commands_quietly() {
+    use std::io::Read;
     let many: String = (0..20_000).map(|i| format!("{i}\n")).collect();
     let mut input = tempfile::NamedTempFile::new().unwrap();
     input.write_all(many.as_bytes()).unwrap();

@@ -12,6 +12,7 @@ mod replay;
 mod report;
 mod run;
 mod serve;
+mod waiting;
 mod worker;
 
 use std::process::ExitCode;

@@ -123,8 +123,10 @@ fn run_on_cluster(
     token: &CancelToken,
 ) -> anyhow::Result<Outcome> {
     let (path, _) = args.module_and_argv();
-    let cluster = wasmproc_cluster::Cluster::connect(nats)?;
+    let url = nats.url().to_owned();
+    let cluster = std::sync::Arc::new(wasmproc_cluster::Cluster::connect(nats)?);
     let remote = cluster.upload_file(&path)?;
+    let _watch = crate::waiting::HostWatch::start(std::sync::Arc::clone(&cluster), url);
     let max = task
         .get_limits()
         .map_or(usize::MAX, |limits| limits.get_max_args());

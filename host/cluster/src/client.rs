@@ -43,6 +43,25 @@ pub struct Cluster {
     link: Link,
 }
 
+/// The worker hosts' activity ([`Cluster::hosts`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HostsSeen {
+    /// Free worker places asking for a batch now (each host has one per
+    /// free worker).
+    pub pulling: usize,
+    /// Batches taken and not yet acknowledged: running.
+    pub working: usize,
+    /// Batches waiting for a host.
+    pub queued: u64,
+}
+
+impl HostsSeen {
+    /// Whether no host seems to be there: none asks for work, none works.
+    pub fn none(&self) -> bool {
+        self.pulling == 0 && self.working == 0
+    }
+}
+
 /// A module in the cluster's module store, ready to run.
 #[derive(Debug, Clone)]
 pub struct RemoteModule {
@@ -87,6 +106,26 @@ impl Cluster {
         Ok(Cluster {
             tokio: Arc::new(tokio),
             link,
+        })
+    }
+
+    /// What the worker hosts are doing now, as JetStream sees it: for
+    /// telling a user who waits that no host is there.
+    pub fn hosts(&self) -> Result<HostsSeen, Error> {
+        self.tokio.block_on(async {
+            match self.link.tasks.consumer_info(names::WORKERS).await {
+                Ok(info) => Ok(HostsSeen {
+                    pulling: info.num_waiting,
+                    working: info.num_ack_pending,
+                    queued: info.num_pending,
+                }),
+                // No host has ever joined.
+                Err(error) if error.to_string().contains("not found") => Ok(HostsSeen::default()),
+                Err(error) => Err(crate::error::nats_error(
+                    "ask about the worker hosts",
+                    error,
+                )),
+            }
         })
     }
 

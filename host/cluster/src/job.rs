@@ -80,7 +80,12 @@ struct Job {
     /// Mean run time of a task, once an outcome has told it.
     pace: Option<Duration>,
     batches: u64,
-    publishing: JoinSet<Result<(), wasmproc::Error>>,
+    /// Publishing batches; each gives the blob keys of the inputs it
+    /// stored.
+    publishing: JoinSet<Result<Vec<String>, wasmproc::Error>>,
+    stored_inputs: Vec<String>,
+    /// Tasks below this index have their outcome or were reported failed.
+    settled_below: u64,
     /// Set once NATS has failed for good: every unfinished task ends
     /// `WorkerLost` with this.
     failed: Option<String>,
@@ -110,6 +115,8 @@ pub(crate) async fn drive(
         pace: None,
         batches: 0,
         publishing: JoinSet::new(),
+        stored_inputs: Vec::new(),
+        settled_below: 0,
         failed: None,
     };
     let mut incoming = match job.listen(&subject, DeliverPolicy::All).await {
@@ -123,6 +130,8 @@ pub(crate) async fn drive(
     let mut listening = true;
     loop {
         if let Some(why) = job.failed.clone() {
+            // Every task not ended yet ends now, and so does each one sent
+            // later.
             job.pending.clear();
             let lost = job.unfinished(ExitStatus::WorkerLost, &why);
             if !lost.is_empty() && deliver.send(lost).is_err() {
@@ -178,8 +187,10 @@ pub(crate) async fn drive(
                 }
             },
             Some(published) = job.publishing.join_next(), if !job.publishing.is_empty() => {
-                if let Ok(Err(error)) = published {
-                    job.failed = Some(error.to_string());
+                match published {
+                    Ok(Ok(stored)) => job.stored_inputs.extend(stored),
+                    Ok(Err(error)) => job.failed = Some(error.to_string()),
+                    Err(_) => {}
                 }
             }
         }
@@ -187,6 +198,9 @@ pub(crate) async fn drive(
     job.publishing.abort_all();
     // Nothing of the job stays behind on the server.
     let _ = job.link.outcomes.purge().filter(subject).await;
+    for key in &job.stored_inputs {
+        let _ = job.link.blobs.delete(key).await;
+    }
 }
 
 type Incoming = async_nats::jetstream::consumer::pull::Ordered;
@@ -259,10 +273,11 @@ impl Job {
             let link = self.link.clone();
             let budget = self.budget;
             self.publishing.spawn(async move {
-                let batch = store_large_inputs(&link, batch, budget).await?;
+                let (batch, stored) = store_large_inputs(&link, batch, budget).await?;
                 let subject = names::task_subject(&batch.job);
                 let id = format!("{}.{}", batch.job, batch.number);
-                publish_until_stored(&link, &subject, &id, wire::encode(&batch)).await
+                publish_until_stored(&link, &subject, &id, wire::encode(&batch)).await?;
+                Ok(stored)
             });
         }
     }
@@ -308,9 +323,12 @@ impl Job {
     }
 
     /// Every submitted task without an outcome yet, ended with `status`.
+    /// (Scans only what was sent since the last call: after a failure,
+    /// each batch sent is answered at once.)
     fn unfinished(&mut self, status: ExitStatus, why: &str) -> Vec<(u64, Outcome)> {
         let mut ended = Vec::new();
-        for index in 0..self.submitted {
+        let from = std::mem::replace(&mut self.settled_below, self.submitted);
+        for index in from..self.submitted {
             if !self.seen.contains(index) {
                 self.seen.insert(index);
                 ended.push((index, Outcome::not_run(status.clone(), why)));
@@ -342,20 +360,23 @@ fn task_weight(task: &WireTask) -> usize {
     64 + input + task.stdin.len() + task.argv.iter().map(|a| a.len() + 2).sum::<usize>()
 }
 
-/// Moves inputs too large for a message to the blob store.
+/// Moves inputs too large for a message to the blob store; returns their
+/// keys too.
 async fn store_large_inputs(
     link: &Link,
     mut batch: TaskBatch,
     budget: usize,
-) -> Result<TaskBatch, wasmproc::Error> {
+) -> Result<(TaskBatch, Vec<String>), wasmproc::Error> {
+    let mut stored = Vec::new();
     for task in &mut batch.tasks {
         if let Blob::Inline(bytes) = &task.input
             && bytes.len() + task.stdin.len() > budget / 2
         {
             let key = format!("{}.in.{}", batch.job, task.index);
             Link::write_object(&link.blobs, &key, bytes).await?;
-            task.input = Blob::Stored(key);
+            task.input = Blob::Stored(key.clone());
+            stored.push(key);
         }
     }
-    Ok(batch)
+    Ok((batch, stored))
 }

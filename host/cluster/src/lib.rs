@@ -37,8 +37,8 @@ mod wire;
 mod worker;
 
 pub use client::{
-    Cluster, ClusterHandle, ClusterResults, ClusterSender, ClusterUnordered, JobCanceller,
-    RemoteModule, Sent,
+    Cluster, ClusterHandle, ClusterResults, ClusterSender, ClusterUnordered, HostsSeen,
+    JobCanceller, RemoteModule, Sent,
 };
 pub use link::NatsOptions;
 pub use policy::Policy;

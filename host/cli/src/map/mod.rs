@@ -26,6 +26,7 @@ use wasmproc_cluster::{Cluster, JobCanceller, RemoteModule};
 use crate::args::{IsolationArg, MapArgs};
 use crate::replay::Recorder;
 use crate::usage;
+use crate::waiting::HostWatch;
 use input::{Intake, Lines, Remembered, Shape};
 use output::{Summary, progress_bar};
 use render::{Output, Rendered, Renderer, Replay};
@@ -93,11 +94,14 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         IsolationArg::Process => Isolation::Process(ProcessOptions::default()),
     };
     let max_input = limits.get_max_args();
+    let mut watch = None;
     let backend = match cluster {
         Some(options) => {
-            let cluster = Cluster::connect(options)?;
+            let url = options.url().to_owned();
+            let cluster = Arc::new(Cluster::connect(options)?);
             let remote = cluster.upload_file(&args.module)?.limits(limits.clone());
-            Backend::Cluster(Box::new(cluster), remote, Arc::new(OnceLock::new()))
+            watch = Some(HostWatch::start(Arc::clone(&cluster), url));
+            Backend::Cluster(cluster, remote, Arc::new(OnceLock::new()))
         }
         None => Backend::Local(Arc::new(
             Pool::builder(&module)
@@ -160,6 +164,9 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
             progress.suspend(|| eprintln!("{note}"));
         }
         summary.count(rendered.status);
+        if let Some(watch) = &watch {
+            watch.outcomes.fetch_add(1, Ordering::Relaxed);
+        }
         out.write(&rendered.bytes)
     };
     // The reader runs on a thread of its own, which is not waited for: it
@@ -253,7 +260,7 @@ enum Backend {
     Local(Arc<Pool>),
     /// A cluster (`--nats`), the module uploaded, and the running job's
     /// canceller once it starts.
-    Cluster(Box<Cluster>, RemoteModule, Arc<OnceLock<JobCanceller>>),
+    Cluster(Arc<Cluster>, RemoteModule, Arc<OnceLock<JobCanceller>>),
 }
 
 impl Backend {
