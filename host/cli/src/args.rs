@@ -9,7 +9,8 @@ use wasmproc::{Capabilities, DirGrant, Initializer, Limits};
 
 use crate::usage;
 
-/// Run WebAssembly modules as sandboxed worker processes.
+/// Run WebAssembly modules as sandboxed workers: threads of this process by
+/// default, or supervised worker processes (--isolation process).
 ///
 /// Exit statuses: 0–125 the guest's own code; 126 cannot run; 127 module not
 /// found; 128 bad invocation; 130 cancelled; 134 trapped; 137 memory limit
@@ -90,6 +91,27 @@ pub(crate) enum Command {
     Compile(CompileArgs),
     /// List a module's tasks, initializers, exports and imports.
     Inspect(InspectArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish,
+    /// powershell) on stdout.
+    #[command(after_help = "Examples:\n  \
+        wasmproc completions bash > ~/.local/share/bash-completion/completions/wasmproc\n  \
+        wasmproc completions zsh > ~/.zfunc/_wasmproc    # with fpath+=~/.zfunc before compinit\n  \
+        wasmproc completions fish > ~/.config/fish/completions/wasmproc.fish")]
+    Completions(CompletionsArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_name = "SHELL", value_enum)]
+    pub(crate) shell: clap_complete::Shell,
+}
+
+/// Writes the completion script for `shell` to stdout.
+pub(crate) fn completions(args: CompletionsArgs) -> anyhow::Result<u8> {
+    let mut command = Cli::command();
+    clap_complete::generate(args.shell, &mut command, "wasmproc", &mut std::io::stdout());
+    Ok(0)
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,7 @@ pub fn main() -> ExitCode {
         Command::Map(args) => map::map(args),
         Command::Serve(args) => serve::serve(args),
         Command::Worker(args) => worker::worker(args),
+        Command::Completions(args) => args::completions(args),
         Command::Replay(args) => replay::replay(args),
         Command::Compile(args) => inspect::compile(args),
         Command::Inspect(args) => inspect::inspect(args),
