@@ -408,3 +408,38 @@ fn ctrl_c_cancels_with_130() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(code(&output), 130, "{}", stderr(&output));
 }
+
+/// A typed task's result alone on stdout (so `| jq` works); the guest's own
+/// prints go to stderr, in both isolations.
+#[test]
+fn a_typed_tasks_prints_go_to_stderr_and_its_result_alone_to_stdout() {
+    for isolation in ["thread", "process"] {
+        let output = wasmproc_run(&[
+            "run",
+            "--isolation",
+            isolation,
+            SDK,
+            "--task",
+            "write_output",
+            "--args",
+            "[3, \"note\\n\"]",
+        ]);
+        assert_eq!(code(&output), 0, "{isolation}: {}", stderr(&output));
+        assert_eq!(stdout(&output), "3\n", "{isolation}");
+        assert_eq!(stderr(&output), "xxxnote\n", "{isolation}");
+    }
+}
+
+/// A panic's message is printed once: by the guest, with the host's line
+/// naming the status.
+#[test]
+fn a_panics_message_is_printed_once() {
+    let output = wasmproc_run(&["run", SDK, "--task", "panics", "--args", "\"boom\""]);
+    assert_eq!(code(&output), 101);
+    let stderr = stderr(&output);
+    assert_eq!(stderr.matches("boom").count(), 1, "{stderr}");
+    assert!(
+        stderr.ends_with("wasmproc: sdk_tasks.wasm: the task panicked (exit code 101)\n"),
+        "{stderr}"
+    );
+}

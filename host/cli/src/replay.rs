@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
-use wasmproc::{Capabilities, DirGrant, Entry, Initializer, Limits, Outcome, Output, Stdin, Task};
+use wasmproc::{Capabilities, DirGrant, Entry, Initializer, Limits, Outcome, Stdin, Task};
 
 use crate::args::{ReplayArgs, initializer};
 use crate::report::{OutcomeJson, failure_line};
@@ -244,11 +244,8 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
         Some(name) => Entry::Task(name.clone()),
         None => Entry::Command,
     };
-    let output = if args.json {
-        Output::Capture
-    } else {
-        Output::Inherit
-    };
+    let typed = matches!(entry, Entry::Task(_));
+    let (stdout, stderr) = crate::run::guest_output(args.json, typed);
     let task = Task::new(entry, bundle.argument.into_bytes())
         .args(bundle.argv)
         .capabilities(caps)
@@ -258,8 +255,8 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
                 .stdin
                 .map_or(Stdin::Empty, |bytes| Stdin::Bytes(bytes.into())),
         )
-        .stdout(output.clone())
-        .stderr(output);
+        .stdout(stdout)
+        .stderr(stderr);
     let outcome = module.run(&task);
     if args.json {
         println!("{}", OutcomeJson::new(&outcome, None));
@@ -267,7 +264,8 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
         if let Some(result) = &outcome.result {
             println!("{}", String::from_utf8_lossy(result));
         }
-        if let Some(line) = failure_line(module.name(), &outcome) {
+        // The guest's stderr was passed through.
+        if let Some(line) = failure_line(module.name(), &outcome, true) {
             eprintln!("{line}");
         }
     }

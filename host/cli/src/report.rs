@@ -129,10 +129,15 @@ pub(crate) fn setup_failure_json(status: &ExitStatus, message: &str) -> Value {
 
 /// What a person reads on stderr when a run did not succeed; `None` for a
 /// command that simply exited with its own code, as programs do.
-pub(crate) fn failure_line(module: &str, outcome: &Outcome) -> Option<String> {
+pub(crate) fn failure_line(module: &str, outcome: &Outcome, stderr_shown: bool) -> Option<String> {
     let message = outcome.message.as_deref().filter(|m| !m.is_empty());
     let line = match (&outcome.status, message) {
         (ExitStatus::Exited(0), _) | (ExitStatus::Exited(_), None) => return None,
+        // The SDK's panic hook has written the message on the guest's
+        // stderr, which was shown: once is enough.
+        (ExitStatus::Exited(code), Some(_)) if outcome.panicked && stderr_shown => {
+            format!("wasmproc: {module}: the task panicked (exit code {code})")
+        }
         (ExitStatus::Exited(code), Some(message)) if outcome.panicked => {
             format!("wasmproc: {module}: the task panicked (exit code {code}): {message}")
         }

@@ -148,6 +148,7 @@ fn run_on_cluster(
         }
         _ => task,
     };
+    let task_entry = task.entry().clone();
     let handle = cluster.submit(&remote, task);
     let outcome = loop {
         if let Some(outcome) = handle.wait_timeout(Duration::from_millis(100)) {
@@ -158,9 +159,15 @@ fn run_on_cluster(
         }
     };
     if !args.json {
-        // What a local run would have passed through as it went.
-        let _ = std::io::stdout().write_all(&outcome.stdout.bytes);
-        let _ = std::io::stdout().flush();
+        // What a local run would have passed through as it went (a typed
+        // task's stdout to stderr, see `guest_output`).
+        let typed = matches!(task_entry, Entry::Task(_));
+        if typed {
+            let _ = std::io::stderr().write_all(&outcome.stdout.bytes);
+        } else {
+            let _ = std::io::stdout().write_all(&outcome.stdout.bytes);
+            let _ = std::io::stdout().flush();
+        }
         let _ = std::io::stderr().write_all(&outcome.stderr.bytes);
     }
     Ok(outcome)
@@ -242,11 +249,7 @@ fn prepare(
         Some(json) => (json.as_bytes().to_vec(), Stdin::Inherit),
         None => (b"null".to_vec(), Stdin::Inherit),
     };
-    let (stdout, stderr) = if args.json {
-        (Output::Capture, Output::Capture)
-    } else {
-        (Output::Inherit, Output::Inherit)
-    };
+    let (stdout, stderr) = guest_output(args.json, typed);
     let task = Task::new(entry, input)
         .args(argv)
         .capabilities(caps)
@@ -255,6 +258,21 @@ fn prepare(
         .stdout(stdout)
         .stderr(stderr);
     Ok((module, task))
+}
+
+/// Where a run's guest output goes: captured for `--json`; otherwise
+/// passed through, except that a typed task's stdout goes to stderr, so
+/// that stdout holds its result alone (`| jq` works).
+pub(crate) fn guest_output(json: bool, typed: bool) -> (Output, Output) {
+    if json {
+        (Output::Capture, Output::Capture)
+    } else if typed {
+        let stderr: std::sync::Arc<std::sync::Mutex<dyn Write + Send>> =
+            std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
+        (Output::Writer(stderr), Output::Inherit)
+    } else {
+        (Output::Inherit, Output::Inherit)
+    }
 }
 
 /// Loads the module within the task's time limit: compiling a large module
@@ -396,7 +414,9 @@ fn report(args: &RunArgs, module: &Module, outcome: &Outcome) {
         if let Some(result) = &outcome.result {
             let _ = out.write_all(result).and_then(|()| writeln!(out));
         }
-        if let Some(line) = failure_line(module.name(), outcome) {
+        // The guest's stderr was passed through (or, from a cluster,
+        // written out).
+        if let Some(line) = failure_line(module.name(), outcome, true) {
             eprintln!("{line}");
         }
     }
