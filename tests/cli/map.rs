@@ -292,3 +292,40 @@ fn results_only_writes_the_answers_in_order_and_failures_to_stderr() {
         );
     }
 }
+
+/// Ctrl-C: the tasks end cancelled, the exit status is 130, and the
+/// summary says how much of the input was never read.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_says_how_many_input_lines_were_never_read() {
+    let lines = 100_000;
+    let input = input_file(&"[\"sleep\", \"3600000\"]\n".repeat(lines));
+    let child = wasmproc()
+        .args(["map", "-j", "1", CMD])
+        .arg(input.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(code(&output), 130, "{}", stderr(&output));
+    let stderr = stderr(&output);
+    let note = stderr
+        .lines()
+        .find(|line| line.starts_with("wasmproc map: interrupted: "))
+        .unwrap_or_else(|| panic!("no interrupted line: {stderr}"));
+    let numbers: Vec<usize> = note
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|word| word.parse().ok())
+        .collect();
+    let (read, unread, first) = (numbers[0], numbers[1], numbers[2]);
+    assert!(read > 0 && unread > 0, "{note}");
+    assert_eq!(read + unread, lines, "{note}");
+    assert_eq!(first, read + 1, "{note}");
+}

@@ -41,7 +41,8 @@ pub(crate) enum Command {
     /// Each output line holds the input's index and what `run --json`
     /// prints. A malformed input line fails alone, with status
     /// `bad_invocation`. Exit status: 0 when every task exited 0, 123 when
-    /// any did not, 126–128 when the run could not start.
+    /// any did not, 126–128 when the run could not start, 130 on Ctrl-C
+    /// (the summary then says how much input was never read).
     #[command(after_help = "Examples:\n  \
         wasmproc map stats.wasm --task stats docs.ndjson > stats.ndjson\n  \
         printf '[\"exit\", \"0\"]\\n[\"exit\", \"3\"]\\n' | wasmproc map -j 2 cmd.wasm -")]
@@ -272,9 +273,10 @@ pub(crate) fn initializer(
 /// Capabilities: nothing is granted unless named here.
 #[derive(Debug, Args)]
 pub(crate) struct CapabilityArgs {
-    /// Run workers as threads of this process, or as supervised child
-    /// processes (`map`'s default above 4 workers, where they scale better).
-    /// Outcomes, stdin and output are the same either way.
+    /// Run workers as threads of this process (the default), or as
+    /// supervised child processes (`map` picks them above 4 workers, where
+    /// they scale better). Outcomes, stdin and output are the same either
+    /// way.
     #[arg(long, value_name = "thread|process", value_enum)]
     pub(crate) isolation: Option<IsolationArg>,
 

@@ -8,7 +8,7 @@
 //! blank lines only.
 
 use std::io::{BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use wasmproc::{Capabilities, Task, TaskSender};
@@ -80,6 +80,7 @@ pub(crate) fn feed(
     lines: &Lines,
     remembered: Option<&Remembered>,
     stop: &AtomicBool,
+    read: &AtomicUsize,
 ) -> usize {
     let (mut line_index, mut sent, mut skipped) = (0usize, 0usize, 0usize);
     // The shift from task to line index last recorded.
@@ -104,6 +105,7 @@ pub(crate) fn feed(
             return line_index;
         }
         let number = line_index + 1;
+        read.store(line_index, Ordering::Relaxed);
         let task = match reader.read(&mut buffer) {
             Ok(Line::End) => break,
             Ok(Line::Text) if buffer.trim_ascii().is_empty() => {
@@ -132,6 +134,7 @@ pub(crate) fn feed(
         line_index += 1;
     }
     let _ = tasks.send_all(ready);
+    read.store(line_index, Ordering::Relaxed);
     line_index
 }
 

@@ -16,7 +16,7 @@ mod render;
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use std::sync::{Arc, OnceLock};
 
@@ -158,6 +158,9 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     let mut emit = |rendered: Rendered| -> std::io::Result<()> {
         if shown {
             progress.inc(1);
+            if rendered.status != ExitStatus::Exited(0) {
+                progress.set_message(format!("{} failed", summary.failed() + 1));
+            }
         }
         bundles += usize::from(rendered.bundled);
         if let Some(note) = &rendered.note {
@@ -172,8 +175,10 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     // The reader runs on a thread of its own, which is not waited for: it
     // may stay blocked on its input after the results end (Ctrl-C, a
     // closed stdout).
+    let lines_read = Arc::new(AtomicUsize::new(0));
     let feed = |tasks: Box<dyn Intake>| {
         let (lines, stop) = (lines.clone(), Arc::clone(&interrupted));
+        let read = Arc::clone(&lines_read);
         let making = input::Making {
             shape,
             caps: caps.clone(),
@@ -183,7 +188,7 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
             .name("wasmproc-map-input".into())
             .spawn(move || {
                 let remembered = remembered.as_ref();
-                input::feed(input, &making, &*tasks, &lines, remembered, &stop)
+                input::feed(input, &making, &*tasks, &lines, remembered, &stop, &read)
             })
     };
     let written = (|| {
@@ -236,6 +241,10 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     }
     if !quiet {
         eprintln!("{}", summary.line());
+        if interrupted.load(Ordering::SeqCst) {
+            let read = lines_read.load(Ordering::Relaxed);
+            eprintln!("{}", unread_note(args.input.as_deref(), read));
+        }
         if let Some(dir) = &args.replay_dir
             && bundles > 0
         {
@@ -295,6 +304,36 @@ fn refuse_local_only_flags(args: &MapArgs) -> anyhow::Result<()> {
             "{flag} is not for a map on a cluster (--nats): each worker host sets how it runs              tasks (`wasmproc worker -j N --isolation …`); drop {flag}"
         ))),
         None => Ok(()),
+    }
+}
+
+/// What Ctrl-C left unread of the input, for the summary.
+fn unread_note(input: Option<&std::path::Path>, read: usize) -> String {
+    let unread = input
+        .filter(|path| path.as_os_str() != "-" && path.is_file())
+        .and_then(|path| File::open(path).ok())
+        .map(|file| {
+            BufReader::new(file)
+                .lines()
+                .skip(read)
+                .map_while(Result::ok)
+                .filter(|line| !line.trim().is_empty())
+                .count()
+        });
+    match unread {
+        Some(0) => format!("wasmproc map: interrupted after reading all {read} input lines"),
+        Some(unread) => format!(
+            "wasmproc map: interrupted: {read} input line{} read, {unread} never read (they \
+             start at line {})",
+            if read == 1 { "" } else { "s" },
+            read + 1
+        ),
+        None => format!(
+            "wasmproc map: interrupted: {read} input line{} read; the rest of the input was \
+             never read (it starts at line {})",
+            if read == 1 { "" } else { "s" },
+            read + 1
+        ),
     }
 }
 

@@ -113,16 +113,44 @@ pub(crate) fn progress_bar(total: Option<u64>) -> ProgressBar {
     let bar = match total {
         Some(total) => ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr())
             .with_style(
-                ProgressStyle::with_template("{bar:40} {pos}/{len} tasks  {per_sec}  eta {eta}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+                ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} tasks  {rate}  eta {eta}  {msg}",
+                )
+                .map(with_rate)
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
             ),
         None => ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr()).with_style(
-            ProgressStyle::with_template("{spinner} {pos} tasks  {per_sec}  {elapsed}")
+            ProgressStyle::with_template("{spinner} {pos} tasks  {rate}  {elapsed}  {msg}")
+                .map(with_rate)
                 .unwrap_or_else(|_| ProgressStyle::default_spinner()),
         ),
     };
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
+}
+
+/// The bar's `{rate}`: whole tasks per second with thousands separators
+/// (`3,974/s`, not indicatif's `3973.7641/s`).
+fn with_rate(style: ProgressStyle) -> ProgressStyle {
+    style.with_key(
+        "rate",
+        |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+            let _ = write!(out, "{}/s", thousands(state.per_sec().round() as u64));
+        },
+    )
+}
+
+/// `n` with a comma between each group of three digits.
+pub(crate) fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(digit);
+    }
+    grouped
 }
 
 /// Counts outcomes by status for the closing line.
@@ -168,10 +196,11 @@ impl Summary {
             0.0
         };
         let mut line = format!(
-            "wasmproc map: {} task{} in {seconds:.2}s ({rate:.0} tasks/s): {} succeeded",
-            self.total,
+            "wasmproc map: {} task{} in {seconds:.2}s ({} tasks/s): {} succeeded",
+            thousands(self.total as u64),
             if self.total == 1 { "" } else { "s" },
-            self.succeeded
+            thousands(rate.round() as u64),
+            thousands(self.succeeded as u64)
         );
         if self.failed() > 0 {
             let mut keyed: Vec<(String, usize)> = self
@@ -197,5 +226,24 @@ fn status_key(status: &ExitStatus) -> String {
         ExitStatus::Exited(code) => format!("exited {code}"),
         ExitStatus::Trapped(kind) => format!("trapped ({kind})"),
         other => other.name().to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::thousands;
+
+    #[test]
+    fn numbers_are_grouped_by_thousands() {
+        let cases = [
+            (0, "0"),
+            (999, "999"),
+            (1_000, "1,000"),
+            (3_974, "3,974"),
+            (1_234_567, "1,234,567"),
+        ];
+        for (n, text) in cases {
+            assert_eq!(thousands(n), text);
+        }
     }
 }
