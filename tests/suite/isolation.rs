@@ -612,3 +612,74 @@ fn long_tasks_spread_over_the_free_workers() {
         }
     }
 }
+
+/// A handle awaited in async code and a submit with a callback, in both
+/// isolations: the same outcomes, cancellation included.
+#[test]
+fn handles_are_awaited_and_callbacks_called_in_both_isolations() {
+    let executor = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    for isolation in [Isolation::Thread, process()] {
+        let pool = pool(sdk_tasks(), isolation.clone(), 2);
+        // Awaited: two tasks at once on one executor thread.
+        let (a, b) = executor.block_on(async {
+            let a = pool.submit(Task::call("square", &7u64).unwrap()).unwrap();
+            let b = pool
+                .submit(Task::call("sleep_ms", &50u64).unwrap())
+                .unwrap();
+            tokio::join!(a, b)
+        });
+        assert_eq!(a.decode::<u64>().unwrap(), 49, "{isolation:?}");
+        assert_eq!(b.status, ExitStatus::Exited(0), "{isolation:?}");
+
+        // Cancelled while awaited.
+        let cancelled = executor.block_on(async {
+            let handle = pool
+                .submit(Task::call("sleep_ms", &60_000u64).unwrap())
+                .unwrap();
+            let canceller = handle.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                canceller.cancel();
+            });
+            handle.await
+        });
+        assert_eq!(cancelled.status, ExitStatus::Cancelled, "{isolation:?}");
+
+        // Callbacks: success and failure alike, exactly once each.
+        let (sender, received) = crossbeam_channel::unbounded();
+        let mut handles = Vec::new();
+        for task in [
+            Task::call("square", &3u64).unwrap(),
+            Task::call("panics", &"no").unwrap(),
+        ] {
+            let sender = sender.clone();
+            let handle = pool
+                .submit_with_callback(task, move |outcome| {
+                    sender.send(outcome.status.clone()).unwrap();
+                })
+                .unwrap();
+            handles.push(handle);
+        }
+        for handle in &handles {
+            handle.wait();
+        }
+        // Registered after the end: called at once, on this thread.
+        let sender_late = sender.clone();
+        handles[0].on_done(move |outcome| sender_late.send(outcome.status.clone()).unwrap());
+        drop(sender);
+        let mut statuses: Vec<ExitStatus> = received.iter().collect();
+        statuses.sort_by_key(|status| status.code());
+        assert_eq!(
+            statuses,
+            [
+                ExitStatus::Exited(0),
+                ExitStatus::Exited(0),
+                ExitStatus::Exited(101)
+            ],
+            "{isolation:?}"
+        );
+    }
+}

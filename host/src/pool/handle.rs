@@ -1,6 +1,9 @@
 //! The handle of one submitted task.
 
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
@@ -10,6 +13,31 @@ use crate::outcome::Outcome;
 ///
 /// The outcome is set exactly once; every accessor returns that same
 /// outcome. Dropping the handle does not cancel the task.
+///
+/// In async code, await it: a `TaskHandle` is a [`Future`] of the task's
+/// [`Outcome`] (any executor; nothing blocks). [`on_done`](Self::on_done)
+/// (or [`Pool::submit_with_callback`](crate::Pool::submit_with_callback))
+/// calls a function with the outcome instead, as `apply_async`'s callbacks
+/// do.
+///
+/// ```
+/// # use wasmproc::{Pool, Runtime, Task};
+/// # let runtime = Runtime::builder().no_cache().build()?;
+/// # let module = runtime.load_bytes("t.wat", br#"(module
+/// #   (import "wasmproc_v1" "input_len" (func $len (result i32)))
+/// #   (import "wasmproc_v1" "input_read" (func $read (param i32)))
+/// #   (import "wasmproc_v1" "output_write" (func $write (param i32 i32)))
+/// #   (memory (export "memory") 1)
+/// #   (func (export "wasmproc_task:echo") (result i32)
+/// #     (call $read (i32.const 0)) (call $write (i32.const 0) (call $len)) (i32.const 0)))"#)?;
+/// let pool = Pool::builder(&module).workers(2).build()?;
+/// let handle = pool.submit(Task::call("echo", &7)?)?;
+/// // In an async fn: `let outcome = handle.await;`
+/// let (done, finished) = std::sync::mpsc::channel();
+/// handle.on_done(move |outcome| done.send(outcome.decode::<u32>().unwrap()).unwrap());
+/// assert_eq!(finished.recv().unwrap(), 7);
+/// # Ok::<(), wasmproc::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct TaskHandle {
     state: Arc<HandleState>,
@@ -18,27 +46,60 @@ pub struct TaskHandle {
 #[derive(Debug)]
 pub(crate) struct HandleState {
     outcome: OnceLock<Outcome>,
-    lock: Mutex<()>,
+    /// Who waits other than on `done`: futures and callbacks.
+    lock: Mutex<Waiting>,
     done: Condvar,
     cancel: CancelToken,
+}
+
+/// A callback for the outcome ([`TaskHandle::on_done`]).
+type Callback = Box<dyn FnOnce(&Outcome) + Send>;
+
+#[derive(Default)]
+struct Waiting {
+    wakers: Vec<Waker>,
+    callbacks: Vec<Callback>,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting")
+            .field("wakers", &self.wakers.len())
+            .field("callbacks", &self.callbacks.len())
+            .finish()
+    }
 }
 
 impl HandleState {
     pub(crate) fn new(cancel: CancelToken) -> Self {
         HandleState {
             outcome: OnceLock::new(),
-            lock: Mutex::new(()),
+            lock: Mutex::new(Waiting::default()),
             done: Condvar::new(),
             cancel,
         }
     }
 
+    fn waiting(&self) -> MutexGuard<'_, Waiting> {
+        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     pub(crate) fn finish(&self, outcome: Outcome) {
-        let _ = self.outcome.set(outcome);
+        if self.outcome.set(outcome).is_err() {
+            return;
+        }
         // Taking the lock orders this notification after any waiter's check
-        // of `outcome`, so no waiter sleeps through it.
-        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        // of `outcome`, so no waiter sleeps through it (and no future or
+        // callback registers after the list is taken).
+        let waiting = std::mem::take(&mut *self.waiting());
         self.done.notify_all();
+        for waker in waiting.wakers {
+            waker.wake();
+        }
+        let outcome = self.outcome.get().expect("just set");
+        for callback in waiting.callbacks {
+            callback(outcome);
+        }
     }
 }
 
@@ -80,6 +141,23 @@ impl TaskHandle {
         self.state.cancel.cancel();
     }
 
+    /// Calls `callback` with the task's outcome once it has ended: on the
+    /// pool thread that ends it (keep it short), or at once on this thread
+    /// if it already has. Successes and failures alike come here: look at
+    /// [`Outcome::status`] (`apply_async`'s `callback` and `error_callback`
+    /// in one).
+    pub fn on_done(&self, callback: impl FnOnce(&Outcome) + Send + 'static) {
+        let state = &*self.state;
+        {
+            let mut waiting = state.waiting();
+            if state.outcome.get().is_none() {
+                waiting.callbacks.push(Box::new(callback));
+                return;
+            }
+        }
+        callback(state.outcome.get().expect("checked"));
+    }
+
     /// Waits for the task and takes its outcome.
     pub fn into_outcome(self) -> Outcome {
         self.wait();
@@ -93,7 +171,7 @@ impl TaskHandle {
 
     fn wait_until(&self, deadline: Option<Instant>) -> Option<&Outcome> {
         let state = &*self.state;
-        let mut guard = state.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut guard = state.waiting();
         loop {
             if let Some(outcome) = state.outcome.get() {
                 return Some(outcome);
@@ -110,5 +188,26 @@ impl TaskHandle {
                 }
             };
         }
+    }
+}
+
+/// The task's outcome, without blocking a thread: `handle.await`.
+impl Future for TaskHandle {
+    type Output = Outcome;
+
+    fn poll(self: Pin<&mut Self>, context: &mut Context<'_>) -> Poll<Outcome> {
+        let state = &*self.state;
+        if let Some(outcome) = state.outcome.get() {
+            return Poll::Ready(outcome.clone());
+        }
+        let mut waiting = state.waiting();
+        // Checked again under the lock: `finish` takes the wakers under it.
+        if let Some(outcome) = state.outcome.get() {
+            return Poll::Ready(outcome.clone());
+        }
+        if !waiting.wakers.iter().any(|w| w.will_wake(context.waker())) {
+            waiting.wakers.push(context.waker().clone());
+        }
+        Poll::Pending
     }
 }

@@ -362,6 +362,24 @@ impl Pool {
         Ok(TaskHandle::new(state))
     }
 
+    /// Queues a task and calls `callback` with its outcome when it ends
+    /// (`apply_async(callback=…, error_callback=…)`: look at the outcome's
+    /// status). The callback runs on the pool thread that ends the task, so
+    /// it must be quick. Also returns the handle, to wait, await or cancel.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Pool::submit); the callback is then never called.
+    pub fn submit_with_callback(
+        &self,
+        task: Task,
+        callback: impl FnOnce(&Outcome) + Send + 'static,
+    ) -> Result<TaskHandle, Error> {
+        let handle = self.submit(task)?;
+        handle.on_done(callback);
+        Ok(handle)
+    }
+
     /// Queues a task whose outcome goes to `then` (called on the thread
     /// that ends it, so it must be quick); returns the task's cancel token.
     /// Blocks while the queue is full.
