@@ -48,6 +48,10 @@ pub struct Outcome {
     pub fuel_used: Option<u64>,
     /// The largest size the task's linear memory reached, in bytes.
     pub peak_memory_bytes: u64,
+    /// For [`MemoryExceeded`](ExitStatus::MemoryExceeded) by a memory
+    /// growth: the size the guest asked for, in bytes (the peak counts only
+    /// what it got, so a single large request leaves it small).
+    pub memory_asked_bytes: Option<u64>,
     /// Wall-clock time from the start of the run to its end.
     pub duration: Duration,
 }
@@ -85,6 +89,7 @@ impl Outcome {
             stderr: Captured::default(),
             fuel_used: None,
             peak_memory_bytes: 0,
+            memory_asked_bytes: None,
             duration: Duration::ZERO,
         }
     }

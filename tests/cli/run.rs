@@ -385,7 +385,16 @@ fn compile_fills_the_cache_once() {
         "{}",
         stdout(&second)
     );
-    assert_eq!(wasmproc_tests::cache_entries(cache.path(), "cwasm"), 1);
+    // The plain code and the fuel-metered code, once each.
+    assert_eq!(wasmproc_tests::cache_entries(cache.path(), "cwasm"), 2);
+    // A --fuel run after `compile` compiles nothing more.
+    let fueled = wasmproc()
+        .env("WASMPROC_CACHE_DIR", cache.path())
+        .args(["run", "--fuel", "10000000", CMD, "exit", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&fueled), 0, "{}", stderr(&fueled));
+    assert_eq!(wasmproc_tests::cache_entries(cache.path(), "cwasm"), 2);
 }
 
 #[cfg(unix)]

@@ -98,6 +98,9 @@ fn memory_limit_ends_a_memory_bomb_and_reports_the_peak() {
     let outcome = sdk_tasks().run(&task);
     assert_eq!(outcome.status, ExitStatus::MemoryExceeded);
     assert!(outcome.peak_memory_bytes <= limit);
+    // What it asked for, beside what it got.
+    let asked = outcome.memory_asked_bytes.expect("the size asked for");
+    assert!(asked > limit, "asked {asked}");
     assert!(
         outcome.peak_memory_bytes > 16 << 20,
         "peak {}",

@@ -45,8 +45,15 @@ pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<u8> {
         }
         _ => format!("compiled, but {}: later runs compile again", cache_off()),
     };
+    // `--fuel` runs use code with fuel metering compiled in: prepared too,
+    // so that they start at once as well.
+    module.prepare_for_fuel()?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}: {what}", module.name())?;
+    writeln!(
+        out,
+        "{}: {what} (with its fuel-metered form for --fuel runs)",
+        module.name()
+    )?;
     if let (Some(snapshot), Some(init)) = (snapshot, &init) {
         let name = init.name();
         let what = match snapshot.cache_status() {

@@ -28,6 +28,7 @@ pub(crate) struct OutcomeJson<'a> {
     stderr_truncated: bool,
     fuel_used: Option<u64>,
     peak_memory_bytes: u64,
+    memory_asked_bytes: Option<u64>,
     duration_ms: f64,
 }
 
@@ -52,6 +53,7 @@ impl<'a> OutcomeJson<'a> {
             stderr_truncated: outcome.stderr.truncated,
             fuel_used: outcome.fuel_used,
             peak_memory_bytes: outcome.peak_memory_bytes,
+            memory_asked_bytes: outcome.memory_asked_bytes,
             duration_ms: milliseconds(outcome.duration),
         }
     }
@@ -123,6 +125,7 @@ pub(crate) fn setup_failure_json(status: &ExitStatus, message: &str) -> Value {
         "stderr_truncated": false,
         "fuel_used": null,
         "peak_memory_bytes": 0,
+        "memory_asked_bytes": null,
         "duration_ms": 0.0,
     })
 }

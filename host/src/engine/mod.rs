@@ -33,7 +33,8 @@ pub(crate) fn new_engine(settings: &EngineSettings, consume_fuel: bool) -> Resul
     })
 }
 
-/// The engine settings of every runtime: the benchmark's raw-wasmtime
+/// Benchmark support, not part of the API: the engine settings of every
+/// runtime, which the benchmark's raw-wasmtime
 /// baseline uses them too, so that the two compare like with like.
 #[doc(hidden)]
 pub fn bench_engine_config(max_instances: u32) -> Config {

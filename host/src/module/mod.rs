@@ -445,6 +445,14 @@ impl Module {
             .collect()
     }
 
+    /// Prepares the module for runs with a fuel limit now (compiled for the
+    /// fuel-metering engine, or read from the cache), so that the first
+    /// such run does not compile. Runs without a fuel limit need nothing
+    /// more than [`Runtime::load`].
+    pub fn prepare_for_fuel(&self) -> Result<(), Error> {
+        self.prepared(true).map(drop)
+    }
+
     /// The module prepared for the plain or the fuel-metering engine (the
     /// latter compiled on first use).
     pub(crate) fn prepared(&self, fuel: bool) -> Result<&Prepared, Error> {

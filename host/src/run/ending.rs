@@ -98,7 +98,7 @@ pub(super) fn outcome_of(raced: Raced, context: Context<'_>) -> Outcome {
                 };
             }
             if let Some(asked) = context.memory_refused {
-                return Outcome::failed(
+                let mut outcome = Outcome::failed(
                     ExitStatus::MemoryExceeded,
                     format!(
                         "the task needed {} of memory, over its limit of {}",
@@ -106,6 +106,8 @@ pub(super) fn outcome_of(raced: Raced, context: Context<'_>) -> Outcome {
                         human(context.memory_limit)
                     ),
                 );
+                outcome.memory_asked_bytes = Some(asked);
+                return outcome;
             }
             trapped(phase, &error)
         }
@@ -140,7 +142,7 @@ fn cancelled() -> Outcome {
 fn trapped(phase: Phase, error: &wasmtime::Error) -> Outcome {
     let backtrace = error
         .downcast_ref::<WasmBacktrace>()
-        .map(|bt| bt.to_string());
+        .map(|bt| without_hashes(&bt.to_string()));
     let (status, message) = match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => (
             ExitStatus::FuelExhausted,
@@ -161,6 +163,26 @@ fn trapped(phase: Phase, error: &wasmtime::Error) -> Outcome {
     let mut outcome = Outcome::failed(status, message);
     outcome.backtrace = backtrace;
     outcome
+}
+
+/// A backtrace with the hash rustc appends to mangled names
+/// (`run_task::hdeb983896c001368`) taken off each frame: noise to a reader.
+fn without_hashes(backtrace: &str) -> String {
+    let mut text = String::with_capacity(backtrace.len());
+    for line in backtrace.lines() {
+        let trimmed = match line.rfind("::h") {
+            Some(at)
+                if line.len() - at == 3 + 16
+                    && line[at + 3..].bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                &line[..at]
+            }
+            _ => line,
+        };
+        text.push_str(trimmed);
+        text.push('\n');
+    }
+    text
 }
 
 /// The error's message without the backtrace that wasmtime attaches as
@@ -189,5 +211,25 @@ fn trap_kind(trap: Trap) -> TrapKind {
         Trap::TableOutOfBounds => TrapKind::TableOutOfBounds,
         Trap::HeapMisaligned => TrapKind::HeapMisaligned,
         _ => TrapKind::Other,
+    }
+}
+
+#[cfg(test)]
+mod hash_tests {
+    use super::without_hashes;
+
+    #[test]
+    fn frames_lose_their_hash_and_nothing_else() {
+        let backtrace = "error while executing at wasm backtrace:\n    \
+            0:   0xbb92 - m.wasm!wasmproc_guest::runner::run_task::hdeb983896c001368\n    \
+            1:   0xf0a0 - m.wasm!wasmproc_task:out_of_bounds\n    \
+            2:   0x10 - m.wasm!a::hash::h12\n";
+        assert_eq!(
+            without_hashes(backtrace),
+            "error while executing at wasm backtrace:\n    \
+            0:   0xbb92 - m.wasm!wasmproc_guest::runner::run_task\n    \
+            1:   0xf0a0 - m.wasm!wasmproc_task:out_of_bounds\n    \
+            2:   0x10 - m.wasm!a::hash::h12\n"
+        );
     }
 }
