@@ -452,3 +452,53 @@ fn a_panics_message_is_printed_once() {
         "{stderr}"
     );
 }
+
+/// `--args` mistakes are named in the user's words, with a form that works.
+#[test]
+fn argument_mistakes_name_the_fix() {
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &[],
+            "wasmproc: sdk_tasks.wasm: bad invocation: `add` takes an argument (a tuple of size \
+             2) and none was given: add --args JSON, e.g. --args '[…, …]' (invalid type: null, \
+             expected a tuple of size 2)\n",
+        ),
+        (
+            &["--args", "hello"],
+            "wasmproc: error: --args hello is not JSON: a string must be quoted, as JSON wants: \
+             --args '\"hello\"'\n",
+        ),
+        (
+            &["--args", "[1, 2, 3]"],
+            "wasmproc: sdk_tasks.wasm: bad invocation: `add` takes fewer values than the 3 \
+             --args gives: pass one value per parameter (trailing characters)\n",
+        ),
+        (
+            &["--args", "[1]"],
+            "wasmproc: sdk_tasks.wasm: bad invocation: `add` takes 2 values and --args gives 1: \
+             pass a JSON array of 2, one value per parameter (invalid length 1, expected a tuple \
+             of size 2)\n",
+        ),
+        (
+            &["--args", "{oops"],
+            "wasmproc: error: --args is not valid JSON (key must be a string at line 1 column \
+             2): write the argument as JSON, e.g. --args 3, --args '\"text\"', --args '[1, 2]' \
+             or --args '{\"n\": 3}'\n",
+        ),
+    ];
+    for (extra, want) in cases {
+        let mut args = vec!["run", SDK, "--task", "add"];
+        args.extend_from_slice(extra);
+        let output = wasmproc_run(&args);
+        assert_eq!(code(&output), 128, "{extra:?}");
+        assert_eq!(stderr(&output), want, "{extra:?}");
+    }
+    // `--args` as the last word is clap's missing value, not JSON.
+    let output = wasmproc_run(&["run", SDK, "--task", "add", "--args"]);
+    assert_eq!(code(&output), 128);
+    assert!(
+        stderr(&output).starts_with("error: a value is required for '--args <JSON|->'"),
+        "{}",
+        stderr(&output)
+    );
+}

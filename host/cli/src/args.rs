@@ -612,7 +612,15 @@ pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> (Vec<OsString>, bool) {
     let mut j = module_at + 1;
     while j < raw.len() {
         match option_len(&raw[j]) {
-            Some(len) => j = (j + len).min(raw.len()),
+            // An option that wants a value and is the last word (`--args`
+            // forgotten): left last, without MODULE after it, so that clap
+            // says a value is required rather than take MODULE or `--`.
+            Some(len) if j + len > raw.len() => {
+                let mut out: Vec<OsString> = raw[..module_at].to_vec();
+                out.extend_from_slice(&raw[module_at + 1..]);
+                return (out, false);
+            }
+            Some(len) => j += len,
             None => break,
         }
     }

@@ -4,6 +4,7 @@
 //! fuzzed on their own (`fuzzing`).
 
 mod args;
+mod arguments;
 #[doc(hidden)]
 pub mod fuzzing;
 mod inspect;

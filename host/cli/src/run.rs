@@ -43,6 +43,10 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
                 }
                 (None, _) => module.run_with(&task, &interrupt.token),
             };
+            let mut outcome = outcome;
+            if let Entry::Task(name) = module.resolve(task.entry())? {
+                crate::arguments::explain(&name, args.args.as_deref(), &mut outcome);
+            }
             report(&args, &module, &outcome);
             if let Some(replay) = replay {
                 replay.finish(&task, &outcome);
@@ -244,6 +248,9 @@ fn prepare(
         )));
     }
     check_guest_argv(&argv, typed, separated)?;
+    if let Some(json) = args.args.as_deref().filter(|json| *json != "-") {
+        crate::arguments::check_json(json)?;
+    }
     let (input, stdin) = match args.args.as_deref() {
         Some("-") => (read_argument(limits.get_max_args())?, Stdin::Empty),
         Some(json) => (json.as_bytes().to_vec(), Stdin::Inherit),
