@@ -9,6 +9,8 @@ mod arguments;
 pub mod fuzzing;
 mod inspect;
 mod map;
+#[cfg(test)]
+mod readme;
 mod replay;
 mod report;
 mod run;
