@@ -502,3 +502,56 @@ fn argument_mistakes_name_the_fix() {
         stderr(&output)
     );
 }
+
+/// `-v` and `RUST_LOG` say what happens on stderr; stdout keeps the result
+/// alone.
+#[test]
+fn verbose_runs_say_what_the_cache_and_the_workers_do() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = |flags: &[&str], log: Option<&str>| {
+        let mut command = wasmproc();
+        command
+            .env("WASMPROC_CACHE_DIR", cache.path())
+            .env_remove("RUST_LOG");
+        if let Some(log) = log {
+            command.env("RUST_LOG", log);
+        }
+        command
+            .args(flags)
+            .args([
+                "run",
+                "--isolation",
+                "process",
+                SDK,
+                "--task",
+                "add",
+                "--args",
+                "[1, 2]",
+            ])
+            .output()
+            .unwrap()
+    };
+    let first = run(&["-v"], None);
+    assert_eq!(stdout(&first), "3\n");
+    let log = stderr(&first);
+    assert!(log.contains("cache miss: compiled"), "{log}");
+    assert!(!log.contains("started"), "-v leaves out the details: {log}");
+
+    let second = run(&["-vv"], None);
+    assert_eq!(stdout(&second), "3\n");
+    let log = stderr(&second);
+    assert!(log.contains("cache hit"), "{log}");
+    assert!(
+        log.contains("worker process") && log.contains("started"),
+        "{log}"
+    );
+
+    let quiet = run(&[], None);
+    assert_eq!(stderr(&quiet), "");
+    let by_env = run(&[], Some("wasmproc::pool=debug"));
+    assert!(
+        stderr(&by_env).contains("worker 0 started"),
+        "{}",
+        stderr(&by_env)
+    );
+}

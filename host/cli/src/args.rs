@@ -18,6 +18,12 @@ use crate::usage;
 #[derive(Debug, Parser)]
 #[command(name = "wasmproc", version, max_term_width = 100)]
 pub(crate) struct Cli {
+    /// Say what wasmproc does, on stderr: -v cache misses with compile
+    /// times, retries and their reasons; -vv also cache hits and worker
+    /// starts. `RUST_LOG` (e.g. `RUST_LOG=wasmproc=debug`) overrides it.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub(crate) verbose: u8,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }
@@ -559,11 +565,18 @@ impl RunArgs {
 /// Also says whether the user wrote a `--` before the guest's argv (then
 /// nothing in it can be a misplaced host option).
 pub(crate) fn hoist_run_options(raw: Vec<OsString>) -> (Vec<OsString>, bool) {
-    // `run` is always the first argument: there are no global options.
-    if raw.get(1).is_none_or(|a| a != "run") {
+    // `run` comes first, after the global options if any (`-v`).
+    let Some(run_at) = raw
+        .iter()
+        .skip(1)
+        .position(|a| !a.to_str().is_some_and(|a| a.starts_with('-')))
+        .map(|at| at + 1)
+    else {
+        return (raw, false);
+    };
+    if raw[run_at] != "run" {
         return (raw, false);
     }
-    let run_at = 1;
     let command = Cli::command();
     let Some(run) = command.find_subcommand("run") else {
         return (raw, false);

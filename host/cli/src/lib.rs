@@ -42,6 +42,7 @@ pub fn main() -> ExitCode {
             };
         }
     };
+    log_to_stderr(cli.verbose);
     let result = match cli.command {
         Command::Run(args) => run::run(args, separated),
         Command::Map(args) => map::map(args),
@@ -62,6 +63,26 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit_status_of(&error).code())
         }
     }
+}
+
+/// Sends the library's `tracing` events to stderr (never stdout, which
+/// holds results): `RUST_LOG` if set, else as many `-v` as given.
+fn log_to_stderr(verbose: u8) {
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(spec) if !spec.is_empty() => tracing_subscriber::EnvFilter::new(spec),
+        _ => tracing_subscriber::EnvFilter::new(match verbose {
+            0 => "warn",
+            1 => "wasmproc=info,wasmproc_cluster=info",
+            _ => "wasmproc=debug,wasmproc_cluster=debug",
+        }),
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(true)
+        .without_time()
+        .try_init();
 }
 
 /// Whether `error` is a write to a closed pipe.

@@ -57,8 +57,9 @@ fn readme_commands() -> Vec<Vec<String>> {
             if !command.starts_with("wasmproc ") {
                 continue;
             }
-            let words = shlex::split(&command)
-                .unwrap_or_else(|| panic!("the README's `{command}` does not split as shell words"));
+            let words = shlex::split(&command).unwrap_or_else(|| {
+                panic!("the README's `{command}` does not split as shell words")
+            });
             found.push(words);
         }
     }
@@ -68,7 +69,11 @@ fn readme_commands() -> Vec<Vec<String>> {
 #[test]
 fn every_wasmproc_command_in_the_readme_parses() {
     let commands = readme_commands();
-    assert!(commands.len() >= 20, "only {} commands found", commands.len());
+    assert!(
+        commands.len() >= 20,
+        "only {} commands found",
+        commands.len()
+    );
     for words in commands {
         let (hoisted, _) = hoist_run_options(words.iter().map(Into::into).collect());
         if let Err(error) = Cli::try_parse_from(hoisted) {

@@ -146,9 +146,20 @@ impl ModuleCache {
         wasm: &[u8],
     ) -> Result<(wasmtime::Module, CacheStatus), wasmtime::Error> {
         if let Some(module) = self.load(engine, identity, "cwasm") {
+            tracing::debug!(target: "wasmproc::cache", "cache hit: compiled code read from the cache");
             return Ok((module, CacheStatus::Hit));
         }
-        self.compile(engine, identity, "cwasm", wasm)
+        let started = std::time::Instant::now();
+        let compiled = self.compile(engine, identity, "cwasm", wasm);
+        if let Ok((_, status)) = &compiled {
+            tracing::info!(
+                target: "wasmproc::cache",
+                "cache miss: compiled {} bytes of wasm in {:.0?} ({status:?})",
+                wasm.len(),
+                started.elapsed()
+            );
+        }
+        compiled
     }
 
     /// The module `identity` compiled for `engine`, if the cache holds it

@@ -99,6 +99,12 @@ impl Workers {
                     format!("cannot start worker thread {index}: {error}"),
                 )
             })?;
+        tracing::debug!(
+            target: "wasmproc::pool",
+            "worker {index} started ({} of at most {})",
+            index + 1,
+            self.size
+        );
         started.threads.push(thread);
         if started.threads.len() == self.size {
             self.all_started.store(true, Ordering::Relaxed);

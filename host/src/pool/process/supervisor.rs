@@ -364,6 +364,7 @@ impl Supervisor {
     /// the options allow. The task at hand then fails for good (it may be
     /// poison); later tasks still get a new worker.
     fn record_death(&mut self, why: String) -> bool {
+        tracing::warn!(target: "wasmproc::pool", "worker process ended: {why}");
         self.deaths.push_back(Instant::now());
         self.last_death = why;
         within_window(&mut self.deaths, self.options.restart_window)
@@ -486,6 +487,12 @@ impl Supervisor {
                 self.poison(&self.last_death)
             } else if attempts[index] < self.options.retries && tasks[index].0.can_rerun() {
                 attempts[index] += 1;
+                tracing::info!(
+                    target: "wasmproc::pool",
+                    "retrying a task on a new worker process (attempt {}): {}",
+                    attempts[index] + 1,
+                    self.last_death
+                );
                 continue;
             } else {
                 error
@@ -687,6 +694,7 @@ impl Supervisor {
                 ))
             })?;
         drop(spawning);
+        tracing::debug!(target: "wasmproc::pool", "worker process {} started", process.id());
         let stdin = process.stdin.take().expect("piped");
         let stdout = process.stdout.take().expect("piped");
         let (frames, from_child) = crossbeam_channel::unbounded();
