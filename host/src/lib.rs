@@ -191,7 +191,7 @@ pub use cancel::CancelToken;
 pub use engine::bench_engine_config;
 pub use error::{Error, ErrorKind};
 pub use limits::Limits;
-pub use module::{ExportInfo, ImportInfo, Module};
+pub use module::{ExportInfo, ImportInfo, Module, Param, TaskSignature};
 pub use outcome::{Captured, Outcome};
 pub use pool::process;
 pub use pool::{Isolation, Pool, PoolBuilder, Shutdown, TaskHandle, TaskSender};

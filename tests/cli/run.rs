@@ -453,37 +453,53 @@ fn a_panics_message_is_printed_once() {
     );
 }
 
-/// `--args` mistakes are named in the user's words, with a form that works.
+/// `--args` mistakes are named in the user's words, with the task's
+/// signature (recorded by the SDK) and a form that works.
 #[test]
 fn argument_mistakes_name_the_fix() {
-    let cases: [(&[&str], &str); 5] = [
+    let shape = "`add(a: i64, b: i64) -> i64` takes a JSON array of 2 values, one per \
+                 parameter, e.g. --args '[1, 1]'";
+    let cases: Vec<(&[&str], String)> = vec![
         (
             &[],
-            "wasmproc: sdk_tasks.wasm: bad invocation: `add` takes an argument (a tuple of size \
-             2) and none was given: add --args JSON, e.g. --args '[…, …]' (invalid type: null, \
-             expected a tuple of size 2)\n",
+            format!(
+                "wasmproc: sdk_tasks.wasm: bad invocation: `add` takes an argument and none was \
+                 given: {shape} (invalid type: null, expected a tuple of size 2)\n"
+            ),
         ),
         (
             &["--args", "hello"],
             "wasmproc: error: --args hello is not JSON: a string must be quoted, as JSON wants: \
-             --args '\"hello\"'\n",
+             --args '\"hello\"'\n"
+                .to_owned(),
         ),
         (
             &["--args", "[1, 2, 3]"],
-            "wasmproc: sdk_tasks.wasm: bad invocation: `add` takes fewer values than the 3 \
-             --args gives: pass one value per parameter (trailing characters)\n",
+            format!(
+                "wasmproc: sdk_tasks.wasm: bad invocation: `add` takes fewer values than the 3 \
+                 --args gives: {shape} (trailing characters)\n"
+            ),
         ),
         (
             &["--args", "[1]"],
-            "wasmproc: sdk_tasks.wasm: bad invocation: `add` takes 2 values and --args gives 1: \
-             pass a JSON array of 2, one value per parameter (invalid length 1, expected a tuple \
-             of size 2)\n",
+            format!(
+                "wasmproc: sdk_tasks.wasm: bad invocation: `add` takes 2 values and --args gives \
+                 1: {shape} (invalid length 1, expected a tuple of size 2)\n"
+            ),
+        ),
+        (
+            &["--args", "\"x\""],
+            format!(
+                "wasmproc: sdk_tasks.wasm: bad invocation: the argument does not fit `add`: \
+                 {shape} (invalid type: string \"x\", expected a tuple of size 2)\n"
+            ),
         ),
         (
             &["--args", "{oops"],
             "wasmproc: error: --args is not valid JSON (key must be a string at line 1 column \
              2): write the argument as JSON, e.g. --args 3, --args '\"text\"', --args '[1, 2]' \
-             or --args '{\"n\": 3}'\n",
+             or --args '{\"n\": 3}'\n"
+                .to_owned(),
         ),
     ];
     for (extra, want) in cases {
@@ -554,4 +570,34 @@ fn verbose_runs_say_what_the_cache_and_the_workers_do() {
         "{}",
         stderr(&by_env)
     );
+}
+
+/// `inspect` shows each task's signature as the SDK recorded it.
+#[test]
+fn inspect_shows_task_signatures() {
+    let output = wasmproc_run(&["inspect", SDK]);
+    let text = stdout(&output);
+    for line in [
+        "  add(a: i64, b: i64) -> i64",
+        "  parse_number(text: String) -> Result<u32, std::num::ParseIntError>",
+        "  nothing()",
+    ] {
+        assert!(text.lines().any(|l| l == line), "no `{line}` in:\n{text}");
+    }
+    let json: Value =
+        serde_json::from_slice(&wasmproc_run(&["inspect", "--json", SDK]).stdout).unwrap();
+    let add = json["signatures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "add")
+        .unwrap();
+    assert_eq!(
+        add,
+        &serde_json::json!({"kind": "task", "name": "add", "params": [{"name": "a", "type": "i64"}, {"name": "b", "type": "i64"}], "result": "i64"})
+    );
+    // A module not built with the SDK has none, and runs as before.
+    let json: Value =
+        serde_json::from_slice(&wasmproc_run(&["inspect", "--json", CMD]).stdout).unwrap();
+    assert_eq!(json["signatures"], serde_json::json!([]));
 }

@@ -63,7 +63,84 @@ fn expand_handler(
     let call = quote!(#fn_ident(&mut ::wasmproc_guest::Connection::__new()));
     let body = into_failure(&sig.output, call);
     let runner = quote!(::wasmproc_guest::__private::run_task(|(): ()| #body));
-    Ok(with_export(&function, &export_name, &wrapper, runner))
+    let record = signature_record("handler", &name, &[], &sig.output);
+    Ok(with_export(
+        &function,
+        &export_name,
+        &wrapper,
+        runner,
+        &record,
+    ))
+}
+
+/// One line of the module's `wasmproc_signatures` custom section: the
+/// task's parameters and result as written in Rust, for `inspect` and for
+/// messages about an argument of the wrong shape.
+fn signature_record(
+    kind: &str,
+    name: &str,
+    params: &[(String, String)],
+    output: &ReturnType,
+) -> String {
+    let params: Vec<String> = params
+        .iter()
+        .map(|(name, ty)| {
+            format!(
+                "{{\"name\":{},\"type\":{}}}",
+                json_string(name),
+                json_string(ty)
+            )
+        })
+        .collect();
+    let result = match output {
+        ReturnType::Default => "()".to_owned(),
+        ReturnType::Type(_, ty) => rust_text(&quote!(#ty)),
+    };
+    format!(
+        "{{\"kind\":\"{kind}\",\"name\":{},\"params\":[{}],\"result\":{}}}\n",
+        json_string(name),
+        params.join(","),
+        json_string(&result)
+    )
+}
+
+/// Tokens as a person writes them: `Vec<String>`, not `Vec < String >`.
+fn rust_text(tokens: &proc_macro2::TokenStream) -> String {
+    let mut text = tokens.to_string();
+    for (spaced, tight) in [
+        (" < ", "<"),
+        ("< ", "<"),
+        (" <", "<"),
+        (" >", ">"),
+        (" ,", ","),
+        (" :: ", "::"),
+        (":: ", "::"),
+        ("& ", "&"),
+        ("( ", "("),
+        (" )", ")"),
+        ("[ ", "["),
+        (" ]", "]"),
+        (" ;", ";"),
+    ] {
+        text = text.replace(spaced, tight);
+    }
+    text
+}
+
+/// `text` as a JSON string.
+fn json_string(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 2);
+    out.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
 }
 
 /// The user's call as a `Result<_, Failure>`: an error return converted,
@@ -83,8 +160,12 @@ fn with_export(
     export_name: &str,
     wrapper: &proc_macro2::Ident,
     runner: proc_macro2::TokenStream,
+    record: &str,
 ) -> proc_macro2::TokenStream {
     let fn_ident = &function.sig.ident;
+    let record_bytes = proc_macro2::Literal::byte_string(record.as_bytes());
+    let record_len = record.len();
+    let record_ident = format_ident!("__WASMPROC_SIGNATURE_{}", wrapper);
     quote! {
         #function
 
@@ -101,6 +182,15 @@ fn with_export(
         extern "C" fn #wrapper() -> i32 {
             #runner
         }
+
+        // The linker concatenates every task's record into the module's
+        // `wasmproc_signatures` custom section.
+        #[cfg(target_family = "wasm")]
+        #[doc(hidden)]
+        #[used]
+        #[unsafe(link_section = "wasmproc_signatures")]
+        #[allow(non_upper_case_globals)]
+        static #record_ident: [u8; #record_len] = *#record_bytes;
     }
 }
 
@@ -169,7 +259,30 @@ fn expand(
     let call = quote!(#fn_ident(#(#bindings),*));
     let body = into_failure(&function.sig.output, call);
     let runner = quote!(::wasmproc_guest::__private::#runner(|#arg_pattern: #arg_type| #body));
-    Ok(with_export(&function, &export_name, &wrapper, runner))
+    let named: Vec<(String, String)> = function
+        .sig
+        .inputs
+        .iter()
+        .filter_map(|input| match input {
+            FnArg::Typed(typed) => {
+                let (pat, ty) = (&typed.pat, &typed.ty);
+                Some((rust_text(&quote!(#pat)), rust_text(&quote!(#ty))))
+            }
+            FnArg::Receiver(_) => None,
+        })
+        .collect();
+    let kind_name = match kind {
+        Kind::Task => "task",
+        Kind::Init => "init",
+    };
+    let record = signature_record(kind_name, &name, &named, &function.sig.output);
+    Ok(with_export(
+        &function,
+        &export_name,
+        &wrapper,
+        runner,
+        &record,
+    ))
 }
 
 /// The task's (or initializer's) name: the function's, or `name = "..."`

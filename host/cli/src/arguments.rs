@@ -2,7 +2,7 @@
 //! argument as typed, and a form that works (serde's messages speak of
 //! `null`, tuples and trailing characters the user never typed).
 
-use wasmproc::{ExitStatus, Outcome};
+use wasmproc::{ExitStatus, Outcome, TaskSignature};
 
 use crate::usage;
 
@@ -32,8 +32,14 @@ pub(crate) fn check_json(text: &str) -> anyhow::Result<()> {
 /// The prefix of the SDK's message for an argument of the wrong shape.
 const MISFIT: &str = "the argument does not fit the task's parameter type: ";
 
-/// Rewrites the message of an argument that does not fit task `name`.
-pub(crate) fn explain(name: &str, given: Option<&str>, outcome: &mut Outcome) {
+/// Rewrites the message of an argument that does not fit task `name`,
+/// quoting its signature when the SDK recorded one.
+pub(crate) fn explain(
+    name: &str,
+    signature: Option<&TaskSignature>,
+    given: Option<&str>,
+    outcome: &mut Outcome,
+) {
     if outcome.status != ExitStatus::BadInvocation {
         return;
     }
@@ -52,33 +58,95 @@ pub(crate) fn explain(name: &str, given: Option<&str>, outcome: &mut Outcome) {
     let array_len = given
         .and_then(|json| serde_json::from_str::<serde_json::Value>(json).ok())
         .and_then(|value| value.as_array().map(Vec::len));
-    let better = if given.is_none() && detail.starts_with("invalid type: null, expected ") {
+    let none_given = given.is_none() && detail.starts_with("invalid type: null, expected ");
+    let (headline, fix) = if none_given {
         let wanted = &detail["invalid type: null, expected ".len()..];
-        Some(format!(
-            "`{name}` takes an argument ({wanted}) and none was given: add --args JSON{}",
-            example(wanted)
-        ))
+        (
+            format!("`{name}` takes an argument and none was given"),
+            format!("add --args JSON{}", example(wanted)),
+        )
     } else if let Some(rest) = detail.strip_prefix("invalid length ") {
         // "invalid length 1, expected a tuple of size 2"
         let got = rest.split(',').next().unwrap_or("?");
         let wanted = rest.rsplit(' ').next().unwrap_or("?");
-        Some(format!(
-            "`{name}` takes {wanted} values and --args gives {got}: pass a JSON array of \
-             {wanted}, one value per parameter"
-        ))
+        (
+            format!("`{name}` takes {wanted} values and --args gives {got}"),
+            format!("pass a JSON array of {wanted}, one value per parameter"),
+        )
     } else if detail.starts_with("trailing characters") {
-        Some(match array_len {
-            Some(got) => format!(
-                "`{name}` takes fewer values than the {got} --args gives: pass one value per \
-                 parameter"
-            ),
-            None => format!("`{name}`'s argument has more in it than the task takes"),
-        })
+        (
+            match array_len {
+                Some(got) => format!("`{name}` takes fewer values than the {got} --args gives"),
+                None => format!("`{name}`'s argument has more in it than the task takes"),
+            },
+            "pass one value per parameter".to_owned(),
+        )
     } else {
-        None
+        (format!("the argument does not fit `{name}`"), String::new())
     };
-    if let Some(better) = better {
-        outcome.message = Some(format!("{better} ({detail})"));
+    let fix = match signature {
+        Some(signature) => shape(signature),
+        None => fix,
+    };
+    outcome.message = Some(match fix.is_empty() {
+        true => format!("{headline} ({detail})"),
+        false => format!("{headline}: {fix} ({detail})"),
+    });
+}
+
+/// What `signature` takes, in words, with an example.
+fn shape(signature: &TaskSignature) -> String {
+    let values: Vec<String> = signature
+        .params
+        .iter()
+        .map(|p| example_value(&p.ty))
+        .collect();
+    let quoted = |json: &str| {
+        if json.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+            json.to_owned()
+        } else {
+            format!("'{json}'")
+        }
+    };
+    match values.as_slice() {
+        [] => format!("`{signature}` takes no argument: run it without --args"),
+        [one] => format!("`{signature}` takes one value, e.g. --args {}", quoted(one)),
+        many => format!(
+            "`{signature}` takes a JSON array of {} values, one per parameter, e.g. --args {}",
+            many.len(),
+            quoted(&format!("[{}]", many.join(", ")))
+        ),
+    }
+}
+
+/// An example JSON value of the Rust type `ty`, as written.
+fn example_value(ty: &str) -> String {
+    let ty = ty.trim_start_matches('&');
+    let integer = [
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+    ];
+    if integer.contains(&ty) {
+        "1".into()
+    } else if ty == "f32" || ty == "f64" {
+        "1.5".into()
+    } else if ty == "bool" {
+        "true".into()
+    } else if ty == "String" || ty == "str" || ty.starts_with("Cow<") {
+        "\"text\"".into()
+    } else if ty == "char" {
+        "\"a\"".into()
+    } else if ty.starts_with("Option<") {
+        "null".into()
+    } else if ["Vec<", "VecDeque<", "HashSet<", "BTreeSet<", "[", "("]
+        .iter()
+        .any(|start| ty.starts_with(start))
+    {
+        "[]".into()
+    } else if ty.starts_with("HashMap<") || ty.starts_with("BTreeMap<") {
+        "{}".into()
+    } else {
+        // A struct or enum of the guest's: its fields are in its source.
+        "{…}".into()
     }
 }
 
@@ -106,4 +174,53 @@ fn example(wanted: &str) -> String {
         return String::new();
     };
     format!(", e.g. --args {example}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn misfit(detail: &str) -> Outcome {
+        Outcome::not_run(
+            ExitStatus::BadInvocation,
+            format!("{MISFIT}{detail} at line 1 column 4"),
+        )
+    }
+
+    #[test]
+    fn without_a_signature_the_message_still_names_the_fix() {
+        let mut outcome = misfit("invalid type: null, expected a string");
+        explain("greet", None, None, &mut outcome);
+        assert_eq!(
+            outcome.message.unwrap(),
+            "`greet` takes an argument and none was given: add --args JSON, e.g. --args \
+             '\"text\"' (invalid type: null, expected a string)"
+        );
+    }
+
+    #[test]
+    fn examples_follow_the_parameter_types() {
+        let signature = TaskSignature {
+            kind: "task".into(),
+            name: "f".into(),
+            params: [
+                ("n", "u32"),
+                ("s", "&str"),
+                ("v", "Vec<u8>"),
+                ("c", "Config"),
+            ]
+            .iter()
+            .map(|(name, ty)| wasmproc::Param {
+                name: (*name).into(),
+                ty: (*ty).into(),
+            })
+            .collect(),
+            result: "()".into(),
+        };
+        assert_eq!(
+            shape(&signature),
+            "`f(n: u32, s: &str, v: Vec<u8>, c: Config)` takes a JSON array of 4 values, one \
+             per parameter, e.g. --args '[1, \"text\", [], {…}]'"
+        );
+    }
 }

@@ -85,6 +85,7 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
             "command": module.is_command(),
             "tasks": module.tasks(),
             "initializers": module.initializers(),
+            "signatures": module.signatures(),
             "exports": exports.iter().map(|e| json!({"name": e.name, "type": e.ty})).collect::<Vec<_>>(),
             "imports": imports
                 .iter()
@@ -108,7 +109,10 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
             module.name()
         )?;
         for task in module.tasks() {
-            writeln!(out, "  {task}")?;
+            match module.signature(task) {
+                Some(signature) => writeln!(out, "  {signature}")?,
+                None => writeln!(out, "  {task}")?,
+            }
         }
     }
     if !module.initializers().is_empty() {
@@ -118,7 +122,14 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
             module.name()
         )?;
         for init in module.initializers() {
-            writeln!(out, "  {init}")?;
+            let signature = module
+                .signatures()
+                .iter()
+                .find(|s| s.kind == "init" && s.name == *init);
+            match signature {
+                Some(signature) => writeln!(out, "  {signature}")?,
+                None => writeln!(out, "  {init}")?,
+            }
         }
     }
     writeln!(out, "\nexports:")?;

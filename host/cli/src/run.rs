@@ -45,7 +45,8 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
             };
             let mut outcome = outcome;
             if let Entry::Task(name) = module.resolve(task.entry())? {
-                crate::arguments::explain(&name, args.args.as_deref(), &mut outcome);
+                let signature = module.signature(&name);
+                crate::arguments::explain(&name, signature, args.args.as_deref(), &mut outcome);
             }
             report(&args, &module, &outcome);
             if let Some(replay) = replay {

@@ -5,6 +5,7 @@
 //! Running tasks is the next layer up: `Module::run` lives in `run`.
 
 mod describe;
+mod signature;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
@@ -20,6 +21,7 @@ use crate::task::{Entry, Initializer};
 
 pub use describe::{ExportInfo, ImportInfo};
 use describe::{ModuleInfo, Signature, describe, describe_extern};
+pub use signature::{Param, TaskSignature};
 
 /// A module ready to run tasks. Cheap to clone and share between threads.
 #[derive(Clone)]
@@ -39,6 +41,8 @@ struct ModuleInner {
     plain: Prepared,
     fuel: OnceLock<Result<Prepared, Error>>,
     info: ModuleInfo,
+    /// What the SDK recorded of its tasks, read when first asked for.
+    signatures: OnceLock<Vec<TaskSignature>>,
     /// Set on a snapshot: what it was made from.
     origin: Option<Origin>,
 }
@@ -173,6 +177,7 @@ impl Runtime {
                 plain,
                 fuel: OnceLock::new(),
                 info,
+                signatures: OnceLock::new(),
                 origin,
             }),
         }
@@ -189,6 +194,26 @@ impl Module {
     /// The typed tasks the module exports, in export order.
     pub fn tasks(&self) -> &[String] {
         &self.inner.info.tasks.names
+    }
+
+    /// The parameters and result of each task, initializer and handler, as
+    /// the guest SDK recorded them (empty for modules not built with it).
+    pub fn signatures(&self) -> &[TaskSignature] {
+        self.inner.signatures.get_or_init(|| {
+            match (self.inner.wasm.get(), &self.inner.origin) {
+                (Some(Ok(wasm)), _) => signature::read(wasm),
+                // A snapshot's tasks are its base module's.
+                (_, Some(origin)) => origin.base.signatures().to_vec(),
+                _ => Vec::new(),
+            }
+        })
+    }
+
+    /// The signature of the task `name`, if the SDK recorded one.
+    pub fn signature(&self, name: &str) -> Option<&TaskSignature> {
+        self.signatures()
+            .iter()
+            .find(|s| s.name == name && s.kind != "init")
     }
 
     /// The initializers the module exports, in export order (see
