@@ -329,3 +329,19 @@ fn ctrl_c_says_how_many_input_lines_were_never_read() {
     assert_eq!(read + unread, lines, "{note}");
     assert_eq!(first, read + 1, "{note}");
 }
+
+/// A line that does not fit the task is explained with its signature.
+#[test]
+fn a_line_of_the_wrong_shape_is_explained_with_the_signature() {
+    let input = input_file("[1, 2]\n\"x\"\n");
+    let output = wasmproc_run(&["map", SDK, "--task", "add", input.path().to_str().unwrap()]);
+    assert_eq!(code(&output), 123);
+    let lines = lines(&output);
+    assert_eq!(lines[0]["result"], 3);
+    assert_eq!(
+        lines[1]["message"],
+        "input line 2: the argument does not fit `add`: `add(a: i64, b: i64) -> i64` takes a \
+         JSON array of 2 values, one per parameter, e.g. the line [1, 1] (invalid type: string \
+         \"x\", expected a tuple of size 2)"
+    );
+}

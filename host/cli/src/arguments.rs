@@ -37,9 +37,13 @@ const MISFIT: &str = "the argument does not fit the task's parameter type: ";
 pub(crate) fn explain(
     name: &str,
     signature: Option<&TaskSignature>,
-    given: Option<&str>,
+    given: Given<'_>,
     outcome: &mut Outcome,
 ) {
+    let (given, from_line) = match given {
+        Given::Flag(given) => (given, false),
+        Given::Line => (Some(""), true),
+    };
     if outcome.status != ExitStatus::BadInvocation {
         return;
     }
@@ -85,7 +89,7 @@ pub(crate) fn explain(
         (format!("the argument does not fit `{name}`"), String::new())
     };
     let fix = match signature {
-        Some(signature) => shape(signature),
+        Some(signature) => shape(signature, from_line),
         None => fix,
     };
     outcome.message = Some(match fix.is_empty() {
@@ -94,25 +98,37 @@ pub(crate) fn explain(
     });
 }
 
-/// What `signature` takes, in words, with an example.
-fn shape(signature: &TaskSignature) -> String {
+/// Where a task's argument came from.
+pub(crate) enum Given<'a> {
+    /// `run --args`, if given.
+    Flag(Option<&'a str>),
+    /// A line of `map`'s input.
+    Line,
+}
+
+/// What `signature` takes, in words, with an example (for a `map` input
+/// line when `from_line`, else for `--args`).
+fn shape(signature: &TaskSignature, from_line: bool) -> String {
     let values: Vec<String> = signature
         .params
         .iter()
         .map(|p| example_value(&p.ty))
         .collect();
     let quoted = |json: &str| {
-        if json.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
-            json.to_owned()
+        if from_line {
+            format!("the line {json}")
+        } else if json.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+            format!("--args {json}")
         } else {
-            format!("'{json}'")
+            format!("--args '{json}'")
         }
     };
     match values.as_slice() {
+        [] if from_line => format!("`{signature}` takes no argument: give the line null"),
         [] => format!("`{signature}` takes no argument: run it without --args"),
-        [one] => format!("`{signature}` takes one value, e.g. --args {}", quoted(one)),
+        [one] => format!("`{signature}` takes one value, e.g. {}", quoted(one)),
         many => format!(
-            "`{signature}` takes a JSON array of {} values, one per parameter, e.g. --args {}",
+            "`{signature}` takes a JSON array of {} values, one per parameter, e.g. {}",
             many.len(),
             quoted(&format!("[{}]", many.join(", ")))
         ),
@@ -190,7 +206,7 @@ mod tests {
     #[test]
     fn without_a_signature_the_message_still_names_the_fix() {
         let mut outcome = misfit("invalid type: null, expected a string");
-        explain("greet", None, None, &mut outcome);
+        explain("greet", None, Given::Flag(None), &mut outcome);
         assert_eq!(
             outcome.message.unwrap(),
             "`greet` takes an argument and none was given: add --args JSON, e.g. --args \
@@ -218,7 +234,7 @@ mod tests {
             result: "()".into(),
         };
         assert_eq!(
-            shape(&signature),
+            shape(&signature, false),
             "`f(n: u32, s: &str, v: Vec<u8>, c: Config)` takes a JSON array of 4 values, one \
              per parameter, e.g. --args '[1, \"text\", [], {…}]'"
         );

@@ -46,7 +46,8 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
             let mut outcome = outcome;
             if let Entry::Task(name) = module.resolve(task.entry())? {
                 let signature = module.signature(&name);
-                crate::arguments::explain(&name, signature, args.args.as_deref(), &mut outcome);
+                let given = crate::arguments::Given::Flag(args.args.as_deref());
+                crate::arguments::explain(&name, signature, given, &mut outcome);
             }
             report(&args, &module, &outcome);
             if let Some(replay) = replay {

@@ -147,6 +147,10 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         },
         lines: lines.clone(),
         replay,
+        task: match &shape {
+            Shape::Typed(name) => Some((name.clone(), module.signature(name).cloned())),
+            Shape::Command => None,
+        },
     });
     let render = move |index: usize, outcome| renderer.render(index, outcome);
     let mut bundles = 0usize;

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use wasmproc::{Capabilities, Entry, ExitStatus, Limits, Outcome};
+use wasmproc::{Capabilities, Entry, ExitStatus, Limits, Outcome, TaskSignature};
 
 use super::input::{Lines, Remembered, Shape};
 use crate::replay::{Inputs, Recorder};
@@ -47,12 +47,19 @@ pub(crate) struct Renderer {
     pub(crate) output: Output,
     pub(crate) lines: Lines,
     pub(crate) replay: Option<Arc<Replay>>,
+    /// A typed task's name and recorded signature: an argument of the
+    /// wrong shape is explained with them.
+    pub(crate) task: Option<(String, Option<TaskSignature>)>,
 }
 
 impl Renderer {
     /// Renders the outcome of task `index`.
     pub(crate) fn render(&self, index: usize, mut outcome: Outcome) -> Rendered {
         let line = self.lines.line_of(index);
+        if let Some((name, signature)) = &self.task {
+            let given = crate::arguments::Given::Line;
+            crate::arguments::explain(name, signature.as_ref(), given, &mut outcome);
+        }
         // A task that failed before it ran (invalid JSON, say) does not know
         // where it came from: its message names its line.
         if outcome.status == ExitStatus::BadInvocation
