@@ -90,3 +90,20 @@ fn commands_split_at_pipes_and_lose_their_comments() {
     );
     assert_eq!(commands("a && b"), ["a ", " b"]);
 }
+
+#[test]
+fn every_file_the_readme_links_to_is_in_the_repository() {
+    let readme = include_str!("../../../README.md");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut checked = 0;
+    for link in readme.split("](").skip(1) {
+        let target = link.split(')').next().unwrap_or_default();
+        let path = target.split('#').next().unwrap_or_default();
+        if path.is_empty() || path.contains("://") || path.starts_with("mailto:") {
+            continue;
+        }
+        assert!(root.join(path).exists(), "the README links to `{path}`, which is not here");
+        checked += 1;
+    }
+    assert!(checked > 0, "no local link found: is the README where it was?");
+}
