@@ -168,13 +168,25 @@ check_cluster() {
     url="nats://127.0.0.1:$port"
     nats-server -js -a 127.0.0.1 -p "$port" -sd "$store" >/dev/null 2>&1 &
     local server=$!
+    for _ in $(seq 200); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+        sleep 0.1
+    done
     wine "$exe" worker --nats "$url" -j 2 --isolation "$1" 2>target/windows-worker.err &
     local worker=$!
     for _ in $(seq 600); do
         grep -q joined target/windows-worker.err 2>/dev/null && break
         sleep 0.1
     done
-    sums=$(seq 0 199 | sed 's/.*/[&, 1]/' | wine "$exe" map --nats "$url" --results-only "$sdk" --task add - 2>/dev/null | tr -d '\r' | awk '{ s += $1 } END { print s }')
+    if ! grep -q joined target/windows-worker.err 2>/dev/null; then
+        failed=$((failed + 1))
+        echo "FAILED: the Windows worker host (--isolation $1) did not join: $(cat target/windows-worker.err)"
+        kill "$worker" "$server" 2>/dev/null || true
+        wait "$worker" "$server" 2>/dev/null || true
+        rm -rf "$store"
+        return
+    fi
+    sums=$(seq 0 199 | sed 's/.*/[&, 1]/' | timeout 300 wine "$exe" map --nats "$url" --results-only "$sdk" --task add - 2>/dev/null | tr -d '\r' | awk '{ s += $1 } END { print s }')
     want=20100
     if [[ $sums == "$want" ]]; then
         passed=$((passed + 1))

@@ -102,8 +102,14 @@ fn every_file_the_readme_links_to_is_in_the_repository() {
         if path.is_empty() || path.contains("://") || path.starts_with("mailto:") {
             continue;
         }
-        assert!(root.join(path).exists(), "the README links to `{path}`, which is not here");
+        assert!(
+            root.join(path).exists(),
+            "the README links to `{path}`, which is not here"
+        );
         checked += 1;
     }
-    assert!(checked > 0, "no local link found: is the README where it was?");
+    assert!(
+        checked > 0,
+        "no local link found: is the README where it was?"
+    );
 }
