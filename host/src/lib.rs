@@ -194,7 +194,7 @@ pub use limits::Limits;
 pub use module::{ExportInfo, ImportInfo, Module, Param, TaskSignature};
 pub use outcome::{Captured, Outcome};
 pub use pool::process;
-pub use pool::{Isolation, Pool, PoolBuilder, Shutdown, TaskHandle, TaskSender};
+pub use pool::{Isolation, MAX_CHUNKSIZE, Pool, PoolBuilder, Shutdown, TaskHandle, TaskSender};
 pub use process::ProcessOptions;
 pub use runtime::{
     CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MODULE_FUNCTIONS, DEFAULT_MAX_MODULE_SIZE,

@@ -3,6 +3,7 @@
 
 mod connection;
 mod initializer;
+mod relayed;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -17,6 +18,7 @@ use crate::share::{Grants, PipeEnd, Shared};
 pub use connection::Connection;
 pub(crate) use connection::{DirectSocket, HangUp, Meter, Socket};
 pub use initializer::Initializer;
+pub(crate) use relayed::{Credits, OUTPUT_WINDOW, RelayedOutput};
 
 /// Which export of the module a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -215,6 +217,9 @@ pub struct Task {
     /// A server's socket, read and written directly by a store in this
     /// process (instead of `stdin` and `stdout`).
     pub(crate) direct: Option<DirectSocket>,
+    /// In a worker process: the stdout and stderr relayed to the pool
+    /// under credits (instead of `stdout` and `stderr`).
+    pub(crate) relayed: [Option<RelayedOutput>; 2],
 }
 
 impl Task {
@@ -232,6 +237,7 @@ impl Task {
             grants: Grants::default(),
             hang_up: None,
             direct: None,
+            relayed: [None, None],
         }
     }
 

@@ -24,8 +24,12 @@ mod serve;
 mod cluster;
 // Careless and hostile use: typos, endless inputs, closed pipes, limits.
 mod hardening;
+// Bounded relays and signals that always work: readers that never read.
+mod bounded;
 // The command line's fuzz entry points over seeds and mutations: no panic.
 mod fuzzed;
+// WASI preview 1 conformance: the vendored wasi-testsuite, test by test.
+mod wasi_testsuite;
 
 /// The binary under test.
 fn binary() -> &'static Path {

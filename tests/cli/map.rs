@@ -294,7 +294,8 @@ fn results_only_writes_the_answers_in_order_and_failures_to_stderr() {
 }
 
 /// Ctrl-C: the tasks end cancelled, the exit status is 130, and the
-/// summary says how much of the input was never read.
+/// summary says how much of the input was read, cancelled and never read,
+/// and the first line not done (here the first, cancelled while it ran).
 #[cfg(unix)]
 #[test]
 fn ctrl_c_says_how_many_input_lines_were_never_read() {
@@ -303,7 +304,7 @@ fn ctrl_c_says_how_many_input_lines_were_never_read() {
     let child = wasmproc()
         .args(["map", "-j", "1", CMD])
         .arg(input.path())
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -324,10 +325,17 @@ fn ctrl_c_says_how_many_input_lines_were_never_read() {
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|word| word.parse().ok())
         .collect();
-    let (read, unread, first) = (numbers[0], numbers[1], numbers[2]);
+    let (read, cancelled, unread, first) = (numbers[0], numbers[1], numbers[2], numbers[3]);
     assert!(read > 0 && unread > 0, "{note}");
     assert_eq!(read + unread, lines, "{note}");
-    assert_eq!(first, read + 1, "{note}");
+    assert_eq!(cancelled, read, "{note}: every task read was cancelled");
+    assert_eq!(first, 1, "{note}");
+    // One line out for each line read.
+    assert_eq!(
+        wasmproc_tests::stdout(&output).lines().count(),
+        read,
+        "{note}"
+    );
 }
 
 /// A line that does not fit the task is explained with its signature.

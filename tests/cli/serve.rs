@@ -12,16 +12,16 @@ use wasmproc_tests::guests;
 use crate::{wasmproc, wasmproc_run};
 
 /// A `wasmproc serve` process and where it listens.
-struct Serving {
-    child: Child,
-    addr: String,
+pub(crate) struct Serving {
+    pub(crate) child: Child,
+    pub(crate) addr: String,
     stderr: BufReader<ChildStderr>,
 }
 
 impl Serving {
     /// Starts `wasmproc serve ARGS --listen 127.0.0.1:0` and reads the
     /// address it got from its first line.
-    fn start(args: &[&str]) -> Serving {
+    pub(crate) fn start(args: &[&str]) -> Serving {
         let mut child = wasmproc()
             .arg("serve")
             .args(["--listen", "127.0.0.1:0"])
@@ -58,7 +58,7 @@ impl Serving {
     }
 
     /// The next log line, as JSON.
-    fn record(&mut self) -> serde_json::Value {
+    pub(crate) fn record(&mut self) -> serde_json::Value {
         let mut line = String::new();
         self.stderr.read_line(&mut line).unwrap();
         serde_json::from_str(&line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"))
@@ -66,12 +66,21 @@ impl Serving {
 
     /// Stops the server as a service manager does, and returns its exit
     /// code and the rest of its stderr.
-    fn terminate(mut self) -> (Option<i32>, String) {
+    pub(crate) fn terminate(mut self) -> (Option<i32>, String) {
         sigterm(&mut self.child);
         let mut rest = String::new();
         self.stderr.read_to_string(&mut rest).unwrap();
         let status = self.child.wait().unwrap();
         (status.code(), rest)
+    }
+}
+
+impl Drop for Serving {
+    /// A test that fails leaves no server behind (holding its output pipes
+    /// open, it would keep the test run from ending).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -59,3 +59,23 @@ pub fn kill_and_see_workers_exit(mut parent: std::process::Child, workers: usize
         children.iter().all(|pid| !alive(*pid))
     });
 }
+
+/// The resident memory of process `pid`, in bytes, from Linux's
+/// `/proc/PID/status`; `None` elsewhere, or once the process is gone.
+pub fn resident_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The most resident memory `pid` had over `span`, sampled every 100 ms.
+pub fn peak_resident_bytes(pid: u32, span: Duration) -> u64 {
+    let started = Instant::now();
+    let mut peak = 0;
+    while started.elapsed() < span {
+        peak = peak.max(resident_bytes(pid).unwrap_or(0));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    peak
+}

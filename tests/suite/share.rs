@@ -431,6 +431,49 @@ fn a_raw_import_out_of_bounds_traps_with_the_region_named() {
     );
 }
 
+/// Opening a grant again gives the handle it gave the first time: a task
+/// that opens in a loop holds one handle per grant, not one per call (a
+/// million handles would be host memory outside every limit).
+#[test]
+fn a_grant_opened_again_gives_the_same_handle() {
+    const REOPEN: &str = r#"(module
+      (import "wasmproc_v1" "region_open" (func $region (param i32 i32) (result i32)))
+      (import "wasmproc_v1" "queue_open" (func $queue (param i32 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "countsjobs")
+      (func (export "wasmproc_task:reopen") (result i32)
+        (local $i i32) (local $first_region i32) (local $first_queue i32)
+        (local.set $first_region (call $region (i32.const 0) (i32.const 6)))
+        (local.set $first_queue (call $queue (i32.const 6) (i32.const 4)))
+        (if (i32.lt_s (local.get $first_region) (i32.const 0)) (then (return (i32.const 2))))
+        (if (i32.lt_s (local.get $first_queue) (i32.const 0)) (then (return (i32.const 3))))
+        (loop $again
+          (if (i32.ne (call $region (i32.const 0) (i32.const 6)) (local.get $first_region))
+            (then (return (i32.const 1))))
+          (if (i32.ne (call $queue (i32.const 6) (i32.const 4)) (local.get $first_queue))
+            (then (return (i32.const 1))))
+          (local.set $i (i32.add (local.get $i) (i32.const 1)))
+          (br_if $again (i32.lt_u (local.get $i) (i32.const 200000))))
+        (i32.const 0)))"#;
+    let module = wasmproc_tests::runtime()
+        .load_bytes("reopen.wat", REOPEN.as_bytes())
+        .unwrap();
+    for (label, isolation) in isolations() {
+        let pool = Pool::builder(&module).isolation(isolation).build().unwrap();
+        let counts = SharedRegion::new(64).unwrap();
+        let jobs = Queue::<u64>::new(4);
+        let task = call("reopen", ())
+            .share("counts", &counts)
+            .share("jobs", &jobs);
+        let outcome = submit(&pool, task).into_outcome();
+        assert_eq!(
+            outcome.status,
+            ExitStatus::Exited(0),
+            "{label}: {outcome:?}"
+        );
+    }
+}
+
 /// Worker processes killed from outside mid-operation.
 #[cfg(unix)]
 mod killed {
@@ -549,6 +592,30 @@ fn a_task_out_of_time_in_a_full_queue_ends_timed_out_and_holds_up_no_other() {
         );
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(full.try_get().unwrap(), None, "{label}");
+    }
+}
+
+/// A send that waits for room holds up whatever the guest does after it:
+/// at the time limit the task is timed out in both isolations (a worker
+/// process must not report the exit it never reached), and only the
+/// messages that found room are in the queue.
+#[test]
+fn a_put_that_never_finds_room_ends_timed_out_whatever_follows_it() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 1);
+        let full = Queue::<u64>::new(2);
+        let task = call("put_then_exit", (3, 100))
+            .share("jobs", &full)
+            .limits(timeout(300));
+        let outcome = submit(&pool, task).into_outcome();
+        assert_eq!(outcome.status, ExitStatus::TimedOut, "{label}: {outcome:?}");
+        assert_eq!(full.try_get().unwrap(), Some(0), "{label}");
+        assert_eq!(full.try_get().unwrap(), Some(1), "{label}");
+        assert_eq!(
+            full.try_get().unwrap(),
+            None,
+            "{label}: the third never went in"
+        );
     }
 }
 

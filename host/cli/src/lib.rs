@@ -15,6 +15,7 @@ mod replay;
 mod report;
 mod run;
 mod serve;
+mod signals;
 mod waiting;
 mod worker;
 

@@ -1,7 +1,6 @@
 //! `wasmproc run`: one task, run like a program.
 
 use std::io::{IsTerminal, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -198,25 +197,24 @@ struct Interrupt {
     pressed: Receiver<()>,
 }
 
-/// The first Ctrl-C cancels the task (exit status 130) rather than killing
-/// the host mid-write; the guest is torn down within a millisecond. A second
-/// one, for when the host is busy elsewhere (reading `--args -`), exits at
-/// once with 130. Installed first of all.
+/// The first Ctrl-C (or SIGTERM) cancels the task (exit status 130) rather
+/// than killing the host mid-write; the guest is torn down within a
+/// millisecond. Should the run still not end within
+/// [`STOP_WITHIN`](crate::signals::STOP_WITHIN) (its output blocked on a
+/// reader that does not read), or at a second signal, the process exits
+/// with 130. Installed first of all.
 fn on_ctrl_c() -> Interrupt {
     let token = CancelToken::new();
     let on_interrupt = token.clone();
     let (press, pressed) = crossbeam_channel::bounded(1);
-    let once = AtomicBool::new(false);
-    let installed = ctrlc::set_handler(move || {
-        if once.swap(true, Ordering::SeqCst) {
-            std::process::exit(i32::from(ExitStatus::Cancelled.code()));
-        }
-        on_interrupt.cancel();
-        let _ = press.try_send(());
-    });
-    if let Err(error) = installed {
-        eprintln!("wasmproc: warning: Ctrl-C will not cancel the task: {error}");
-    }
+    crate::signals::on_interrupt(
+        move || {
+            on_interrupt.cancel();
+            let _ = press.try_send(());
+        },
+        Some(crate::signals::STOP_WITHIN),
+        "cancel the task",
+    );
     Interrupt { token, pressed }
 }
 

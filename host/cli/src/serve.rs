@@ -61,20 +61,19 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         .bind()?;
 
     let stopper = server.stopper();
-    let installed = ctrlc::set_handler(move || {
-        // The first signal stops gracefully; a second one ends everything.
-        static SIGNALS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-        if SIGNALS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            eprintln!("wasmproc: stopping: no new connections; Ctrl-C again ends those in flight");
+    // The first signal stops gracefully; a second one ends everything.
+    let stop_now = server.stopper();
+    crate::signals::on_interrupts(
+        move || {
+            crate::signals::say(
+                "wasmproc: stopping: no new connections; Ctrl-C again ends those in flight",
+            );
             stopper.stop();
-        } else {
-            stopper.stop_now();
-        }
-    });
-    if let Err(error) = installed {
-        eprintln!("wasmproc: warning: Ctrl-C and SIGTERM will not stop the server: {error}");
-    }
-
+        },
+        move || stop_now.stop_now(),
+        None,
+        "stop the server",
+    );
     eprintln!(
         "wasmproc: serving {} on {} (at most {} connections at once)",
         args.module.display(),

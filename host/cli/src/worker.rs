@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use wasmproc::{ExitStatus, Isolation, ProcessOptions};
+use wasmproc::{Isolation, ProcessOptions};
 use wasmproc_cluster::{Policy, WorkerEvent, WorkerHost};
 
 use crate::args::{IsolationArg, WorkerArgs};
@@ -60,17 +60,16 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
         .on_event(log)
         .build()?;
     let stopper = host.stopper();
-    let mut once = false;
-    let installed = ctrlc::set_handler(move || {
-        if std::mem::replace(&mut once, true) {
-            std::process::exit(i32::from(ExitStatus::Cancelled.code()));
-        }
-        eprintln!("wasmproc worker: stopping: running tasks finish (again to quit now)");
-        stopper.stop();
-    });
-    if let Err(error) = installed {
-        eprintln!("wasmproc worker: warning: Ctrl-C will not stop the host gently: {error}");
-    }
+    crate::signals::on_interrupt(
+        move || {
+            crate::signals::say(
+                "wasmproc worker: stopping: running tasks finish (again to quit now)",
+            );
+            stopper.stop();
+        },
+        None,
+        "stop the host gently",
+    );
     let summary = host.run()?;
     eprintln!(
         "wasmproc worker: stopped after {} task{} in {} batch{}",

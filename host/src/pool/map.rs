@@ -28,6 +28,7 @@ use super::queue::{Job, Reply, Sink};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Outcome;
+use crate::status::ExitStatus;
 use crate::task::Task;
 
 /// Where a map's tasks come from: any iterator of tasks, or the receiving
@@ -71,6 +72,13 @@ mod source {
         fn has_ready(&self) -> bool {
             false
         }
+
+        /// The tasks that have arrived and not been pulled (a cancelled
+        /// map answers them without running them); none for an iterator,
+        /// whose tasks are only made when pulled.
+        fn take_arrived(&mut self) -> Vec<Task> {
+            Vec::new()
+        }
     }
 
     impl<I: Iterator<Item = Task>> Pull for I {
@@ -105,6 +113,14 @@ mod source {
 
         fn has_ready(&self) -> bool {
             self.ready.len() > 0
+        }
+
+        fn take_arrived(&mut self) -> Vec<Task> {
+            let mut arrived: Vec<Task> = std::mem::take(&mut self.ready).collect();
+            while let Ok(tasks) = self.tasks.try_recv() {
+                arrived.extend(tasks);
+            }
+            arrived
         }
     }
 }
@@ -178,6 +194,10 @@ pub(super) fn task_stream(bound: usize) -> (TaskSender, TaskStream) {
 /// batch is small beside it, short enough that a worker holding a batch
 /// never keeps the others waiting for long at the end of a map.
 const BATCH_WORK: Duration = Duration::from_millis(2);
+
+/// The most tasks one chunk may hold (`chunksize`): one instance runs them
+/// in a row, and the window holds chunks, so it must stay addressable.
+pub const MAX_CHUNKSIZE: usize = 1 << 16;
 
 /// The most chunks in one batch. The window grows with the batch (it holds
 /// as many batches as it held tasks), so this also bounds how far ahead of
@@ -311,11 +331,11 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
 
     /// How many tasks one submission carries.
     fn unit(&self) -> usize {
-        self.chunksize * self.batch
+        self.chunksize.saturating_mul(self.batch)
     }
 
     fn window(&self) -> usize {
-        (self.pool.window() * self.unit()).max(self.unit())
+        self.pool.window().saturating_mul(self.unit())
     }
 
     /// Whether another batch fits beside the tasks in flight and the
@@ -334,7 +354,8 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
         self.batch = self.delivery.pace.batch(self.chunksize);
         while !self.ended && self.has_room(held) {
             let unit = self.unit();
-            let mut tasks: Vec<Task> = Vec::with_capacity(unit);
+            // Grown as tasks come: a large unit is only an upper bound.
+            let mut tasks: Vec<Task> = Vec::with_capacity(unit.min(MAX_BATCH));
             while tasks.len() < unit {
                 match self.source.pull() {
                     Pulled::Task(task) => tasks.push(task),
@@ -392,8 +413,12 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
         if let Some(arrival) = self.arrived() {
             return Some(Some(arrival));
         }
-        if self.cancel.is_cancelled() {
+        if self.cancel.is_cancelled() && !self.ended {
             self.ended = true;
+            self.cancel_arrived();
+            if let Some(arrival) = self.arrived() {
+                return Some(Some(arrival));
+            }
         }
         let ready = !self.ended && self.source.has_ready();
         let waiting_for_tasks = !self.ended && !ready && self.has_room(held);
@@ -432,6 +457,28 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
         // The delivery holds a sender, so the results never disconnect.
         self.received = arrival?.into_iter();
         Some(self.arrived())
+    }
+
+    /// Answers the tasks that arrived from a stream and were never
+    /// submitted, `Cancelled`: each task sent to a map gets its outcome.
+    fn cancel_arrived(&mut self) {
+        let arrived = self.source.take_arrived();
+        if arrived.is_empty() {
+            return;
+        }
+        let outcomes = (self.submitted..)
+            .zip(arrived)
+            .map(|(index, _)| {
+                let outcome = Outcome::failed(
+                    ExitStatus::Cancelled,
+                    "the map was cancelled before the task started",
+                );
+                (index, outcome)
+            })
+            .collect::<Vec<_>>();
+        self.submitted += outcomes.len();
+        self.in_flight += outcomes.len();
+        self.delivery.deliver_all(outcomes);
     }
 
     /// An outcome that has already arrived, without waiting.
@@ -505,10 +552,11 @@ impl<S: TaskSource, T: Send + 'static> MapResults<'_, S, T> {
     /// hits a limit still gets its own status, and the chunk goes on in a
     /// fresh instance. Commands always get an instance each. From a
     /// [`TaskStream`], a chunk holds what has arrived, up to `size`. By
-    /// default 1.
+    /// default 1; at most [`MAX_CHUNKSIZE`] (a larger size is taken as
+    /// that).
     #[must_use]
     pub fn chunksize(mut self, size: usize) -> Self {
-        self.feeder.chunksize = size.max(1);
+        self.feeder.chunksize = size.clamp(1, MAX_CHUNKSIZE);
         self
     }
 }
@@ -604,7 +652,7 @@ impl<S: TaskSource, T: Send + 'static> UnorderedResults<'_, S, T> {
     /// As [`MapResults::chunksize`].
     #[must_use]
     pub fn chunksize(mut self, size: usize) -> Self {
-        self.feeder.chunksize = size.max(1);
+        self.feeder.chunksize = size.clamp(1, MAX_CHUNKSIZE);
         self
     }
 }

@@ -86,7 +86,7 @@ use crate::status::ExitStatus;
 use crate::task::{Capabilities, Initializer, Task};
 
 pub use handle::TaskHandle;
-pub use map::{MapResults, TaskSender, TaskSource, TaskStream, UnorderedResults};
+pub use map::{MAX_CHUNKSIZE, MapResults, TaskSender, TaskSource, TaskStream, UnorderedResults};
 
 use handle::HandleState;
 use process::ProcessOptions;

@@ -45,8 +45,19 @@ pub(super) async fn race(
     let raced = race_inner(call, deadline, cancel).await;
     if matches!(raced, Raced::TimedOut | Raced::Cancelled) {
         ABANDONED_HOST_CALL.with(|flag| flag.set(true));
+        return raced;
     }
-    raced
+    // The call ended, but after the task was cancelled or its time ran out
+    // (a guest blocked in a write that no signal reaches, freed when its
+    // reader went away, exits on the error): it ends as it would have had
+    // the race been won at that moment, not with what it did afterwards.
+    if cancel.is_cancelled() {
+        Raced::Cancelled
+    } else if deadline.is_some_and(|deadline| Instant::now() >= deadline) {
+        Raced::TimedOut
+    } else {
+        raced
+    }
 }
 
 async fn race_inner(

@@ -1,5 +1,6 @@
 //! The guest's stdout and stderr when they do not go to the host's own:
-//! a bounded in-memory capture, or a caller's writer.
+//! a bounded in-memory capture, a caller's writer, or (in a worker
+//! process) a relay to the pool under credits.
 //!
 //! wasmtime-wasi's own memory pipe traps the guest when it is full; a
 //! capture here keeps the first bytes up to its cap, drops the rest and
@@ -11,11 +12,13 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use event_listener::EventListener;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
 use crate::outcome::Captured;
+use crate::task::RelayedOutput;
 
 /// The most a guest may write in one call; it keeps each host-side copy
 /// small. Writers loop, so any amount still goes through.
@@ -194,6 +197,107 @@ impl AsyncWrite for WriterSink {
 
     fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(lock(&self.writer).flush())
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// A worker process's stream relayed to its pool under credits: a write
+/// waits (asynchronously, so that the task's deadline and cancellation
+/// still end it) until the pool has written enough earlier bytes out.
+pub(crate) struct RelayedSink {
+    relayed: RelayedOutput,
+    /// A `poll_write` waiting for credits.
+    waiting: Option<EventListener>,
+}
+
+impl RelayedSink {
+    pub(crate) fn new(relayed: RelayedOutput) -> Self {
+        RelayedSink {
+            relayed,
+            waiting: None,
+        }
+    }
+
+    /// How much may be written now.
+    fn permit(&self) -> usize {
+        usize::try_from(self.relayed.credits.available())
+            .unwrap_or(usize::MAX)
+            .min(WRITE_PERMIT)
+    }
+
+    fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.relayed.credits.take(bytes.len() as u64);
+        (self.relayed.send)(bytes)
+    }
+}
+
+impl IsTerminal for RelayedSink {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for RelayedSink {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(RelayedSink::new(self.relayed.clone()))
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(RelayedSink::new(self.relayed.clone()))
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for RelayedSink {
+    async fn ready(&mut self) {
+        self.relayed.credits.ready().await;
+    }
+}
+
+#[wasmtime_wasi::async_trait]
+impl OutputStream for RelayedSink {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        // WASI asked `check_write` first: the bytes fit the credits.
+        self.send(&bytes)
+            .map_err(|error| StreamError::LastOperationFailed(wasmtime::Error::new(error)))
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(self.permit())
+    }
+}
+
+impl AsyncWrite for RelayedSink {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        loop {
+            let permit = self.permit();
+            if permit > 0 {
+                self.waiting = None;
+                let n = permit.min(buf.len());
+                return Poll::Ready(self.send(&buf[..n]).map(|()| n));
+            }
+            let credits = Arc::clone(&self.relayed.credits);
+            let listener = self.waiting.get_or_insert_with(|| credits.listen());
+            if credits.available() == 0 {
+                std::task::ready!(Pin::new(listener).poll(cx));
+            }
+            self.waiting = None;
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {

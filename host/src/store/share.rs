@@ -8,6 +8,7 @@
 //! on a queue. Everything else is a plain call, cheap enough for a guest to
 //! count with atomics in a loop.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -20,12 +21,18 @@ use crate::share::{
     Channel, Granted, Grants, Holder, PIPE, RecvError, RemoteLink, SendError, Window, check_span,
 };
 
-/// A task's handles, opened by name from its grants.
+/// A task's handles, opened by name from its grants. A name opened again
+/// gets the handle it got the first time, so a task holds at most one
+/// handle per grant however often it opens them.
 #[derive(Default)]
 pub(crate) struct ShareState {
     grants: Grants,
     channels: Vec<Endpoint>,
     windows: Vec<OpenWindow>,
+    /// The handle of each channel opened, by name (`None`: the pipe).
+    channel_handles: HashMap<Option<String>, i32>,
+    /// The handle of each region opened, by name.
+    window_handles: HashMap<String, i32>,
     /// The message the last `channel_recv` took, until `message_read`.
     held: Vec<u8>,
     /// The task's lock-holder id, made on first use; it ends with the store.
@@ -55,6 +62,8 @@ impl ShareState {
             grants,
             channels: Vec::new(),
             windows: Vec::new(),
+            channel_handles: HashMap::new(),
+            window_handles: HashMap::new(),
             held: Vec::new(),
             holder: None,
         }
@@ -164,6 +173,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
             let name = read_name(&mut caller, ptr, len)?;
             let share = &mut caller.data_mut().share;
+            if let Some(handle) = share.channel_handles.get(&Some(name.clone())) {
+                return Ok(*handle);
+            }
             let endpoint = match share.grants.named.get(&name).map(|g| &g.0) {
                 Some(Granted::Channel(channel)) => Endpoint::Local {
                     send: channel.clone(),
@@ -176,7 +188,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 _ => return Ok(abi::NOT_GRANTED),
             };
             share.channels.push(endpoint);
-            Ok(handle_of(share.channels.len()))
+            let handle = handle_of(share.channels.len());
+            share.channel_handles.insert(Some(name), handle);
+            Ok(handle)
         },
     )?;
     linker.func_wrap(
@@ -184,6 +198,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         abi::PIPE_OPEN,
         |mut caller: Caller<'_, HostState>| -> i32 {
             let share = &mut caller.data_mut().share;
+            if let Some(handle) = share.channel_handles.get(&None) {
+                return *handle;
+            }
             let endpoint = match (&share.grants.pipe, share.remote()) {
                 (Some(end), _) => {
                     let (send, recv) = end.channels();
@@ -196,7 +213,9 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 _ => return abi::NOT_GRANTED,
             };
             share.channels.push(endpoint);
-            handle_of(share.channels.len())
+            let handle = handle_of(share.channels.len());
+            share.channel_handles.insert(None, handle);
+            handle
         },
     )?;
     linker.func_wrap_async(
@@ -297,16 +316,21 @@ fn add_regions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<i32> {
             let name = read_name(&mut caller, ptr, len)?;
             let share = &mut caller.data_mut().share;
+            if let Some(handle) = share.window_handles.get(&name) {
+                return Ok(*handle);
+            }
             let Some(Granted::Window(window)) = share.grants.named.get(&name).map(|g| &g.0) else {
                 return Ok(abi::NOT_GRANTED);
             };
             let open = OpenWindow {
                 window: window.clone(),
                 grant: share.grants.index_of(&name),
-                name,
+                name: name.clone(),
             };
             share.windows.push(open);
-            Ok(handle_of(share.windows.len()))
+            let handle = handle_of(share.windows.len());
+            share.window_handles.insert(name, handle);
+            Ok(handle)
         },
     )?;
     linker.func_wrap(

@@ -7,7 +7,7 @@ use wasmtime_wasi::cli::AsyncStdinStream;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 
-use super::capture::{Capture, WriterSink};
+use super::capture::{Capture, RelayedSink, WriterSink};
 use super::pump::{Pump, PumpReader};
 use super::socket::SocketStreams;
 use crate::error::{Error, ErrorKind};
@@ -84,9 +84,9 @@ pub(crate) fn wasi_context(
                 builder.stdout(socket.stdout());
                 None
             }
-            None => output_stream(&task.stdout, max_output, &mut builder, true),
+            None => output_stream(task, max_output, &mut builder, true),
         },
-        stderr: output_stream(&task.stderr, max_output, &mut builder, false),
+        stderr: output_stream(task, max_output, &mut builder, false),
     };
     if let Some(socket) = &direct {
         builder.stdin(socket.stdin());
@@ -112,10 +112,10 @@ pub(crate) fn wasi_context(
     Ok((builder.build_p1(), streams))
 }
 
-/// Points the guest's stdout (or stderr) where `output` says; returns the
-/// capture when it is captured.
+/// Points the guest's stdout (or stderr) where the task says (its relay to
+/// the pool, in a worker process); returns the capture when it is captured.
 fn output_stream(
-    output: &Output,
+    task: &Task,
     cap: usize,
     builder: &mut WasiCtxBuilder,
     is_stdout: bool,
@@ -128,6 +128,15 @@ fn output_stream(
             builder.stderr(stream);
         }
     };
+    let (output, relayed) = if is_stdout {
+        (&task.stdout, &task.relayed[0])
+    } else {
+        (&task.stderr, &task.relayed[1])
+    };
+    if let Some(relayed) = relayed {
+        set(builder, Box::new(RelayedSink::new(relayed.clone())));
+        return None;
+    }
     match output {
         Output::Capture => {
             let capture = Capture::new(cap);

@@ -8,7 +8,7 @@
 //! blank lines only.
 
 use std::io::{BufRead, BufReader, Read};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use wasmproc::{Capabilities, Task, TaskSender};
@@ -69,10 +69,34 @@ pub(crate) struct Making {
     pub(crate) max: usize,
 }
 
+/// How far the reader got: the lines it took from the input (blank ones
+/// too) and the tasks it made of them, counted together so that one look
+/// sees both at the same line.
+#[derive(Default)]
+pub(crate) struct Fed(Mutex<FedCount>);
+
+/// A look at [`Fed`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct FedCount {
+    pub(crate) lines: usize,
+    pub(crate) tasks: usize,
+}
+
+impl Fed {
+    pub(crate) fn get(&self) -> FedCount {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn set(&self, lines: usize, tasks: usize) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = FedCount { lines, tasks };
+    }
+}
+
 /// Reads `input` line by line until it ends or `stop` is set, sending one
 /// task per non-blank line. A line over `max` bytes is not kept: it becomes
 /// a task that fails alone (`bad_invocation`), and reading goes on after
-/// it. Returns how many lines were read.
+/// it. A line whose read ends after `stop` is set is not counted: it is
+/// left for a later run. Returns how many lines were read.
 pub(crate) fn feed(
     input: Input,
     making: &Making,
@@ -80,7 +104,7 @@ pub(crate) fn feed(
     lines: &Lines,
     remembered: Option<&Remembered>,
     stop: &AtomicBool,
-    read: &AtomicUsize,
+    fed: &Fed,
 ) -> usize {
     let (mut line_index, mut sent, mut skipped) = (0usize, 0usize, 0usize);
     // The shift from task to line index last recorded.
@@ -105,12 +129,16 @@ pub(crate) fn feed(
             return line_index;
         }
         let number = line_index + 1;
-        read.store(line_index, Ordering::Relaxed);
-        let task = match reader.read(&mut buffer) {
+        let read = reader.read(&mut buffer);
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let task = match read {
             Ok(Line::End) => break,
             Ok(Line::Text) if buffer.trim_ascii().is_empty() => {
                 line_index += 1;
                 skipped += 1;
+                fed.set(line_index, sent);
                 continue;
             }
             Ok(Line::Text) => {
@@ -132,9 +160,9 @@ pub(crate) fn feed(
         ready.push(task);
         sent += 1;
         line_index += 1;
+        fed.set(line_index, sent);
     }
     let _ = tasks.send_all(ready);
-    read.store(line_index, Ordering::Relaxed);
     line_index
 }
 

@@ -14,20 +14,22 @@ pub(crate) mod input;
 mod output;
 mod render;
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use std::sync::{Arc, OnceLock};
 
-use wasmproc::{Entry, ExitStatus, Isolation, Module, Pool, ProcessOptions};
+use wasmproc::{Entry, ExitStatus, Isolation, Module, Outcome, Pool, ProcessOptions};
 use wasmproc_cluster::{Cluster, JobCanceller, RemoteModule};
 
 use crate::args::{IsolationArg, MapArgs};
 use crate::replay::Recorder;
+use crate::signals::STOP_WITHIN;
 use crate::usage;
 use crate::waiting::HostWatch;
-use input::{Intake, Lines, Remembered, Shape};
+use input::{Fed, Intake, Lines, Remembered, Shape};
 use output::{Summary, progress_bar};
 use render::{Output, Rendered, Renderer, Replay};
 
@@ -73,6 +75,15 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     if args.chunksize == 0 {
         return Err(usage("--chunksize must be at least 1"));
     }
+    if args.chunksize > wasmproc::MAX_CHUNKSIZE {
+        return Err(usage(format!(
+            "--chunksize {} is more tasks than one instance runs in a row ({}): give \
+             --chunksize {} or less",
+            args.chunksize,
+            wasmproc::MAX_CHUNKSIZE,
+            wasmproc::MAX_CHUNKSIZE
+        )));
+    }
     let instances = u32::try_from(workers).unwrap_or(u32::MAX);
     let runtime = args.load.runtime(instances).build()?;
     let module = runtime.load(&args.module)?;
@@ -115,16 +126,15 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     {
         let cancel = backend.cancel_hook();
         let interrupted = Arc::clone(&interrupted);
-        let installed = ctrlc::set_handler(move || {
-            if interrupted.swap(true, Ordering::SeqCst) {
-                std::process::exit(i32::from(ExitStatus::Cancelled.code()));
-            }
-            // Ends what runs and the map's intake; the reader stops too.
-            cancel();
-        });
-        if let Err(error) = installed {
-            eprintln!("wasmproc: warning: Ctrl-C will not cancel the tasks: {error}");
-        }
+        crate::signals::on_interrupt(
+            move || {
+                interrupted.store(true, Ordering::SeqCst);
+                // Ends what runs and the map's intake; the reader stops too.
+                cancel();
+            },
+            Some(STOP_WITHIN),
+            "cancel the tasks",
+        );
     }
 
     let lines = Lines::default();
@@ -152,6 +162,7 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
             Shape::Command => None,
         },
     });
+    let sweeper = Arc::clone(&renderer);
     let render = move |index: usize, outcome| renderer.render(index, outcome);
     let mut bundles = 0usize;
     let progress = progress_bar(total);
@@ -159,7 +170,9 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     let shown = !progress.is_hidden();
     let out = output::Lines::new();
     let mut summary = Summary::new();
+    let done = RefCell::new(Done::default());
     let mut emit = |rendered: Rendered| -> std::io::Result<()> {
+        done.borrow_mut().mark(rendered.index, &rendered.status);
         if shown {
             progress.inc(1);
             if rendered.status != ExitStatus::Exited(0) {
@@ -179,10 +192,10 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     // The reader runs on a thread of its own, which is not waited for: it
     // may stay blocked on its input after the results end (Ctrl-C, a
     // closed stdout).
-    let lines_read = Arc::new(AtomicUsize::new(0));
+    let fed = Arc::new(Fed::default());
     let feed = |tasks: Box<dyn Intake>| {
         let (lines, stop) = (lines.clone(), Arc::clone(&interrupted));
-        let read = Arc::clone(&lines_read);
+        let read = Arc::clone(&fed);
         let making = input::Making {
             shape,
             caps: caps.clone(),
@@ -228,6 +241,18 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
                 }
             }
         }
+        if interrupted.load(Ordering::SeqCst) {
+            // Every line read ends in exactly one line out: the tasks that
+            // never started (still in the intake when Ctrl-C came) too.
+            let missing = done.borrow().missing(fed.get().tasks);
+            for index in missing {
+                let outcome = Outcome::not_run(
+                    ExitStatus::Cancelled,
+                    "cancelled (Ctrl-C) before it started",
+                );
+                emit(sweeper.render(index, outcome))?;
+            }
+        }
         out.finish()
     })();
     progress.finish_and_clear();
@@ -246,8 +271,13 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     if !quiet {
         eprintln!("{}", summary.line());
         if interrupted.load(Ordering::SeqCst) {
-            let read = lines_read.load(Ordering::Relaxed);
-            eprintln!("{}", unread_note(args.input.as_deref(), read));
+            let read = fed.get().lines;
+            let done = done.borrow();
+            let first_cancelled = done.first_cancelled.map(|index| lines.line_of(index));
+            eprintln!(
+                "{}",
+                interrupted_note(args.input.as_deref(), read, done.cancelled, first_cancelled)
+            );
         }
         if let Some(dir) = &args.replay_dir
             && bundles > 0
@@ -311,8 +341,51 @@ fn refuse_local_only_flags(args: &MapArgs) -> anyhow::Result<()> {
     }
 }
 
-/// What Ctrl-C left unread of the input, for the summary.
-fn unread_note(input: Option<&std::path::Path>, read: usize) -> String {
+/// Which of a map's tasks have their line out, and which of those were
+/// cancelled.
+#[derive(Default)]
+struct Done {
+    /// One bit per task index.
+    bits: Vec<u64>,
+    cancelled: usize,
+    /// The first task (by index) that ended cancelled.
+    first_cancelled: Option<usize>,
+}
+
+impl Done {
+    fn mark(&mut self, index: usize, status: &ExitStatus) {
+        let (word, bit) = (index / 64, index % 64);
+        if self.bits.len() <= word {
+            self.bits.resize(word + 1, 0);
+        }
+        self.bits[word] |= 1 << bit;
+        if *status == ExitStatus::Cancelled {
+            self.cancelled += 1;
+            self.first_cancelled = Some(self.first_cancelled.map_or(index, |i| i.min(index)));
+        }
+    }
+
+    fn has(&self, index: usize) -> bool {
+        self.bits
+            .get(index / 64)
+            .is_some_and(|word| word & (1 << (index % 64)) != 0)
+    }
+
+    /// The tasks below `made` without a line out.
+    fn missing(&self, made: usize) -> Vec<usize> {
+        (0..made).filter(|&index| !self.has(index)).collect()
+    }
+}
+
+/// What Ctrl-C left undone, for the summary: how many lines were read and
+/// cancelled, how many were never read, and the first line not done (a
+/// cancelled one, or else the first unread), where a later run resumes.
+fn interrupted_note(
+    input: Option<&std::path::Path>,
+    read: usize,
+    cancelled: usize,
+    first_cancelled: Option<usize>,
+) -> String {
     let unread = input
         .filter(|path| path.as_os_str() != "-" && path.is_file())
         .and_then(|path| File::open(path).ok())
@@ -324,19 +397,22 @@ fn unread_note(input: Option<&std::path::Path>, read: usize) -> String {
                 .filter(|line| !line.trim().is_empty())
                 .count()
         });
+    let first_not_done = first_cancelled.map_or(read, |line| line.min(read)) + 1;
+    let read_part = format!(
+        "{read} input line{} read ({cancelled} cancelled)",
+        if read == 1 { "" } else { "s" }
+    );
     match unread {
-        Some(0) => format!("wasmproc map: interrupted after reading all {read} input lines"),
+        Some(0) if cancelled == 0 => {
+            format!("wasmproc map: interrupted after every one of the {read} input lines was done")
+        }
         Some(unread) => format!(
-            "wasmproc map: interrupted: {read} input line{} read, {unread} never read (they \
-             start at line {})",
-            if read == 1 { "" } else { "s" },
-            read + 1
+            "wasmproc map: interrupted: {read_part}, {unread} never read; the first line not done \
+             is line {first_not_done}"
         ),
         None => format!(
-            "wasmproc map: interrupted: {read} input line{} read; the rest of the input was \
-             never read (it starts at line {})",
-            if read == 1 { "" } else { "s" },
-            read + 1
+            "wasmproc map: interrupted: {read_part}, the rest of the input never read; the \
+             first line not done is line {first_not_done}"
         ),
     }
 }

@@ -24,6 +24,8 @@ pub(crate) enum Output {
 
 /// One task's outcome as `map` writes it.
 pub(crate) struct Rendered {
+    /// The task's index among the map's tasks.
+    pub(crate) index: usize,
     /// For stdout.
     pub(crate) bytes: Vec<u8>,
     pub(crate) status: ExitStatus,
@@ -87,6 +89,7 @@ impl Renderer {
             Output::ResultsOnly => note = Some(failure_note(line, &outcome)),
         }
         Rendered {
+            index,
             bytes,
             status: outcome.status,
             note,

@@ -27,7 +27,7 @@ use crate::run::take_abandoned_host_call;
 use crate::runtime::{Runtime, RuntimeSettings};
 use crate::share::Remote;
 use crate::status::ExitStatus;
-use crate::task::{Output, Stdin, Task};
+use crate::task::{Credits, OUTPUT_WINDOW, RelayedOutput, Stdin, Task};
 
 /// The frames to the pool, shared by the task loop and the streams it
 /// relays (stdin credits, streamed output, sharing operations).
@@ -86,6 +86,8 @@ struct Current {
     inputs: HashMap<u64, Sender<Vec<u8>>>,
     /// The sharing operations in flight of tasks with grants.
     boards: HashMap<u64, Arc<Board>>,
+    /// The credits of the running task's streamed outputs.
+    outputs: HashMap<(u64, StreamName), Arc<Credits>>,
 }
 
 /// Serves the pool on stdin and stdout until stdin closes; returns the
@@ -168,8 +170,11 @@ pub(crate) fn serve() -> i32 {
                 })
             },
             |stream| {
-                let relay = OutputRelay::new(id, stream, to_pool.clone());
-                Output::Writer(Arc::new(Mutex::new(relay)))
+                let credits = Credits::new(OUTPUT_WINDOW);
+                lock(&current)
+                    .outputs
+                    .insert((id, stream), Arc::clone(&credits));
+                relayed_output(id, stream, credits, to_pool.clone())
             },
         );
         let (outcome, taken) = match wire_grants {
@@ -181,6 +186,7 @@ pub(crate) fn serve() -> i32 {
             current.running = None;
             current.inputs.remove(&id);
             current.boards.remove(&id);
+            current.outputs.retain(|(task, _), _| *task != id);
         }
         // A task that ended while the guest waited in a host call may have
         // left a thread blocked in the OS (opening a FIFO, say): this
@@ -230,7 +236,9 @@ fn run_sharing(
     let timeout = task.get_limits().and_then(Limits::get_timeout);
     let deadline = timeout.and_then(|timeout| started.checked_add(timeout));
     // A guest whose last sends still wait for room when its time is up
-    // ends as it would have in a thread worker, stopped inside a send.
+    // ends as it would have in a thread worker, stopped inside a send:
+    // whatever it did after that send (exited with its own code, trapped)
+    // never happened there.
     let stopped = match board.settle(deadline, token) {
         Settled::Sent => None,
         Settled::TimedOut => Some((
@@ -246,7 +254,7 @@ fn run_sharing(
         )),
     };
     if let Some((status, message)) = stopped
-        && outcome.status.success()
+        && !matches!(outcome.status, ExitStatus::TimedOut | ExitStatus::Cancelled)
     {
         let duration = outcome.duration;
         outcome = Outcome::failed(status, message);
@@ -297,6 +305,11 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
                 let board = lock(current).boards.get(&id).cloned();
                 if let Some(board) = board {
                     board.answer(seq, reply);
+                }
+            }
+            Ok(Some(ToChild::OutputTaken { id, stream, bytes })) => {
+                if let Some(credits) = lock(current).outputs.get(&(id, stream)) {
+                    credits.give(bytes);
                 }
             }
             Ok(Some(ToChild::Credits { id, count })) => {
@@ -354,36 +367,24 @@ impl Read for InputRelay {
 }
 
 /// A task's streamed stdout or stderr: each write becomes an `Output`
-/// frame.
-struct OutputRelay {
+/// frame, sent under `credits`, which the pool's `OutputTaken` frames give
+/// back.
+fn relayed_output(
     id: u64,
     stream: StreamName,
+    credits: Arc<Credits>,
     to_pool: ToPool,
-}
-
-impl OutputRelay {
-    fn new(id: u64, stream: StreamName, to_pool: ToPool) -> Self {
-        OutputRelay {
+) -> RelayedOutput {
+    let send = move |bytes: &[u8]| {
+        to_pool.send(&ToParent::Output {
             id,
             stream,
-            to_pool,
-        }
-    }
-}
-
-impl Write for OutputRelay {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let output = ToParent::Output {
-            id: self.id,
-            stream: self.stream,
-            bytes: buf.to_vec(),
-        };
-        self.to_pool.send(&output)?;
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
+            bytes: bytes.to_vec(),
+        })
+    };
+    RelayedOutput {
+        credits,
+        send: Arc::new(send),
     }
 }
 

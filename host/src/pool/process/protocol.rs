@@ -9,8 +9,8 @@
 //! A conversation: `Hello` → `Started` (the child is a wasmproc worker) →
 //! `Ready` (its module is loaded); then any number of `Run`, each answered
 //! by one `Done`, with `Cancel`, `Input`/`InputEnd` → `InputTaken` (a
-//! streamed stdin, flow-controlled), `Output` (a streamed stdout or
-//! stderr) and `Share` → `ShareReply` (a queue, pipe or wait operation of
+//! streamed stdin, flow-controlled), `Output` → `OutputTaken` (a streamed
+//! stdout or stderr, flow-controlled) and `Share` → `ShareReply` (a queue, pipe or wait operation of
 //! the task, carried out by the pool) in between.
 
 use std::io::{Read, Write};
@@ -26,10 +26,10 @@ use crate::module::Module;
 use crate::outcome::Outcome;
 use crate::runtime::RuntimeSettings;
 use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Window};
-use crate::task::{Capabilities, Entry, Initializer, Output, Stdin, Task};
+use crate::task::{Capabilities, Entry, Initializer, Output, RelayedOutput, Stdin, Task};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 5;
+pub(crate) const VERSION: u32 = 6;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -94,6 +94,13 @@ pub(crate) enum ToChild {
     /// `count` more of task `id`'s sends that went ahead are in their
     /// channels: credits back, one frame for a batch.
     Credits { id: u64, count: u32 },
+    /// The pool wrote `bytes` of task `id`'s `stream` out: room for as
+    /// many more (`task::OUTPUT_WINDOW` bytes may be out at once).
+    OutputTaken {
+        id: u64,
+        stream: StreamName,
+        bytes: u64,
+    },
 }
 
 /// From a worker process to the pool.
@@ -282,7 +289,7 @@ impl WireGrants {
 }
 
 /// Which output stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) enum StreamName {
     Stdout,
     Stderr,
@@ -351,12 +358,14 @@ impl WireTask {
     pub(crate) fn into_task(
         self,
         stdin: impl FnOnce() -> Stdin,
-        streamed: impl Fn(StreamName) -> Output,
+        streamed: impl Fn(StreamName) -> RelayedOutput,
     ) -> Task {
-        let output = |wire: WireOutput, stream: StreamName| match wire {
+        let output = |wire: WireOutput| match wire {
             WireOutput::Capture => Output::Capture,
-            WireOutput::Discard => Output::Discard,
-            WireOutput::Streamed => streamed(stream),
+            WireOutput::Discard | WireOutput::Streamed => Output::Discard,
+        };
+        let relayed = |wire: WireOutput, stream: StreamName| {
+            (wire == WireOutput::Streamed).then(|| streamed(stream))
         };
         let stdin = match self.stdin {
             WireStdin::Empty => Stdin::Empty,
@@ -367,8 +376,12 @@ impl WireTask {
             .args(self.argv)
             .capabilities(self.caps)
             .stdin(stdin)
-            .stdout(output(self.stdout, StreamName::Stdout))
-            .stderr(output(self.stderr, StreamName::Stderr));
+            .stdout(output(self.stdout))
+            .stderr(output(self.stderr));
+        task.relayed = [
+            relayed(self.stdout, StreamName::Stdout),
+            relayed(self.stderr, StreamName::Stderr),
+        ];
         task.limits = self.limits;
         task.rejected = self.rejected;
         task
@@ -507,7 +520,8 @@ mod tests {
         let fine = Task::call("square", &3)
             .unwrap()
             .stdin(Stdin::Bytes((&b"x"[..]).into()));
-        let back = WireTask::from_task(&fine, None).into_task(|| Stdin::Empty, |_| Output::Discard);
+        let back = WireTask::from_task(&fine, None)
+            .into_task(|| Stdin::Empty, |_| unreachable!("nothing is streamed"));
         assert_eq!(&*back.input, b"3");
         assert!(matches!(back.stdin, Stdin::Bytes(_)));
     }

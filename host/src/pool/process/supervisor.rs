@@ -648,6 +648,17 @@ impl Supervisor {
                         StreamName::Stderr => &task.stderr,
                     };
                     write_output(output, stream, &bytes);
+                    // Written out (or dropped): the worker may send as many
+                    // more. Until then a guest whose reader does not read
+                    // waits in its worker, and nothing piles up here.
+                    let taken = ToChild::OutputTaken {
+                        id,
+                        stream,
+                        bytes: bytes.len() as u64,
+                    };
+                    worker.send(&taken).map_err(|e| {
+                        gone(format!("the worker process stopped taking frames ({e})"))
+                    })?;
                 }
                 Ok(Ok(ToParent::InputTaken { id, bytes })) if id == front_id => {
                     relay.taken(bytes);

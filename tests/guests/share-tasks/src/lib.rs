@@ -57,6 +57,17 @@ fn flood(count: u64, len: usize) -> Result<u64, ShareError> {
     Ok(count)
 }
 
+/// Puts `0..count` on `jobs`, waiting as long as each put takes, then
+/// exits with `code`: a put that never finds room must hold the exit back.
+#[task]
+fn put_then_exit(count: u64, code: i32) -> Result<(), ShareError> {
+    let jobs = queue::<u64>("jobs")?;
+    for i in 0..count {
+        jobs.put(&i)?;
+    }
+    std::process::exit(code)
+}
+
 /// Tries to put a string of `len` bytes: the error, if any, as text.
 #[task]
 fn put_large(len: usize) -> String {
