@@ -500,8 +500,9 @@ impl Region {
     }
 
     /// Wakes up to `count` waiters on the 32-bit word at `offset`, in any
-    /// worker or the host; returns how many woke (in a worker process,
-    /// where the wake is not waited for: `count`).
+    /// worker or the host; returns `count` (capped at `i32::MAX`), the same
+    /// in both isolations: a worker process does not wait to learn how many
+    /// woke.
     ///
     /// # Errors
     ///

@@ -186,7 +186,7 @@ pub mod serve;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use cache::CacheStatus;
+pub use cache::{CACHE_MAX_ENV, CacheEntry, CacheStatus, DEFAULT_CACHE_MAX};
 pub use cancel::CancelToken;
 pub use engine::bench_engine_config;
 pub use error::{Error, ErrorKind};

@@ -11,7 +11,9 @@ use std::sync::{Arc, OnceLock};
 
 use wasmtime::{Engine, Linker};
 
-use crate::cache::{ModuleCache, default_key_file};
+use crate::cache::{
+    CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX, ModuleCache, default_key_file, parse_budget,
+};
 use crate::engine::{EngineSettings, InstancePermits, Ticker, new_engine};
 use crate::error::{Error, ErrorKind};
 use crate::limits::DEFAULT_MAX_WASM_STACK;
@@ -89,6 +91,8 @@ pub(crate) struct RuntimeSettings {
     pub(crate) cache_dir: Option<PathBuf>,
     /// The file holding the key that signs cache entries.
     pub(crate) cache_key_file: Option<PathBuf>,
+    /// The most bytes the cache's entries may take.
+    pub(crate) cache_max: u64,
     pub(crate) max_module_size: usize,
     pub(crate) max_module_functions: u32,
 }
@@ -107,6 +111,8 @@ pub(crate) struct RuntimeSettings {
 pub struct RuntimeBuilder {
     cache: CacheChoice,
     cache_key_file: Option<PathBuf>,
+    /// `None`: `$WASMPROC_CACHE_MAX`, else the default.
+    cache_max: Option<u64>,
     max_wasm_stack: usize,
     max_instances: u32,
     max_module_size: usize,
@@ -125,6 +131,7 @@ impl Default for RuntimeBuilder {
         RuntimeBuilder {
             cache: CacheChoice::Default,
             cache_key_file: None,
+            cache_max: None,
             max_wasm_stack: DEFAULT_MAX_WASM_STACK,
             max_instances: DEFAULT_MAX_INSTANCES,
             max_module_size: DEFAULT_MAX_MODULE_SIZE,
@@ -151,6 +158,15 @@ impl RuntimeBuilder {
     /// `%APPDATA%` on Windows): never inside the cache.
     pub fn cache_key_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.cache_key_file = Some(path.into());
+        self
+    }
+
+    /// Keeps the cache within `bytes`: after writing an entry, the least
+    /// recently used ones are removed until the rest fit. By default
+    /// `$WASMPROC_CACHE_MAX` (`4GiB`, `500MB`, ...), else
+    /// [`DEFAULT_CACHE_MAX`](crate::DEFAULT_CACHE_MAX).
+    pub fn cache_max(mut self, bytes: u64) -> Self {
+        self.cache_max = Some(bytes);
         self
     }
 
@@ -196,8 +212,9 @@ impl RuntimeBuilder {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::BadInvocation`] for a stack below 64 KiB or a zero
-    /// instance count, [`ErrorKind::Setup`] when the engine cannot be made.
+    /// [`ErrorKind::BadInvocation`] for a stack below 64 KiB, a zero
+    /// instance count or a `$WASMPROC_CACHE_MAX` that is not a size,
+    /// [`ErrorKind::Setup`] when the engine cannot be made.
     pub fn build(self) -> Result<Runtime, Error> {
         if self.max_wasm_stack < 64 << 10 || self.max_instances == 0 {
             return Err(Error::new(
@@ -205,6 +222,12 @@ impl RuntimeBuilder {
                 "the wasm stack must be at least 64KiB and the instance count at least 1",
             ));
         }
+        let cache_max = match (self.cache_max, std::env::var(CACHE_MAX_ENV)) {
+            (Some(max), _) => max,
+            (None, Ok(text)) if !text.is_empty() => parse_budget(&text)
+                .map_err(|message| Error::new(ErrorKind::BadInvocation, message))?,
+            (None, _) => DEFAULT_CACHE_MAX,
+        };
         let cache_dir = match self.cache {
             CacheChoice::Disabled => None,
             CacheChoice::Dir(dir) => Some(dir),
@@ -220,6 +243,7 @@ impl RuntimeBuilder {
             },
             cache_dir,
             cache_key_file: self.cache_key_file.or_else(default_key_file),
+            cache_max,
             max_module_size: self.max_module_size,
             max_module_functions: self.max_module_functions,
         })
@@ -246,7 +270,11 @@ impl Runtime {
     pub(crate) fn with_settings(settings: RuntimeSettings) -> Result<Runtime, Error> {
         let plain = LinkedEngine::new(&settings.engine, false)?;
         let cache = match &settings.cache_dir {
-            Some(dir) => ModuleCache::in_dir(dir.clone(), settings.cache_key_file.as_deref()),
+            Some(dir) => ModuleCache::in_dir(
+                dir.clone(),
+                settings.cache_key_file.as_deref(),
+                settings.cache_max,
+            ),
             None => ModuleCache::disabled(),
         };
         let ticker = Ticker::start(plain.engine.clone()).map_err(|error| {
@@ -269,6 +297,44 @@ impl Runtime {
     /// The directory of the module cache, if the cache is on.
     pub fn cache_dir(&self) -> Option<&Path> {
         self.inner.cache.dir()
+    }
+
+    /// The module cache's entries, least recently used first (none when
+    /// the cache is off).
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Setup`] when the cache directory cannot be read.
+    pub fn cache_entries(&self) -> Result<Vec<CacheEntry>, Error> {
+        self.inner
+            .cache
+            .entries()
+            .map_err(|error| self.cache_error(&error))
+    }
+
+    /// Removes every entry of the module cache (the next load of each
+    /// module compiles it again); returns how many entries went and their
+    /// bytes.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::Setup`] when the cache directory cannot be read.
+    pub fn clear_cache(&self) -> Result<(usize, u64), Error> {
+        self.inner
+            .cache
+            .clear()
+            .map_err(|error| self.cache_error(&error))
+    }
+
+    fn cache_error(&self, error: &std::io::Error) -> Error {
+        let dir = self.cache_dir().map(Path::display);
+        Error::new(
+            ErrorKind::Setup,
+            format!(
+                "cannot read the module cache {}: {error}",
+                dir.map_or(String::new(), |dir| format!("`{dir}`"))
+            ),
+        )
     }
 
     /// Why the module cache is off although a directory was set for it

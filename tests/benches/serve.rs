@@ -213,6 +213,9 @@ mod unix {
                 "127.0.0.1:{port}",
                 "--max-connections",
                 &max,
+                // wrk's connections all come from 127.0.0.1.
+                "--max-per-peer",
+                "0",
                 "--isolation",
                 isolation,
                 "--log",

@@ -113,12 +113,19 @@ struct Host {
 }
 
 impl Host {
+    /// A host of two workers that asks for a 2 s ack wait, with `extra`
+    /// flags.
     fn start(url: &str, extra: &[&str]) -> Host {
+        Self::start_with(url, &[&["-j", "2", "--ack-wait", "2s"], extra].concat())
+    }
+
+    /// A host with these flags only.
+    fn start_with(url: &str, flags: &[&str]) -> Host {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("worker.log");
         let child = wasmproc()
-            .args(["worker", "--nats", url, "-j", "2", "--ack-wait", "2s"])
-            .args(extra)
+            .args(["worker", "--nats", url])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -638,5 +645,148 @@ fn a_map_with_no_worker_host_says_so() {
             "wasmproc: waiting for worker hosts: none is pulling tasks from {url} \
              (start one: wasmproc worker --nats {url})"
         )
+    );
+}
+
+/// Waits until `path` exists, for at most `limit`.
+fn wait_for_file(path: &Path, limit: Duration) {
+    let started = Instant::now();
+    while !path.exists() {
+        assert!(
+            started.elapsed() < limit,
+            "{} did not appear in {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Issue 21: the ack wait used to be the first host's for good, whatever a
+/// later host asked for.
+#[test]
+fn a_host_that_asks_for_another_ack_wait_changes_it_for_every_host() {
+    if !nats_server_available("a_host_that_asks_for_another_ack_wait_changes_it_for_every_host") {
+        return;
+    }
+    let server = NatsServer::start();
+    let url = server.url();
+    let marks = tempfile::tempdir().unwrap();
+    let dir = marks.path().to_str().unwrap();
+    let mark = marks.path().join("running");
+
+    // The first host sets the default.
+    let first = Host::start_with(&url, &["-j", "1"]);
+    assert!(
+        first.log().contains("(ack wait 30s, 3 attempts)"),
+        "{}",
+        first.log()
+    );
+    first.kill();
+    // A later one asks for 2 s: every host gets it.
+    let asking = Host::start_with(&url, &["-j", "1", "--ack-wait", "2s", "--allow-dir", dir]);
+    let log = asking.log();
+    assert!(
+        log.contains("ack wait changed from 30s to 2s for every host"),
+        "{log}"
+    );
+    assert!(log.contains("(ack wait 2s, 3 attempts)"), "{log}");
+
+    let run = wasmproc()
+        .args(["run", "--nats", &url, "--dir", &format!("{dir}::/marks")])
+        .args([guests::WASI_CMD, "announce", "/marks/running", "1500"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for_file(&mark, Duration::from_secs(60));
+    asking.kill();
+    let killed = Instant::now();
+    std::fs::remove_file(&mark).unwrap();
+    // A host that asks for nothing keeps the 2 s, and gets the task after
+    // them, not after 30 s.
+    let next = Host::start_with(&url, &["-j", "1", "--allow-dir", dir]);
+    assert!(
+        next.log().contains("(ack wait 2s, 3 attempts)"),
+        "{}",
+        next.log()
+    );
+    assert!(!next.log().contains("changed"), "{}", next.log());
+    wait_for_file(&mark, Duration::from_secs(20));
+    let redelivered = killed.elapsed();
+    assert!(
+        redelivered < Duration::from_secs(8),
+        "redelivered after {redelivered:?}"
+    );
+    let output = run.wait_with_output().unwrap();
+    assert_eq!(
+        wasmproc_tests::code(&output),
+        0,
+        "{}",
+        wasmproc_tests::stderr(&output)
+    );
+    assert_eq!(wasmproc_tests::stdout(&output), "slept 1500ms\n");
+}
+
+/// Issue 21: after a host died, `map --nats` said nothing for the whole
+/// ack wait.
+#[test]
+fn a_map_says_when_a_host_holding_its_tasks_stops_answering() {
+    if !nats_server_available("a_map_says_when_a_host_holding_its_tasks_stops_answering") {
+        return;
+    }
+    let server = NatsServer::start();
+    let url = server.url();
+    let marks = tempfile::tempdir().unwrap();
+    let dir = marks.path().to_str().unwrap();
+    let mark = marks.path().join("running");
+    let doomed = Host::start(&url, &["--allow-dir", dir]);
+    let input = input_file("[\"announce\", \"/marks/running\", \"500\"]\n");
+    let mut map = wasmproc()
+        .args(["map", "--nats", &url, "--dir", &format!("{dir}::/marks")])
+        .args([guests::WASI_CMD, input.path().to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = BufReader::new(map.stderr.take().unwrap());
+    let (said, heard) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            let _ = said.send(line);
+        }
+    });
+    wait_for_file(&mark, Duration::from_secs(60));
+    doomed.kill();
+    let killed = Instant::now();
+    // Said after 2/3 of the 2 s ack wait without a word from the host,
+    // before the task goes to another.
+    let line = heard
+        .recv_timeout(Duration::from_secs(10))
+        .expect("a line about the silent host");
+    let said_after = killed.elapsed();
+    let (said, when) = line.split_once("; ").unwrap_or((&line, ""));
+    assert_eq!(
+        said, "wasmproc: 1 task is held by a host that stopped answering",
+        "{line}"
+    );
+    assert!(
+        when == "redelivery in 1s" || when == "redelivery is due now",
+        "{line}"
+    );
+    assert!(
+        said_after < Duration::from_secs(5),
+        "said after {said_after:?}"
+    );
+    let _next = Host::start(&url, &["--allow-dir", dir]);
+    let output = map.wait_with_output().unwrap();
+    assert_eq!(wasmproc_tests::code(&output), 0);
+    let lines = super::lines(&output);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["stdout"], "slept 500ms\n", "{}", lines[0]);
+    reader.join().unwrap();
+    let rest: Vec<String> = heard.try_iter().collect();
+    assert!(
+        !rest.iter().any(|line| line.contains("stopped answering")),
+        "said once: {rest:?}"
     );
 }

@@ -410,3 +410,76 @@ fn a_failed_run_replays_with_the_stdin_it_read() {
     assert_eq!(code(&changed), 126);
     assert!(stderr(&changed).contains("changed since the bundle was written"));
 }
+
+/// A bundle is a file anyone may edit: the directories it grants are said
+/// before running, and granted only with `--yes` or the same `--dir`
+/// flags; a field of a later format is refused.
+#[test]
+fn replay_grants_a_bundles_directories_only_when_told_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("note.txt"), "inside").unwrap();
+    let replays = dir.path().join("replays");
+    let grant = format!("{}::/data", data.display());
+    let output = wasmproc_run(&[
+        "run",
+        "--replay-dir",
+        replays.to_str().unwrap(),
+        "--dir",
+        &grant,
+        CMD,
+        "read",
+        "/data/missing.txt",
+    ]);
+    assert_eq!(code(&output), 2, "{}", stderr(&output));
+    let bundle = replays.join("wasi-cmd-run.replay.json");
+    let bundle = bundle.to_str().unwrap();
+
+    let asked = wasmproc_run(&["replay", bundle]);
+    assert_eq!(code(&asked), 128, "{}", stderr(&asked));
+    let message = stderr(&asked);
+    assert!(
+        message.contains(&format!("the bundle grants --dir {grant}")),
+        "{message}"
+    );
+    assert!(
+        message.contains("pass --yes, or the same flags"),
+        "{message}"
+    );
+
+    for agreed in [vec!["--yes"], vec!["--dir", grant.as_str()]] {
+        let mut args = vec!["replay"];
+        args.extend(agreed.iter().copied());
+        args.push(bundle);
+        let again = wasmproc_run(&args);
+        assert_eq!(code(&again), 2, "{agreed:?}: {}", stderr(&again));
+        assert!(stderr(&again).contains("cannot read /data/missing.txt"));
+    }
+    let other = format!("{}::/data", dir.path().display());
+    let refused = wasmproc_run(&["replay", "--dir", &other, bundle]);
+    assert_eq!(code(&refused), 128, "{}", stderr(&refused));
+
+    // An edited bundle that grants /etc is refused the same way.
+    let mut edited: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(bundle).unwrap()).unwrap();
+    edited["dirs"] = serde_json::json!([{"host": "/etc", "guest": "/data"}]);
+    std::fs::write(bundle, edited.to_string()).unwrap();
+    let etc = wasmproc_run(&["replay", bundle]);
+    assert_eq!(code(&etc), 128);
+    assert!(
+        stderr(&etc).contains("--dir /etc::/data"),
+        "{}",
+        stderr(&etc)
+    );
+
+    edited["from_the_future"] = serde_json::json!(true);
+    std::fs::write(bundle, edited.to_string()).unwrap();
+    let later = wasmproc_run(&["replay", "--yes", bundle]);
+    assert_eq!(code(&later), 128);
+    assert!(
+        stderr(&later).contains("from_the_future"),
+        "{}",
+        stderr(&later)
+    );
+}

@@ -216,6 +216,88 @@ fn the_c_examples_serve_echo_and_http() {
 }
 
 #[test]
+fn sockets_past_the_per_peer_cap_are_refused_and_silent_ones_end_at_the_first_byte_timeout() {
+    let mut server = Serving::start(&[
+        "--task",
+        "echo",
+        "--max-per-peer",
+        "2",
+        "--first-byte-timeout",
+        "1s",
+        guests::SERVE_TASKS,
+    ]);
+    // 20 sockets from 127.0.0.1 that send nothing: 2 hold places, the
+    // others are closed at once.
+    let silent: Vec<TcpStream> = (0..20)
+        .map(|_| TcpStream::connect(&server.addr).unwrap())
+        .collect();
+    for _ in 0..18 {
+        let record = server.record();
+        assert_eq!(record["status"], "cancelled", "{record}");
+        assert_eq!(record["bytes_in"], 0, "{record}");
+        let message = record["message"].as_str().unwrap();
+        assert!(
+            message.contains("refused") && message.contains("127.0.0.1"),
+            "{record}"
+        );
+    }
+    // The two that hold places end at the first-byte timeout.
+    for _ in 0..2 {
+        let record = server.record();
+        assert_eq!(record["status"], "timed_out", "{record}");
+        assert!(
+            record["message"].as_str().unwrap().contains("sent nothing"),
+            "{record}"
+        );
+        assert!(record["duration_ms"].as_f64().unwrap() >= 900.0, "{record}");
+    }
+    drop(silent);
+    // Then 127.0.0.1 is served again.
+    assert_eq!(server.exchange(b"a real client"), b"a real client");
+    assert_eq!(server.record()["status"], "exited");
+    let (code, rest) = server.terminate();
+    assert_eq!(code, Some(0), "{rest}");
+    assert!(
+        rest.contains("stopped after 21 connections (18 refused by --max-per-peer)"),
+        "{rest}"
+    );
+}
+
+/// One connection at a time needs one worker process, whatever
+/// --max-connections allows; idle ones stop after --worker-idle-timeout.
+#[cfg(unix)]
+#[test]
+fn process_isolation_keeps_as_many_worker_processes_as_the_load_needs() {
+    use wasmproc_tests::unix::children_of;
+    let mut server = Serving::start(&[
+        "--task",
+        "echo",
+        "--isolation",
+        "process",
+        "--max-connections",
+        "16",
+        "--worker-idle-timeout",
+        "1s",
+        guests::SERVE_TASKS,
+    ]);
+    let pid = server.child.id();
+    for i in 0..10 {
+        let payload = format!("connection {i}");
+        assert_eq!(server.exchange(payload.as_bytes()), payload.as_bytes());
+        assert_eq!(server.record()["status"], "exited");
+        let workers = children_of(pid);
+        assert!(
+            !workers.is_empty() && workers.len() <= 2,
+            "after connection {i}: worker processes {workers:?}"
+        );
+    }
+    // A quiet second later, only --min-workers (1) is left.
+    wasmproc_tests::unix::wait_for("one worker process", || children_of(pid).len() == 1);
+    let (code, rest) = server.terminate();
+    assert_eq!(code, Some(0), "{rest}");
+}
+
+#[test]
 fn bad_flags_and_modules_are_refused_with_their_statuses() {
     let cases: [(&[&str], u8, &str); 5] = [
         (

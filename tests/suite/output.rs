@@ -115,3 +115,63 @@ fn output_written_before_a_failure_is_kept() {
     );
     assert!(outcome.stderr.text().contains("wasi-cmd was told to panic"));
 }
+
+/// A writer that blocks its first write until released, then fails it:
+/// a reader that does not read, then goes away.
+struct Stuck {
+    entered: crossbeam_channel::Sender<()>,
+    release: crossbeam_channel::Receiver<()>,
+}
+
+impl std::io::Write for Stuck {
+    fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+        let _ = self.entered.send(());
+        let _ = self.release.recv();
+        Err(std::io::Error::new(
+            std::io::ErrorKind::BrokenPipe,
+            "the reader went away",
+        ))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A task cancelled while its guest is blocked in a write no signal
+/// reaches ends `cancelled` when the write returns, even when the guest
+/// exits with its own code at once after it (here `proc_exit(101)`, the
+/// very next instruction: no epoch check runs in between).
+#[test]
+fn a_task_cancelled_in_a_stuck_write_ends_cancelled_whatever_follows() {
+    const WRITE_THEN_EXIT: &str = r#"(module
+      (import "wasi_snapshot_preview1" "fd_write"
+        (func $write (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "\10\00\00\00\05\00\00\00")
+      (data (i32.const 16) "hello")
+      (func (export "_start")
+        (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 32)))
+        (call $exit (i32.const 101))))"#;
+    let module = wasmproc_tests::runtime()
+        .load_bytes("write-then-exit.wat", WRITE_THEN_EXIT.as_bytes())
+        .unwrap();
+    let (entered, in_write) = crossbeam_channel::bounded(1);
+    let (release, released) = crossbeam_channel::bounded(1);
+    let writer: Arc<Mutex<dyn std::io::Write + Send>> = Arc::new(Mutex::new(Stuck {
+        entered,
+        release: released,
+    }));
+    let task = Task::command().stdout(Output::Writer(writer));
+    let token = wasmproc::CancelToken::new();
+    let running = {
+        let token = token.clone();
+        std::thread::spawn(move || module.run_with(&task, &token))
+    };
+    in_write.recv().unwrap();
+    token.cancel();
+    release.send(()).unwrap();
+    let outcome = running.join().unwrap();
+    assert_eq!(outcome.status, ExitStatus::Cancelled, "{outcome:?}");
+}

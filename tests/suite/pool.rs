@@ -462,3 +462,116 @@ fn stress_no_task_is_lost() {
         .collect();
     assert_eq!(after, [json!("still serving")]);
 }
+
+/// Process pools start worker processes on demand and let idle ones go.
+mod processes {
+    use std::time::{Duration, Instant};
+
+    use wasmproc::{Isolation, Pool, ProcessOptions, Task};
+    use wasmproc_tests::sdk_tasks;
+
+    use crate::pool_host;
+
+    fn processes(workers: usize, options: ProcessOptions) -> Pool {
+        Pool::builder(sdk_tasks())
+            .workers(workers)
+            .isolation(Isolation::Process(options.executable(pool_host())))
+            .build()
+            .unwrap()
+    }
+
+    /// Waits until `condition` holds, failing the test after 30 s.
+    fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+        let started = Instant::now();
+        while !condition() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "timed out waiting for {what}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    #[test]
+    fn one_task_at_a_time_keeps_one_worker_process() {
+        let pool = processes(16, ProcessOptions::default());
+        wait_for("the first worker", || pool.worker_pids().len() == 1);
+        for i in 0..10u64 {
+            let handle = pool.submit(Task::call("square", &i).unwrap()).unwrap();
+            assert_eq!(handle.wait().decode::<u64>().unwrap(), i * i);
+            assert!(
+                pool.worker_pids().len() <= 2,
+                "task {i}: {:?}",
+                pool.worker_pids()
+            );
+        }
+        // At most one more started when a task came in the instant
+        // before the worker was counted idle again; no more.
+        assert!(pool.worker_pids().len() <= 2, "{:?}", pool.worker_pids());
+    }
+
+    #[test]
+    fn a_burst_starts_workers_up_to_the_size_and_they_go_when_idle() {
+        let options = ProcessOptions::default().idle_timeout(Some(Duration::from_millis(500)));
+        let pool = processes(6, options);
+        let handles: Vec<_> = (0..6)
+            .map(|_| {
+                pool.submit(Task::call("sleep_ms", &2_500u64).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        wait_for("six worker processes", || pool.worker_pids().len() == 6);
+        for handle in handles {
+            assert_eq!(handle.wait().decode::<u64>().unwrap(), 2_500);
+        }
+        wait_for("the idle ones to stop", || pool.worker_pids().len() == 1);
+        // The pool serves on, starting workers again for the next burst.
+        let again: Vec<_> = (0..3)
+            .map(|_| {
+                pool.submit(Task::call("sleep_ms", &300u64).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        for handle in again {
+            assert!(handle.wait().success());
+        }
+    }
+
+    #[test]
+    fn min_workers_start_with_the_pool_and_stay() {
+        let options = ProcessOptions::default()
+            .min_workers(3)
+            .idle_timeout(Some(Duration::from_millis(200)));
+        let pool = processes(8, options);
+        wait_for("three worker processes", || pool.worker_pids().len() == 3);
+        let handles: Vec<_> = (0..5)
+            .map(|_| {
+                pool.submit(Task::call("sleep_ms", &500u64).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        for handle in handles {
+            assert!(handle.wait().success());
+        }
+        wait_for("back to three", || pool.worker_pids().len() == 3);
+        std::thread::sleep(Duration::from_millis(600));
+        assert_eq!(pool.worker_pids().len(), 3, "the minimum stays");
+    }
+
+    #[test]
+    fn without_an_idle_timeout_workers_stay() {
+        let pool = processes(4, ProcessOptions::default().idle_timeout(None));
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                pool.submit(Task::call("sleep_ms", &400u64).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        for handle in handles {
+            assert!(handle.wait().success());
+        }
+        wait_for("four worker processes", || pool.worker_pids().len() == 4);
+        std::thread::sleep(Duration::from_millis(500));
+        assert_eq!(pool.worker_pids().len(), 4);
+    }
+}

@@ -180,7 +180,12 @@ fn large_uploads_and_downloads_arrive_whole() {
 #[test]
 fn a_thousand_concurrent_connections_past_the_bound_are_all_served() {
     for (name, isolation) in isolations() {
-        let running = Running::start(server("echo", isolation).max_connections(16));
+        // One peer, 127.0.0.1, opens them all: no per-peer cap here.
+        let running = Running::start(
+            server("echo", isolation)
+                .max_connections(16)
+                .max_per_peer(None),
+        );
         // All connect at once: those past the bound wait in the backlog.
         let mut streams: Vec<TcpStream> = (0..1000).map(|_| running.connect()).collect();
         for (i, stream) in streams.iter_mut().enumerate() {
@@ -245,6 +250,193 @@ fn an_idle_client_is_ended_and_others_are_not() {
         assert!(message.contains("idle"), "{name}: {message}");
         assert_eq!(records.len(), 6, "{name}");
     }
+}
+
+#[test]
+fn a_silent_connection_is_ended_at_the_first_byte_timeout_and_others_are_not() {
+    for (name, isolation) in isolations() {
+        // Two worker processes ready from the start: the clock runs from
+        // the accept, and a cold start is not what is measured here.
+        let isolation = match isolation {
+            Isolation::Process(options) => Isolation::Process(options.min_workers(2)),
+            threads => threads,
+        };
+        let running = Running::start(
+            server("echo", isolation)
+                .max_connections(4)
+                .first_byte_timeout(Some(Duration::from_secs(1)))
+                .idle_timeout(None),
+        );
+        let opened = Instant::now();
+        let mut silent = running.connect();
+        // A client that speaks at once, slowly afterwards: its first byte
+        // counts, and no first-byte timeout ends it later.
+        let mut slow = running.connect();
+        slow.write_all(b"a").unwrap();
+        let mut echoed = [0u8; 1];
+        slow.read_exact(&mut echoed).unwrap();
+        let mut rest = Vec::new();
+        silent.read_to_end(&mut rest).unwrap();
+        let waited = opened.elapsed();
+        assert!(rest.is_empty(), "{name}: nothing came to the silent client");
+        assert!(
+            waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+            "{name}: ended at the first-byte timeout, after {waited:?}"
+        );
+        std::thread::sleep(Duration::from_millis(1500));
+        slow.write_all(b"b").unwrap();
+        slow.shutdown(Shutdown::Write).unwrap();
+        let mut tail = Vec::new();
+        slow.read_to_end(&mut tail).unwrap();
+        assert_eq!(tail, b"b", "{name}: the slow client is still served");
+        let (_, records) = running.stop();
+        assert_eq!(records.len(), 2, "{name}: {records:?}");
+        let timed_out: Vec<_> = records
+            .iter()
+            .filter(|r| r.status == ExitStatus::TimedOut)
+            .collect();
+        assert_eq!(
+            timed_out.len(),
+            1,
+            "{name}: only the silent one: {records:?}"
+        );
+        let message = timed_out[0].message.as_deref().unwrap_or_default();
+        assert!(
+            message.contains("sent nothing") && message.contains("first-byte"),
+            "{name}: {message}"
+        );
+        assert_eq!(timed_out[0].bytes_in + timed_out[0].bytes_out, 0, "{name}");
+    }
+}
+
+#[test]
+fn a_handler_that_speaks_first_is_not_ended_by_the_first_byte_timeout() {
+    // `flood` writes from the start to a client that never sends nor
+    // reads: bytes move out, so the client is not silent; the whole
+    // connection's timeout ends it.
+    for (name, isolation) in isolations() {
+        let running = Running::start(
+            server("flood", isolation)
+                .first_byte_timeout(Some(Duration::from_millis(300)))
+                .idle_timeout(None)
+                .limits(Limits::default().timeout(Duration::from_secs(2))),
+        );
+        let quiet = running.connect();
+        let records = running.wait_records(1);
+        assert_eq!(records.len(), 1, "{name}");
+        assert_eq!(records[0].status, ExitStatus::TimedOut, "{name}");
+        assert!(records[0].bytes_out > 0, "{name}: {:?}", records[0]);
+        assert!(
+            records[0].duration >= Duration::from_millis(1900),
+            "{name}: ended by the whole-connection timeout, not the first-byte one: {:?}",
+            records[0]
+        );
+        let message = records[0].message.as_deref().unwrap_or_default();
+        assert!(!message.contains("first-byte"), "{name}: {message}");
+        drop(quiet);
+        running.stop();
+    }
+}
+
+#[test]
+fn idle_sockets_past_the_per_peer_cap_are_closed_at_once_and_others_are_served() {
+    // A slowloris from 127.0.0.1: 200 sockets that send nothing, against
+    // 16 places. Only 4 of them hold a place (no first-byte timeout here:
+    // the cap alone keeps the others free); the rest are closed as they
+    // are accepted. A client from another address (::1, where the system
+    // has IPv6 beside IPv4) is served at once.
+    let dual = TcpListener::bind("[::]:0")
+        .and_then(|listener| {
+            let port = listener.local_addr()?.port();
+            TcpStream::connect(("127.0.0.1", port))?;
+            TcpStream::connect(("::1", port))
+        })
+        .is_ok();
+    for (name, isolation) in isolations() {
+        let listen = if dual { "[::]:0" } else { "127.0.0.1:0" };
+        let running = Running::start(
+            Server::builder(handlers(), Listen::parse(listen).unwrap())
+                .entry(Entry::Task("echo".into()))
+                .isolation(isolation)
+                .max_connections(16)
+                .max_per_peer(Some(4))
+                .first_byte_timeout(None)
+                .idle_timeout(None),
+        );
+        let port = running.addr.port();
+        let idle: Vec<TcpStream> = (0..200)
+            .map(|_| TcpStream::connect(("127.0.0.1", port)).unwrap())
+            .collect();
+        let refused = running.wait_records(196);
+        assert_eq!(refused.len(), 196, "{name}: {refused:?}");
+        for record in &refused {
+            assert_eq!(record.status, ExitStatus::Cancelled, "{name}: {record:?}");
+            let message = record.message.as_deref().unwrap_or_default();
+            assert!(
+                message.contains("refused") && message.contains("127.0.0.1"),
+                "{name}: {message}"
+            );
+        }
+        // The refused sockets were closed: they read their end at once;
+        // the 4 others stay open.
+        let open = idle
+            .iter()
+            .filter(|stream| {
+                let mut stream: &TcpStream = stream;
+                stream
+                    .set_read_timeout(Some(Duration::from_millis(50)))
+                    .unwrap();
+                matches!(
+                    stream.read(&mut [0u8; 1]),
+                    Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)
+                )
+            })
+            .count();
+        assert_eq!(open, 4, "{name}: only the first 4 hold places");
+        // Another peer is served at once.
+        if dual {
+            let stream = TcpStream::connect(("::1", port)).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            let started = Instant::now();
+            let reply = exchange(stream, b"a real client".to_vec());
+            assert_eq!(reply, b"a real client", "{name}");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "{name}: served in {:?}",
+                started.elapsed()
+            );
+        } else {
+            eprintln!("{name}: no dual-stack IPv6 loopback: no other peer to try");
+        }
+        // Once the idle ones go, 127.0.0.1 is served again.
+        drop(idle);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while try_exchange(("127.0.0.1", port), b"again") != b"again" {
+            assert!(
+                Instant::now() < deadline,
+                "{name}: 127.0.0.1 is served again"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (summary, _) = running.stop();
+        assert!(summary.refused >= 196, "{name}: {summary:?}");
+    }
+}
+
+/// Sends `payload` and reads the reply, ignoring failures (a connection
+/// refused by the server reads empty).
+fn try_exchange(addr: (&str, u16), payload: &[u8]) -> Vec<u8> {
+    let mut reply = Vec::new();
+    if let Ok(mut stream) = TcpStream::connect(addr) {
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(60)));
+        let _ = stream
+            .write_all(payload)
+            .and_then(|()| stream.shutdown(Shutdown::Write));
+        let _ = stream.read_to_end(&mut reply);
+    }
+    reply
 }
 
 #[test]
@@ -478,6 +670,13 @@ fn a_bad_address_or_bound_is_refused_with_the_fix() {
         .err()
         .expect("zero connections is refused");
     assert_eq!(error.exit_status(), ExitStatus::BadInvocation);
+    let error = server("echo", Isolation::Thread)
+        .max_per_peer(Some(0))
+        .bind()
+        .err()
+        .expect("a per-peer cap of zero is refused");
+    assert_eq!(error.exit_status(), ExitStatus::BadInvocation);
+    assert!(error.to_string().contains("None"), "{error}");
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let error = Server::builder(handlers(), Listen::Tcp(taken.local_addr().unwrap()))
         .bind()

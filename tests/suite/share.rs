@@ -474,6 +474,42 @@ fn a_grant_opened_again_gives_the_same_handle() {
     }
 }
 
+/// `region_notify`'s count is unsigned and its answer the count asked for
+/// (capped at `i32::MAX`), the same in both isolations: -1 wakes every
+/// waiter and answers `i32::MAX`, 3 answers 3.
+#[test]
+fn a_raw_notify_answers_the_same_in_both_isolations() {
+    const NOTIFY: &str = r#"(module
+      (import "wasmproc_v1" "region_open" (func $open (param i32 i32) (result i32)))
+      (import "wasmproc_v1" "region_notify" (func $notify (param i32 i64 i32) (result i32)))
+      (memory (export "memory") 1)
+      (data (i32.const 0) "counts")
+      (func (export "wasmproc_task:wake") (result i32)
+        (local $region i32)
+        (local.set $region (call $open (i32.const 0) (i32.const 6)))
+        (if (i32.ne (call $notify (local.get $region) (i64.const 0) (i32.const -1))
+                    (i32.const 2147483647))
+          (then (return (i32.const 1))))
+        (if (i32.ne (call $notify (local.get $region) (i64.const 0) (i32.const 3))
+                    (i32.const 3))
+          (then (return (i32.const 2))))
+        (i32.const 0)))"#;
+    let module = wasmproc_tests::runtime()
+        .load_bytes("notify.wat", NOTIFY.as_bytes())
+        .unwrap();
+    for (label, isolation) in isolations() {
+        let pool = Pool::builder(&module).isolation(isolation).build().unwrap();
+        let counts = SharedRegion::new(64).unwrap();
+        let task = call("wake", ()).share("counts", &counts);
+        let outcome = submit(&pool, task).into_outcome();
+        assert_eq!(
+            outcome.status,
+            ExitStatus::Exited(0),
+            "{label}: {outcome:?}"
+        );
+    }
+}
+
 /// Worker processes killed from outside mid-operation.
 #[cfg(unix)]
 mod killed {

@@ -84,7 +84,9 @@ pub const REGION_ATOMIC32: &str = "region_atomic32";
 pub const REGION_ATOMIC64: &str = "region_atomic64";
 /// `region_wait(handle: i32, offset: i64, expected: i32, timeout_ns: i64) -> i32`
 pub const REGION_WAIT: &str = "region_wait";
-/// `region_notify(handle: i32, offset: i64, count: i32) -> i32`
+/// `region_notify(handle: i32, offset: i64, count: i32) -> i32`: `count`
+/// is unsigned (a negative value wakes every waiter); the answer is the
+/// count asked for, capped at `i32::MAX`.
 pub const REGION_NOTIFY: &str = "region_notify";
 /// `region_lock_wait(handle: i32, offset: i64, expected: i32, timeout_ns: i64) -> i32`
 pub const REGION_LOCK_WAIT: &str = "region_lock_wait";

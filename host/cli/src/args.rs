@@ -98,6 +98,17 @@ pub(crate) enum Command {
     Compile(CompileArgs),
     /// List a module's tasks, initializers, exports and imports.
     Inspect(InspectArgs),
+    /// Look into the module cache (compiled modules and initializer
+    /// snapshots), or empty it.
+    ///
+    /// The cache keeps to a budget, $WASMPROC_CACHE_MAX (default 4GiB):
+    /// after each write the least recently used entries go. Its directory
+    /// is $WASMPROC_CACHE_DIR, else the platform's cache directory.
+    #[command(after_help = "Examples:\n  \
+        wasmproc cache list\n  \
+        WASMPROC_CACHE_MAX=1GiB wasmproc compile big.wasm\n  \
+        wasmproc cache clear")]
+    Cache(CacheArgs),
     /// Print a completion script for SHELL (bash, zsh, fish, elvish,
     /// powershell) on stdout.
     #[command(after_help = "Examples:\n  \
@@ -357,15 +368,17 @@ pub(crate) struct WorkerArgs {
     #[arg(long = "allow-env", value_name = "NAME")]
     pub(crate) allow_env: Vec<String>,
 
-    /// How long this host may go silent about a task before the task goes
-    /// to another host (default 30s; the host speaks up every third of it
-    /// while a task runs). The first host to join sets it.
+    /// How long a host may go silent about a task before the task goes to
+    /// another host (hosts speak up every third of it while a task runs).
+    /// One value for every host: given, it replaces the one in force for
+    /// all of them; left out, the host takes the one in force (30s if it is
+    /// the first).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub(crate) ack_wait: Option<Duration>,
 
-    /// Start a task at most N times (default 3): a task whose hosts keep
-    /// dying under it then ends `worker_lost` (139). The first host to join
-    /// sets it.
+    /// Start a task at most N times: a task whose hosts keep dying under it
+    /// then ends `worker_lost` (139). Like --ack-wait, one value for every
+    /// host, changed for all when given (3 if the first host leaves it out).
     #[arg(long, value_name = "N")]
     pub(crate) attempts: Option<u32>,
 
@@ -454,15 +467,41 @@ pub(crate) struct ServeArgs {
     #[command(flatten)]
     pub(crate) init: InitArgs,
 
-    /// Serve at most N connections at once; more wait to be accepted, none
-    /// is refused.
+    /// Serve at most N connections at once; more wait to be accepted in the
+    /// kernel's backlog (1024; past it the system refuses or drops new
+    /// ones).
     #[arg(long, value_name = "N", default_value_t = wasmproc::serve::DEFAULT_MAX_CONNECTIONS)]
     pub(crate) max_connections: usize,
+
+    /// Let one peer (an IP address; for IPv6 a /64) have at most N
+    /// connections open at once; its others are closed as soon as they
+    /// are accepted, logged `cancelled` (`0` for no cap: behind a proxy or
+    /// a load tester on one host, every connection comes from one address).
+    #[arg(long, value_name = "N", default_value_t = wasmproc::serve::DEFAULT_MAX_PER_PEER)]
+    pub(crate) max_per_peer: usize,
+
+    /// End a connection on which no byte moved either way this long after
+    /// it was accepted: the client sent nothing and the handler wrote
+    /// nothing (`0` for never). Logged as `timed_out`.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5s")]
+    pub(crate) first_byte_timeout: Duration,
 
     /// End a connection on which no byte moved either way for this long
     /// (`0` for never). Logged as `timed_out`.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "60s")]
     pub(crate) idle_timeout: Duration,
+
+    /// With --isolation process: keep N worker processes however idle
+    /// (they start with the server); the others start when connections
+    /// need them, up to --max-connections.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub(crate) min_workers: usize,
+
+    /// With --isolation process: once no moment in this long needed every
+    /// worker process, idle ones stop, down to --min-workers (`0` for
+    /// never).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub(crate) worker_idle_timeout: Duration,
 
     /// After Ctrl-C or SIGTERM, how long connections in flight may finish
     /// before they are ended.
@@ -506,9 +545,40 @@ pub(crate) struct ReplayArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
+    /// Grant the directories the bundle names without asking (a bundle is
+    /// a file anyone may have edited: by default they are granted only
+    /// when the same --dir flags are given here).
+    #[arg(long)]
+    pub(crate) yes: bool,
+
+    /// Grant HOST at GUEST, as the bundle does: the --dir flags here must
+    /// name exactly the bundle's directories (or pass --yes). Repeatable.
+    #[arg(long = "dir", value_name = "HOST[::GUEST]")]
+    pub(crate) dirs: Vec<String>,
+
     /// The bundle (`*.replay.json`).
     #[arg(value_name = "BUNDLE")]
     pub(crate) bundle: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct CacheArgs {
+    #[command(subcommand)]
+    pub(crate) action: CacheAction,
+}
+
+/// What `wasmproc cache` does.
+#[derive(Debug, clap::Subcommand)]
+pub(crate) enum CacheAction {
+    /// One line per entry, least recently used first: its size, when it was
+    /// last used, whether it is a snapshot, its file; then the total.
+    List {
+        /// One JSON object per entry instead.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove every entry: each module is compiled again at its next load.
+    Clear,
 }
 
 #[derive(Debug, Args)]

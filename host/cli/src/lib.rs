@@ -5,6 +5,7 @@
 
 mod args;
 mod arguments;
+mod cache;
 #[doc(hidden)]
 pub mod fuzzing;
 mod inspect;
@@ -53,6 +54,7 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => replay::replay(args),
         Command::Compile(args) => inspect::compile(args),
         Command::Inspect(args) => inspect::inspect(args),
+        Command::Cache(args) => cache::cache(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -27,8 +27,10 @@ const VERSION: u32 = 2;
 /// which those would ignore, replaying without the snapshot.
 const VERSION_WITHOUT_INIT: u32 = 1;
 
-/// Everything one task ran with, and how it ended.
+/// Everything one task ran with, and how it ended. A field this wasmproc
+/// does not know is refused: it comes from a later format.
 #[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct Bundle {
     pub(crate) wasmproc_replay: u32,
     pub(crate) module: ModuleRef,
@@ -225,6 +227,7 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
         )
         .into());
     }
+    confirm_grants(&bundle.dirs, &args)?;
     let runtime = wasmproc::Runtime::builder().max_instances(1).build()?;
     let module = runtime.load(path)?;
     let caps = Capabilities {
@@ -270,6 +273,63 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(outcome.status.code())
+}
+
+/// Says which directories the bundle grants, and grants them only when
+/// the user agreed: `--yes`, or the same `--dir` flags on this command
+/// line. A bundle is a plain file: one edited to grant `/etc` must not
+/// read the host's files unasked.
+fn confirm_grants(dirs: &[DirGrant], args: &ReplayArgs) -> anyhow::Result<()> {
+    if dirs.is_empty() {
+        if let Some(extra) = args.dirs.first() {
+            return Err(usage(format!(
+                "--dir {extra}: the bundle grants no directory; drop --dir"
+            )));
+        }
+        return Ok(());
+    }
+    let listed: Vec<String> = dirs
+        .iter()
+        .map(|grant| format!("{}::{}", grant.host.display(), grant.guest))
+        .collect();
+    eprintln!(
+        "wasmproc replay: the bundle grants {}",
+        listed
+            .iter()
+            .map(|grant| format!("--dir {grant}"))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    if args.yes {
+        return Ok(());
+    }
+    let given = args
+        .dirs
+        .iter()
+        .map(|spec| DirGrant::parse(spec))
+        .collect::<Result<Vec<_>, _>>()?;
+    let key = |grant: &DirGrant| {
+        let host = std::fs::canonicalize(&grant.host).unwrap_or_else(|_| grant.host.clone());
+        (host, grant.guest.trim_end_matches('/').to_owned())
+    };
+    let mut wanted: Vec<_> = dirs.iter().map(key).collect();
+    let mut agreed: Vec<_> = given.iter().map(key).collect();
+    wanted.sort();
+    agreed.sort();
+    if wanted == agreed {
+        return Ok(());
+    }
+    Err(usage(format!(
+        "the bundle grants directories, and a bundle is a file anyone may have edited: replay \
+         grants them only when you say so. Check them, then pass --yes, or the same flags: \
+         wasmproc replay {} {}",
+        listed
+            .iter()
+            .map(|grant| format!("--dir {grant}"))
+            .collect::<Vec<_>>()
+            .join(" "),
+        args.bundle.display()
+    )))
 }
 
 /// A reader that keeps what it passes on, up to a cap: the stdin a guest

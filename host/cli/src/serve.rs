@@ -42,17 +42,23 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         Some(name) => Entry::Task(name.clone()),
         None => Entry::Auto,
     })?;
+    let some = |d: Duration| (!d.is_zero()).then_some(d);
     let isolation = match args.caps.isolation.unwrap_or(IsolationArg::Thread) {
         IsolationArg::Thread => Isolation::Thread,
-        IsolationArg::Process => Isolation::Process(ProcessOptions::default()),
+        IsolationArg::Process => Isolation::Process(
+            ProcessOptions::default()
+                .min_workers(args.min_workers)
+                .idle_timeout(some(args.worker_idle_timeout)),
+        ),
     };
-    let idle = (!args.idle_timeout.is_zero()).then_some(args.idle_timeout);
 
     let server = Server::builder(&module, listen)
         .entry(entry)
         .args(args.argv.iter().cloned())
         .max_connections(args.max_connections)
-        .idle_timeout(idle)
+        .max_per_peer((args.max_per_peer > 0).then_some(args.max_per_peer))
+        .first_byte_timeout(some(args.first_byte_timeout))
+        .idle_timeout(some(args.idle_timeout))
         .grace(args.grace)
         .limits(limits)
         .capabilities(caps)
@@ -81,12 +87,23 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         args.max_connections
     );
     let summary = server.run()?;
+    let mut notes = Vec::new();
+    if summary.refused > 0 {
+        notes.push(format!("{} refused by --max-per-peer", summary.refused));
+    }
+    if summary.cut_short > 0 {
+        notes.push(format!(
+            "{} ended by the stop's grace period",
+            summary.cut_short
+        ));
+    }
     eprintln!(
         "wasmproc: stopped after {} connections{}",
         summary.connections,
-        match summary.cut_short {
-            0 => String::new(),
-            n => format!(" ({n} ended by the stop's grace period)"),
+        if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
         }
     );
     Ok(0)

@@ -1,6 +1,7 @@
 //! `wasmproc worker --nats URL`: a host of a cluster, until Ctrl-C or
-//! SIGTERM. One line on stderr per thing worth knowing (joined, module
-//! loaded, a batch retried, a task given up on, NATS trouble).
+//! SIGTERM. One line on stderr per thing worth knowing (joined, the ack
+//! wait or attempts changed for every host, module loaded, a batch
+//! retried, a task given up on, NATS trouble).
 
 use std::time::Duration;
 
@@ -50,15 +51,21 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
     };
     let instances = u32::try_from(workers).unwrap_or(u32::MAX);
     let runtime = args.load.runtime(instances).build()?;
-    let host = WorkerHost::builder(nats)
+    let mut host = WorkerHost::builder(nats)
         .workers(workers)
         .runtime(runtime)
         .isolation(isolation)
         .policy(policy)
-        .ack_wait(args.ack_wait.unwrap_or(Duration::from_secs(30)))
-        .attempts(args.attempts.unwrap_or(3))
-        .on_event(log)
-        .build()?;
+        .on_event(log);
+    // Only a value given changes the cluster's: a host started without it
+    // takes the one in force.
+    if let Some(wait) = args.ack_wait {
+        host = host.ack_wait(wait);
+    }
+    if let Some(attempts) = args.attempts {
+        host = host.attempts(attempts);
+    }
+    let host = host.build()?;
     let stopper = host.stopper();
     crate::signals::on_interrupt(
         move || {
@@ -83,10 +90,64 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
 
 fn log(event: &WorkerEvent) {
     let line = match event {
-        WorkerEvent::Joined { url, workers } => {
+        WorkerEvent::Joined {
+            url,
+            workers,
+            ack_wait,
+            attempts,
+        } => {
             format!(
-                "joined {url} with {workers} worker{}",
-                if *workers == 1 { "" } else { "s" }
+                "joined {url} with {workers} worker{} (ack wait {}, {})",
+                if *workers == 1 { "" } else { "s" },
+                duration(*ack_wait),
+                attempts_text(*attempts),
+            )
+        }
+        WorkerEvent::AckWaitChanged { from, to, here } => {
+            if *here {
+                format!(
+                    "ack wait changed from {} to {} for every host",
+                    duration(*from),
+                    duration(*to)
+                )
+            } else {
+                format!(
+                    "ack wait changed from {} to {} by another host; this one follows",
+                    duration(*from),
+                    duration(*to)
+                )
+            }
+        }
+        WorkerEvent::AttemptsChanged { from, to, here } => format!(
+            "attempts changed from {} to {}{}",
+            attempts_number(*from),
+            attempts_number(*to),
+            if *here {
+                " for every host"
+            } else {
+                " by another host; this one follows"
+            }
+        ),
+        WorkerEvent::ChangeRefused {
+            ack_wait,
+            attempts,
+            ack_wait_in_force,
+            attempts_in_force,
+            why,
+        } => {
+            let mut asked = Vec::new();
+            if let Some(wait) = ack_wait {
+                asked.push(format!("--ack-wait {}", duration(*wait)));
+            }
+            if let Some(attempts) = attempts {
+                asked.push(format!("--attempts {attempts}"));
+            }
+            format!(
+                "warning: cannot set {} for every host ({why}): ack wait {} and {} stay in \
+                 force, for this host too",
+                asked.join(" and "),
+                duration(*ack_wait_in_force),
+                attempts_text(*attempts_in_force),
             )
         }
         WorkerEvent::ModuleLoaded {
@@ -111,4 +172,25 @@ fn log(event: &WorkerEvent) {
         other => format!("{other:?}"),
     };
     eprintln!("wasmproc worker: {line}");
+}
+
+/// `30s`, `1m 30s`, `500ms`.
+fn duration(duration: Duration) -> String {
+    humantime::format_duration(Duration::from_millis(duration.as_millis() as u64)).to_string()
+}
+
+/// `3 attempts`, `1 attempt`, `unlimited attempts`.
+fn attempts_text(attempts: u32) -> String {
+    match attempts {
+        1 => "1 attempt".into(),
+        n => format!("{} attempts", attempts_number(n)),
+    }
+}
+
+fn attempts_number(attempts: u32) -> String {
+    if attempts == u32::MAX {
+        "unlimited".into()
+    } else {
+        attempts.to_string()
+    }
 }

@@ -1,20 +1,24 @@
 //! One submitted job on the async side: batches its tasks by their pace,
 //! publishes them, reads their outcomes back, keeps the first outcome of
-//! each index, and cleans up after itself.
+//! each index, listens to the hosts that hold its tasks (and says when one
+//! stops answering), and cleans up after itself.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream::consumer::{DeliverPolicy, pull::OrderedConfig};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use wasmproc::{ExitStatus, Outcome};
 
+use crate::client::{ClusterEvent, Listener};
+use crate::held::Held;
 use crate::link::Link;
 use crate::names;
 use crate::publish::{message_budget, publish_until_stored};
-use crate::wire::{self, Blob, OutcomeBatch, TaskBatch, WireOutcome, WireTask};
+use crate::wire::{self, Blob, OutcomeBatch, Progress, TaskBatch, WireOutcome, WireTask};
 
 /// What the submitting side tells a job.
 pub(crate) enum Command {
@@ -89,6 +93,10 @@ struct Job {
     /// Set once NATS has failed for good: every unfinished task ends
     /// `WorkerLost` with this.
     failed: Option<String>,
+    /// Which hosts hold which of the job's messages, by their word.
+    held: Held,
+    /// The connection's count of connects when last looked at.
+    connects: u64,
 }
 
 /// Runs a job until every task has one outcome (or it is cancelled).
@@ -100,9 +108,19 @@ pub(crate) async fn drive(
     module: JobModule,
     mut commands: mpsc::UnboundedReceiver<Command>,
     deliver: crossbeam_channel::Sender<Vec<(u64, Outcome)>>,
+    listener: Listener,
 ) {
     let subject = names::outcome_subject(&id);
+    // Before any batch goes out, so that no host's word is missed. Without
+    // it the job runs as well, only without the notice of a silent host.
+    let mut words = link
+        .client
+        .subscribe(names::progress_subject(&id))
+        .await
+        .ok();
     let mut job = Job {
+        connects: link.client.statistics().connects.load(Ordering::Relaxed),
+        held: Held::default(),
         budget: message_budget(&link),
         link,
         id,
@@ -142,6 +160,8 @@ pub(crate) async fn drive(
         if job.closed && job.received == job.submitted {
             break;
         }
+        let check = job.held.next_check();
+        let check_at = tokio::time::Instant::from_std(check.unwrap_or_else(Instant::now));
         tokio::select! {
             // Read after `Close` too: a cancel may still come.
             command = commands.recv(), if listening => match command {
@@ -193,6 +213,13 @@ pub(crate) async fn drive(
                     Err(_) => {}
                 }
             }
+            word = next_word(&mut words) => match word {
+                Some(word) => job.heard(&word.payload),
+                None => words = None,
+            },
+            () = tokio::time::sleep_until(check_at), if check.is_some() => {
+                job.check_silence(&mut words, &listener);
+            }
         }
     }
     job.publishing.abort_all();
@@ -216,7 +243,49 @@ async fn next_message(
     }
 }
 
+async fn next_word(words: &mut Option<async_nats::Subscriber>) -> Option<async_nats::Message> {
+    match words {
+        Some(words) => words.next().await,
+        None => std::future::pending().await,
+    }
+}
+
 impl Job {
+    /// Takes a host's word about a message of this job that it holds.
+    fn heard(&mut self, payload: &[u8]) {
+        if let Ok(word) = wire::decode::<Progress>("progress", payload) {
+            let seen = &self.seen;
+            self.held
+                .heard(word, Instant::now(), |index| seen.contains(index));
+        }
+    }
+
+    /// Says which hosts stopped answering, once each.
+    fn check_silence(&mut self, words: &mut Option<async_nats::Subscriber>, listener: &Listener) {
+        // Words already here count first.
+        while let Some(Some(word)) = words.as_mut().and_then(|words| words.next().now_or_never()) {
+            self.heard(&word.payload);
+        }
+        let now = Instant::now();
+        let client = &self.link.client;
+        let connects = client.statistics().connects.load(Ordering::Relaxed);
+        if connects != self.connects
+            || client.connection_state() != async_nats::connection::State::Connected
+        {
+            // This side was cut off: the hosts' silence says nothing.
+            self.connects = connects;
+            self.held.excuse(now);
+            return;
+        }
+        let seen = &self.seen;
+        for silent in self.held.newly_silent(now, |index| seen.contains(index)) {
+            listener.emit(&ClusterEvent::HostSilent {
+                tasks: silent.tasks,
+                redelivery_in: silent.redelivery_in,
+            });
+        }
+    }
+
     async fn listen(
         &self,
         subject: &str,
@@ -289,6 +358,7 @@ impl Job {
             Ok(batch) => batch,
             Err(_) => return Vec::new(),
         };
+        let first = batch.outcomes.first().map(|(index, _)| *index);
         let mut fresh = Vec::with_capacity(batch.outcomes.len());
         let mut total = Duration::ZERO;
         for (index, outcome) in batch.outcomes {
@@ -301,6 +371,12 @@ impl Job {
             };
             total += outcome.duration;
             fresh.push((index, outcome));
+        }
+        // Its host is alive (even if these are a rerun's duplicates).
+        if let Some(first) = first {
+            let seen = &self.seen;
+            self.held
+                .ended(first, Instant::now(), |index| seen.contains(index));
         }
         if !fresh.is_empty() {
             self.received += fresh.len() as u64;

@@ -10,7 +10,10 @@
 //!   outcome per task back, with the pool's API shapes.
 //!
 //! Hosts are stateless: start more to go faster, stop or lose one and its
-//! unfinished batches go to the others after the ack wait. A worker host
+//! unfinished batches go to the others after the ack wait (one value for
+//! every host; a host that asks for another changes it for all). A
+//! submitter hears from the hosts which of its tasks they hold, and says
+//! when one of them stops answering ([`ClusterEvent`]). A worker host
 //! grants only the capabilities its own [`Policy`] allows, and caps the
 //! submitter's limits with its own.
 //!
@@ -28,6 +31,7 @@
 
 mod client;
 mod error;
+mod held;
 mod job;
 mod link;
 mod names;
@@ -37,8 +41,8 @@ mod wire;
 mod worker;
 
 pub use client::{
-    Cluster, ClusterHandle, ClusterResults, ClusterSender, ClusterUnordered, HostsSeen,
-    JobCanceller, RemoteModule, Sent,
+    Cluster, ClusterEvent, ClusterHandle, ClusterResults, ClusterSender, ClusterUnordered,
+    HostsSeen, JobCanceller, RemoteModule, Sent,
 };
 pub use link::NatsOptions;
 pub use policy::Policy;

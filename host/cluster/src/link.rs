@@ -4,6 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use async_nats::jetstream::consumer::{FromConsumer, IntoConsumerConfig};
+use async_nats::jetstream::response::Response;
 use async_nats::jetstream::{self, consumer, object_store, stream};
 use tokio::io::AsyncReadExt;
 use wasmproc::Error;
@@ -106,6 +108,43 @@ fn split_login(url: &str) -> (String, Option<Login>) {
 
 /// How long one JetStream request may take before it is retried.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// What a joining host asks of the workers' consumer; `None` takes the
+/// value in force (or the default, when the host creates the consumer).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct ConsumerWish {
+    pub(crate) ack_wait: Option<Duration>,
+    pub(crate) deliveries: Option<i64>,
+}
+
+/// The workers' consumer's settings that hosts may change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InForce {
+    /// How long a host may stay silent about a message it holds.
+    pub(crate) ack_wait: Duration,
+    /// How many times a message is delivered at most (`<= 0`: no limit).
+    pub(crate) deliveries: i64,
+}
+
+impl InForce {
+    fn of(config: &consumer::Config) -> InForce {
+        InForce {
+            ack_wait: config.ack_wait,
+            deliveries: config.max_deliver,
+        }
+    }
+}
+
+/// The workers' consumer as a joining host left it.
+pub(crate) struct Workers {
+    pub(crate) consumer: consumer::PullConsumer,
+    /// The settings before this host joined (the asked-for ones when it
+    /// created the consumer).
+    pub(crate) before: InForce,
+    pub(crate) in_force: InForce,
+    /// Why the server refused the values asked for, when it did.
+    pub(crate) refused: Option<String>,
+}
 
 /// A connection with wasmproc's JetStream objects.
 #[derive(Clone)]
@@ -210,30 +249,132 @@ impl Link {
         })
     }
 
-    /// The consumer every worker host pulls from. `ack_wait` is how long a
-    /// host may stay silent before its batch goes to another; a batch is
-    /// delivered at most `deliveries` times.
-    pub(crate) async fn workers_consumer(
-        &self,
-        ack_wait: Duration,
-        deliveries: i64,
-    ) -> Result<consumer::PullConsumer, Error> {
+    /// The consumer every worker host pulls from, made sure of. A host
+    /// that finds none creates it, with the values asked for or the
+    /// defaults (never replacing one that another host created meanwhile).
+    /// When it exists, a value asked for that differs from the one in force
+    /// replaces it, for every host: JetStream lets a durable pull
+    /// consumer's ack wait and deliveries change. A value not asked for is
+    /// left as it is.
+    pub(crate) async fn workers_consumer(&self, wish: ConsumerWish) -> Result<Workers, Error> {
+        let found = match self.tasks.consumer_info(names::WORKERS).await {
+            Ok(info) => info.config,
+            Err(_) => match self.create_workers(wish).await {
+                Ok(()) => {
+                    let consumer = self.workers().await?;
+                    let in_force = InForce::of(&consumer.cached_info().config);
+                    return Ok(Workers {
+                        consumer,
+                        before: in_force,
+                        in_force,
+                        refused: None,
+                    });
+                }
+                // Another host created it meanwhile (or the server cannot).
+                Err(why) => {
+                    self.tasks
+                        .consumer_info(names::WORKERS)
+                        .await
+                        .map_err(|_| jetstream_error("create the workers' consumer", why))?
+                        .config
+                }
+            },
+        };
+        let before = InForce::of(&found);
+        let mut wanted = found;
+        if let Some(ack_wait) = wish.ack_wait {
+            wanted.ack_wait = ack_wait;
+        }
+        if let Some(deliveries) = wish.deliveries {
+            wanted.max_deliver = deliveries;
+        }
+        if InForce::of(&wanted) == before {
+            return Ok(Workers {
+                consumer: self.workers().await?,
+                before,
+                in_force: before,
+                refused: None,
+            });
+        }
+        // Creating with the name of an existing consumer updates it (only
+        // its editable fields differ).
+        let updated = match consumer::pull::Config::try_from_consumer_config(wanted) {
+            Ok(config) => self
+                .tasks
+                .create_consumer(config)
+                .await
+                .map_err(|error| error.to_string()),
+            Err(error) => Err(error.to_string()),
+        };
+        Ok(match updated {
+            Ok(updated) => Workers {
+                in_force: InForce::of(&updated.cached_info().config),
+                consumer: updated,
+                before,
+                refused: None,
+            },
+            Err(why) => Workers {
+                consumer: self.workers().await?,
+                before,
+                in_force: before,
+                refused: Some(why),
+            },
+        })
+    }
+
+    /// Creates the workers' consumer, failing if it exists: a host that
+    /// asked for nothing must not replace another's values with defaults.
+    async fn create_workers(&self, wish: ConsumerWish) -> Result<(), String> {
+        #[derive(serde::Serialize)]
+        struct Create {
+            stream_name: &'static str,
+            config: consumer::Config,
+            action: &'static str,
+        }
+        let config = consumer::pull::Config {
+            durable_name: Some(names::WORKERS.into()),
+            ack_policy: consumer::AckPolicy::Explicit,
+            ack_wait: wish.ack_wait.unwrap_or(names::DEFAULT_ACK_WAIT),
+            max_deliver: wish.deliveries.unwrap_or(names::DEFAULT_DELIVERIES),
+            filter_subject: names::TASK_SUBJECTS.into(),
+            max_ack_pending: 100_000,
+            description: Some("wasmproc worker hosts".into()),
+            ..Default::default()
+        };
+        // async-nats offers the create-only action behind a feature this
+        // crate does not take; the request is JetStream's own (2.10+).
+        let subject = format!(
+            "CONSUMER.CREATE.{}.{}.{}",
+            names::TASK_STREAM,
+            names::WORKERS,
+            names::TASK_SUBJECTS
+        );
+        let request = Create {
+            stream_name: names::TASK_STREAM,
+            config: config.into_consumer_config(),
+            action: "create",
+        };
+        match self.js.request(subject, &request).await {
+            Ok(Response::<consumer::Info>::Ok(_)) => Ok(()),
+            Ok(Response::Err { error }) => Err(error.to_string()),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+
+    async fn workers(&self) -> Result<consumer::PullConsumer, Error> {
         self.tasks
-            .get_or_create_consumer(
-                names::WORKERS,
-                consumer::pull::Config {
-                    durable_name: Some(names::WORKERS.into()),
-                    ack_policy: consumer::AckPolicy::Explicit,
-                    ack_wait,
-                    max_deliver: deliveries,
-                    filter_subject: names::TASK_SUBJECTS.into(),
-                    max_ack_pending: 100_000,
-                    description: Some("wasmproc worker hosts".into()),
-                    ..Default::default()
-                },
-            )
+            .get_consumer(names::WORKERS)
             .await
-            .map_err(|error| jetstream_error("create the workers' consumer", error))
+            .map_err(|error| jetstream_error("find the workers' consumer", error))
+    }
+
+    /// The workers' consumer's ack wait and deliveries now.
+    pub(crate) async fn workers_in_force(&self) -> Result<InForce, Error> {
+        self.tasks
+            .consumer_info(names::WORKERS)
+            .await
+            .map(|info| InForce::of(&info.config))
+            .map_err(|error| nats_error("ask about the workers' consumer", error))
     }
 
     /// Reads a whole object of `bucket`.

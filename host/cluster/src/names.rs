@@ -16,6 +16,13 @@ pub(crate) const MODULE_BUCKET: &str = "wasmproc-v1-modules";
 /// Inputs and outcomes too large for a message.
 pub(crate) const BLOB_BUCKET: &str = "wasmproc-v1-blobs";
 
+/// How long a worker host may stay silent about a batch it holds before
+/// JetStream gives the batch to another, unless a host asks for another.
+pub(crate) const DEFAULT_ACK_WAIT: Duration = Duration::from_secs(30);
+/// How many times a batch is delivered at most, unless a host asks for
+/// another: 3 starts, and one more delivery that reports `WorkerLost`.
+pub(crate) const DEFAULT_DELIVERIES: i64 = 4;
+
 /// How long outcomes and blobs of a submitter that went away are kept.
 pub(crate) const OUTCOME_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 /// How long JetStream remembers message ids to drop duplicates.
@@ -31,6 +38,13 @@ pub(crate) fn outcome_subject(job: &str) -> String {
     format!("wasmproc.v1.outcomes.{job}")
 }
 
+/// Where worker hosts say which task messages of a job they hold, while
+/// they hold them (core NATS: not stored), so that its submitter can tell
+/// a host that stopped answering.
+pub(crate) fn progress_subject(job: &str) -> String {
+    format!("wasmproc.v1.progress.{job}")
+}
+
 pub(crate) const OUTCOME_SUBJECTS: &str = "wasmproc.v1.outcomes.>";
 
 /// A fresh job id: 128 random bits, hex (a subject token).
@@ -39,4 +53,12 @@ pub(crate) fn new_job_id() -> String {
     // The OS's random source failing is not something to run on.
     getrandom::fill(&mut bytes).expect("the OS gives random bytes");
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A fresh worker host id: 64 random bits (hosts name themselves in their
+/// progress notices).
+pub(crate) fn new_host_id() -> u64 {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).expect("the OS gives random bytes");
+    u64::from_le_bytes(bytes)
 }

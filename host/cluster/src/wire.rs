@@ -62,6 +62,39 @@ pub(crate) enum WireOutcome {
     Stored(String),
 }
 
+/// A worker host's word about a task message of a job that it holds, on
+/// the job's progress subject: when it takes the message, each time it
+/// tells JetStream it is still at work, and when it lets go of it. Core
+/// NATS, so it may be lost; the submitter only uses it to say that a host
+/// stopped answering.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Progress {
+    /// The host's random id.
+    pub(crate) host: u64,
+    /// The message's sequence in the task stream (the same on every
+    /// delivery).
+    pub(crate) message: u64,
+    /// The indices of its tasks, as ranges `start..end`.
+    pub(crate) tasks: Vec<(u64, u64)>,
+    /// The ack wait in force, as the host knows it.
+    pub(crate) ack_wait: std::time::Duration,
+    /// False once the host let go of the message: its outcomes stored and
+    /// the message acknowledged, or its tasks put back one by one.
+    pub(crate) holding: bool,
+}
+
+/// Indices as ranges `start..end` (a batch's are consecutive: one range).
+pub(crate) fn index_ranges(indices: impl IntoIterator<Item = u64>) -> Vec<(u64, u64)> {
+    let mut ranges: Vec<(u64, u64)> = Vec::new();
+    for index in indices {
+        match ranges.last_mut() {
+            Some((_, end)) if *end == index => *end += 1,
+            _ => ranges.push((index, index + 1)),
+        }
+    }
+    ranges
+}
+
 pub(crate) fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     // Encoding into a vector fails only for types serde cannot describe,
     // which these are not.
@@ -78,4 +111,19 @@ pub(crate) fn decode<'a, T: Deserialize<'a>>(
              the same wasmproc version?"
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn indices_become_ranges() {
+        assert_eq!(index_ranges([3, 4, 5]), vec![(3, 6)]);
+        assert_eq!(
+            index_ranges([1, 2, 7, 9, 10]),
+            vec![(1, 3), (7, 8), (9, 11)]
+        );
+        assert!(index_ranges([]).is_empty());
+    }
 }

@@ -12,6 +12,11 @@
 //!   `attempts` deliveries it is reported `WorkerLost` instead of run again;
 //! - outcomes carry message ids made from their batch and indices, and the
 //!   submitter keeps the first outcome of each index.
+//!
+//! The ack wait and the number of attempts belong to the workers' consumer,
+//! so they are the same for every host: a host started with a value other
+//! than the one in force changes it for all, and every host follows the
+//! value in force (checked every few seconds).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -21,13 +26,14 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
+use tokio::sync::watch;
 use wasmproc::{Error, ExitStatus, Isolation, Outcome, Pool, Runtime, Stdin, Task};
 
-use crate::link::{Link, NatsOptions};
+use crate::link::{ConsumerWish, InForce, Link, NatsOptions};
 use crate::names;
 use crate::policy::Policy;
 use crate::publish::{publish_outcomes, publish_until_stored};
-use crate::wire::{self, Blob, TaskBatch, WireTask};
+use crate::wire::{self, Blob, Progress, TaskBatch, WireTask};
 
 /// Something a worker host did that its operator may want to see.
 #[derive(Debug, Clone)]
@@ -39,6 +45,46 @@ pub enum WorkerEvent {
         url: String,
         /// Tasks run at once.
         workers: usize,
+        /// The ack wait in force, the same for every host.
+        ack_wait: Duration,
+        /// How many times a task may be started, the same for every host
+        /// (`u32::MAX`: no limit).
+        attempts: u32,
+    },
+    /// The ack wait in force for every host changed: this host asked for
+    /// another one than it found (`here`), or another host did so while
+    /// this one runs, and this one follows.
+    AckWaitChanged {
+        /// The ack wait before.
+        from: Duration,
+        /// The ack wait now.
+        to: Duration,
+        /// Whether this host changed it.
+        here: bool,
+    },
+    /// The number of attempts in force for every host changed, as
+    /// [`AckWaitChanged`](Self::AckWaitChanged).
+    AttemptsChanged {
+        /// The number before (`u32::MAX`: no limit).
+        from: u32,
+        /// The number now.
+        to: u32,
+        /// Whether this host changed it.
+        here: bool,
+    },
+    /// JetStream refused to set the ack wait or attempts this host asked
+    /// for: the values in force stay, and this host follows them.
+    ChangeRefused {
+        /// The ack wait asked for, if one was.
+        ack_wait: Option<Duration>,
+        /// The attempts asked for, if any were.
+        attempts: Option<u32>,
+        /// The ack wait in force.
+        ack_wait_in_force: Duration,
+        /// The attempts in force.
+        attempts_in_force: u32,
+        /// The server's answer.
+        why: String,
     },
     /// A module was fetched from the module store and compiled (or read
     /// from the compiled cache).
@@ -81,8 +127,8 @@ pub struct WorkerHostBuilder {
     workers: usize,
     isolation: Isolation,
     policy: Policy,
-    ack_wait: Duration,
-    attempts: u32,
+    ack_wait: Option<Duration>,
+    attempts: Option<u32>,
     on_event: Option<OnEvent>,
 }
 
@@ -113,22 +159,27 @@ impl WorkerHostBuilder {
         self
     }
 
-    /// How long this host may go without a word about a batch before
-    /// JetStream gives it to another host (default 30 s). The host speaks
-    /// up every third of it while a batch runs.
+    /// How long a host may go without a word about a batch before
+    /// JetStream gives it to another host. Every host speaks up every third
+    /// of it while a batch runs.
     ///
-    /// The first host to join sets it for the cluster: the workers'
-    /// consumer is created once.
+    /// It is one value for the whole cluster (the workers' consumer's):
+    /// when this host joins, `wait` replaces the value in force for every
+    /// host, with a [`WorkerEvent::AckWaitChanged`]. By default a host
+    /// takes the value in force, and the first host sets 30 s: a host
+    /// started without it never undoes another's choice.
     pub fn ack_wait(mut self, wait: Duration) -> Self {
-        self.ack_wait = wait.max(Duration::from_millis(300));
+        self.ack_wait = Some(wait.max(Duration::from_millis(300)));
         self
     }
 
-    /// How many times a task may be started before it is given up on
-    /// (default 3): a task whose hosts keep dying is reported `WorkerLost`.
-    /// Like [`ack_wait`](Self::ack_wait), set by the first host.
+    /// How many times a task may be started before it is given up on: a
+    /// task whose hosts keep dying is reported `WorkerLost`. Like
+    /// [`ack_wait`](Self::ack_wait), one value for the cluster, changed for
+    /// every host by a host that asks for it; the first host sets 3 by
+    /// default.
     pub fn attempts(mut self, attempts: u32) -> Self {
-        self.attempts = attempts.max(1);
+        self.attempts = Some(attempts.max(1));
         self
     }
 
@@ -171,8 +222,8 @@ pub struct WorkerHost {
     workers: usize,
     isolation: Isolation,
     policy: Arc<Policy>,
-    ack_wait: Duration,
-    attempts: u32,
+    ack_wait: Option<Duration>,
+    attempts: Option<u32>,
     on_event: OnEvent,
     stop: Arc<Stop>,
 }
@@ -213,8 +264,8 @@ impl WorkerHost {
             workers: std::thread::available_parallelism().map_or(1, usize::from),
             isolation: Isolation::Thread,
             policy: Policy::default(),
-            ack_wait: Duration::from_secs(30),
-            attempts: 3,
+            ack_wait: None,
+            attempts: None,
             on_event: None,
         }
     }
@@ -230,28 +281,50 @@ impl WorkerHost {
     }
 
     async fn pull(&self) -> Result<WorkerSummary, Error> {
-        let deliveries = i64::from(self.attempts) + 1;
-        let consumer = self
-            .link
-            .workers_consumer(self.ack_wait, deliveries)
-            .await?;
+        let wish = ConsumerWish {
+            ack_wait: self.ack_wait,
+            // One delivery more than the attempts: it reports `WorkerLost`.
+            deliveries: self.attempts.map(|attempts| i64::from(attempts) + 1),
+        };
+        let workers = self.link.workers_consumer(wish).await?;
+        let (before, in_force) = (workers.before, workers.in_force);
+        if let Some(why) = workers.refused {
+            (self.on_event)(&WorkerEvent::ChangeRefused {
+                ack_wait: self.ack_wait,
+                attempts: self.attempts,
+                ack_wait_in_force: in_force.ack_wait,
+                attempts_in_force: attempts(in_force.deliveries),
+                why,
+            });
+        } else {
+            changed(&self.on_event, before, in_force, true);
+        }
         (self.on_event)(&WorkerEvent::Joined {
             url: self.url.clone(),
             workers: self.workers,
+            ack_wait: in_force.ack_wait,
+            attempts: attempts(in_force.deliveries),
         });
+        let (settings, following) = watch::channel(in_force);
         let host = Arc::new(Host {
             link: self.link.clone(),
+            id: names::new_host_id(),
             runtime: self.runtime.clone(),
             workers: self.workers,
             isolation: self.isolation.clone(),
             policy: Arc::clone(&self.policy),
-            ack_wait: self.ack_wait,
-            attempts: i64::from(self.attempts),
+            in_force: following,
             on_event: Arc::clone(&self.on_event),
             pools: tokio::sync::Mutex::new(HashMap::new()),
             tasks: AtomicU64::new(0),
             batches: AtomicU64::new(0),
         });
+        let follower = tokio::spawn(follow(
+            self.link.clone(),
+            settings,
+            Arc::clone(&self.on_event),
+        ));
+        let consumer = workers.consumer;
         // One puller per worker: a batch is taken only when a worker is
         // free for it, so a long task is never queued behind another here
         // while another host idles.
@@ -266,6 +339,7 @@ impl WorkerHost {
         for slot in slots {
             let _ = slot.await;
         }
+        follower.abort();
         for pool in host.pools.lock().await.values().flatten() {
             pool.shutdown(wasmproc::Shutdown::Cancel);
         }
@@ -273,6 +347,54 @@ impl WorkerHost {
             tasks: host.tasks.load(Ordering::Relaxed),
             batches: host.batches.load(Ordering::Relaxed),
         })
+    }
+}
+
+/// How often a host reads the ack wait and attempts in force, to follow
+/// another host's change.
+const FOLLOW_EVERY: Duration = Duration::from_secs(2);
+
+/// Keeps `settings` the values in force, saying when they change.
+async fn follow(link: Link, settings: watch::Sender<InForce>, on_event: OnEvent) {
+    loop {
+        tokio::time::sleep(FOLLOW_EVERY).await;
+        // A failure here is a failure to pull too, which says so.
+        let Ok(now) = link.workers_in_force().await else {
+            continue;
+        };
+        let before = *settings.borrow();
+        if now != before {
+            settings.send_replace(now);
+            changed(&on_event, before, now, false);
+        }
+    }
+}
+
+/// Says what changed from `before` to `now`.
+fn changed(on_event: &OnEvent, before: InForce, now: InForce, here: bool) {
+    if before.ack_wait != now.ack_wait {
+        on_event(&WorkerEvent::AckWaitChanged {
+            from: before.ack_wait,
+            to: now.ack_wait,
+            here,
+        });
+    }
+    if before.deliveries != now.deliveries {
+        on_event(&WorkerEvent::AttemptsChanged {
+            from: attempts(before.deliveries),
+            to: attempts(now.deliveries),
+            here,
+        });
+    }
+}
+
+/// The attempts that a consumer's deliveries leave: one delivery fewer
+/// (the last one reports `WorkerLost`); `u32::MAX` without a limit.
+fn attempts(deliveries: i64) -> u32 {
+    if deliveries <= 0 {
+        u32::MAX
+    } else {
+        u32::try_from(deliveries - 1).unwrap_or(u32::MAX).max(1)
     }
 }
 
@@ -293,12 +415,14 @@ type Loaded = Result<Arc<Pool>, (ExitStatus, String)>;
 /// A running host's shared state.
 struct Host {
     link: Link,
+    /// Random: names this host in its progress notices.
+    id: u64,
     runtime: Runtime,
     workers: usize,
     isolation: Isolation,
     policy: Arc<Policy>,
-    ack_wait: Duration,
-    attempts: i64,
+    /// The ack wait and attempts in force, followed.
+    in_force: watch::Receiver<InForce>,
     on_event: OnEvent,
     /// A pool per module, by digest; `Err` remembers why a module cannot
     /// run here.
@@ -350,7 +474,9 @@ impl Host {
     }
 
     async fn handle(&self, message: jetstream::Message) {
-        let delivered = message.info().map_or(1, |info| info.delivered);
+        let (delivered, sequence) = message
+            .info()
+            .map_or((1, 0), |info| (info.delivered, info.stream_sequence));
         let batch: TaskBatch = match wire::decode("task", &message.payload) {
             Ok(batch) => batch,
             Err(error) => {
@@ -360,8 +486,10 @@ impl Host {
                 return;
             }
         };
-        let outcomes = if delivered > self.attempts {
-            self.give_up(&batch, delivered)
+        self.say(&batch, sequence, true).await;
+        let in_force = *self.in_force.borrow();
+        let outcomes = if delivered > i64::from(attempts(in_force.deliveries)) {
+            self.give_up(&batch, delivered, in_force)
         } else if delivered > 1 && batch.tasks.len() > 1 {
             // Put the tasks back one by one (stored before the batch is
             // acknowledged, so none is lost if this host dies now).
@@ -371,10 +499,11 @@ impl Host {
             });
             if self.split(&batch).await {
                 self.acknowledge(&message).await;
+                self.say(&batch, sequence, false).await;
             }
             return;
         } else {
-            self.run(&batch, &message).await
+            self.run(&batch, &message, sequence).await
         };
         let stored = publish_outcomes(&self.link, &batch.job, batch.number, outcomes).await;
         match stored {
@@ -382,6 +511,7 @@ impl Host {
                 self.tasks.fetch_add(count, Ordering::Relaxed);
                 self.batches.fetch_add(1, Ordering::Relaxed);
                 self.acknowledge(&message).await;
+                self.say(&batch, sequence, false).await;
             }
             // Not acknowledged: redelivered after the ack wait.
             Err(error) => self.trouble(error.to_string()),
@@ -395,7 +525,28 @@ impl Host {
         }
     }
 
-    fn give_up(&self, batch: &TaskBatch, delivered: i64) -> Vec<(u64, Outcome)> {
+    /// Tells the batch's submitter that this host holds the message
+    /// `sequence` (when it takes it and while it runs it), or let go of it
+    /// (its outcomes stored, or its tasks put back one by one). Fire and
+    /// forget: a lost word only makes the submitter's notice of a silent
+    /// host less precise.
+    async fn say(&self, batch: &TaskBatch, sequence: u64, holding: bool) {
+        let progress = Progress {
+            host: self.id,
+            message: sequence,
+            tasks: wire::index_ranges(batch.tasks.iter().map(|task| task.index)),
+            ack_wait: self.in_force.borrow().ack_wait,
+            holding,
+        };
+        let subject = names::progress_subject(&batch.job);
+        let _ = self
+            .link
+            .client
+            .publish(subject, wire::encode(&progress).into())
+            .await;
+    }
+
+    fn give_up(&self, batch: &TaskBatch, delivered: i64, in_force: InForce) -> Vec<(u64, Outcome)> {
         batch
             .tasks
             .iter()
@@ -407,7 +558,8 @@ impl Host {
                 let message = format!(
                     "the task was started {} times and its worker host died or went silent \
                      each time (ack wait {:?}); it was not started again",
-                    self.attempts, self.ack_wait
+                    attempts(in_force.deliveries),
+                    in_force.ack_wait
                 );
                 (
                     task.index,
@@ -439,7 +591,12 @@ impl Host {
     }
 
     /// Runs `batch` on this host, telling JetStream it is at work meanwhile.
-    async fn run(&self, batch: &TaskBatch, message: &jetstream::Message) -> Vec<(u64, Outcome)> {
+    async fn run(
+        &self,
+        batch: &TaskBatch,
+        message: &jetstream::Message,
+        sequence: u64,
+    ) -> Vec<(u64, Outcome)> {
         let pool = match self.pool_for(batch).await {
             Ok(pool) => pool,
             Err((status, why)) => {
@@ -459,17 +616,21 @@ impl Host {
             pool.map_tasks_unordered(tasks)
                 .collect::<Vec<(usize, Outcome)>>()
         });
-        let mut heartbeat = tokio::time::interval(self.ack_wait / 3);
-        heartbeat.tick().await;
+        // Speaks up every third of the ack wait in force, and at once when
+        // it changes (it may have become shorter).
+        let mut in_force = self.in_force.clone();
+        in_force.borrow_and_update();
         let outcomes = loop {
+            let every = in_force.borrow().ack_wait / 3;
             tokio::select! {
                 ran = &mut running => break ran,
-                _ = heartbeat.tick() => {
-                    if let Err(error) = message.ack_with(AckKind::Progress).await {
-                        self.trouble(format!("cannot tell JetStream a batch is running: {error}"));
-                    }
-                }
+                () = tokio::time::sleep(every) => {}
+                Ok(()) = in_force.changed() => {}
             }
+            if let Err(error) = message.ack_with(AckKind::Progress).await {
+                self.trouble(format!("cannot tell JetStream a batch is running: {error}"));
+            }
+            self.say(batch, sequence, true).await;
         };
         match outcomes {
             Ok(outcomes) => outcomes

@@ -11,8 +11,9 @@
 //! (Unix); elsewhere every load checks in full.
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
+use super::budget::record_path;
 use super::{HASH_LEN, key, store_bytes};
 
 /// The record of `file` (the entry for `identity`), signed with `key`, or
@@ -47,12 +48,6 @@ fn record(
 #[cfg(not(unix))]
 fn record(_: &File, _: &[u8; key::KEY_LEN], _: &[u8; HASH_LEN]) -> Option<[u8; HASH_LEN]> {
     None
-}
-
-fn record_path(entry: &Path) -> PathBuf {
-    let mut name = entry.as_os_str().to_owned();
-    name.push(".checked");
-    PathBuf::from(name)
 }
 
 /// Whether the entry open as `file` at `entry` was checked before and has

@@ -26,8 +26,10 @@
 //!
 //! Entries are written to a temporary file and renamed into place, so
 //! concurrent writers and crashes leave whole files only; the directory is
-//! made readable by its owner only.
+//! made readable by its owner only. The cache keeps to a size budget,
+//! removing the least recently used entries (`budget.rs`).
 
+mod budget;
 mod checked;
 mod key;
 mod snapshot;
@@ -41,6 +43,8 @@ use wasmtime::Engine;
 
 use crate::error::{Error, ErrorKind};
 
+pub(crate) use budget::parse_budget;
+pub use budget::{CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX};
 pub(crate) use key::default_key_file;
 
 /// The last bytes of every entry; bump the digit when the layout changes.
@@ -83,6 +87,8 @@ impl Identity {
 pub(crate) struct ModuleCache {
     /// The directory and the key that signs its entries; `None` when off.
     on: Option<(PathBuf, [u8; key::KEY_LEN])>,
+    /// The most bytes the entries may take.
+    max: u64,
     /// Why the cache is off, when it was asked for but cannot be used.
     off_because: Option<Error>,
 }
@@ -91,13 +97,15 @@ impl ModuleCache {
     pub(crate) fn disabled() -> Self {
         ModuleCache {
             on: None,
+            max: DEFAULT_CACHE_MAX,
             off_because: None,
         }
     }
 
-    /// A cache in `dir`, its entries signed with the key in `key_file`; off
-    /// (with the reason) when there is no usable key.
-    pub(crate) fn in_dir(dir: PathBuf, key_file: Option<&Path>) -> Self {
+    /// A cache in `dir` of at most `max` bytes, its entries signed with
+    /// the key in `key_file`; off (with the reason) when there is no usable
+    /// key.
+    pub(crate) fn in_dir(dir: PathBuf, key_file: Option<&Path>, max: u64) -> Self {
         let key = match key_file {
             Some(path) => key::load_or_create(path),
             None => Err(Error::new(
@@ -108,10 +116,12 @@ impl ModuleCache {
         match key {
             Ok(key) => ModuleCache {
                 on: Some((dir, key)),
+                max,
                 off_because: None,
             },
             Err(why) => ModuleCache {
                 on: None,
+                max,
                 off_because: Some(why),
             },
         }
@@ -119,6 +129,26 @@ impl ModuleCache {
 
     pub(crate) fn dir(&self) -> Option<&Path> {
         self.on.as_ref().map(|(dir, _)| dir.as_path())
+    }
+
+    /// The entries, least recently used first.
+    pub(crate) fn entries(&self) -> std::io::Result<Vec<CacheEntry>> {
+        match self.dir() {
+            Some(dir) => budget::entries(dir),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// Removes every entry; returns how many and their bytes.
+    pub(crate) fn clear(&self) -> std::io::Result<(usize, u64)> {
+        let (mut count, mut bytes) = (0, 0);
+        for entry in self.entries()? {
+            if budget::remove(&entry.path) {
+                count += 1;
+                bytes += entry.bytes;
+            }
+        }
+        Ok((count, bytes))
     }
 
     /// Why the cache is off though a directory was given for it.
@@ -173,6 +203,7 @@ impl ModuleCache {
         let path = self.entry_path(engine, identity, extension)?;
         let (_, key) = self.on.as_ref()?;
         let file = File::open(&path).ok()?;
+        budget::mark_used(&path);
         if !checked::was_checked(&path, &file, key, identity.as_bytes()) {
             // SAFETY: the map is only read, here, and dropped before the
             // file is handed on. The cache directory is its owner's only,
@@ -181,7 +212,15 @@ impl ModuleCache {
             // the owner anyway, the check below would read whatever is
             // there (the tag fails) and nothing but this read is affected.
             let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-            verified_artifact(&map, key, identity.as_bytes())?;
+            if verified_artifact(&map, key, identity.as_bytes()).is_none() {
+                tracing::info!(
+                    target: "wasmproc::cache",
+                    "the cache entry {} failed its check (damaged, or made by another build or \
+                     with another key): it is made again",
+                    path.display()
+                );
+                return None;
+            }
             checked::mark_checked(&path, &file, key, identity.as_bytes());
         }
         // SAFETY: `deserialize_open_file` requires a file produced by
@@ -218,6 +257,9 @@ impl ModuleCache {
             .and_then(|artifact| Ok(store(&path, key, identity.as_bytes(), &artifact)?));
         if stored.is_err() {
             return Ok((compiled, CacheStatus::Uncached));
+        }
+        if let Some(dir) = path.parent() {
+            budget::evict(dir, self.max, &path);
         }
         let status = if existed {
             CacheStatus::Rebuilt

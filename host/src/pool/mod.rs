@@ -142,6 +142,8 @@ pub struct PoolBuilder {
 impl PoolBuilder {
     /// Sets the number of workers: how many tasks run at once. The first
     /// starts with the pool, the others as work arrives while none is idle.
+    /// With process isolation, idle workers also stop again (see
+    /// [`ProcessOptions::min_workers`] and [`ProcessOptions::idle_timeout`]).
     /// By default, the machine's available parallelism.
     pub fn workers(mut self, workers: usize) -> Self {
         self.workers = Some(workers);

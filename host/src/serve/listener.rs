@@ -2,7 +2,7 @@
 //! the accepted connections, and waking a blocked `accept` to stop.
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 
 use socket2::{Domain, SockAddr, Type};
@@ -138,15 +138,15 @@ impl Listener {
     }
 
     /// Waits for the next connection; returns it with its peer's address
-    /// in words.
-    pub(super) fn accept(&self) -> io::Result<(Stream, String)> {
+    /// in words, and for TCP the peer's IP address.
+    pub(super) fn accept(&self) -> io::Result<(Stream, String, Option<IpAddr>)> {
         match self {
             Listener::Tcp(listener) => {
                 let (stream, peer) = listener.accept()?;
                 // Replies are often written in pieces (a head, then a
                 // body): sent at once, not held back for an ack.
                 stream.set_nodelay(true)?;
-                Ok((Stream::Tcp(stream), peer.to_string()))
+                Ok((Stream::Tcp(stream), peer.to_string(), Some(peer.ip())))
             }
             #[cfg(unix)]
             Listener::Unix(listener) => {
@@ -154,7 +154,7 @@ impl Listener {
                 let peer = peer
                     .as_pathname()
                     .map_or_else(|| "unix".to_owned(), |p| p.display().to_string());
-                Ok((Stream::Unix(stream), peer))
+                Ok((Stream::Unix(stream), peer, None))
             }
         }
     }

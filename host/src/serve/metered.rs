@@ -1,5 +1,6 @@
 //! A connection's two halves as the task's stdin and stdout, counting the
-//! bytes each way and noting when bytes last moved (for the idle timeout).
+//! bytes each way and noting when bytes last moved (for the first-byte and
+//! idle timeouts).
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
@@ -35,6 +36,11 @@ impl Traffic {
     /// When bytes last moved either way (or the connection opened).
     pub(super) fn last_moved(&self) -> Instant {
         self.opened + Duration::from_micros(self.last_moved.load(Ordering::Relaxed))
+    }
+
+    /// Whether no byte has moved either way yet.
+    pub(super) fn silent(&self) -> bool {
+        self.bytes_in.load(Ordering::Relaxed) == 0 && self.bytes_out.load(Ordering::Relaxed) == 0
     }
 
     fn moved(&self, counter: &AtomicU64, bytes: usize) {

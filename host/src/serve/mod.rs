@@ -24,13 +24,28 @@
 //!
 //! - `listener`: binding TCP or Unix sockets, accepting, waking `accept`.
 //! - `metered`: a connection's halves, counting bytes and noting activity.
-//! - `watchdog`: one timer thread for the idle and whole-connection
-//!   timeouts, and for ending what outlives a stop's grace period.
+//! - `peers`: the per-peer cap, counting each peer's open connections.
+//! - `watchdog`: one timer thread for the first-byte, idle and
+//!   whole-connection timeouts, and for ending what outlives a stop's grace
+//!   period.
+//!
+//! # Clients that hold places and send nothing
+//!
+//! Each connection holds one of the server's places for its life, and
+//! connections past the bound wait in the kernel's accept backlog. So that
+//! sockets opened and left silent (a slowloris) cannot keep real clients
+//! waiting, a connection on which no byte moved either way within the
+//! [first-byte timeout](ServerBuilder::first_byte_timeout) of its accept is
+//! ended, and one peer may hold only [a few places](ServerBuilder::max_per_peer)
+//! at once: its connections past them are closed as soon as they are
+//! accepted.
 
 mod listener;
 mod metered;
+mod peers;
 mod watchdog;
 
+use std::net::IpAddr;
 use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -49,7 +64,8 @@ use crate::task::{Capabilities, DirectSocket, Entry, HangUp, Meter, Output, Stdi
 pub use listener::Listen;
 use listener::{Listener, Stream, wake};
 use metered::{Incoming, Outgoing, Traffic};
-use watchdog::{Expired, Watchdog};
+use peers::{Counted, Peers};
+use watchdog::{Expired, Timeouts, Watchdog};
 
 /// The default bound on connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -57,6 +73,14 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
 /// The default idle timeout: a connection that moves no byte either way
 /// for this long is ended.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The default first-byte timeout: a connection on which no byte moved
+/// either way this long after its accept is ended.
+pub const DEFAULT_FIRST_BYTE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The default cap on the connections one peer (one IP address; for IPv6,
+/// one /64 network) has open at once.
+pub const DEFAULT_MAX_PER_PEER: usize = 8;
 
 /// The default time in-flight connections get to finish after a stop.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -75,8 +99,10 @@ pub struct ConnectionRecord {
     /// The peer's address (`IP:PORT`; for a Unix socket its path, or
     /// `unix`).
     pub peer: String,
-    /// How the worker ended. An idle or whole-connection timeout, or a
-    /// stop's grace running out, is `TimedOut`.
+    /// How the worker ended. A first-byte, idle or whole-connection
+    /// timeout, or a stop's grace running out, is `TimedOut`; a connection
+    /// closed at once because its peer had as many open as the per-peer
+    /// cap allows is `Cancelled` (no worker ran it).
     pub status: ExitStatus,
     /// Why, when the guest did not just exit: the host's message, or the
     /// last line the guest wrote on stderr.
@@ -97,6 +123,8 @@ pub struct ServeSummary {
     pub connections: u64,
     /// Of these, the ones still running when the stop's grace ran out.
     pub cut_short: u64,
+    /// Of these, the ones closed at once by the per-peer cap.
+    pub refused: u64,
 }
 
 type OnConnection = Arc<dyn Fn(&ConnectionRecord) + Send + Sync>;
@@ -108,6 +136,8 @@ pub struct ServerBuilder {
     entry: Entry,
     argv: Vec<String>,
     max_connections: usize,
+    max_per_peer: Option<usize>,
+    first_byte_timeout: Option<Duration>,
     idle_timeout: Option<Duration>,
     grace: Duration,
     backlog: u32,
@@ -138,12 +168,42 @@ impl ServerBuilder {
     }
 
     /// Serves at most `n` connections at once (default
-    /// [`DEFAULT_MAX_CONNECTIONS`]); more wait in the accept backlog, and
-    /// none is refused. Each connection holds a worker for its life, and a
-    /// place in the runtime's instance pool: build the runtime with
-    /// `max_instances` of at least `n`.
+    /// [`DEFAULT_MAX_CONNECTIONS`]); more wait in the accept backlog (see
+    /// [`backlog`](ServerBuilder::backlog)). Each connection holds a worker
+    /// for its life, and a place in the runtime's instance pool: build the
+    /// runtime with `max_instances` of at least `n`.
     pub fn max_connections(mut self, n: usize) -> Self {
         self.max_connections = n;
+        self
+    }
+
+    /// Lets one peer have at most `n` connections open at once (default
+    /// [`DEFAULT_MAX_PER_PEER`]; `None`: no cap), so that one client
+    /// cannot take every place. A peer is an IP address, or for IPv6 a /64
+    /// network (one host usually has a whole /64); Unix-socket peers are
+    /// not capped. A connection past the cap is closed as soon as it is
+    /// accepted, without running a worker, and recorded `Cancelled` with a
+    /// message that says why: it frees its place at once for others.
+    ///
+    /// Behind a proxy, or under a load tester, on one host, every
+    /// connection comes from one address: give `None`, or a cap as large
+    /// as [`max_connections`](ServerBuilder::max_connections).
+    pub fn max_per_peer(mut self, n: Option<usize>) -> Self {
+        self.max_per_peer = n;
+        self
+    }
+
+    /// Ends a connection on which no byte moved either way this long after
+    /// it was accepted (default [`DEFAULT_FIRST_BYTE_TIMEOUT`]; `None`:
+    /// never): the peer sent nothing the handler read, and the handler
+    /// wrote nothing. It is recorded `TimedOut`. A handler that speaks
+    /// first (a greeting) is never ended by it, nor is a peer whose first
+    /// bytes were read; from the first byte on, the
+    /// [idle timeout](ServerBuilder::idle_timeout) applies. A handler
+    /// that reads or writes nothing for this long after the accept (it
+    /// computes first) counts as silent too.
+    pub fn first_byte_timeout(mut self, first_byte: Option<Duration>) -> Self {
+        self.first_byte_timeout = first_byte;
         self
     }
 
@@ -163,7 +223,12 @@ impl ServerBuilder {
     }
 
     /// Room for connections waiting to be accepted (default
-    /// [`DEFAULT_BACKLOG`]; the system may cap it).
+    /// [`DEFAULT_BACKLOG`]; the system may cap it, Linux at
+    /// `net.core.somaxconn`). Connections past
+    /// [`max_connections`](ServerBuilder::max_connections) wait there, in
+    /// the kernel, until a place frees; once it is full, the kernel
+    /// refuses new ones or drops their first packets (the client then
+    /// retries, or fails to connect), depending on the system.
     pub fn backlog(mut self, backlog: u32) -> Self {
         self.backlog = backlog;
         self
@@ -204,14 +269,21 @@ impl ServerBuilder {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::BadInvocation`] for zero connections, invalid limits or
-    /// an address that cannot be bound (in use, not permitted); the pool's
-    /// errors.
+    /// [`ErrorKind::BadInvocation`] for zero connections (or a per-peer
+    /// cap of zero), invalid limits or an address that cannot be bound (in
+    /// use, not permitted); the pool's errors.
     pub fn bind(self) -> Result<Server, Error> {
         if self.max_connections == 0 {
             return Err(Error::new(
                 ErrorKind::BadInvocation,
                 "a server needs room for at least one connection: give max_connections of 1 or more",
+            ));
+        }
+        if self.max_per_peer == Some(0) {
+            return Err(Error::new(
+                ErrorKind::BadInvocation,
+                "a per-peer cap of 0 would refuse every connection: give max_per_peer of 1 or \
+                 more, or None for no cap",
             ));
         }
         self.limits.validate()?;
@@ -244,8 +316,12 @@ impl ServerBuilder {
             entry: self.entry,
             argv: self.argv,
             in_process,
-            idle_timeout: self.idle_timeout,
-            timeout: self.limits.get_timeout(),
+            timeouts: Timeouts {
+                first_byte: self.first_byte_timeout,
+                idle: self.idle_timeout,
+                whole: self.limits.get_timeout(),
+            },
+            peers: self.max_per_peer.map(Peers::new),
             grace: self.grace,
             on_connection: self.on_connection,
             slots: Arc::new(Slots::new(self.max_connections)),
@@ -270,8 +346,9 @@ pub struct Server {
     argv: Vec<String>,
     /// Whether workers are threads of this process.
     in_process: bool,
-    idle_timeout: Option<Duration>,
-    timeout: Option<Duration>,
+    timeouts: Timeouts,
+    /// The per-peer cap, if any.
+    peers: Option<Arc<Peers>>,
     grace: Duration,
     on_connection: Option<OnConnection>,
     slots: Arc<Slots>,
@@ -319,6 +396,8 @@ impl Server {
             entry: Entry::Auto,
             argv: Vec::new(),
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            max_per_peer: Some(DEFAULT_MAX_PER_PEER),
+            first_byte_timeout: Some(DEFAULT_FIRST_BYTE_TIMEOUT),
             idle_timeout: Some(DEFAULT_IDLE_TIMEOUT),
             grace: DEFAULT_GRACE,
             backlog: DEFAULT_BACKLOG,
@@ -361,9 +440,19 @@ impl Server {
                 break;
             }
             match accepted {
-                Ok((stream, peer)) => {
+                Ok((stream, peer, ip)) => {
                     summary.connections += 1;
-                    self.start(next_id.fetch_add(1, Ordering::Relaxed), stream, peer);
+                    match self.count(ip) {
+                        Ok(counted) => {
+                            let id = next_id.fetch_add(1, Ordering::Relaxed);
+                            self.start(id, stream, peer, counted);
+                        }
+                        Err(refused) => {
+                            summary.refused += 1;
+                            drop(stream);
+                            self.refuse(peer, refused);
+                        }
+                    }
                 }
                 Err(error) if is_transient(&error) => {
                     self.slots.give();
@@ -404,6 +493,40 @@ impl Server {
         }
     }
 
+    /// Counts a connection from `ip` for its peer (`Ok(None)`: not
+    /// counted, no cap or no IP); `Err` with the message when the peer has
+    /// as many open as the cap allows.
+    fn count(&self, ip: Option<IpAddr>) -> Result<Option<Counted>, String> {
+        let (Some(peers), Some(ip)) = (&self.peers, ip) else {
+            return Ok(None);
+        };
+        match peers.admit(ip) {
+            Some(counted) => Ok(Some(counted)),
+            None => Err(format!(
+                "refused: {ip} has {} connections open already, the most one peer may (the \
+                 server's per-peer cap); closed at once",
+                peers.cap()
+            )),
+        }
+    }
+
+    /// Records a connection closed at once by the per-peer cap, and frees
+    /// its place.
+    fn refuse(&self, peer: String, message: String) {
+        let record = ConnectionRecord {
+            peer,
+            status: ExitStatus::Cancelled,
+            message: Some(message),
+            bytes_in: 0,
+            bytes_out: 0,
+            duration: Duration::ZERO,
+        };
+        if let Some(on_connection) = &self.on_connection {
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| on_connection(&record)));
+        }
+        self.slots.give();
+    }
+
     /// The task for a connection, its stdin and stdout wired to `stream`.
     ///
     /// In this process the guest's thread reads and writes the socket
@@ -431,13 +554,14 @@ impl Server {
     }
 
     /// Hands one accepted connection to a worker.
-    fn start(&self, id: u64, stream: Stream, peer: String) {
+    fn start(&self, id: u64, stream: Stream, peer: String, counted: Option<Counted>) {
         let traffic = Traffic::new();
         let wired = self.wire(&stream, &traffic);
         let stream = Arc::new(stream);
         let ended_by_server: Arc<OnceLock<Expired>> = Arc::new(OnceLock::new());
         let record = Recorder {
             peer,
+            counted,
             traffic: Arc::clone(&traffic),
             ended_by_server: Arc::clone(&ended_by_server),
             on_connection: self.on_connection.clone(),
@@ -464,8 +588,7 @@ impl Server {
         self.watchdog.watch(
             id,
             traffic,
-            self.idle_timeout,
-            self.timeout,
+            self.timeouts,
             Box::new(move |why| {
                 let _ = ended_by_server.set(why);
                 if let Some(token) = theirs.get() {
@@ -497,6 +620,8 @@ impl Drop for SocketFile {
 /// Makes a connection's record once its task ended, and frees its place.
 struct Recorder {
     peer: String,
+    /// The connection's count for its peer, given back as it ends.
+    counted: Option<Counted>,
     traffic: Arc<Traffic>,
     ended_by_server: Arc<OnceLock<Expired>>,
     on_connection: Option<OnConnection>,
@@ -508,6 +633,8 @@ struct Recorder {
 impl Recorder {
     fn finish(self, outcome: Outcome) {
         self.watchdog.forget(self.id);
+        // Before the record: whoever reads it may connect again at once.
+        drop(self.counted);
         let (status, message) = match self.ended_by_server.get() {
             Some(why) => (ExitStatus::TimedOut, Some(describe(*why))),
             None => {
@@ -540,6 +667,11 @@ impl Recorder {
 fn describe(why: Expired) -> String {
     let human = |d: Duration| humantime::format_duration(d).to_string();
     match why {
+        Expired::Silent(first_byte) => format!(
+            "the peer sent nothing (and the handler wrote nothing) within {} of connecting: \
+             ended by the first-byte timeout",
+            human(first_byte)
+        ),
         Expired::Idle(idle) => format!(
             "the connection was idle for {} (no byte either way): ended by the idle timeout",
             human(idle)

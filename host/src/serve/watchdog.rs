@@ -1,6 +1,7 @@
 //! One timer thread for all of a server's connections: it ends a
-//! connection that has moved no bytes for the idle timeout, or that has
-//! run past the whole-connection timeout.
+//! connection that moved no byte either way within the first-byte timeout
+//! of its accept, one that has moved no bytes for the idle timeout, and one
+//! that has run past the whole-connection timeout.
 //!
 //! Ending a connection both cancels its task and hangs its socket up: a
 //! guest, or a relay, blocked writing to a peer that does not read is
@@ -21,6 +22,9 @@ use super::metered::Traffic;
 /// Why a connection was ended by the server rather than by its guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Expired {
+    /// No byte moved either way in this long after the accept: the peer
+    /// sent nothing the handler read, and the handler wrote nothing.
+    Silent(Duration),
     /// No bytes moved either way for this long.
     Idle(Duration),
     /// The connection was open this long in all.
@@ -32,26 +36,42 @@ pub(super) enum Expired {
 /// What to do when a connection expires (cancel its task, hang it up).
 pub(super) type OnExpiry = Box<dyn FnOnce(Expired) + Send>;
 
+/// A connection's time limits (`None`: none).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timeouts {
+    /// From the accept to the first byte moved either way.
+    pub(super) first_byte: Option<Duration>,
+    /// Between bytes moved either way.
+    pub(super) idle: Option<Duration>,
+    /// The whole connection.
+    pub(super) whole: Option<Duration>,
+}
+
 struct Watched {
     traffic: Arc<Traffic>,
-    idle: Option<Duration>,
-    timeout: Option<Duration>,
+    timeouts: Timeouts,
     on_expiry: OnExpiry,
 }
 
 impl Watched {
     /// When this connection expires if nothing moves before then, and why.
     fn due(&self) -> Option<(Instant, Expired)> {
-        let idle = self
-            .idle
-            .map(|idle| (self.traffic.last_moved() + idle, Expired::Idle(idle)));
-        let whole = self
-            .timeout
-            .map(|t| (self.traffic.opened + t, Expired::Timeout(t)));
-        match (idle, whole) {
-            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
-            (a, b) => a.or(b),
-        }
+        let Timeouts {
+            first_byte,
+            idle,
+            whole,
+        } = self.timeouts;
+        // Only until the first byte moves: from then on, the idle timeout
+        // is the rule.
+        let silent = first_byte
+            .filter(|_| self.traffic.silent())
+            .map(|t| (self.traffic.opened + t, Expired::Silent(t)));
+        let idle = idle.map(|idle| (self.traffic.last_moved() + idle, Expired::Idle(idle)));
+        let whole = whole.map(|t| (self.traffic.opened + t, Expired::Timeout(t)));
+        [silent, idle, whole]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(at, _)| *at)
     }
 }
 
@@ -96,14 +116,12 @@ impl Watchdog {
         &self,
         id: u64,
         traffic: Arc<Traffic>,
-        idle: Option<Duration>,
-        timeout: Option<Duration>,
+        timeouts: Timeouts,
         on_expiry: OnExpiry,
     ) {
         let watched = Watched {
             traffic,
-            idle,
-            timeout,
+            timeouts,
             on_expiry,
         };
         // Watched even without a limit: a stop's grace may end it.
@@ -112,8 +130,8 @@ impl Watchdog {
         state.watched.insert(id, watched);
         if let Some((due, _)) = due {
             // The timer thread sleeps until the earliest time it knows; it
-            // is woken only when this one comes sooner (rarely: with one
-            // idle timeout, each new connection is due after the others).
+            // is woken only when this one comes sooner (rarely: with the
+            // same timeouts, each new connection is due after the others).
             let sooner = state
                 .times
                 .peek()

@@ -229,8 +229,21 @@ impl RelayedSink {
     }
 
     fn send(&self, bytes: &[u8]) -> std::io::Result<()> {
+        self.check_broken()?;
         self.relayed.credits.take(bytes.len() as u64);
         (self.relayed.send)(bytes)
+    }
+
+    /// The error a write gets once the pool could not pass earlier bytes
+    /// on: the reader went away, as a broken pipe says.
+    fn check_broken(&self) -> std::io::Result<()> {
+        if self.relayed.credits.broken() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::BrokenPipe,
+                "the stream's reader went away",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -270,6 +283,8 @@ impl OutputStream for RelayedSink {
     }
 
     fn check_write(&mut self) -> StreamResult<usize> {
+        self.check_broken()
+            .map_err(|error| StreamError::LastOperationFailed(wasmtime::Error::new(error)))?;
         Ok(self.permit())
     }
 }
@@ -281,6 +296,7 @@ impl AsyncWrite for RelayedSink {
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
         loop {
+            self.check_broken()?;
             let permit = self.permit();
             if permit > 0 {
                 self.waiting = None;
@@ -289,7 +305,7 @@ impl AsyncWrite for RelayedSink {
             }
             let credits = Arc::clone(&self.relayed.credits);
             let listener = self.waiting.get_or_insert_with(|| credits.listen());
-            if credits.available() == 0 {
+            if credits.available() == 0 && !credits.broken() {
                 std::task::ready!(Pin::new(listener).poll(cx));
             }
             self.waiting = None;

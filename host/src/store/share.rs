@@ -459,11 +459,21 @@ fn add_regions(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
                     let at = place(&open.window, &open.name, at, 4, 4)?;
                     Ok((at, open.window.clone(), open.grant))
                 })?;
-                let woken = match remote_link(&caller) {
-                    Some(link) => link.to.notify(grant, at, count as u32).await,
-                    None => window.region.inner.notify(at, count as u32),
-                };
-                Ok(i32::try_from(woken).unwrap_or(i32::MAX))
+                // The count is unsigned (the SDK passes a `u32`: a
+                // negative `i32` is 2^31 or more, every waiter). The answer
+                // is the count asked for, capped to stay positive, in both
+                // isolations: a worker process does not wait to learn how
+                // many woke (an unlock must not cost a round trip).
+                let count = count as u32;
+                match remote_link(&caller) {
+                    Some(link) => {
+                        link.to.notify(grant, at, count).await;
+                    }
+                    None => {
+                        window.region.inner.notify(at, count);
+                    }
+                }
+                Ok(i32::try_from(count).unwrap_or(i32::MAX))
             })
         },
     )?;

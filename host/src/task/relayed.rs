@@ -7,7 +7,7 @@
 use std::fmt;
 use std::io;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use event_listener::{Event, EventListener};
 
@@ -18,6 +18,9 @@ pub(crate) const OUTPUT_WINDOW: u64 = 256 << 10;
 /// The credits of one relayed stream: bytes it may still send.
 pub(crate) struct Credits {
     available: AtomicU64,
+    /// The pool could not write earlier bytes (their reader went away):
+    /// later writes fail, as they would on the stream itself.
+    broken: AtomicBool,
     returned: Event,
 }
 
@@ -26,6 +29,7 @@ impl Credits {
     pub(crate) fn new(window: u64) -> Arc<Credits> {
         Arc::new(Credits {
             available: AtomicU64::new(window),
+            broken: AtomicBool::new(false),
             returned: Event::new(),
         })
     }
@@ -51,6 +55,17 @@ impl Credits {
         self.returned.notify(usize::MAX);
     }
 
+    /// The stream's reader went away: writes fail from now on.
+    pub(crate) fn break_off(&self) {
+        self.broken.store(true, Ordering::SeqCst);
+        self.returned.notify(usize::MAX);
+    }
+
+    /// Whether the stream's reader went away.
+    pub(crate) fn broken(&self) -> bool {
+        self.broken.load(Ordering::SeqCst)
+    }
+
     /// A listener woken by the next [`give`](Self::give); check
     /// [`available`](Self::available) after making it, so that no give is
     /// missed.
@@ -58,11 +73,11 @@ impl Credits {
         self.returned.listen()
     }
 
-    /// Waits until some credit is available.
+    /// Waits until some credit is available, or the stream is broken.
     pub(crate) async fn ready(&self) {
-        while self.available() == 0 {
+        while self.available() == 0 && !self.broken() {
             let listener = self.listen();
-            if self.available() > 0 {
+            if self.available() > 0 || self.broken() {
                 return;
             }
             listener.await;

@@ -120,6 +120,10 @@ pub(crate) fn serve() -> i32 {
     if to_pool.send(&started).is_err() {
         return 2;
     }
+    if let Err(message) = start_thread_pool() {
+        let _ = to_pool.send(&ToParent::Refused { message });
+        return 2;
+    }
     // The pool's settings, except the instance pool: this process runs one
     // task at a time.
     let settings = RuntimeSettings {
@@ -307,8 +311,16 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
                     board.answer(seq, reply);
                 }
             }
-            Ok(Some(ToChild::OutputTaken { id, stream, bytes })) => {
+            Ok(Some(ToChild::OutputTaken {
+                id,
+                stream,
+                bytes,
+                broken,
+            })) => {
                 if let Some(credits) = lock(current).outputs.get(&(id, stream)) {
+                    if broken {
+                        credits.break_off();
+                    }
                     credits.give(bytes);
                 }
             }
@@ -392,6 +404,54 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The most threads a worker process gives the shared thread pool: it runs
+/// one task at a time, and the pool only hashes and compiles.
+const MAX_POOL_THREADS: usize = 4;
+
+/// Starts the thread pool that hashing a cached module and compiling use
+/// (rayon's global pool) with as many threads as the system lets this
+/// process start, down to one. Left to itself, rayon panics on first use
+/// when the system refuses a thread (a low process limit, many workers):
+/// here the worker runs with fewer threads, or says why it cannot start.
+fn start_thread_pool() -> Result<(), String> {
+    let wanted = std::thread::available_parallelism()
+        .map_or(1, usize::from)
+        .min(MAX_POOL_THREADS);
+    // How many threads the system gives now: each probe waits until all
+    // are counted, so that they exist at once, as the pool's will.
+    let (release, released) = crossbeam_channel::bounded::<()>(0);
+    let probes: Vec<_> = (0..wanted)
+        .map_while(|_| {
+            let released = released.clone();
+            std::thread::Builder::new()
+                .stack_size(64 << 10)
+                .spawn(move || {
+                    let _ = released.recv();
+                })
+                .ok()
+        })
+        .collect();
+    let threads = probes.len();
+    drop(release);
+    for probe in probes {
+        let _ = probe.join();
+    }
+    let cannot = |cause: String| {
+        format!(
+            "the worker process cannot start a thread ({cause}): the system's limit on processes \
+             and threads is reached; raise it (ulimit -u) or run fewer workers (-j)"
+        )
+    };
+    if threads == 0 {
+        return Err(cannot("the system refused the first one".into()));
+    }
+    rayon_core::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|index| format!("wasmproc-pool-{index}"))
+        .build_global()
+        .map_err(|error| cannot(error.to_string()))
 }
 
 /// Loads the module the pool sent: its wasm, or a snapshot found in the

@@ -38,7 +38,19 @@
 //! - `remote`: the worker's side of sharing: operations out as frames,
 //!   answers routed back to the guest.
 //! - `serve` (here): the pool thread that feeds one worker process from
-//!   the pool's queue.
+//!   the pool's queue, and stops it when the pool has had more workers
+//!   than it needed for [`ProcessOptions::idle_timeout`].
+//!
+//! # How many worker processes run
+//!
+//! A pool of N workers does not start N processes: it starts
+//! [`ProcessOptions::min_workers`] with the pool (1 by default), and
+//! another only when a task is queued while every worker is busy, up to N;
+//! such a worker starts its process when it takes its first task. Once the
+//! idle timeout has passed since the last moment every worker was busy,
+//! workers stop as they go idle, down to the minimum. A server that serves
+//! one connection at a time keeps about one worker process, however large
+//! its bound.
 
 mod child;
 pub(crate) mod protocol;
@@ -46,9 +58,10 @@ mod relay;
 mod remote;
 mod supervisor;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
@@ -56,7 +69,7 @@ use super::queue::{Idle, Job, Reply};
 
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
-use supervisor::Supervisor;
+use supervisor::{Next, Supervisor};
 
 /// The environment variable that makes an executable a worker process.
 pub const WORKER_ENV: &str = "WASMPROC_WORKER";
@@ -109,6 +122,8 @@ pub struct ProcessOptions {
     pub(crate) max_restarts: u32,
     pub(crate) restart_window: Duration,
     pub(crate) grace: Duration,
+    pub(crate) min_workers: usize,
+    pub(crate) idle_timeout: Option<Duration>,
 }
 
 impl Default for ProcessOptions {
@@ -119,6 +134,8 @@ impl Default for ProcessOptions {
             max_restarts: 5,
             restart_window: Duration::from_secs(10),
             grace: Duration::from_secs(1),
+            min_workers: 1,
+            idle_timeout: Some(Duration::from_secs(30)),
         }
     }
 }
@@ -158,6 +175,25 @@ impl ProcessOptions {
         self
     }
 
+    /// How many workers start with the pool, their processes ready before
+    /// the first task, and stay however long they are idle. By default 1;
+    /// at most the pool's size (more count as that). The others start on
+    /// demand (see [the module docs](self)).
+    pub fn min_workers(mut self, workers: usize) -> Self {
+        self.min_workers = workers;
+        self
+    }
+
+    /// Stops the workers a pool has not needed for this long (`None`:
+    /// never). Once `idle` has passed since the last moment every worker
+    /// was busy, workers stop (their processes and pool threads) as they
+    /// go idle, down to [`min_workers`](ProcessOptions::min_workers); more
+    /// start again on demand. By default 30s.
+    pub fn idle_timeout(mut self, idle: Option<Duration>) -> Self {
+        self.idle_timeout = idle;
+        self
+    }
+
     /// The executable to start as a worker.
     pub(crate) fn worker_executable(&self) -> Result<PathBuf, Error> {
         match &self.executable {
@@ -172,25 +208,52 @@ impl ProcessOptions {
     }
 }
 
-/// The pids of a pool's worker processes, one place per worker.
-#[derive(Clone)]
-pub(crate) struct WorkerPids(Arc<Mutex<Vec<Option<u32>>>>);
+/// The pids of a pool's worker processes, by worker (each worker's index
+/// is its own: a worker that stopped leaves its index unused).
+#[derive(Clone, Default)]
+pub(crate) struct WorkerPids(Arc<Mutex<BTreeMap<usize, u32>>>);
 
 impl WorkerPids {
-    pub(crate) fn new(workers: usize) -> Self {
-        WorkerPids(Arc::new(Mutex::new(vec![None; workers])))
-    }
-
     /// Publishes (or clears) worker `index`'s pid.
     pub(crate) fn set(&self, index: usize, pid: Option<u32>) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner())[index] = pid;
+        let mut pids = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        match pid {
+            Some(pid) => pids.insert(index, pid),
+            None => pids.remove(&index),
+        };
     }
 
     /// The pids of the live worker processes.
     pub(crate) fn live(&self) -> Vec<u32> {
         let pids = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        pids.iter().flatten().copied().collect()
+        pids.values().copied().collect()
     }
+}
+
+/// What a process pool's thread asks of the pool about the workers: the
+/// pool starts them on demand and lets idle ones go (`pool::workers`
+/// answers).
+pub(crate) trait Roster: Send + Sync {
+    /// This worker just took a job: start another if work still waits and
+    /// no worker is idle.
+    fn took_job(&self);
+
+    /// When this idle worker may stop, if ever.
+    fn retire_at(&self) -> Option<Instant>;
+
+    /// Whether idle worker `index` stops now (the pool had more workers
+    /// than it needed for the idle timeout, keeps its minimum, and no work
+    /// waits); it then no longer counts as one of the pool's workers.
+    fn retire(&self, index: usize) -> bool;
+}
+
+/// One worker's place in its pool.
+pub(crate) struct Place {
+    /// The worker's own index (for its pid, and its thread's name).
+    pub(crate) index: usize,
+    /// Whether it starts its process before its first task.
+    pub(crate) warm: bool,
+    pub(crate) roster: Arc<dyn Roster>,
 }
 
 /// How long the relay and a worker's guest try for the other side's next
@@ -215,28 +278,62 @@ const PIPELINE_DEPTH: usize = 8;
 /// is idle.
 const PIPELINE_BELOW: Duration = Duration::from_millis(1);
 
-/// A pool thread of a process pool: it feeds worker `index`'s process from
-/// the queue until the queue closes; the supervisor replaces the process
-/// whenever it dies.
+/// A pool thread of a process pool: it feeds its worker process from the
+/// queue until the queue closes, or until the pool lets it go while idle;
+/// the supervisor replaces the process whenever it dies.
 pub(crate) fn serve(
     module: Module,
     options: ProcessOptions,
     pids: WorkerPids,
-    index: usize,
+    place: Place,
     queue: &Receiver<Job>,
     idle: &Idle,
 ) {
+    let Place {
+        index,
+        mut warm,
+        roster,
+    } = place;
     let mut supervisor = Supervisor::new(module, options, pids, index);
-    supervisor.warm_up();
     // A job taken to go behind others that turned out to talk to other
     // tasks: it goes first next time, alone.
     let mut carried: Option<Job> = None;
     // How long this worker's tasks took lately; unknown (so: long) at first.
     let mut pace: Option<Duration> = None;
-    while let Some(first) = carried
-        .take()
-        .or_else(|| idle.waiting(|| supervisor.next_job(queue)))
-    {
+    loop {
+        let first = match carried.take() {
+            Some(job) => job,
+            None => {
+                let retire_at = roster.retire_at();
+                // Counted idle while its first process starts: a task
+                // queued meanwhile waits for it rather than for another.
+                let next = idle.waiting(|| {
+                    if std::mem::take(&mut warm) {
+                        supervisor.warm_up();
+                    }
+                    supervisor.next_job(queue, retire_at)
+                });
+                match next {
+                    Next::Job(job) => {
+                        roster.took_job();
+                        job
+                    }
+                    Next::Closed => return,
+                    Next::Idle => {
+                        if roster.retire(index) {
+                            // Dropping the supervisor stops the process.
+                            drop(supervisor);
+                            tracing::debug!(
+                                target: "wasmproc::pool",
+                                "worker {index} stopped: the pool did not need it"
+                            );
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+        };
         // Take a few more queued jobs, so that the worker process runs them
         // back to back instead of waiting a round trip between tasks; but
         // only short ones, and only while no other worker is idle to take
@@ -266,11 +363,23 @@ pub(crate) fn serve(
                 replies.push(Some(reply));
             }
         }
+        let mut left = tasks.len();
         supervisor.run_batch(&tasks, |index, outcome| {
             pace = Some(pace.map_or(outcome.duration, |pace| (pace * 7 + outcome.duration) / 8));
-            tasks[index].0.hang_up();
-            if let Some(reply) = replies[index].take() {
-                reply.send(outcome);
+            let deliver = || {
+                tasks[index].0.hang_up();
+                if let Some(reply) = replies[index].take() {
+                    reply.send(outcome);
+                }
+            };
+            left -= 1;
+            if left == 0 {
+                // Counted idle from before the last outcome is known: a
+                // task its submitter (or a connection's peer) sends next
+                // finds this worker idle rather than starting another.
+                idle.waiting(deliver);
+            } else {
+                deliver();
             }
         });
     }

@@ -95,11 +95,14 @@ pub(crate) enum ToChild {
     /// channels: credits back, one frame for a batch.
     Credits { id: u64, count: u32 },
     /// The pool wrote `bytes` of task `id`'s `stream` out: room for as
-    /// many more (`task::OUTPUT_WINDOW` bytes may be out at once).
+    /// many more (`task::OUTPUT_WINDOW` bytes may be out at once). With
+    /// `broken`, it could not (the reader went away): the guest's later
+    /// writes fail.
     OutputTaken {
         id: u64,
         stream: StreamName,
         bytes: u64,
+        broken: bool,
     },
 }
 

@@ -95,6 +95,15 @@ fn lost(message: impl Into<String>) -> Error {
     Error::new(ErrorKind::WorkerLost, message)
 }
 
+/// What [`Supervisor::next_job`] brought.
+pub(super) enum Next {
+    Job(Job),
+    /// The queue is closed, and empty.
+    Closed,
+    /// Nothing came in the time given: the worker may stop.
+    Idle,
+}
+
 /// Why `serve` stopped before every task was answered.
 enum Ended {
     /// The worker died, broke the protocol or overran a deadline.
@@ -252,10 +261,10 @@ impl StdinRelay {
 }
 
 /// Writes a relayed stream's bytes where the task's output goes. A host
-/// stream that fails (a closed pipe) drops them: the guest's write already
-/// succeeded in its worker.
-fn write_output(output: &Output, stream: StreamName, bytes: &[u8]) {
-    let _ = match (output, stream) {
+/// stream that fails (a closed pipe, a peer gone) drops them, and the
+/// worker is told: the guest's later writes fail, as in a thread worker.
+fn write_output(output: &Output, stream: StreamName, bytes: &[u8]) -> std::io::Result<()> {
+    match (output, stream) {
         (Output::Inherit, StreamName::Stdout) => {
             let mut out = std::io::stdout().lock();
             out.write_all(bytes).and_then(|()| out.flush())
@@ -266,7 +275,7 @@ fn write_output(output: &Output, stream: StreamName, bytes: &[u8]) {
             .unwrap_or_else(|p| p.into_inner())
             .write_all(bytes),
         (Output::Capture | Output::Discard, _) => Ok(()),
-    };
+    }
 }
 
 /// Supervises the process of one pool worker.
@@ -326,28 +335,35 @@ impl Supervisor {
         }
     }
 
-    /// Waits for the next job; `None` once the queue is closed and empty.
+    /// Waits for the next job, until `until` at the latest.
     ///
     /// While it waits, a worker process that dies (its frame channel
     /// disconnects) or speaks out of turn is replaced at once, so that the
     /// pool keeps its size and the next task does not meet a dead worker.
     /// Idle deaths count towards the crash-loop breaker: a worker that dies
     /// as soon as it starts is not restarted in a loop.
-    pub(super) fn next_job(&mut self, queue: &Receiver<Job>) -> Option<Job> {
+    pub(super) fn next_job(&mut self, queue: &Receiver<Job>, until: Option<Instant>) -> Next {
+        let timer = until.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
+        let got =
+            |job: Result<Job, crossbeam_channel::RecvError>| job.map_or(Next::Closed, Next::Job);
         loop {
             let Some(worker) = &self.worker else {
-                return queue.recv().ok();
+                select! {
+                    recv(queue) -> job => return got(job),
+                    recv(timer) -> _ => return Next::Idle,
+                }
             };
             if let Some(job) = soon(queue) {
-                return job.ok();
+                return got(job);
             }
             select! {
-                recv(queue) -> job => return job.ok(),
+                recv(queue) -> job => return got(job),
                 recv(worker.from_child) -> _ => {
                     self.set_worker(None);
                     self.record_death("the worker process died while idle".into());
                     self.warm_up();
                 }
+                recv(timer) -> _ => return Next::Idle,
             }
         }
     }
@@ -647,14 +663,15 @@ impl Supervisor {
                         StreamName::Stdout => &task.stdout,
                         StreamName::Stderr => &task.stderr,
                     };
-                    write_output(output, stream, &bytes);
-                    // Written out (or dropped): the worker may send as many
+                    let written = write_output(output, stream, &bytes);
+                    // Written out (or failed): the worker may send as many
                     // more. Until then a guest whose reader does not read
                     // waits in its worker, and nothing piles up here.
                     let taken = ToChild::OutputTaken {
                         id,
                         stream,
                         bytes: bytes.len() as u64,
+                        broken: written.is_err(),
                     };
                     worker.send(&taken).map_err(|e| {
                         gone(format!("the worker process stopped taking frames ({e})"))

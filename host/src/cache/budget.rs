@@ -1,0 +1,197 @@
+//! The cache's size bound: after an entry is written, the least recently
+//! used entries are removed until the cache fits its budget
+//! (`WASMPROC_CACHE_MAX`, by default [`DEFAULT_CACHE_MAX`]). A snapshot
+//! per distinct initializer argument could otherwise fill the disk.
+//!
+//! When an entry was last used is the newest modification time of the
+//! entry and of its `.checked` record beside it: a hit touches the record,
+//! never the entry (touching the entry would change its change time, and
+//! so void the record, which would then cost a full check per load).
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+/// The default budget: room for many compiled modules and a few large
+/// snapshots.
+pub const DEFAULT_CACHE_MAX: u64 = 4 << 30;
+
+/// The environment variable that sets the budget (`2GiB`, `500MB`, bytes).
+pub const CACHE_MAX_ENV: &str = "WASMPROC_CACHE_MAX";
+
+/// The extensions of entries: compiled modules and snapshots.
+const ENTRY_EXTENSIONS: [&str; 2] = ["cwasm", "snapshot"];
+
+/// One entry of the module cache.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct CacheEntry {
+    /// The entry's file.
+    pub path: PathBuf,
+    /// Its size on disk, with its check record.
+    pub bytes: u64,
+    /// When it was last loaded or written.
+    pub last_used: SystemTime,
+    /// Whether it is an initializer's snapshot (else a compiled module).
+    pub snapshot: bool,
+}
+
+/// The `.checked` record beside `entry`.
+pub(super) fn record_path(entry: &Path) -> PathBuf {
+    let mut name = entry.as_os_str().to_owned();
+    name.push(".checked");
+    PathBuf::from(name)
+}
+
+/// The entries in `dir`, least recently used first; none when the
+/// directory does not exist.
+pub(crate) fn entries(dir: &Path) -> std::io::Result<Vec<CacheEntry>> {
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(error) => return Err(error),
+    };
+    let mut entries = Vec::new();
+    for item in listing {
+        let path = item?.path();
+        let Some(extension) = path.extension().and_then(|e| e.to_str()) else {
+            continue;
+        };
+        if !ENTRY_EXTENSIONS.contains(&extension) {
+            continue;
+        }
+        // Gone meanwhile (another process evicted it): not listed.
+        let Ok(meta) = std::fs::metadata(&path) else {
+            continue;
+        };
+        let record = std::fs::metadata(record_path(&path)).ok();
+        let modified = |meta: &std::fs::Metadata| meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let last_used = record.as_ref().map_or(modified(&meta), |record| {
+            modified(&meta).max(modified(record))
+        });
+        entries.push(CacheEntry {
+            bytes: meta.len() + record.map_or(0, |record| record.len()),
+            last_used,
+            snapshot: extension == "snapshot",
+            path,
+        });
+    }
+    entries.sort_by_key(|entry| entry.last_used);
+    Ok(entries)
+}
+
+/// Removes `entry` and its record; whether the entry was there to remove.
+pub(crate) fn remove(entry: &Path) -> bool {
+    let removed = std::fs::remove_file(entry).is_ok();
+    let _ = std::fs::remove_file(record_path(entry));
+    removed
+}
+
+/// Removes the least recently used entries of `dir`, never `keep` (the
+/// entry just written), until the rest fit in `max` bytes. Best effort:
+/// an entry another process removed first, or that cannot be removed, is
+/// passed over.
+pub(super) fn evict(dir: &Path, max: u64, keep: &Path) {
+    let Ok(entries) = entries(dir) else {
+        return;
+    };
+    let mut total: u64 = entries.iter().map(|entry| entry.bytes).sum();
+    for entry in entries {
+        if total <= max {
+            break;
+        }
+        if entry.path == keep {
+            continue;
+        }
+        if remove(&entry.path) {
+            tracing::info!(
+                target: "wasmproc::cache",
+                "cache over its budget of {}: removed {} ({}), least recently used",
+                crate::limits::human(max),
+                entry.path.display(),
+                crate::limits::human(entry.bytes)
+            );
+            total = total.saturating_sub(entry.bytes);
+        }
+    }
+}
+
+/// Marks the entry at `entry` used now: its record's time, or the entry's
+/// own where it has no record. Best effort.
+pub(super) fn mark_used(entry: &Path) {
+    let record = record_path(entry);
+    let target = if record.exists() {
+        record
+    } else {
+        entry.to_owned()
+    };
+    if let Ok(file) = File::options().write(true).open(&target) {
+        let _ = file.set_modified(SystemTime::now());
+    }
+}
+
+/// The budget `text` names (`2GiB`, `500MB`, a byte count).
+pub(crate) fn parse_budget(text: &str) -> Result<u64, String> {
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|size| size.as_u64())
+        .map_err(|error| {
+            format!("{CACHE_MAX_ENV}={text:?} is not a size ({error}): give one like 4GiB or 500MB")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry_file(dir: &Path, name: &str, bytes: usize, age_secs: u64) -> PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, vec![0u8; bytes]).unwrap();
+        let when = SystemTime::now() - std::time::Duration::from_secs(age_secs);
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(when)
+            .unwrap();
+        path
+    }
+
+    #[test]
+    fn the_least_recently_used_go_first_and_the_new_entry_stays() {
+        let dir = tempfile::tempdir().unwrap();
+        let oldest = entry_file(dir.path(), "a.cwasm", 100, 300);
+        let older = entry_file(dir.path(), "b.snapshot", 100, 200);
+        let recent = entry_file(dir.path(), "c.cwasm", 100, 100);
+        let new = entry_file(dir.path(), "d.cwasm", 100, 400);
+        let other = entry_file(dir.path(), "notes.txt", 1000, 500);
+        // A hit on the oldest: its record is touched, not the entry.
+        std::fs::write(record_path(&oldest), b"record").unwrap();
+        mark_used(&oldest);
+        evict(dir.path(), 250, &new);
+        assert!(oldest.exists(), "used just now");
+        assert!(
+            !older.exists() && !recent.exists(),
+            "the least recently used"
+        );
+        assert!(new.exists(), "the entry just written is kept");
+        assert!(other.exists(), "not an entry");
+        let left: Vec<PathBuf> = entries(dir.path())
+            .unwrap()
+            .into_iter()
+            .map(|e| e.path)
+            .collect();
+        assert_eq!(left, [new, oldest]);
+    }
+
+    #[test]
+    fn budgets_are_read_as_sizes() {
+        assert_eq!(parse_budget("4GiB"), Ok(4 << 30));
+        assert_eq!(parse_budget("1024"), Ok(1024));
+        assert!(
+            parse_budget("lots")
+                .unwrap_err()
+                .contains("WASMPROC_CACHE_MAX")
+        );
+    }
+}
