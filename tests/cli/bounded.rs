@@ -27,7 +27,7 @@ const BOUND: u64 = 128 << 20;
 /// How much the host may grow once the relays' windows are full (after the
 /// first second): nothing but noise. An unbounded relay grows by tens of
 /// megabytes a second even on a slow machine (160 MB/s on a fast one).
-const GROWTH: u64 = 24 << 20;
+const GROWTH: u64 = 16 << 20;
 
 /// Lets `pid` settle for a second and a half, then samples its memory for
 /// four seconds: fails unless it stays within [`BOUND`] and grows by less
