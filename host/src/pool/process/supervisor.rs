@@ -260,6 +260,25 @@ impl StdinRelay {
     }
 }
 
+/// Sends `Cancel` for each task in flight whose token was cancelled since
+/// the last look; whether the running one (the front) was among them.
+fn send_cancels(
+    worker: &Worker,
+    in_flight: &mut VecDeque<InFlight>,
+    tasks: &[(&Task, &CancelToken)],
+) -> bool {
+    let front_id = in_flight.front().map(|task| task.id);
+    let mut front_cancelled = false;
+    for task in in_flight.iter_mut() {
+        if !task.cancel_sent && tasks[task.index].1.is_cancelled() {
+            task.cancel_sent = true;
+            let _ = worker.send(&ToChild::Cancel { id: task.id });
+            front_cancelled |= Some(task.id) == front_id;
+        }
+    }
+    front_cancelled
+}
+
 /// Writes a relayed stream's bytes where the task's output goes. A host
 /// stream that fails (a closed pipe, a peer gone) drops them, and the
 /// worker is told: the guest's later writes fail, as in a thread worker.
@@ -580,14 +599,8 @@ impl Supervisor {
         let mut relay = StdinRelay::start(in_flight.front(), tasks)?;
         while let Some(front) = in_flight.front() {
             let (front_index, front_id) = (front.index, front.id);
-            for task in in_flight.iter_mut() {
-                if !task.cancel_sent && tasks[task.index].1.is_cancelled() {
-                    task.cancel_sent = true;
-                    let _ = worker.send(&ToChild::Cancel { id: task.id });
-                    if task.id == front_id {
-                        cancel_by = Some(Instant::now() + grace);
-                    }
-                }
+            if send_cancels(worker, &mut in_flight, tasks) {
+                cancel_by = Some(Instant::now() + grace);
             }
             relay.ask();
             let deadline = [
@@ -664,6 +677,12 @@ impl Supervisor {
                         StreamName::Stderr => &task.stderr,
                     };
                     let written = write_output(output, stream, &bytes);
+                    // A cancel that came while the write was blocked goes
+                    // first: the guest must see it before the credits (or
+                    // the broken stream) that end its wait.
+                    if send_cancels(worker, &mut in_flight, tasks) {
+                        cancel_by = Some(Instant::now() + grace);
+                    }
                     // Written out (or failed): the worker may send as many
                     // more. Until then a guest whose reader does not read
                     // waits in its worker, and nothing piles up here.
