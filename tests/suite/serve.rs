@@ -237,16 +237,8 @@ fn an_idle_client_is_ended_and_others_are_not() {
             "{name}: the slow client got its first byte back, then the end"
         );
         let (_, records) = running.stop();
-        let timed_out: Vec<_> = records
-            .iter()
-            .filter(|r| r.status == ExitStatus::TimedOut)
-            .collect();
-        assert_eq!(
-            timed_out.len(),
-            1,
-            "{name}: only the slow client: {records:?}"
-        );
-        let message = timed_out[0].message.as_deref().unwrap_or_default();
+        let timed_out = the_one_timed_out(&records, &format!("{name}: the slow client"));
+        let message = timed_out.message.as_deref().unwrap_or_default();
         assert!(message.contains("idle"), "{name}: {message}");
         assert_eq!(records.len(), 6, "{name}");
     }
@@ -291,21 +283,13 @@ fn a_silent_connection_is_ended_at_the_first_byte_timeout_and_others_are_not() {
         assert_eq!(tail, b"b", "{name}: the slow client is still served");
         let (_, records) = running.stop();
         assert_eq!(records.len(), 2, "{name}: {records:?}");
-        let timed_out: Vec<_> = records
-            .iter()
-            .filter(|r| r.status == ExitStatus::TimedOut)
-            .collect();
-        assert_eq!(
-            timed_out.len(),
-            1,
-            "{name}: only the silent one: {records:?}"
-        );
-        let message = timed_out[0].message.as_deref().unwrap_or_default();
+        let timed_out = the_one_timed_out(&records, &format!("{name}: the silent one"));
+        let message = timed_out.message.as_deref().unwrap_or_default();
         assert!(
             message.contains("sent nothing") && message.contains("first-byte"),
             "{name}: {message}"
         );
-        assert_eq!(timed_out[0].bytes_in + timed_out[0].bytes_out, 0, "{name}");
+        assert_eq!(timed_out.bytes_in + timed_out.bytes_out, 0, "{name}");
     }
 }
 
@@ -718,4 +702,15 @@ fn serves_on_a_unix_socket() {
         .expect("a path in use is refused");
     assert_eq!(error.exit_status(), ExitStatus::BadInvocation);
     assert!(error.to_string().contains("remove it"), "{error}");
+}
+
+/// The one record among `records` that timed out, failing the test (with
+/// `who` should have) when there is not exactly one.
+fn the_one_timed_out<'r>(records: &'r [ConnectionRecord], who: &str) -> &'r ConnectionRecord {
+    let timed_out: Vec<_> = records
+        .iter()
+        .filter(|r| r.status == ExitStatus::TimedOut)
+        .collect();
+    assert_eq!(timed_out.len(), 1, "only {who} times out: {records:?}");
+    timed_out[0]
 }
