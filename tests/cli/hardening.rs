@@ -483,3 +483,29 @@ fn replay_grants_a_bundles_directories_only_when_told_to() {
         stderr(&later)
     );
 }
+
+/// A guest whose time runs out while it waits for its reader ends
+/// `timed_out` in both isolations, also when the reader comes back later.
+/// (In process isolation the worker retired after such a task, and the
+/// pool took the refused credit for its death: `worker lost`, 139.)
+#[test]
+fn a_task_that_times_out_waiting_for_its_reader_is_timed_out() {
+    for isolation in ["thread", "process"] {
+        let mut child = wasmproc()
+            .args(["run", "--isolation", isolation, "--timeout", "1s", CMD])
+            .args(["flood", "4000000000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Nobody reads until well after the time limit.
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        let output = child.wait_with_output().unwrap();
+        assert_eq!(code(&output), 142, "{isolation}: {}", stderr(&output));
+        assert!(
+            !stderr(&output).contains("worker"),
+            "{isolation}: {}",
+            stderr(&output)
+        );
+    }
+}

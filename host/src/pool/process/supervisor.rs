@@ -618,14 +618,22 @@ impl Supervisor {
             // The next frame usually follows within microseconds: wait for
             // it briefly before sleeping in the select (which, unlike a plain
             // receive, sleeps at once, and a wake-up costs more).
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(gone(format!(
+            let overdue = || {
+                gone(format!(
                     "the worker process did not answer within the task's limit plus {} of \
                      grace, and was killed",
                     humantime::format_duration(grace)
-                )));
-            }
-            let quick = if relay.active() {
+                ))
+            };
+            // Past the deadline, a frame that came while this thread was
+            // blocked (writing a task's output to a slow reader, say) still
+            // counts: the worker answered in time, the pool was late.
+            let quick = if deadline.is_some_and(|d| Instant::now() >= d) {
+                match worker.from_child.try_recv() {
+                    Ok(frame) => Some(Ok(frame)),
+                    Err(_) => return Err(overdue()),
+                }
+            } else if relay.active() {
                 None
             } else {
                 soon(&worker.from_child)
@@ -640,13 +648,9 @@ impl Supervisor {
                     }
                     // A task was cancelled: the loop's top sends the `Cancel`.
                     recv(woken) -> _ => continue,
-                    recv(timer) -> _ => {
-                        return Err(gone(format!(
-                            "the worker process did not answer within the task's limit plus {} \
-                             of grace, and was killed",
-                            humantime::format_duration(grace)
-                        )));
-                    }
+                    // Woken at the deadline: the loop's top takes a frame
+                    // that came at the same time, or gives the worker up.
+                    recv(timer) -> _ => continue,
                 },
             };
             match frame {
@@ -692,9 +696,11 @@ impl Supervisor {
                         bytes: bytes.len() as u64,
                         broken: written.is_err(),
                     };
-                    worker.send(&taken).map_err(|e| {
-                        gone(format!("the worker process stopped taking frames ({e})"))
-                    })?;
+                    // A worker that cannot take it has ended: after its
+                    // task timed out in that wait, it retires once its
+                    // `Done` is sent. What it sent before it went is still
+                    // to be read, and the read side says how it ended.
+                    let _ = worker.send(&taken);
                 }
                 Ok(Ok(ToParent::InputTaken { id, bytes })) if id == front_id => {
                     relay.taken(bytes);
