@@ -491,7 +491,7 @@ fn replay_grants_a_bundles_directories_only_when_told_to() {
 #[test]
 fn a_task_that_times_out_waiting_for_its_reader_is_timed_out() {
     for isolation in ["thread", "process"] {
-        let mut child = wasmproc()
+        let child = wasmproc()
             .args(["run", "--isolation", isolation, "--timeout", "1s", CMD])
             .args(["flood", "4000000000"])
             .stdout(Stdio::piped())
