@@ -83,7 +83,11 @@ fn read_argument<A: DeserializeOwned>(what: &str) -> Option<A> {
         Err(error) => {
             ffi::fail(
                 failure::BAD_INPUT,
-                &format!("the argument does not fit the {what}'s parameter type: {error}"),
+                &format!(
+                    "{}{what}{}{error}",
+                    wasmproc_abi::MISFIT_START,
+                    wasmproc_abi::MISFIT_DETAIL
+                ),
             );
             None
         }

@@ -181,8 +181,9 @@ impl CancelToken {
             .is_some_and(|shared| shared.is_cancelled())
     }
 
-    /// Resolves once the token is cancelled; never, for [`never`](Self::never).
-    pub(crate) async fn cancelled(&self) {
+    /// Resolves once the token (or an ancestor) is cancelled: for async
+    /// code that waits on a cancel (any executor).
+    pub async fn cancelled(&self) {
         match &self.shared {
             Some(shared) => shared.cancelled().await,
             None => std::future::pending().await,

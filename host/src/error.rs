@@ -6,17 +6,36 @@
 //! the error as its [`Outcome`](crate::Outcome) (`Outcome::from(error)`).
 
 use std::fmt;
+use std::sync::Arc;
 
 use crate::status::ExitStatus;
 
+/// The error underneath an [`Error`]: an I/O error, a wasmtime error, a
+/// NATS error.
+pub type Cause = Arc<dyn std::error::Error + Send + Sync + 'static>;
+
 /// What went wrong, as a kind a program can match on and a message a person
-/// can act on. Cheap to clone, so that a failure found once (a module that
-/// cannot be linked, say) is reported to every task that meets it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// can act on, and the error underneath when there is one
+/// ([`source`](std::error::Error::source)). Cheap to clone, so that a
+/// failure found once (a module that cannot be linked, say) is reported to
+/// every task that meets it.
+///
+/// Two errors are equal when their kinds and messages are (the causes are
+/// not compared).
+#[derive(Debug, Clone)]
 pub struct Error {
     kind: ErrorKind,
     message: String,
+    cause: Option<Cause>,
 }
+
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind == other.kind && self.message == other.message
+    }
+}
+
+impl Eq for Error {}
 
 /// The kinds of [`Error`], each with its exit status from the table.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,7 +78,17 @@ impl Error {
         Error {
             kind,
             message: message.into(),
+            cause: None,
         }
+    }
+
+    /// The same error, caused by `cause` (kept as its
+    /// [`source`](std::error::Error::source), for programs that look
+    /// underneath: an `io::Error`'s kind, say). The message should still say
+    /// what the cause means for the caller.
+    pub fn caused_by(mut self, cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        self.cause = Some(Arc::from(cause.into()));
+        self
     }
 
     /// The kind of error.
@@ -100,4 +129,10 @@ impl fmt::Display for Error {
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.cause
+            .as_deref()
+            .map(|cause| cause as &(dyn std::error::Error + 'static))
+    }
+}

@@ -179,6 +179,9 @@ mod run;
 // Pools of thread or process workers.
 pub mod pool;
 
+// One interface over pools and other back ends.
+mod executor;
+
 // Servers: a fresh worker per accepted connection.
 pub mod serve;
 
@@ -189,12 +192,16 @@ pub mod fuzzing;
 pub use cache::{CACHE_MAX_ENV, CacheEntry, CacheStatus, DEFAULT_CACHE_MAX};
 pub use cancel::CancelToken;
 pub use engine::bench_engine_config;
-pub use error::{Error, ErrorKind};
+pub use error::{Cause, Error, ErrorKind};
+pub use executor::{Executor, MapOptions, Results, Transform};
 pub use limits::Limits;
 pub use module::{ExportInfo, ImportInfo, Module, Param, TaskSignature};
 pub use outcome::{Captured, Outcome};
 pub use pool::process;
-pub use pool::{Isolation, MAX_CHUNKSIZE, Pool, PoolBuilder, Shutdown, TaskHandle, TaskSender};
+pub use pool::{
+    Completion, Isolation, MAX_CHUNKSIZE, MapResults, Pool, PoolBuilder, Shutdown, TaskHandle,
+    TaskSender, TaskSource, TaskStream, UnorderedResults,
+};
 pub use process::ProcessOptions;
 pub use runtime::{
     CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MODULE_FUNCTIONS, DEFAULT_MAX_MODULE_SIZE,
@@ -205,4 +212,6 @@ pub use share::{
     SharedRegion, pipe,
 };
 pub use status::{ExitStatus, TrapKind};
-pub use task::{Capabilities, Connection, DirGrant, Entry, Initializer, Output, Stdin, Task};
+pub use task::{
+    Capabilities, Connection, DirGrant, Entry, Initializer, Output, Stdin, Task, TaskSpec,
+};

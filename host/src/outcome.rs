@@ -57,6 +57,19 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// When the guest SDK refused the task's argument (it did not decode
+    /// into the parameter type): the decoder's words, for a front end that
+    /// explains the mistake. `None` for every other outcome.
+    pub fn argument_misfit(&self) -> Option<&str> {
+        if self.status != ExitStatus::BadInvocation {
+            return None;
+        }
+        let message = self.message.as_deref()?;
+        let called = message.strip_prefix(wasmproc_abi::MISFIT_START)?;
+        let (_, detail) = called.split_once(wasmproc_abi::MISFIT_DETAIL)?;
+        Some(detail)
+    }
+
     /// An outcome with only a status: the guest exited with `code`.
     pub(crate) fn exited(code: u8) -> Self {
         Outcome::of(ExitStatus::Exited(code))

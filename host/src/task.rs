@@ -4,6 +4,7 @@
 mod connection;
 mod initializer;
 mod relayed;
+mod spec;
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
@@ -19,6 +20,7 @@ pub use connection::Connection;
 pub(crate) use connection::{DirectSocket, HangUp, Meter, Socket};
 pub use initializer::Initializer;
 pub(crate) use relayed::{Credits, OUTPUT_WINDOW, RelayedOutput};
+pub use spec::TaskSpec;
 
 /// Which export of the module a task runs.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -351,7 +353,7 @@ impl Task {
     /// makes the task fail with `BadInvocation` without running.
     pub fn share(mut self, name: &str, object: &impl Shared) -> Self {
         if let Err(refused) = self.grants.add(name, object.grant()) {
-            self.rejected.get_or_insert(refused);
+            self.rejected.get_or_insert(refused.into_message());
         }
         self
     }
@@ -392,6 +394,16 @@ impl Task {
     /// Where the task's stdin comes from.
     pub fn get_stdin(&self) -> &Stdin {
         &self.stdin
+    }
+
+    /// Where the task's stdout goes.
+    pub fn get_stdout(&self) -> &Output {
+        &self.stdout
+    }
+
+    /// Where the task's stderr goes.
+    pub fn get_stderr(&self) -> &Output {
+        &self.stderr
     }
 
     /// The names of the objects shared with the task.

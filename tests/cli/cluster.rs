@@ -567,7 +567,7 @@ fn the_link_authenticates_and_a_wrong_password_is_named() {
 /// `WorkerHost`.
 #[test]
 fn the_library_maps_submits_and_cancels_on_a_cluster() {
-    use wasmproc::{ExitStatus, Task};
+    use wasmproc::{Executor, ExitStatus, MapOptions, Task};
     use wasmproc_cluster::{Cluster, NatsOptions, WorkerHost};
 
     if !nats_server_available("the_library_maps_submits_and_cancels_on_a_cluster") {
@@ -584,30 +584,36 @@ fn the_library_maps_submits_and_cancels_on_a_cluster() {
     let running = std::thread::spawn(move || host.run());
 
     let cluster = Cluster::connect(NatsOptions::new(server.url())).unwrap();
-    let module = cluster.upload_file(guests::SDK_TASKS).unwrap();
-    let sums: Vec<i64> = cluster
-        .map(&module, "add", (0..500i64).map(|i| (i, 1)))
-        .map(|outcome| outcome.decode().unwrap())
-        .collect();
+    let module = cluster.executor(&cluster.upload_file(guests::SDK_TASKS).unwrap());
+    let (indices, sums): (Vec<usize>, Vec<i64>) = module
+        .map_args("add", (0..500i64).map(|i| (i, 1)))
+        .map(|(index, outcome)| (index, outcome.decode::<i64>().unwrap()))
+        .unzip();
+    assert_eq!(indices, (0..500).collect::<Vec<_>>());
     assert_eq!(sums, (1..=500).collect::<Vec<_>>());
 
-    let mut unordered: Vec<(usize, i64)> = cluster
-        .map_unordered(&module, "add", (0..100i64).map(|i| (i, i)))
-        .map(|(index, outcome)| (index, outcome.decode().unwrap()))
-        .collect();
+    let tasks = (0..100i64).map(|i| Task::call("add", &(i, i)).unwrap());
+    let (sender, results) = module.map_stream_with(
+        MapOptions::new().unordered(true),
+        Box::new(|_, outcome: wasmproc::Outcome| outcome.decode::<i64>().unwrap()),
+    );
+    std::thread::spawn(move || tasks.for_each(|task| sender.send(task).unwrap()));
+    let mut unordered: Vec<(usize, i64)> = results.collect();
     unordered.sort();
     assert_eq!(
         unordered,
         (0..100).map(|i| (i, 2 * i as i64)).collect::<Vec<_>>()
     );
 
-    let handle = cluster.submit(&module, Task::call("add", &(40, 2)).unwrap());
+    let handle = module.submit(Task::call("add", &(40, 2)).unwrap()).unwrap();
     assert_eq!(handle.wait().decode::<i64>().unwrap(), 42);
 
     // A long task holds the only worker; the one behind it is withdrawn.
-    let long = cluster.submit(&module, Task::call("count_to", &3_000_000_000u64).unwrap());
+    let long = module
+        .submit(Task::call("count_to", &3_000_000_000u64).unwrap())
+        .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let queued = cluster.submit(&module, Task::call("add", &(1, 1)).unwrap());
+    let queued = module.submit(Task::call("add", &(1, 1)).unwrap()).unwrap();
     assert!(queued.wait_timeout(Duration::from_millis(300)).is_none());
     queued.cancel();
     assert_eq!(queued.wait().status, ExitStatus::Cancelled);

@@ -56,6 +56,15 @@ pub mod failure {
     pub const BAD_INPUT: i32 = 3;
 }
 
+/// The message of a [`failure::BAD_INPUT`] failure: this, what was called
+/// (`task` or `initializer`), [`MISFIT_DETAIL`], then the decoder's own
+/// words. Hosts find those words by these two strings, to explain the
+/// mistake with the task's signature.
+pub const MISFIT_START: &str = "the argument does not fit the ";
+
+/// See [`MISFIT_START`].
+pub const MISFIT_DETAIL: &str = "'s parameter type: ";
+
 /// The exit code of a task that panicked, as for a native Rust program.
 pub const PANIC_EXIT_CODE: u8 = 101;
 

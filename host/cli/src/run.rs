@@ -1,19 +1,21 @@
 //! `wasmproc run`: one task, run like a program.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{Read, Write};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use crossbeam_channel::{Receiver, select};
 use wasmproc::{
-    CancelToken, Entry, ErrorKind, ExitStatus, Initializer, Isolation, Module, Outcome, Output,
-    Pool, ProcessOptions, Stdin, Task,
+    CancelToken, Entry, ErrorKind, Executor, ExitStatus, Initializer, Isolation, Module, Outcome,
+    Output, Pool, ProcessOptions, Stdin, Task,
 };
 
 use crate::args::{IsolationArg, RunArgs, misspelt_host_option};
 use crate::replay::{Inputs, Recorder, Recording};
 use crate::report::{OutcomeJson, failure_line, setup_failure_json};
 use crate::usage;
+use crate::waiting::HostWatch;
 
 pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
     let interrupt = on_ctrl_c();
@@ -35,14 +37,34 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
                 Some(dir) => Some(Replay::start(dir, &args, &module, &mut task)?),
                 None => None,
             };
-            let outcome = match (args.nats.options(), &args.caps.isolation) {
-                (Some(nats), _) => run_on_cluster(nats, &args, task.clone(), &interrupt.token)?,
-                (None, Some(IsolationArg::Process)) => {
-                    run_in_process(&module, task.clone(), &interrupt.token)?
+            // The one place that knows where the task runs; it runs through
+            // the library's `Executor`, the same for every back end.
+            let mut outcome = match args.nats.options() {
+                Some(nats) => {
+                    let (path, _) = args.module_and_argv();
+                    let url = nats.url().to_owned();
+                    let cluster = wasmproc_cluster::Cluster::connect(nats)?;
+                    let remote = cluster.upload_file(&path)?;
+                    let _watch = HostWatch::start(Arc::new(cluster.clone()), url);
+                    cluster
+                        .executor(&remote)
+                        .run(task.clone(), &interrupt.token)
                 }
-                (None, _) => module.run_with(&task, &interrupt.token),
+                None => {
+                    let isolation = match args.caps.isolation {
+                        Some(IsolationArg::Process) => {
+                            Isolation::Process(ProcessOptions::default())
+                        }
+                        _ => Isolation::Thread,
+                    };
+                    // One task: one worker, started with the pool.
+                    Pool::builder(&module)
+                        .workers(1)
+                        .isolation(isolation)
+                        .build()?
+                        .run(task.clone(), &interrupt.token)
+                }
             };
-            let mut outcome = outcome;
             if let Entry::Task(name) = module.resolve(task.entry())? {
                 let signature = module.signature(&name);
                 let given = crate::arguments::Given::Flag(args.args.as_deref());
@@ -116,78 +138,6 @@ impl Replay {
             );
         }
     }
-}
-
-/// Runs the task on a cluster's worker host. Its stdin (when not a
-/// terminal) is read here and sent along; its output comes back captured
-/// and is written out as a local run would have passed it through.
-fn run_on_cluster(
-    nats: wasmproc_cluster::NatsOptions,
-    args: &RunArgs,
-    task: Task,
-    token: &CancelToken,
-) -> anyhow::Result<Outcome> {
-    let (path, _) = args.module_and_argv();
-    let url = nats.url().to_owned();
-    let cluster = std::sync::Arc::new(wasmproc_cluster::Cluster::connect(nats)?);
-    let remote = cluster.upload_file(&path)?;
-    let _watch = crate::waiting::HostWatch::start(std::sync::Arc::clone(&cluster), url);
-    let max = task
-        .get_limits()
-        .map_or(usize::MAX, |limits| limits.get_max_args());
-    let task = match task.get_stdin() {
-        Stdin::Inherit if std::io::stdin().is_terminal() => task.stdin(Stdin::Empty),
-        Stdin::Inherit => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .take(max as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|error| anyhow::anyhow!("cannot read stdin: {error}"))?;
-            if bytes.len() > max {
-                return Err(usage(format!(
-                    "stdin is over the limit of {max} bytes on a task's input; raise it with \
-                     --max-args"
-                )));
-            }
-            task.stdin(Stdin::Bytes(bytes.into()))
-        }
-        _ => task,
-    };
-    let task_entry = task.entry().clone();
-    let handle = cluster.submit(&remote, task);
-    let outcome = loop {
-        if let Some(outcome) = handle.wait_timeout(Duration::from_millis(100)) {
-            break outcome.clone();
-        }
-        if token.is_cancelled() {
-            handle.cancel();
-        }
-    };
-    if !args.json {
-        // What a local run would have passed through as it went (a typed
-        // task's stdout to stderr, see `guest_output`).
-        let typed = matches!(task_entry, Entry::Task(_));
-        if typed {
-            let _ = std::io::stderr().write_all(&outcome.stdout.bytes);
-        } else {
-            let _ = std::io::stdout().write_all(&outcome.stdout.bytes);
-            let _ = std::io::stdout().flush();
-        }
-        let _ = std::io::stderr().write_all(&outcome.stderr.bytes);
-    }
-    Ok(outcome)
-}
-
-/// Runs the task in a worker process (this binary, started as one). The
-/// task is the same as in a thread: the pool relays its stdin and its
-/// passed-through output.
-fn run_in_process(module: &Module, task: Task, token: &CancelToken) -> anyhow::Result<Outcome> {
-    let pool = Pool::builder(module)
-        .workers(1)
-        .isolation(Isolation::Process(ProcessOptions::default()))
-        .cancel_on(token)
-        .build()?;
-    Ok(pool.submit(task)?.into_outcome())
 }
 
 /// Ctrl-C, as the run sees it: a token that cancels the task, and a

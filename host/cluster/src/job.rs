@@ -18,7 +18,7 @@ use crate::held::Held;
 use crate::link::Link;
 use crate::names;
 use crate::publish::{message_budget, publish_until_stored};
-use crate::wire::{self, Blob, OutcomeBatch, Progress, TaskBatch, WireOutcome, WireTask};
+use crate::wire::{self, OutcomeBatch, Progress, TaskBatch, WireOutcome, WireTask};
 
 /// What the submitting side tells a job.
 pub(crate) enum Command {
@@ -429,11 +429,9 @@ impl Job {
 
 /// About how many bytes a task takes in a message.
 fn task_weight(task: &WireTask) -> usize {
-    let input = match &task.input {
-        Blob::Inline(bytes) => bytes.len(),
-        Blob::Stored(key) => key.len(),
-    };
-    64 + input + task.stdin.len() + task.argv.iter().map(|a| a.len() + 2).sum::<usize>()
+    let spec = &task.spec;
+    let input = spec.input.len() + task.stored_input.as_ref().map_or(0, String::len);
+    64 + input + spec.stdin.len() + spec.argv.iter().map(|a| a.len() + 2).sum::<usize>()
 }
 
 /// Moves inputs too large for a message to the blob store; returns their
@@ -445,12 +443,11 @@ async fn store_large_inputs(
 ) -> Result<(TaskBatch, Vec<String>), wasmproc::Error> {
     let mut stored = Vec::new();
     for task in &mut batch.tasks {
-        if let Blob::Inline(bytes) = &task.input
-            && bytes.len() + task.stdin.len() > budget / 2
-        {
+        if task.spec.input.len() + task.spec.stdin.len() > budget / 2 {
             let key = format!("{}.in.{}", batch.job, task.index);
-            Link::write_object(&link.blobs, &key, bytes).await?;
-            task.input = Blob::Stored(key.clone());
+            Link::write_object(&link.blobs, &key, &task.spec.input).await?;
+            task.spec.input = Vec::new();
+            task.stored_input = Some(key.clone());
             stored.push(key);
         }
     }

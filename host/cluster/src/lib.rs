@@ -7,7 +7,8 @@
 //!   [`wasmproc::Pool`] (threads or worker processes, the same limits and
 //!   statuses), stores the outcomes and acknowledges.
 //! - A [`Cluster`] (`wasmproc map --nats URL …`) submits tasks and reads one
-//!   outcome per task back, with the pool's API shapes.
+//!   outcome per task back, through the same [`wasmproc::Executor`] interface
+//!   a local pool has.
 //!
 //! Hosts are stateless: start more to go faster, stop or lose one and its
 //! unfinished batches go to the others after the ack wait (one value for
@@ -18,13 +19,14 @@
 //! submitter's limits with its own.
 //!
 //! ```no_run
+//! use wasmproc::Executor;
 //! use wasmproc_cluster::{Cluster, NatsOptions};
 //!
 //! let cluster = Cluster::connect(NatsOptions::new("nats://127.0.0.1:4222"))?;
-//! let module = cluster.upload_file("squares.wasm")?;
-//! let squares: Vec<u64> = cluster
-//!     .map(&module, "square", 0..1000u64)
-//!     .map(|outcome| outcome.decode())
+//! let squares = cluster.executor(&cluster.upload_file("squares.wasm")?);
+//! let squares: Vec<u64> = squares
+//!     .map_args("square", 0..1000u64)
+//!     .map(|(_, outcome)| outcome.decode())
 //!     .collect::<Result<_, _>>()?;
 //! # Ok::<(), wasmproc::Error>(())
 //! ```
@@ -40,10 +42,7 @@ mod publish;
 mod wire;
 mod worker;
 
-pub use client::{
-    Cluster, ClusterEvent, ClusterHandle, ClusterResults, ClusterSender, ClusterUnordered,
-    HostsSeen, JobCanceller, RemoteModule, Sent,
-};
+pub use client::{Cluster, ClusterEvent, ClusterExecutor, HostsSeen, RemoteModule};
 pub use link::NatsOptions;
 pub use policy::Policy;
 pub use worker::{WorkerEvent, WorkerHost, WorkerHostBuilder, WorkerStopper, WorkerSummary};

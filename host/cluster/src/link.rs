@@ -10,7 +10,7 @@ use async_nats::jetstream::{self, consumer, object_store, stream};
 use tokio::io::AsyncReadExt;
 use wasmproc::Error;
 
-use crate::error::{cluster_error, nats_error};
+use crate::error::{cluster_error, nats_error, stream_error};
 use crate::names;
 
 /// Where the NATS server is and how to prove who we are to it.
@@ -224,7 +224,7 @@ impl Link {
                 ..Default::default()
             })
             .await
-            .map_err(|error| jetstream_error("create the task stream", error))?;
+            .map_err(|error| stream_error("create the task stream", error))?;
         let outcomes = js
             .get_or_create_stream(stream::Config {
                 name: names::OUTCOME_STREAM.into(),
@@ -236,7 +236,7 @@ impl Link {
                 ..Default::default()
             })
             .await
-            .map_err(|error| jetstream_error("create the outcome stream", error))?;
+            .map_err(|error| stream_error("create the outcome stream", error))?;
         let modules = bucket(&js, names::MODULE_BUCKET, Duration::ZERO).await?;
         let blobs = bucket(&js, names::BLOB_BUCKET, names::OUTCOME_MAX_AGE).await?;
         Ok(Link {
@@ -275,7 +275,7 @@ impl Link {
                     self.tasks
                         .consumer_info(names::WORKERS)
                         .await
-                        .map_err(|_| jetstream_error("create the workers' consumer", why))?
+                        .map_err(|_| why)?
                         .config
                 }
             },
@@ -324,7 +324,7 @@ impl Link {
 
     /// Creates the workers' consumer, failing if it exists: a host that
     /// asked for nothing must not replace another's values with defaults.
-    async fn create_workers(&self, wish: ConsumerWish) -> Result<(), String> {
+    async fn create_workers(&self, wish: ConsumerWish) -> Result<(), Error> {
         #[derive(serde::Serialize)]
         struct Create {
             stream_name: &'static str,
@@ -356,8 +356,8 @@ impl Link {
         };
         match self.js.request(subject, &request).await {
             Ok(Response::<consumer::Info>::Ok(_)) => Ok(()),
-            Ok(Response::Err { error }) => Err(error.to_string()),
-            Err(error) => Err(error.to_string()),
+            Ok(Response::Err { error }) => Err(nats_error("create the workers' consumer", error)),
+            Err(error) => Err(nats_error("create the workers' consumer", error)),
         }
     }
 
@@ -365,7 +365,10 @@ impl Link {
         self.tasks
             .get_consumer(names::WORKERS)
             .await
-            .map_err(|error| jetstream_error("find the workers' consumer", error))
+            .map_err(|error| {
+                cluster_error(format!("NATS: cannot find the workers' consumer: {error}"))
+                    .caused_by(error)
+            })
     }
 
     /// The workers' consumer's ack wait and deliveries now.
@@ -429,20 +432,7 @@ async fn bucket(
         ..Default::default()
     })
     .await
-    .map_err(|error| jetstream_error(&format!("create the object store `{name}`"), error))
-}
-
-/// A JetStream request that failed; "not enabled" gets its fix.
-fn jetstream_error(what: &str, error: impl std::fmt::Display) -> Error {
-    let text = error.to_string();
-    if text.contains("not enabled") || text.contains("no responders") {
-        cluster_error(format!(
-            "NATS: cannot {what}: JetStream is not enabled on the server ({text}); start it \
-             with `nats-server -js`"
-        ))
-    } else {
-        nats_error(what, text)
-    }
+    .map_err(|error| nats_error(&format!("create the object store `{name}`"), error))
 }
 
 #[cfg(test)]

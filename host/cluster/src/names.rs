@@ -1,20 +1,20 @@
 //! The names wasmproc uses in NATS: streams, subjects, buckets, the
-//! workers' consumer. The `v1` in them versions the wire format (`wire`).
+//! workers' consumer. The `v2` in them versions the wire format (`wire`).
 
 use std::time::Duration;
 
 /// The work queue: every task batch of every job, until a worker host
 /// acknowledges it.
-pub(crate) const TASK_STREAM: &str = "WASMPROC_V1_TASKS";
+pub(crate) const TASK_STREAM: &str = "WASMPROC_V2_TASKS";
 /// Outcome batches, one subject per job, kept until the submitter has
 /// read them (or `OUTCOME_MAX_AGE`).
-pub(crate) const OUTCOME_STREAM: &str = "WASMPROC_V1_OUTCOMES";
+pub(crate) const OUTCOME_STREAM: &str = "WASMPROC_V2_OUTCOMES";
 /// The consumer all worker hosts pull from (a work queue has one).
-pub(crate) const WORKERS: &str = "wasmproc-v1-workers";
+pub(crate) const WORKERS: &str = "wasmproc-v2-workers";
 /// Modules, named by their SHA-256.
-pub(crate) const MODULE_BUCKET: &str = "wasmproc-v1-modules";
+pub(crate) const MODULE_BUCKET: &str = "wasmproc-v2-modules";
 /// Inputs and outcomes too large for a message.
-pub(crate) const BLOB_BUCKET: &str = "wasmproc-v1-blobs";
+pub(crate) const BLOB_BUCKET: &str = "wasmproc-v2-blobs";
 
 /// How long a worker host may stay silent about a batch it holds before
 /// JetStream gives the batch to another, unless a host asks for another.
@@ -29,23 +29,23 @@ pub(crate) const OUTCOME_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
 pub(crate) const DUPLICATE_WINDOW: Duration = Duration::from_secs(10 * 60);
 
 pub(crate) fn task_subject(job: &str) -> String {
-    format!("wasmproc.v1.tasks.{job}")
+    format!("wasmproc.v2.tasks.{job}")
 }
 
-pub(crate) const TASK_SUBJECTS: &str = "wasmproc.v1.tasks.>";
+pub(crate) const TASK_SUBJECTS: &str = "wasmproc.v2.tasks.>";
 
 pub(crate) fn outcome_subject(job: &str) -> String {
-    format!("wasmproc.v1.outcomes.{job}")
+    format!("wasmproc.v2.outcomes.{job}")
 }
 
 /// Where worker hosts say which task messages of a job they hold, while
 /// they hold them (core NATS: not stored), so that its submitter can tell
 /// a host that stopped answering.
 pub(crate) fn progress_subject(job: &str) -> String {
-    format!("wasmproc.v1.progress.{job}")
+    format!("wasmproc.v2.progress.{job}")
 }
 
-pub(crate) const OUTCOME_SUBJECTS: &str = "wasmproc.v1.outcomes.>";
+pub(crate) const OUTCOME_SUBJECTS: &str = "wasmproc.v2.outcomes.>";
 
 /// A fresh job id: 128 random bits, hex (a subject token).
 pub(crate) fn new_job_id() -> String {

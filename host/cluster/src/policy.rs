@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use wasmproc::{Capabilities, DirGrant, Limits};
+use wasmproc::{Capabilities, DirGrant, Error, ErrorKind, Limits};
 
 /// A worker host's allowances.
 ///
@@ -55,23 +55,23 @@ impl Policy {
 
     /// The capabilities asked for, if the host allows all of them; else
     /// why not, with the flag that would allow it.
-    pub(crate) fn grant(&self, asked: &Capabilities) -> Result<Capabilities, String> {
+    pub(crate) fn grant(&self, asked: &Capabilities) -> Result<Capabilities, Error> {
         for DirGrant { host, .. } in &asked.dirs {
             if !self.allows_dir(host) {
-                return Err(format!(
+                return Err(refused(format!(
                     "the task asks for the directory `{}`, which this worker host does not \
                      allow; start the host with --allow-dir {} (or a directory above it)",
                     host.display(),
                     host.display()
-                ));
+                )));
             }
         }
         for (name, _) in &asked.env {
             if !self.env.iter().any(|allowed| allowed == name) {
-                return Err(format!(
+                return Err(refused(format!(
                     "the task asks for the environment variable `{name}`, which this worker \
                      host does not allow; start the host with --allow-env {name}"
-                ));
+                )));
             }
         }
         Ok(asked.clone())
@@ -108,6 +108,11 @@ impl Policy {
     }
 }
 
+/// A capability the host does not allow: the task fails as bad input.
+fn refused(message: String) -> Error {
+    Error::new(ErrorKind::BadInvocation, message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -123,7 +128,7 @@ mod tests {
 
         let outside = Capabilities::default().dir(DirGrant::new("/etc", "/etc"));
         let refused = policy.grant(&outside).unwrap_err();
-        assert!(refused.contains("--allow-dir /etc"), "{refused}");
+        assert!(refused.message().contains("--allow-dir /etc"), "{refused}");
 
         let escape = Capabilities::default().dir(DirGrant::new(allowed.join(".."), "/up"));
         assert!(policy.grant(&escape).is_err());
@@ -131,7 +136,9 @@ mod tests {
         let secret = Capabilities::default().env("AWS_SECRET_ACCESS_KEY", "x");
         let refused = policy.grant(&secret).unwrap_err();
         assert!(
-            refused.contains("--allow-env AWS_SECRET_ACCESS_KEY"),
+            refused
+                .message()
+                .contains("--allow-env AWS_SECRET_ACCESS_KEY"),
             "{refused}"
         );
     }

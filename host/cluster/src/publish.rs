@@ -32,8 +32,8 @@ pub(crate) async fn publish_until_stored(
             .payload(payload.clone())
             .message_id(id);
         let stored = match link.js.send_publish(subject.to_owned(), publish).await {
-            Ok(ack) => ack.await.map(drop).map_err(|error| error.to_string()),
-            Err(error) => Err(error.to_string()),
+            Ok(ack) => ack.await.map(drop),
+            Err(error) => Err(error),
         };
         match stored {
             Ok(()) => return Ok(()),

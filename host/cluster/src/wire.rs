@@ -3,17 +3,9 @@
 //! the format is versioned by the subject names (`names`), not by fields.
 
 use serde::{Deserialize, Serialize};
-use wasmproc::{Capabilities, Entry, Limits, Outcome};
+use wasmproc::{Outcome, TaskSpec};
 
 use crate::error::cluster_error;
-
-/// Bytes that either travel inline or, when larger than a message should
-/// be, wait in the blob store under a key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) enum Blob {
-    Inline(Vec<u8>),
-    Stored(String),
-}
 
 /// A batch of tasks of one job, all for one module: one JetStream message.
 #[derive(Debug, Serialize, Deserialize)]
@@ -29,23 +21,18 @@ pub(crate) struct TaskBatch {
     pub(crate) tasks: Vec<WireTask>,
 }
 
-/// One task as it travels.
+/// One task as it travels: the library's portable [`TaskSpec`], the same
+/// a worker process is sent.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct WireTask {
     /// The task's index in its job.
     pub(crate) index: u64,
-    pub(crate) entry: Entry,
-    /// A typed task's JSON argument (`Blob`); a command's is `null`.
-    pub(crate) input: Blob,
-    pub(crate) argv: Vec<String>,
-    pub(crate) stdin: Vec<u8>,
-    /// What the submitter asks for; the worker host decides
-    /// (`policy::Policy`).
-    pub(crate) capabilities: Capabilities,
-    pub(crate) limits: Option<Limits>,
-    /// Set when the task cannot run anywhere (bad input): it fails with
-    /// `BadInvocation` and this message, as it would locally.
-    pub(crate) rejected: Option<String>,
+    /// What the submitter asks for; the worker host decides which
+    /// capabilities it grants and caps the limits (`policy::Policy`).
+    pub(crate) spec: TaskSpec,
+    /// Set when the argument was too large for a message: its key in the
+    /// blob store (the spec's `input` is then empty).
+    pub(crate) stored_input: Option<String>,
 }
 
 /// Outcomes of (part of) one batch: one JetStream message.

@@ -27,13 +27,13 @@ use async_nats::jetstream::{self, AckKind, consumer::PullConsumer};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
-use wasmproc::{Error, ExitStatus, Isolation, Outcome, Pool, Runtime, Stdin, Task};
+use wasmproc::{Error, ExitStatus, Isolation, Outcome, Pool, Runtime, Task, TaskSpec};
 
 use crate::link::{ConsumerWish, InForce, Link, NatsOptions};
 use crate::names;
 use crate::policy::Policy;
 use crate::publish::{publish_outcomes, publish_until_stored};
-use crate::wire::{self, Blob, Progress, TaskBatch, WireTask};
+use crate::wire::{self, Progress, TaskBatch, WireTask};
 
 /// Something a worker host did that its operator may want to see.
 #[derive(Debug, Clone)]
@@ -650,28 +650,22 @@ impl Host {
     /// The local task for a task from the wire: what the host allows, its
     /// limits capped.
     async fn task_from(&self, wire_task: &WireTask) -> Task {
-        if let Some(why) = &wire_task.rejected {
-            return Task::rejected(why.clone());
+        let mut spec = wire_task.spec.clone();
+        if spec.rejected.is_some() {
+            return Task::from(spec);
         }
-        let capabilities = match self.policy.grant(&wire_task.capabilities) {
+        spec.capabilities = match self.policy.grant(&spec.capabilities) {
             Ok(capabilities) => capabilities,
-            Err(why) => return Task::rejected(why),
+            Err(why) => return Task::from(TaskSpec::rejected(why.message())),
         };
-        let input = match &wire_task.input {
-            Blob::Inline(bytes) => bytes.clone(),
-            Blob::Stored(key) => match Link::read_object(&self.link.blobs, key).await {
+        if let Some(key) = &wire_task.stored_input {
+            spec.input = match Link::read_object(&self.link.blobs, key).await {
                 Ok(bytes) => bytes,
-                Err(error) => return Task::rejected(error.to_string()),
-            },
-        };
-        let mut task = Task::new(wire_task.entry.clone(), input)
-            .args(wire_task.argv.iter())
-            .capabilities(capabilities)
-            .limits(self.policy.cap(wire_task.limits.clone()));
-        if !wire_task.stdin.is_empty() {
-            task = task.stdin(Stdin::Bytes(wire_task.stdin.as_slice().into()));
+                Err(error) => return Task::from(TaskSpec::rejected(error.to_string())),
+            };
         }
-        task
+        spec.limits = Some(self.policy.cap(spec.limits));
+        Task::from(spec)
     }
 
     /// The pool for the batch's module: fetched from the module store,

@@ -108,6 +108,16 @@ impl TaskHandle {
         TaskHandle { state }
     }
 
+    /// A handle for a task that runs elsewhere, and the [`Completion`]
+    /// through which its back end ends it (see [`Executor`](crate::Executor)).
+    pub fn pending() -> (TaskHandle, Completion) {
+        let state = Arc::new(HandleState::new(CancelToken::new()));
+        let handle = TaskHandle {
+            state: Arc::clone(&state),
+        };
+        (handle, Completion { state })
+    }
+
     /// Blocks until the task has ended, and returns its outcome.
     pub fn wait(&self) -> &Outcome {
         loop {
@@ -192,6 +202,39 @@ impl TaskHandle {
 }
 
 /// The task's outcome, without blocking a thread: `handle.await`.
+/// The side of a [`TaskHandle`] that ends it, held by a back end that runs
+/// the task elsewhere (a cluster): it sets the outcome once, and it sees the
+/// handle's cancel. Dropped without an outcome, it ends the task
+/// `WorkerLost`: no task is left waiting forever.
+#[derive(Debug)]
+pub struct Completion {
+    state: Arc<HandleState>,
+}
+
+impl Completion {
+    /// Ends the task with `outcome`, waking whoever waits on its handle.
+    pub fn finish(self, outcome: Outcome) {
+        self.state.finish(outcome);
+    }
+
+    /// Cancelled when the handle is ([`TaskHandle::cancel`]): the back end
+    /// watches it and withdraws the task.
+    pub fn cancel_token(&self) -> &CancelToken {
+        &self.state.cancel
+    }
+}
+
+impl Drop for Completion {
+    fn drop(&mut self) {
+        if self.state.outcome.get().is_none() {
+            self.state.finish(Outcome::not_run(
+                crate::status::ExitStatus::WorkerLost,
+                "the back end running the task dropped it without an outcome",
+            ));
+        }
+    }
+}
+
 impl Future for TaskHandle {
     type Output = Outcome;
 

@@ -190,6 +190,25 @@ pub(super) fn task_stream(bound: usize) -> (TaskSender, TaskStream) {
     (TaskSender { tasks }, stream)
 }
 
+impl TaskStream {
+    /// A stream of tasks and its sender, for a back end that feeds a map of
+    /// its own ([`Executor::map_stream_with`](crate::Executor::map_stream_with)):
+    /// sends wait while `bound` hand-overs wait to be taken.
+    pub fn channel(bound: usize) -> (TaskSender, TaskStream) {
+        task_stream(bound)
+    }
+
+    /// The next tasks sent together, waiting for them; `None` once every
+    /// sender is dropped and everything sent was taken.
+    pub fn recv(&mut self) -> Option<Vec<Task>> {
+        let ready: Vec<Task> = std::mem::take(&mut self.ready).collect();
+        if !ready.is_empty() {
+            return Some(ready);
+        }
+        self.tasks.recv().ok()
+    }
+}
+
 /// The work one batch aims at: long enough that the queue's cost per
 /// batch is small beside it, short enough that a worker holding a batch
 /// never keeps the others waiting for long at the end of a map.

@@ -85,7 +85,7 @@ use crate::share::{self, Grants, PipeEnd};
 use crate::status::ExitStatus;
 use crate::task::{Capabilities, Initializer, Task};
 
-pub use handle::TaskHandle;
+pub use handle::{Completion, TaskHandle};
 pub use map::{MAX_CHUNKSIZE, MapResults, TaskSender, TaskSource, TaskStream, UnorderedResults};
 
 use handle::HandleState;
@@ -189,7 +189,7 @@ impl PoolBuilder {
     /// makes [`build`](PoolBuilder::build) fail with `BadInvocation`.
     pub fn share(mut self, name: &str, object: &impl share::Shared) -> Self {
         if let Err(refused) = self.grants.add(name, object.grant()) {
-            self.refused.get_or_insert(refused);
+            self.refused.get_or_insert(refused.into_message());
         }
         self
     }
@@ -589,7 +589,7 @@ impl std::fmt::Debug for Pool {
 
 /// Typed-task calls of `name`, one per argument; an argument that does not
 /// serialize becomes a rejected task in its place.
-fn calls<A, I>(name: &str, args: I) -> impl Iterator<Item = Task> + use<A, I>
+pub(crate) fn calls<A, I>(name: &str, args: I) -> impl Iterator<Item = Task> + use<A, I>
 where
     A: Serialize,
     I: IntoIterator<Item = A>,

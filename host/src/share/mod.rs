@@ -494,11 +494,12 @@ impl Grants {
 
     /// Grants `grant` under `name`: refused for a name that cannot name a
     /// shared object, or that is granted already.
-    pub(crate) fn add(&mut self, name: &str, grant: Grant) -> Result<(), String> {
+    pub(crate) fn add(&mut self, name: &str, grant: Grant) -> Result<(), Error> {
         check_name(name)?;
         if self.named.contains_key(name) {
-            return Err(format!(
-                "two objects are shared under the name `{name}`: use one name each"
+            return Err(Error::new(
+                ErrorKind::BadInvocation,
+                format!("two objects are shared under the name `{name}`: use one name each"),
             ));
         }
         self.named.insert(name.to_owned(), grant);
@@ -533,7 +534,7 @@ impl Grants {
 
 /// Checks a name shared objects are granted under: what a task asks for
 /// must be spelt the same in any language.
-pub(crate) fn check_name(name: &str) -> Result<(), String> {
+pub(crate) fn check_name(name: &str) -> Result<(), Error> {
     let fine = !name.is_empty()
         && name.len() <= 128
         && name
@@ -542,9 +543,12 @@ pub(crate) fn check_name(name: &str) -> Result<(), String> {
     if fine {
         Ok(())
     } else {
-        Err(format!(
-            "`{name}` cannot name a shared object: use 1 to 128 ASCII letters, digits, `_`, `-` \
-             or `.`"
+        Err(Error::new(
+            ErrorKind::BadInvocation,
+            format!(
+                "`{name}` cannot name a shared object: use 1 to 128 ASCII letters, digits, `_`, \
+                 `-` or `.`"
+            ),
         ))
     }
 }

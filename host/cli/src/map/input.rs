@@ -12,7 +12,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use wasmproc::{Capabilities, Task, TaskSender};
-use wasmproc_cluster::ClusterSender;
 
 /// What each input line becomes.
 #[derive(Clone)]
@@ -100,7 +99,7 @@ impl Fed {
 pub(crate) fn feed(
     input: Input,
     making: &Making,
-    tasks: &dyn Intake,
+    tasks: &TaskSender,
     lines: &Lines,
     remembered: Option<&Remembered>,
     stop: &AtomicBool,
@@ -167,23 +166,6 @@ pub(crate) fn feed(
 }
 
 /// Where `map`'s tasks go: a local pool or a cluster.
-pub(crate) trait Intake: Send {
-    /// Hands over `tasks`, in order; an error means no more are taken.
-    fn send_all(&self, tasks: Vec<Task>) -> Result<(), wasmproc::Error>;
-}
-
-impl Intake for TaskSender {
-    fn send_all(&self, tasks: Vec<Task>) -> Result<(), wasmproc::Error> {
-        TaskSender::send_all(self, tasks)
-    }
-}
-
-impl Intake for ClusterSender {
-    fn send_all(&self, tasks: Vec<Task>) -> Result<(), wasmproc::Error> {
-        ClusterSender::send_all(self, tasks)
-    }
-}
-
 /// `map`'s input: lines, buffered (whether a read would wait is seen from
 /// the buffer).
 pub(crate) type Input = BufReader<Box<dyn Read + Send>>;

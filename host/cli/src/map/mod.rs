@@ -19,17 +19,20 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, IsTerminal};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use wasmproc::{Entry, ExitStatus, Isolation, Module, Outcome, Pool, ProcessOptions};
-use wasmproc_cluster::{Cluster, JobCanceller, RemoteModule};
+use wasmproc::{
+    Capabilities, Entry, Executor, ExitStatus, Isolation, Limits, MapOptions, Module, Outcome,
+    Pool, ProcessOptions,
+};
+use wasmproc_cluster::Cluster;
 
 use crate::args::{IsolationArg, MapArgs};
 use crate::replay::Recorder;
 use crate::signals::STOP_WITHIN;
 use crate::usage;
 use crate::waiting::HostWatch;
-use input::{Fed, Intake, Lines, Remembered, Shape};
+use input::{Fed, Lines, Remembered, Shape};
 use output::{Summary, progress_bar};
 use render::{Output, Rendered, Renderer, Replay};
 
@@ -104,223 +107,216 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         IsolationArg::Thread => Isolation::Thread,
         IsolationArg::Process => Isolation::Process(ProcessOptions::default()),
     };
-    let max_input = limits.get_max_args();
-    let mut watch = None;
-    let backend = match cluster {
+    let map = Map {
+        args: &args,
+        module: &module,
+        shape,
+        input,
+        total,
+        caps,
+        limits: limits.clone(),
+    };
+    // The one place that knows where tasks run; the rest goes through the
+    // library's `Executor`, the same for every back end.
+    match cluster {
         Some(options) => {
             let url = options.url().to_owned();
-            let cluster = Arc::new(Cluster::connect(options)?);
-            let remote = cluster.upload_file(&args.module)?.limits(limits.clone());
-            watch = Some(HostWatch::start(Arc::clone(&cluster), url));
-            Backend::Cluster(cluster, remote, Arc::new(OnceLock::new()))
+            let cluster = Cluster::connect(options)?;
+            let remote = cluster.upload_file(&args.module)?.limits(limits);
+            let watch = HostWatch::start(Arc::new(cluster.clone()), url);
+            map.run(Arc::new(cluster.executor(&remote)), Some(watch))
         }
-        None => Backend::Local(Arc::new(
-            Pool::builder(&module)
-                .workers(workers)
-                .limits(limits.clone())
-                .isolation(isolation)
-                .build()?,
-        )),
-    };
-    let interrupted = Arc::new(AtomicBool::new(false));
-    {
-        let cancel = backend.cancel_hook();
-        let interrupted = Arc::clone(&interrupted);
-        crate::signals::on_interrupt(
-            move || {
-                interrupted.store(true, Ordering::SeqCst);
-                // Ends what runs and the map's intake; the reader stops too.
-                cancel();
-            },
-            Some(STOP_WITHIN),
-            "cancel the tasks",
-        );
+        None => {
+            let pool = Arc::new(
+                Pool::builder(&module)
+                    .workers(workers)
+                    .limits(limits)
+                    .isolation(isolation)
+                    .build()?,
+            );
+            let code = map.run(Arc::clone(&pool), None);
+            // The Ctrl-C handler keeps a reference to the pool, so it is
+            // never dropped: shut it down here, which also ends its worker
+            // processes rather than leaving them to notice the closed pipe.
+            pool.shutdown(wasmproc::Shutdown::Cancel);
+            code
+        }
     }
+}
 
-    let lines = Lines::default();
-    let replay = match &args.replay_dir {
-        Some(dir) => Some(Arc::new(Replay {
-            recorder: Recorder::new(dir, &args.module, module.initialized_by())?,
-            remembered: Remembered::default(),
-            shape: shape.clone(),
-            caps: caps.clone(),
-            limits: limits.clone(),
-        })),
-        None => None,
-    };
-    let remembered = replay.as_ref().map(|replay| replay.remembered.clone());
-    let renderer = Arc::new(Renderer {
-        output: if args.results_only {
-            Output::ResultsOnly
-        } else {
-            Output::Objects
-        },
-        lines: lines.clone(),
-        replay,
-        task: match &shape {
-            Shape::Typed(name) => Some((name.clone(), module.signature(name).cloned())),
-            Shape::Command => None,
-        },
-    });
-    let sweeper = Arc::clone(&renderer);
-    let render = move |index: usize, outcome| renderer.render(index, outcome);
-    let mut bundles = 0usize;
-    let progress = progress_bar(total);
-    // Each `inc` reads the clock: not worth it per task for a bar nobody sees.
-    let shown = !progress.is_hidden();
-    let out = output::Lines::new();
-    let mut summary = Summary::new();
-    let done = RefCell::new(Done::default());
-    let mut emit = |rendered: Rendered| -> std::io::Result<()> {
-        done.borrow_mut().mark(rendered.index, &rendered.status);
-        if shown {
-            progress.inc(1);
-            if rendered.status != ExitStatus::Exited(0) {
-                progress.set_message(format!("{} failed", summary.failed() + 1));
-            }
-        }
-        bundles += usize::from(rendered.bundled);
-        if let Some(note) = &rendered.note {
-            progress.suspend(|| eprintln!("{note}"));
-        }
-        summary.count(rendered.status);
-        if let Some(watch) = &watch {
-            watch.outcomes.fetch_add(1, Ordering::Relaxed);
-        }
-        out.write(&rendered.bytes)
-    };
-    // The reader runs on a thread of its own, which is not waited for: it
-    // may stay blocked on its input after the results end (Ctrl-C, a
-    // closed stdout).
-    let fed = Arc::new(Fed::default());
-    let feed = |tasks: Box<dyn Intake>| {
-        let (lines, stop) = (lines.clone(), Arc::clone(&interrupted));
-        let read = Arc::clone(&fed);
-        let making = input::Making {
+/// A map, prepared: what it runs and over which input.
+struct Map<'a> {
+    args: &'a MapArgs,
+    module: &'a Module,
+    shape: Shape,
+    input: input::Input,
+    total: Option<u64>,
+    caps: Capabilities,
+    limits: Limits,
+}
+
+impl Map<'_> {
+    /// Runs the map on `executor`: lines in, one line out per task, the
+    /// summary; its exit status.
+    fn run<E: Executor + 'static>(
+        self,
+        executor: Arc<E>,
+        watch: Option<HostWatch>,
+    ) -> anyhow::Result<u8> {
+        let Map {
+            args,
+            module,
             shape,
-            caps: caps.clone(),
-            max: max_input,
-        };
-        std::thread::Builder::new()
-            .name("wasmproc-map-input".into())
-            .spawn(move || {
-                let remembered = remembered.as_ref();
-                input::feed(input, &making, &*tasks, &lines, remembered, &stop, &read)
-            })
-    };
-    let written = (|| {
-        match (&backend, args.unordered) {
-            (Backend::Local(pool), true) => {
-                let (tasks, outcomes) = pool.map_stream_unordered();
-                feed(Box::new(tasks))?;
-                for (_, rendered) in outcomes.chunksize(args.chunksize).transform(render) {
-                    emit(rendered)?;
-                }
-            }
-            (Backend::Local(pool), false) => {
-                let (tasks, outcomes) = pool.map_stream();
-                feed(Box::new(tasks))?;
-                for rendered in outcomes.chunksize(args.chunksize).transform(render) {
-                    emit(rendered)?;
-                }
-            }
-            (Backend::Cluster(cluster, remote, hook), true) => {
-                let (tasks, outcomes) = cluster.map_stream_unordered(remote);
-                let _ = hook.set(outcomes.canceller());
-                feed(Box::new(tasks))?;
-                for (index, outcome) in outcomes {
-                    emit(render(index, outcome))?;
-                }
-            }
-            (Backend::Cluster(cluster, remote, hook), false) => {
-                let (tasks, outcomes) = cluster.map_stream(remote);
-                let _ = hook.set(outcomes.canceller());
-                feed(Box::new(tasks))?;
-                for (index, outcome) in outcomes.enumerate() {
-                    emit(render(index, outcome))?;
-                }
-            }
-        }
-        if interrupted.load(Ordering::SeqCst) {
-            // Every line read ends in exactly one line out: the tasks that
-            // never started (still in the intake when Ctrl-C came) too.
-            let missing = done.borrow().missing(fed.get().tasks);
-            for index in missing {
-                let outcome = Outcome::not_run(
-                    ExitStatus::Cancelled,
-                    "cancelled (Ctrl-C) before it started",
-                );
-                emit(sweeper.render(index, outcome))?;
-            }
-        }
-        out.finish()
-    })();
-    progress.finish_and_clear();
-    let quiet = match written {
-        Ok(()) => false,
-        // The reader of our output went away (`| head`): stop quietly.
-        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => true,
-        Err(error) => return Err(anyhow::Error::new(error).context("cannot write to stdout")),
-    };
-    // The Ctrl-C handler keeps a reference to the pool, so it is never
-    // dropped: shut it down here, which also ends its worker processes
-    // rather than leaving them to notice the closed pipe.
-    if let Backend::Local(pool) = &backend {
-        pool.shutdown(wasmproc::Shutdown::Cancel);
-    }
-    if !quiet {
-        eprintln!("{}", summary.line());
-        if interrupted.load(Ordering::SeqCst) {
-            let read = fed.get().lines;
-            let done = done.borrow();
-            let first_cancelled = done.first_cancelled.map(|index| lines.line_of(index));
-            eprintln!(
-                "{}",
-                interrupted_note(args.input.as_deref(), read, done.cancelled, first_cancelled)
-            );
-        }
-        if let Some(dir) = &args.replay_dir
-            && bundles > 0
+            input,
+            total,
+            caps,
+            limits,
+        } = self;
+        let max_input = limits.get_max_args();
+        let interrupted = Arc::new(AtomicBool::new(false));
         {
-            eprintln!(
-                "wasmproc map: {bundles} replay bundle{} in {} (wasmproc replay BUNDLE)",
-                if bundles == 1 { "" } else { "s" },
-                dir.display()
+            let executor = Arc::clone(&executor);
+            let interrupted = Arc::clone(&interrupted);
+            crate::signals::on_interrupt(
+                move || {
+                    interrupted.store(true, Ordering::SeqCst);
+                    // Ends what runs and the map's intake; the reader stops too.
+                    executor.cancel_all();
+                },
+                Some(STOP_WITHIN),
+                "cancel the tasks",
             );
         }
-    }
-    Ok(if interrupted.load(Ordering::SeqCst) {
-        ExitStatus::Cancelled.code()
-    } else if summary.failed() > 0 {
-        SOME_TASKS_FAILED
-    } else {
-        0
-    })
-}
 
-/// Where `map`'s tasks run.
-enum Backend {
-    Local(Arc<Pool>),
-    /// A cluster (`--nats`), the module uploaded, and the running job's
-    /// canceller once it starts.
-    Cluster(Arc<Cluster>, RemoteModule, Arc<OnceLock<JobCanceller>>),
-}
-
-impl Backend {
-    /// What Ctrl-C does: cancel the running tasks.
-    fn cancel_hook(&self) -> impl Fn() + Send + 'static {
-        let (pool, job) = match self {
-            Backend::Local(pool) => (Some(Arc::clone(pool)), None),
-            Backend::Cluster(_, _, job) => (None, Some(Arc::clone(job))),
+        let lines = Lines::default();
+        let replay = match &args.replay_dir {
+            Some(dir) => Some(Arc::new(Replay {
+                recorder: Recorder::new(dir, &args.module, module.initialized_by())?,
+                remembered: Remembered::default(),
+                shape: shape.clone(),
+                caps: caps.clone(),
+                limits: limits.clone(),
+            })),
+            None => None,
         };
-        move || {
-            if let Some(pool) = &pool {
-                pool.cancel_all();
+        let remembered = replay.as_ref().map(|replay| replay.remembered.clone());
+        let renderer = Arc::new(Renderer {
+            output: if args.results_only {
+                Output::ResultsOnly
+            } else {
+                Output::Objects
+            },
+            lines: lines.clone(),
+            replay,
+            task: match &shape {
+                Shape::Typed(name) => Some((name.clone(), module.signature(name).cloned())),
+                Shape::Command => None,
+            },
+        });
+        let sweeper = Arc::clone(&renderer);
+        let render = move |index: usize, outcome| renderer.render(index, outcome);
+        let mut bundles = 0usize;
+        let progress = progress_bar(total);
+        // Each `inc` reads the clock: not worth it per task for a bar nobody sees.
+        let shown = !progress.is_hidden();
+        let out = output::Lines::new();
+        let mut summary = Summary::new();
+        let done = RefCell::new(Done::default());
+        let mut emit = |rendered: Rendered| -> std::io::Result<()> {
+            done.borrow_mut().mark(rendered.index, &rendered.status);
+            if shown {
+                progress.inc(1);
+                if rendered.status != ExitStatus::Exited(0) {
+                    progress.set_message(format!("{} failed", summary.failed() + 1));
+                }
             }
-            if let Some(job) = job.as_ref().and_then(|job| job.get()) {
-                job.cancel();
+            bundles += usize::from(rendered.bundled);
+            if let Some(note) = &rendered.note {
+                progress.suspend(|| eprintln!("{note}"));
+            }
+            summary.count(rendered.status);
+            if let Some(watch) = &watch {
+                watch.outcomes.fetch_add(1, Ordering::Relaxed);
+            }
+            out.write(&rendered.bytes)
+        };
+        // The reader runs on a thread of its own, which is not waited for: it
+        // may stay blocked on its input after the results end (Ctrl-C, a
+        // closed stdout).
+        let fed = Arc::new(Fed::default());
+        let feed = |tasks: wasmproc::TaskSender| {
+            let (lines, stop) = (lines.clone(), Arc::clone(&interrupted));
+            let read = Arc::clone(&fed);
+            let making = input::Making {
+                shape,
+                caps: caps.clone(),
+                max: max_input,
+            };
+            std::thread::Builder::new()
+                .name("wasmproc-map-input".into())
+                .spawn(move || {
+                    let remembered = remembered.as_ref();
+                    input::feed(input, &making, &tasks, &lines, remembered, &stop, &read)
+                })
+        };
+        let written = (|| {
+            let options = MapOptions::new()
+                .unordered(args.unordered)
+                .chunksize(args.chunksize);
+            let (tasks, outcomes) = executor.map_stream_with(options, Box::new(render));
+            feed(tasks)?;
+            for (_, rendered) in outcomes {
+                emit(rendered)?;
+            }
+            if interrupted.load(Ordering::SeqCst) {
+                // Every line read ends in exactly one line out: the tasks that
+                // never started (still in the intake when Ctrl-C came) too.
+                let missing = done.borrow().missing(fed.get().tasks);
+                for index in missing {
+                    let outcome = Outcome::not_run(
+                        ExitStatus::Cancelled,
+                        "cancelled (Ctrl-C) before it started",
+                    );
+                    emit(sweeper.render(index, outcome))?;
+                }
+            }
+            out.finish()
+        })();
+        progress.finish_and_clear();
+        let quiet = match written {
+            Ok(()) => false,
+            // The reader of our output went away (`| head`): stop quietly.
+            Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => true,
+            Err(error) => return Err(anyhow::Error::new(error).context("cannot write to stdout")),
+        };
+        if !quiet {
+            eprintln!("{}", summary.line());
+            if interrupted.load(Ordering::SeqCst) {
+                let read = fed.get().lines;
+                let done = done.borrow();
+                let first_cancelled = done.first_cancelled.map(|index| lines.line_of(index));
+                eprintln!(
+                    "{}",
+                    interrupted_note(args.input.as_deref(), read, done.cancelled, first_cancelled)
+                );
+            }
+            if let Some(dir) = &args.replay_dir
+                && bundles > 0
+            {
+                eprintln!(
+                    "wasmproc map: {bundles} replay bundle{} in {} (wasmproc replay BUNDLE)",
+                    if bundles == 1 { "" } else { "s" },
+                    dir.display()
+                );
             }
         }
+        Ok(if interrupted.load(Ordering::SeqCst) {
+            ExitStatus::Cancelled.code()
+        } else if summary.failed() > 0 {
+            SOME_TASKS_FAILED
+        } else {
+            0
+        })
     }
 }
 

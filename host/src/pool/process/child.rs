@@ -14,8 +14,8 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, Sender};
 
 use super::protocol::{
-    StreamName, ToChild, ToParent, VERSION, WireGrants, WireModule, WireStdin, read_frame,
-    write_frame, write_frame_buffered,
+    StreamName, ToChild, ToParent, VERSION, WireGrants, WireModule, read_frame, write_frame,
+    write_frame_buffered,
 };
 use super::remote::{Board, FrameOut, Settled, TaskLink};
 use crate::cancel::CancelToken;
@@ -276,7 +276,7 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
     loop {
         match read_frame::<ToChild>(input) {
             Ok(Some(ToChild::Run { id, task })) => {
-                let stdin = matches!(task.stdin, WireStdin::Streamed).then(|| {
+                let stdin = task.stdin_streamed.then(|| {
                     // Unbounded: the pool sends no more than its window
                     // beyond what the guest has taken.
                     let (chunks, receiver) = crossbeam_channel::unbounded();

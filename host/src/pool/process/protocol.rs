@@ -21,15 +21,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use crate::error::Error;
-use crate::limits::Limits;
 use crate::module::Module;
 use crate::outcome::Outcome;
 use crate::runtime::RuntimeSettings;
 use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Window};
-use crate::task::{Capabilities, Entry, Initializer, Output, RelayedOutput, Stdin, Task};
+use crate::task::{Initializer, Output, RelayedOutput, Stdin, Task, TaskSpec};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 6;
+pub(crate) const VERSION: u32 = 7;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -298,15 +297,6 @@ pub(crate) enum StreamName {
     Stderr,
 }
 
-/// A task's stdin as it crosses the pipe.
-#[derive(Debug, Serialize, Deserialize)]
-pub(crate) enum WireStdin {
-    Empty,
-    Bytes(Vec<u8>),
-    /// Relayed with `Input` frames as the guest reads.
-    Streamed,
-}
-
 /// A task's stdout or stderr as it crosses the pipe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum WireOutput {
@@ -316,18 +306,16 @@ pub(crate) enum WireOutput {
     Streamed,
 }
 
-/// A task as it crosses the pipe.
+/// A task as it crosses the pipe: its plain data (the same [`TaskSpec`] a
+/// cluster carries), and how its host-side parts travel.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct WireTask {
-    entry: Entry,
-    input: Vec<u8>,
-    argv: Vec<String>,
-    pub(crate) stdin: WireStdin,
+    spec: TaskSpec,
+    /// Whether stdin is relayed with `Input` frames as the guest reads (an
+    /// inherited stdin or a reader; bytes travel in the spec).
+    pub(crate) stdin_streamed: bool,
     pub(crate) stdout: WireOutput,
     pub(crate) stderr: WireOutput,
-    caps: Capabilities,
-    limits: Option<Limits>,
-    rejected: Option<String>,
     pub(crate) grants: Option<WireGrants>,
 }
 
@@ -336,21 +324,11 @@ impl WireTask {
     /// that the pool relays.
     /// `holder` is the lock-holder id the pool gave a task with grants.
     pub(crate) fn from_task(task: &Task, holder: Option<u32>) -> WireTask {
-        let stdin = match &task.stdin {
-            Stdin::Empty => WireStdin::Empty,
-            Stdin::Bytes(bytes) => WireStdin::Bytes(bytes.to_vec()),
-            Stdin::Inherit | Stdin::Reader(_) => WireStdin::Streamed,
-        };
         WireTask {
-            entry: task.entry.clone(),
-            input: task.input.to_vec(),
-            argv: task.argv.clone(),
-            stdin,
+            spec: TaskSpec::from(task),
+            stdin_streamed: matches!(task.stdin, Stdin::Inherit | Stdin::Reader(_)),
             stdout: wire_output(&task.stdout),
             stderr: wire_output(&task.stderr),
-            caps: task.caps.clone(),
-            limits: task.limits.clone(),
-            rejected: task.rejected.clone(),
             grants: holder.map(|holder| WireGrants::from_grants(&task.grants, holder)),
         }
     }
@@ -370,23 +348,16 @@ impl WireTask {
         let relayed = |wire: WireOutput, stream: StreamName| {
             (wire == WireOutput::Streamed).then(|| streamed(stream))
         };
-        let stdin = match self.stdin {
-            WireStdin::Empty => Stdin::Empty,
-            WireStdin::Bytes(bytes) => Stdin::Bytes(bytes.into()),
-            WireStdin::Streamed => stdin(),
-        };
-        let mut task = Task::new(self.entry, self.input)
-            .args(self.argv)
-            .capabilities(self.caps)
-            .stdin(stdin)
+        let mut task = Task::from(self.spec)
             .stdout(output(self.stdout))
             .stderr(output(self.stderr));
+        if self.stdin_streamed {
+            task = task.stdin(stdin());
+        }
         task.relayed = [
             relayed(self.stdout, StreamName::Stdout),
             relayed(self.stderr, StreamName::Stderr),
         ];
-        task.limits = self.limits;
-        task.rejected = self.rejected;
         task
     }
 
@@ -517,7 +488,7 @@ mod tests {
             .stdout(Output::Writer(writer))
             .stderr(Output::Discard);
         let wire = WireTask::from_task(&task, None);
-        assert!(matches!(wire.stdin, WireStdin::Streamed));
+        assert!(wire.stdin_streamed);
         assert_eq!(wire.stdout, WireOutput::Streamed);
         assert_eq!(wire.stderr, WireOutput::Discard);
         let fine = Task::call("square", &3)
