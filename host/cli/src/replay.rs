@@ -15,7 +15,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use wasmproc::{Capabilities, DirGrant, Entry, Initializer, Limits, Outcome, Stdin, Task};
 
-use crate::args::{ReplayArgs, initializer};
+use crate::flags::{ReplayArgs, initializer};
 use crate::report::{OutcomeJson, failure_line};
 use crate::usage;
 

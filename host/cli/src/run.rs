@@ -10,7 +10,7 @@ use wasmproc::{
     Pool, ProcessOptions, Stdin, Task,
 };
 
-use crate::args::{IsolationArg, RunArgs, misspelt_host_option};
+use crate::flags::{IsolationArg, RunArgs, misspelt_host_option};
 use crate::replay::{Inputs, Recorder, Recording};
 use crate::report::{OutcomeJson, failure_line, setup_failure_json};
 use crate::usage;

@@ -24,7 +24,7 @@ use std::sync::{Arc, OnceLock};
 use wasmproc::{Entry, ExitStatus, Isolation, Module, Outcome, Pool, ProcessOptions};
 use wasmproc_cluster::{Cluster, JobCanceller, RemoteModule};
 
-use crate::args::{IsolationArg, MapArgs};
+use crate::flags::{IsolationArg, MapArgs};
 use crate::replay::Recorder;
 use crate::signals::STOP_WITHIN;
 use crate::usage;
