@@ -4,6 +4,7 @@
 //! fuzzed on their own (`fuzzing`).
 
 mod arguments;
+mod bundle;
 mod cache;
 mod flags;
 #[doc(hidden)]

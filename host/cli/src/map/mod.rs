@@ -24,14 +24,14 @@ use std::sync::{Arc, OnceLock};
 use wasmproc::{Entry, ExitStatus, Isolation, Module, Outcome, Pool, ProcessOptions};
 use wasmproc_cluster::{Cluster, JobCanceller, RemoteModule};
 
+use crate::bundle::BundleWriter;
 use crate::flags::{IsolationArg, MapArgs};
-use crate::replay::Recorder;
 use crate::signals::STOP_WITHIN;
 use crate::usage;
 use crate::waiting::HostWatch;
 use input::{Fed, Intake, Lines, Remembered, Shape};
 use output::{Summary, progress_bar};
-use render::{Output, Rendered, Renderer, Replay};
+use render::{MapBundles, Output, Rendered, Renderer};
 
 /// Where `map`'s workers run unless `--isolation` says otherwise, chosen
 /// from the benchmark (README): at 2 workers a thread pool runs trivial
@@ -139,8 +139,8 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
 
     let lines = Lines::default();
     let replay = match &args.replay_dir {
-        Some(dir) => Some(Arc::new(Replay {
-            recorder: Recorder::new(dir, &args.module, module.initialized_by())?,
+        Some(dir) => Some(Arc::new(MapBundles {
+            writer: BundleWriter::new(dir, &args.module, module.initialized_by())?,
             remembered: Remembered::default(),
             shape: shape.clone(),
             caps: caps.clone(),
