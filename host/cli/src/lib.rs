@@ -3,7 +3,7 @@
 //! this library exists so that the command line's parts can be tested and
 //! fuzzed on their own (`fuzzing`).
 
-mod arguments;
+mod argument_errors;
 mod bundle;
 mod cache;
 mod flags;
@@ -18,6 +18,7 @@ mod report;
 mod run;
 mod serve;
 mod signals;
+mod stdin;
 mod waiting;
 mod worker;
 

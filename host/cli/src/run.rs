@@ -1,6 +1,6 @@
 //! `wasmproc run`: one task, run like a program.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -45,8 +45,8 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
             let mut outcome = outcome;
             if let Entry::Task(name) = module.resolve(task.entry())? {
                 let signature = module.signature(&name);
-                let given = crate::arguments::Given::Flag(args.args.as_deref());
-                crate::arguments::explain(&name, signature, given, &mut outcome);
+                let given = crate::argument_errors::Given::Flag(args.args.as_deref());
+                crate::argument_errors::explain(&name, signature, given, &mut outcome);
             }
             report(&args, &module, &outcome);
             if let Some(replay) = replay {
@@ -137,20 +137,17 @@ fn run_on_cluster(
         .map_or(usize::MAX, |limits| limits.get_max_args());
     let task = match task.get_stdin() {
         Stdin::Inherit if std::io::stdin().is_terminal() => task.stdin(Stdin::Empty),
-        Stdin::Inherit => {
-            let mut bytes = Vec::new();
-            std::io::stdin()
-                .take(max as u64 + 1)
-                .read_to_end(&mut bytes)
-                .map_err(|error| anyhow::anyhow!("cannot read stdin: {error}"))?;
-            if bytes.len() > max {
+        Stdin::Inherit => match crate::stdin::read_capped(max)
+            .map_err(|error| anyhow::anyhow!("cannot read stdin: {error}"))?
+        {
+            Some(bytes) => task.stdin(Stdin::Bytes(bytes.into())),
+            None => {
                 return Err(usage(format!(
                     "stdin is over the limit of {max} bytes on a task's input; raise it with \
                      --max-args"
                 )));
             }
-            task.stdin(Stdin::Bytes(bytes.into()))
-        }
+        },
         _ => task,
     };
     let task_entry = task.entry().clone();
@@ -249,7 +246,7 @@ fn prepare(
     }
     check_guest_argv(&argv, typed, separated)?;
     if let Some(json) = args.args.as_deref().filter(|json| *json != "-") {
-        crate::arguments::check_json(json)?;
+        crate::argument_errors::check_json(json)?;
     }
     let (input, stdin) = match args.args.as_deref() {
         Some("-") => (read_argument(limits.get_max_args())?, Stdin::Empty),
@@ -382,18 +379,14 @@ fn check_guest_argv(argv: &[String], typed: bool, separated: bool) -> anyhow::Re
 /// Reads the task's argument from stdin, up to `max` bytes: a stream that
 /// does not end (`/dev/zero`) fails at the limit, not out of memory.
 fn read_argument(max: usize) -> anyhow::Result<Vec<u8>> {
-    let mut json = Vec::new();
-    std::io::stdin()
-        .take(max as u64 + 1)
-        .read_to_end(&mut json)
-        .context("cannot read the task's argument from stdin")?;
-    if json.len() > max {
-        return Err(usage(format!(
-            "the argument on stdin is over the limit of {} bytes: raise it with --max-args",
-            max
-        )));
-    }
-    Ok(json)
+    crate::stdin::read_capped(max)
+        .context("cannot read the task's argument from stdin")?
+        .ok_or_else(|| {
+            usage(format!(
+                "the argument on stdin is over the limit of {} bytes: raise it with --max-args",
+                max
+            ))
+        })
 }
 
 /// Prints the outcome, best effort (see [`print_outcome`]).

@@ -59,8 +59,8 @@ impl Renderer {
     pub(crate) fn render(&self, index: usize, mut outcome: Outcome) -> Rendered {
         let line = self.lines.line_of(index);
         if let Some((name, signature)) = &self.task {
-            let given = crate::arguments::Given::Line;
-            crate::arguments::explain(name, signature.as_ref(), given, &mut outcome);
+            let given = crate::argument_errors::Given::Line;
+            crate::argument_errors::explain(name, signature.as_ref(), given, &mut outcome);
         }
         // A task that failed before it ran (invalid JSON, say) does not know
         // where it came from: its message names its line.
