@@ -29,7 +29,7 @@ use crate::flags::{IsolationArg, MapArgs};
 use crate::signals::STOP_WITHIN;
 use crate::usage;
 use crate::waiting::HostWatch;
-use input::{Fed, Intake, Lines, Remembered, Shape};
+use input::{Fed, Intake, LineNumbers, Remembered, Shape};
 use output::{Summary, progress_bar};
 use render::{MapBundles, Output, Rendered, Renderer};
 
@@ -137,7 +137,7 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         );
     }
 
-    let lines = Lines::default();
+    let lines = LineNumbers::default();
     let replay = match &args.replay_dir {
         Some(dir) => Some(Arc::new(MapBundles {
             writer: BundleWriter::new(dir, &args.module, module.initialized_by())?,
@@ -168,7 +168,7 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     let progress = progress_bar(total);
     // Each `inc` reads the clock: not worth it per task for a bar nobody sees.
     let shown = !progress.is_hidden();
-    let out = output::Lines::new();
+    let out = output::StdoutWriter::new();
     let mut summary = Summary::new();
     let done = RefCell::new(Done::default());
     let mut emit = |rendered: Rendered| -> std::io::Result<()> {

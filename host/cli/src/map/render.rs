@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use wasmproc::{Capabilities, Entry, ExitStatus, Limits, Outcome, TaskSignature};
 
-use super::input::{Lines, Remembered, Shape};
+use super::input::{LineNumbers, Remembered, Shape};
 use crate::bundle::{BundleWriter, Inputs};
 use crate::report::{OutcomeJson, ResultJson};
 
@@ -47,7 +47,7 @@ pub(crate) struct MapBundles {
 /// Turns outcomes into output; shared by every worker.
 pub(crate) struct Renderer {
     pub(crate) output: Output,
-    pub(crate) lines: Lines,
+    pub(crate) lines: LineNumbers,
     pub(crate) replay: Option<Arc<MapBundles>>,
     /// A typed task's name and recorded signature: an argument of the
     /// wrong shape is explained with them.
