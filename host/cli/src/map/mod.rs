@@ -185,7 +185,7 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         }
         summary.count(rendered.status);
         if let Some(watch) = &watch {
-            watch.outcomes.fetch_add(1, Ordering::Relaxed);
+            watch.outcome();
         }
         out.write(&rendered.bytes)
     };
