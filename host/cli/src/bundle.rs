@@ -198,7 +198,7 @@ impl Bundle {
         if !(VERSION_WITHOUT_INIT..=VERSION).contains(&bundle.wasmproc_replay) {
             return Err(usage(format!(
                 "`{}` is a replay bundle of format {}, and this wasmproc reads formats \
-             {VERSION_WITHOUT_INIT} to {VERSION}",
+                 {VERSION_WITHOUT_INIT} to {VERSION}",
                 path.display(),
                 bundle.wasmproc_replay
             )));
