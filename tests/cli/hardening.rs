@@ -411,6 +411,41 @@ fn a_failed_run_replays_with_the_stdin_it_read() {
     assert!(stderr(&changed).contains("changed since the bundle was written"));
 }
 
+/// `replay` prints as `run` does, best effort: a reader that went away
+/// (`replay … | head -c0`) neither panics it nor changes its exit status.
+#[cfg(unix)]
+#[test]
+fn replay_into_a_closed_stdout_keeps_the_tasks_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = dir.path().join("cmd.wasm");
+    std::fs::copy(CMD, &module).unwrap();
+    let replays = dir.path().join("replays");
+    let replay_dir = replays.to_str().unwrap();
+    let output = wasmproc_run(&[
+        "run",
+        "--replay-dir",
+        replay_dir,
+        module.to_str().unwrap(),
+        "exit",
+        "3",
+    ]);
+    assert_eq!(code(&output), 3, "{}", stderr(&output));
+    let bundle = replays.join("cmd-run.replay.json");
+
+    let mut child = wasmproc()
+        .args(["replay", "--json", bundle.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Closed before the replay has loaded its module, so before it prints.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let complaint = stderr(&output);
+    assert_eq!(code(&output), 3, "{complaint}");
+    assert!(!complaint.contains("panicked"), "{complaint}");
+}
+
 /// A bundle is a file anyone may edit: the directories it grants are said
 /// before running, and granted only with `--yes` or the same `--dir`
 /// flags; a field of a later format is refused.

@@ -5,7 +5,7 @@ use std::time::SystemTime;
 
 use serde_json::json;
 
-use crate::args::{CacheAction, CacheArgs};
+use crate::flags::{CacheAction, CacheArgs};
 
 pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<u8> {
     let runtime = wasmproc::Runtime::new()?;

@@ -6,9 +6,7 @@
 
 use std::ffi::OsString;
 
-use clap::Parser;
-
-use crate::args::{Cli, Command, InitArgs, LimitArgs, hoist_run_options, misspelt_host_option};
+use crate::flags::{Command, InitArgs, LimitArgs, misspelt_host_option, parse};
 use crate::map::input::{Shape, fuzz_lines};
 
 /// Reads `bytes` as `map`'s input, for a typed task and for a command,
@@ -29,8 +27,7 @@ pub fn command_line(bytes: &[u8]) {
                 .map(|arg| OsString::from(String::from_utf8_lossy(arg).into_owned())),
         )
         .collect();
-    let (raw, _) = hoist_run_options(raw);
-    let Ok(cli) = Cli::try_parse_from(raw) else {
+    let Ok((cli, _)) = parse(raw) else {
         return;
     };
     match cli.command {

@@ -6,7 +6,7 @@ use std::io::Write;
 use serde_json::json;
 use wasmproc::CacheStatus;
 
-use crate::args::{CompileArgs, InspectArgs};
+use crate::flags::{CompileArgs, InspectArgs};
 use crate::usage;
 
 /// `wasmproc compile`: the module into the cache, and with --init its

@@ -3,9 +3,10 @@
 //! this library exists so that the command line's parts can be tested and
 //! fuzzed on their own (`fuzzing`).
 
-mod args;
-mod arguments;
+mod argument_errors;
+mod bundle;
 mod cache;
+mod flags;
 #[doc(hidden)]
 pub mod fuzzing;
 mod inspect;
@@ -17,21 +18,20 @@ mod report;
 mod run;
 mod serve;
 mod signals;
+mod stdin;
 mod waiting;
 mod worker;
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use wasmproc::{ErrorKind, ExitStatus};
 
-use args::{Cli, Command};
+use flags::Command;
 
 /// Runs the command line of this process and says how to exit.
 pub fn main() -> ExitCode {
-    let (raw, separated) = args::hoist_run_options(std::env::args_os().collect());
-    let cli = match Cli::try_parse_from(raw) {
-        Ok(cli) => cli,
+    let (cli, separated) = match flags::parse(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
         Err(error) => {
             let _ = error.print();
             return match error.kind() {
@@ -50,7 +50,7 @@ pub fn main() -> ExitCode {
         Command::Map(args) => map::map(args),
         Command::Serve(args) => serve::serve(args),
         Command::Worker(args) => worker::worker(args),
-        Command::Completions(args) => args::completions(args),
+        Command::Completions(args) => flags::completions(args),
         Command::Replay(args) => replay::replay(args),
         Command::Compile(args) => inspect::compile(args),
         Command::Inspect(args) => inspect::inspect(args),

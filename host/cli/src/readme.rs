@@ -4,9 +4,7 @@
 //! the README cannot drift from the program. (CI also runs the README's
 //! first two commands as they are written.)
 
-use clap::Parser;
-
-use crate::args::{Cli, hoist_run_options};
+use crate::flags::parse;
 
 /// Splits `line` at `|`, `&&` and `;` outside quotes, without the comment
 /// (` #` outside quotes).
@@ -75,8 +73,7 @@ fn every_wasmproc_command_in_the_readme_parses() {
         commands.len()
     );
     for words in commands {
-        let (hoisted, _) = hoist_run_options(words.iter().map(Into::into).collect());
-        if let Err(error) = Cli::try_parse_from(hoisted) {
+        if let Err(error) = parse(words.iter().map(Into::into).collect()) {
             panic!("the README's `{}` does not parse: {error}", words.join(" "));
         }
     }

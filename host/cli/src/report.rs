@@ -1,12 +1,15 @@
-//! Outcomes as the binary prints them: one JSON object, or a line for people.
+//! Outcomes as the binary prints them: one JSON object, or a line for people;
+//! and where a single task's guest output goes (`run`, `replay`).
 
 use std::borrow::Cow;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{Value, json};
-use wasmproc::{ExitStatus, Outcome};
+use wasmproc::{ExitStatus, Outcome, Output};
 
 /// The `--json` object of one outcome, and one line of `map`'s output (which
 /// adds the input line's `index` first). Borrowed from the outcome and
@@ -168,4 +171,39 @@ pub(crate) fn failure_line(module: &str, outcome: &Outcome, stderr_shown: bool) 
         Some(backtrace) => format!("{line}\n{}", backtrace.trim_end()),
         None => line,
     })
+}
+
+/// Where a single task's guest output goes (`run`, `replay`): captured for
+/// `--json`; otherwise passed through, except that a typed task's stdout
+/// goes to stderr, so that stdout holds its result alone (`| jq` works).
+pub(crate) fn guest_output(json: bool, typed: bool) -> (Output, Output) {
+    if json {
+        (Output::Capture, Output::Capture)
+    } else if typed {
+        let stderr: Arc<Mutex<dyn Write + Send>> = Arc::new(Mutex::new(std::io::stderr()));
+        (Output::Writer(stderr), Output::Inherit)
+    } else {
+        (Output::Inherit, Output::Inherit)
+    }
+}
+
+/// Prints a single task's outcome, as `run` and `replay` do: the `--json`
+/// object, or else the result on stdout and, when it failed, a line on
+/// stderr (the guest's own stderr was passed through, or written out).
+///
+/// Best effort: a closed stdout (`| head`) must neither panic nor replace
+/// the task's exit status.
+pub(crate) fn print_outcome(module: &str, outcome: &Outcome, json: bool) {
+    let mut out = std::io::stdout().lock();
+    if json {
+        let _ = writeln!(out, "{}", OutcomeJson::new(outcome, None));
+    } else {
+        if let Some(result) = &outcome.result {
+            let _ = out.write_all(result).and_then(|()| writeln!(out));
+        }
+        if let Some(line) = failure_line(module, outcome, true) {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        }
+    }
+    let _ = out.flush();
 }

@@ -1,6 +1,5 @@
 //! `wasmproc run`: one task, run like a program.
 
-use std::io::{Read, Write};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,12 +7,12 @@ use anyhow::Context;
 use crossbeam_channel::{Receiver, select};
 use wasmproc::{
     CancelToken, Entry, ErrorKind, Executor, ExitStatus, Initializer, Isolation, Module, Outcome,
-    Output, Pool, ProcessOptions, Stdin, Task,
+    Pool, ProcessOptions, Stdin, Task,
 };
 
-use crate::args::{IsolationArg, RunArgs, misspelt_host_option};
-use crate::replay::{Inputs, Recorder, Recording};
-use crate::report::{OutcomeJson, failure_line, setup_failure_json};
+use crate::bundle::{BundleWriter, Inputs, TeeReader};
+use crate::flags::{IsolationArg, RunArgs, misspelt_host_option};
+use crate::report::{guest_output, print_outcome, setup_failure_json};
 use crate::usage;
 use crate::waiting::HostWatch;
 
@@ -34,7 +33,7 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
     match prepare(&args, separated, &interrupt) {
         Ok((module, mut task)) => {
             let replay = match &args.replay_dir {
-                Some(dir) => Some(Replay::start(dir, &args, &module, &mut task)?),
+                Some(dir) => Some(RunBundle::start(dir, &args, &module, &mut task)?),
                 None => None,
             };
             // The one place that knows where the task runs; it runs through
@@ -67,8 +66,8 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
             };
             if let Entry::Task(name) = module.resolve(task.entry())? {
                 let signature = module.signature(&name);
-                let given = crate::arguments::Given::Flag(args.args.as_deref());
-                crate::arguments::explain(&name, signature, given, &mut outcome);
+                let given = crate::argument_errors::Given::Flag(args.args.as_deref());
+                crate::argument_errors::explain(&name, signature, given, &mut outcome);
             }
             report(&args, &module, &outcome);
             if let Some(replay) = replay {
@@ -86,15 +85,15 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
     }
 }
 
-/// A run's replay bundle in the making: the recorder, and the stdin the
-/// guest reads (recorded as it goes).
-struct Replay {
-    recorder: Recorder,
+/// A run's replay bundle in the making: its writer, and the stdin the
+/// guest reads (kept as it goes).
+struct RunBundle {
+    writer: BundleWriter,
     argument: Vec<u8>,
     stdin: Option<std::sync::Arc<std::sync::Mutex<Vec<u8>>>>,
 }
 
-impl Replay {
+impl RunBundle {
     fn start(
         dir: &std::path::Path,
         args: &RunArgs,
@@ -102,18 +101,18 @@ impl Replay {
         task: &mut Task,
     ) -> anyhow::Result<Self> {
         let (path, _) = args.module_and_argv();
-        let recorder = Recorder::new(dir, &path, module.initialized_by())?;
+        let writer = BundleWriter::new(dir, &path, module.initialized_by())?;
         let limits = task.get_limits().cloned().unwrap_or_default();
         let stdin = match task.get_stdin() {
             Stdin::Inherit => {
-                let (reader, kept) = Recording::new(std::io::stdin(), limits.get_max_args());
+                let (reader, kept) = TeeReader::new(std::io::stdin(), limits.get_max_args());
                 *task = task.clone().stdin(Stdin::reader(reader));
                 Some(kept)
             }
             _ => None,
         };
-        Ok(Replay {
-            recorder,
+        Ok(RunBundle {
+            writer,
             argument: task.get_input().to_vec(),
             stdin,
         })
@@ -131,7 +130,7 @@ impl Replay {
             limits: &task.get_limits().cloned().unwrap_or_default(),
             stdin,
         };
-        if let Some(path) = self.recorder.record("run", inputs, outcome) {
+        if let Some(path) = self.writer.record("run", inputs, outcome) {
             eprintln!(
                 "wasmproc: replay it with: wasmproc replay {}",
                 path.display()
@@ -199,7 +198,7 @@ fn prepare(
     }
     check_guest_argv(&argv, typed, separated)?;
     if let Some(json) = args.args.as_deref().filter(|json| *json != "-") {
-        crate::arguments::check_json(json)?;
+        crate::argument_errors::check_json(json)?;
     }
     let (input, stdin) = match args.args.as_deref() {
         Some("-") => (read_argument(limits.get_max_args())?, Stdin::Empty),
@@ -215,21 +214,6 @@ fn prepare(
         .stdout(stdout)
         .stderr(stderr);
     Ok((module, task))
-}
-
-/// Where a run's guest output goes: captured for `--json`; otherwise
-/// passed through, except that a typed task's stdout goes to stderr, so
-/// that stdout holds its result alone (`| jq` works).
-pub(crate) fn guest_output(json: bool, typed: bool) -> (Output, Output) {
-    if json {
-        (Output::Capture, Output::Capture)
-    } else if typed {
-        let stderr: std::sync::Arc<std::sync::Mutex<dyn Write + Send>> =
-            std::sync::Arc::new(std::sync::Mutex::new(std::io::stderr()));
-        (Output::Writer(stderr), Output::Inherit)
-    } else {
-        (Output::Inherit, Output::Inherit)
-    }
 }
 
 /// Loads the module within the task's time limit: compiling a large module
@@ -347,35 +331,17 @@ fn check_guest_argv(argv: &[String], typed: bool, separated: bool) -> anyhow::Re
 /// Reads the task's argument from stdin, up to `max` bytes: a stream that
 /// does not end (`/dev/zero`) fails at the limit, not out of memory.
 fn read_argument(max: usize) -> anyhow::Result<Vec<u8>> {
-    let mut json = Vec::new();
-    std::io::stdin()
-        .take(max as u64 + 1)
-        .read_to_end(&mut json)
-        .context("cannot read the task's argument from stdin")?;
-    if json.len() > max {
-        return Err(usage(format!(
-            "the argument on stdin is over the limit of {} bytes: raise it with --max-args",
-            max
-        )));
-    }
-    Ok(json)
+    crate::stdin::read_capped(max)
+        .context("cannot read the task's argument from stdin")?
+        .ok_or_else(|| {
+            usage(format!(
+                "the argument on stdin is over the limit of {} bytes: raise it with --max-args",
+                max
+            ))
+        })
 }
 
-/// Prints the outcome. Printing is best effort: a closed stdout (`| head`)
-/// must not replace the task's exit status.
+/// Prints the outcome, best effort (see [`print_outcome`]).
 fn report(args: &RunArgs, module: &Module, outcome: &Outcome) {
-    let mut out = std::io::stdout().lock();
-    if args.json {
-        let _ = writeln!(out, "{}", OutcomeJson::new(outcome, None));
-    } else {
-        if let Some(result) = &outcome.result {
-            let _ = out.write_all(result).and_then(|()| writeln!(out));
-        }
-        // The guest's stderr was passed through (or, from a cluster,
-        // written out).
-        if let Some(line) = failure_line(module.name(), outcome, true) {
-            eprintln!("{line}");
-        }
-    }
-    let _ = out.flush();
+    print_outcome(module.name(), outcome, args.json);
 }

@@ -10,7 +10,7 @@ use serde_json::json;
 use wasmproc::serve::{ConnectionRecord, Listen, Server};
 use wasmproc::{Entry, Isolation, ProcessOptions};
 
-use crate::args::{IsolationArg, ServeArgs};
+use crate::flags::{IsolationArg, ServeArgs};
 use crate::usage;
 
 /// The most connections `serve` runs at once: each holds a worker (a

@@ -5,19 +5,25 @@
 //! this says how many and when they go to another host, once per host.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crossbeam_channel::{RecvTimeoutError, Sender};
 use wasmproc_cluster::{Cluster, ClusterEvent};
 
 /// How long without any outcome before asking whether hosts are there.
 const QUIET_FOR: Duration = Duration::from_secs(5);
 
 /// Watches a cluster run until dropped.
+///
+/// Nothing polls: the silent-host lines come from the cluster's events, and
+/// the no-host hint from a thread that waits for the run's next outcome
+/// with a timeout of [`QUIET_FOR`], asking the cluster for its hosts only
+/// when the timeout passes. Dropping the watch ends that wait at once.
 pub(crate) struct HostWatch {
-    done: Arc<AtomicBool>,
-    /// Outcomes so far; the run counts them here.
-    pub(crate) outcomes: Arc<AtomicU64>,
+    /// One message per outcome (dropped when one already waits: the thread
+    /// only needs to know that something came). Dropped with the watch,
+    /// which wakes the thread to end.
+    outcomes: Sender<()>,
 }
 
 impl HostWatch {
@@ -27,42 +33,34 @@ impl HostWatch {
                 eprintln!("wasmproc: {line}");
             }
         });
-        let done = Arc::new(AtomicBool::new(false));
-        let outcomes = Arc::new(AtomicU64::new(0));
-        let watch = HostWatch {
-            done: Arc::clone(&done),
-            outcomes: Arc::clone(&outcomes),
-        };
+        let (outcomes, came) = crossbeam_channel::bounded(1);
         let spawned = std::thread::Builder::new()
             .name("wasmproc-host-watch".into())
             .spawn(move || {
-                let (mut seen, mut since) = (0, Instant::now());
-                while !done.load(Ordering::Relaxed) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    let now = outcomes.load(Ordering::Relaxed);
-                    if now != seen {
-                        (seen, since) = (now, Instant::now());
-                    } else if since.elapsed() >= QUIET_FOR {
-                        if cluster.hosts().is_ok_and(|hosts| hosts.none()) {
-                            eprintln!(
-                                "wasmproc: waiting for worker hosts: none is pulling tasks from \
-                                 {url} (start one: wasmproc worker --nats {url})"
-                            );
-                            return;
+                loop {
+                    match came.recv_timeout(QUIET_FOR) {
+                        Ok(()) => {}
+                        Err(RecvTimeoutError::Disconnected) => return,
+                        Err(RecvTimeoutError::Timeout) => {
+                            if cluster.hosts().is_ok_and(|hosts| hosts.none()) {
+                                eprintln!(
+                                    "wasmproc: waiting for worker hosts: none is pulling tasks \
+                                     from {url} (start one: wasmproc worker --nats {url})"
+                                );
+                                return;
+                            }
                         }
-                        since = Instant::now();
                     }
                 }
             });
         // Without the thread, only the hint is lost.
         drop(spawned);
-        watch
+        HostWatch { outcomes }
     }
-}
 
-impl Drop for HostWatch {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::Relaxed);
+    /// Notes that the run got an outcome: hosts are there.
+    pub(crate) fn outcome(&self) {
+        let _ = self.outcomes.try_send(());
     }
 }
 

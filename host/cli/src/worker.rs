@@ -8,7 +8,7 @@ use std::time::Duration;
 use wasmproc::{Isolation, ProcessOptions};
 use wasmproc_cluster::{Policy, WorkerEvent, WorkerHost};
 
-use crate::args::{IsolationArg, WorkerArgs};
+use crate::flags::{IsolationArg, WorkerArgs};
 use crate::usage;
 
 pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<u8> {

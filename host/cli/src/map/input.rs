@@ -3,9 +3,9 @@
 //! typing) never holds up the results of the lines before.
 //!
 //! An outcome's index is its line's number counted from 0. Blank lines are
-//! skipped but counted, so their numbers are not used; `Lines` maps the
-//! pool's task indexes back to line numbers, keeping one entry per run of
-//! blank lines only.
+//! skipped but counted, so their numbers are not used; `LineNumbers` maps
+//! the pool's task indexes back to line numbers, keeping one entry per run
+//! of blank lines only.
 
 use std::io::{BufRead, BufReader, Read};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,9 +25,9 @@ pub(crate) enum Shape {
 /// Task index → line index: where blank lines shifted the count. Read by
 /// every worker (rendering), written only at a blank line.
 #[derive(Clone, Default)]
-pub(crate) struct Lines(Arc<RwLock<Vec<(usize, usize)>>>);
+pub(crate) struct LineNumbers(Arc<RwLock<Vec<(usize, usize)>>>);
 
-impl Lines {
+impl LineNumbers {
     /// The 0-based line of task `index`.
     pub(crate) fn line_of(&self, index: usize) -> usize {
         let shifts = self.0.read().unwrap_or_else(|p| p.into_inner());
@@ -100,7 +100,7 @@ pub(crate) fn feed(
     input: Input,
     making: &Making,
     tasks: &TaskSender,
-    lines: &Lines,
+    lines: &LineNumbers,
     remembered: Option<&Remembered>,
     stop: &AtomicBool,
     fed: &Fed,
@@ -295,7 +295,7 @@ mod tests {
 
     #[test]
     fn task_indexes_map_back_to_line_numbers() {
-        let lines = Lines::default();
+        let lines = LineNumbers::default();
         // Lines: 0 task, 1 blank, 2 blank, 3 task, 4 task, 5 blank, 6 task.
         lines.record(1, 2);
         lines.record(3, 3);

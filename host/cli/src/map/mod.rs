@@ -27,14 +27,14 @@ use wasmproc::{
 };
 use wasmproc_cluster::Cluster;
 
-use crate::args::{IsolationArg, MapArgs};
-use crate::replay::Recorder;
+use crate::bundle::BundleWriter;
+use crate::flags::{IsolationArg, MapArgs};
 use crate::signals::STOP_WITHIN;
 use crate::usage;
 use crate::waiting::HostWatch;
-use input::{Fed, Lines, Remembered, Shape};
+use input::{Fed, LineNumbers, Remembered, Shape};
 use output::{Summary, progress_bar};
-use render::{Output, Rendered, Renderer, Replay};
+use render::{MapBundles, Output, Rendered, Renderer};
 
 /// Where `map`'s workers run unless `--isolation` says otherwise, chosen
 /// from the benchmark (README): at 2 workers a thread pool runs trivial
@@ -188,10 +188,10 @@ impl Map<'_> {
             );
         }
 
-        let lines = Lines::default();
+        let lines = LineNumbers::default();
         let replay = match &args.replay_dir {
-            Some(dir) => Some(Arc::new(Replay {
-                recorder: Recorder::new(dir, &args.module, module.initialized_by())?,
+            Some(dir) => Some(Arc::new(MapBundles {
+                writer: BundleWriter::new(dir, &args.module, module.initialized_by())?,
                 remembered: Remembered::default(),
                 shape: shape.clone(),
                 caps: caps.clone(),
@@ -219,7 +219,7 @@ impl Map<'_> {
         let progress = progress_bar(total);
         // Each `inc` reads the clock: not worth it per task for a bar nobody sees.
         let shown = !progress.is_hidden();
-        let out = output::Lines::new();
+        let out = output::StdoutWriter::new();
         let mut summary = Summary::new();
         let done = RefCell::new(Done::default());
         let mut emit = |rendered: Rendered| -> std::io::Result<()> {
@@ -236,7 +236,7 @@ impl Map<'_> {
             }
             summary.count(rendered.status);
             if let Some(watch) = &watch {
-                watch.outcomes.fetch_add(1, Ordering::Relaxed);
+                watch.outcome();
             }
             out.write(&rendered.bytes)
         };

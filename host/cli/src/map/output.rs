@@ -15,7 +15,7 @@ const FLUSH_WITHIN: Duration = Duration::from_millis(50);
 
 /// Rendered outcomes on stdout. A flusher thread, woken by the first line after
 /// a flush, flushes within [`FLUSH_WITHIN`].
-pub(crate) struct Lines {
+pub(crate) struct StdoutWriter {
     shared: Arc<Shared>,
 }
 
@@ -32,7 +32,7 @@ struct Buffered {
     failed: Option<std::io::Error>,
 }
 
-impl Lines {
+impl StdoutWriter {
     pub(crate) fn new() -> Self {
         let shared = Arc::new(Shared {
             out: Mutex::new(Buffered {
@@ -49,7 +49,7 @@ impl Lines {
         let _ = std::thread::Builder::new()
             .name("wasmproc-map-flush".into())
             .spawn(move || flush_when_written(&flusher));
-        Lines { shared }
+        StdoutWriter { shared }
     }
 
     /// Writes one outcome's rendered bytes.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use wasmproc::{Capabilities, Entry, ExitStatus, Limits, Outcome, TaskSignature};
 
-use super::input::{Lines, Remembered, Shape};
-use crate::replay::{Inputs, Recorder};
+use super::input::{LineNumbers, Remembered, Shape};
+use crate::bundle::{BundleWriter, Inputs};
 use crate::report::{OutcomeJson, ResultJson};
 
 /// What `map` writes for each task.
@@ -36,8 +36,8 @@ pub(crate) struct Rendered {
 }
 
 /// The replay bundles of failed tasks (`--replay-dir`).
-pub(crate) struct Replay {
-    pub(crate) recorder: Recorder,
+pub(crate) struct MapBundles {
+    pub(crate) writer: BundleWriter,
     pub(crate) remembered: Remembered,
     pub(crate) shape: Shape,
     pub(crate) caps: Capabilities,
@@ -47,8 +47,8 @@ pub(crate) struct Replay {
 /// Turns outcomes into output; shared by every worker.
 pub(crate) struct Renderer {
     pub(crate) output: Output,
-    pub(crate) lines: Lines,
-    pub(crate) replay: Option<Arc<Replay>>,
+    pub(crate) lines: LineNumbers,
+    pub(crate) replay: Option<Arc<MapBundles>>,
     /// A typed task's name and recorded signature: an argument of the
     /// wrong shape is explained with them.
     pub(crate) task: Option<(String, Option<TaskSignature>)>,
@@ -59,8 +59,8 @@ impl Renderer {
     pub(crate) fn render(&self, index: usize, mut outcome: Outcome) -> Rendered {
         let line = self.lines.line_of(index);
         if let Some((name, signature)) = &self.task {
-            let given = crate::arguments::Given::Line;
-            crate::arguments::explain(name, signature.as_ref(), given, &mut outcome);
+            let given = crate::argument_errors::Given::Line;
+            crate::argument_errors::explain(name, signature.as_ref(), given, &mut outcome);
         }
         // A task that failed before it ran (invalid JSON, say) does not know
         // where it came from: its message names its line.
@@ -112,7 +112,7 @@ fn failure_note(line: usize, outcome: &Outcome) -> String {
     note
 }
 
-impl Replay {
+impl MapBundles {
     /// Writes the bundle of a failed task of input line `line` (from 0);
     /// whether one was written.
     fn record(&self, index: usize, line: usize, outcome: &Outcome) -> bool {
@@ -135,7 +135,7 @@ impl Replay {
             limits: &self.limits,
             stdin: None,
         };
-        self.recorder
+        self.writer
             .record(&format!("line-{}", line + 1), inputs, outcome)
             .is_some()
     }

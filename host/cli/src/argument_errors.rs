@@ -2,7 +2,7 @@
 //! argument as typed, and a form that works (serde's messages speak of
 //! `null`, tuples and trailing characters the user never typed).
 
-use wasmproc::{ExitStatus, Outcome, TaskSignature};
+use wasmproc::{Outcome, TaskSignature};
 
 use crate::usage;
 
@@ -29,9 +29,6 @@ pub(crate) fn check_json(text: &str) -> anyhow::Result<()> {
     }))
 }
 
-/// The prefix of the SDK's message for an argument of the wrong shape.
-const MISFIT: &str = "the argument does not fit the task's parameter type: ";
-
 /// Rewrites the message of an argument that does not fit task `name`,
 /// quoting its signature when the SDK recorded one.
 pub(crate) fn explain(
@@ -44,14 +41,9 @@ pub(crate) fn explain(
         Given::Flag(given) => (given, false),
         Given::Line => (Some(""), true),
     };
-    if outcome.status != ExitStatus::BadInvocation {
-        return;
-    }
-    let Some(detail) = outcome
-        .message
-        .as_deref()
-        .and_then(|message| message.strip_prefix(MISFIT))
-    else {
+    // The SDK's words for an argument of the wrong shape (its contract,
+    // read by the library).
+    let Some(detail) = outcome.argument_misfit() else {
         return;
     };
     let detail = detail
@@ -195,11 +187,14 @@ fn example(wanted: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmproc::ExitStatus;
 
     fn misfit(detail: &str) -> Outcome {
         Outcome::not_run(
             ExitStatus::BadInvocation,
-            format!("{MISFIT}{detail} at line 1 column 4"),
+            format!(
+                "the argument does not fit the task's parameter type: {detail} at line 1 column 4"
+            ),
         )
     }
 
