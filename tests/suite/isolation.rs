@@ -8,7 +8,7 @@ use wasmproc::{
     Capabilities, DirGrant, ExitStatus, Isolation, Limits, Outcome, Output, Pool, ProcessOptions,
     Stdin, Task, TrapKind,
 };
-use wasmproc_tests::{sdk_tasks, wasi_cmd};
+use wasmproc_tests::{Started, announced_sleep, sdk_tasks, wasi_cmd};
 
 use crate::pool_host;
 
@@ -246,10 +246,11 @@ fn commands_are_the_same_in_threads_and_processes() {
 #[test]
 fn cancel_reaches_a_task_in_a_worker_process() {
     let processes = pool(sdk_tasks(), process(), 1);
+    let running = Started::new();
     let handle = processes
-        .submit(Task::call("sleep_ms", &3_600_000u64).unwrap())
+        .submit(announced_sleep(&running, 3_600_000))
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    running.wait();
     let started = Instant::now();
     handle.cancel();
     assert_eq!(handle.wait().status, ExitStatus::Cancelled);
@@ -333,6 +334,7 @@ fn a_guest_waiting_on_a_relayed_stdin_times_out() {
     struct Never;
     impl std::io::Read for Never {
         fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+            // A reader that never answers is the point: no handshake to wait for.
             std::thread::sleep(Duration::from_secs(3600));
             Ok(0)
         }
@@ -384,10 +386,12 @@ mod supervision {
     fn kill_9_a_worker_mid_task() {
         let options = ProcessOptions::default().executable(pool_host()).retries(0);
         let processes = pool(sdk_tasks(), Isolation::Process(options), 2);
+        let running = Started::new();
         let victim = processes
-            .submit(Task::call("sleep_ms", &3_600_000u64).unwrap())
+            .submit(announced_sleep(&running, 3_600_000))
             .unwrap();
-        std::thread::sleep(Duration::from_millis(300));
+        // In its worker before the others come, so it keeps that one busy.
+        running.wait();
         let others: Vec<_> = (0..20u64)
             .map(|i| processes.submit(Task::call("square", &i).unwrap()).unwrap())
             .collect();
@@ -429,10 +433,10 @@ mod supervision {
         let processes = pool(sdk_tasks(), Isolation::Process(options), 1);
         wait_for("a worker", || processes.worker_pids().len() == 1);
         let first = processes.worker_pids()[0];
-        let handle = processes
-            .submit(Task::call("sleep_ms", &1_000u64).unwrap())
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(200));
+        let running = Started::new();
+        let handle = processes.submit(announced_sleep(&running, 1_000)).unwrap();
+        // Killed mid-task, not before the task reached it.
+        running.wait();
         kill(first, "-9");
         assert_eq!(
             handle.wait().decode::<u64>().unwrap(),
@@ -450,19 +454,22 @@ mod supervision {
             .retries(100)
             .restart_intensity(3, Duration::from_secs(60));
         let processes = pool(sdk_tasks(), Isolation::Process(options), 1);
+        let running = Started::new();
         let handle = processes
-            .submit(Task::call("sleep_ms", &3_600_000u64).unwrap())
+            .submit(announced_sleep(&running, 3_600_000))
             .unwrap();
+        // Each time the task runs (again) in a worker, that worker dies
+        // under it: every death counts against the task.
         let mut killed = Vec::new();
         while !handle.is_finished() {
-            for pid in processes.worker_pids() {
-                if !killed.contains(&pid) {
-                    std::thread::sleep(Duration::from_millis(100));
-                    kill(pid, "-9");
-                    killed.push(pid);
-                }
+            if running.wait_timeout(Duration::from_millis(50)).is_none() {
+                continue;
             }
-            std::thread::sleep(Duration::from_millis(10));
+            let pids = processes.worker_pids();
+            let busy: Vec<u32> = pids.into_iter().filter(|p| !killed.contains(p)).collect();
+            assert_eq!(busy.len(), 1, "one worker runs the task: {busy:?}");
+            kill(busy[0], "-9");
+            killed.push(busy[0]);
             assert!(killed.len() < 50, "the breaker never tripped");
         }
         let outcome = handle.wait();
@@ -636,12 +643,13 @@ fn handles_are_awaited_and_callbacks_called_in_both_isolations() {
 
         // Cancelled while awaited.
         let cancelled = executor.block_on(async {
-            let handle = pool
-                .submit(Task::call("sleep_ms", &60_000u64).unwrap())
-                .unwrap();
+            // Cancelled once the task runs, from outside the executor,
+            // which is busy awaiting it.
+            let started = Started::new();
+            let handle = pool.submit(announced_sleep(&started, 60_000)).unwrap();
             let canceller = handle.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::task::spawn_blocking(move || {
+                started.wait();
                 canceller.cancel();
             });
             handle.await

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use wasmproc::{Capabilities, ErrorKind, ExitStatus, Limits, Pool, Shutdown, Task, TrapKind};
-use wasmproc_tests::{sdk_tasks, wasi_cmd};
+use wasmproc_tests::{Started, announced_sleep, sdk_tasks, wasi_cmd};
 
 fn pool(workers: usize) -> Pool {
     Pool::builder(sdk_tasks()).workers(workers).build().unwrap()
@@ -42,10 +42,12 @@ fn wait_timeout_only_stops_the_waiting() {
 #[test]
 fn cancel_a_queued_task_and_a_running_one() {
     let pool = pool(1);
-    let running = pool.submit(sleep_task(3_600_000)).unwrap();
+    let started = Started::new();
+    let running = pool.submit(announced_sleep(&started, 3_600_000)).unwrap();
     let queued = pool.submit(Task::call("calls", &()).unwrap()).unwrap();
     queued.cancel();
-    std::thread::sleep(Duration::from_millis(50));
+    // The first is running (it says so) when it is cancelled.
+    started.wait();
     let started = Instant::now();
     running.cancel();
     assert_eq!(running.wait().status, ExitStatus::Cancelled);
@@ -129,8 +131,14 @@ fn an_ordered_map_holds_back_a_bounded_number_of_results() {
     let mut results = pool.map_tasks(tasks);
     let first = std::thread::scope(|scope| {
         let waiting = scope.spawn(|| results.next());
+        // Not a handshake but the point: the map has this long to pull
+        // more than its window while the first task still runs.
         std::thread::sleep(Duration::from_millis(800));
         let pulled_while_waiting = pulled.load(Ordering::SeqCst);
+        assert!(
+            !waiting.is_finished(),
+            "the first task still runs when the inputs are counted"
+        );
         assert!(
             pulled_while_waiting <= 64,
             "{pulled_while_waiting} inputs pulled while the first task ran"
@@ -465,10 +473,10 @@ fn stress_no_task_is_lost() {
 
 /// Process pools start worker processes on demand and let idle ones go.
 mod processes {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
 
     use wasmproc::{Isolation, Pool, ProcessOptions, Task};
-    use wasmproc_tests::sdk_tasks;
+    use wasmproc_tests::{sdk_tasks, wait_for};
 
     use crate::pool_host;
 
@@ -478,18 +486,6 @@ mod processes {
             .isolation(Isolation::Process(options.executable(pool_host())))
             .build()
             .unwrap()
-    }
-
-    /// Waits until `condition` holds, failing the test after 30 s.
-    fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
-        let started = Instant::now();
-        while !condition() {
-            assert!(
-                started.elapsed() < Duration::from_secs(30),
-                "timed out waiting for {what}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 
     #[test]
@@ -554,6 +550,7 @@ mod processes {
             assert!(handle.wait().success());
         }
         wait_for("back to three", || pool.worker_pids().len() == 3);
+        // The point: three idle timeouts later, the minimum is still there.
         std::thread::sleep(Duration::from_millis(600));
         assert_eq!(pool.worker_pids().len(), 3, "the minimum stays");
     }
@@ -571,6 +568,7 @@ mod processes {
             assert!(handle.wait().success());
         }
         wait_for("four worker processes", || pool.worker_pids().len() == 4);
+        // The point: idle for a while, they are all still there.
         std::thread::sleep(Duration::from_millis(500));
         assert_eq!(pool.worker_pids().len(), 4);
     }

@@ -275,6 +275,8 @@ fn a_silent_connection_is_ended_at_the_first_byte_timeout_and_others_are_not() {
             waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
             "{name}: ended at the first-byte timeout, after {waited:?}"
         );
+        // The point: well past the first-byte timeout, the slow client is
+        // still served.
         std::thread::sleep(Duration::from_millis(1500));
         slow.write_all(b"b").unwrap();
         slow.shutdown(Shutdown::Write).unwrap();
@@ -428,10 +430,12 @@ fn a_client_that_resets_ends_only_its_connection() {
     for (name, isolation) in isolations() {
         let running = Running::start(server("echo", isolation));
         let resetting = running.connect();
+        let reset_peer = resetting.local_addr().unwrap().to_string();
         (&resetting).write_all(&pattern(1 << 20)).unwrap();
         // Closing with unread data in the receive buffer makes the kernel
-        // send a reset instead of a close.
-        std::thread::sleep(Duration::from_millis(100));
+        // send a reset instead of a close: wait until the echo is there.
+        let mut echoed = [0u8; 1];
+        assert_eq!(resetting.peek(&mut echoed).unwrap(), 1, "{name}");
         drop(resetting);
         let reply = exchange(running.connect(), b"after the reset".to_vec());
         assert_eq!(reply, b"after the reset", "{name}");
@@ -441,6 +445,30 @@ fn a_client_that_resets_ends_only_its_connection() {
             2,
             "{name}: both connections recorded: {records:?}"
         );
+        // The reset ended its handler as the serve layer says: a read
+        // finds end of file (the client never sent one: only the reset
+        // gives it), or, when the reset meets a write, the write fails.
+        let reset = records
+            .iter()
+            .find(|r| r.peer == reset_peer)
+            .unwrap_or_else(|| panic!("{name}: no record of {reset_peer}: {records:?}"));
+        assert!(
+            reset.bytes_out > 0 && reset.bytes_in <= 1 << 20,
+            "{name}: it was served: {reset:?}"
+        );
+        let ended_at_the_reset = match reset.status {
+            ExitStatus::Exited(0) => true,
+            ExitStatus::Exited(1) => reset
+                .message
+                .as_deref()
+                .is_some_and(|m| m.contains("I/O error")),
+            _ => false,
+        };
+        assert!(ended_at_the_reset, "{name}: {reset:?}");
+        // The other connection is whole.
+        let other = records.iter().find(|r| r.peer != reset_peer).unwrap();
+        assert_eq!(other.status, ExitStatus::Exited(0), "{name}: {other:?}");
+        assert_eq!((other.bytes_in, other.bytes_out), (15, 15), "{name}");
         running.stop();
     }
 }

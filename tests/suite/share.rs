@@ -8,7 +8,7 @@ use wasmproc::{
     Barrier, ErrorKind, Event, ExitStatus, Isolation, Limits, Lock, Pool, ProcessOptions, Queue,
     Semaphore, SharedRegion, Task, TrapKind, pipe,
 };
-use wasmproc_tests::share_tasks;
+use wasmproc_tests::{Started, share_tasks, wait_for};
 
 use crate::pool_host;
 
@@ -70,7 +70,7 @@ fn a_bounded_queue_holds_back_a_flood() {
         let pool = pool(isolation, 1);
         let jobs = Queue::<String>::new(4);
         let flood = submit(&pool, call("flood", (1000, 1024)).share("jobs", &jobs));
-        std::thread::sleep(Duration::from_millis(100));
+        wait_for("the producer to fill the queue", || jobs.len() >= 4);
         // The producer waits on the full queue: it holds no more than that.
         assert_eq!(jobs.len(), 4, "{label}");
         for _ in 0..1000 {
@@ -95,8 +95,10 @@ fn a_task_blocked_on_a_queue_is_timed_out_or_cancelled_and_loses_nothing() {
         let timed = submit(&pool, waiting.clone().limits(timeout(200)));
         assert_eq!(timed.wait().status, ExitStatus::TimedOut, "{label}");
 
-        let cancelled = submit(&pool, waiting.clone());
-        std::thread::sleep(Duration::from_millis(100));
+        // Cancelled once it runs (it says so), not while it waits for a worker.
+        let started = Started::new();
+        let cancelled = submit(&pool, started.grant(waiting.clone()));
+        started.wait();
         cancelled.cancel();
         assert_eq!(cancelled.wait().status, ExitStatus::Cancelled, "{label}");
 
@@ -313,10 +315,18 @@ fn events_barriers_and_semaphores_coordinate_tasks() {
     for (label, isolation) in isolations() {
         let pool = pool(isolation, 3);
         let go = Event::new().unwrap();
+        let started = Started::new();
         let waiters: Vec<_> = (0..2)
-            .map(|_| submit(&pool, call("wait_event", ()).share("go", &go)))
+            .map(|_| {
+                submit(
+                    &pool,
+                    started.grant(call("wait_event", ()).share("go", &go)),
+                )
+            })
             .collect();
-        std::thread::sleep(Duration::from_millis(50));
+        // Both run, holding the event, before it is set.
+        started.wait();
+        started.wait();
         go.set();
         for waiter in waiters {
             assert!(waiter.wait().decode::<bool>().unwrap(), "{label}");
@@ -360,8 +370,17 @@ fn a_wait_on_a_word_is_woken_by_the_host() {
     for (label, isolation) in isolations() {
         let pool = pool(isolation, 1);
         let counts = SharedRegion::new(8).unwrap();
-        let waiter = submit(&pool, call("wait_word", ()).share("counts", &counts));
-        std::thread::sleep(Duration::from_millis(100));
+        let started = Started::new();
+        let waiter = submit(
+            &pool,
+            started.grant(call("wait_word", ()).share("counts", &counts)),
+        );
+        started.wait();
+        // Asleep on the word: a wake with the word unchanged wakes it (it
+        // sleeps again), so the host knows its notify reaches a sleeper.
+        wait_for("the task to sleep on the word", || {
+            counts.notify(0, 1).unwrap() == 1
+        });
         counts.u32_at(0).unwrap().store(9, Ordering::SeqCst);
         counts.notify(0, 1).unwrap();
         assert_eq!(waiter.wait().decode::<u32>().unwrap(), 9, "{label}");
@@ -555,8 +574,12 @@ mod killed {
     fn a_queue_loses_nothing_to_a_killed_taker() {
         let pool = one_worker();
         let jobs = Queue::<u64>::new(4);
-        let taker = submit(&pool, call("take_one", ()).share("jobs", &jobs));
-        std::thread::sleep(Duration::from_millis(300));
+        let started = Started::new();
+        let taker = submit(
+            &pool,
+            started.grant(call("take_one", ()).share("jobs", &jobs)),
+        );
+        started.wait();
         kill_workers(&pool);
         assert_eq!(taker.wait().status, ExitStatus::WorkerLost);
         jobs.put(&5).unwrap();
@@ -626,6 +649,8 @@ fn a_task_out_of_time_in_a_full_queue_ends_timed_out_and_holds_up_no_other() {
             Some(10),
             "{label}"
         );
+        // An absence can only be seen by waiting: a message sent late (after
+        // the timeout) would have arrived within this.
         std::thread::sleep(Duration::from_millis(100));
         assert_eq!(full.try_get().unwrap(), None, "{label}");
     }

@@ -198,6 +198,15 @@ fn sleep_ms(ms: u64) -> u64 {
     ms
 }
 
+/// Says it started, on the queue `started`, then sleeps `ms`: the host
+/// waits for the word instead of guessing how long a start takes.
+#[task]
+fn announced_sleep_ms(ms: u64) -> Result<u64, wasmproc_guest::ShareError> {
+    wasmproc_guest::queue::<u64>("started")?.put(&ms)?;
+    std::thread::sleep(std::time::Duration::from_millis(ms));
+    Ok(ms)
+}
+
 #[task]
 fn read_stdin() -> String {
     let mut text = String::new();

@@ -34,10 +34,23 @@ fn consume() -> Result<(u64, u64), ShareError> {
     }
 }
 
-/// Takes one value from `jobs`, waiting as long as it takes.
+/// Tells the host this task runs, when it granted the queue `started`: a
+/// test waits for that instead of sleeping and hoping the task has reached
+/// the wait it means to test.
+fn announce() -> Result<(), ShareError> {
+    match queue::<u64>("started") {
+        Ok(started) => started.put(&0),
+        Err(ShareError::NotGranted { .. }) => Ok(()),
+        Err(error) => Err(error),
+    }
+}
+
+/// Takes one value from `jobs`, waiting as long as it takes (announced).
 #[task]
 fn take_one() -> Result<u64, ShareError> {
-    queue::<u64>("jobs")?.get()
+    let jobs = queue::<u64>("jobs")?;
+    announce()?;
+    jobs.get()
 }
 
 /// Takes one value from `jobs`, waiting at most `ms`: `null` if none came.
@@ -157,10 +170,12 @@ fn take_lock() -> Result<String, ShareError> {
     })
 }
 
-/// Waits for the event `go`, then returns true.
+/// Waits for the event `go`, then returns true (announced).
 #[task]
 fn wait_event() -> Result<bool, ShareError> {
-    Event::open("go")?.wait();
+    let go = Event::open("go")?;
+    announce()?;
+    go.wait();
     Ok(true)
 }
 
@@ -215,10 +230,11 @@ fn write_read(offset: u64, text: String) -> Result<String, ShareError> {
 }
 
 /// Sleeps on the word at offset 0 of `counts` while it holds 0; returns
-/// its value once woken.
+/// its value once woken (announced).
 #[task]
 fn wait_word() -> Result<u32, ShareError> {
     let counts = region("counts")?;
+    announce()?;
     while counts.load_u32(0)? == 0 {
         counts.wait_u32(0, 0, None)?;
     }
