@@ -10,7 +10,7 @@ mod common;
 use wasmproc::{Pool, Task, pipe};
 
 fn main() -> Result<(), wasmproc::Error> {
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     let module = common::classics();
     let pool = Pool::builder(&module)
         .workers(1)

@@ -11,7 +11,7 @@ use wasmproc::{Lock, Output, Pool, Task};
 
 fn main() -> Result<(), wasmproc::Error> {
     // In process isolation this very program is each worker process.
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     let isolation = common::isolation_from_args();
     let module = common::classics();
     let pool = Pool::builder(&module)

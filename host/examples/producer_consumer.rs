@@ -11,7 +11,7 @@ mod common;
 use wasmproc::{Pool, Queue, Task};
 
 fn main() -> Result<(), wasmproc::Error> {
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     let isolation = common::isolation_from_args();
     let module = common::classics();
     let pool = Pool::builder(&module)

@@ -10,7 +10,7 @@ mod common;
 use wasmproc::{Pool, pipe};
 
 fn main() -> Result<(), wasmproc::Error> {
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     let isolation = common::isolation_from_args();
     let module = common::classics();
     let (progress, theirs) = pipe();

@@ -12,7 +12,7 @@ use std::sync::atomic::Ordering;
 use wasmproc::{Pool, SharedRegion, Task};
 
 fn main() -> Result<(), wasmproc::Error> {
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     let isolation = common::isolation_from_args();
     let module = common::classics();
     let pool = Pool::builder(&module)

@@ -6,6 +6,10 @@
 
 use std::sync::OnceLock;
 
+/// The engine settings of the library's pools, for the benchmark that
+/// compares them with wasmtime used directly (not an API).
+pub use crate::engine::bench_engine_config;
+
 use crate::outcome::Outcome;
 use crate::pool::process::protocol::{
     ShareOp, ShareReply, StreamName, ToChild, ToParent, WireTask, read_frame, write_frame,

@@ -150,7 +150,7 @@ mod error;
 mod outcome;
 
 // Per-task limits.
-pub mod limits;
+mod limits;
 
 // Queues, pipes, shared regions and locks granted to tasks.
 mod share;
@@ -177,7 +177,7 @@ mod module;
 mod run;
 
 // Pools of thread or process workers.
-pub mod pool;
+mod pool;
 
 // One interface over pools and other back ends.
 mod executor;
@@ -191,18 +191,19 @@ pub mod fuzzing;
 
 pub use cache::{CACHE_MAX_ENV, CacheEntry, CacheStatus, DEFAULT_CACHE_MAX};
 pub use cancel::CancelToken;
-pub use engine::bench_engine_config;
 pub use error::{Cause, Error, ErrorKind};
 pub use executor::{Executor, MapOptions, Results, Transform};
-pub use limits::Limits;
+pub use limits::{
+    DEFAULT_MAX_ARGS, DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_RESULT,
+    DEFAULT_MAX_WASM_STACK, Limits, MAX_SIZE_LIMIT,
+};
 pub use module::{ExportInfo, ImportInfo, Module, Param, TaskSignature};
 pub use outcome::{Captured, Outcome};
-pub use pool::process;
 pub use pool::{
     Completion, Isolation, MAX_CHUNKSIZE, MapResults, Pool, PoolBuilder, Shutdown, TaskHandle,
     TaskSender, TaskSource, TaskStream, UnorderedResults,
 };
-pub use process::ProcessOptions;
+pub use pool::process::{ProcessOptions, WORKER_ENV, run_worker_if_requested};
 pub use runtime::{
     CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MODULE_FUNCTIONS, DEFAULT_MAX_MODULE_SIZE,
     Runtime, RuntimeBuilder,

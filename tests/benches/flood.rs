@@ -21,7 +21,7 @@ const BOUND: u64 = 64 << 20;
 
 fn main() {
     // The worker processes are this very binary.
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     let seconds = wasmproc_tests::bench_option("--seconds", 30);
     let clients = wasmproc_tests::bench_option("--clients", 64);
     let Some(before) = resident() else {

@@ -337,7 +337,7 @@ fn first_result(wasmproc: &Path, dir: &Path, args: &[&str]) -> f64 {
 }
 
 fn main() {
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     let count = wasmproc_tests::tasks_argument(10_000);
     let limit = std::env::args()
         .skip_while(|a| a != "--limit")

@@ -36,7 +36,7 @@ impl Report {
 
 fn main() {
     // The process-isolation rows start this very binary as their workers.
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     let tasks = wasmproc_tests::tasks_argument(100_000);
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     println!("wasmproc pool benchmark: {tasks} trivial tasks per row, {cpus} CPUs, one run");
@@ -296,7 +296,7 @@ struct RawState {
 impl RawWasmtime {
     fn new(threads: u32) -> Self {
         let engine =
-            Engine::new(&wasmproc::bench_engine_config(threads.max(1) * 2)).expect("engine");
+            Engine::new(&wasmproc::fuzzing::bench_engine_config(threads.max(1) * 2)).expect("engine");
         let mut linker = Linker::<RawState>::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi).expect("wasi links");
         let m = "wasmproc_v1";

@@ -133,7 +133,7 @@ fn wanted(name: &str) -> bool {
 }
 
 fn main() {
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     let n = wasmproc_tests::tasks_argument(200_000);
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     println!("wasmproc sharing benchmark: {n} messages per row, {cpus} CPUs, one run");

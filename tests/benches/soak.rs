@@ -19,7 +19,7 @@ use wasmproc_tests::mutations::Rng;
 
 fn main() {
     // The process-isolation run starts this very binary as its workers.
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     let tasks = wasmproc_tests::tasks_argument(100_000);
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
     println!("wasmproc soak: {tasks} tasks, 10% hostile, {cpus} workers, each isolation");

@@ -3,6 +3,6 @@
 //! process pools start it as their worker executable.
 
 fn main() {
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     std::process::exit(wasmproc_tests::host_program::main());
 }

@@ -4,6 +4,6 @@
 
 fn main() -> std::process::ExitCode {
     // A pool with process isolation starts this binary as its workers.
-    wasmproc::process::run_worker_if_requested();
+    wasmproc::run_worker_if_requested();
     wasmproc_cli::main()
 }

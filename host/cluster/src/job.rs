@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use wasmproc::{ExitStatus, Outcome};
 
-use crate::client::{ClusterEvent, Listener};
+use crate::events::{ClusterEvent, Listener};
 use crate::held::Held;
 use crate::link::Link;
 use crate::names;

@@ -33,6 +33,7 @@
 
 mod client;
 mod error;
+mod events;
 mod held;
 mod job;
 mod link;
@@ -42,7 +43,8 @@ mod publish;
 mod wire;
 mod worker;
 
-pub use client::{Cluster, ClusterEvent, ClusterExecutor, HostsSeen, RemoteModule};
+pub use client::{Cluster, ClusterExecutor, HostsSeen, RemoteModule};
+pub use events::ClusterEvent;
 pub use link::NatsOptions;
 pub use policy::Policy;
 pub use worker::{WorkerEvent, WorkerHost, WorkerHostBuilder, WorkerStopper, WorkerSummary};

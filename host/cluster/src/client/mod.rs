@@ -8,13 +8,13 @@ mod streams;
 mod submitted;
 
 use std::path::Path;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
 
 use async_nats::jetstream::context::ConsumerInfoErrorKind;
 use tokio::sync::mpsc;
 use wasmproc::{Error, ErrorKind, Limits};
 
+use crate::events::{ClusterEvent, Listener};
 use crate::job::{self, JobModule};
 use crate::link::{Link, NatsOptions};
 use crate::names;
@@ -45,39 +45,6 @@ pub struct Cluster {
     tokio: Arc<tokio::runtime::Runtime>,
     link: Link,
     listener: Listener,
-}
-
-/// Something a cluster job noticed that whoever waits on it may want to
-/// know ([`Cluster::on_event`]).
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub enum ClusterEvent {
-    /// A worker host that holds tasks of a job stopped answering: it has
-    /// said nothing about them for two of the intervals at which a working
-    /// host speaks up (two thirds of the ack wait). It probably died;
-    /// JetStream gives its tasks to another host when the ack wait runs
-    /// out. Said once per host that stops.
-    HostSilent {
-        /// The job's tasks it holds without an outcome.
-        tasks: u64,
-        /// When the last of them goes back to the queue, from now.
-        redelivery_in: Duration,
-    },
-}
-
-type OnEvent = Arc<dyn Fn(&ClusterEvent) + Send + Sync>;
-
-/// Where a cluster's jobs send their [`ClusterEvent`]s.
-#[derive(Clone, Default)]
-pub(crate) struct Listener(Arc<Mutex<Option<OnEvent>>>);
-
-impl Listener {
-    pub(crate) fn emit(&self, event: &ClusterEvent) {
-        let listener = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        if let Some(listener) = listener {
-            listener(event);
-        }
-    }
 }
 
 /// The worker hosts' activity ([`Cluster::hosts`]).
@@ -151,7 +118,7 @@ impl Cluster {
     /// running now included (in place of an earlier `f`). `f` runs on the
     /// cluster's NATS threads: it should be quick.
     pub fn on_event(&self, f: impl Fn(&ClusterEvent) + Send + Sync + 'static) {
-        *self.listener.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(Arc::new(f));
+        self.listener.set(Arc::new(f));
     }
 
     /// What the worker hosts are doing now, as JetStream sees it: for

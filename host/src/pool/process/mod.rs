@@ -18,7 +18,7 @@
 //! ```no_run
 //! # #[allow(clippy::needless_doctest_main)]
 //! fn main() {
-//!     wasmproc::process::run_worker_if_requested();
+//!     wasmproc::run_worker_if_requested();
 //!     // ... the program proper, which may build a process pool ...
 //! }
 //! ```
@@ -105,7 +105,7 @@ pub(crate) fn refuse_in_a_worker() -> Result<(), Error> {
             ErrorKind::Setup,
             format!(
                 "`{program}` was started as a wasmproc worker process, yet builds a process pool \
-                 itself: call wasmproc::process::run_worker_if_requested() first thing in main, \
+                 itself: call wasmproc::run_worker_if_requested() first thing in main, \
                  so that a worker serves its pool instead of running the program again"
             ),
         ));
