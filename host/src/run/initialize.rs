@@ -11,7 +11,6 @@
 //! memory would name nothing (or something else) in every task.
 
 use serde::Serialize;
-use std::sync::{Mutex, PoisonError};
 
 use wasmtime::{Instance, Linker, Store};
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
@@ -23,6 +22,7 @@ use crate::cache::{CacheStatus, Identity};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::{Module, Origin, Resolved};
+use crate::mutex::Mutex;
 use crate::status::ExitStatus;
 use crate::store::HostState;
 use crate::task::{Initializer, Task};
@@ -186,7 +186,7 @@ fn run_and_snapshot(
     }
     // The helper instance holds the pool's spare place until its store
     // (`live`) is gone: the guard outlives it.
-    let one_at_a_time = PROBING.lock().unwrap_or_else(PoisonError::into_inner);
+    let one_at_a_time = PROBING.lock();
     let snapshot = {
         let (store, instance) = live
             .parts()

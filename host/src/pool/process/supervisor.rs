@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 use std::io::{BufReader, BufWriter, Write};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, select};
@@ -22,6 +22,7 @@ use super::{ProcessOptions, WORKER_ENV, WorkerPids};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
+use crate::mutex::{self, Mutex};
 use crate::outcome::Outcome;
 use crate::pool::queue::Job;
 use crate::share::Holder;
@@ -52,7 +53,7 @@ struct Worker {
 impl Worker {
     /// Sends one frame to the worker.
     fn send(&self, message: &ToChild) -> std::io::Result<()> {
-        let mut to_child = self.to_child.lock().unwrap_or_else(|p| p.into_inner());
+        let mut to_child = self.to_child.lock();
         write_frame(&mut *to_child, message)
     }
 
@@ -289,10 +290,7 @@ fn write_output(output: &Output, stream: StreamName, bytes: &[u8]) -> std::io::R
             out.write_all(bytes).and_then(|()| out.flush())
         }
         (Output::Inherit, StreamName::Stderr) => std::io::stderr().write_all(bytes),
-        (Output::Writer(writer), _) => writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .write_all(bytes),
+        (Output::Writer(writer), _) => mutex::lock(writer).write_all(bytes),
         (Output::Capture | Output::Discard, _) => Ok(()),
     }
 }
@@ -732,8 +730,8 @@ impl Supervisor {
         // handle that exists while it is created, so two workers started at
         // once could each hold the other's pipe open, and neither would see
         // its pool go away.
-        static SPAWNING: std::sync::Mutex<()> = std::sync::Mutex::new(());
-        let spawning = SPAWNING.lock().unwrap_or_else(|p| p.into_inner());
+        static SPAWNING: Mutex<()> = Mutex::new(());
+        let spawning = SPAWNING.lock();
         let mut process = Command::new(&executable)
             .env(WORKER_ENV, "1")
             .stdin(Stdio::piped())
