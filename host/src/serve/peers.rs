@@ -105,11 +105,7 @@ mod tests {
         let four = peers.admit("192.0.2.7".parse().unwrap()).unwrap();
         assert!(peers.admit("::ffff:192.0.2.7".parse().unwrap()).is_none());
         drop(six);
-        assert_eq!(
-            peers.open.lock().len(),
-            1,
-            "an emptied peer is forgotten"
-        );
+        assert_eq!(peers.open.lock().len(), 1, "an emptied peer is forgotten");
         drop(four);
     }
 }
