@@ -4,10 +4,12 @@
 //! [`CancelToken::cancelled`], and threads that block on channels register
 //! a wake-up channel with [`CancelToken::watch`].
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 
 use crossbeam_channel::Sender;
+
+use crate::mutex::Mutex;
 
 /// Ends a task early, from any thread: a task that has not started never
 /// starts, and a running one ends with `Cancelled` within about a
@@ -56,15 +58,9 @@ pub(crate) struct Watch {
 impl Drop for Watch {
     fn drop(&mut self) {
         for shared in &self.chain {
-            lock(&shared.watchers).retain(|(id, _)| *id != self.id);
+            shared.watchers.lock().retain(|(id, _)| *id != self.id);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl CancelShared {
@@ -134,7 +130,7 @@ impl CancelToken {
         if let Some(shared) = &self.shared {
             shared.cancelled.store(true, Ordering::SeqCst);
             shared.notify.notify_waiters();
-            for (_, wake) in lock(&shared.watchers).iter() {
+            for (_, wake) in shared.watchers.lock().iter() {
                 // A full channel already holds a wake-up; a closed one has
                 // nobody left to wake.
                 let _ = wake.try_send(());
@@ -162,7 +158,7 @@ impl CancelToken {
         let mut chain = Vec::new();
         let mut link = Some(shared);
         while let Some(shared) = link {
-            lock(&shared.watchers).push((id, wake.clone()));
+            shared.watchers.lock().push((id, wake.clone()));
             chain.push(Arc::clone(shared));
             link = shared.parent.as_ref();
         }

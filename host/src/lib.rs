@@ -137,6 +137,8 @@
 // it (ARCHITECTURE.md has the map; the `layers` test reads this order and
 // fails on a use that points up). Blank lines keep rustfmt from sorting.
 
+mod mutex;
+
 // How a task ended: the one table.
 mod status;
 

@@ -2,12 +2,14 @@
 //! tasks run, so that a busy guest notices its deadline or a cancellation
 //! within about a tick, and that sleeps while no task runs.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
 use wasmtime::Engine;
+
+use crate::mutex::Mutex;
 
 /// How often the ticker advances the engines' epoch. A busy guest notices a
 /// timeout or a cancellation within about one tick.
@@ -56,7 +58,7 @@ impl Ticker {
     }
 
     pub(crate) fn add_engine(&self, engine: Engine) {
-        lock(&self.shared.engines).push(engine);
+        self.shared.engines.lock().push(engine);
     }
 
     /// Marks a task as running until the guard drops.
@@ -112,16 +114,8 @@ fn tick(shared: &TickerShared) {
         // Parked rather than slept, so that `drop` wakes it at once. An
         // early wake-up only advances the epoch a little early.
         thread::park_timeout(EPOCH_TICK);
-        for engine in lock(&shared.engines).iter() {
+        for engine in shared.engines.lock().iter() {
             engine.increment_epoch();
         }
     }
-}
-
-/// Locks a mutex, ignoring poisoning: the data (a list of engines, a
-/// counter) stays valid whatever a panicking holder did.
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

@@ -11,17 +11,18 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering, fence};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
+use super::Isolation;
 use super::process::{self, Place, Roster, WorkerPids};
 use super::queue::{Idle, Job};
-use super::{Isolation, lock};
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
+use crate::mutex::Mutex;
 
 /// The worker threads of one pool.
 pub(super) struct Workers {
@@ -102,7 +103,7 @@ impl Workers {
             me: me.clone(),
         });
         {
-            let mut started = lock(&crew.started);
+            let mut started = crew.started.lock();
             crew.start_one(&mut started, true)?;
             for _ in 1..min {
                 // The first is enough to serve: the rest are a head start.
@@ -128,7 +129,7 @@ impl Workers {
     /// no worker starts afterwards.
     pub(super) fn join(&self) {
         let threads = {
-            let mut started = lock(&self.crew.started);
+            let mut started = self.crew.started.lock();
             started.closed = true;
             let mut threads: Vec<_> = started.threads.drain().map(|(_, thread)| thread).collect();
             threads.append(&mut started.retired);
@@ -170,7 +171,7 @@ impl Crew {
                 }
             }
         }
-        let mut started = lock(&self.started);
+        let mut started = self.started.lock();
         if !started.closed && started.threads.len() < self.size {
             let _ = self.start_one(&mut started, false);
         }
@@ -245,7 +246,7 @@ impl Roster for Crew {
         // As in `grow`: this worker has stopped counting as idle; a task
         // queued meanwhile is seen here, or its sender saw no idle worker.
         fence(Ordering::SeqCst);
-        let mut started = lock(&self.started);
+        let mut started = self.started.lock();
         if started.closed || Instant::now() < due || !self.queue.is_empty() {
             return false;
         }

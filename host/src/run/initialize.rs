@@ -11,7 +11,6 @@
 //! memory would name nothing (or something else) in every task.
 
 use serde::Serialize;
-use std::sync::{Mutex, PoisonError};
 
 use wasmtime::{Instance, Linker, Store};
 use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
@@ -23,6 +22,7 @@ use crate::cache::{CacheStatus, Identity};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::{Module, Origin, Resolved};
+use crate::mutex::Mutex;
 use crate::status::ExitStatus;
 use crate::store::HostState;
 use crate::task::{Initializer, Task};
@@ -97,7 +97,6 @@ impl Module {
             init: init.clone(),
             cached: status != CacheStatus::Uncached,
             status,
-            remake,
         };
         if let Some(compiled) = cache.load_snapshot(engine, &identity) {
             let found = Ok((compiled, CacheStatus::Hit));
@@ -112,10 +111,12 @@ impl Module {
     }
 }
 
-/// The snapshot's wasm made again: `init` run over `base`, uncached.
-fn remake(base: &Module, init: &Initializer) -> Result<Vec<u8>, Error> {
-    let resolved = base.resolve_initializer(&init.name)?;
-    run_and_snapshot(base, init, resolved, &CancelToken::never())
+/// A snapshot's wasm made again: its initializer run over its base,
+/// uncached. Handed down to the module layer where a snapshot found in the
+/// cache may need its wasm ([`Module::wasm_or_remake`]).
+pub(super) fn remake(origin: &Origin) -> Result<Vec<u8>, Error> {
+    let resolved = origin.base.resolve_initializer(&origin.init.name)?;
+    run_and_snapshot(&origin.base, &origin.init, resolved, &CancelToken::never())
 }
 
 /// The cache identity of `init`'s snapshot of `module`. The limits are not
@@ -149,7 +150,7 @@ fn run_and_snapshot(
     let mut wizer = Wizer::new();
     wizer.init_func(export);
     let (context, instrumented) = wizer
-        .instrument(module.wasm()?)
+        .instrument(module.wasm_or_remake(remake)?)
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let engine = module.runtime().engine(limits.get_fuel().is_some())?;
     let compiled = wasmtime::Module::new(&engine.engine, &instrumented)
@@ -186,7 +187,7 @@ fn run_and_snapshot(
     }
     // The helper instance holds the pool's spare place until its store
     // (`live`) is gone: the guard outlives it.
-    let one_at_a_time = PROBING.lock().unwrap_or_else(PoisonError::into_inner);
+    let one_at_a_time = PROBING.lock();
     let snapshot = {
         let (store, instance) = live
             .parts()

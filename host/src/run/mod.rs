@@ -21,12 +21,14 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;
 
 use crate::cancel::CancelToken;
+use crate::error::Error;
 use crate::module::{Module, Resolved};
 use crate::outcome::Outcome;
 use crate::status::ExitStatus;
 use crate::task::Task;
 
 pub(crate) use driver::take_abandoned_host_call;
+use initialize::remake;
 use instance::Live;
 use plan::plan;
 
@@ -42,6 +44,14 @@ impl Module {
     /// `Cancelled` when `token` is cancelled.
     pub fn run_with(&self, task: &Task, token: &CancelToken) -> Outcome {
         run_one(self, task, token)
+    }
+
+    /// Prepares the module for runs with a fuel limit now (compiled for the
+    /// fuel-metering engine, or read from the cache), so that the first
+    /// such run does not compile. Runs without a fuel limit need nothing
+    /// more than [`Runtime::load`](crate::Runtime::load).
+    pub fn prepare_for_fuel(&self) -> Result<(), Error> {
+        self.prepared(true, remake).map(drop)
     }
 }
 

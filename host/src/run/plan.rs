@@ -4,6 +4,7 @@
 
 use wasmtime::InstancePre;
 
+use super::remake;
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
@@ -31,7 +32,7 @@ pub(super) fn plan<'m>(
         validate_json(task)?;
     }
     let fuel = limits.get_fuel().is_some();
-    let pre = module.prepared(fuel)?.instance_pre()?;
+    let pre = module.prepared(fuel, remake)?.instance_pre()?;
     let engine = module.runtime().engine(fuel)?;
     Ok(Plan {
         resolved,

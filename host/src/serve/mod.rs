@@ -22,9 +22,12 @@
 //! # Ok::<(), wasmproc::Error>(())
 //! ```
 //!
+//! - `accept`: the accept loop, [`Server::run`].
 //! - `listener`: binding TCP or Unix sockets, accepting, waking `accept`.
 //! - `metered`: a connection's halves, counting bytes and noting activity.
 //! - `peers`: the per-peer cap, counting each peer's open connections.
+//! - `record`: one [`ConnectionRecord`] per connection, as it ends.
+//! - `slots`: the places for connections, each held as a permit.
 //! - `watchdog`: one timer thread for the first-byte, idle and
 //!   whole-connection timeouts, and for ending what outlives a stop's grace
 //!   period.
@@ -40,32 +43,32 @@
 //! at once: its connections past them are closed as soon as they are
 //! accepted.
 
+mod accept;
 mod listener;
 mod metered;
 mod peers;
+mod record;
+mod slots;
 mod watchdog;
 
-use std::net::IpAddr;
-use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 use crate::module::Module;
-use crate::outcome::Outcome;
 use crate::pool::{Isolation, Pool};
-use crate::status::ExitStatus;
-use crate::task::{Capabilities, DirectSocket, Entry, HangUp, Meter, Output, Stdin, Task};
+use crate::task::{Capabilities, Entry};
 
 pub use listener::Listen;
-use listener::{Listener, Stream, wake};
-use metered::{Incoming, Outgoing, Traffic};
-use peers::{Counted, Peers};
-use watchdog::{Expired, Timeouts, Watchdog};
+use listener::{Listener, wake};
+use peers::Peers;
+pub use record::ConnectionRecord;
+use slots::Slots;
+use watchdog::{Timeouts, Watchdog};
 
 /// The default bound on connections served at once.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
@@ -87,33 +90,6 @@ pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
 
 /// The default room for connections waiting to be accepted.
 pub const DEFAULT_BACKLOG: u32 = 1024;
-
-/// How long to wait before accepting again after the system refused (out
-/// of descriptors, say): a pause, so that connections ending free some.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(20);
-
-/// What happened to one connection: one record per accepted connection.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ConnectionRecord {
-    /// The peer's address (`IP:PORT`; for a Unix socket its path, or
-    /// `unix`).
-    pub peer: String,
-    /// How the worker ended. A first-byte, idle or whole-connection
-    /// timeout, or a stop's grace running out, is `TimedOut`; a connection
-    /// closed at once because its peer had as many open as the per-peer
-    /// cap allows is `Cancelled` (no worker ran it).
-    pub status: ExitStatus,
-    /// Why, when the guest did not just exit: the host's message, or the
-    /// last line the guest wrote on stderr.
-    pub message: Option<String>,
-    /// Bytes the peer sent that the guest read.
-    pub bytes_in: u64,
-    /// Bytes the guest wrote to the peer.
-    pub bytes_out: u64,
-    /// From accept to hang-up.
-    pub duration: Duration,
-}
 
 /// What a server did, once it has stopped.
 #[derive(Debug, Clone, Default)]
@@ -324,7 +300,7 @@ impl ServerBuilder {
             peers: self.max_per_peer.map(Peers::new),
             grace: self.grace,
             on_connection: self.on_connection,
-            slots: Arc::new(Slots::new(self.max_connections)),
+            slots: Slots::new(self.max_connections),
             stop: Arc::new(StopState {
                 stopping: AtomicBool::new(false),
                 now: CancelToken::new(),
@@ -421,190 +397,6 @@ impl Server {
             bound: self.bound.clone(),
         }
     }
-
-    /// Accepts and serves connections until stopped, then lets those in
-    /// flight finish (up to the grace period) and returns.
-    ///
-    /// # Errors
-    ///
-    /// [`ErrorKind::Setup`] when accepting fails for good (the listening
-    /// socket broke); connections in flight are ended first.
-    pub fn run(self) -> Result<ServeSummary, Error> {
-        let mut summary = ServeSummary::default();
-        let next_id = AtomicU64::new(0);
-        let mut failed = None;
-        while self.slots.take(&self.stop.stopping) {
-            let accepted = self.listener.accept();
-            if self.stop.stopping.load(Ordering::SeqCst) {
-                self.slots.give();
-                break;
-            }
-            match accepted {
-                Ok((stream, peer, ip)) => {
-                    summary.connections += 1;
-                    match self.count(ip) {
-                        Ok(counted) => {
-                            let id = next_id.fetch_add(1, Ordering::Relaxed);
-                            self.start(id, stream, peer, counted);
-                        }
-                        Err(refused) => {
-                            summary.refused += 1;
-                            drop(stream);
-                            self.refuse(peer, refused);
-                        }
-                    }
-                }
-                Err(error) if is_transient(&error) => {
-                    self.slots.give();
-                    if error.raw_os_error().is_some_and(is_out_of_files) {
-                        std::thread::sleep(ACCEPT_BACKOFF);
-                    }
-                }
-                Err(error) => {
-                    self.slots.give();
-                    failed = Some(Error::new(
-                        ErrorKind::Setup,
-                        format!("cannot accept connections on {}: {error}", self.bound),
-                    ));
-                    break;
-                }
-            }
-        }
-        // Stopped: nothing more is accepted; those in flight finish.
-        drop(self.listener);
-        self.pool.close();
-        let grace = if failed.is_some() || self.stop.now.is_cancelled() {
-            Duration::ZERO
-        } else {
-            self.grace
-        };
-        if !self
-            .slots
-            .wait_all_free(Instant::now() + grace, &self.stop.now)
-        {
-            let before = self.slots.in_use();
-            self.watchdog.expire_all(grace);
-            summary.cut_short = before as u64;
-        }
-        self.pool.join();
-        match failed {
-            Some(error) => Err(error),
-            None => Ok(summary),
-        }
-    }
-
-    /// Counts a connection from `ip` for its peer (`Ok(None)`: not
-    /// counted, no cap or no IP); `Err` with the message when the peer has
-    /// as many open as the cap allows.
-    fn count(&self, ip: Option<IpAddr>) -> Result<Option<Counted>, String> {
-        let (Some(peers), Some(ip)) = (&self.peers, ip) else {
-            return Ok(None);
-        };
-        match peers.admit(ip) {
-            Some(counted) => Ok(Some(counted)),
-            None => Err(format!(
-                "refused: {ip} has {} connections open already, the most one peer may (the \
-                 server's per-peer cap); closed at once",
-                peers.cap()
-            )),
-        }
-    }
-
-    /// Records a connection closed at once by the per-peer cap, and frees
-    /// its place.
-    fn refuse(&self, peer: String, message: String) {
-        let record = ConnectionRecord {
-            peer,
-            status: ExitStatus::Cancelled,
-            message: Some(message),
-            bytes_in: 0,
-            bytes_out: 0,
-            duration: Duration::ZERO,
-        };
-        if let Some(on_connection) = &self.on_connection {
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| on_connection(&record)));
-        }
-        self.slots.give();
-    }
-
-    /// The task for a connection, its stdin and stdout wired to `stream`.
-    ///
-    /// In this process the guest's thread reads and writes the socket
-    /// itself (one duplicate of it); a worker process gets the bytes through
-    /// its supervisor, from blocking halves (two duplicates).
-    fn wire(&self, stream: &Stream, traffic: &Arc<Traffic>) -> std::io::Result<Task> {
-        let task = Task::new(self.entry.clone(), &b"null"[..]).args(self.argv.iter().cloned());
-        if self.in_process {
-            let mut task = task;
-            task.direct = Some(DirectSocket {
-                socket: Arc::new(Mutex::new(Some(stream.socket()?))),
-                meter: Arc::clone(traffic) as Arc<dyn Meter>,
-            });
-            return Ok(task);
-        }
-        Ok(task
-            .stdin(Stdin::reader(Incoming {
-                stream: stream.try_clone()?,
-                traffic: Arc::clone(traffic),
-            }))
-            .stdout(Output::Writer(Arc::new(Mutex::new(Outgoing {
-                stream: stream.try_clone()?,
-                traffic: Arc::clone(traffic),
-            })))))
-    }
-
-    /// Hands one accepted connection to a worker.
-    fn start(&self, id: u64, stream: Stream, peer: String, counted: Option<Counted>) {
-        let traffic = Traffic::new();
-        let wired = self.wire(&stream, &traffic);
-        let stream = Arc::new(stream);
-        let ended_by_server: Arc<OnceLock<Expired>> = Arc::new(OnceLock::new());
-        let record = Recorder {
-            peer,
-            counted,
-            traffic: Arc::clone(&traffic),
-            ended_by_server: Arc::clone(&ended_by_server),
-            on_connection: self.on_connection.clone(),
-            slots: Arc::clone(&self.slots),
-            watchdog: Arc::clone(&self.watchdog),
-            id,
-        };
-        let mut task = match wired {
-            Ok(task) => task,
-            Err(error) => {
-                stream.hang_up();
-                let message = format!("cannot duplicate the connection's socket: {error}");
-                record.finish(Outcome::failed(ExitStatus::CannotRun, message));
-                return;
-            }
-        };
-        let hang_up = Arc::clone(&stream);
-        task.hang_up = Some(HangUp::new(move || hang_up.hang_up()));
-
-        // Watched from before the task starts; the token arrives once it
-        // is queued.
-        let token: Arc<OnceLock<CancelToken>> = Arc::new(OnceLock::new());
-        let theirs = Arc::clone(&token);
-        self.watchdog.watch(
-            id,
-            traffic,
-            self.timeouts,
-            Box::new(move |why| {
-                let _ = ended_by_server.set(why);
-                if let Some(token) = theirs.get() {
-                    token.cancel();
-                }
-                stream.hang_up();
-            }),
-        );
-        // A closed pool answers the task itself (its record is made).
-        if let Ok(cancel) = self
-            .pool
-            .submit_then(task, move |outcome| record.finish(outcome))
-        {
-            let _ = token.set(cancel);
-        }
-    }
 }
 
 /// A Unix socket's file, removed when dropped (a server's end, or a server
@@ -614,180 +406,5 @@ struct SocketFile(PathBuf);
 impl Drop for SocketFile {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.0);
-    }
-}
-
-/// Makes a connection's record once its task ended, and frees its place.
-struct Recorder {
-    peer: String,
-    /// The connection's count for its peer, given back as it ends.
-    counted: Option<Counted>,
-    traffic: Arc<Traffic>,
-    ended_by_server: Arc<OnceLock<Expired>>,
-    on_connection: Option<OnConnection>,
-    slots: Arc<Slots>,
-    watchdog: Arc<Watchdog>,
-    id: u64,
-}
-
-impl Recorder {
-    fn finish(self, outcome: Outcome) {
-        self.watchdog.forget(self.id);
-        // Before the record: whoever reads it may connect again at once.
-        drop(self.counted);
-        let (status, message) = match self.ended_by_server.get() {
-            Some(why) => (ExitStatus::TimedOut, Some(describe(*why))),
-            None => {
-                let message = outcome.message.clone().or_else(|| {
-                    (!outcome.status.success())
-                        .then(|| last_line(&outcome.stderr.bytes))
-                        .flatten()
-                });
-                (outcome.status, message)
-            }
-        };
-        let record = ConnectionRecord {
-            peer: self.peer,
-            status,
-            message,
-            bytes_in: self.traffic.bytes_in.load(Ordering::Relaxed),
-            bytes_out: self.traffic.bytes_out.load(Ordering::Relaxed),
-            duration: self.traffic.opened.elapsed(),
-        };
-        if let Some(on_connection) = &self.on_connection {
-            // The caller's code runs on a worker's thread: a panic in it
-            // must not take the worker, or the connection's place, along.
-            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| on_connection(&record)));
-        }
-        self.slots.give();
-    }
-}
-
-/// Words for why the server ended a connection.
-fn describe(why: Expired) -> String {
-    let human = |d: Duration| humantime::format_duration(d).to_string();
-    match why {
-        Expired::Silent(first_byte) => format!(
-            "the peer sent nothing (and the handler wrote nothing) within {} of connecting: \
-             ended by the first-byte timeout",
-            human(first_byte)
-        ),
-        Expired::Idle(idle) => format!(
-            "the connection was idle for {} (no byte either way): ended by the idle timeout",
-            human(idle)
-        ),
-        Expired::Timeout(timeout) => format!(
-            "the connection was open for {}: ended by its timeout",
-            human(timeout)
-        ),
-        Expired::Stopped(grace) => format!(
-            "the server stopped and the connection was still open {} later: ended",
-            human(grace)
-        ),
-    }
-}
-
-/// The last non-empty line of a guest's stderr, at most 1 KiB of it.
-fn last_line(stderr: &[u8]) -> Option<String> {
-    let text = String::from_utf8_lossy(stderr);
-    let line = text.lines().rev().find(|line| !line.trim().is_empty())?;
-    let mut line = line.trim().to_owned();
-    if line.len() > 1024 {
-        let mut cut = 1024;
-        while !line.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        line.truncate(cut);
-    }
-    Some(line)
-}
-
-/// Whether accepting failed for this one connection only (it was reset
-/// before it was taken), or for a while (out of descriptors): accepting
-/// goes on.
-fn is_transient(error: &std::io::Error) -> bool {
-    use std::io::ErrorKind as Kind;
-    matches!(
-        error.kind(),
-        Kind::ConnectionAborted | Kind::ConnectionReset | Kind::Interrupted | Kind::WouldBlock
-    ) || error.raw_os_error().is_some_and(is_out_of_files)
-}
-
-/// Whether an OS error code says the process or the system ran out of
-/// descriptors (EMFILE, ENFILE on Unix; WSAEMFILE on Windows).
-fn is_out_of_files(code: i32) -> bool {
-    if cfg!(windows) {
-        code == 10024
-    } else {
-        code == 24 || code == 23
-    }
-}
-
-/// The places for connections: one is taken before each accept, so that
-/// connections beyond the bound wait in the backlog.
-struct Slots {
-    state: Mutex<usize>,
-    capacity: usize,
-    changed: Condvar,
-}
-
-impl Slots {
-    fn new(capacity: usize) -> Self {
-        Slots {
-            state: Mutex::new(0),
-            capacity,
-            changed: Condvar::new(),
-        }
-    }
-
-    /// Takes a place, waiting for one; `false` once `stopping` is set.
-    fn take(&self, stopping: &AtomicBool) -> bool {
-        let mut used = self.lock();
-        loop {
-            if stopping.load(Ordering::SeqCst) {
-                return false;
-            }
-            if *used < self.capacity {
-                *used += 1;
-                return true;
-            }
-            used = self.changed.wait(used).unwrap_or_else(|p| p.into_inner());
-        }
-    }
-
-    fn give(&self) {
-        *self.lock() -= 1;
-        self.changed.notify_all();
-    }
-
-    fn in_use(&self) -> usize {
-        *self.lock()
-    }
-
-    fn wake_all(&self) {
-        let _used = self.lock();
-        self.changed.notify_all();
-    }
-
-    /// Waits until no place is taken, up to `deadline` or until `now` is
-    /// cancelled; whether none is.
-    fn wait_all_free(&self, deadline: Instant, now: &CancelToken) -> bool {
-        let mut used = self.lock();
-        while *used > 0 && !now.is_cancelled() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            used = self
-                .changed
-                .wait_timeout(used, left)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
-        }
-        *used == 0
-    }
-
-    fn lock(&self) -> MutexGuard<'_, usize> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 }

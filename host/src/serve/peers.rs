@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+
+use crate::mutex::Mutex;
 
 /// The open connections of each peer, up to a cap.
 pub(super) struct Peers {
@@ -35,7 +37,7 @@ impl Peers {
     /// open as the cap allows already.
     pub(super) fn admit(self: &Arc<Self>, peer: IpAddr) -> Option<Counted> {
         let key = key(peer);
-        let mut open = self.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.open.lock();
         let count = open.entry(key).or_insert(0);
         if *count >= self.cap {
             return None;
@@ -50,7 +52,7 @@ impl Peers {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        let mut open = self.peers.open.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = self.peers.open.lock();
         if let Some(count) = open.get_mut(&self.key) {
             *count -= 1;
             // Only peers with connections open take room.
@@ -103,11 +105,7 @@ mod tests {
         let four = peers.admit("192.0.2.7".parse().unwrap()).unwrap();
         assert!(peers.admit("::ffff:192.0.2.7".parse().unwrap()).is_none());
         drop(six);
-        assert_eq!(
-            peers.open.lock().unwrap().len(),
-            1,
-            "an emptied peer is forgotten"
-        );
+        assert_eq!(peers.open.lock().len(), 1, "an emptied peer is forgotten");
         drop(four);
     }
 }

@@ -13,11 +13,13 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::metered::Traffic;
+
+use crate::mutex::{Condvar, Mutex};
 
 /// Why a connection was ended by the server rather than by its guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,7 +128,7 @@ impl Watchdog {
         };
         // Watched even without a limit: a stop's grace may end it.
         let due = watched.due();
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         state.watched.insert(id, watched);
         if let Some((due, _)) = due {
             // The timer thread sleeps until the earliest time it knows; it
@@ -146,7 +148,7 @@ impl Watchdog {
 
     /// Stops watching connection `id` (it ended).
     pub(super) fn forget(&self, id: u64) {
-        let mut state = lock(&self.shared.state);
+        let mut state = self.shared.state.lock();
         state.watched.remove(&id);
         // A forgotten connection's time stays in the heap until it comes
         // due (an idle timeout later): at thousands of connections a second
@@ -162,7 +164,7 @@ impl Watchdog {
     /// Ends every connection still watched, because the server stopped
     /// `grace` ago.
     pub(super) fn expire_all(&self, grace: Duration) {
-        let watched = std::mem::take(&mut lock(&self.shared.state).watched);
+        let watched = std::mem::take(&mut self.shared.state.lock().watched);
         for (_, connection) in watched {
             (connection.on_expiry)(Expired::Stopped(grace));
         }
@@ -171,7 +173,7 @@ impl Watchdog {
 
 impl Drop for Watchdog {
     fn drop(&mut self) {
-        lock(&self.shared.state).stopped = true;
+        self.shared.state.lock().stopped = true;
         self.shared.changed.notify_one();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -180,25 +182,18 @@ impl Drop for Watchdog {
 }
 
 fn watch(shared: &Shared) {
-    let mut state = lock(&shared.state);
+    let mut state = shared.state.lock();
     loop {
         if state.stopped {
             return;
         }
         let Some(&Reverse((at, id))) = state.times.peek() else {
-            state = shared
-                .changed
-                .wait(state)
-                .unwrap_or_else(|p| p.into_inner());
+            state = shared.changed.wait(state);
             continue;
         };
         let now = Instant::now();
         if at > now {
-            state = shared
-                .changed
-                .wait_timeout(state, at - now)
-                .unwrap_or_else(|p| p.into_inner())
-                .0;
+            state = shared.changed.wait_timeout(state, at - now);
             continue;
         }
         state.times.pop();
@@ -214,10 +209,6 @@ fn watch(shared: &Shared) {
         // The connection's bookkeeping takes other locks: not under ours.
         drop(state);
         (connection.on_expiry)(due.1);
-        state = lock(&shared.state);
+        state = shared.state.lock();
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }

@@ -8,11 +8,13 @@
 //! never by a wait that is abandoned: a receive cut short loses nothing.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_utils::Backoff;
 use event_listener::{Event, IntoNotification, Listener};
+
+use crate::mutex::{Mutex, MutexGuard};
 
 /// Why a send failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,12 +118,7 @@ impl Channel {
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
-        // Every change to the state is one push, pop or flag: a panic cannot
-        // leave it half-made.
-        self.inner
-            .state
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        self.inner.state.lock()
     }
 
     /// Sends without waiting; hands the message back when it cannot.

@@ -8,16 +8,16 @@
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use wasmproc_abi::sync::HOLDER_MASK;
+
+use crate::mutex::{Mutex, MutexGuard};
 
 static NEXT: AtomicU32 = AtomicU32::new(1);
 static LIVE: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 
 fn live() -> MutexGuard<'static, BTreeSet<u32>> {
-    // The set stays consistent across a panic (one insert or remove).
-    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+    LIVE.lock()
 }
 
 /// A live holder id; dropping it ends the holder.

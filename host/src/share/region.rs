@@ -8,8 +8,8 @@
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use event_listener::{Event, EventListener, IntoNotification, Listener};
@@ -19,6 +19,7 @@ use wasmproc_abi::sync::{HOLDER_MASK, Wait};
 use super::holders;
 use crate::error::{Error, ErrorKind};
 use crate::limits::human;
+use crate::mutex::{Mutex, MutexGuard};
 
 /// Named bytes of a fixed size shared by the host and the tasks it is
 /// granted to ([`Task::share`](crate::Task::share)), in thread and process
@@ -341,7 +342,7 @@ impl Mapping {
     }
 
     fn waits(&self) -> MutexGuard<'_, HashMap<u64, Arc<Event>>> {
-        self.waits.lock().unwrap_or_else(PoisonError::into_inner)
+        self.waits.lock()
     }
 
     fn event(&self, offset: u64) -> Arc<Event> {

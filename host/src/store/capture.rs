@@ -8,7 +8,7 @@
 
 use std::io::Write;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -17,6 +17,7 @@ use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError, StreamResult};
 
+use crate::mutex::{Mutex, lock};
 use crate::outcome::Captured;
 use crate::task::RelayedOutput;
 
@@ -48,7 +49,7 @@ impl Capture {
     }
 
     fn append(&self, bytes: &[u8]) {
-        let mut buffer = lock(&self.shared);
+        let mut buffer = self.shared.lock();
         let room = buffer.cap - buffer.bytes.len();
         if bytes.len() > room {
             buffer.truncated = true;
@@ -59,20 +60,12 @@ impl Capture {
 
     /// What was captured so far.
     pub(crate) fn take(&self) -> Captured {
-        let mut buffer = lock(&self.shared);
+        let mut buffer = self.shared.lock();
         Captured {
             bytes: std::mem::take(&mut buffer.bytes),
             truncated: buffer.truncated,
         }
     }
-}
-
-/// Locks a buffer, ignoring poisoning: a panic elsewhere cannot leave the
-/// bytes in an invalid state.
-fn lock<T: ?Sized>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl IsTerminal for Capture {
@@ -134,11 +127,11 @@ impl AsyncWrite for Capture {
 /// A caller's writer as a guest output stream.
 #[derive(Clone)]
 pub(crate) struct WriterSink {
-    writer: Arc<Mutex<dyn Write + Send>>,
+    writer: Arc<std::sync::Mutex<dyn Write + Send>>,
 }
 
 impl WriterSink {
-    pub(crate) fn new(writer: Arc<Mutex<dyn Write + Send>>) -> Self {
+    pub(crate) fn new(writer: Arc<std::sync::Mutex<dyn Write + Send>>) -> Self {
         WriterSink { writer }
     }
 

@@ -16,6 +16,8 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::oneshot;
 
+use crate::mutex;
+
 /// The most a pump reads at once.
 pub(crate) const CHUNK: usize = 64 << 10;
 
@@ -49,7 +51,7 @@ impl Pump {
                 for (max, reply) in incoming {
                     let mut buffer = vec![0u8; max.clamp(1, CHUNK)];
                     let chunk = {
-                        let mut reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+                        let mut reader = mutex::lock(&reader);
                         read_retrying(&mut *reader, &mut buffer)
                     }
                     .map(|n| {

@@ -10,7 +10,7 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
@@ -18,6 +18,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
+use crate::mutex::Mutex;
 use crate::task::{Meter, Socket};
 
 /// The most one read takes, and the most one write is allowed.
@@ -76,7 +77,6 @@ impl SocketStreams {
                 .shared
                 .unregistered
                 .lock()
-                .unwrap_or_else(|p| p.into_inner())
                 .take()
                 .ok_or(io::ErrorKind::NotConnected)?;
             register(socket).map_err(|error| error.kind())

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, BufWriter, Read, Stdout, Write};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -22,6 +22,7 @@ use crate::cancel::CancelToken;
 use crate::engine::EngineSettings;
 use crate::limits::Limits;
 use crate::module::Module;
+use crate::mutex::Mutex;
 use crate::outcome::Outcome;
 use crate::run::take_abandoned_host_call;
 use crate::runtime::{Runtime, RuntimeSettings};
@@ -51,14 +52,14 @@ impl ToPool {
             .name("wasmproc-worker-flusher".into())
             .spawn(move || {
                 for () in flushes {
-                    let _ = lock(&flushed).flush();
+                    let _ = flushed.lock().flush();
                 }
             });
         ToPool { out, flush }
     }
 
     fn send(&self, message: &ToParent) -> std::io::Result<()> {
-        write_frame(&mut *lock(&self.out), message)
+        write_frame(&mut *self.out.lock(), message)
     }
 }
 
@@ -68,10 +69,10 @@ impl FrameOut for ToPool {
     }
 
     fn send_soon(&self, frame: &ToParent) -> std::io::Result<()> {
-        write_frame_buffered(&mut *lock(&self.out), frame)?;
+        write_frame_buffered(&mut *self.out.lock(), frame)?;
         // Full: a flush is already due, and it will take this frame too.
         if let Err(crossbeam_channel::TrySendError::Disconnected(())) = self.flush.try_send(()) {
-            lock(&self.out).flush()?;
+            self.out.lock().flush()?;
         }
         Ok(())
     }
@@ -161,7 +162,7 @@ pub(crate) fn serve() -> i32 {
         let token = CancelToken::new();
         let wire_grants = task.take_grants();
         {
-            let mut current = lock(&current);
+            let mut current = current.lock();
             if current.cancelled.remove(&id) {
                 token.cancel();
             }
@@ -175,7 +176,8 @@ pub(crate) fn serve() -> i32 {
             },
             |stream| {
                 let credits = Credits::new(OUTPUT_WINDOW);
-                lock(&current)
+                current
+                    .lock()
                     .outputs
                     .insert((id, stream), Arc::clone(&credits));
                 relayed_output(id, stream, credits, to_pool.clone())
@@ -186,7 +188,7 @@ pub(crate) fn serve() -> i32 {
             Some(grants) => run_sharing(&module, task, grants, id, &to_pool, &current, &token),
         };
         {
-            let mut current = lock(&current);
+            let mut current = current.lock();
             current.running = None;
             current.inputs.remove(&id);
             current.boards.remove(&id);
@@ -226,7 +228,7 @@ fn run_sharing(
 ) -> (Outcome, u64) {
     let started = Instant::now();
     let board = Board::new();
-    lock(current).boards.insert(id, Arc::clone(&board));
+    current.lock().boards.insert(id, Arc::clone(&board));
     let link = Arc::new(TaskLink::new(
         id,
         Arc::new(to_pool.clone()),
@@ -280,7 +282,7 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
                     // Unbounded: the pool sends no more than its window
                     // beyond what the guest has taken.
                     let (chunks, receiver) = crossbeam_channel::unbounded();
-                    lock(current).inputs.insert(id, chunks);
+                    current.lock().inputs.insert(id, chunks);
                     receiver
                 });
                 if tasks.send((id, task, stdin)).is_err() {
@@ -288,7 +290,7 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
                 }
             }
             Ok(Some(ToChild::Cancel { id })) => {
-                let mut current = lock(current);
+                let mut current = current.lock();
                 match &current.running {
                     Some((running, token)) if *running == id => token.cancel(),
                     // Not started yet (or already done): it must not start.
@@ -298,15 +300,15 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
                 }
             }
             Ok(Some(ToChild::Input { id, bytes })) => {
-                if let Some(chunks) = lock(current).inputs.get(&id) {
+                if let Some(chunks) = current.lock().inputs.get(&id) {
                     let _ = chunks.send(bytes);
                 }
             }
             Ok(Some(ToChild::InputEnd { id })) => {
-                lock(current).inputs.remove(&id);
+                current.lock().inputs.remove(&id);
             }
             Ok(Some(ToChild::ShareReply { id, seq, reply })) => {
-                let board = lock(current).boards.get(&id).cloned();
+                let board = current.lock().boards.get(&id).cloned();
                 if let Some(board) = board {
                     board.answer(seq, reply);
                 }
@@ -317,7 +319,7 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
                 bytes,
                 broken,
             })) => {
-                if let Some(credits) = lock(current).outputs.get(&(id, stream)) {
+                if let Some(credits) = current.lock().outputs.get(&(id, stream)) {
                     if broken {
                         credits.break_off();
                     }
@@ -325,7 +327,7 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
                 }
             }
             Ok(Some(ToChild::Credits { id, count })) => {
-                let board = lock(current).boards.get(&id).cloned();
+                let board = current.lock().boards.get(&id).cloned();
                 if let Some(board) = board {
                     board.credit(count);
                 }
@@ -398,12 +400,6 @@ fn relayed_output(
         credits,
         send: Arc::new(send),
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The most threads a worker process gives the shared thread pool: it runs

@@ -60,7 +60,7 @@ mod supervisor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
@@ -69,6 +69,7 @@ use super::queue::{Idle, Job, Reply};
 
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
+use crate::mutex::Mutex;
 use supervisor::{Next, Supervisor};
 
 /// The environment variable that makes an executable a worker process.
@@ -216,7 +217,7 @@ pub(crate) struct WorkerPids(Arc<Mutex<BTreeMap<usize, u32>>>);
 impl WorkerPids {
     /// Publishes (or clears) worker `index`'s pid.
     pub(crate) fn set(&self, index: usize, pid: Option<u32>) {
-        let mut pids = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pids = self.0.lock();
         match pid {
             Some(pid) => pids.insert(index, pid),
             None => pids.remove(&index),
@@ -225,7 +226,7 @@ impl WorkerPids {
 
     /// The pids of the live worker processes.
     pub(crate) fn live(&self) -> Vec<u32> {
-        let pids = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let pids = self.0.lock();
         pids.values().copied().collect()
     }
 }

@@ -21,8 +21,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufWriter, Write};
 use std::process::ChildStdin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
@@ -30,6 +30,7 @@ use wasmproc_abi::share as abi;
 
 use super::ANSWER_SOON;
 use super::protocol::{ShareOp, ShareReply, ToChild, write_frame_buffered};
+use crate::mutex::{Mutex, MutexGuard};
 use crate::share::{
     Channel, Granted, Grants, Holder, PIPE, RecvError, SendError, Window, soon_within,
 };
@@ -62,8 +63,7 @@ struct Shared {
 
 impl Shared {
     fn served(&self) -> MutexGuard<'_, HashMap<u64, Served>> {
-        // Each change to the map is one insert, remove or field update.
-        self.served.lock().unwrap_or_else(PoisonError::into_inner)
+        self.served.lock()
     }
 
     /// A send that went ahead is done: a credit back, or a refusal.
@@ -431,14 +431,14 @@ impl Answers {
     fn write_frame(&self, frame: &ToChild) {
         // A worker that is gone reads nothing; its end is the supervisor's
         // business.
-        let mut to_worker = self.to_worker.lock().unwrap_or_else(|p| p.into_inner());
+        let mut to_worker = self.to_worker.lock();
         let _ = write_frame_buffered(&mut *to_worker, frame);
         self.unflushed.store(true, Ordering::SeqCst);
     }
 
     fn flush(&self) {
         if self.unflushed.swap(false, Ordering::SeqCst) {
-            let mut to_worker = self.to_worker.lock().unwrap_or_else(|p| p.into_inner());
+            let mut to_worker = self.to_worker.lock();
             let _ = to_worker.flush();
         }
     }

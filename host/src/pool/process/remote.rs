@@ -12,8 +12,8 @@
 //! time limit), so that its outcome comes after its messages.
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -25,6 +25,7 @@ use wasmproc_abi::sync::Wait;
 use super::ANSWER_SOON;
 use super::protocol::{ShareOp, ShareReply, ToParent};
 use crate::cancel::CancelToken;
+use crate::mutex::Mutex;
 use crate::share::{Pending, RecvError, Remote, SendError, soon_within};
 
 /// How many sends may travel ahead of their answers.
@@ -58,10 +59,6 @@ pub(super) struct Board {
     closed: Mutex<BTreeSet<u32>>,
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 impl Board {
     pub(super) fn new() -> Arc<Board> {
         Arc::new(Board {
@@ -77,13 +74,13 @@ impl Board {
     /// reader thread calls this).
     pub(super) fn answer(&self, seq: u64, reply: ShareReply) {
         if let ShareReply::NotSent { grant, .. } = reply {
-            lock(&self.closed).insert(grant);
+            self.closed.lock().insert(grant);
             self.credit(1);
             return;
         }
         // A guest that is gone (timed out, cancelled) drops it: the pool
         // puts a message back when told in `Done`.
-        if let Some(guest) = lock(&self.waiters).remove(&seq) {
+        if let Some(guest) = self.waiters.lock().remove(&seq) {
             let _ = guest.send(reply);
         }
     }
@@ -167,9 +164,9 @@ impl TaskLink {
     async fn ask(&self, op: ShareOp) -> Option<ShareReply> {
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
         let (answer, mut answered) = oneshot::channel();
-        lock(&self.board.waiters).insert(seq, answer);
+        self.board.waiters.lock().insert(seq, answer);
         if self.out.send(&self.frame(seq, op)).is_err() {
-            lock(&self.board.waiters).remove(&seq);
+            self.board.waiters.lock().remove(&seq);
             return None;
         }
         let reply = match soon_within(ANSWER_SOON, || answered.try_recv().ok()) {
@@ -184,7 +181,7 @@ impl TaskLink {
     /// is free.
     async fn send_ahead(&self, grant: u32, message: Vec<u8>) -> Result<(), SendError> {
         loop {
-            if lock(&self.board.closed).contains(&grant) {
+            if self.board.closed.lock().contains(&grant) {
                 return Err(SendError::Closed);
             }
             let ahead = self.board.ahead.load(Ordering::SeqCst);

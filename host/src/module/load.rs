@@ -1,0 +1,315 @@
+//! Loading: a module file or bytes checked, compiled (or read from the
+//! cache) and prepared for instantiation; a snapshot compiled the same way.
+
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use super::describe::describe;
+use super::{Module, ModuleInner, Origin, Prepared, Remake};
+use crate::cache::{CacheStatus, Identity};
+use crate::error::{Error, ErrorKind};
+use crate::limits::human;
+use crate::runtime::{LinkedEngine, Runtime};
+
+impl Runtime {
+    /// Loads a module file (binary `.wasm` or text `.wat`), from the cache
+    /// when it was compiled before.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::NotFound`] when the file does not exist,
+    /// [`ErrorKind::CannotRun`] when it is not a valid core module.
+    pub fn load(&self, path: impl AsRef<Path>) -> Result<Module, Error> {
+        let path = path.as_ref();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| path.display().to_string());
+        let bytes = read_module(path, &name, self.settings().max_module_size)?;
+        self.load_bytes(&name, &bytes)
+    }
+
+    /// Loads a module from bytes; `name` is its `argv[0]` and appears in
+    /// messages.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::CannotRun`] when the bytes are not a valid core module.
+    pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, Error> {
+        let settings = self.settings();
+        if bytes.len() > settings.max_module_size {
+            return Err(too_large(name, settings.max_module_size));
+        }
+        let wasm = to_binary(name, bytes)?;
+        check_function_count(name, &wasm, settings.max_module_functions)?;
+        let linked = self.engine(false)?;
+        let identity = Identity::of_wasm(&wasm);
+        let compiled = self
+            .cache()
+            .load_or_compile(&linked.engine, &identity, &wasm);
+        let plain = prepare(linked, name, &wasm, compiled)?;
+        Ok(self.build(name, identity, Some(wasm), plain, None))
+    }
+
+    pub(super) fn build(
+        &self,
+        name: &str,
+        identity: Identity,
+        wasm: Option<Vec<u8>>,
+        plain: Prepared,
+        origin: Option<Origin>,
+    ) -> Module {
+        let info = describe(&plain.module);
+        let known = OnceLock::new();
+        if let Some(wasm) = wasm {
+            let _ = known.set(Ok(wasm));
+        }
+        Module {
+            inner: Arc::new(ModuleInner {
+                runtime: self.clone(),
+                name: name.to_owned(),
+                identity,
+                wasm: known,
+                plain,
+                fuel: OnceLock::new(),
+                info,
+                signatures: OnceLock::new(),
+                origin,
+            }),
+        }
+    }
+}
+
+impl Module {
+    /// A snapshot of this module, `identity`, left by `origin.init`:
+    /// compiled for the plain engine (from the cache, or from `wasm`). It
+    /// keeps this module's name.
+    pub(crate) fn snapshot(
+        &self,
+        identity: Identity,
+        compiled: Result<(wasmtime::Module, CacheStatus), wasmtime::Error>,
+        wasm: Option<Vec<u8>>,
+        origin: Origin,
+    ) -> Result<Module, Error> {
+        let name = self.name();
+        let linked = self.runtime().engine(false)?;
+        let plain = prepare(linked, name, wasm.as_deref().unwrap_or_default(), compiled).map_err(
+            |error| {
+                Error::new(
+                    ErrorKind::CannotRun,
+                    format!(
+                        "the snapshot of `{name}` does not load: {}",
+                        error.message()
+                    ),
+                )
+            },
+        )?;
+        Ok(self
+            .runtime()
+            .build(name, identity, wasm, plain, Some(origin)))
+    }
+
+    /// The module prepared for the plain or the fuel-metering engine (the
+    /// latter compiled on first use; a snapshot found in the cache whose
+    /// fuel-metered code is not there too is made again with `remake`).
+    pub(crate) fn prepared(&self, fuel: bool, remake: Remake) -> Result<&Prepared, Error> {
+        if !fuel {
+            return Ok(&self.inner.plain);
+        }
+        let inner = &*self.inner;
+        inner
+            .fuel
+            .get_or_init(|| {
+                let linked = inner.runtime.engine(true)?;
+                let cache = inner.runtime.cache();
+                let compiled = match &inner.origin {
+                    None => cache.load_or_compile(
+                        &linked.engine,
+                        &inner.identity,
+                        self.wasm_or_remake(remake)?,
+                    ),
+                    Some(_) => match cache.load_snapshot(&linked.engine, &inner.identity) {
+                        Some(module) => Ok((module, CacheStatus::Hit)),
+                        None => cache.compile_snapshot(
+                            &linked.engine,
+                            &inner.identity,
+                            self.wasm_or_remake(remake)?,
+                        ),
+                    },
+                };
+                prepare(
+                    linked,
+                    &inner.name,
+                    self.wasm_or_remake(remake).unwrap_or_default(),
+                    compiled,
+                )
+            })
+            .as_ref()
+            .map_err(Error::clone)
+    }
+}
+
+/// Reads a module file, refusing at once what cannot be a module (by its
+/// first bytes) and what is larger than `max` (without reading past it):
+/// `/dev/zero` or a runaway pipe costs nothing.
+fn read_module(path: &Path, name: &str, max: usize) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let cannot_read = |error: std::io::Error| match error.kind() {
+        std::io::ErrorKind::NotFound => Error::new(
+            ErrorKind::NotFound,
+            format!("module `{}` not found: check the path", path.display()),
+        ),
+        _ => Error::new(
+            ErrorKind::CannotRun,
+            format!("cannot read module `{}`: {error}", path.display()),
+        ),
+    };
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    if file.metadata().map_err(cannot_read)?.is_dir() {
+        return Err(Error::new(
+            ErrorKind::CannotRun,
+            format!("`{}` is a directory, not a module file", path.display()),
+        ));
+    }
+    let mut bytes = Vec::new();
+    let mut file = file.take(max as u64 + 1);
+    let mut head = [0u8; 8];
+    let head_len = read_up_to(&mut file, &mut head).map_err(cannot_read)?;
+    bytes.extend_from_slice(&head[..head_len]);
+    if !could_be_a_module(&bytes) {
+        return Err(not_a_module(name));
+    }
+    file.read_to_end(&mut bytes).map_err(cannot_read)?;
+    if bytes.len() > max {
+        return Err(too_large(name, max));
+    }
+    Ok(bytes)
+}
+
+/// Reads until `buffer` is full or the stream ends; how much was read.
+fn read_up_to(reader: &mut impl std::io::Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
+}
+
+/// Whether a module's first bytes could begin binary wasm or wasm text.
+fn could_be_a_module(head: &[u8]) -> bool {
+    head.starts_with(b"\0asm")
+        || (!head.is_empty()
+            && head
+                .iter()
+                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()))
+}
+
+fn not_a_module(name: &str) -> Error {
+    Error::new(
+        ErrorKind::CannotRun,
+        format!(
+            "`{name}` is not a WebAssembly module (no `\\0asm` header and not WebAssembly text)"
+        ),
+    )
+}
+
+fn too_large(name: &str, max: usize) -> Error {
+    Error::new(
+        ErrorKind::CannotRun,
+        format!(
+            "`{name}` is larger than the limit of {} on modules; raise it with \
+             RuntimeBuilder::max_module_size",
+            human(max as u64)
+        ),
+    )
+}
+
+/// Refuses a module that defines more than `max` functions, before any
+/// compiling (reading the sections' counts costs next to nothing).
+fn check_function_count(name: &str, wasm: &[u8], max: u32) -> Result<(), Error> {
+    let mut defined = 0u32;
+    for payload in wasmparser::Parser::new(0).parse_all(wasm) {
+        match payload {
+            Ok(wasmparser::Payload::FunctionSection(functions)) => defined = functions.count(),
+            // Malformed modules get wasmtime's own message when compiled.
+            Err(_) => return Ok(()),
+            Ok(_) => {}
+        }
+    }
+    if defined > max {
+        return Err(Error::new(
+            ErrorKind::CannotRun,
+            format!(
+                "`{name}` defines {defined} functions, over the limit of {max}: compiling it \
+                 would take time and memory outside every limit; raise the limit with \
+                 RuntimeBuilder::max_module_functions (--max-functions)"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The module as binary wasm: binary is checked to be a core module, text
+/// is assembled.
+fn to_binary(name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+    const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
+    let cannot_run = |message: String| Error::new(ErrorKind::CannotRun, message);
+    if let Some(version) = bytes.strip_prefix(b"\0asm") {
+        return match version.get(..4) {
+            Some(v) if v == CORE_VERSION => Ok(bytes.to_vec()),
+            Some([_, _, 1, 0]) => Err(cannot_run(format!(
+                "`{name}` is a WebAssembly component; wasmproc runs core modules: build for wasm32-wasip1"
+            ))),
+            _ => Err(cannot_run(format!(
+                "`{name}` has an unknown WebAssembly version; wasmproc runs core modules (wasm32-wasip1)"
+            ))),
+        };
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if text.trim_start().starts_with('(') => wat::parse_str(text).map_err(|error| {
+            cannot_run(format!("`{name}` is not valid WebAssembly text: {error}"))
+        }),
+        _ => Err(not_a_module(name)),
+    }
+}
+
+/// Prepares the instantiation of a module `compiled` (or not) for `linked`
+/// from `wasm` (which names what was wrong when it did not compile).
+fn prepare(
+    linked: &LinkedEngine,
+    name: &str,
+    wasm: &[u8],
+    compiled: Result<(wasmtime::Module, CacheStatus), wasmtime::Error>,
+) -> Result<Prepared, Error> {
+    let (module, cache_status) = compiled.map_err(|error| {
+        // Valid wasm that still does not compile is over a limit of
+        // the engine (its instance pool, say), not malformed.
+        let message = match wasmtime::Module::validate(&linked.engine, wasm) {
+            Ok(()) => format!(
+                "`{name}` is valid WebAssembly but cannot run under wasmproc's limits: {error:#}"
+            ),
+            Err(_) => format!("`{name}` is not a valid WebAssembly module: {error:#}"),
+        };
+        Error::new(ErrorKind::CannotRun, message)
+    })?;
+    let pre = linked.linker.instantiate_pre(&module).map_err(|error| {
+        Error::new(
+            ErrorKind::CannotRun,
+            format!(
+                "`{name}` cannot be linked: {error:#}. wasmproc provides WASI preview 1 \
+                 (`wasi_snapshot_preview1`) and the wasmproc SDK (`{}`); see `wasmproc inspect` for the imports",
+                wasmproc_abi::IMPORT_MODULE
+            ),
+        )
+    });
+    Ok(Prepared {
+        module,
+        pre,
+        cache_status,
+    })
+}
