@@ -118,7 +118,7 @@ impl Error {
             | ErrorKind::Closed => ExitStatus::BadInvocation,
             ErrorKind::Cancelled => ExitStatus::Cancelled,
             ErrorKind::WorkerLost => ExitStatus::WorkerLost,
-            ErrorKind::TaskFailed(status) => status.clone(),
+            ErrorKind::TaskFailed(status) => *status,
         }
     }
 }

@@ -84,7 +84,7 @@
 //!     .share("jobs", &jobs)
 //!     .share("counts", &counts)
 //!     .pipe(theirs);
-//! assert_eq!(worker.get_shared_names().collect::<Vec<_>>(), ["counts", "jobs"]);
+//! assert_eq!(worker.shared_names().collect::<Vec<_>>(), ["counts", "jobs"]);
 //! # drop(progress);
 //! # Ok::<(), wasmproc::Error>(())
 //! ```
@@ -201,11 +201,11 @@ pub use limits::{
 };
 pub use module::{ExportInfo, ImportInfo, Module, Param, TaskSignature};
 pub use outcome::{Captured, Outcome};
+pub use pool::process::{ProcessOptions, WORKER_ENV, run_worker_if_requested};
 pub use pool::{
     Completion, Isolation, MAX_CHUNKSIZE, MapResults, Pool, PoolBuilder, Shutdown, TaskHandle,
     TaskSender, TaskSource, TaskStream, UnorderedResults,
 };
-pub use pool::process::{ProcessOptions, WORKER_ENV, run_worker_if_requested};
 pub use runtime::{
     CACHE_DIR_ENV, DEFAULT_MAX_INSTANCES, DEFAULT_MAX_MODULE_FUNCTIONS, DEFAULT_MAX_MODULE_SIZE,
     Runtime, RuntimeBuilder,

@@ -45,16 +45,24 @@ pub const DEFAULT_MAX_WASM_STACK: usize = 1 << 20;
 /// let limits = Limits::default()
 ///     .timeout(Duration::from_millis(500))
 ///     .max_memory(64 << 20);
-/// assert_eq!(limits.get_timeout(), Some(Duration::from_millis(500)));
+/// assert_eq!(limits.timeout, Some(Duration::from_millis(500)));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
 pub struct Limits {
-    timeout: Option<Duration>,
-    fuel: Option<u64>,
-    max_memory: u64,
-    max_output: usize,
-    max_args: usize,
-    max_result: usize,
+    /// The wall-clock limit, if any ([`Limits::timeout()`]).
+    pub timeout: Option<Duration>,
+    /// The fuel limit, if any ([`Limits::fuel()`]).
+    pub fuel: Option<u64>,
+    /// The memory limit in bytes ([`Limits::max_memory()`]).
+    pub max_memory: u64,
+    /// The cap on each captured output stream, in bytes
+    /// ([`Limits::max_output()`]).
+    pub max_output: usize,
+    /// The cap on each of a task's inputs, in bytes ([`Limits::max_args()`]).
+    pub max_args: usize,
+    /// The cap on a typed task's result, in bytes ([`Limits::max_result()`]).
+    pub max_result: usize,
 }
 
 impl Default for Limits {
@@ -117,36 +125,6 @@ impl Limits {
     pub fn max_result(mut self, bytes: usize) -> Self {
         self.max_result = bytes;
         self
-    }
-
-    /// The wall-clock limit, if any.
-    pub fn get_timeout(&self) -> Option<Duration> {
-        self.timeout
-    }
-
-    /// The fuel limit, if any.
-    pub fn get_fuel(&self) -> Option<u64> {
-        self.fuel
-    }
-
-    /// The memory limit in bytes.
-    pub fn get_max_memory(&self) -> u64 {
-        self.max_memory
-    }
-
-    /// The cap on each captured output stream, in bytes.
-    pub fn get_max_output(&self) -> usize {
-        self.max_output
-    }
-
-    /// The cap on each of a task's inputs, in bytes.
-    pub fn get_max_args(&self) -> usize {
-        self.max_args
-    }
-
-    /// The cap on a typed task's result, in bytes.
-    pub fn get_max_result(&self) -> usize {
-        self.max_result
     }
 
     /// Checks that the limits can be met and take effect: a zero timeout,

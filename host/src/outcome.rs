@@ -123,7 +123,7 @@ impl Outcome {
         if !self.success() {
             let why = self.message.as_deref().unwrap_or("no message");
             return Err(Error::new(
-                ErrorKind::TaskFailed(self.status.clone()),
+                ErrorKind::TaskFailed(self.status),
                 format!("the task {}: {why}", self.status),
             ));
         }

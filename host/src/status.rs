@@ -20,7 +20,7 @@ use std::fmt;
 /// | 139 | [`WorkerLost`](ExitStatus::WorkerLost) |
 /// | 142 | [`TimedOut`](ExitStatus::TimedOut) |
 /// | 152 | [`FuelExhausted`](ExitStatus::FuelExhausted) |
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[non_exhaustive]
 pub enum ExitStatus {
     /// The guest ended with its own exit code, 0–125.

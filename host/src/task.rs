@@ -377,7 +377,7 @@ impl Task {
     }
 
     /// The typed task's argument, as JSON bytes (`null` for a command).
-    pub fn get_input(&self) -> &[u8] {
+    pub fn input(&self) -> &[u8] {
         &self.input
     }
 
@@ -407,7 +407,7 @@ impl Task {
     }
 
     /// The names of the objects shared with the task.
-    pub fn get_shared_names(&self) -> impl Iterator<Item = &str> {
+    pub fn shared_names(&self) -> impl Iterator<Item = &str> {
         self.grants.named.keys().map(String::as_str)
     }
 
@@ -418,7 +418,7 @@ impl Task {
 
     /// Why the task fails without running, when it was made with
     /// [`Task::rejected`].
-    pub fn get_rejected(&self) -> Option<&str> {
+    pub fn rejection(&self) -> Option<&str> {
         self.rejected.as_deref()
     }
 
@@ -436,7 +436,7 @@ impl Task {
         if let Some(message) = &self.rejected {
             return bad(message.clone());
         }
-        let max = limits.get_max_args();
+        let max = limits.max_args;
         let over = |what: &str, len: usize| {
             bad(format!(
                 "the task's {what} is {}, over the limit of {} (Limits::max_args)",

@@ -295,8 +295,8 @@ struct RawState {
 
 impl RawWasmtime {
     fn new(threads: u32) -> Self {
-        let engine =
-            Engine::new(&wasmproc::fuzzing::bench_engine_config(threads.max(1) * 2)).expect("engine");
+        let engine = Engine::new(&wasmproc::fuzzing::bench_engine_config(threads.max(1) * 2))
+            .expect("engine");
         let mut linker = Linker::<RawState>::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi).expect("wasi links");
         let m = "wasmproc_v1";

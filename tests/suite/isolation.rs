@@ -150,7 +150,7 @@ struct Essence {
 
 fn essence(outcome: &Outcome) -> Essence {
     Essence {
-        status: outcome.status.clone(),
+        status: outcome.status,
         result: outcome.result.clone(),
         message: outcome.message.clone(),
         panicked: outcome.panicked,
@@ -666,7 +666,7 @@ fn handles_are_awaited_and_callbacks_called_in_both_isolations() {
             let sender = sender.clone();
             let handle = pool
                 .submit_with_callback(task, move |outcome| {
-                    sender.send(outcome.status.clone()).unwrap();
+                    sender.send(outcome.status).unwrap();
                 })
                 .unwrap();
             handles.push(handle);
@@ -676,7 +676,7 @@ fn handles_are_awaited_and_callbacks_called_in_both_isolations() {
         }
         // Registered after the end: called at once, on this thread.
         let sender_late = sender.clone();
-        handles[0].on_done(move |outcome| sender_late.send(outcome.status.clone()).unwrap());
+        handles[0].on_done(move |outcome| sender_late.send(outcome.status).unwrap());
         drop(sender);
         let mut statuses: Vec<ExitStatus> = received.iter().collect();
         statuses.sort_by_key(|status| status.code());

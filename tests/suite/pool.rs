@@ -374,7 +374,7 @@ fn dropping_the_pool_cancels_and_joins() {
     };
     // The drop returned, so its threads were joined; the task has its status.
     assert_eq!(
-        handle.try_get().map(|o| o.status.clone()),
+        handle.try_get().map(|o| o.status),
         Some(ExitStatus::Cancelled)
     );
 }

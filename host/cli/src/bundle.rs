@@ -110,7 +110,7 @@ impl BundleWriter {
             },
             init: init.map(|init| InitRef {
                 name: init.name().to_owned(),
-                argument: String::from_utf8_lossy(init.get_input()).into_owned(),
+                argument: String::from_utf8_lossy(init.input()).into_owned(),
             }),
             failed: AtomicBool::new(false),
         })

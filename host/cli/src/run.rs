@@ -105,7 +105,7 @@ impl RunBundle {
         let limits = task.get_limits().cloned().unwrap_or_default();
         let stdin = match task.get_stdin() {
             Stdin::Inherit => {
-                let (reader, kept) = TeeReader::new(std::io::stdin(), limits.get_max_args());
+                let (reader, kept) = TeeReader::new(std::io::stdin(), limits.max_args);
                 *task = task.clone().stdin(Stdin::reader(reader));
                 Some(kept)
             }
@@ -113,7 +113,7 @@ impl RunBundle {
         };
         Ok(RunBundle {
             writer,
-            argument: task.get_input().to_vec(),
+            argument: task.input().to_vec(),
             stdin,
         })
     }
@@ -178,7 +178,7 @@ fn prepare(
     let limits = args.limits.to_limits()?;
     let caps = args.caps.to_capabilities()?;
     let init = args.init.to_initializer(&caps, &limits)?;
-    let module = load(args, &path, limits.get_timeout(), interrupt)?;
+    let module = load(args, &path, limits.timeout, interrupt)?;
     let module = match init {
         Some(init) => initialize(module, init, interrupt)?,
         None => module,
@@ -201,7 +201,7 @@ fn prepare(
         crate::argument_errors::check_json(json)?;
     }
     let (input, stdin) = match args.args.as_deref() {
-        Some("-") => (read_argument(limits.get_max_args())?, Stdin::Empty),
+        Some("-") => (read_argument(limits.max_args)?, Stdin::Empty),
         Some(json) => (json.as_bytes().to_vec(), Stdin::Inherit),
         None => (b"null".to_vec(), Stdin::Inherit),
     };

@@ -407,7 +407,7 @@ impl Job {
         for index in from..self.submitted {
             if !self.seen.contains(index) {
                 self.seen.insert(index);
-                ended.push((index, Outcome::not_run(status.clone(), why)));
+                ended.push((index, Outcome::not_run(status, why)));
             }
         }
         self.received += ended.len() as u64;

@@ -47,4 +47,4 @@ pub use client::{Cluster, ClusterExecutor, HostsSeen, RemoteModule};
 pub use events::ClusterEvent;
 pub use link::NatsOptions;
 pub use policy::Policy;
-pub use worker::{WorkerEvent, WorkerHost, WorkerHostBuilder, WorkerStopper, WorkerSummary};
+pub use worker::{StopHandle, WorkerEvent, WorkerHost, WorkerHostBuilder, WorkerSummary};

@@ -90,17 +90,17 @@ impl Policy {
     pub(crate) fn cap(&self, asked: Option<Limits>) -> Limits {
         let mut limits = asked.unwrap_or_default();
         if let Some(max) = self.max_timeout
-            && limits.get_timeout().is_none_or(|asked| asked > max)
+            && limits.timeout.is_none_or(|asked| asked > max)
         {
             limits = limits.timeout(max);
         }
         if let Some(max) = self.max_fuel
-            && limits.get_fuel().is_none_or(|asked| asked > max)
+            && limits.fuel.is_none_or(|asked| asked > max)
         {
             limits = limits.fuel(max);
         }
         if let Some(max) = self.max_memory
-            && limits.get_max_memory() > max
+            && limits.max_memory > max
         {
             limits = limits.max_memory(max);
         }
@@ -150,13 +150,13 @@ mod tests {
             .max_fuel(1_000)
             .max_memory(1 << 20);
         let capped = policy.cap(None);
-        assert_eq!(capped.get_timeout(), Some(Duration::from_secs(10)));
-        assert_eq!(capped.get_fuel(), Some(1_000));
-        assert_eq!(capped.get_max_memory(), 1 << 20);
+        assert_eq!(capped.timeout, Some(Duration::from_secs(10)));
+        assert_eq!(capped.fuel, Some(1_000));
+        assert_eq!(capped.max_memory, 1 << 20);
 
         let lower = Limits::default().timeout(Duration::from_secs(1)).fuel(10);
         let kept = policy.cap(Some(lower));
-        assert_eq!(kept.get_timeout(), Some(Duration::from_secs(1)));
-        assert_eq!(kept.get_fuel(), Some(10));
+        assert_eq!(kept.timeout, Some(Duration::from_secs(1)));
+        assert_eq!(kept.fuel, Some(10));
     }
 }

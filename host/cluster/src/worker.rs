@@ -230,9 +230,9 @@ pub struct WorkerHost {
 
 /// Stops a running [`WorkerHost`] from another thread.
 #[derive(Clone)]
-pub struct WorkerStopper(Arc<Stop>);
+pub struct StopHandle(Arc<Stop>);
 
-impl WorkerStopper {
+impl StopHandle {
     /// Takes no more batches; the ones running finish and are stored.
     pub fn stop(&self) {
         self.0.stopped.store(true, Ordering::SeqCst);
@@ -271,8 +271,8 @@ impl WorkerHost {
     }
 
     /// A handle that stops [`run`](Self::run).
-    pub fn stopper(&self) -> WorkerStopper {
-        WorkerStopper(Arc::clone(&self.stop))
+    pub fn stopper(&self) -> StopHandle {
+        StopHandle(Arc::clone(&self.stop))
     }
 
     /// Pulls and runs tasks until stopped.
@@ -603,7 +603,7 @@ impl Host {
                 return batch
                     .tasks
                     .iter()
-                    .map(|task| (task.index, Outcome::not_run(status.clone(), why.clone())))
+                    .map(|task| (task.index, Outcome::not_run(status, why.clone())))
                     .collect();
             }
         };

@@ -2,11 +2,12 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
+use crate::mutex::{Condvar, Mutex, MutexGuard};
 use crate::outcome::Outcome;
 
 /// A submitted task: wait for its outcome, or cancel it.
@@ -81,7 +82,7 @@ impl HandleState {
     }
 
     fn waiting(&self) -> MutexGuard<'_, Waiting> {
-        self.lock.lock().unwrap_or_else(|p| p.into_inner())
+        self.lock.lock()
     }
 
     pub(crate) fn finish(&self, outcome: Outcome) {
@@ -187,14 +188,10 @@ impl TaskHandle {
                 return Some(outcome);
             }
             guard = match deadline {
-                None => state.done.wait(guard).unwrap_or_else(|p| p.into_inner()),
+                None => state.done.wait(guard),
                 Some(deadline) => {
                     let left = deadline.checked_duration_since(Instant::now())?;
-                    state
-                        .done
-                        .wait_timeout(guard, left)
-                        .unwrap_or_else(|p| p.into_inner())
-                        .0
+                    state.done.wait_timeout(guard, left)
                 }
             };
         }

@@ -71,7 +71,7 @@ mod queue;
 mod thread;
 mod workers;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use crossbeam_channel::Sender;
 use serde::Serialize;
@@ -80,6 +80,7 @@ use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
 use crate::module::Module;
+use crate::mutex::Mutex;
 use crate::outcome::Outcome;
 use crate::share::{self, Grants, PipeEnd};
 use crate::status::ExitStatus;
@@ -498,14 +499,14 @@ impl Pool {
     /// Cancels every queued and running task; each ends `Cancelled`. Tasks
     /// submitted afterwards run normally.
     pub fn cancel_all(&self) {
-        let mut parent = lock(&self.shared.cancel_all);
+        let mut parent = self.shared.cancel_all.lock();
         parent.cancel();
         *parent = self.shared.cancel_root.child();
     }
 
     /// Stops accepting tasks; queued ones still run. Idempotent.
     pub fn close(&self) {
-        lock(&self.jobs).take();
+        self.jobs.lock().take();
     }
 
     /// Closes the pool and waits until every queued and running task has
@@ -526,7 +527,7 @@ impl Pool {
     }
 
     fn cancel_parent(&self) -> CancelToken {
-        lock(&self.shared.cancel_all).clone()
+        self.shared.cancel_all.lock().clone()
     }
 
     /// How many tasks a map keeps in flight per chunk size.
@@ -540,11 +541,11 @@ impl Pool {
     /// A job that cannot be queued still answers each of its tasks, so that
     /// whoever counts outcomes gets one per task.
     fn enqueue(&self, job: Job) -> Result<(), Error> {
-        let jobs = lock(&self.jobs).clone();
+        let jobs = self.jobs.lock().clone();
         let refuse = |job: Job, status: ExitStatus, why: &str| {
             for (reply, task) in job.replies.into_iter().zip(&job.tasks) {
                 task.hang_up();
-                reply.send(Outcome::failed(status.clone(), why));
+                reply.send(Outcome::failed(status, why));
             }
             Err(Error::new(
                 ErrorKind::PoolClosed,
@@ -598,12 +599,4 @@ where
     args.into_iter().map(move |arg| {
         Task::call(&name, &arg).unwrap_or_else(|error| Task::rejected(error.to_string()))
     })
-}
-
-/// Locks a mutex, ignoring poisoning: no code panics while holding these
-/// locks, and their data stays valid regardless.
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }

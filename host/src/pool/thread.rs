@@ -12,7 +12,7 @@ use crate::module::Module;
 use crate::run::run_chunk;
 
 /// Serves jobs until the queue closes.
-pub(super) fn serve(module: &Module, queue: &Receiver<Job>, idle: &Idle) {
+pub(super) fn work(module: &Module, queue: &Receiver<Job>, idle: &Idle) {
     while let Ok(job) = idle.waiting(|| queue.recv()) {
         if let Some((sink, indexes)) = job.one_sink() {
             run_for_sink(module, &job, &*sink, &indexes);

@@ -196,14 +196,14 @@ impl Crew {
         let thread = std::thread::Builder::new()
             .name(format!("wasmproc-worker-{index}"))
             .spawn(move || match isolation {
-                Isolation::Thread => super::thread::serve(&module, &queue, &idle),
+                Isolation::Thread => super::thread::work(&module, &queue, &idle),
                 Isolation::Process(options) => {
                     let place = Place {
                         index,
                         warm,
                         roster,
                     };
-                    process::serve(module, options, pids, place, &queue, &idle)
+                    process::feed_worker(module, options, pids, place, &queue, &idle)
                 }
             })
             .map_err(|error| {

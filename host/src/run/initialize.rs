@@ -152,7 +152,7 @@ fn run_and_snapshot(
     let (context, instrumented) = wizer
         .instrument(module.wasm_or_remake(remake)?)
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
-    let engine = module.runtime().engine(limits.get_fuel().is_some())?;
+    let engine = module.runtime().engine(limits.fuel.is_some())?;
     let compiled = wasmtime::Module::new(&engine.engine, &instrumented)
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let pre = engine
@@ -169,7 +169,7 @@ fn run_and_snapshot(
     let mut live = Live::start(module, &plan, &task, cancel)?;
     let (outcome, _) = live.invoke(module, &plan, &task);
     if !outcome.success() {
-        let kind = match outcome.status.clone() {
+        let kind = match outcome.status {
             ExitStatus::BadInvocation => ErrorKind::BadInvocation,
             ExitStatus::Cancelled => ErrorKind::Cancelled,
             status => ErrorKind::TaskFailed(status),

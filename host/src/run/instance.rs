@@ -14,7 +14,6 @@ use super::plan::{Plan, not_started};
 use crate::cancel::CancelToken;
 use crate::engine::InstancePermit;
 use crate::error::Error;
-use crate::limits::Limits;
 use crate::module::{Module, Resolved};
 use crate::outcome::Outcome;
 use crate::status::ExitStatus;
@@ -46,7 +45,7 @@ impl<'m> Live<'m> {
     ) -> Result<Self, Error> {
         let (wasi, streams) = wasi_context(module.name(), task, &plan.limits)?;
         let permit = instance_permit(&plan.engine.permits, cancel).ok_or_else(not_started)?;
-        let mut state = HostState::new(wasi, plan.limits.get_max_memory(), cancel.clone());
+        let mut state = HostState::new(wasi, plan.limits.max_memory, cancel.clone());
         if !task.grants.is_empty() {
             state.share = ShareState::new(task.grants.clone());
         }
@@ -72,7 +71,7 @@ impl<'m> Live<'m> {
             streams,
             shape: task,
             resolved: plan.resolved,
-            fuel: plan.limits.get_fuel().is_some(),
+            fuel: plan.limits.fuel.is_some(),
             _permit: permit,
         })
     }
@@ -82,12 +81,12 @@ impl<'m> Live<'m> {
         let shape = self.shape;
         matches!(plan.resolved, Resolved::Task { .. })
             && matches!(self.resolved, Resolved::Task { .. })
-            && plan.limits.get_fuel().is_some() == self.fuel
+            && plan.limits.fuel.is_some() == self.fuel
             && shape.caps == task.caps
             && shape.grants == task.grants
             && shape.argv == task.argv
-            && shape.limits.as_ref().map(Limits::get_max_memory)
-                == task.limits.as_ref().map(Limits::get_max_memory)
+            && shape.limits.as_ref().map(|limits| limits.max_memory)
+                == task.limits.as_ref().map(|limits| limits.max_memory)
             && matches!((&shape.stdin, &task.stdin), (Stdin::Empty, Stdin::Empty))
             && matches!(
                 (&shape.stdout, &task.stdout, &shape.stderr, &task.stderr),
@@ -112,16 +111,16 @@ impl<'m> Live<'m> {
         let state = self.store.data_mut();
         state.sdk = SdkState {
             input: Arc::clone(&task.input),
-            max_result: plan.limits.get_max_result(),
+            max_result: plan.limits.max_result,
             ..SdkState::default()
         };
         // A timeout too long to represent is no timeout at all.
         let deadline = plan
             .limits
-            .get_timeout()
+            .timeout
             .and_then(|timeout| Instant::now().checked_add(timeout));
         state.deadline = deadline;
-        if let Some(fuel) = plan.limits.get_fuel()
+        if let Some(fuel) = plan.limits.fuel
             && let Err(error) = self.store.set_fuel(fuel)
         {
             let message = format!("cannot meter fuel: {error:#}");
@@ -142,11 +141,11 @@ impl<'m> Live<'m> {
             sdk: &mut state.sdk,
             memory_refused: state.memory.refused,
             memory_limit: state.memory.limit,
-            timeout: plan.limits.get_timeout(),
+            timeout: plan.limits.timeout,
         };
         let mut outcome = outcome_of(raced, context);
         outcome.peak_memory_bytes = state.memory.peak;
-        if let Some(fuel) = plan.limits.get_fuel() {
+        if let Some(fuel) = plan.limits.fuel {
             outcome.fuel_used = Some(fuel.saturating_sub(self.store.get_fuel().unwrap_or(0)));
         }
         let take =

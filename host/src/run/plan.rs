@@ -31,7 +31,7 @@ pub(super) fn plan<'m>(
     if let Resolved::Task { .. } = resolved {
         validate_json(task)?;
     }
-    let fuel = limits.get_fuel().is_some();
+    let fuel = limits.fuel.is_some();
     let pre = module.prepared(fuel, remake)?.instance_pre()?;
     let engine = module.runtime().engine(fuel)?;
     Ok(Plan {

@@ -295,7 +295,7 @@ impl ServerBuilder {
             timeouts: Timeouts {
                 first_byte: self.first_byte_timeout,
                 idle: self.idle_timeout,
-                whole: self.limits.get_timeout(),
+                whole: self.limits.timeout,
             },
             peers: self.max_per_peer.map(Peers::new),
             grace: self.grace,

@@ -11,10 +11,10 @@
 //! [`Task::share`](crate::Task::share) and [`Task::pipe`](crate::Task::pipe)
 //! granted it, under the names given there.
 
+mod backend;
 mod channel;
 mod holders;
 mod region;
-mod remote;
 mod sync;
 
 use std::collections::BTreeMap;
@@ -28,11 +28,11 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, ErrorKind};
 use crate::limits::{Limits, human};
 
+pub(crate) use backend::{PIPE, Pending, Remote, RemoteLink};
 pub(crate) use channel::{Channel, RecvError, SendError, soon_within};
 pub(crate) use holders::Holder;
 pub use region::SharedRegion;
 pub(crate) use region::check_span;
-pub(crate) use remote::{PIPE, Pending, Remote, RemoteLink};
 pub use sync::{Barrier, Event, Lock, LockGuard, LockResult, OwnerDied, Semaphore};
 
 /// How many messages each direction of a pipe holds before a sender waits.
@@ -86,7 +86,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// A queue holding at most `capacity` values (at least one).
     pub fn new(capacity: usize) -> Queue<T> {
         Queue {
-            channel: Channel::new(capacity, Limits::default().get_max_args()),
+            channel: Channel::new(capacity, Limits::default().max_args),
             _values: PhantomData,
         }
     }
@@ -255,7 +255,7 @@ impl PartialEq for PipeEnd {
 /// # Ok::<(), wasmproc::Error>(())
 /// ```
 pub fn pipe() -> (PipeEnd, PipeEnd) {
-    let max = Limits::default().get_max_args();
+    let max = Limits::default().max_args;
     let there = Channel::conversation(PIPE_CAPACITY, max);
     let back = Channel::conversation(PIPE_CAPACITY, max);
     let end = |outgoing: &Channel, incoming: &Channel| PipeEnd {

@@ -7,7 +7,7 @@ mod memory;
 mod overrides;
 mod pump;
 mod sdk;
-mod share;
+mod share_imports;
 mod socket;
 mod wasi;
 
@@ -25,7 +25,7 @@ pub(crate) use memory::MemoryGuard;
 pub(crate) use overrides::ExitCodeOutOfRange;
 pub(crate) use pump::{CHUNK, Chunk, Pump, Reply};
 pub(crate) use sdk::{GuestFailure, ResultTooLarge, SdkState};
-pub(crate) use share::ShareState;
+pub(crate) use share_imports::ShareState;
 pub(crate) use wasi::{Streams, wasi_context};
 
 /// The data of every task's store.
@@ -76,6 +76,7 @@ pub(crate) fn new_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
         .map_err(|error| setup("WASI", error))?;
     overrides::add_to_linker(&mut linker).map_err(|error| setup("wasmproc's WASI rules", error))?;
     sdk::add_to_linker(&mut linker).map_err(|error| setup("the SDK imports", error))?;
-    share::add_to_linker(&mut linker).map_err(|error| setup("the sharing imports", error))?;
+    share_imports::add_to_linker(&mut linker)
+        .map_err(|error| setup("the sharing imports", error))?;
     Ok(linker)
 }

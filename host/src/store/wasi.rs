@@ -77,7 +77,7 @@ pub(crate) fn wasi_context(
             builder.stdin(AsyncStdinStream::new(PumpReader::new(pump)));
         }
     }
-    let max_output = limits.get_max_output();
+    let max_output = limits.max_output;
     let streams = Streams {
         stdout: match &direct {
             Some(socket) => {

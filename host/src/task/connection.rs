@@ -89,7 +89,7 @@ impl std::fmt::Debug for DirectSocket {
 impl DirectSocket {
     /// The socket, for the one store that runs the task.
     pub(crate) fn take(&self) -> Option<Socket> {
-        self.socket.lock().unwrap_or_else(|p| p.into_inner()).take()
+        crate::mutex::lock(&self.socket).take()
     }
 }
 

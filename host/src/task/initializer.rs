@@ -93,7 +93,7 @@ impl Initializer {
     }
 
     /// The argument, as JSON.
-    pub fn get_input(&self) -> &[u8] {
+    pub fn input(&self) -> &[u8] {
         &self.input
     }
 

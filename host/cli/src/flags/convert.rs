@@ -161,9 +161,9 @@ mod tests {
             "m.wasm",
         ]);
         let limits = args.limits.to_limits().unwrap();
-        assert_eq!(limits.get_timeout(), Some(Duration::from_millis(500)));
-        assert_eq!(limits.get_max_memory(), 64 << 20);
-        assert_eq!(limits.get_fuel(), Some(9));
+        assert_eq!(limits.timeout, Some(Duration::from_millis(500)));
+        assert_eq!(limits.max_memory, 64 << 20);
+        assert_eq!(limits.fuel, Some(9));
     }
 
     #[test]
@@ -191,13 +191,13 @@ mod tests {
         let limits = args.limits.to_limits().unwrap();
         let init = args.init.to_initializer(&caps, &limits).unwrap().unwrap();
         assert_eq!(init.name(), "table");
-        assert_eq!(init.get_input(), b"null", "the default argument");
+        assert_eq!(init.input(), b"null", "the default argument");
         assert_eq!(init.get_capabilities(), &caps);
         assert_eq!(init.get_limits(), Some(&limits));
 
         let with_args = run_args(&["run", "--init", "t", "--init-args", "-3", "m.wasm"]);
         let init = with_args.init.to_initializer(&caps, &limits).unwrap();
-        assert_eq!(init.unwrap().get_input(), b"-3");
+        assert_eq!(init.unwrap().input(), b"-3");
         let alone = run_args(&["run", "--init-args", "3", "m.wasm"]);
         assert!(alone.init.to_initializer(&caps, &limits).is_err());
         let neither = run_args(&["run", "m.wasm"]);

@@ -172,7 +172,7 @@ impl Map<'_> {
             caps,
             limits,
         } = self;
-        let max_input = limits.get_max_args();
+        let max_input = limits.max_args;
         let interrupted = Arc::new(AtomicBool::new(false));
         {
             let executor = Arc::clone(&executor);

@@ -18,11 +18,7 @@ pub(crate) fn for_the_wire(task: Task) -> (Task, PassedThrough) {
         stdout: task.get_stdout().clone(),
         stderr: task.get_stderr().clone(),
     };
-    let max = task
-        .get_limits()
-        .cloned()
-        .unwrap_or_default()
-        .get_max_args();
+    let max = task.get_limits().cloned().unwrap_or_default().max_args;
     let stdin = match task.get_stdin() {
         // Nobody types into a task that runs elsewhere.
         Stdin::Inherit if std::io::stdin().is_terminal() => Ok(Stdin::Empty),
@@ -54,7 +50,7 @@ fn read_capped(reader: impl Read, max: usize) -> Result<Stdin, String> {
         return Err(format!(
             "the task's stdin is over the limit of {max} bytes on a task's input \
              (Limits::max_args, {} by default)",
-            Limits::default().get_max_args()
+            Limits::default().max_args
         ));
     }
     Ok(Stdin::Bytes(bytes.into()))

@@ -132,7 +132,7 @@ impl Outbox {
     fn to_wire(&self, index: u64, task: &Task) -> WireTask {
         let mut spec = TaskSpec::from(task);
         let stdin_too_large = spec.stdin.len() > self.budget / 2;
-        let refusal = if task.get_shared_names().next().is_some() || task.has_pipe() {
+        let refusal = if task.shared_names().next().is_some() || task.has_pipe() {
             Some(
                 "queues, pipes and shared regions do not reach other hosts: run tasks that use \
                  them on a local pool"

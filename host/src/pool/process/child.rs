@@ -17,10 +17,9 @@ use super::protocol::{
     StreamName, ToChild, ToParent, VERSION, WireGrants, WireModule, read_frame, write_frame,
     write_frame_buffered,
 };
-use super::remote::{Board, FrameOut, Settled, TaskLink};
+use super::share_client::{Board, FrameOut, Settled, TaskLink};
 use crate::cancel::CancelToken;
 use crate::engine::EngineSettings;
-use crate::limits::Limits;
 use crate::module::Module;
 use crate::mutex::Mutex;
 use crate::outcome::Outcome;
@@ -96,7 +95,7 @@ struct Current {
 ///
 /// When the parent goes away (even killed), stdin closes, the reader sees
 /// the end and the process exits at once: no worker outlives its pool.
-pub(crate) fn serve() -> i32 {
+pub(crate) fn worker_main() -> i32 {
     let mut input = BufReader::new(std::io::stdin());
     let to_pool = ToPool::new();
 
@@ -239,7 +238,7 @@ fn run_sharing(
         Err(error) => return (Outcome::from(error), 0),
     }
     let mut outcome = module.run_with(&task, token);
-    let timeout = task.get_limits().and_then(Limits::get_timeout);
+    let timeout = task.get_limits().and_then(|limits| limits.timeout);
     let deadline = timeout.and_then(|timeout| started.checked_add(timeout));
     // A guest whose last sends still wait for room when its time is up
     // ends as it would have in a thread worker, stopped inside a send:

@@ -37,7 +37,7 @@
 //!   tasks were granted and carries out their guests' operations.
 //! - `remote`: the worker's side of sharing: operations out as frames,
 //!   answers routed back to the guest.
-//! - `serve` (here): the pool thread that feeds one worker process from
+//! - `feed_worker` (here): the pool thread that feeds one worker process from
 //!   the pool's queue, and stops it when the pool has had more workers
 //!   than it needed for [`ProcessOptions::idle_timeout`].
 //!
@@ -54,8 +54,8 @@
 
 mod child;
 pub(crate) mod protocol;
-mod relay;
-mod remote;
+mod share_client;
+mod share_server;
 mod supervisor;
 
 use std::collections::BTreeMap;
@@ -80,7 +80,7 @@ pub const WORKER_ENV: &str = "WASMPROC_WORKER";
 /// once otherwise. Call it first thing in `main`.
 pub fn run_worker_if_requested() {
     if started_as_worker() {
-        std::process::exit(child::serve());
+        std::process::exit(child::worker_main());
     }
 }
 
@@ -282,7 +282,7 @@ const PIPELINE_BELOW: Duration = Duration::from_millis(1);
 /// A pool thread of a process pool: it feeds its worker process from the
 /// queue until the queue closes, or until the pool lets it go while idle;
 /// the supervisor replaces the process whenever it dies.
-pub(crate) fn serve(
+pub(crate) fn feed_worker(
     module: Module,
     options: ProcessOptions,
     pids: WorkerPids,

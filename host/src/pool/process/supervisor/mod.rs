@@ -47,7 +47,7 @@ pub(super) enum Next {
     Idle,
 }
 
-/// Why `serve` stopped before every task was answered.
+/// Why `run_tasks` stopped before every task was answered.
 enum Ended {
     /// The worker died, broke the protocol or overran a deadline.
     Lost(Error),
@@ -221,7 +221,7 @@ impl Supervisor {
                 fail(front, error, &mut deliver);
                 continue;
             }
-            let error = match self.serve(tasks, &mut pending, &woken, &mut deliver) {
+            let error = match self.run_tasks(tasks, &mut pending, &woken, &mut deliver) {
                 Ok(()) => return,
                 Err(Ended::Retired) => {
                     // The worker left on purpose after its task: the tasks

@@ -15,7 +15,7 @@ use crate::mutex::Mutex;
 use crate::pool::process::protocol::{
     ToChild, ToParent, VERSION, WireModule, WireTask, holds_frame, read_frame, write_frame,
 };
-use crate::pool::process::relay::{Relay, ToWorker};
+use crate::pool::process::share_server::{Relay, ToWorker};
 use crate::pool::process::{ProcessOptions, WORKER_ENV};
 use crate::share::Holder;
 use crate::task::Task;
@@ -118,7 +118,7 @@ impl Worker {
         let not_a_worker = || {
             lost(format!(
                 "`{}` did not start as a wasmproc worker: it must be the wasmproc binary, or a \
-                 program that calls wasmproc::process::run_worker_if_requested() first thing in \
+                 program that calls wasmproc::run_worker_if_requested() first thing in \
                  main (see ProcessOptions::executable)",
                 executable.display()
             ))

@@ -34,7 +34,7 @@ impl Supervisor {
     /// Sends every pending task to the worker and collects answers until
     /// all are in, or the worker is lost or retires (the unanswered stay
     /// pending). Streams of the running task are relayed meanwhile.
-    pub(super) fn serve(
+    pub(super) fn run_tasks(
         &mut self,
         tasks: &[(&Task, &CancelToken)],
         pending: &mut VecDeque<usize>,
@@ -174,7 +174,7 @@ impl<'t> Running<'t> {
             .0
             .limits
             .as_ref()
-            .and_then(|l| l.get_timeout());
+            .and_then(|l| l.timeout);
         [
             limit.and_then(|t| self.front_since.checked_add(t + self.grace)),
             self.cancel_by,

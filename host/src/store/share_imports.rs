@@ -208,7 +208,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 }
                 (None, Some(remote)) if remote.pipe => Endpoint::Remote {
                     grant: PIPE,
-                    max_message: crate::limits::Limits::default().get_max_args(),
+                    max_message: crate::limits::Limits::default().max_args,
                 },
                 _ => return abi::NOT_GRANTED,
             };
