@@ -167,9 +167,21 @@ fn a_stop_lets_a_connection_in_flight_finish() {
     let mut rest = Vec::new();
     stream.read_to_end(&mut rest).unwrap();
     assert_eq!(rest, b" second");
+    // The record first: the stop's second signal (`terminate`) would end a
+    // connection still being recorded.
+    let mut said = String::new();
+    let record = loop {
+        let mut line = String::new();
+        assert!(server.stderr.read_line(&mut line).unwrap() > 0, "{said}");
+        match serde_json::from_str::<serde_json::Value>(&line) {
+            Ok(record) => break record,
+            // The server's own words about the stop.
+            Err(_) => said.push_str(&line),
+        }
+    };
+    assert_eq!(record["status"], "exited", "{record}");
     let (code, stderr) = server.terminate();
     assert_eq!(code, Some(0), "{stderr}");
-    assert!(stderr.contains("\"status\":\"exited\""), "{stderr}");
 }
 
 #[test]
