@@ -136,3 +136,22 @@ impl std::error::Error for Error {
             .map(|cause| cause as &(dyn std::error::Error + 'static))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cause_stays_underneath_and_does_not_change_equality() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no");
+        let error = Error::new(ErrorKind::Setup, "cannot open the cache: no").caused_by(io);
+        let source = std::error::Error::source(&error).expect("the cause is kept");
+        let io = source.downcast_ref::<std::io::Error>().expect("as itself");
+        assert_eq!(io.kind(), std::io::ErrorKind::PermissionDenied);
+        assert_eq!(
+            error.clone(),
+            Error::new(ErrorKind::Setup, "cannot open the cache: no")
+        );
+        assert!(std::error::Error::source(&error.clone()).is_some());
+    }
+}

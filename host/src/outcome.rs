@@ -136,6 +136,7 @@ impl Outcome {
                     std::any::type_name::<T>()
                 ),
             )
+            .caused_by(error)
         })
     }
 }

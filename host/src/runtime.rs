@@ -282,6 +282,7 @@ impl Runtime {
                 ErrorKind::Setup,
                 format!("cannot start the epoch ticker thread: {error}"),
             )
+            .caused_by(error)
         })?;
         Ok(Runtime {
             inner: Arc::new(RuntimeInner {

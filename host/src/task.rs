@@ -260,6 +260,7 @@ impl Task {
                 ErrorKind::BadInvocation,
                 format!("the argument of task `{name}` cannot be serialized: {error}"),
             )
+            .caused_by(error)
         })?;
         Ok(Task::with_entry(Entry::Task(name.to_owned()), json.into()))
     }

@@ -18,6 +18,8 @@ mod cache;
 mod foreign;
 // Pools: submit, handles, map, chunks, shutdown; the no-task-lost stress test.
 mod pool;
+// The one interface over back ends, through a pool in both isolations.
+mod executor;
 // The fuzz entry points over seeds and their mutations: no panic.
 mod fuzzed;
 // The library's layers point one way (read from its source).

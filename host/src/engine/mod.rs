@@ -30,6 +30,7 @@ pub(crate) fn new_engine(settings: &EngineSettings, consume_fuel: bool) -> Resul
             ErrorKind::Setup,
             format!("cannot set up the wasm engine: {error:#}"),
         )
+        .caused_by(error)
     })
 }
 

@@ -305,7 +305,7 @@ fn prepare(
                  (`wasi_snapshot_preview1`) and the wasmproc SDK (`{}`); see `wasmproc inspect` for the imports",
                 wasmproc_abi::IMPORT_MODULE
             ),
-        )
+        ).caused_by(error)
     });
     Ok(Prepared {
         module,

@@ -211,6 +211,7 @@ impl Crew {
                     ErrorKind::Setup,
                     format!("cannot start worker thread {index}: {error}"),
                 )
+                .caused_by(error)
             })?;
         started.next_index += 1;
         started.threads.insert(index, thread);

@@ -72,5 +72,6 @@ fn validate_json(task: &Task) -> Result<(), Error> {
                 ErrorKind::BadInvocation,
                 format!("the task's argument is not valid JSON: {error}"),
             )
+            .caused_by(error)
         })
 }

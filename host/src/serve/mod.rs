@@ -282,6 +282,7 @@ impl ServerBuilder {
                 ErrorKind::Setup,
                 format!("cannot start the server's timer thread: {error}"),
             )
+            .caused_by(error)
         })?;
         Ok(Server {
             _socket_file: socket_file,

@@ -326,6 +326,7 @@ fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
             ErrorKind::BadInvocation,
             format!("the value cannot be serialized: {error}"),
         )
+        .caused_by(error)
     })
 }
 
@@ -338,6 +339,7 @@ fn decode<T: DeserializeOwned>(message: &[u8], what: &str) -> Result<T, Error> {
                 std::any::type_name::<T>()
             ),
         )
+        .caused_by(error)
     })
 }
 

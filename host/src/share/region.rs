@@ -98,6 +98,7 @@ fn setup(what: &str, error: std::io::Error) -> Error {
         ErrorKind::Setup,
         format!("cannot {what} a shared region: {error}"),
     )
+    .caused_by(error)
 }
 
 impl SharedRegion {

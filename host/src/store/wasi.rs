@@ -73,6 +73,7 @@ pub(crate) fn wasi_context(
                     ErrorKind::Setup,
                     format!("cannot start the thread that reads the task's stdin: {error}"),
                 )
+                .caused_by(error)
             })?;
             builder.stdin(AsyncStdinStream::new(PumpReader::new(pump)));
         }
@@ -106,7 +107,7 @@ pub(crate) fn wasi_context(
                         grant.host.display(),
                         grant.guest
                     ),
-                )
+                ).caused_by(error)
             })?;
     }
     Ok((builder.build_p1(), streams))

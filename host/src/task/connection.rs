@@ -142,12 +142,14 @@ impl Task {
                 ErrorKind::Setup,
                 format!("cannot duplicate the connection to read it: {error}"),
             )
+            .caused_by(error)
         })?;
         let ends = connection.try_clone_connection().map_err(|error| {
             Error::new(
                 ErrorKind::Setup,
                 format!("cannot duplicate the connection to hang it up: {error}"),
             )
+            .caused_by(error)
         })?;
         self.stdin = Stdin::reader(reader);
         self.stdout = Output::Writer(Arc::new(std::sync::Mutex::new(connection)));

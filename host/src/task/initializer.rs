@@ -45,6 +45,7 @@ impl Initializer {
                 ErrorKind::BadInvocation,
                 format!("the argument of initializer `{name}` cannot be serialized: {error}"),
             )
+            .caused_by(error)
         })?;
         Ok(Initializer::call_json(name, json))
     }

@@ -204,6 +204,7 @@ impl ProcessOptions {
                     ErrorKind::Setup,
                     format!("cannot find the current executable: {e}"),
                 )
+                .caused_by(e)
             }),
         }
     }

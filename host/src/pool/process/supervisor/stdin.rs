@@ -45,6 +45,7 @@ impl StdinRelay {
                 ErrorKind::Setup,
                 format!("cannot start the thread that relays the task's stdin: {error}"),
             )
+            .caused_by(error)
         })?;
         let channel = source.as_ref().map(|_| crossbeam_channel::bounded(1));
         Ok(StdinRelay {
