@@ -232,7 +232,7 @@ impl<R> TeeReader<R> {
 impl<R: std::io::Read> std::io::Read for TeeReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
-        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let mut kept = crate::poison::lock(&self.kept);
         let room = self.cap.saturating_sub(kept.len());
         kept.extend_from_slice(&buf[..n.min(room)]);
         Ok(n)

@@ -11,6 +11,7 @@ mod flags;
 pub mod fuzzing;
 mod inspect;
 mod map;
+mod poison;
 #[cfg(test)]
 mod readme;
 mod replay;

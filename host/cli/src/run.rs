@@ -119,9 +119,7 @@ impl RunBundle {
     }
 
     fn finish(self, task: &Task, outcome: &Outcome) {
-        let stdin = self
-            .stdin
-            .map(|kept| kept.lock().unwrap_or_else(|p| p.into_inner()).clone());
+        let stdin = self.stdin.map(|kept| crate::poison::lock(&kept).clone());
         let inputs = Inputs {
             entry: task.entry(),
             argument: &self.argument,

@@ -145,7 +145,7 @@ impl Log {
             "duration_ms": millis(record.duration),
             "message": record.message,
         });
-        let mut out = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = crate::poison::lock(&self.0);
         let _ = writeln!(out, "{line}").and_then(|()| out.flush());
     }
 }

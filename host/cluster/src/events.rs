@@ -31,11 +31,11 @@ pub(crate) struct Listener(Arc<Mutex<Option<OnEvent>>>);
 impl Listener {
     /// Replaces the function events go to.
     pub(crate) fn set(&self, f: OnEvent) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(f);
+        *crate::poison::lock(&self.0) = Some(f);
     }
 
     pub(crate) fn emit(&self, event: &ClusterEvent) {
-        let listener = self.0.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let listener = crate::poison::lock(&self.0).clone();
         if let Some(listener) = listener {
             listener(event);
         }

@@ -38,6 +38,7 @@ mod held;
 mod job;
 mod link;
 mod names;
+mod poison;
 mod policy;
 mod publish;
 mod wire;

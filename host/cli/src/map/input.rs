@@ -30,14 +30,14 @@ pub(crate) struct LineNumbers(Arc<RwLock<Vec<(usize, usize)>>>);
 impl LineNumbers {
     /// The 0-based line of task `index`.
     pub(crate) fn line_of(&self, index: usize) -> usize {
-        let shifts = self.0.read().unwrap_or_else(|p| p.into_inner());
+        let shifts = crate::poison::read(&self.0);
         // The last shift at or before `index` applies.
         let at = shifts.partition_point(|(task, _)| *task <= index);
         index + at.checked_sub(1).map_or(0, |i| shifts[i].1)
     }
 
     fn record(&self, task: usize, skipped_so_far: usize) {
-        let mut shifts = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let mut shifts = crate::poison::write(&self.0);
         shifts.push((task, skipped_so_far));
     }
 }
@@ -49,13 +49,13 @@ pub(crate) struct Remembered(Arc<Mutex<std::collections::HashMap<usize, Vec<u8>>
 
 impl Remembered {
     fn keep(&self, index: usize, line: &[u8]) {
-        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lines = crate::poison::lock(&self.0);
         lines.insert(index, line.to_vec());
     }
 
     /// The line of task `index`, forgotten as it is taken.
     pub(crate) fn take(&self, index: usize) -> Option<Vec<u8>> {
-        let mut lines = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let mut lines = crate::poison::lock(&self.0);
         lines.remove(&index)
     }
 }
@@ -83,11 +83,11 @@ pub(crate) struct FedCount {
 
 impl Fed {
     pub(crate) fn get(&self) -> FedCount {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner())
+        *crate::poison::lock(&self.0)
     }
 
     fn set(&self, lines: usize, tasks: usize) {
-        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = FedCount { lines, tasks };
+        *crate::poison::lock(&self.0) = FedCount { lines, tasks };
     }
 }
 

@@ -3,7 +3,9 @@
 //! result), with a progress bar and a closing summary on stderr.
 
 use std::io::{BufWriter, IsTerminal, Write};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex};
+
+use crate::poison::lock;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -85,7 +87,7 @@ fn flush_when_written(shared: &Shared) {
     let mut out = lock(&shared.out);
     loop {
         while !out.dirty && !out.done {
-            out = shared.written.wait(out).unwrap_or_else(|p| p.into_inner());
+            out = crate::poison::wait(&shared.written, out);
         }
         if out.done {
             return;
@@ -99,10 +101,6 @@ fn flush_when_written(shared: &Shared) {
             out.failed.get_or_insert(error);
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// The progress bar on a terminal's stderr; hidden elsewhere.

@@ -56,7 +56,7 @@ impl ClusterExecutor {
     /// Starts a job, remembered until it is over.
     fn start(&self) -> super::Submitted {
         let job = self.cluster.start(&self.module);
-        let mut jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut jobs = crate::poison::lock(&self.jobs);
         jobs.retain(|job| !job.is_over());
         jobs.push(job.outbox());
         job
@@ -132,7 +132,7 @@ impl Executor for ClusterExecutor {
     }
 
     fn cancel_all(&self) {
-        let jobs = std::mem::take(&mut *self.jobs.lock().unwrap_or_else(|p| p.into_inner()));
+        let jobs = std::mem::take(&mut *crate::poison::lock(&self.jobs));
         for job in jobs {
             job.cancel();
         }

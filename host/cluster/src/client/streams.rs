@@ -24,7 +24,7 @@ pub(crate) fn for_the_wire(task: Task) -> (Task, PassedThrough) {
         Stdin::Inherit if std::io::stdin().is_terminal() => Ok(Stdin::Empty),
         Stdin::Inherit => read_capped(std::io::stdin(), max),
         Stdin::Reader(reader) => {
-            let mut reader = reader.lock().unwrap_or_else(|p| p.into_inner());
+            let mut reader = crate::poison::lock(reader);
             read_capped(&mut *reader, max)
         }
         other => Ok(other.clone()),
@@ -84,7 +84,7 @@ fn pass(output: &Output, bytes: &mut Vec<u8>, stream: Stream) {
             };
         }
         Output::Writer(writer) => {
-            let mut writer = writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut writer = crate::poison::lock(writer);
             let _ = writer.write_all(bytes).and_then(|()| writer.flush());
         }
         Output::Capture | Output::Discard => return,

@@ -97,7 +97,7 @@ impl Outbox {
     /// Sends `tasks`, numbered on from the last; waits while the job has
     /// its fill of tasks out. `false` once the job has ended.
     pub(crate) fn send(&self, tasks: Vec<Task>) -> bool {
-        let mut next = self.next.lock().unwrap_or_else(|p| p.into_inner());
+        let mut next = crate::poison::lock(&self.next);
         let count = tasks.len() as u64;
         let wire: Vec<WireTask> = tasks
             .into_iter()
@@ -179,15 +179,15 @@ struct Window {
 
 impl Window {
     fn take(&self, count: u64) {
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = crate::poison::lock(&self.out);
         while *out >= WINDOW {
-            out = self.room.wait(out).unwrap_or_else(|p| p.into_inner());
+            out = crate::poison::wait(&self.room, out);
         }
         *out += count;
     }
 
     fn give_back(&self, count: u64) {
-        let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out = crate::poison::lock(&self.out);
         *out = out.saturating_sub(count);
         self.room.notify_all();
     }
