@@ -145,7 +145,9 @@ pub trait Executor: Send + Sync {
     }
 
     /// Runs each task; `(input index, outcome)` in input order. The tasks
-    /// are sent from a thread of their own as the map has room.
+    /// are sent from a thread of their own as the map has room (if the
+    /// system refuses that thread, none is sent and the results are empty;
+    /// a warning says why).
     fn map_tasks<I>(&self, tasks: I) -> Results<'_, Outcome>
     where
         I: IntoIterator<Item = Task>,
@@ -153,14 +155,21 @@ pub trait Executor: Send + Sync {
     {
         let (sender, results) = self.map_stream();
         let tasks = tasks.into_iter();
-        std::thread::spawn(move || {
-            for task in tasks {
-                // The results were dropped: nobody wants the rest.
-                if sender.send(task).is_err() {
-                    break;
+        let feeding = std::thread::Builder::new()
+            .name("wasmproc-map-feed".into())
+            .spawn(move || {
+                for task in tasks {
+                    // The results were dropped: nobody wants the rest.
+                    if sender.send(task).is_err() {
+                        break;
+                    }
                 }
-            }
-        });
+            });
+        // Without the thread no task was sent: the results end at once,
+        // empty, rather than the program panicking.
+        if let Err(error) = feeding {
+            tracing::warn!(target: "wasmproc::pool", "cannot start a thread to feed a map: {error}");
+        }
         results
     }
 

@@ -113,10 +113,15 @@ impl Executor for ClusterExecutor {
         let job = self.start();
         let (sender, stream) = TaskStream::channel(WAITING_HAND_OVERS);
         let outbox = job.outbox();
-        std::thread::Builder::new()
+        let closer = Arc::clone(&outbox);
+        let feeding = std::thread::Builder::new()
             .name("wasmproc-cluster-feed".into())
-            .spawn(move || feed(stream, &outbox))
-            .expect("a thread to feed the cluster job starts");
+            .spawn(move || feed(stream, &outbox));
+        // Without the thread the stream is dropped, so sends fail
+        // (`PoolClosed`) and the job, closed empty, ends its results.
+        if feeding.is_err() {
+            closer.close();
+        }
         let results = if options.unordered {
             Results::new(
                 job.when_they_end()
