@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind};
 use crate::module::{Module, Origin, Resolved};
 use crate::mutex::Mutex;
 use crate::status::ExitStatus;
-use crate::store::HostState;
+use crate::store::{HostState, instantiate_pre};
 use crate::task::{Initializer, Task};
 
 /// How many descriptor numbers past the granted directories are checked
@@ -155,15 +155,14 @@ fn run_and_snapshot(
     let engine = module.runtime().engine(limits.fuel.is_some())?;
     let compiled = wasmtime::Module::new(&engine.engine, &instrumented)
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
-    let pre = engine
-        .linker
-        .instantiate_pre(&compiled)
+    let pre = instantiate_pre(&engine.linker, &compiled, engine.stub_unknown_imports)
         .map_err(|error| cannot_snapshot(format!("it cannot be linked: {error:#}")))?;
     let plan = Plan {
         resolved,
         limits,
         engine,
         pre: &pre,
+        args: Vec::new(),
     };
 
     let mut live = Live::start(module, &plan, &task, cancel)?;
