@@ -163,3 +163,37 @@ fn an_unknown_import_is_refused_by_default_and_stubbed_on_request() {
         );
     }
 }
+
+#[test]
+fn init_wizer_runs_a_wizer_ready_modules_initializer_into_a_snapshot() {
+    let (_dir, path) = module_file(
+        r#"(module
+             (global $g (mut i32) (i32.const 0))
+             (func (export "wizer.initialize") (global.set $g (i32.const 9)))
+             (func (export "run") (result i32) (global.get $g)))"#,
+    );
+    assert_eq!(
+        wasmproc_run(&["run", "--invoke", "run", &path])
+            .status
+            .code(),
+        Some(0)
+    );
+    for isolation in ["thread", "process"] {
+        let output = wasmproc_run(&[
+            "run",
+            "--init",
+            "wizer",
+            "--isolation",
+            isolation,
+            "--invoke",
+            "run",
+            &path,
+        ]);
+        assert_eq!(
+            output.status.code(),
+            Some(9),
+            "{isolation}: {}",
+            stderr(&output)
+        );
+    }
+}

@@ -197,3 +197,39 @@ fn unknown_imports_other_than_functions_stay_refused() {
         "{message}"
     );
 }
+
+/// A wizer-ready reactor: `wizer.initialize` sets state that `run` reads,
+/// and counts how often `_initialize` ran (in hundreds).
+const WIZER_READY: &str = r#"
+(module
+  (memory (export "memory") 1)
+  (global $g (mut i32) (i32.const 0))
+  (global $inits (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $inits (i32.add (global.get $inits) (i32.const 1))))
+  (func (export "wizer.initialize") (global.set $g (i32.const 7)) (i32.store (i32.const 0) (i32.const 5)))
+  (func (export "run") (result i32)
+    (i32.add (i32.add (global.get $g) (i32.load (i32.const 0)))
+             (i32.mul (global.get $inits) (i32.const 100)))))
+"#;
+
+#[test]
+fn wizer_initialize_is_an_initializer_and_its_snapshot_keeps_the_state() {
+    let module = load(runtime(), WIZER_READY);
+    assert_eq!(
+        module.run(&Task::invoke("run")).status,
+        ExitStatus::Exited(100)
+    );
+    let snapshot = module
+        .initialize_with(&wasmproc::Initializer::call_json("wizer", &b"null"[..]))
+        .unwrap();
+    // Its state, and `_initialize` run once (before the initializer), not
+    // again per task.
+    for (isolation, pool) in pools(&snapshot) {
+        let outcome = pool.submit(Task::invoke("run")).unwrap().wait().clone();
+        assert_eq!(
+            outcome.status,
+            ExitStatus::Exited(112),
+            "{isolation}: {outcome:?}"
+        );
+    }
+}

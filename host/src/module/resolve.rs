@@ -7,6 +7,13 @@ use super::invoke::Returns;
 use crate::error::{Error, ErrorKind};
 use crate::task::Entry;
 
+/// The initializer name (`--init wizer`) that runs a module's
+/// [`WIZER_EXPORT`]: the convention of modules made ready for wizer.
+pub(crate) const WIZER_INITIALIZER: &str = "wizer";
+
+/// The export wizer-ready modules initialize with, `() -> ()`.
+pub(crate) const WIZER_EXPORT: &str = "wizer.initialize";
+
 /// An [`Entry`] resolved against a module: the export a task calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Resolved<'m> {
@@ -214,7 +221,8 @@ impl Module {
         Ok(())
     }
 
-    /// The initializer named `name`, as the export to call.
+    /// The initializer named `name`, as the export to call: an SDK
+    /// initializer, or for `wizer` the module's `wizer.initialize` export.
     ///
     /// # Errors
     ///
@@ -232,6 +240,26 @@ impl Module {
                 initialize: info.has_initialize,
             });
         }
+        if wanted == WIZER_INITIALIZER
+            && let Some(ty) = self.exported_func(WIZER_EXPORT)
+        {
+            return if Returns::of(&ty) == Ok(Returns::Nothing) {
+                Ok(Resolved::Export {
+                    export: WIZER_EXPORT,
+                    initialize: info.has_initialize,
+                    returns: Returns::Nothing,
+                })
+            } else {
+                Err(Error::new(
+                    ErrorKind::CannotRun,
+                    format!(
+                        "`{name}` exports `{WIZER_EXPORT}` as {}; wizer's initializer is \
+                         func () -> ()",
+                        describe_extern(&wasmtime::ExternType::Func(ty))
+                    ),
+                ))
+            };
+        }
         let message = if let Some(ty) = initializers.malformed_type(wanted) {
             format!(
                 "`{name}` exports initializer `{wanted}` as {ty}; an initializer export is \
@@ -247,7 +275,8 @@ impl Module {
             };
             format!(
                 "`{name}` has no initializer `{wanted}`: it exports none{snapshot}; \
-                 an initializer is a function marked #[wasmproc_guest::init]"
+                 an initializer is a function marked #[wasmproc_guest::init], or a \
+                 `wizer.initialize` export (`--init wizer`)"
             )
         } else {
             format!(
