@@ -68,16 +68,20 @@ pub(crate) struct LinkedEngine {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
     pub(crate) permits: InstancePermits,
+    /// Whether modules' unknown function imports are stubbed to trap
+    /// ([`RuntimeBuilder::stub_unknown_imports`]).
+    pub(crate) stub_unknown_imports: bool,
 }
 
 impl LinkedEngine {
-    fn new(settings: &EngineSettings, consume_fuel: bool) -> Result<Self, Error> {
-        let engine = new_engine(settings, consume_fuel)?;
+    fn new(settings: &RuntimeSettings, consume_fuel: bool) -> Result<Self, Error> {
+        let engine = new_engine(&settings.engine, consume_fuel)?;
         let linker = new_linker(&engine)?;
         Ok(LinkedEngine {
             engine,
             linker,
-            permits: InstancePermits::new(settings.max_instances),
+            permits: InstancePermits::new(settings.engine.max_instances),
+            stub_unknown_imports: settings.stub_unknown_imports,
         })
     }
 }
@@ -95,6 +99,8 @@ pub(crate) struct RuntimeSettings {
     pub(crate) cache_max: u64,
     pub(crate) max_module_size: usize,
     pub(crate) max_module_functions: u32,
+    /// Whether a module's unknown function imports are stubbed to trap.
+    pub(crate) stub_unknown_imports: bool,
 }
 
 /// Builds a [`Runtime`]; every setting has a documented default.
@@ -117,6 +123,7 @@ pub struct RuntimeBuilder {
     max_instances: u32,
     max_module_size: usize,
     max_module_functions: u32,
+    stub_unknown_imports: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -136,6 +143,7 @@ impl Default for RuntimeBuilder {
             max_instances: DEFAULT_MAX_INSTANCES,
             max_module_size: DEFAULT_MAX_MODULE_SIZE,
             max_module_functions: DEFAULT_MAX_MODULE_FUNCTIONS,
+            stub_unknown_imports: false,
         }
     }
 }
@@ -208,6 +216,20 @@ impl RuntimeBuilder {
         self
     }
 
+    /// With `true`, a module that imports functions wasmproc does not
+    /// provide (neither WASI preview 1 nor the SDK's, e.g. an optional
+    /// host hook `host::call`) still loads: each such import is defined as
+    /// a function that traps when called, ending the task `trapped`
+    /// (`host_error`, exit status 134) with a message naming the import.
+    /// A module that never calls one runs as usual. Unknown imports of
+    /// other kinds (globals, memories, tables) are still refused. By
+    /// default `false`: a module with an unknown import is refused at load,
+    /// naming it (`CannotRun`, 126). Worker processes get the same setting.
+    pub fn stub_unknown_imports(mut self, stub: bool) -> Self {
+        self.stub_unknown_imports = stub;
+        self
+    }
+
     /// Builds the runtime and starts its epoch ticker.
     ///
     /// # Errors
@@ -246,6 +268,7 @@ impl RuntimeBuilder {
             cache_max,
             max_module_size: self.max_module_size,
             max_module_functions: self.max_module_functions,
+            stub_unknown_imports: self.stub_unknown_imports,
         })
     }
 }
@@ -268,7 +291,7 @@ impl Runtime {
     /// A runtime with exactly these settings (a worker process's, from its
     /// pool).
     pub(crate) fn with_settings(settings: RuntimeSettings) -> Result<Runtime, Error> {
-        let plain = LinkedEngine::new(&settings.engine, false)?;
+        let plain = LinkedEngine::new(&settings, false)?;
         let cache = match &settings.cache_dir {
             Some(dir) => ModuleCache::in_dir(
                 dir.clone(),
@@ -367,7 +390,7 @@ impl Runtime {
         inner
             .fuel
             .get_or_init(|| {
-                let linked = LinkedEngine::new(&inner.settings.engine, true)?;
+                let linked = LinkedEngine::new(&inner.settings, true)?;
                 inner.ticker.add_engine(linked.engine.clone());
                 Ok(linked)
             })

@@ -31,6 +31,16 @@ pub enum Entry {
     Task(String),
     /// `_start` if the module has it, else the module's only task.
     Auto,
+    /// Any exported function, by its export name, as `wasmtime run
+    /// --invoke` calls it: the module's `_initialize` first when it exports
+    /// one (a reactor), then the function. Its parameters (numbers only:
+    /// `i32`, `i64`, `f32`, `f64`) are parsed from the task's argv, one
+    /// word each. A `() -> i32` function's result is the exit code (0–125;
+    /// another value ends the task `trapped` with `host_error`, as an
+    /// out-of-range `proc_exit` does); a `() -> ()` function exits 0; any
+    /// other function's results are written to the task's stdout, one per
+    /// line, and kept as the outcome's result, a JSON array.
+    Export(String),
 }
 
 /// Where a task's stdin comes from. By default it is empty.
@@ -246,6 +256,19 @@ impl Task {
     /// Runs the module's WASI command entry, `_start`.
     pub fn command() -> Self {
         Task::with_entry(Entry::Command, Arc::from(&b"null"[..]))
+    }
+
+    /// Calls the module's exported function `name` ([`Entry::Export`]),
+    /// after its `_initialize` if it has one; its arguments are the task's
+    /// argv ([`Task::args`]).
+    ///
+    /// ```
+    /// // `wasmproc run --invoke add M.wasm 2 3`:
+    /// let add = wasmproc::Task::invoke("add").args(["2", "3"]);
+    /// # let _ = add;
+    /// ```
+    pub fn invoke(name: &str) -> Self {
+        Task::with_entry(Entry::Export(name.to_owned()), Arc::from(&b"null"[..]))
     }
 
     /// Calls the typed task `name` with `arg`, serialized to JSON.

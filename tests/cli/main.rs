@@ -30,6 +30,8 @@ mod bounded;
 mod fuzzed;
 // WASI preview 1 conformance: the vendored wasi-testsuite, test by test.
 mod wasi_testsuite;
+// `--invoke` (reactors, any exported function) and `--stub-imports`.
+mod invoke;
 
 /// The binary under test.
 fn binary() -> &'static Path {

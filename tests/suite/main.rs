@@ -32,6 +32,8 @@ mod share;
 mod init;
 // Serving connections: a fresh worker per connection, real sockets.
 mod serve;
+// Reactors and custom entry points (`Task::invoke`); unknown imports stubbed.
+mod invoke;
 
 /// The host program the suite's process pools start as their workers
 /// (`tests/bin/pool_host.rs`; cargo builds it for this test).

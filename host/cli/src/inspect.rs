@@ -78,6 +78,7 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
     // Written with `?`: a closed stdout (`| head`) ends the command quietly.
     let mut out = std::io::stdout().lock();
     let exports = module.exports();
+    let functions = module.functions();
     let imports = module.imports();
     if args.json {
         let value = json!({
@@ -87,9 +88,10 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
             "initializers": module.initializers(),
             "signatures": module.signatures(),
             "exports": exports.iter().map(|e| json!({"name": e.name, "type": e.ty})).collect::<Vec<_>>(),
+            "functions": functions.iter().map(|e| json!({"name": e.name, "type": e.ty})).collect::<Vec<_>>(),
             "imports": imports
                 .iter()
-                .map(|i| json!({"module": i.module, "name": i.name, "type": i.ty, "provided": i.provided}))
+                .map(|i| json!({"module": i.module, "name": i.name, "type": i.ty, "provided": i.provided, "stubbed": i.stubbed}))
                 .collect::<Vec<_>>(),
         });
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
@@ -99,7 +101,13 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
         (true, true) => "a WASI command",
         (true, false) => "a WASI command with SDK tasks",
         (false, false) => "a module of SDK tasks",
-        (false, true) => "a module with neither `_start` nor SDK tasks: nothing to run",
+        (false, true) if functions.is_empty() => {
+            "a module with neither `_start` nor SDK tasks: nothing to run"
+        }
+        (false, true) if exports.iter().any(|e| e.name == "_initialize") => {
+            "a reactor (`_initialize`, no `_start`): call a function with --invoke NAME"
+        }
+        (false, true) => "a module of functions (no `_start`): call one with --invoke NAME",
     };
     writeln!(out, "{}: {kind}", module.name())?;
     if !module.tasks().is_empty() {
@@ -132,16 +140,26 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
             }
         }
     }
+    if !functions.is_empty() {
+        writeln!(
+            out,
+            "\nfunctions (wasmproc run --invoke NAME {} [ARGS...]):",
+            module.name()
+        )?;
+        for function in &functions {
+            writeln!(out, "  {:<32} {}", function.name, function.ty)?;
+        }
+    }
     writeln!(out, "\nexports:")?;
     for export in &exports {
         writeln!(out, "  {:<32} {}", export.name, export.ty)?;
     }
     writeln!(out, "\nimports:")?;
     for import in &imports {
-        let provided = if import.provided {
-            ""
-        } else {
-            "   NOT PROVIDED: the module cannot run"
+        let provided = match (import.provided, import.stubbed) {
+            (true, _) => "",
+            (false, true) => "   NOT PROVIDED: stubbed, traps when called (--stub-imports)",
+            (false, false) => "   NOT PROVIDED: the module cannot run",
         };
         writeln!(
             out,

@@ -69,6 +69,10 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
                 let given = crate::argument_errors::Given::Flag(args.args.as_deref());
                 crate::argument_errors::explain(&name, signature, given, &mut outcome);
             }
+            if matches!(task.entry(), Entry::Export(_)) && !args.json {
+                // An invoked function's results are on its stdout already.
+                outcome.result = None;
+            }
             report(&args, &module, &outcome);
             if let Some(replay) = replay {
                 replay.finish(&task, &outcome);
@@ -182,10 +186,22 @@ fn prepare(
         None => module,
     };
 
-    let entry = match &args.task {
-        Some(name) => Entry::Task(name.clone()),
-        None => Entry::Auto,
+    let entry = match (&args.task, &args.invoke.invoke) {
+        (Some(name), _) => Entry::Task(name.clone()),
+        (None, Some(export)) => Entry::Export(export.clone()),
+        (None, None) => Entry::Auto,
     };
+    if args.invoke.invoke.is_some() && args.args.is_some() {
+        return Err(usage(
+            "--args is the argument of an SDK task; a function called with --invoke takes its \
+             arguments after MODULE, one word each",
+        ));
+    }
+    if args.invoke.invoke.is_some() && args.replay_dir.is_some() {
+        return Err(usage(
+            "--replay-dir does not record an --invoke run yet: leave one of them out",
+        ));
+    }
     let typed = matches!(module.resolve(&entry)?, Entry::Task(_));
     if args.args.is_some() && !typed {
         return Err(usage(format!(

@@ -38,9 +38,10 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         None => module,
     };
     // A module that cannot serve says so now, not at the first connection.
-    let entry = module.resolve(&match &args.task {
-        Some(name) => Entry::Task(name.clone()),
-        None => Entry::Auto,
+    let entry = module.resolve(&match (&args.task, &args.invoke.invoke) {
+        (Some(name), _) => Entry::Task(name.clone()),
+        (None, Some(export)) => Entry::Export(export.clone()),
+        (None, None) => Entry::Auto,
     })?;
     let some = |d: Duration| (!d.is_zero()).then_some(d);
     let isolation = match args.caps.isolation.unwrap_or(IsolationArg::Thread) {

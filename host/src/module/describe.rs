@@ -91,8 +91,11 @@ pub struct ImportInfo {
     /// Its kind and type.
     pub ty: String,
     /// Whether the host provides it; a module with an unprovided import
-    /// cannot run.
+    /// cannot run, unless it is stubbed.
     pub provided: bool,
+    /// Whether it is an unprovided function import that the runtime
+    /// defines as a trap ([`RuntimeBuilder::stub_unknown_imports`](crate::RuntimeBuilder::stub_unknown_imports)).
+    pub stubbed: bool,
 }
 
 pub(super) fn describe(module: &wasmtime::Module) -> ModuleInfo {

@@ -10,6 +10,7 @@ use crate::cache::{CacheStatus, Identity};
 use crate::error::{Error, ErrorKind};
 use crate::limits::human;
 use crate::runtime::{LinkedEngine, Runtime};
+use crate::store::instantiate_pre;
 
 impl Runtime {
     /// Loads a module file (binary `.wasm` or text `.wat`), from the cache
@@ -297,15 +298,25 @@ fn prepare(
         };
         Error::new(ErrorKind::CannotRun, message)
     })?;
-    let pre = linked.linker.instantiate_pre(&module).map_err(|error| {
+    let stub = linked.stub_unknown_imports;
+    let pre = instantiate_pre(&linked.linker, &module, stub).map_err(|error| {
+        let stubbing = if stub {
+            "an unknown function import is stubbed to trap (--stub-imports), but an unknown \
+             global, memory or table import cannot be"
+        } else {
+            "an unknown function import can be stubbed to trap when called with \
+             --stub-imports (RuntimeBuilder::stub_unknown_imports)"
+        };
         Error::new(
             ErrorKind::CannotRun,
             format!(
                 "`{name}` cannot be linked: {error:#}. wasmproc provides WASI preview 1 \
-                 (`wasi_snapshot_preview1`) and the wasmproc SDK (`{}`); see `wasmproc inspect` for the imports",
+                 (`wasi_snapshot_preview1`) and the wasmproc SDK (`{}`); {stubbing}; see \
+                 `wasmproc inspect` for the imports",
                 wasmproc_abi::IMPORT_MODULE
             ),
-        ).caused_by(error)
+        )
+        .caused_by(error)
     });
     Ok(Prepared {
         module,

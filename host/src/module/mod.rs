@@ -5,6 +5,8 @@
 //! - `load`: file or bytes to a compiled, prepared module (the cache, the
 //!   size and function-count limits); a snapshot compiled the same way.
 //! - `resolve`: an [`Entry`] or an initializer to the export to call.
+//! - `invoke`: any exported function called as `wasmtime run --invoke`
+//!   does: the signatures it takes, its arguments parsed from argv.
 //! - `describe`: tasks, initializers, exports and imports, from the
 //!   compiled module; `signature`: the SDK's recorded signatures.
 //!
@@ -13,6 +15,7 @@
 //! the run layer hands down where it may be needed ([`Remake`]).
 
 mod describe;
+mod invoke;
 mod load;
 mod resolve;
 mod signature;
@@ -31,6 +34,7 @@ use crate::task::Initializer;
 
 pub use describe::{ExportInfo, ImportInfo};
 use describe::{ModuleInfo, Signature, describe_extern};
+pub(crate) use invoke::{Returns, show};
 pub(crate) use resolve::Resolved;
 pub use signature::{Param, TaskSignature};
 
@@ -219,6 +223,25 @@ impl Module {
             .collect()
     }
 
+    /// The exported functions other than the guest contract's own
+    /// (`_start`, `_initialize`, the SDK's tasks and initializers), with
+    /// their types: what [`Task::invoke`](crate::Task::invoke) can call
+    /// (those whose parameters and results are all numbers).
+    pub fn functions(&self) -> Vec<ExportInfo> {
+        self.inner
+            .plain
+            .module
+            .exports()
+            .filter(|export| {
+                export.ty().func().is_some() && !invoke::is_contract_export(export.name())
+            })
+            .map(|export| ExportInfo {
+                name: export.name().to_owned(),
+                ty: describe_extern(&export.ty()),
+            })
+            .collect()
+    }
+
     /// Every import with its type and whether wasmproc provides it.
     pub fn imports(&self) -> Vec<ImportInfo> {
         let Ok(linked) = self.inner.runtime.engine(false) else {
@@ -229,11 +252,17 @@ impl Module {
             .plain
             .module
             .imports()
-            .map(|import| ImportInfo {
-                module: import.module().to_owned(),
-                name: import.name().to_owned(),
-                ty: describe_extern(&import.ty()),
-                provided: linked.linker.get_by_import(&mut store, &import).is_some(),
+            .map(|import| {
+                let provided = linked.linker.get_by_import(&mut store, &import).is_some();
+                ImportInfo {
+                    module: import.module().to_owned(),
+                    name: import.name().to_owned(),
+                    ty: describe_extern(&import.ty()),
+                    provided,
+                    stubbed: !provided
+                        && linked.stub_unknown_imports
+                        && import.ty().func().is_some(),
+                }
             })
             .collect()
     }

@@ -2,9 +2,17 @@
 //! messages that name what the module offers instead.
 
 use super::Module;
-use super::describe::Signature;
+use super::describe::{Signature, describe_extern};
+use super::invoke::Returns;
 use crate::error::{Error, ErrorKind};
 use crate::task::Entry;
+
+/// The initializer name (`--init wizer`) that runs a module's
+/// [`WIZER_EXPORT`]: the convention of modules made ready for wizer.
+pub(crate) const WIZER_INITIALIZER: &str = "wizer";
+
+/// The export wizer-ready modules initialize with, `() -> ()`.
+pub(crate) const WIZER_EXPORT: &str = "wizer.initialize";
 
 /// An [`Entry`] resolved against a module: the export a task calls.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +28,15 @@ pub(crate) enum Resolved<'m> {
         /// Whether the module's `_initialize` must run first (a reactor).
         initialize: bool,
     },
+    /// Any exported function, called as `wasmtime run --invoke` does.
+    Export {
+        /// The export's name.
+        export: &'m str,
+        /// Whether the module's `_initialize` must run first (a reactor).
+        initialize: bool,
+        /// What its results become.
+        returns: Returns,
+    },
 }
 
 impl Resolved<'_> {
@@ -28,14 +45,16 @@ impl Resolved<'_> {
         match self {
             Resolved::Command => Entry::Command,
             Resolved::Task { name, .. } => Entry::Task(name.to_owned()),
+            Resolved::Export { export, .. } => Entry::Export(export.to_owned()),
         }
     }
 }
 
 impl Module {
-    /// Which entry `entry` runs: [`Entry::Command`] or [`Entry::Task`]
+    /// Which entry `entry` runs: [`Entry::Command`], [`Entry::Task`]
     /// with a name the module exports (for [`Entry::Auto`]: `_start`, else
-    /// the only task).
+    /// the only task), or [`Entry::Export`] of a function that can be
+    /// invoked.
     ///
     /// # Errors
     ///
@@ -67,6 +86,7 @@ impl Module {
         match entry {
             Entry::Command => match &info.start {
                 Signature::Right => Ok(Resolved::Command),
+                Signature::Missing if tasks.names.is_empty() => cannot_run(self.suggest_invoke()),
                 Signature::Missing => cannot_run(format!(
                     "`{name}` is not a WASI command: it has no `_start` export ({}); pick a task instead",
                     task_list()
@@ -99,15 +119,88 @@ impl Module {
                 (Signature::Wrong(ty), 0) => cannot_run(format!(
                     "`{name}` exports `_start` as {ty}; a command's `_start` is func () -> ()"
                 )),
-                (_, 0) => cannot_run(format!(
-                    "`{name}` exports neither `_start` nor any wasmproc task: nothing to run"
-                )),
+                (_, 0) => cannot_run(self.suggest_invoke()),
                 (_, _) => cannot_run(format!(
                     "`{name}` exports several tasks ({}): choose one (`--task NAME`)",
                     tasks.names.join(", ")
                 )),
             },
+            Entry::Export(wanted) => self.resolve_invoke(wanted),
         }
+    }
+
+    /// The exported function `wanted`, for [`Entry::Export`].
+    fn resolve_invoke(&self, wanted: &str) -> Result<Resolved<'_>, Error> {
+        let name = self.name();
+        let cannot_run = |message: String| Err(Error::new(ErrorKind::CannotRun, message));
+        let Some(export) = self
+            .inner
+            .plain
+            .module
+            .exports()
+            .find(|e| e.name() == wanted)
+        else {
+            let task = if self.tasks().iter().any(|t| t == wanted) {
+                format!(" (`{wanted}` is an SDK task: run it with `--task {wanted}`)")
+            } else {
+                String::new()
+            };
+            return cannot_run(format!(
+                "`{name}` exports no function `{wanted}`{task}; {}",
+                self.function_list()
+            ));
+        };
+        let ty = export.ty();
+        let Some(func) = ty.func() else {
+            return cannot_run(format!(
+                "`{name}` exports `{wanted}` as a {}, not a function; {}",
+                describe_extern(&ty),
+                self.function_list()
+            ));
+        };
+        match Returns::of(func) {
+            Ok(returns) => Ok(Resolved::Export {
+                export: export.name(),
+                initialize: self.inner.info.has_initialize && wanted != "_initialize",
+                returns,
+            }),
+            Err(why) => cannot_run(format!(
+                "`{name}` exports `{wanted}` as {}: {why}",
+                describe_extern(&ty)
+            )),
+        }
+    }
+
+    /// The error of a module with neither `_start` nor SDK tasks (a
+    /// reactor, or a library of functions): what `--invoke` could call.
+    fn suggest_invoke(&self) -> String {
+        let name = self.name();
+        let what = if self.inner.info.has_initialize {
+            "is a reactor (it exports `_initialize`, and no `_start` or wasmproc task)"
+        } else {
+            "exports neither `_start` nor any wasmproc task"
+        };
+        if self.functions().is_empty() {
+            return format!("`{name}` {what}: nothing to run");
+        }
+        format!(
+            "`{name}` {what}: nothing to run unless you call one of its functions with \
+             `--invoke NAME` (Task::invoke); {}",
+            self.function_list()
+        )
+    }
+
+    /// The functions `--invoke` could call, with their signatures, in words.
+    fn function_list(&self) -> String {
+        let functions = self.functions();
+        if functions.is_empty() {
+            return "it exports no other functions".to_owned();
+        }
+        let listed: Vec<String> = functions
+            .iter()
+            .map(|f| format!("{} {}", f.name, f.ty.trim_start_matches("func ")))
+            .collect();
+        format!("its functions: {}", listed.join(", "))
     }
 
     /// Host functions pass their data through the memory named `memory`:
@@ -128,7 +221,8 @@ impl Module {
         Ok(())
     }
 
-    /// The initializer named `name`, as the export to call.
+    /// The initializer named `name`, as the export to call: an SDK
+    /// initializer, or for `wizer` the module's `wizer.initialize` export.
     ///
     /// # Errors
     ///
@@ -146,6 +240,26 @@ impl Module {
                 initialize: info.has_initialize,
             });
         }
+        if wanted == WIZER_INITIALIZER
+            && let Some(ty) = self.exported_func(WIZER_EXPORT)
+        {
+            return if Returns::of(&ty) == Ok(Returns::Nothing) {
+                Ok(Resolved::Export {
+                    export: WIZER_EXPORT,
+                    initialize: info.has_initialize,
+                    returns: Returns::Nothing,
+                })
+            } else {
+                Err(Error::new(
+                    ErrorKind::CannotRun,
+                    format!(
+                        "`{name}` exports `{WIZER_EXPORT}` as {}; wizer's initializer is \
+                         func () -> ()",
+                        describe_extern(&wasmtime::ExternType::Func(ty))
+                    ),
+                ))
+            };
+        }
         let message = if let Some(ty) = initializers.malformed_type(wanted) {
             format!(
                 "`{name}` exports initializer `{wanted}` as {ty}; an initializer export is \
@@ -161,7 +275,8 @@ impl Module {
             };
             format!(
                 "`{name}` has no initializer `{wanted}`: it exports none{snapshot}; \
-                 an initializer is a function marked #[wasmproc_guest::init]"
+                 an initializer is a function marked #[wasmproc_guest::init], or a \
+                 `wizer.initialize` export (`--init wizer`)"
             )
         } else {
             format!(

@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind};
 use crate::module::{Module, Origin, Resolved};
 use crate::mutex::Mutex;
 use crate::status::ExitStatus;
-use crate::store::HostState;
+use crate::store::{HostState, instantiate_pre};
 use crate::task::{Initializer, Task};
 
 /// How many descriptor numbers past the granted directories are checked
@@ -134,8 +134,28 @@ fn run_and_snapshot(
     resolved: Resolved<'_>,
     cancel: &CancelToken,
 ) -> Result<Vec<u8>, Error> {
-    let Resolved::Task { name, export, .. } = resolved else {
-        unreachable!("an initializer resolves to a typed call");
+    let (name, export, task) = match resolved {
+        Resolved::Task { name, export, .. } => {
+            (name, export, Task::call_json(name, init.input.clone()))
+        }
+        // `wizer.initialize` takes no argument: one given is a mistake.
+        Resolved::Export { export, .. } => {
+            if serde_json::from_slice::<serde_json::Value>(&init.input).ok()
+                != Some(serde_json::Value::Null)
+            {
+                return Err(Error::new(
+                    ErrorKind::BadInvocation,
+                    format!(
+                        "the initializer `{}` of `{}` (its `{export}` export) takes no \
+                         argument: leave --init-args out",
+                        init.name,
+                        module.name()
+                    ),
+                ));
+            }
+            (init.name.as_str(), export, Task::invoke(export))
+        }
+        Resolved::Command => unreachable!("an initializer resolves to a call"),
     };
     let cannot_snapshot = |why: String| {
         Error::new(
@@ -143,7 +163,7 @@ fn run_and_snapshot(
             format!("cannot snapshot `{}`: {why}", module.name()),
         )
     };
-    let mut task = Task::call_json(name, init.input.clone()).capabilities(init.caps.clone());
+    let mut task = task.capabilities(init.caps.clone());
     task.limits = init.limits.clone();
     let limits = checked_limits(&task, cancel)?;
 
@@ -155,15 +175,14 @@ fn run_and_snapshot(
     let engine = module.runtime().engine(limits.fuel.is_some())?;
     let compiled = wasmtime::Module::new(&engine.engine, &instrumented)
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
-    let pre = engine
-        .linker
-        .instantiate_pre(&compiled)
+    let pre = instantiate_pre(&engine.linker, &compiled, engine.stub_unknown_imports)
         .map_err(|error| cannot_snapshot(format!("it cannot be linked: {error:#}")))?;
     let plan = Plan {
         resolved,
         limits,
         engine,
         pre: &pre,
+        args: Vec::new(),
     };
 
     let mut live = Live::start(module, &plan, &task, cancel)?;

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::{Instance, InstancePre, Store, UpdateDeadline};
+use wasmtime::{Instance, InstancePre, Store, UpdateDeadline, Val};
 
 use super::driver::{block_on, instance_permit, race};
 use super::ending::{Context, Interrupted, Phase, Raced, outcome_of};
@@ -14,10 +14,10 @@ use super::plan::{Plan, not_started};
 use crate::cancel::CancelToken;
 use crate::engine::InstancePermit;
 use crate::error::Error;
-use crate::module::{Module, Resolved};
+use crate::module::{Module, Resolved, Returns, show};
 use crate::outcome::Outcome;
 use crate::status::ExitStatus;
-use crate::store::{Capture, HostState, SdkState, ShareState, Streams, wasi_context};
+use crate::store::{Capture, HostState, SdkState, ShareState, Streams, wasi_context, write_stdout};
 use crate::task::{Output, Stdin, Task};
 
 /// A store, its instance once made, and the captures of its output.
@@ -130,7 +130,7 @@ impl<'m> Live<'m> {
         let raced = {
             let _ticking = module.runtime().ticker().task_running();
             block_on(race(
-                self.enter(plan.pre, &plan.resolved),
+                self.enter(plan.pre, &plan.resolved, &plan.args),
                 deadline,
                 &cancel,
             ))
@@ -165,6 +165,7 @@ impl<'m> Live<'m> {
         &mut self,
         pre: &InstancePre<HostState>,
         resolved: &Resolved<'_>,
+        args: &[Val],
     ) -> Result<i32, (Phase, wasmtime::Error)> {
         let call_error = |error| (Phase::Call, error);
         let store = &mut self.store;
@@ -176,6 +177,9 @@ impl<'m> Live<'m> {
                     .await
                     .map_err(|error| (Phase::Instantiate, error))?;
                 if let Resolved::Task {
+                    initialize: true, ..
+                }
+                | Resolved::Export {
                     initialize: true, ..
                 } = self.resolved
                 {
@@ -205,6 +209,47 @@ impl<'m> Live<'m> {
                     .map_err(call_error)?;
                 func.call_async(&mut *store, ()).await.map_err(call_error)
             }
+            Resolved::Export {
+                export, returns, ..
+            } => invoke(store, instance, export, *returns, args)
+                .await
+                .map_err(call_error),
+        }
+    }
+}
+
+/// Calls the exported function `export` with `args` (as `wasmtime run
+/// --invoke` does) and makes its results the task's: the exit code of a
+/// `() -> i32`; otherwise 0, with the results written to the task's stdout,
+/// one per line, and kept as its result, a JSON array.
+async fn invoke(
+    store: &mut Store<HostState>,
+    instance: Instance,
+    export: &str,
+    returns: Returns,
+    args: &[Val],
+) -> wasmtime::Result<i32> {
+    let func = instance
+        .get_func(&mut *store, export)
+        .ok_or_else(|| wasmtime::format_err!("`{export}` is not an exported function"))?;
+    let mut results: Vec<Val> = func
+        .ty(&*store)
+        .results()
+        .map(|ty| Val::default_for_ty(&ty).unwrap_or(Val::I32(0)))
+        .collect();
+    func.call_async(&mut *store, args, &mut results).await?;
+    match returns {
+        Returns::Nothing => Ok(0),
+        Returns::ExitCode => Ok(results[0].unwrap_i32()),
+        Returns::Values => {
+            let (lines, values): (Vec<String>, Vec<serde_json::Value>) =
+                results.iter().map(show).unzip();
+            let mut text = lines.join("\n");
+            text.push('\n');
+            let state = store.data_mut();
+            write_stdout(&mut state.wasi, text.as_bytes()).await?;
+            state.sdk.output = Some(serde_json::Value::Array(values).to_string().into_bytes());
+            Ok(0)
         }
     }
 }

@@ -132,7 +132,8 @@ fn run_guarded(module: &Module, tasks: &[Task], cancel: &CancelToken, outcomes: 
         let (mut outcome, keep) = current.invoke(module, &plan, task);
         outcome.duration = started.elapsed();
         outcomes.push(outcome);
-        if !keep || plan.resolved == Resolved::Command {
+        // Only typed tasks share an instance (`Live::can_serve`).
+        if !keep || !matches!(plan.resolved, Resolved::Task { .. }) {
             live = None;
         }
     }

@@ -2,7 +2,7 @@
 //! resolved entry, its argument, and the engine and prepared module it runs
 //! on. A task that fails here never touches an instance.
 
-use wasmtime::InstancePre;
+use wasmtime::{InstancePre, Val};
 
 use super::remake;
 use crate::cancel::CancelToken;
@@ -19,6 +19,8 @@ pub(super) struct Plan<'m> {
     pub(super) limits: Limits,
     pub(super) engine: &'m LinkedEngine,
     pub(super) pre: &'m InstancePre<HostState>,
+    /// An invoked function's arguments, parsed from the task's argv.
+    pub(super) args: Vec<Val>,
 }
 
 pub(super) fn plan<'m>(
@@ -28,8 +30,11 @@ pub(super) fn plan<'m>(
 ) -> Result<Plan<'m>, Error> {
     let limits = checked_limits(task, cancel)?;
     let resolved = module.resolve_export(&task.entry)?;
-    if let Resolved::Task { .. } = resolved {
-        validate_json(task)?;
+    let mut args = Vec::new();
+    match resolved {
+        Resolved::Task { .. } => validate_json(task)?,
+        Resolved::Export { export, .. } => args = module.invocation_args(export, &task.argv)?,
+        Resolved::Command => {}
     }
     let fuel = limits.fuel.is_some();
     let pre = module.prepared(fuel, remake)?.instance_pre()?;
@@ -39,6 +44,7 @@ pub(super) fn plan<'m>(
         limits,
         engine,
         pre,
+        args,
     })
 }
 

@@ -9,11 +9,12 @@ mod pump;
 mod sdk;
 mod share_imports;
 mod socket;
+mod stdout;
 mod wasi;
 
 use std::time::Instant;
 
-use wasmtime::{Engine, Linker};
+use wasmtime::{Engine, ExternType, InstancePre, Linker, Store};
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
 
@@ -26,6 +27,7 @@ pub(crate) use overrides::ExitCodeOutOfRange;
 pub(crate) use pump::{CHUNK, Chunk, Pump, Reply};
 pub(crate) use sdk::{GuestFailure, ResultTooLarge, SdkState};
 pub(crate) use share_imports::ShareState;
+pub(crate) use stdout::write_stdout;
 pub(crate) use wasi::{Streams, wasi_context};
 
 /// The data of every task's store.
@@ -80,3 +82,73 @@ pub(crate) fn new_linker(engine: &Engine) -> Result<Linker<HostState>, Error> {
         .map_err(|error| setup("the sharing imports", error))?;
     Ok(linker)
 }
+
+/// Prepares `module`'s instantiation with `linker`. With `stub_unknown`,
+/// every function import the linker does not provide is first defined (in
+/// a copy of the linker, for this module only) as one that traps when
+/// called, naming itself ([`StubbedImportCalled`]); other unknown imports
+/// (globals, memories, tables, tags) stay unsatisfied.
+///
+/// # Errors
+///
+/// wasmtime's, naming the first import that is not provided.
+pub(crate) fn instantiate_pre(
+    linker: &Linker<HostState>,
+    module: &wasmtime::Module,
+    stub_unknown: bool,
+) -> wasmtime::Result<InstancePre<HostState>> {
+    match linker.instantiate_pre(module) {
+        Err(_) if stub_unknown => {
+            let mut stubbed = linker.clone();
+            stub_unknown_functions(&mut stubbed, module)?;
+            stubbed.instantiate_pre(module)
+        }
+        prepared => prepared,
+    }
+}
+
+/// Defines each function import of `module` that `linker` lacks as a trap.
+fn stub_unknown_functions(
+    linker: &mut Linker<HostState>,
+    module: &wasmtime::Module,
+) -> wasmtime::Result<()> {
+    // `get_by_import` wants a store; this one never runs a guest.
+    let mut scratch = Store::new(module.engine(), HostState::scratch());
+    for import in module.imports() {
+        let ExternType::Func(ty) = import.ty() else {
+            continue;
+        };
+        if linker.get_by_import(&mut scratch, &import).is_some() {
+            continue;
+        }
+        let called = StubbedImportCalled {
+            module: import.module().to_owned(),
+            name: import.name().to_owned(),
+        };
+        linker.func_new(import.module(), import.name(), ty, move |_, _, _| {
+            Err(wasmtime::Error::new(called.clone()))
+        })?;
+    }
+    Ok(())
+}
+
+/// The error a stubbed import ends its task with when the guest calls it
+/// (the run layer makes it a `host_error` trap).
+#[derive(Debug, Clone)]
+pub(crate) struct StubbedImportCalled {
+    module: String,
+    name: String,
+}
+
+impl std::fmt::Display for StubbedImportCalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "the guest called `{}::{}`, an import wasmproc does not provide: it was stubbed \
+             to trap when called (--stub-imports)",
+            self.module, self.name
+        )
+    }
+}
+
+impl std::error::Error for StubbedImportCalled {}

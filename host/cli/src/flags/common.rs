@@ -71,6 +71,27 @@ pub(crate) struct LoadArgs {
     /// before compiling: compilation runs outside every other limit.
     #[arg(long, value_name = "N")]
     pub(crate) max_functions: Option<u32>,
+
+    /// Load modules that import functions wasmproc does not provide (an
+    /// optional host hook, say `host::call`): each such import traps when
+    /// called, ending the task `trapped` (134) with a message naming it.
+    /// Without it such a module cannot run (126). Unknown globals, memories
+    /// and tables are refused either way.
+    #[arg(long)]
+    pub(crate) stub_imports: bool,
+}
+
+/// Which exported function to call instead of `_start` or an SDK task.
+#[derive(Debug, Args)]
+pub(crate) struct InvokeArgs {
+    /// Call the module's exported function NAME, as `wasmtime run
+    /// --invoke` does: its `_initialize` first if it has one (a reactor).
+    /// Its arguments are the guest's argv (numbers: i32, i64, f32, f64),
+    /// one word per parameter. A `() -> i32` function's result is the exit
+    /// status (0–125; another value ends it trapped, 134); other results
+    /// are printed one per line. A bad or missing argument: 128.
+    #[arg(long, value_name = "NAME", conflicts_with = "task")]
+    pub(crate) invoke: Option<String>,
 }
 
 /// An initializer to start the tasks from.

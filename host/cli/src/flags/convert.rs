@@ -11,7 +11,9 @@ impl LoadArgs {
     /// A runtime builder with these settings and room for `instances` at
     /// once.
     pub(crate) fn runtime(&self, instances: u32) -> wasmproc::RuntimeBuilder {
-        let builder = wasmproc::Runtime::builder().max_instances(instances);
+        let builder = wasmproc::Runtime::builder()
+            .max_instances(instances)
+            .stub_unknown_imports(self.stub_imports);
         match self.max_functions {
             Some(count) => builder.max_module_functions(count),
             None => builder,

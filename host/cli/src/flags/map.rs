@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::{CapabilityArgs, InitArgs, LimitArgs, LoadArgs, NatsArgs};
+use super::common::{CapabilityArgs, InitArgs, InvokeArgs, LimitArgs, LoadArgs, NatsArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct MapArgs {
@@ -12,6 +12,9 @@ pub(crate) struct MapArgs {
     /// task).
     #[arg(long, value_name = "NAME")]
     pub(crate) task: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) invoke: InvokeArgs,
 
     #[command(flatten)]
     pub(crate) init: InitArgs,

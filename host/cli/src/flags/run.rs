@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::{CapabilityArgs, InitArgs, LimitArgs, LoadArgs, NatsArgs};
+use super::common::{CapabilityArgs, InitArgs, InvokeArgs, LimitArgs, LoadArgs, NatsArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct RunArgs {
@@ -16,6 +16,9 @@ pub(crate) struct RunArgs {
     /// The SDK task's argument as JSON, or `-` to read it from stdin.
     #[arg(long, value_name = "JSON|-", allow_hyphen_values = true)]
     pub(crate) args: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) invoke: InvokeArgs,
 
     #[command(flatten)]
     pub(crate) init: InitArgs,

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::common::{CapabilityArgs, InitArgs, LimitArgs, LoadArgs};
+use super::common::{CapabilityArgs, InitArgs, InvokeArgs, LimitArgs, LoadArgs};
 use super::values::parse_duration;
 
 #[derive(Debug, Args)]
@@ -19,6 +19,9 @@ pub(crate) struct ServeArgs {
     /// else the module's only task).
     #[arg(long, value_name = "NAME")]
     pub(crate) task: Option<String>,
+
+    #[command(flatten)]
+    pub(crate) invoke: InvokeArgs,
 
     #[command(flatten)]
     pub(crate) init: InitArgs,

@@ -20,6 +20,9 @@ pub(crate) enum Shape {
     Typed(String),
     /// The line is a JSON array of argv strings for `_start`.
     Command,
+    /// The line is a JSON array of argv strings: the arguments of the
+    /// exported function named (`--invoke`).
+    Invoke(String),
 }
 
 /// Task index → line index: where blank lines shifted the count. Read by
@@ -263,6 +266,13 @@ fn task_for(shape: &Shape, number: usize, line: Vec<u8>, caps: &Capabilities) ->
             Err(error) => Task::rejected(format!(
                 "input line {number}: a command's input is a JSON array of argv strings \
                  (e.g. [\"-c\", \"needle\"]): {error}"
+            )),
+        },
+        Shape::Invoke(export) => match serde_json::from_slice::<Vec<String>>(&line) {
+            Ok(argv) => Task::invoke(export).args(argv).capabilities(caps.clone()),
+            Err(error) => Task::rejected(format!(
+                "input line {number}: the input of `--invoke {export}` is a JSON array of its \
+                 arguments as strings (e.g. [\"2\", \"0.5\"]): {error}"
             )),
         },
     }

@@ -96,7 +96,12 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         Some(init) => module.initialize_with(init)?,
         None => module,
     };
-    let shape = shape_of(&module, args.task.as_deref())?;
+    if args.invoke.invoke.is_some() && args.replay_dir.is_some() {
+        return Err(usage(
+            "--replay-dir does not record an --invoke map yet: leave one of them out",
+        ));
+    }
+    let shape = shape_of(&module, args.task.as_deref(), args.invoke.invoke.as_deref())?;
     let (input, total) = open_input(args.input.as_deref())?;
 
     let isolation = match args
@@ -210,7 +215,7 @@ impl Map<'_> {
             replay,
             task: match &shape {
                 Shape::Typed(name) => Some((name.clone(), module.signature(name).cloned())),
-                Shape::Command => None,
+                Shape::Command | Shape::Invoke(_) => None,
             },
         });
         let sweeper = Arc::clone(&renderer);
@@ -413,13 +418,15 @@ fn interrupted_note(
     }
 }
 
-fn shape_of(module: &Module, task: Option<&str>) -> anyhow::Result<Shape> {
-    let entry = match task {
-        Some(name) => Entry::Task(name.to_owned()),
-        None => Entry::Auto,
+fn shape_of(module: &Module, task: Option<&str>, invoke: Option<&str>) -> anyhow::Result<Shape> {
+    let entry = match (task, invoke) {
+        (Some(name), _) => Entry::Task(name.to_owned()),
+        (None, Some(export)) => Entry::Export(export.to_owned()),
+        (None, None) => Entry::Auto,
     };
     Ok(match module.resolve(&entry)? {
         Entry::Task(name) => Shape::Typed(name),
+        Entry::Export(export) => Shape::Invoke(export),
         _ => Shape::Command,
     })
 }

@@ -126,6 +126,11 @@ impl MapBundles {
                 &b"null"[..],
                 serde_json::from_slice::<Vec<String>>(&text).unwrap_or_default(),
             ),
+            Shape::Invoke(export) => (
+                Entry::Export(export.clone()),
+                &b"null"[..],
+                serde_json::from_slice::<Vec<String>>(&text).unwrap_or_default(),
+            ),
         };
         let inputs = Inputs {
             entry: &entry,
