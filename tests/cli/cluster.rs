@@ -32,6 +32,7 @@ wasmproc_tests::nats_server_tests! {
     a_map_with_no_worker_host_says_so,
     a_host_that_asks_for_another_ack_wait_changes_it_for_every_host,
     a_map_says_when_a_host_holding_its_tasks_stops_answering,
+    a_reactor_and_a_stubbed_import_run_on_a_cluster,
 }
 
 /// A `nats-server -js` on a free port, with its store in a temporary
@@ -751,5 +752,72 @@ fn a_map_says_when_a_host_holding_its_tasks_stops_answering() {
     assert!(
         !rest.iter().any(|line| line.contains("stopped answering")),
         "said once: {rest:?}"
+    );
+}
+
+/// `--invoke` and `--stub-imports` reach the worker hosts: the task carries
+/// its entry (`Entry::Export`), and the host that stubs runs what a host
+/// that does not refuses.
+fn a_reactor_and_a_stubbed_import_run_on_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let reactor = dir.path().join("reactor.wat");
+    std::fs::write(
+        &reactor,
+        r#"(module
+          (global $g (mut i32) (i32.const 0))
+          (func (export "_initialize") (global.set $g (i32.const 42)))
+          (func (export "run") (result i32) (global.get $g))
+          (func (export "calc") (param i32 i64 f64) (result i64 f64)
+            (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1))
+            (f64.mul (local.get 2) (f64.const 2))))"#,
+    )
+    .unwrap();
+    let hooked = dir.path().join("hooked.wat");
+    std::fs::write(
+        &hooked,
+        r#"(module
+          (import "host" "call" (func $call (param i32) (result i32)))
+          (func (export "_start")))"#,
+    )
+    .unwrap();
+    let (reactor, hooked) = (reactor.to_str().unwrap(), hooked.to_str().unwrap());
+    let server = NatsServer::start();
+    let url = server.url();
+    let host = Host::start(&url, &[]);
+    let run = |args: &[&str]| {
+        wasmproc()
+            .args(["run", "--nats", &url])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+
+    let exited = run(&["--invoke", "run", reactor]);
+    assert_eq!(
+        wasmproc_tests::code(&exited),
+        42,
+        "{}",
+        wasmproc_tests::stderr(&exited)
+    );
+    let printed = run(&["--invoke", "calc", reactor, "2", "40", "1.25"]);
+    assert_eq!(wasmproc_tests::stdout(&printed), "42\n2.5\n");
+
+    // A host without --stub-imports cannot run the module, and says which
+    // import; one with it runs it.
+    let refused = run(&[hooked]);
+    assert_eq!(wasmproc_tests::code(&refused), 126);
+    assert!(
+        wasmproc_tests::stderr(&refused).contains("host::call"),
+        "{}",
+        wasmproc_tests::stderr(&refused)
+    );
+    host.kill();
+    let _stubbing = Host::start(&url, &["--stub-imports"]);
+    let stubbed = run(&[hooked]);
+    assert_eq!(
+        wasmproc_tests::code(&stubbed),
+        0,
+        "{}",
+        wasmproc_tests::stderr(&stubbed)
     );
 }
