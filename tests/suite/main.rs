@@ -32,6 +32,9 @@ mod share;
 mod init;
 // Serving connections: a fresh worker per connection, real sockets.
 mod serve;
+// Proposals past the MVP, modules past the pool's old limits, and the
+// error of an unsupported proposal.
+mod wasm_features;
 
 /// The host program the suite's process pools start as their workers
 /// (`tests/bin/pool_host.rs`; cargo builds it for this test).
