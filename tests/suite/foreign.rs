@@ -153,7 +153,7 @@ fn a_command_without_its_memory_cannot_run() {
 #[test]
 fn a_module_over_the_engine_limits_is_not_called_invalid() {
     let binary =
-        wat::parse_str(r#"(module (table 100000 funcref) (func (export "_start")))"#).unwrap();
+        wat::parse_str(r#"(module (table 1000000 funcref) (func (export "_start")))"#).unwrap();
     let error = runtime().load_bytes("big-table.wasm", &binary).unwrap_err();
     assert_eq!(error.exit_status(), ExitStatus::CannotRun);
     assert!(

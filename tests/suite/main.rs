@@ -34,6 +34,9 @@ mod init;
 mod serve;
 // Reactors and custom entry points (`Task::invoke`); unknown imports stubbed.
 mod invoke;
+// Proposals past the MVP, modules past the pool's old limits, and the
+// error of an unsupported proposal.
+mod wasm_features;
 
 /// The host program the suite's process pools start as their workers
 /// (`tests/bin/pool_host.rs`; cargo builds it for this test).

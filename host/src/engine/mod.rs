@@ -51,16 +51,58 @@ pub fn bench_engine_config(max_instances: u32) -> Config {
 /// instance before its snapshot (one at a time).
 pub(crate) const HELPER_INSTANCES: u32 = 1;
 
+/// The most linear memories a module may define. Multi-memory modules in
+/// the wild use two or three; each also costs a `VMMemoryDefinition` in
+/// every instance's VMContext, which is small.
+const MAX_MEMORIES_PER_MODULE: u32 = 8;
+
+/// The most tables a module may define (function references and GC make
+/// modules with several tables common).
+const MAX_TABLES_PER_MODULE: u32 = 8;
+
+/// The most elements of one table: a toolchain puts every address-taken
+/// function in the function table, so this is above the runtime's own cap
+/// on a module's functions (`DEFAULT_MAX_MODULE_FUNCTIONS`, 100,000), with
+/// room for the duplicates some toolchains emit. A table slot reserves
+/// this many pointers (1 MiB) of address space whether used or not (and
+/// commits it on Windows): the whole table pool is
+/// `total_tables` MiB, 73 MiB by default.
+const MAX_TABLE_ELEMENTS: usize = 1 << 17;
+
+/// The most bytes an instance's own runtime data (its VMContext) may take.
+/// It grows with the module: 32 bytes per function that escapes (exported,
+/// in a table, or referenced), so 3.2 MB for a module of 100,000 such
+/// functions (measured: 1,920,320 bytes for 60,000), a few bytes per
+/// global, memory and table. wasmtime allocates each instance's actual
+/// size, not this limit, so the headroom costs nothing until a module
+/// needs it; at worst `total_core_instances` times this much (1 GiB by
+/// default), all of it the modules' own.
+const MAX_CORE_INSTANCE_SIZE: usize = 16 << 20;
+
 fn engine_config(settings: &EngineSettings, consume_fuel: bool) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     let instances = settings.max_instances.saturating_add(HELPER_INSTANCES);
+    // Slots of linear memory: each reserves `max_memory_size` (4 GiB) plus
+    // a guard region of address space, nothing more until used. Every
+    // instance may hold its memory and a GC heap (a module that uses GC
+    // types or exceptions gets one, itself a linear memory from this pool)
+    // at once, and one module of `MAX_MEMORIES_PER_MODULE` memories on top:
+    // 2 x 65 + 8 = 138 slots, about 560 GiB of the 128 TiB of address
+    // space by default. Modules of several memories beyond that wait for a
+    // slot rather than fail (see `run::instantiate`).
+    let memory_slots = instances
+        .saturating_mul(2)
+        .saturating_add(MAX_MEMORIES_PER_MODULE);
     pool.total_core_instances(instances)
-        .total_memories(instances)
-        .total_tables(settings.max_instances)
+        .max_core_instance_size(MAX_CORE_INSTANCE_SIZE)
+        .total_memories(memory_slots)
+        .max_memories_per_module(MAX_MEMORIES_PER_MODULE)
+        .total_gc_heaps(instances)
+        .total_tables(instances.saturating_add(MAX_TABLES_PER_MODULE))
+        .max_tables_per_module(MAX_TABLES_PER_MODULE)
         .total_stacks(instances)
         .max_memory_size(usize::try_from(DEFAULT_MAX_MEMORY).unwrap_or(usize::MAX))
-        // Toolchains emit large function tables for big programs.
-        .table_elements(1 << 16)
+        .table_elements(MAX_TABLE_ELEMENTS)
         // Resetting small memories and tables with memset instead of madvise
         // avoids a TLB shootdown across all cores per task (measured: 2.3x
         // the tasks/s of a trivial task; see the benchmark).
@@ -77,5 +119,40 @@ fn engine_config(settings: &EngineSettings, consume_fuel: bool) -> Config {
         .async_stack_size(settings.max_wasm_stack + (1 << 20))
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
         .cranelift_opt_level(wasmtime::OptLevel::Speed);
+    enable_proposals(&mut config);
     config
+}
+
+/// Turns on every proposal wasmtime 48 implements that the pooling
+/// allocator supports. Most are wasmtime's defaults (Wasm 3.0); they are
+/// named here so that what wasmproc runs does not change silently with
+/// wasmtime's defaults.
+///
+/// On: exception handling (`try_table`, `throw`, `throw_ref`, `exnref`),
+/// GC types and function references (both need wasmtime's `gc` feature,
+/// built with its default DRC collector), tail calls, SIMD and relaxed
+/// SIMD (relaxed results are the host CPU's, as wasmtime's default),
+/// multi-memory, extended constant expressions, wide arithmetic, and
+/// wasmtime's defaults not named here (memory64, bulk memory, reference
+/// types, multi-value).
+///
+/// Off: threads and shared memories (the pooling allocator cannot reuse a
+/// memory that other threads may still hold, and wasmproc's tasks are one
+/// thread each; a module with a shared memory is refused at load:
+/// "threads must be enabled for shared memories"); stack switching
+/// (experimental, and x86-64 Unix only); the legacy exceptions (the
+/// pre-standard `try`/`catch` form that wasmtime keeps only for its test
+/// suite); custom page sizes and branch hinting (not on by default in
+/// wasmtime).
+fn enable_proposals(config: &mut Config) {
+    config
+        .wasm_exceptions(true)
+        .wasm_gc(true)
+        .wasm_function_references(true)
+        .wasm_tail_call(true)
+        .wasm_simd(true)
+        .wasm_relaxed_simd(true)
+        .wasm_multi_memory(true)
+        .wasm_extended_const(true)
+        .wasm_wide_arithmetic(true);
 }

@@ -10,6 +10,7 @@ use wasmtime::{Instance, InstancePre, Store, UpdateDeadline, Val};
 
 use super::driver::{block_on, instance_permit, race};
 use super::ending::{Context, Interrupted, Phase, Raced, outcome_of};
+use super::instantiate::instantiate;
 use super::plan::{Plan, not_started};
 use crate::cancel::CancelToken;
 use crate::engine::InstancePermit;
@@ -172,8 +173,7 @@ impl<'m> Live<'m> {
         let instance = match self.instance {
             Some(instance) => instance,
             None => {
-                let instance = pre
-                    .instantiate_async(&mut *store)
+                let instance = instantiate(pre, store)
                     .await
                     .map_err(|error| (Phase::Instantiate, error))?;
                 if let Resolved::Task {

@@ -6,6 +6,8 @@
 //! - `instance`: a live store and instance, and the calls made into it.
 //! - `driver`: the async runtime each thread drives guests on, and the race
 //!   against the deadline and the cancel signal.
+//! - `instantiate`: instantiation that waits for the pool's slots when they
+//!   are momentarily all taken.
 //! - `ending`: maps how a call ended (return, `proc_exit`, trap, limit,
 //!   cancellation) to the status table.
 //! - `initialize`: `Module::initialize`, an initializer run once and its
@@ -15,6 +17,7 @@ mod driver;
 mod ending;
 mod initialize;
 mod instance;
+mod instantiate;
 mod plan;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};

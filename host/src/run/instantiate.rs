@@ -1,0 +1,52 @@
+//! Instantiation that waits for the instance pool's slots instead of
+//! failing when they are momentarily all taken.
+//!
+//! A task holds an instance permit before it gets here, so the pool has an
+//! instance place for it; its memories, tables, GC heap and fiber stack are
+//! slots of their own, which can still be short for a moment:
+//!
+//! - when a wasmtime module is dropped, the pool takes each memory slot
+//!   that module last used back out for as long as it takes to unmap the
+//!   module's memory image from it (with a large image, a while);
+//! - a slot freed by an instance that just ended is reset (its pages
+//!   decommitted) before it is free again;
+//! - an instance may use more than one memory slot (several memories, or
+//!   a GC heap, itself a memory), and the pool counts about two per place
+//!   (see `engine::engine_config`).
+//!
+//! wasmtime reports each as a `PoolConcurrencyLimitError`; a task then
+//! waits and tries again, never failing for it. Other errors (a module the
+//! pool can never hold, a memory limit) end the task as before.
+
+use std::time::Duration;
+
+use wasmtime::{Instance, InstancePre, PoolConcurrencyLimitError, Store};
+
+use crate::store::HostState;
+
+/// The first wait after the pool refused a slot.
+const FIRST_WAIT: Duration = Duration::from_millis(1);
+
+/// The longest wait between two tries: short next to a task, so a freed
+/// slot is taken soon.
+const LONGEST_WAIT: Duration = Duration::from_millis(50);
+
+/// Instantiates `pre` in `store`, waiting with backoff while the pool is
+/// momentarily out of slots. The caller races this future against the
+/// task's deadline and its cancel signal (`driver::race`), which bound the
+/// wait: a task that times out or is cancelled while waiting ends so.
+pub(super) async fn instantiate(
+    pre: &InstancePre<HostState>,
+    store: &mut Store<HostState>,
+) -> wasmtime::Result<Instance> {
+    let mut wait = FIRST_WAIT;
+    loop {
+        match pre.instantiate_async(&mut *store).await {
+            Err(error) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(LONGEST_WAIT);
+            }
+            result => return result,
+        }
+    }
+}
