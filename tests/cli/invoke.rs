@@ -197,3 +197,32 @@ fn init_wizer_runs_a_wizer_ready_modules_initializer_into_a_snapshot() {
         );
     }
 }
+
+/// `serve --invoke`: each connection runs the function, its results
+/// written to the connection (the task's stdout), in both isolations.
+#[test]
+fn serve_invokes_the_function_for_each_connection() {
+    let (_dir, path) = module_file(REACTOR);
+    for isolation in ["thread", "process"] {
+        let mut server = crate::serve::Serving::start(&[
+            "--isolation",
+            isolation,
+            "--invoke",
+            "calc",
+            &path,
+            "--",
+            "2",
+            "40",
+            "1.25",
+        ]);
+        for _ in 0..2 {
+            let reply = server.exchange(b"");
+            assert_eq!(String::from_utf8_lossy(&reply), "42\n2.5\n", "{isolation}");
+            let record = server.record();
+            assert_eq!(record["status"], "exited", "{isolation}: {record}");
+            assert_eq!(record["exit_code"], 0, "{isolation}: {record}");
+        }
+        let (code, rest) = server.terminate();
+        assert_eq!(code, Some(0), "{isolation}: {rest}");
+    }
+}

@@ -45,7 +45,7 @@ impl Serving {
     }
 
     /// Sends `payload`, closes the sending side, and reads the reply.
-    fn exchange(&self, payload: &[u8]) -> Vec<u8> {
+    pub(crate) fn exchange(&self, payload: &[u8]) -> Vec<u8> {
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         stream
             .set_read_timeout(Some(Duration::from_secs(60)))
