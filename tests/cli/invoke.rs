@@ -226,3 +226,39 @@ fn serve_invokes_the_function_for_each_connection() {
         assert_eq!(code, Some(0), "{isolation}: {rest}");
     }
 }
+
+/// A failed `--invoke` run leaves a bundle that replays to the same
+/// outcome: the function called, and the stubbing its module needs.
+#[test]
+fn an_invoked_run_replays_to_the_same_outcome() {
+    let (_dir, reactor) = module_file(REACTOR);
+    let hooked_dir = tempfile::tempdir().unwrap();
+    let hooked = hooked_dir.path().join("hooked.wat");
+    std::fs::write(&hooked, HOOKED).unwrap();
+    let hooked = hooked.to_str().unwrap();
+    for (args, code) in [
+        (vec!["--invoke", "run", reactor.as_str()], 42),
+        (vec!["--stub-imports", "--invoke", "use_hook", hooked], 134),
+    ] {
+        let bundles = tempfile::tempdir().unwrap();
+        let mut run = vec!["run", "--replay-dir", bundles.path().to_str().unwrap()];
+        run.extend(&args);
+        let first = wasmproc_run(&run);
+        assert_eq!(first.status.code(), Some(code), "{}", stderr(&first));
+        let bundle = std::fs::read_dir(bundles.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .find(|path| path.to_string_lossy().ends_with(".replay.json"))
+            .unwrap_or_else(|| panic!("no bundle for {args:?}: {}", stderr(&first)));
+        let again = wasmproc_run(&["replay", bundle.to_str().unwrap()]);
+        assert_eq!(
+            again.status.code(),
+            Some(code),
+            "{args:?}: {}",
+            stderr(&again)
+        );
+        if code == 134 {
+            assert!(stderr(&again).contains("host::call"), "{}", stderr(&again));
+        }
+    }
+}

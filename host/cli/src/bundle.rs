@@ -18,11 +18,18 @@ use wasmproc::{Capabilities, DirGrant, Entry, Initializer, Limits, Outcome};
 use crate::usage;
 
 /// The format version a bundle carries; `replay` refuses later ones.
-const VERSION: u32 = 2;
+/// Format 3 adds `invoke` and `stub_imports`, which earlier wasmprocs
+/// would misread (a reactor run as a command): it is written only for a
+/// bundle that has them.
+const VERSION: u32 = 3;
+
+/// The format of a bundle with an initializer and nothing of format 3.
+/// Format 2 adds `init`, which earlier wasmprocs would ignore, replaying
+/// without the snapshot.
+const VERSION_WITH_INIT: u32 = 2;
 
 /// The format of a bundle without an initializer: format 1, which
-/// wasmprocs from before initializers also replay. Format 2 adds `init`,
-/// which those would ignore, replaying without the snapshot.
+/// wasmprocs from before initializers also replay.
 const VERSION_WITHOUT_INIT: u32 = 1;
 
 /// Everything one task ran with, and how it ended. A field this wasmproc
@@ -38,6 +45,13 @@ pub(crate) struct Bundle {
     pub(crate) init: Option<InitRef>,
     /// `null` for the WASI command, else the task's name.
     pub(crate) task: Option<String>,
+    /// The exported function the task called (`--invoke`), if it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) invoke: Option<String>,
+    /// Whether unknown function imports were stubbed to trap
+    /// (`--stub-imports`): the module loads only so.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) stub_imports: bool,
     /// The task's argument, as the JSON text it was given (or the text
     /// that failed to be JSON).
     pub(crate) argument: String,
@@ -79,6 +93,8 @@ pub(crate) struct BundleWriter {
     dir: PathBuf,
     module: ModuleRef,
     init: Option<InitRef>,
+    /// Whether the module was loaded with its unknown imports stubbed.
+    stub_imports: bool,
     /// Set after the first failure to write, which is reported once.
     failed: AtomicBool,
 }
@@ -95,8 +111,14 @@ pub(crate) struct Inputs<'a> {
 
 impl BundleWriter {
     /// A writer into `dir` (made if missing) for the module at `path`,
-    /// started from `init`'s snapshot if given.
-    pub(crate) fn new(dir: &Path, path: &Path, init: Option<&Initializer>) -> anyhow::Result<Self> {
+    /// started from `init`'s snapshot if given, loaded with its unknown
+    /// imports stubbed if `stub_imports`.
+    pub(crate) fn new(
+        dir: &Path,
+        path: &Path,
+        init: Option<&Initializer>,
+        stub_imports: bool,
+    ) -> anyhow::Result<Self> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot make the replay directory `{}`", dir.display()))?;
         let bytes = std::fs::read(path)
@@ -112,6 +134,7 @@ impl BundleWriter {
                 name: init.name().to_owned(),
                 argument: String::from_utf8_lossy(init.input()).into_owned(),
             }),
+            stub_imports,
             failed: AtomicBool::new(false),
         })
     }
@@ -128,10 +151,17 @@ impl BundleWriter {
         if outcome.success() {
             return None;
         }
+        let invoke = match inputs.entry {
+            Entry::Export(name) => Some(name.clone()),
+            _ => None,
+        };
         let bundle = Bundle {
-            wasmproc_replay: match self.init {
-                Some(_) => VERSION,
-                None => VERSION_WITHOUT_INIT,
+            wasmproc_replay: if invoke.is_some() || self.stub_imports {
+                VERSION
+            } else if self.init.is_some() {
+                VERSION_WITH_INIT
+            } else {
+                VERSION_WITHOUT_INIT
             },
             module: ModuleRef {
                 path: self.module.path.clone(),
@@ -142,6 +172,8 @@ impl BundleWriter {
                 Entry::Task(name) => Some(name.clone()),
                 _ => None,
             },
+            invoke,
+            stub_imports: self.stub_imports,
             argument: String::from_utf8_lossy(inputs.argument).into_owned(),
             argv: inputs.argv.to_vec(),
             env: inputs.caps.env.clone(),

@@ -36,7 +36,10 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
         .into());
     }
     confirm_grants(&bundle.dirs, &args)?;
-    let runtime = wasmproc::Runtime::builder().max_instances(1).build()?;
+    let runtime = wasmproc::Runtime::builder()
+        .max_instances(1)
+        .stub_unknown_imports(bundle.stub_imports)
+        .build()?;
     let module = runtime.load(path)?;
     let caps = Capabilities {
         dirs: bundle.dirs,
@@ -51,9 +54,10 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
         ))?,
         None => module,
     };
-    let entry = match &bundle.task {
-        Some(name) => Entry::Task(name.clone()),
-        None => Entry::Command,
+    let entry = match (&bundle.invoke, &bundle.task) {
+        (Some(function), _) => Entry::Export(function.clone()),
+        (None, Some(name)) => Entry::Task(name.clone()),
+        (None, None) => Entry::Command,
     };
     let typed = matches!(entry, Entry::Task(_));
     let (stdout, stderr) = guest_output(args.json, typed);

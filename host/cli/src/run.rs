@@ -105,7 +105,8 @@ impl RunBundle {
         task: &mut Task,
     ) -> anyhow::Result<Self> {
         let (path, _) = args.module_and_argv();
-        let writer = BundleWriter::new(dir, &path, module.initialized_by())?;
+        let writer =
+            BundleWriter::new(dir, &path, module.initialized_by(), args.load.stub_imports)?;
         let limits = task.get_limits().cloned().unwrap_or_default();
         let stdin = match task.get_stdin() {
             Stdin::Inherit => {
@@ -195,11 +196,6 @@ fn prepare(
         return Err(usage(
             "--args is the argument of an SDK task; a function called with --invoke takes its \
              arguments after MODULE, one word each",
-        ));
-    }
-    if args.invoke.invoke.is_some() && args.replay_dir.is_some() {
-        return Err(usage(
-            "--replay-dir does not record an --invoke run yet: leave one of them out",
         ));
     }
     let typed = matches!(module.resolve(&entry)?, Entry::Task(_));

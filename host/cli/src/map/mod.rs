@@ -96,11 +96,6 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         Some(init) => module.initialize_with(init)?,
         None => module,
     };
-    if args.invoke.invoke.is_some() && args.replay_dir.is_some() {
-        return Err(usage(
-            "--replay-dir does not record an --invoke map yet: leave one of them out",
-        ));
-    }
     let shape = shape_of(&module, args.task.as_deref(), args.invoke.invoke.as_deref())?;
     let (input, total) = open_input(args.input.as_deref())?;
 
@@ -196,7 +191,12 @@ impl Map<'_> {
         let lines = LineNumbers::default();
         let replay = match &args.replay_dir {
             Some(dir) => Some(Arc::new(MapBundles {
-                writer: BundleWriter::new(dir, &args.module, module.initialized_by())?,
+                writer: BundleWriter::new(
+                    dir,
+                    &args.module,
+                    module.initialized_by(),
+                    args.load.stub_imports,
+                )?,
                 remembered: Remembered::default(),
                 shape: shape.clone(),
                 caps: caps.clone(),
