@@ -761,25 +761,9 @@ fn a_map_says_when_a_host_holding_its_tasks_stops_answering() {
 fn a_reactor_and_a_stubbed_import_run_on_a_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let reactor = dir.path().join("reactor.wat");
-    std::fs::write(
-        &reactor,
-        r#"(module
-          (global $g (mut i32) (i32.const 0))
-          (func (export "_initialize") (global.set $g (i32.const 42)))
-          (func (export "run") (result i32) (global.get $g))
-          (func (export "calc") (param i32 i64 f64) (result i64 f64)
-            (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1))
-            (f64.mul (local.get 2) (f64.const 2))))"#,
-    )
-    .unwrap();
+    std::fs::write(&reactor, wasmproc_tests::wat::REACTOR).unwrap();
     let hooked = dir.path().join("hooked.wat");
-    std::fs::write(
-        &hooked,
-        r#"(module
-          (import "host" "call" (func $call (param i32) (result i32)))
-          (func (export "_start")))"#,
-    )
-    .unwrap();
+    std::fs::write(&hooked, wasmproc_tests::wat::HOOKED).unwrap();
     let (reactor, hooked) = (reactor.to_str().unwrap(), hooked.to_str().unwrap());
     let server = NatsServer::start();
     let url = server.url();

@@ -3,26 +3,8 @@
 //! results printed; unknown imports refused by name, or stubbed to trap.
 
 use super::{input_file, lines, wasmproc_run};
+use wasmproc_tests::wat::{HOOKED, REACTOR};
 use wasmproc_tests::{stderr, stdout};
-
-/// A reactor: `_initialize` sets a global that `run` returns.
-const REACTOR: &str = r#"
-(module
-  (global $g (mut i32) (i32.const 0))
-  (func (export "_initialize") (global.set $g (i32.const 42)))
-  (func (export "run") (result i32) (global.get $g))
-  (func (export "calc") (param i32 i64 f64) (result i64 f64)
-    (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1))
-    (f64.mul (local.get 2) (f64.const 2))))
-"#;
-
-/// A command with an optional host hook, called only by `use_hook`.
-const HOOKED: &str = r#"
-(module
-  (import "host" "call" (func $call (param i32) (result i32)))
-  (func (export "_start"))
-  (func (export "use_hook") (result i32) (call $call (i32.const 1))))
-"#;
 
 /// `source` in a `.wat` file of a temporary directory (kept alive by the
 /// returned guard).

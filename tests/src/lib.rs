@@ -57,6 +57,32 @@ macro_rules! nats_server_tests {
     };
 }
 
+/// Small modules in WebAssembly text that several suites run.
+pub mod wat {
+    /// A reactor: `_initialize` sets a global that `run` returns; `calc`
+    /// takes numbers and returns two; `out_of_range` returns an exit code
+    /// the guest does not own; `simd` takes a `v128` (it cannot be invoked).
+    pub const REACTOR: &str = r#"
+(module
+  (global $g (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $g (i32.const 42)))
+  (func (export "run") (result i32) (global.get $g))
+  (func (export "calc") (param i32 i64 f64) (result i64 f64)
+    (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1))
+    (f64.mul (local.get 2) (f64.const 2)))
+  (func (export "out_of_range") (result i32) (i32.const 300))
+  (func (export "simd") (param v128)))
+"#;
+
+    /// A command with an optional host hook, called only by `use_hook`.
+    pub const HOOKED: &str = r#"
+(module
+  (import "host" "call" (func $call (param i32) (result i32)))
+  (func (export "_start"))
+  (func (export "use_hook") (result i32) (call $call (i32.const 1))))
+"#;
+}
+
 /// Paths of the guests compiled by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
