@@ -77,8 +77,53 @@ check_bytes() {
     fi
 }
 
+# Foreign modules in WebAssembly text (issue 22): a reactor, a module with
+# an unknown import, and the proposals that need wasmtime's GC support.
+wat=target/windows-wat
+mkdir -p "$wat"
+cat > "$wat/reactor.wat" <<'WAT'
+(module
+  (global $g (mut i32) (i32.const 0))
+  (func (export "_initialize") (global.set $g (i32.const 42)))
+  (func (export "run") (result i32) (global.get $g))
+  (func (export "calc") (param i32 i64 f64) (result i64 f64)
+    (i64.add (i64.extend_i32_s (local.get 0)) (local.get 1))
+    (f64.mul (local.get 2) (f64.const 2))))
+WAT
+cat > "$wat/hooked.wat" <<'WAT'
+(module
+  (import "host" "call" (func $call (param i32) (result i32)))
+  (func (export "_start"))
+  (func (export "use_hook") (result i32) (call $call (i32.const 1))))
+WAT
+cat > "$wat/exceptions.wat" <<'WAT'
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (tag $boom (param i32))
+  (func $thrower (param i32) (throw $boom (local.get 0)))
+  (func (export "_start")
+    (call $proc_exit
+      (block $caught (result i32)
+        (try_table (catch $boom $caught) (call $thrower (i32.const 42)))
+        (i32.const 1)))))
+WAT
+cat > "$wat/gc.wat" <<'WAT'
+(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $proc_exit (param i32)))
+  (type $point (struct (field $x i32) (field $y i32)))
+  (func (export "_start")
+    (call $proc_exit (struct.get $point $y (struct.new $point (i32.const 4) (i32.const 9))))))
+WAT
+
 for isolation in thread process; do
     iso=(--isolation "$isolation")
+    check 42 - run "${iso[@]}" --invoke run "$wat/reactor.wat"
+    check 0 $'42\n2.5' run "${iso[@]}" --invoke calc "$wat/reactor.wat" 2 40 1.25
+    check 126 - run "${iso[@]}" "$wat/hooked.wat"
+    check 0 "" run "${iso[@]}" --stub-imports "$wat/hooked.wat"
+    check 134 - run "${iso[@]}" --stub-imports --invoke use_hook "$wat/hooked.wat"
+    check 42 - run "${iso[@]}" "$wat/exceptions.wat"
+    check 9 - run "${iso[@]}" "$wat/gc.wat"
     check 0 49 run "${iso[@]}" "$sdk" --task square --args 7
     check 33 - run "${iso[@]}" "$sdk" --task fail_with --args '[33, "x"]'
     check 101 - run "${iso[@]}" "$sdk" --task panics --args '"boom"'
