@@ -5,8 +5,8 @@
 #
 #   bash tests/windows/run.sh          (from the repository root)
 #
-# Needs Debian's wine64 and gcc-mingw-w64-x86-64 (installed if missing) and
-# the x86_64-pc-windows-gnu Rust target (from rust-toolchain.toml).
+# Needs Debian's wine64 and gcc-mingw-w64-x86-64 and the
+# x86_64-pc-windows-gnu Rust target (each installed if missing).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -17,6 +17,8 @@ if ((${#need[@]})); then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}"
 fi
 
+rustup target list --installed | grep -qx x86_64-pc-windows-gnu ||
+    rustup target add x86_64-pc-windows-gnu
 cargo build --bin wasmproc --target x86_64-pc-windows-gnu
 cargo build --release --locked --target wasm32-wasip1 \
     --manifest-path tests/guests/Cargo.toml --target-dir target/windows-guests
@@ -29,23 +31,30 @@ cmd=target/windows-guests/wasm32-wasip1/release/wasi-cmd.wasm
 init=target/windows-guests/wasm32-wasip1/release/init_tasks.wasm
 serve=target/windows-guests/wasm32-wasip1/release/serve_tasks.wasm
 
-export WINEDEBUG=-all WINEPREFIX="${WINEPREFIX:-$PWD/target/wineprefix}"
+export WINEDEBUG="${WINEDEBUG:--all,err+seh}" WINEPREFIX="${WINEPREFIX:-$PWD/target/wineprefix}"
 export WASMPROC_CACHE_DIR="$PWD/target/windows-cache"
 wineboot --init >/dev/null 2>&1 || true
 
 passed=0
 failed=0
+# What a case wrote to stderr, shown when it fails (Wine's own messages
+# included: WINEDEBUG=-all keeps them to real failures).
+errors=target/windows-case.stderr
+show_errors() {
+    sed 's/^/    stderr: /' "$errors" | tail -n 20
+}
 # check EXPECTED_CODE EXPECTED_STDOUT_OR_- ARGS...
 check() {
     local want=$1 want_out=$2
     shift 2
     local out code=0
-    out=$(wine "$exe" "$@" 2>/dev/null | tr -d '\r') || code=$?
+    out=$(wine "$exe" "$@" 2>"$errors" | tr -d '\r') || code=$?
     if [[ $code == "$want" && ($want_out == - || $out == "$want_out") ]]; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
         echo "FAILED: wasmproc $* -> exit $code (want $want), stdout '$out' (want '$want_out')"
+        show_errors
     fi
 }
 
@@ -55,12 +64,13 @@ check_stdin() {
     local input=$1 want=$2 want_out=$3
     shift 3
     local out code=0
-    out=$(printf '%b' "$input" | wine "$exe" "$@" 2>/dev/null | tr -d '\r') || code=$?
+    out=$(printf '%b' "$input" | wine "$exe" "$@" 2>"$errors" | tr -d '\r') || code=$?
     if [[ $code == "$want" && ($want_out == - || $out == "$want_out") ]]; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
         echo "FAILED: ... | wasmproc $* -> exit $code (want $want), stdout '$out' (want '$want_out')"
+        show_errors
     fi
 }
 
@@ -68,12 +78,13 @@ check_stdin() {
 check_bytes() {
     local want=$1 bytes
     shift
-    bytes=$(wine "$exe" "$@" 2>/dev/null | wc -c)
+    bytes=$(wine "$exe" "$@" 2>"$errors" | wc -c)
     if [[ $bytes == "$want" ]]; then
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
         echo "FAILED: wasmproc $* -> $bytes bytes on stdout (want $want)"
+        show_errors
     fi
 }
 
