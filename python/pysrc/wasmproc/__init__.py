@@ -1,0 +1,51 @@
+"""wasmproc for Python: ``multiprocessing.Pool``'s API, whose workers are
+sandboxed WebAssembly instances with hard limits and exit statuses.
+
+>>> import wasmproc
+>>> module = wasmproc.load("tasks.wasm")
+>>> module.run("square", 7)
+49
+>>> with wasmproc.Pool(module, processes=4, timeout=1.0, max_memory="64MiB") as pool:
+...     pool.map("square", range(10))
+[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]
+
+Arguments and results cross as JSON-compatible values. A failed task
+raises the ``TaskError`` subclass for its status.
+"""
+
+from ._errors import (
+    BadInvocation,
+    CannotRun,
+    Cancelled,
+    Exited,
+    FuelExhausted,
+    MemoryExceeded,
+    NotFound,
+    TaskError,
+    TimedOut,
+    Trapped,
+    WorkerLost,
+)
+from ._errors import error_for as _error_for
+from ._native import Outcome
+from ._pool import AsyncResult, MapResult, Module, Pool, load
+
+__all__ = [
+    "AsyncResult",
+    "BadInvocation",
+    "CannotRun",
+    "Cancelled",
+    "Exited",
+    "FuelExhausted",
+    "MapResult",
+    "MemoryExceeded",
+    "Module",
+    "NotFound",
+    "Outcome",
+    "Pool",
+    "TaskError",
+    "TimedOut",
+    "Trapped",
+    "WorkerLost",
+    "load",
+]
