@@ -11,6 +11,7 @@ mod options;
 mod outcome;
 mod pool;
 mod runtime;
+mod wait;
 
 use pyo3::prelude::*;
 

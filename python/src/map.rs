@@ -15,7 +15,7 @@ use wasmproc::{Executor, MapOptions, Outcome, Pool, Task, TaskSender};
 
 use crate::convert::{args_to_json, to_json};
 use crate::outcome::NativeOutcome;
-use crate::pool::wait_for;
+use crate::wait::wait_for;
 
 /// How many items the feeder pulls per hold of the GIL.
 const FEED_BATCH: usize = 64;
@@ -30,6 +30,8 @@ pub(crate) struct Input {
     items: Py<PyIterator>,
     /// Each item is a tuple of arguments (`starmap`).
     star: bool,
+    /// The error an item raised after others in its batch.
+    failed: Option<PyErr>,
 }
 
 impl Input {
@@ -38,35 +40,40 @@ impl Input {
             task: task.to_owned(),
             items: items.try_iter()?.unbind(),
             star,
+            failed: None,
         })
     }
 
     /// The next tasks (up to [`FEED_BATCH`]), with the GIL; empty at the
     /// end. An item that fails (the iterable raised, an argument is not
-    /// JSON) ends the input with that error.
-    fn pull(&self, py: Python<'_>) -> PyResult<Vec<Task>> {
+    /// JSON) ends the input with that error, after the tasks before it.
+    fn pull(&mut self, py: Python<'_>) -> PyResult<Vec<Task>> {
+        if let Some(failed) = self.failed.take() {
+            return Err(failed);
+        }
         let mut tasks = Vec::with_capacity(FEED_BATCH);
         let items = self.items.bind(py);
         for _ in 0..FEED_BATCH {
-            let Some(item) = items.clone().next() else {
-                // Exhausted, or it raised: `PyErr::take` says which.
-                return match PyErr::take(py) {
-                    Some(raised) if tasks.is_empty() => Err(raised),
-                    Some(raised) => {
-                        // Deliver these first; the error comes next pull.
-                        raised.restore(py);
-                        Ok(tasks)
-                    }
-                    None => Ok(tasks),
-                };
+            let task = match items.clone().next() {
+                None => break,
+                Some(item) => item.and_then(|item| {
+                    let json = if self.star {
+                        args_to_json(&item)?
+                    } else {
+                        to_json(&item)?
+                    };
+                    Ok(Task::call_json(&self.task, json))
+                }),
             };
-            let item = item?;
-            let json = if self.star {
-                args_to_json(&item)?
-            } else {
-                to_json(&item)?
-            };
-            tasks.push(Task::call_json(&self.task, json));
+            match task {
+                Ok(task) => tasks.push(task),
+                Err(failed) if tasks.is_empty() => return Err(failed),
+                Err(failed) => {
+                    // The tasks before it go first; the error, next pull.
+                    self.failed = Some(failed);
+                    break;
+                }
+            }
         }
         Ok(tasks)
     }
@@ -105,7 +112,7 @@ pub(crate) fn start_map(
     py: Python<'_>,
     pool: &Arc<Pool>,
     options: MapOptions,
-    input: Input,
+    mut input: Input,
 ) -> PyResult<MapRun> {
     let (to_reader, outcomes) = crossbeam_channel::bounded(READ_AHEAD);
     let input_error = Arc::new(Mutex::new(None));

@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
@@ -16,49 +15,7 @@ use crate::map::{Input, NativeMap, start_map};
 use crate::module::NativeModule;
 use crate::options::{Size, capabilities, limits, worker_command};
 use crate::outcome::NativeOutcome;
-
-/// How long a wait runs without the GIL before it looks for signals
-/// (Ctrl-C), which Python only delivers on its main thread, with the GIL.
-pub(crate) const SIGNAL_CHECK: Duration = Duration::from_millis(100);
-
-/// Waits for `poll` to give a value, in slices of [`SIGNAL_CHECK`] without
-/// the GIL; between slices, a pending signal's exception (Ctrl-C's
-/// `KeyboardInterrupt`) ends the wait. `deadline` ends it with `None`.
-pub(crate) fn wait_for<T: Send>(
-    py: Python<'_>,
-    deadline: Option<Instant>,
-    mut poll: impl FnMut(Duration) -> Option<T> + Send,
-) -> PyResult<Option<T>> {
-    loop {
-        let slice = match deadline {
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    return Ok(None);
-                }
-                left.min(SIGNAL_CHECK)
-            }
-            None => SIGNAL_CHECK,
-        };
-        if let Some(value) = py.detach(|| poll(slice)) {
-            return Ok(Some(value));
-        }
-        py.check_signals()?;
-    }
-}
-
-/// A deadline `seconds` from now (`None`: no deadline).
-pub(crate) fn deadline(seconds: Option<f64>) -> PyResult<Option<Instant>> {
-    let Some(seconds) = seconds else {
-        return Ok(None);
-    };
-    let timeout = Duration::try_from_secs_f64(seconds.max(0.0)).map_err(|_| {
-        pyo3::exceptions::PyValueError::new_err(format!(
-            "timeout={seconds} is not a number of seconds"
-        ))
-    })?;
-    Ok(Some(Instant::now() + timeout))
-}
+use crate::wait::{deadline, wait_for};
 
 /// A pool of workers running one module's tasks.
 #[pyclass(frozen, module = "wasmproc._native", name = "Pool")]

@@ -241,7 +241,7 @@ class Pool:
     ) -> Iterator[Any]:
         self._check_running()
         outcomes = self._native.imap(task, iterable, ordered=ordered, chunksize=chunksize or 1)
-        return _results(outcomes, task, return_exceptions)
+        return _Results(outcomes, task, return_exceptions)
 
     def apply(self, task: str, args: Sequence[Any] = (), kwds: Optional[Mapping[str, Any]] = None) -> Any:
         """Runs ``task(*args)`` in the pool and returns its result."""
@@ -319,18 +319,31 @@ class Pool:
         return f"<wasmproc.Pool state={self._state} processes={self.processes} module={self._module.name!r}>"
 
 
-def _results(outcomes: Any, task: str, return_exceptions: bool) -> Iterator[Any]:
-    try:
-        for index, outcome in outcomes:
-            if outcome.success:
-                yield outcome.result
-            elif return_exceptions:
-                yield task_error(outcome, task, index)
-            else:
-                raise task_error(outcome, task, index)
-    finally:
-        # An iteration left early cancels the tasks still in flight.
-        outcomes.close()
+class _Results(Iterator[Any]):
+    """What ``imap`` and ``imap_unordered`` return. Unlike a generator, it
+    goes on after raising a task's error, as ``multiprocessing``'s does.
+    Dropping it, or ``close()``, cancels the tasks still in flight."""
+
+    def __init__(self, outcomes: Any, task: str, return_exceptions: bool) -> None:
+        self._outcomes = outcomes
+        self._task = task
+        self._return_exceptions = return_exceptions
+
+    def __iter__(self) -> "_Results":
+        return self
+
+    def __next__(self) -> Any:
+        index, outcome = next(self._outcomes)
+        if outcome.success:
+            return outcome.result
+        error = task_error(outcome, self._task, index)
+        if self._return_exceptions:
+            return error
+        raise error
+
+    def close(self) -> None:
+        """Stops the map: the tasks still queued or running are cancelled."""
+        self._outcomes.close()
 
 
 class AsyncResult:
