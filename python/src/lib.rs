@@ -10,6 +10,7 @@ mod module;
 mod options;
 mod outcome;
 mod pool;
+mod queue;
 mod runtime;
 mod wait;
 
@@ -38,5 +39,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<pool::NativeHandle>()?;
     m.add_class::<map::NativeMap>()?;
     m.add_class::<outcome::NativeOutcome>()?;
+    m.add_class::<queue::NativeQueue>()?;
     Ok(())
 }

@@ -15,6 +15,7 @@ use crate::map::{Input, NativeMap, start_map};
 use crate::module::NativeModule;
 use crate::options::{Size, capabilities, limits, worker_command};
 use crate::outcome::NativeOutcome;
+use crate::queue::NativeQueue;
 use crate::wait::{deadline, wait_for};
 
 /// A pool of workers running one module's tasks.
@@ -27,7 +28,7 @@ pub(crate) struct NativePool {
 impl NativePool {
     /// Starts the pool (and runs the initializer, if any, once).
     #[new]
-    #[pyo3(signature = (module, *, processes=None, timeout=None, max_memory=None, fuel=None, dirs=None, env=None, worker_command=None, initializer=None, initargs=None))]
+    #[pyo3(signature = (module, *, processes=None, timeout=None, max_memory=None, fuel=None, dirs=None, env=None, worker_command=None, initializer=None, initargs=None, share=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -41,10 +42,14 @@ impl NativePool {
         worker_command: Option<Vec<String>>,
         initializer: Option<String>,
         initargs: Option<Bound<'_, PyTuple>>,
+        share: Option<BTreeMap<String, Py<NativeQueue>>>,
     ) -> PyResult<Self> {
         let mut builder = Pool::builder(&module.module)
             .limits(limits(timeout, max_memory, fuel)?)
             .capabilities(capabilities(dirs, env)?);
+        for (name, queue) in share.unwrap_or_default() {
+            builder = builder.share(&name, &queue.get().queue);
+        }
         if let Some(workers) = processes {
             builder = builder.workers(workers);
         }

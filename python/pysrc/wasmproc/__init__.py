@@ -29,6 +29,7 @@ from ._errors import (
 from ._errors import error_for as _error_for
 from ._native import Outcome
 from ._pool import AsyncResult, MapResult, Module, Pool, load
+from ._queue import Queue
 
 __all__ = [
     "AsyncResult",
@@ -43,6 +44,7 @@ __all__ = [
     "NotFound",
     "Outcome",
     "Pool",
+    "Queue",
     "TaskError",
     "TimedOut",
     "Trapped",

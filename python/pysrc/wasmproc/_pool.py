@@ -20,6 +20,7 @@ from typing import (
 
 from . import _native
 from ._errors import TaskError, task_error
+from ._queue import Queue
 
 Size = Union[int, str]
 """A size: bytes as an int, or text such as ``"64MiB"``."""
@@ -88,6 +89,18 @@ def _dirs(
     return {os.path.abspath(os.fspath(host)): guest for host, guest in dirs.items()}
 
 
+def _shared(share: Optional[Mapping[str, Queue]]) -> Optional[dict]:  # type: ignore[type-arg]
+    if not share:
+        return None
+    for name, obj in share.items():
+        if not isinstance(obj, Queue):
+            raise TypeError(
+                f"share={{{name!r}: ...}}: only wasmproc.Queue can be shared so far, "
+                f"not {type(obj).__name__}"
+            )
+    return {name: obj._native for name, obj in share.items()}
+
+
 def _worker_command() -> List[str]:
     """How a process pool starts a worker: this Python, running
     ``wasmproc._worker``. ``-P`` (3.11+) keeps the current directory off
@@ -114,7 +127,8 @@ class Pool:
     threads of this process) or ``"process"`` (supervised worker processes,
     this Python running ``wasmproc._worker``). ``dirs`` grants host
     directories at guest paths (``{"data": "/data"}``), ``env`` sets the
-    guest's environment; nothing else is granted.
+    guest's environment; ``share`` grants ``wasmproc.Queue``s by name
+    (``{"jobs": q}``); nothing else is granted.
     """
 
     def __init__(
@@ -131,6 +145,7 @@ class Pool:
         isolation: str = "thread",
         dirs: Optional[Mapping[Union[str, "os.PathLike[str]"], str]] = None,
         env: Optional[Mapping[str, str]] = None,
+        share: Optional[Mapping[str, Queue]] = None,
     ) -> None:
         # multiprocessing's positional order (processes, initializer,
         # initargs, maxtasksperchild), after an optional module.
@@ -180,6 +195,7 @@ class Pool:
             worker_command=_worker_command() if isolation == "process" else None,
             initializer=initializer,
             initargs=tuple(initargs) if initializer is not None else None,
+            share=_shared(share),
         )
 
     @property
