@@ -21,7 +21,28 @@ use crate::wait::{deadline, wait_for};
 /// A pool of workers running one module's tasks.
 #[pyclass(frozen, module = "wasmproc._native", name = "Pool")]
 pub(crate) struct NativePool {
-    pub(crate) pool: Arc<Pool>,
+    /// Taken by `Drop` only.
+    pool: Option<Arc<Pool>>,
+}
+
+impl NativePool {
+    fn pool(&self) -> &Arc<Pool> {
+        self.pool.as_ref().expect("taken only when dropped")
+    }
+}
+
+impl Drop for NativePool {
+    /// Dropping the last reference shuts the pool down and waits for its
+    /// workers, which may themselves wait for the GIL (to call an
+    /// `apply_async` callback): the wait must not hold it.
+    fn drop(&mut self) {
+        let mut pool = self.pool.take();
+        Python::try_attach(|py| {
+            let pool = pool.take();
+            py.detach(move || drop(pool));
+        });
+        drop(pool);
+    }
 }
 
 #[pymethods]
@@ -67,14 +88,14 @@ impl NativePool {
         }
         let pool = py.detach(|| builder.build()).map_err(|e| error(py, e))?;
         Ok(NativePool {
-            pool: Arc::new(pool),
+            pool: Some(Arc::new(pool)),
         })
     }
 
     /// How many workers the pool has.
     #[getter]
     fn processes(&self) -> usize {
-        self.pool.workers()
+        self.pool().workers()
     }
 
     /// Queues `task` with `args` (a tuple, as `run`'s); returns its handle.
@@ -85,7 +106,7 @@ impl NativePool {
         args: &Bound<'_, PyAny>,
     ) -> PyResult<NativeHandle> {
         let task = Task::call_json(task, args_to_json(args)?);
-        let pool = Arc::clone(&self.pool);
+        let pool = Arc::clone(self.pool());
         let handle = py
             .detach(move || pool.submit(task))
             .map_err(|e| error(py, e))?;
@@ -107,7 +128,7 @@ impl NativePool {
     ) -> PyResult<(Option<Bound<'py, PyList>>, Option<NativeOutcome>)> {
         let options = MapOptions::new().chunksize(chunksize.max(1));
         let input = Input::new(task, items, star)?;
-        let run = start_map(py, &self.pool, options, input)?;
+        let run = start_map(py, self.pool(), options, input)?;
         let mut outcomes: Vec<Outcome> = Vec::new();
         loop {
             let next = wait_for(py, None, |slice| run.next_within(slice))?;
@@ -143,24 +164,24 @@ impl NativePool {
             .unordered(!ordered)
             .chunksize(chunksize.max(1));
         let input = Input::new(task, items, star)?;
-        Ok(NativeMap::new(start_map(py, &self.pool, options, input)?))
+        Ok(NativeMap::new(start_map(py, self.pool(), options, input)?))
     }
 
     /// Takes no new tasks; queued ones still run.
     fn close(&self) {
-        self.pool.close();
+        self.pool().close();
     }
 
     /// Closes the pool and waits for every task and worker to end.
     fn join(&self, py: Python<'_>) {
-        let pool = Arc::clone(&self.pool);
+        let pool = Arc::clone(self.pool());
         py.detach(move || pool.join());
     }
 
     /// Cancels every queued and running task (each ends `Cancelled`) and
     /// stops the workers.
     fn terminate(&self, py: Python<'_>) {
-        let pool = Arc::clone(&self.pool);
+        let pool = Arc::clone(self.pool());
         py.detach(move || pool.shutdown(Shutdown::Cancel));
     }
 }

@@ -242,3 +242,22 @@ with wasmproc.Pool(module, 2, isolation={isolation!r}) as pool:
     assert "KeyboardInterrupt" in err
     assert child.returncode != 0
     assert time.monotonic() - started < 10
+
+
+def test_dropping_a_pool_with_a_callback_pending_does_not_hang(sdk_tasks_path) -> None:  # type: ignore[no-untyped-def]
+    # The pool's shutdown waits for its workers; one of them wants the GIL
+    # for the callback. In a child, so that a hang fails instead of hanging.
+    script = f"""
+import gc, threading, wasmproc
+module = wasmproc.load({str(sdk_tasks_path)!r})
+pool = wasmproc.Pool(module, 1)
+called = threading.Event()
+pool.apply_async("sleep_ms", (300,), callback=lambda _: called.set())
+pool.apply_async("square", (3,), callback=lambda _: called.set())
+del pool
+gc.collect()
+print("dropped", flush=True)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "dropped"
