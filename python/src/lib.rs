@@ -11,7 +11,9 @@ mod options;
 mod outcome;
 mod pool;
 mod queue;
+mod region;
 mod runtime;
+mod sync;
 mod wait;
 
 use pyo3::prelude::*;
@@ -40,5 +42,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<map::NativeMap>()?;
     m.add_class::<outcome::NativeOutcome>()?;
     m.add_class::<queue::NativeQueue>()?;
+    m.add_class::<region::NativeRegion>()?;
+    m.add_class::<sync::NativeLock>()?;
+    m.add_class::<sync::NativeEvent>()?;
     Ok(())
 }

@@ -16,6 +16,8 @@ use crate::module::NativeModule;
 use crate::options::{Size, capabilities, limits, worker_command};
 use crate::outcome::NativeOutcome;
 use crate::queue::NativeQueue;
+use crate::region::NativeRegion;
+use crate::sync::{NativeEvent, NativeLock};
 use crate::wait::{deadline, wait_for};
 
 /// A pool of workers running one module's tasks.
@@ -63,13 +65,25 @@ impl NativePool {
         worker_command: Option<Vec<String>>,
         initializer: Option<String>,
         initargs: Option<Bound<'_, PyTuple>>,
-        share: Option<BTreeMap<String, Py<NativeQueue>>>,
+        share: Option<BTreeMap<String, Bound<'_, PyAny>>>,
     ) -> PyResult<Self> {
         let mut builder = Pool::builder(&module.module)
             .limits(limits(timeout, max_memory, fuel)?)
             .capabilities(capabilities(dirs, env)?);
-        for (name, queue) in share.unwrap_or_default() {
-            builder = builder.share(&name, &queue.get().queue);
+        for (name, object) in share.unwrap_or_default() {
+            builder = if let Ok(queue) = object.cast::<NativeQueue>() {
+                builder.share(&name, &queue.get().queue)
+            } else if let Ok(region) = object.cast::<NativeRegion>() {
+                builder.share(&name, &region.get().region)
+            } else if let Ok(lock) = object.cast::<NativeLock>() {
+                builder.share(&name, &*lock.get().lock)
+            } else if let Ok(event) = object.cast::<NativeEvent>() {
+                builder.share(&name, &event.get().event)
+            } else {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "share={{{name:?}: ...}}: a Queue, SharedRegion, Lock or Event can be shared"
+                )));
+            };
         }
         if let Some(workers) = processes {
             builder = builder.workers(workers);

@@ -30,14 +30,17 @@ from ._errors import error_for as _error_for
 from ._native import Outcome
 from ._pool import AsyncResult, MapResult, Module, Pool, load
 from ._queue import Queue
+from ._sync import Event, Lock, SharedRegion
 
 __all__ = [
     "AsyncResult",
     "BadInvocation",
     "CannotRun",
     "Cancelled",
+    "Event",
     "Exited",
     "FuelExhausted",
+    "Lock",
     "MapResult",
     "MemoryExceeded",
     "Module",
@@ -45,6 +48,7 @@ __all__ = [
     "Outcome",
     "Pool",
     "Queue",
+    "SharedRegion",
     "TaskError",
     "TimedOut",
     "Trapped",

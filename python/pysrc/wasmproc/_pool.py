@@ -21,6 +21,7 @@ from typing import (
 from . import _native
 from ._errors import TaskError, task_error
 from ._queue import Queue
+from ._sync import Event, Lock, SharedRegion
 
 Size = Union[int, str]
 """A size: bytes as an int, or text such as ``"64MiB"``."""
@@ -89,14 +90,18 @@ def _dirs(
     return {os.path.abspath(os.fspath(host)): guest for host, guest in dirs.items()}
 
 
-def _shared(share: Optional[Mapping[str, Queue]]) -> Optional[dict]:  # type: ignore[type-arg]
+Shareable = Union[Queue, SharedRegion, Lock, Event]
+"""What ``share=`` grants tasks by name."""
+
+
+def _shared(share: Optional[Mapping[str, Shareable]]) -> Optional[dict]:  # type: ignore[type-arg]
     if not share:
         return None
     for name, obj in share.items():
-        if not isinstance(obj, Queue):
+        if not isinstance(obj, (Queue, SharedRegion, Lock, Event)):
             raise TypeError(
-                f"share={{{name!r}: ...}}: only wasmproc.Queue can be shared so far, "
-                f"not {type(obj).__name__}"
+                f"share={{{name!r}: ...}}: a wasmproc.Queue, SharedRegion, Lock or Event can be "
+                f"shared, not {type(obj).__name__}"
             )
     return {name: obj._native for name, obj in share.items()}
 
@@ -127,8 +132,8 @@ class Pool:
     threads of this process) or ``"process"`` (supervised worker processes,
     this Python running ``wasmproc._worker``). ``dirs`` grants host
     directories at guest paths (``{"data": "/data"}``), ``env`` sets the
-    guest's environment; ``share`` grants ``wasmproc.Queue``s by name
-    (``{"jobs": q}``); nothing else is granted.
+    guest's environment; ``share`` grants a ``Queue``, ``SharedRegion``,
+    ``Lock`` or ``Event`` by name (``{"jobs": q}``); nothing else is granted.
     """
 
     def __init__(
@@ -145,7 +150,7 @@ class Pool:
         isolation: str = "thread",
         dirs: Optional[Mapping[Union[str, "os.PathLike[str]"], str]] = None,
         env: Optional[Mapping[str, str]] = None,
-        share: Optional[Mapping[str, Queue]] = None,
+        share: Optional[Mapping[str, "Shareable"]] = None,
     ) -> None:
         # multiprocessing's positional order (processes, initializer,
         # initargs, maxtasksperchild), after an optional module.
