@@ -9,6 +9,7 @@ mod map;
 mod module;
 mod options;
 mod outcome;
+mod pipe;
 mod pool;
 mod queue;
 mod region;
@@ -45,5 +46,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<region::NativeRegion>()?;
     m.add_class::<sync::NativeLock>()?;
     m.add_class::<sync::NativeEvent>()?;
+    m.add_class::<sync::NativeSemaphore>()?;
+    m.add_class::<sync::NativeBarrier>()?;
+    m.add_class::<pipe::NativePipeEnd>()?;
+    m.add_function(wrap_pyfunction!(pipe::pipe, m)?)?;
     Ok(())
 }

@@ -15,9 +15,10 @@ use crate::map::{Input, NativeMap, start_map};
 use crate::module::NativeModule;
 use crate::options::{Size, capabilities, limits, worker_command};
 use crate::outcome::NativeOutcome;
+use crate::pipe::NativePipeEnd;
 use crate::queue::NativeQueue;
 use crate::region::NativeRegion;
-use crate::sync::{NativeEvent, NativeLock};
+use crate::sync::{NativeBarrier, NativeEvent, NativeLock, NativeSemaphore};
 use crate::wait::{deadline, wait_for};
 
 /// A pool of workers running one module's tasks.
@@ -51,7 +52,7 @@ impl Drop for NativePool {
 impl NativePool {
     /// Starts the pool (and runs the initializer, if any, once).
     #[new]
-    #[pyo3(signature = (module, *, processes=None, timeout=None, max_memory=None, fuel=None, dirs=None, env=None, worker_command=None, initializer=None, initargs=None, share=None))]
+    #[pyo3(signature = (module, *, processes=None, timeout=None, max_memory=None, fuel=None, dirs=None, env=None, worker_command=None, initializer=None, initargs=None, share=None, pipe=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -66,6 +67,7 @@ impl NativePool {
         initializer: Option<String>,
         initargs: Option<Bound<'_, PyTuple>>,
         share: Option<BTreeMap<String, Bound<'_, PyAny>>>,
+        pipe: Option<PyRef<'_, NativePipeEnd>>,
     ) -> PyResult<Self> {
         let mut builder = Pool::builder(&module.module)
             .limits(limits(timeout, max_memory, fuel)?)
@@ -79,11 +81,19 @@ impl NativePool {
                 builder.share(&name, &*lock.get().lock)
             } else if let Ok(event) = object.cast::<NativeEvent>() {
                 builder.share(&name, &event.get().event)
+            } else if let Ok(semaphore) = object.cast::<NativeSemaphore>() {
+                builder.share(&name, &semaphore.get().semaphore)
+            } else if let Ok(barrier) = object.cast::<NativeBarrier>() {
+                builder.share(&name, &barrier.get().barrier)
             } else {
                 return Err(pyo3::exceptions::PyTypeError::new_err(format!(
-                    "share={{{name:?}: ...}}: a Queue, SharedRegion, Lock or Event can be shared"
+                    "share={{{name:?}: ...}}: a Queue, SharedRegion, Lock, Event, Semaphore or \
+                     Barrier can be shared"
                 )));
             };
+        }
+        if let Some(end) = pipe {
+            builder = builder.pipe(end.end.clone());
         }
         if let Some(workers) = processes {
             builder = builder.workers(workers);

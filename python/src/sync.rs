@@ -1,5 +1,5 @@
-//! `wasmproc.Lock` and `wasmproc.Event`: the library's robust lock and its
-//! event, each in a small shared region of its own, granted to tasks by
+//! `wasmproc.Lock`, `Event`, `Semaphore` and `Barrier`: the library's
+//! robust lock and its other primitives, each in a small shared region of its own, granted to tasks by
 //! name and used from Python with `multiprocessing`'s methods. Waits
 //! release the GIL and let Ctrl-C through.
 
@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use self_cell::self_cell;
-use wasmproc::{Event, Lock, LockGuard};
+use wasmproc::{Barrier, Event, Lock, LockGuard, Semaphore};
 
 use crate::convert::error;
 use crate::wait::{deadline, wait_for};
@@ -115,5 +115,66 @@ impl NativeEvent {
             self.event.wait_timeout(slice).then_some(())
         })?;
         Ok(set.is_some())
+    }
+}
+
+/// A counting semaphore that tasks open by name.
+#[pyclass(frozen, module = "wasmproc._native", name = "Semaphore")]
+pub(crate) struct NativeSemaphore {
+    pub(crate) semaphore: Semaphore,
+}
+
+#[pymethods]
+impl NativeSemaphore {
+    #[new]
+    fn new(py: Python<'_>, permits: u32) -> PyResult<Self> {
+        let semaphore = Semaphore::new(permits).map_err(|e| error(py, e))?;
+        Ok(NativeSemaphore { semaphore })
+    }
+
+    /// Takes a permit, waiting up to `timeout` seconds (`None`: as long as
+    /// it takes); whether it got one.
+    #[pyo3(signature = (timeout=None))]
+    fn acquire(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let until = deadline(timeout)?;
+        let taken = wait_for(py, until, |slice| {
+            self.semaphore.acquire_timeout(slice).then_some(())
+        })?;
+        Ok(taken.is_some())
+    }
+
+    /// Gives a permit back.
+    fn release(&self) {
+        self.semaphore.release();
+    }
+
+    /// The permits free now.
+    fn available(&self) -> u32 {
+        self.semaphore.available()
+    }
+}
+
+/// A barrier for `parties` waiters (this process's and tasks') that tasks
+/// open by name.
+#[pyclass(frozen, module = "wasmproc._native", name = "Barrier")]
+pub(crate) struct NativeBarrier {
+    pub(crate) barrier: Barrier,
+}
+
+#[pymethods]
+impl NativeBarrier {
+    #[new]
+    fn new(py: Python<'_>, parties: u32) -> PyResult<Self> {
+        let barrier = Barrier::new(parties).map_err(|e| error(py, e))?;
+        Ok(NativeBarrier { barrier })
+    }
+
+    /// Waits for the others, up to `timeout` seconds (`None`: as long as
+    /// it takes): `Some(true)` for the last to arrive, `Some(false)` for
+    /// the others, `None` when the time ran out.
+    #[pyo3(signature = (timeout=None))]
+    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<bool>> {
+        let until = deadline(timeout)?;
+        wait_for(py, until, |slice| self.barrier.wait_timeout(slice))
     }
 }

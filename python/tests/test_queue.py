@@ -70,5 +70,5 @@ def test_four_tasks_share_a_queue_this_process_feeds(share_tasks: wasmproc.Modul
 
 
 def test_only_queues_can_be_shared(share_tasks: wasmproc.Module) -> None:
-    with pytest.raises(TypeError, match="Queue, SharedRegion, Lock or Event"):
+    with pytest.raises(TypeError, match="Queue, SharedRegion, Lock, Event, Semaphore or Barrier"):
         wasmproc.Pool(share_tasks, share={"jobs": []})

@@ -73,3 +73,63 @@ def test_an_event_set_here_wakes_a_task(share_tasks: wasmproc.Module, isolation:
     assert not go.wait(0.05)
     threading.Timer(0.1, go.set).start()
     assert go.wait(5)
+
+
+def test_a_semaphore_bounds_the_tasks_holding_it(share_tasks: wasmproc.Module, isolation: str) -> None:
+    permits = wasmproc.Semaphore(2)
+    counts = wasmproc.SharedRegion(64)
+    with wasmproc.Pool(
+        share_tasks, 4, isolation=isolation, share={"permits": permits, "counts": counts}, timeout=60
+    ) as pool:
+        most = pool.map("with_permit", [100] * 4)
+    assert max(most) <= 2
+    assert permits.get_value() == 2
+    with permits:
+        assert permits.get_value() == 1
+    assert permits.acquire() and permits.acquire()
+    assert not permits.acquire(timeout=0.05)
+
+
+def test_a_barrier_meets_this_process_and_tasks(share_tasks: wasmproc.Module, isolation: str) -> None:
+    meet = wasmproc.Barrier(3)
+    with wasmproc.Pool(share_tasks, 2, isolation=isolation, share={"meet": meet}, timeout=30) as pool:
+        tasks = [pool.apply_async("meet") for _ in range(2)]
+        mine = meet.wait(timeout=20)
+        lasts = [t.get(20) for t in tasks] + [mine]
+    assert lasts.count(True) == 1
+    with pytest.raises(threading.BrokenBarrierError):
+        wasmproc.Barrier(2).wait(timeout=0.05)
+
+
+def test_a_pipe_talks_with_a_task(share_tasks: wasmproc.Module, isolation: str) -> None:
+    here, there = wasmproc.Pipe()
+    with wasmproc.Pool(share_tasks, 1, isolation=isolation, pipe=there, timeout=30) as pool:
+        answering = pool.apply_async("doubler", (3,))
+        answers = []
+        for n in (1, 2, 21):
+            here.send(n)
+            answers.append(here.recv())
+        assert answers == [2, 4, 42]
+        assert answering.get(10) == 3
+        progress = pool.apply_async("progress", (3,))
+        assert progress.get(10) == 3
+        assert [here.recv() for _ in range(3)] == [1, 2, 3]
+        assert not here.poll(0.05)
+    with pytest.raises(TypeError, match="JSON-compatible"):
+        here.send(object())
+    with pytest.raises(ValueError, match="two-way"):
+        wasmproc.Pipe(duplex=False)
+    a, b = wasmproc.Pipe()
+    b.send({"k": [1]})
+    assert a.poll(1) and a.recv() == {"k": [1]}
+
+
+def test_a_pipe_whose_other_end_is_closed_ends_with_eof() -> None:
+    a, b = wasmproc.Pipe()
+    b.send("last")
+    b.close()
+    assert a.recv() == "last"
+    with pytest.raises(EOFError):
+        a.recv()
+    with pytest.raises(OSError, match="closed"):
+        b.send(1)

@@ -30,13 +30,16 @@ from ._errors import error_for as _error_for
 from ._native import Outcome
 from ._pool import AsyncResult, MapResult, Module, Pool, load
 from ._queue import Queue
-from ._sync import Event, Lock, SharedRegion
+from ._pipe import Connection, Pipe
+from ._sync import Barrier, Event, Lock, Semaphore, SharedRegion
 
 __all__ = [
     "AsyncResult",
     "BadInvocation",
+    "Barrier",
     "CannotRun",
     "Cancelled",
+    "Connection",
     "Event",
     "Exited",
     "FuelExhausted",
@@ -45,9 +48,11 @@ __all__ = [
     "MemoryExceeded",
     "Module",
     "NotFound",
+    "Pipe",
     "Outcome",
     "Pool",
     "Queue",
+    "Semaphore",
     "SharedRegion",
     "TaskError",
     "TimedOut",

@@ -21,7 +21,8 @@ from typing import (
 from . import _native
 from ._errors import TaskError, task_error
 from ._queue import Queue
-from ._sync import Event, Lock, SharedRegion
+from ._pipe import Connection
+from ._sync import Barrier, Event, Lock, Semaphore, SharedRegion
 
 Size = Union[int, str]
 """A size: bytes as an int, or text such as ``"64MiB"``."""
@@ -90,7 +91,7 @@ def _dirs(
     return {os.path.abspath(os.fspath(host)): guest for host, guest in dirs.items()}
 
 
-Shareable = Union[Queue, SharedRegion, Lock, Event]
+Shareable = Union[Queue, SharedRegion, Lock, Event, Semaphore, Barrier]
 """What ``share=`` grants tasks by name."""
 
 
@@ -98,12 +99,20 @@ def _shared(share: Optional[Mapping[str, Shareable]]) -> Optional[dict]:  # type
     if not share:
         return None
     for name, obj in share.items():
-        if not isinstance(obj, (Queue, SharedRegion, Lock, Event)):
+        if not isinstance(obj, (Queue, SharedRegion, Lock, Event, Semaphore, Barrier)):
             raise TypeError(
-                f"share={{{name!r}: ...}}: a wasmproc.Queue, SharedRegion, Lock or Event can be "
-                f"shared, not {type(obj).__name__}"
+                f"share={{{name!r}: ...}}: a wasmproc.Queue, SharedRegion, Lock, Event, Semaphore "
+                f"or Barrier can be shared, not {type(obj).__name__}"
             )
     return {name: obj._native for name, obj in share.items()}
+
+
+def _pipe_end(pipe: Optional[Connection]) -> Any:
+    if pipe is None:
+        return None
+    if not isinstance(pipe, Connection) or pipe.closed:
+        raise TypeError("pipe= takes an open end of wasmproc.Pipe()")
+    return pipe._native
 
 
 def _worker_command() -> List[str]:
@@ -133,7 +142,9 @@ class Pool:
     this Python running ``wasmproc._worker``). ``dirs`` grants host
     directories at guest paths (``{"data": "/data"}``), ``env`` sets the
     guest's environment; ``share`` grants a ``Queue``, ``SharedRegion``,
-    ``Lock`` or ``Event`` by name (``{"jobs": q}``); nothing else is granted.
+    ``Lock``, ``Event``, ``Semaphore`` or ``Barrier`` by name (``{"jobs": q}``),
+    ``pipe`` gives every task one end of a ``Pipe()``; nothing else is
+    granted.
     """
 
     def __init__(
@@ -151,6 +162,7 @@ class Pool:
         dirs: Optional[Mapping[Union[str, "os.PathLike[str]"], str]] = None,
         env: Optional[Mapping[str, str]] = None,
         share: Optional[Mapping[str, "Shareable"]] = None,
+        pipe: Optional[Connection] = None,
     ) -> None:
         # multiprocessing's positional order (processes, initializer,
         # initargs, maxtasksperchild), after an optional module.
@@ -201,6 +213,7 @@ class Pool:
             initializer=initializer,
             initargs=tuple(initargs) if initializer is not None else None,
             share=_shared(share),
+            pipe=_pipe_end(pipe),
         )
 
     @property

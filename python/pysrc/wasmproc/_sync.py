@@ -90,3 +90,54 @@ class Event:
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Waits until it is set, up to ``timeout`` seconds; whether it is."""
         return self._native.wait(timeout)  # type: ignore[no-any-return]
+
+
+class Semaphore:
+    """A counting semaphore that tasks open by name
+    (``wasmproc_guest::sync::Semaphore::open``); ``multiprocessing``'s
+    methods."""
+
+    def __init__(self, value: int = 1) -> None:
+        if value < 0:
+            raise ValueError("semaphore initial value must be >= 0")
+        self._native = _native.Semaphore(value)
+
+    def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
+        """Takes a permit, waiting up to ``timeout`` seconds (not at all
+        unless ``block``); whether it got one."""
+        return self._native.acquire(timeout if block else 0.0)  # type: ignore[no-any-return]
+
+    def release(self) -> None:
+        self._native.release()
+
+    def get_value(self) -> int:
+        """The permits free now."""
+        return self._native.available()  # type: ignore[no-any-return]
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Barrier:
+    """A barrier for ``parties`` waiters, here and in tasks
+    (``wasmproc_guest::sync::Barrier::open``). Unlike ``threading``'s,
+    ``wait`` returns ``True`` for the last to arrive and ``False`` for the
+    others; a ``timeout`` that passes raises ``threading.BrokenBarrierError``
+    (the barrier itself is not broken for the others)."""
+
+    def __init__(self, parties: int) -> None:
+        if parties < 1:
+            raise ValueError("a barrier needs at least 1 party")
+        self.parties = parties
+        self._native = _native.Barrier(parties)
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        last = self._native.wait(timeout)
+        if last is None:
+            import threading
+
+            raise threading.BrokenBarrierError
+        return last  # type: ignore[no-any-return]
