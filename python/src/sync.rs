@@ -171,10 +171,15 @@ impl NativeBarrier {
 
     /// Waits for the others, up to `timeout` seconds (`None`: as long as
     /// it takes): `Some(true)` for the last to arrive, `Some(false)` for
-    /// the others, `None` when the time ran out.
+    /// the others, `None` when the time ran out (the round is then broken).
+    /// One wait without the GIL, not slices: a timed-out wait breaks the
+    /// round, so Ctrl-C is seen only once it returns.
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Option<bool>> {
-        let until = deadline(timeout)?;
-        wait_for(py, until, |slice| self.barrier.wait_timeout(slice))
+        let Some(until) = deadline(timeout)? else {
+            return Ok(Some(py.detach(|| self.barrier.wait())));
+        };
+        let left = until.saturating_duration_since(std::time::Instant::now());
+        Ok(py.detach(|| self.barrier.wait_timeout(left)))
     }
 }

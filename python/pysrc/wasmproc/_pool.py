@@ -9,6 +9,7 @@ import threading
 from typing import (
     Any,
     Callable,
+    Dict,
     Iterable,
     Iterator,
     List,
@@ -32,18 +33,18 @@ class Module:
     """A loaded Wasm module: its compiled code is cached on disk, so the
     next program that loads it reads the cache instead of compiling."""
 
-    def __init__(self, native: Any) -> None:
+    def __init__(self, native: _native.Module) -> None:
         self._native = native
 
     @property
     def name(self) -> str:
         """The module's name (its file name)."""
-        return self._native.name  # type: ignore[no-any-return]
+        return self._native.name
 
     @property
     def tasks(self) -> List[str]:
         """The typed tasks it exports (``#[wasmproc_guest::task]``)."""
-        return self._native.tasks  # type: ignore[no-any-return]
+        return self._native.tasks
 
     def run(
         self,
@@ -174,11 +175,16 @@ class Pool:
         names = ("processes", "initializer", "initargs", "maxtasksperchild")
         if len(positional) > len(names):
             raise TypeError(f"Pool takes at most {len(names) + 1} positional arguments")
-        given = dict(zip(names, positional))
-        defaults = {"processes": None, "initializer": None, "initargs": (), "maxtasksperchild": None}
-        keywords = {"processes": processes, "initializer": initializer, "initargs": initargs,
-                    "maxtasksperchild": maxtasksperchild}
-        for name, value in given.items():
+        keywords: Dict[str, Any] = {
+            "processes": processes,
+            "initializer": initializer,
+            "initargs": initargs,
+            "maxtasksperchild": maxtasksperchild,
+        }
+        defaults: Dict[str, Any] = {
+            "processes": None, "initializer": None, "initargs": (), "maxtasksperchild": None
+        }
+        for name, value in zip(names, positional):
             if keywords[name] != defaults[name]:
                 raise TypeError(f"Pool got multiple values for argument {name!r}")
             keywords[name] = value
@@ -219,7 +225,7 @@ class Pool:
     @property
     def processes(self) -> int:
         """How many workers the pool has."""
-        return self._native.processes  # type: ignore[no-any-return]
+        return self._native.processes
 
     def _check_running(self) -> None:
         if self._state != _RUN:
@@ -241,9 +247,9 @@ class Pool:
     def _map(self, task: str, iterable: Iterable[Any], chunksize: Optional[int], star: bool) -> List[Any]:
         self._check_running()
         results, failed = self._native.map(task, iterable, chunksize=chunksize or 1, star=star)
-        if failed is not None:
+        if failed is not None or results is None:
             raise task_error(failed, task)
-        return results  # type: ignore[no-any-return]
+        return results
 
     def imap(
         self,
@@ -385,7 +391,7 @@ class AsyncResult:
 
     def __init__(
         self,
-        handle: Any,
+        handle: _native.Handle,
         task: str,
         callback: Optional[Callable[[Any], object]],
         error_callback: Optional[Callable[[BaseException], object]],
@@ -405,7 +411,7 @@ class AsyncResult:
 
     def ready(self) -> bool:
         """Whether the task has ended."""
-        return self._handle.ready()  # type: ignore[no-any-return]
+        return self._handle.ready()
 
     def wait(self, timeout: Optional[float] = None) -> None:
         """Waits until the task ends, or ``timeout`` seconds."""
@@ -413,9 +419,10 @@ class AsyncResult:
 
     def successful(self) -> bool:
         """Whether it succeeded; ``ValueError`` while it runs."""
-        if not self.ready():
+        outcome = self._handle.wait(0) if self.ready() else None
+        if outcome is None:
             raise ValueError(f"{self!r} not ready")
-        return self._handle.wait(0).success  # type: ignore[no-any-return]
+        return outcome.success
 
     def get(self, timeout: Optional[float] = None) -> Any:
         """Its result; its ``TaskError`` if it failed; ``TimeoutError``

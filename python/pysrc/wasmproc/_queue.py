@@ -53,7 +53,7 @@ class Queue:
         return self.get(block=False)
 
     def qsize(self) -> int:
-        return self._native.qsize()  # type: ignore[no-any-return]
+        return self._native.qsize()
 
     def empty(self) -> bool:
         return self.qsize() == 0

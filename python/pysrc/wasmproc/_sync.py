@@ -20,25 +20,25 @@ class SharedRegion:
 
     @property
     def size(self) -> int:
-        return self._native.size  # type: ignore[no-any-return]
+        return self._native.size
 
     def read(self, offset: int = 0, length: Optional[int] = None) -> bytes:
         """``length`` bytes from ``offset`` (by default, to the end)."""
-        return self._native.read(offset, length)  # type: ignore[no-any-return]
+        return self._native.read(offset, length)
 
     def write(self, offset: int, data: bytes) -> None:
         self._native.write(offset, bytes(data))
 
     def load_u64(self, offset: int) -> int:
         """The u64 at ``offset``, read atomically."""
-        return self._native.load_u64(offset)  # type: ignore[no-any-return]
+        return self._native.load_u64(offset)
 
     def store_u64(self, offset: int, value: int) -> None:
         self._native.store_u64(offset, value)
 
     def add_u64(self, offset: int, value: int) -> int:
         """Adds atomically; the value before."""
-        return self._native.add_u64(offset, value)  # type: ignore[no-any-return]
+        return self._native.add_u64(offset, value)
 
     def __len__(self) -> int:
         return self.size
@@ -58,7 +58,7 @@ class Lock:
     def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
         """Takes it, waiting up to ``timeout`` seconds (not at all unless
         ``block``); whether it was taken."""
-        return self._native.acquire(timeout if block else 0.0)  # type: ignore[no-any-return]
+        return self._native.acquire(timeout if block else 0.0)
 
     def release(self) -> None:
         """Releases it; ``ValueError`` if this process does not hold it."""
@@ -85,11 +85,11 @@ class Event:
         self._native.clear()
 
     def is_set(self) -> bool:
-        return self._native.is_set()  # type: ignore[no-any-return]
+        return self._native.is_set()
 
     def wait(self, timeout: Optional[float] = None) -> bool:
         """Waits until it is set, up to ``timeout`` seconds; whether it is."""
-        return self._native.wait(timeout)  # type: ignore[no-any-return]
+        return self._native.wait(timeout)
 
 
 class Semaphore:
@@ -105,14 +105,14 @@ class Semaphore:
     def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
         """Takes a permit, waiting up to ``timeout`` seconds (not at all
         unless ``block``); whether it got one."""
-        return self._native.acquire(timeout if block else 0.0)  # type: ignore[no-any-return]
+        return self._native.acquire(timeout if block else 0.0)
 
     def release(self) -> None:
         self._native.release()
 
     def get_value(self) -> int:
         """The permits free now."""
-        return self._native.available()  # type: ignore[no-any-return]
+        return self._native.available()
 
     def __enter__(self) -> bool:
         return self.acquire()
@@ -126,7 +126,8 @@ class Barrier:
     (``wasmproc_guest::sync::Barrier::open``). Unlike ``threading``'s,
     ``wait`` returns ``True`` for the last to arrive and ``False`` for the
     others; a ``timeout`` that passes raises ``threading.BrokenBarrierError``
-    (the barrier itself is not broken for the others)."""
+    and breaks the round for the others too. Ctrl-C is seen only once the
+    wait returns."""
 
     def __init__(self, parties: int) -> None:
         if parties < 1:
@@ -140,4 +141,4 @@ class Barrier:
             import threading
 
             raise threading.BrokenBarrierError
-        return last  # type: ignore[no-any-return]
+        return last
