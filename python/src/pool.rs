@@ -21,6 +21,10 @@ use crate::region::NativeRegion;
 use crate::sync::{NativeBarrier, NativeEvent, NativeLock, NativeSemaphore};
 use crate::wait::{deadline, wait_for};
 
+/// A map's gathered results, or its first failure in input order with
+/// that input's index.
+type Gathered<'py> = (Option<Bound<'py, PyList>>, Option<(usize, NativeOutcome)>);
+
 /// A pool of workers running one module's tasks.
 #[pyclass(frozen, module = "wasmproc._native", name = "Pool")]
 pub(crate) struct NativePool {
@@ -139,8 +143,9 @@ impl NativePool {
 
     /// Runs `task` on each item of `items` (each the argument, or with
     /// `star` a tuple of arguments), in input order, and gathers the
-    /// results: `(results, None)`, or `(None, outcome)` with the first
-    /// failed outcome in input order (the tasks after it are cancelled).
+    /// results: `(results, None)`, or `(None, (index, outcome))` with the
+    /// first failed outcome in input order (the tasks after it are
+    /// cancelled).
     #[pyo3(signature = (task, items, *, chunksize=1, star=false))]
     fn map<'py>(
         &self,
@@ -149,7 +154,7 @@ impl NativePool {
         items: &Bound<'py, PyAny>,
         chunksize: usize,
         star: bool,
-    ) -> PyResult<(Option<Bound<'py, PyList>>, Option<NativeOutcome>)> {
+    ) -> PyResult<Gathered<'py>> {
         let options = MapOptions::new().chunksize(chunksize.max(1));
         let input = Input::new(task, items, star)?;
         let run = start_map(py, self.pool(), options, input)?;
@@ -157,8 +162,8 @@ impl NativePool {
         loop {
             let next = wait_for(py, None, |slice| run.next_within(slice))?;
             match next.flatten() {
-                Some((_, outcome)) if !outcome.success() => {
-                    return Ok((None, Some(NativeOutcome::new(outcome))));
+                Some((index, outcome)) if !outcome.success() => {
+                    return Ok((None, Some((index, NativeOutcome::new(outcome)))));
                 }
                 Some((_, outcome)) => outcomes.push(outcome),
                 None => break,

@@ -85,6 +85,7 @@ def test_map_raises_the_first_failure_and_the_pool_lives_on(pool: wasmproc.Pool)
     with pytest.raises(wasmproc.Exited) as raised:
         pool.starmap("fail_with", [(7, "seventh"), (9, "ninth")])
     assert raised.value.exit_code == 7 and raised.value.message == "seventh"
+    assert raised.value.index == 0 and raised.value.task == "fail_with"
     with pytest.raises(wasmproc.Trapped):
         pool.map("unreachable", [None])
     assert pool.map("square", range(5)) == [0, 1, 4, 9, 16]

@@ -247,8 +247,10 @@ class Pool:
     def _map(self, task: str, iterable: Iterable[Any], chunksize: Optional[int], star: bool) -> List[Any]:
         self._check_running()
         results, failed = self._native.map(task, iterable, chunksize=chunksize or 1, star=star)
-        if failed is not None or results is None:
-            raise task_error(failed, task)
+        if failed is not None:
+            index, outcome = failed
+            raise task_error(outcome, task, index)
+        assert results is not None
         return results
 
     def imap(
