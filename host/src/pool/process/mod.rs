@@ -24,7 +24,10 @@
 //! ```
 //!
 //! Alternatively, point [`ProcessOptions::executable`] at the `wasmproc`
-//! binary, which is always a worker when asked.
+//! binary, which is always a worker when asked, or at an interpreter with
+//! the [`arguments`](ProcessOptions::args) that make it call
+//! [`run_worker_if_requested`] (the Python package starts
+//! `python -m wasmproc._worker`).
 
 //!
 //! # How it works
@@ -59,6 +62,7 @@ mod share_server;
 mod supervisor;
 
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -119,6 +123,7 @@ pub(crate) fn refuse_in_a_worker() -> Result<(), Error> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessOptions {
     executable: Option<PathBuf>,
+    args: Vec<OsString>,
     pub(crate) retries: u32,
     pub(crate) max_restarts: u32,
     pub(crate) restart_window: Duration,
@@ -131,6 +136,7 @@ impl Default for ProcessOptions {
     fn default() -> Self {
         ProcessOptions {
             executable: None,
+            args: Vec::new(),
             retries: 1,
             max_restarts: 5,
             restart_window: Duration::from_secs(10),
@@ -147,6 +153,25 @@ impl ProcessOptions {
     pub fn executable(mut self, path: impl Into<PathBuf>) -> Self {
         self.executable = Some(path.into());
         self
+    }
+
+    /// Starts the worker executable with these arguments (none by
+    /// default). For an executable that is not itself the worker, such as
+    /// an interpreter: `python -m wasmproc._worker` is
+    /// `.executable(python).args(["-m", "wasmproc._worker"])`, where that
+    /// module calls [`run_worker_if_requested`].
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        self.args = args.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The arguments the worker executable starts with.
+    pub(crate) fn worker_args(&self) -> &[OsString] {
+        &self.args
     }
 
     /// Runs a task again, in a new worker, when its worker process died

@@ -53,6 +53,7 @@ impl Worker {
         static SPAWNING: Mutex<()> = Mutex::new(());
         let spawning = SPAWNING.lock();
         let mut process = Command::new(&executable)
+            .args(options.worker_args())
             .env(WORKER_ENV, "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())

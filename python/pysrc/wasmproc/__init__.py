@@ -1,0 +1,62 @@
+"""wasmproc for Python: ``multiprocessing.Pool``'s API, whose workers are
+sandboxed WebAssembly instances with hard limits and exit statuses.
+
+>>> import wasmproc
+>>> module = wasmproc.load("tasks.wasm")
+>>> module.run("square", 7)
+49
+>>> with wasmproc.Pool(module, processes=4, timeout=1.0, max_memory="64MiB") as pool:
+...     pool.map("square", range(10))
+[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]
+
+Arguments and results cross as JSON-compatible values. A failed task
+raises the ``TaskError`` subclass for its status.
+"""
+
+from ._errors import (
+    BadInvocation,
+    CannotRun,
+    Cancelled,
+    Exited,
+    FuelExhausted,
+    MemoryExceeded,
+    NotFound,
+    TaskError,
+    TimedOut,
+    Trapped,
+    WorkerLost,
+)
+from ._errors import error_for as _error_for
+from ._native import Outcome
+from ._pool import AsyncResult, MapResult, Module, Pool, load
+from ._queue import Queue
+from ._pipe import Connection, Pipe
+from ._sync import Barrier, Event, Lock, Semaphore, SharedRegion
+
+__all__ = [
+    "AsyncResult",
+    "BadInvocation",
+    "Barrier",
+    "CannotRun",
+    "Cancelled",
+    "Connection",
+    "Event",
+    "Exited",
+    "FuelExhausted",
+    "Lock",
+    "MapResult",
+    "MemoryExceeded",
+    "Module",
+    "NotFound",
+    "Pipe",
+    "Outcome",
+    "Pool",
+    "Queue",
+    "Semaphore",
+    "SharedRegion",
+    "TaskError",
+    "TimedOut",
+    "Trapped",
+    "WorkerLost",
+    "load",
+]

@@ -1,0 +1,494 @@
+"""``load``, ``Module`` and ``Pool``: ``multiprocessing.Pool``'s API over
+wasmproc's sandboxed Wasm workers."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from typing import (
+    Any,
+    Callable,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Union,
+)
+
+from . import _native
+from ._errors import TaskError, task_error
+from ._queue import Queue
+from ._pipe import Connection
+from ._sync import Barrier, Event, Lock, Semaphore, SharedRegion
+
+Size = Union[int, str]
+"""A size: bytes as an int, or text such as ``"64MiB"``."""
+
+
+class Module:
+    """A loaded Wasm module: its compiled code is cached on disk, so the
+    next program that loads it reads the cache instead of compiling."""
+
+    def __init__(self, native: _native.Module) -> None:
+        self._native = native
+
+    @property
+    def name(self) -> str:
+        """The module's name (its file name)."""
+        return self._native.name
+
+    @property
+    def tasks(self) -> List[str]:
+        """The typed tasks it exports (``#[wasmproc_guest::task]``)."""
+        return self._native.tasks
+
+    def run(
+        self,
+        task: str,
+        *args: Any,
+        timeout: Optional[float] = None,
+        max_memory: Optional[Size] = None,
+        fuel: Optional[int] = None,
+        dirs: Optional[Mapping[Union[str, "os.PathLike[str]"], str]] = None,
+        env: Optional[Mapping[str, str]] = None,
+    ) -> Any:
+        """Runs ``task`` once, here, in a fresh sandbox, and returns its
+        result; raises the ``TaskError`` subclass for its status when it
+        fails. ``args`` are JSON-compatible values: none is ``null``, one is
+        the task's argument, several are its parameters in order."""
+        outcome = self._native.run(
+            task,
+            args,
+            timeout=timeout,
+            max_memory=max_memory,
+            fuel=fuel,
+            dirs=_dirs(dirs),
+            env=dict(env) if env else None,
+        )
+        if not outcome.success:
+            raise task_error(outcome, task)
+        return outcome.result
+
+    def __repr__(self) -> str:
+        return f"<wasmproc.Module {self.name!r} tasks={self.tasks!r}>"
+
+
+def load(path: Union[str, "os.PathLike[str]"]) -> Module:
+    """Loads the module at ``path`` (compiled once, then cached on disk).
+    Raises ``NotFound`` for a missing file and ``CannotRun`` for a file
+    that is no valid module."""
+    return Module(_native.load(os.fspath(path)))
+
+
+def _dirs(
+    dirs: Optional[Mapping[Union[str, "os.PathLike[str]"], str]],
+) -> Optional[dict]:  # type: ignore[type-arg]
+    if not dirs:
+        return None
+    return {os.path.abspath(os.fspath(host)): guest for host, guest in dirs.items()}
+
+
+Shareable = Union[Queue, SharedRegion, Lock, Event, Semaphore, Barrier]
+"""What ``share=`` grants tasks by name."""
+
+
+def _shared(share: Optional[Mapping[str, Shareable]]) -> Optional[dict]:  # type: ignore[type-arg]
+    if not share:
+        return None
+    for name, obj in share.items():
+        if not isinstance(obj, (Queue, SharedRegion, Lock, Event, Semaphore, Barrier)):
+            raise TypeError(
+                f"share={{{name!r}: ...}}: a wasmproc.Queue, SharedRegion, Lock, Event, Semaphore "
+                f"or Barrier can be shared, not {type(obj).__name__}"
+            )
+    return {name: obj._native for name, obj in share.items()}
+
+
+def _pipe_end(pipe: Optional[Connection]) -> Any:
+    if pipe is None:
+        return None
+    if not isinstance(pipe, Connection) or pipe.closed:
+        raise TypeError("pipe= takes an open end of wasmproc.Pipe()")
+    return pipe._native
+
+
+def _worker_command() -> List[str]:
+    """How a process pool starts a worker: this Python, running
+    ``wasmproc._worker``. ``-P`` (3.11+) keeps the current directory off
+    ``sys.path``, so that a local ``wasmproc`` directory cannot stand in."""
+    safe_path = ["-P"] if sys.version_info >= (3, 11) else []
+    return [sys.executable, *safe_path, "-m", "wasmproc._worker"]
+
+
+_RUN, _CLOSED, _TERMINATED = "RUN", "CLOSE", "TERMINATE"
+
+
+class Pool:
+    """A pool of sandboxed Wasm workers with ``multiprocessing.Pool``'s
+    methods. Each task runs in a fresh instance of ``module``.
+
+    ``Pool(module, processes=4)`` (a loaded module as the first argument
+    means ``module=``). ``processes``: how many tasks run at once (default:
+    the CPUs). ``initializer``: the name of one of the module's
+    initializers (``#[wasmproc_guest::init]``), run once with ``initargs``;
+    every task starts from the snapshot it leaves. ``maxtasksperchild`` is
+    accepted and has nothing to do: every task gets a fresh instance.
+    ``timeout`` (seconds), ``max_memory`` (bytes or ``"64MiB"``) and
+    ``fuel`` limit every task. ``isolation``: ``"thread"`` (workers are
+    threads of this process) or ``"process"`` (supervised worker processes,
+    this Python running ``wasmproc._worker``). ``dirs`` grants host
+    directories at guest paths (``{"data": "/data"}``), ``env`` sets the
+    guest's environment; ``share`` grants a ``Queue``, ``SharedRegion``,
+    ``Lock``, ``Event``, ``Semaphore`` or ``Barrier`` by name (``{"jobs": q}``),
+    ``pipe`` gives every task one end of a ``Pipe()``; nothing else is
+    granted.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        processes: Optional[int] = None,
+        initializer: Optional[str] = None,
+        initargs: Sequence[Any] = (),
+        maxtasksperchild: Optional[int] = None,
+        module: Optional[Module] = None,
+        timeout: Optional[float] = None,
+        max_memory: Optional[Size] = None,
+        fuel: Optional[int] = None,
+        isolation: str = "thread",
+        dirs: Optional[Mapping[Union[str, "os.PathLike[str]"], str]] = None,
+        env: Optional[Mapping[str, str]] = None,
+        share: Optional[Mapping[str, "Shareable"]] = None,
+        pipe: Optional[Connection] = None,
+    ) -> None:
+        # multiprocessing's positional order (processes, initializer,
+        # initargs, maxtasksperchild), after an optional module.
+        positional = list(args)
+        if positional and isinstance(positional[0], Module):
+            if module is not None:
+                raise TypeError("Pool: the module is given twice (first argument and module=)")
+            module = positional.pop(0)
+        names = ("processes", "initializer", "initargs", "maxtasksperchild")
+        if len(positional) > len(names):
+            raise TypeError(f"Pool takes at most {len(names) + 1} positional arguments")
+        keywords: Dict[str, Any] = {
+            "processes": processes,
+            "initializer": initializer,
+            "initargs": initargs,
+            "maxtasksperchild": maxtasksperchild,
+        }
+        defaults: Dict[str, Any] = {
+            "processes": None, "initializer": None, "initargs": (), "maxtasksperchild": None
+        }
+        for name, value in zip(names, positional):
+            if keywords[name] != defaults[name]:
+                raise TypeError(f"Pool got multiple values for argument {name!r}")
+            keywords[name] = value
+        processes = keywords["processes"]
+        initializer = keywords["initializer"]
+        initargs = keywords["initargs"]
+        if module is None:
+            raise TypeError(
+                "Pool needs a Wasm module: wasmproc.Pool(wasmproc.load('tasks.wasm'), ...). "
+                "Python functions as tasks (sandboxed CPython workers) are not available yet"
+            )
+        if processes is not None and processes < 1:
+            raise ValueError("Number of processes must be at least 1")
+        if isolation not in ("thread", "process"):
+            raise ValueError(f"isolation={isolation!r}: choose 'thread' or 'process'")
+        if initializer is not None and not isinstance(initializer, str):
+            raise TypeError(
+                "initializer: with a Wasm module it is the name of one of the module's "
+                "initializers (#[wasmproc_guest::init]), run once with initargs"
+            )
+        self._module = module
+        self._state = _RUN
+        self._native = _native.Pool(
+            module._native,
+            processes=processes,
+            timeout=timeout,
+            max_memory=max_memory,
+            fuel=fuel,
+            dirs=_dirs(dirs),
+            env=dict(env) if env else None,
+            worker_command=_worker_command() if isolation == "process" else None,
+            initializer=initializer,
+            initargs=tuple(initargs) if initializer is not None else None,
+            share=_shared(share),
+            pipe=_pipe_end(pipe),
+        )
+
+    @property
+    def processes(self) -> int:
+        """How many workers the pool has."""
+        return self._native.processes
+
+    def _check_running(self) -> None:
+        if self._state != _RUN:
+            raise ValueError("Pool not running")
+
+    def map(self, task: str, iterable: Iterable[Any], chunksize: Optional[int] = None) -> List[Any]:
+        """Runs ``task`` on each item; the results, in input order. Raises
+        the first failure (in input order) as its ``TaskError`` and cancels
+        the tasks after it. ``chunksize``: how many tasks run in a row in one
+        instance (default 1: a fresh sandbox per task)."""
+        return self._map(task, iterable, chunksize, star=False)
+
+    def starmap(
+        self, task: str, iterable: Iterable[Sequence[Any]], chunksize: Optional[int] = None
+    ) -> List[Any]:
+        """As ``map``, each item a tuple of the task's arguments."""
+        return self._map(task, iterable, chunksize, star=True)
+
+    def _map(self, task: str, iterable: Iterable[Any], chunksize: Optional[int], star: bool) -> List[Any]:
+        self._check_running()
+        results, failed = self._native.map(task, iterable, chunksize=chunksize or 1, star=star)
+        if failed is not None:
+            index, outcome = failed
+            raise task_error(outcome, task, index)
+        assert results is not None
+        return results
+
+    def imap(
+        self,
+        task: str,
+        iterable: Iterable[Any],
+        chunksize: int = 1,
+        *,
+        return_exceptions: bool = False,
+    ) -> Iterator[Any]:
+        """Runs ``task`` on each item, yielding results in input order as
+        they come. A failed task raises its ``TaskError`` at its place (the
+        iteration may go on after it); with ``return_exceptions=True`` the
+        ``TaskError`` is yielded in its place instead."""
+        return self._imap(task, iterable, chunksize, return_exceptions, ordered=True)
+
+    def imap_unordered(
+        self,
+        task: str,
+        iterable: Iterable[Any],
+        chunksize: int = 1,
+        *,
+        return_exceptions: bool = False,
+    ) -> Iterator[Any]:
+        """As ``imap``, yielding results in the order the tasks end."""
+        return self._imap(task, iterable, chunksize, return_exceptions, ordered=False)
+
+    def _imap(
+        self, task: str, iterable: Iterable[Any], chunksize: int, return_exceptions: bool, ordered: bool
+    ) -> Iterator[Any]:
+        self._check_running()
+        outcomes = self._native.imap(task, iterable, ordered=ordered, chunksize=chunksize or 1)
+        return _Results(outcomes, task, return_exceptions)
+
+    def apply(self, task: str, args: Sequence[Any] = (), kwds: Optional[Mapping[str, Any]] = None) -> Any:
+        """Runs ``task(*args)`` in the pool and returns its result."""
+        return self.apply_async(task, args, kwds).get()
+
+    def apply_async(
+        self,
+        task: str,
+        args: Sequence[Any] = (),
+        kwds: Optional[Mapping[str, Any]] = None,
+        callback: Optional[Callable[[Any], object]] = None,
+        error_callback: Optional[Callable[[BaseException], object]] = None,
+    ) -> "AsyncResult":
+        """Queues ``task(*args)``; its ``AsyncResult``. ``callback`` gets the
+        result, ``error_callback`` the ``TaskError``, on a pool thread."""
+        self._check_running()
+        if kwds:
+            raise TypeError("Wasm tasks take positional arguments only (kwds must be empty)")
+        handle = self._native.submit(task, tuple(args))
+        return AsyncResult(handle, task, callback, error_callback)
+
+    def map_async(
+        self,
+        task: str,
+        iterable: Iterable[Any],
+        chunksize: Optional[int] = None,
+        callback: Optional[Callable[[Any], object]] = None,
+        error_callback: Optional[Callable[[BaseException], object]] = None,
+    ) -> "MapResult":
+        """``map`` on a thread of its own; its ``MapResult``."""
+        self._check_running()
+        items = list(iterable)
+        return MapResult(lambda: self._map(task, items, chunksize, False), callback, error_callback)
+
+    def starmap_async(
+        self,
+        task: str,
+        iterable: Iterable[Sequence[Any]],
+        chunksize: Optional[int] = None,
+        callback: Optional[Callable[[Any], object]] = None,
+        error_callback: Optional[Callable[[BaseException], object]] = None,
+    ) -> "MapResult":
+        """``starmap`` on a thread of its own; its ``MapResult``."""
+        self._check_running()
+        items = list(iterable)
+        return MapResult(lambda: self._map(task, items, chunksize, True), callback, error_callback)
+
+    def close(self) -> None:
+        """Takes no new tasks; the queued ones still run."""
+        if self._state == _RUN:
+            self._state = _CLOSED
+        self._native.close()
+
+    def terminate(self) -> None:
+        """Cancels every queued and running task (each ends ``Cancelled``)
+        and stops the workers."""
+        self._state = _TERMINATED
+        self._native.terminate()
+
+    def join(self) -> None:
+        """Waits for the workers to end; after ``close`` or ``terminate``."""
+        if self._state == _RUN:
+            raise ValueError("Pool is still running")
+        self._native.join()
+
+    def __enter__(self) -> "Pool":
+        self._check_running()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        # As multiprocessing.Pool: leaving the block terminates.
+        self.terminate()
+
+    def __repr__(self) -> str:
+        return f"<wasmproc.Pool state={self._state} processes={self.processes} module={self._module.name!r}>"
+
+
+class _Results(Iterator[Any]):
+    """What ``imap`` and ``imap_unordered`` return. Unlike a generator, it
+    goes on after raising a task's error, as ``multiprocessing``'s does.
+    Dropping it, or ``close()``, cancels the tasks still in flight."""
+
+    def __init__(self, outcomes: Any, task: str, return_exceptions: bool) -> None:
+        self._outcomes = outcomes
+        self._task = task
+        self._return_exceptions = return_exceptions
+
+    def __iter__(self) -> "_Results":
+        return self
+
+    def __next__(self) -> Any:
+        index, outcome = next(self._outcomes)
+        if outcome.success:
+            return outcome.result
+        error = task_error(outcome, self._task, index)
+        if self._return_exceptions:
+            return error
+        raise error
+
+    def close(self) -> None:
+        """Stops the map: the tasks still queued or running are cancelled."""
+        self._outcomes.close()
+
+
+class AsyncResult:
+    """The result of ``apply_async``, as ``multiprocessing``'s."""
+
+    def __init__(
+        self,
+        handle: _native.Handle,
+        task: str,
+        callback: Optional[Callable[[Any], object]],
+        error_callback: Optional[Callable[[BaseException], object]],
+    ) -> None:
+        self._handle = handle
+        self._task = task
+        if callback is not None or error_callback is not None:
+
+            def done(outcome: Any) -> None:
+                if outcome.success:
+                    if callback is not None:
+                        callback(outcome.result)
+                elif error_callback is not None:
+                    error_callback(task_error(outcome, task))
+
+            handle.on_done(done)
+
+    def ready(self) -> bool:
+        """Whether the task has ended."""
+        return self._handle.ready()
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        """Waits until the task ends, or ``timeout`` seconds."""
+        self._handle.wait(timeout)
+
+    def successful(self) -> bool:
+        """Whether it succeeded; ``ValueError`` while it runs."""
+        outcome = self._handle.wait(0) if self.ready() else None
+        if outcome is None:
+            raise ValueError(f"{self!r} not ready")
+        return outcome.success
+
+    def get(self, timeout: Optional[float] = None) -> Any:
+        """Its result; its ``TaskError`` if it failed; ``TimeoutError``
+        (``multiprocessing.TimeoutError`` is the same class) if it has not
+        ended within ``timeout`` seconds. The task goes on either way."""
+        outcome = self._handle.wait(timeout)
+        if outcome is None:
+            raise _TimeoutError(f"task {self._task!r} has not ended within {timeout}s")
+        if not outcome.success:
+            raise task_error(outcome, self._task)
+        return outcome.result
+
+    def cancel(self) -> None:
+        """Cancels the task (wasmproc's addition): it ends ``Cancelled``."""
+        self._handle.cancel()
+
+
+try:
+    from multiprocessing import TimeoutError as _TimeoutError
+except ImportError:  # pragma: no cover - multiprocessing is always there
+    _TimeoutError = TimeoutError  # type: ignore[misc,assignment]
+
+
+class MapResult:
+    """The result of ``map_async`` and ``starmap_async``."""
+
+    def __init__(
+        self,
+        run: Callable[[], List[Any]],
+        callback: Optional[Callable[[Any], object]],
+        error_callback: Optional[Callable[[BaseException], object]],
+    ) -> None:
+        self._done = threading.Event()
+        self._value: Any = None
+        self._error: Optional[BaseException] = None
+
+        def work() -> None:
+            try:
+                self._value = run()
+            except TaskError as error:
+                self._error = error
+            finally:
+                self._done.set()
+            if self._error is None and callback is not None:
+                callback(self._value)
+            elif self._error is not None and error_callback is not None:
+                error_callback(self._error)
+
+        threading.Thread(target=work, name="wasmproc-map-async", daemon=True).start()
+
+    def ready(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: Optional[float] = None) -> None:
+        self._done.wait(timeout)
+
+    def successful(self) -> bool:
+        if not self.ready():
+            raise ValueError(f"{self!r} not ready")
+        return self._error is None
+
+    def get(self, timeout: Optional[float] = None) -> Any:
+        if not self._done.wait(timeout):
+            raise _TimeoutError(f"the map has not ended within {timeout}s")
+        if self._error is not None:
+            raise self._error
+        return self._value
