@@ -32,6 +32,9 @@ mod fuzzed;
 mod wasi_testsuite;
 // `--invoke` (reactors, any exported function) and `--stub-imports`.
 mod invoke;
+// The README's `wasmproc` commands, run in order as written (bash, Unix).
+#[cfg(unix)]
+mod readme;
 
 /// The binary under test.
 fn binary() -> &'static Path {
