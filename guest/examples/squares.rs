@@ -31,7 +31,7 @@ fn parse_port(text: String) -> Result<u16, Failure> {
 }
 
 /// A point in the plane, in cartesian coordinates.
-#[derive(Deserialize)]
+#[derive(Deserialize, wasmproc_guest::Describe)]
 pub struct Point {
     /// Along the horizontal axis.
     pub x: f64,
@@ -40,7 +40,7 @@ pub struct Point {
 }
 
 /// The same point in polar coordinates.
-#[derive(Serialize)]
+#[derive(Serialize, wasmproc_guest::Describe)]
 pub struct Polar {
     /// The distance from the origin.
     pub r: f64,

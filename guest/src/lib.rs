@@ -74,6 +74,7 @@
 //! fresh instance. See [`init`].
 
 mod connection;
+mod describe;
 mod failure;
 mod ffi;
 mod runner;
@@ -81,9 +82,14 @@ mod share;
 pub mod sync;
 
 pub use connection::Connection;
+pub use describe::{Describe, Field, Shape, Variant};
 pub use failure::Failure;
 pub use runner::exit_with;
 pub use share::{Pipe, Queue, Region, ShareError, pipe, queue, region};
+/// Derives [`Describe`](trait@Describe): the type's JSON shape, for
+/// `wasmproc inspect` and for complete examples in messages about a
+/// mistaken argument. See the trait.
+pub use wasmproc_guest_macros::Describe;
 /// Exports a function as a wasmproc task.
 ///
 /// ```
@@ -178,6 +184,7 @@ pub use wasmproc_guest_macros::handler;
 /// What the `#[task]` and `#[init]` expansions refer to; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::describe::{Piece, Probe, Undescribed, record_bytes, record_len};
     pub use crate::runner::{run_init, run_task};
     pub use serde;
 }

@@ -349,7 +349,7 @@ fn a_line_of_the_wrong_shape_is_explained_with_the_signature() {
     assert_eq!(
         lines[1]["message"],
         "input line 2: the argument does not fit `add`: `add(a: i64, b: i64) -> i64` takes a \
-         JSON array of 2 values, one per parameter, e.g. the line [1, 1] (invalid type: string \
+         JSON array of 2 values, one per parameter, e.g. the line [0, 0] (invalid type: string \
          \"x\", expected a tuple of size 2)"
     );
 }

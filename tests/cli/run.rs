@@ -458,7 +458,7 @@ fn a_panics_message_is_printed_once() {
 #[test]
 fn argument_mistakes_name_the_fix() {
     let shape = "`add(a: i64, b: i64) -> i64` takes a JSON array of 2 values, one per \
-                 parameter, e.g. --args '[1, 1]'";
+                 parameter, e.g. --args '[0, 0]'";
     let cases: Vec<(&[&str], String)> = vec![
         (
             &[],
@@ -594,7 +594,7 @@ fn inspect_shows_task_signatures() {
         .unwrap();
     assert_eq!(
         add,
-        &serde_json::json!({"kind": "task", "name": "add", "params": [{"name": "a", "type": "i64"}, {"name": "b", "type": "i64"}], "result": "i64"})
+        &serde_json::json!({"kind": "task", "name": "add", "params": [{"name": "a", "type": "i64", "shape": "integer"}, {"name": "b", "type": "i64", "shape": "integer"}], "result": "i64", "result_shape": "integer"})
     );
     // A module not built with the SDK has none, and runs as before.
     let json: Value =

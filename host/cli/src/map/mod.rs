@@ -425,6 +425,9 @@ fn shape_of(module: &Module, task: Option<&str>, invoke: Option<&str>) -> anyhow
         (None, None) => Entry::Auto,
     };
     Ok(match module.resolve(&entry)? {
+        Entry::Task(name) if module.signature(&name).is_some_and(|s| s.is_handler()) => {
+            return Err(crate::run::handler_refused(&name, module));
+        }
         Entry::Task(name) => Shape::Typed(name),
         Entry::Export(export) => Shape::Invoke(export),
         _ => Shape::Command,
