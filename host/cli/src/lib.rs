@@ -46,6 +46,7 @@ pub fn main() -> ExitCode {
         }
     };
     log_to_stderr(cli.verbose);
+    VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     let result = match cli.command {
         Command::Run(args) => run::run(args, separated),
         Command::Map(args) => map::map(args),
@@ -67,6 +68,15 @@ pub fn main() -> ExitCode {
             ExitCode::from(exit_status_of(&error).code())
         }
     }
+}
+
+/// How many `-v` the command line gave: messages add detail (a limit's
+/// backtrace) from 1.
+static VERBOSE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether `-v` was given.
+pub(crate) fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed) > 0
 }
 
 /// Sends the library's `tracing` events to stderr (never stdout, which

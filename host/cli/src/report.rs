@@ -167,9 +167,21 @@ pub(crate) fn failure_line(module: &str, outcome: &Outcome, stderr_shown: bool) 
             }
         }
     };
+    // A limit's message is one line: where the guest was when the limit
+    // struck is for those who ask (`-v`, `--json`). A trap's backtrace is
+    // the bug's location, shown always.
+    let limit = matches!(
+        outcome.status,
+        ExitStatus::TimedOut
+            | ExitStatus::FuelExhausted
+            | ExitStatus::MemoryExceeded
+            | ExitStatus::Cancelled
+    );
     Some(match &outcome.backtrace {
-        Some(backtrace) => format!("{line}\n{}", backtrace.trim_end()),
-        None => line,
+        Some(backtrace) if !limit || crate::verbose() => {
+            format!("{line}\n{}", backtrace.trim_end())
+        }
+        _ => line,
     })
 }
 
