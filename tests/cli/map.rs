@@ -321,7 +321,9 @@ fn ctrl_c_says_how_many_input_lines_were_never_read() {
         .lines()
         .find(|line| line.starts_with("wasmproc map: interrupted: "))
         .unwrap_or_else(|| panic!("no interrupted line: {stderr}"));
+    // Counts are written with thousands separators (`97,440`).
     let numbers: Vec<usize> = note
+        .replace(',', "")
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|word| word.parse().ok())
         .collect();

@@ -21,6 +21,7 @@ mod serve;
 mod signals;
 mod stdin;
 mod waiting;
+mod words;
 mod worker;
 
 use std::process::ExitCode;
