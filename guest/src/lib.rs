@@ -59,6 +59,12 @@
 //!   the host as a bad invocation (exit status 128), not as a task failure.
 //! - A panic prints its message on stderr, hands it to the host and exits with
 //!   code 101, as a native Rust program does.
+//! - Each task's signature is recorded in the module, with the JSON shape of
+//!   its parameters and result. Derive [`Describe`](macro@Describe) beside
+//!   serde's derives on your structs and enums: `wasmproc inspect` then
+//!   shows their fields, and a mistaken argument is answered with a
+//!   complete example (`--args '{"x": 0.0, "y": 0.0}'`). Without it a type
+//!   shows by its name only, and works the same.
 //!
 //! # Talking and sharing
 //!
