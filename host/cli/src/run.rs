@@ -82,7 +82,10 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
         Err(error) if args.json => {
             // A caller that asked for JSON gets JSON, also when nothing ran.
             let status = crate::exit_status_of(&error);
-            println!("{}", setup_failure_json(&status, &format!("{error:#}")));
+            println!(
+                "{}",
+                setup_failure_json(&status, &crate::error_text(&error))
+            );
             Ok(status.code())
         }
         Err(error) => Err(error),
