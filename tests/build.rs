@@ -35,6 +35,8 @@ fn main() {
         println!("cargo:rerun-if-changed={watched}");
     }
     for sdk in [
+        "../guest/examples",
+        "../Cargo.lock",
         "../guest/src",
         "../guest/macros/src",
         "../guest/abi/src",
@@ -76,6 +78,7 @@ fn main() {
     );
 
     let wasm = target_dir.join("wasm32-wasip1/release");
+    let examples = build_readme_examples(&manifest, &out);
     watch_c_toolchain();
     let c_guest = build_c_guest(
         &manifest.join("guests/c/hello.c"),
@@ -111,7 +114,11 @@ fn main() {
          /// The C echo handler example (`guest/examples/c/echo.c`).\n\
          pub const C_ECHO: Option<&str> = {:?};\n\
          /// The C HTTP responder example (`guest/examples/c/http.c`).\n\
-         pub const C_HTTP: Option<&str> = {:?};\n",
+         pub const C_HTTP: Option<&str> = {:?};\n\
+         /// The README's example guests, built with [`EXAMPLES_BUILD`].\n\
+         pub const EXAMPLES: &str = {:?};\n\
+         /// The README's command that builds its example guests.\n\
+         pub const EXAMPLES_BUILD: &str = {:?};\n",
         path_str(&wasm.join("sdk_tasks.wasm")),
         path_str(&wasm.join("share_tasks.wasm")),
         path_str(&wasm.join("init_tasks.wasm")),
@@ -121,8 +128,14 @@ fn main() {
         c_share.as_deref().map(path_str),
         c_echo.as_deref().map(path_str),
         c_http.as_deref().map(path_str),
+        path_str(&examples),
+        EXAMPLES_BUILD.join(" "),
     );
-    std::fs::write(out.join("guests.rs"), generated).expect("OUT_DIR is writable");
+    // A new file, never a write into the old one: a target directory copied
+    // with hard links shares the old file's inode with its origin.
+    let listing = out.join("guests.rs");
+    let _ = std::fs::remove_file(&listing);
+    std::fs::write(listing, generated).expect("OUT_DIR is writable");
     find_nats_server();
 }
 
@@ -130,6 +143,49 @@ fn main() {
 /// that the cluster tests are compiled as ignored with the reason instead
 /// of passing without running; where they must run (CI,
 /// `WASMPROC_REQUIRE_NATS`), its absence fails the build.
+/// The README's build of its example guests (`guest/examples`), as its
+/// first command gives it.
+const EXAMPLES_BUILD: [&str; 8] = [
+    "cargo",
+    "build",
+    "--release",
+    "-p",
+    "wasmproc-guest",
+    "--examples",
+    "--target",
+    "wasm32-wasip1",
+];
+
+/// Builds the README's example guests with the README's command, in a
+/// target directory of this build's own, and returns where they are.
+fn build_readme_examples(manifest: &Path, out: &Path) -> PathBuf {
+    let target_dir = out.join("examples-target");
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(&EXAMPLES_BUILD[1..])
+        .arg("--locked")
+        .arg("--manifest-path")
+        .arg(manifest.join("../Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target_dir);
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+    ] {
+        build.env_remove(var);
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building the README's example guests failed; see the output above"
+    );
+    target_dir.join("wasm32-wasip1/release/examples")
+}
+
 fn find_nats_server() {
     println!("cargo::rustc-check-cfg=cfg(no_nats_server)");
     println!("cargo:rerun-if-env-changed=WASMPROC_REQUIRE_NATS");

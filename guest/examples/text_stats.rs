@@ -22,8 +22,10 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use wasmproc_guest::{Failure, task};
 
-/// The argument of [`top_words`].
-#[derive(Deserialize)]
+/// The argument of [`top_words`]. `Describe` records its fields in the
+/// module, for `wasmproc inspect` and for messages about a mistaken
+/// argument.
+#[derive(Deserialize, wasmproc_guest::Describe)]
 pub struct Doc {
     /// The text to count words in.
     pub text: String,
@@ -37,7 +39,7 @@ fn default_top() -> usize {
 }
 
 /// One word and how often it occurs.
-#[derive(Serialize)]
+#[derive(Serialize, wasmproc_guest::Describe)]
 pub struct WordCount {
     /// The word, lowercased.
     pub word: String,
@@ -46,7 +48,7 @@ pub struct WordCount {
 }
 
 /// Summary figures of a text, as `wc` prints them.
-#[derive(Serialize)]
+#[derive(Serialize, wasmproc_guest::Describe)]
 pub struct Stats {
     /// Lines (newline characters).
     pub lines: usize,

@@ -59,6 +59,12 @@
 //!   the host as a bad invocation (exit status 128), not as a task failure.
 //! - A panic prints its message on stderr, hands it to the host and exits with
 //!   code 101, as a native Rust program does.
+//! - Each task's signature is recorded in the module, with the JSON shape of
+//!   its parameters and result. Derive [`Describe`](macro@Describe) beside
+//!   serde's derives on your structs and enums: `wasmproc inspect` then
+//!   shows their fields, and a mistaken argument is answered with a
+//!   complete example (`--args '{"x": 0.0, "y": 0.0}'`). Without it a type
+//!   shows by its name only, and works the same.
 //!
 //! # Talking and sharing
 //!
@@ -74,6 +80,7 @@
 //! fresh instance. See [`init`].
 
 mod connection;
+mod describe;
 mod failure;
 mod ffi;
 mod runner;
@@ -81,9 +88,14 @@ mod share;
 pub mod sync;
 
 pub use connection::Connection;
+pub use describe::{Describe, Field, Shape, Variant};
 pub use failure::Failure;
 pub use runner::exit_with;
 pub use share::{Pipe, Queue, Region, ShareError, pipe, queue, region};
+/// Derives [`Describe`](trait@Describe): the type's JSON shape, for
+/// `wasmproc inspect` and for complete examples in messages about a
+/// mistaken argument. See the trait.
+pub use wasmproc_guest_macros::Describe;
 /// Exports a function as a wasmproc task.
 ///
 /// ```
@@ -178,6 +190,7 @@ pub use wasmproc_guest_macros::handler;
 /// What the `#[task]` and `#[init]` expansions refer to; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::describe::{Piece, Probe, Undescribed, record_bytes, record_len};
     pub use crate::runner::{run_init, run_task};
     pub use serde;
 }

@@ -199,7 +199,9 @@ pub use limits::{
     DEFAULT_MAX_ARGS, DEFAULT_MAX_MEMORY, DEFAULT_MAX_OUTPUT, DEFAULT_MAX_RESULT,
     DEFAULT_MAX_WASM_STACK, Limits, MAX_SIZE_LIMIT,
 };
-pub use module::{ExportInfo, ImportInfo, Module, Param, TaskSignature};
+pub use module::{
+    ExportInfo, ImportInfo, Module, Param, Shape, ShapeField, ShapeVariant, TaskSignature,
+};
 pub use outcome::{Captured, Outcome};
 pub use pool::process::{ProcessOptions, WORKER_ENV, run_worker_if_requested};
 pub use pool::{

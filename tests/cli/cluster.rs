@@ -33,6 +33,7 @@ wasmproc_tests::nats_server_tests! {
     a_host_that_asks_for_another_ack_wait_changes_it_for_every_host,
     a_map_says_when_a_host_holding_its_tasks_stops_answering,
     a_reactor_and_a_stubbed_import_run_on_a_cluster,
+    a_server_without_jetstream_is_named_with_the_fix,
 }
 
 /// A `nats-server -js` on a free port, with its store in a temporary
@@ -492,6 +493,60 @@ fn inputs_and_results_larger_than_a_message_travel_through_the_object_store() {
         wasmproc_tests::stderr(&output)
     );
     assert_eq!(wasmproc_tests::stdout(&output), format!("\"{big}\"\n"));
+}
+
+/// A server started without `-js`: the host and the submitter say so once,
+/// with the flag that fixes it, and exit 126.
+fn a_server_without_jetstream_is_named_with_the_fix() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut server = Command::new("nats-server")
+        .args(["-a", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server is on PATH");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nats-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let url = format!("nats://127.0.0.1:{port}");
+    for args in [
+        vec!["worker", "--nats", url.as_str()],
+        vec![
+            "run",
+            "--nats",
+            url.as_str(),
+            guests::SDK_TASKS,
+            "--task",
+            "add",
+            "--args",
+            "[1, 2]",
+        ],
+    ] {
+        let output = wasmproc().args(&args).output().unwrap();
+        let stderr = wasmproc_tests::stderr(&output);
+        assert_eq!(wasmproc_tests::code(&output), 126, "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("JetStream is not enabled on the server")
+                && stderr.contains("start it with `nats-server -js`"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(
+            stderr.matches("jetstream unavailable").count(),
+            1,
+            "the cause said once: {stderr}"
+        );
+    }
+    let _ = server.kill();
+    let _ = server.wait();
 }
 
 fn the_link_authenticates_and_a_wrong_password_is_named() {

@@ -321,7 +321,9 @@ fn ctrl_c_says_how_many_input_lines_were_never_read() {
         .lines()
         .find(|line| line.starts_with("wasmproc map: interrupted: "))
         .unwrap_or_else(|| panic!("no interrupted line: {stderr}"));
+    // Counts are written with thousands separators (`97,440`).
     let numbers: Vec<usize> = note
+        .replace(',', "")
         .split(|c: char| !c.is_ascii_digit())
         .filter_map(|word| word.parse().ok())
         .collect();
@@ -349,7 +351,7 @@ fn a_line_of_the_wrong_shape_is_explained_with_the_signature() {
     assert_eq!(
         lines[1]["message"],
         "input line 2: the argument does not fit `add`: `add(a: i64, b: i64) -> i64` takes a \
-         JSON array of 2 values, one per parameter, e.g. the line [1, 1] (invalid type: string \
+         JSON array of 2 values, one per parameter, e.g. the line [0, 0] (invalid type: string \
          \"x\", expected a tuple of size 2)"
     );
 }

@@ -275,6 +275,61 @@ fn trap_prints_kind_and_backtrace() {
     );
 }
 
+/// Every limit is said in one line; where the guest was when it struck
+/// goes to `-v` and `--json` only.
+#[test]
+fn limit_messages_are_one_line_with_the_backtrace_under_v_and_json() {
+    let cases: [(&[&str], i32, &str); 3] = [
+        (
+            &["--fuel", "100000", "--task", "spin"],
+            152,
+            "fuel exhausted",
+        ),
+        (&["--timeout", "200ms", "--task", "spin"], 142, "timed out"),
+        (
+            &[
+                "--max-memory",
+                "8MiB",
+                "--task",
+                "allocate_mib",
+                "--args",
+                "64",
+            ],
+            137,
+            "memory limit exceeded",
+        ),
+    ];
+    for (flags, status, words) in cases {
+        let mut args = vec!["run", SDK];
+        args.extend_from_slice(flags);
+        let output = wasmproc_run(&args);
+        assert_eq!(code(&output), status, "{}", stderr(&output));
+        let text = stderr(&output);
+        assert_eq!(text.lines().count(), 1, "{flags:?}: one line, not:\n{text}");
+        assert!(text.contains(words), "{text}");
+        let mut json = vec!["run", "--json", SDK];
+        json.extend_from_slice(flags);
+        let object = json_line(&wasmproc_run(&json));
+        if status == 152 {
+            // The fuel runs out inside the guest's code: a backtrace, which
+            // `--json` and `-v` keep.
+            assert!(
+                object["backtrace"]
+                    .as_str()
+                    .is_some_and(|b| b.contains("spin")),
+                "{object}"
+            );
+            let mut verbose = vec!["run", "-v", SDK];
+            verbose.extend_from_slice(flags);
+            let text = stderr(&wasmproc_run(&verbose));
+            assert!(
+                text.contains("wasm backtrace") && text.contains("spin"),
+                "{text}"
+            );
+        }
+    }
+}
+
 #[test]
 fn json_is_printed_also_when_nothing_could_run() {
     let output = wasmproc_run(&["run", "--json", "/no/such/module.wasm"]);
@@ -458,7 +513,7 @@ fn a_panics_message_is_printed_once() {
 #[test]
 fn argument_mistakes_name_the_fix() {
     let shape = "`add(a: i64, b: i64) -> i64` takes a JSON array of 2 values, one per \
-                 parameter, e.g. --args '[1, 1]'";
+                 parameter, e.g. --args '[0, 0]'";
     let cases: Vec<(&[&str], String)> = vec![
         (
             &[],
@@ -594,7 +649,7 @@ fn inspect_shows_task_signatures() {
         .unwrap();
     assert_eq!(
         add,
-        &serde_json::json!({"kind": "task", "name": "add", "params": [{"name": "a", "type": "i64"}, {"name": "b", "type": "i64"}], "result": "i64"})
+        &serde_json::json!({"kind": "task", "name": "add", "params": [{"name": "a", "type": "i64", "shape": "integer"}, {"name": "b", "type": "i64", "shape": "integer"}], "result": "i64", "result_shape": "integer"})
     );
     // A module not built with the SDK has none, and runs as before.
     let json: Value =

@@ -184,6 +184,49 @@ fn a_stop_lets_a_connection_in_flight_finish() {
     assert_eq!(code, Some(0), "{stderr}");
 }
 
+/// A second interrupt ends the connections in flight at once, and both
+/// their log lines and the summary say so (not "still open 10s later").
+#[cfg(unix)]
+#[test]
+fn a_second_interrupt_ends_connections_and_says_so() {
+    let mut server = Serving::start(&["--task", "echo", guests::SERVE_TASKS]);
+    let mut stream = TcpStream::connect(&server.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    stream.write_all(b"first").unwrap();
+    let mut first = [0u8; 5];
+    stream.read_exact(&mut first).unwrap();
+    let interrupt = |child: &Child| {
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    interrupt(&server.child);
+    // The first interrupt's words, then the second interrupt.
+    let mut line = String::new();
+    server.stderr.read_line(&mut line).unwrap();
+    assert!(line.contains("stopping"), "{line}");
+    interrupt(&server.child);
+    let record = server.record();
+    assert!(
+        record["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ended by a second interrupt")),
+        "{record}"
+    );
+    let mut rest = String::new();
+    server.stderr.read_to_string(&mut rest).unwrap();
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(
+        rest.contains("wasmproc: stopped after 1 connection (1 ended by a second interrupt)"),
+        "{rest}"
+    );
+}
+
 #[test]
 fn log_lines_go_to_a_file_with_the_statuses_of_misbehaving_guests() {
     let dir = tempfile::tempdir().unwrap();

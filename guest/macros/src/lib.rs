@@ -63,7 +63,7 @@ fn expand_handler(
     let call = quote!(#fn_ident(&mut ::wasmproc_guest::Connection::__new()));
     let body = into_failure(&sig.output, call);
     let runner = quote!(::wasmproc_guest::__private::run_task(|(): ()| #body));
-    let record = signature_record("handler", &name, &[], &sig.output);
+    let record = signature_pieces("handler", &name, &[], &sig.output);
     Ok(with_export(
         &function,
         &export_name,
@@ -74,34 +74,55 @@ fn expand_handler(
 }
 
 /// One line of the module's `wasmproc_signatures` custom section: the
-/// task's parameters and result as written in Rust, for `inspect` and for
-/// messages about an argument of the wrong shape.
-fn signature_record(
+/// task's parameters and result as written in Rust, with their JSON shapes
+/// (`wasmproc_guest::Describe`, computed at compile time), for `inspect`
+/// and for messages about an argument of the wrong shape. An expression of
+/// type `&[Piece]`: JSON text, and the shapes between.
+fn signature_pieces(
     kind: &str,
     name: &str,
-    params: &[(String, String)],
+    params: &[(String, &Type)],
     output: &ReturnType,
-) -> String {
-    let params: Vec<String> = params
-        .iter()
-        .map(|(name, ty)| {
-            format!(
-                "{{\"name\":{},\"type\":{}}}",
-                json_string(name),
-                json_string(ty)
-            )
-        })
-        .collect();
+) -> proc_macro2::TokenStream {
+    let mut pieces = Vec::new();
+    let mut text = format!(
+        "{{\"kind\":\"{kind}\",\"name\":{},\"params\":[",
+        json_string(name)
+    );
+    let mut shape = |text: &mut String, ty: proc_macro2::TokenStream| {
+        let written = std::mem::take(text);
+        pieces.push(quote!(::wasmproc_guest::__private::Piece::Text(#written)));
+        pieces.push(quote!(::wasmproc_guest::__private::Piece::Shape(
+            ::wasmproc_guest::__private::Probe::<#ty>::SHAPE
+        )));
+    };
+    for (i, (param, ty)) in params.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&format!(
+            "{{\"name\":{},\"type\":{},\"shape\":",
+            json_string(param),
+            json_string(&rust_text(&quote!(#ty)))
+        ));
+        shape(&mut text, quote!(#ty));
+        text.push('}');
+    }
     let result = match output {
         ReturnType::Default => "()".to_owned(),
         ReturnType::Type(_, ty) => rust_text(&quote!(#ty)),
     };
-    format!(
-        "{{\"kind\":\"{kind}\",\"name\":{},\"params\":[{}],\"result\":{}}}\n",
-        json_string(name),
-        params.join(","),
+    text.push_str(&format!(
+        "],\"result\":{},\"result_shape\":",
         json_string(&result)
-    )
+    ));
+    match output {
+        ReturnType::Default => shape(&mut text, quote!(())),
+        ReturnType::Type(_, ty) => shape(&mut text, quote!(#ty)),
+    }
+    text.push_str("}\n");
+    pieces.push(quote!(::wasmproc_guest::__private::Piece::Text(#text)));
+    quote!(&[#(#pieces),*])
 }
 
 /// Tokens as a person writes them: `Vec<String>`, not `Vec < String >`.
@@ -160,12 +181,9 @@ fn with_export(
     export_name: &str,
     wrapper: &proc_macro2::Ident,
     runner: proc_macro2::TokenStream,
-    record: &str,
+    record: &proc_macro2::TokenStream,
 ) -> proc_macro2::TokenStream {
     let fn_ident = &function.sig.ident;
-    let record_bytes = proc_macro2::Literal::byte_string(record.as_bytes());
-    let record_len = record.len();
-    let record_ident = format_ident!("__WASMPROC_SIGNATURE_{}", wrapper);
     quote! {
         #function
 
@@ -184,13 +202,18 @@ fn with_export(
         }
 
         // The linker concatenates every task's record into the module's
-        // `wasmproc_signatures` custom section.
+        // `wasmproc_signatures` custom section; the record is rendered at
+        // compile time, shapes included.
         #[cfg(target_family = "wasm")]
-        #[doc(hidden)]
-        #[used]
-        #[unsafe(link_section = "wasmproc_signatures")]
-        #[allow(non_upper_case_globals)]
-        static #record_ident: [u8; #record_len] = *#record_bytes;
+        const _: () = {
+            #[allow(unused_imports)]
+            use ::wasmproc_guest::__private::Undescribed as _;
+            const PIECES: &[::wasmproc_guest::__private::Piece] = #record;
+            #[used]
+            #[unsafe(link_section = "wasmproc_signatures")]
+            static RECORD: [u8; ::wasmproc_guest::__private::record_len(PIECES)] =
+                ::wasmproc_guest::__private::record_bytes(PIECES);
+        };
     }
 }
 
@@ -259,14 +282,14 @@ fn expand(
     let call = quote!(#fn_ident(#(#bindings),*));
     let body = into_failure(&function.sig.output, call);
     let runner = quote!(::wasmproc_guest::__private::#runner(|#arg_pattern: #arg_type| #body));
-    let named: Vec<(String, String)> = function
+    let named: Vec<(String, &Type)> = function
         .sig
         .inputs
         .iter()
         .filter_map(|input| match input {
             FnArg::Typed(typed) => {
-                let (pat, ty) = (&typed.pat, &typed.ty);
-                Some((rust_text(&quote!(#pat)), rust_text(&quote!(#ty))))
+                let pat = &typed.pat;
+                Some((rust_text(&quote!(#pat)), &*typed.ty))
             }
             FnArg::Receiver(_) => None,
         })
@@ -275,7 +298,7 @@ fn expand(
         Kind::Task => "task",
         Kind::Init => "init",
     };
-    let record = signature_record(kind_name, &name, &named, &function.sig.output);
+    let record = signature_pieces(kind_name, &name, &named, &function.sig.output);
     Ok(with_export(
         &function,
         &export_name,
@@ -390,3 +413,16 @@ fn returns_result(output: &ReturnType) -> bool {
         ReturnType::Default => false,
     }
 }
+
+/// Derives `wasmproc_guest::Describe`: the type's JSON shape, as serde's
+/// derives read and write it. See that trait.
+#[proc_macro_derive(Describe, attributes(serde))]
+pub fn describe(item: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(item as syn::DeriveInput);
+    match describe::expand(&input) {
+        Ok(tokens) => tokens.into(),
+        Err(error) => error.to_compile_error().into(),
+    }
+}
+
+mod describe;

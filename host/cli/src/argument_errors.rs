@@ -101,10 +101,18 @@ pub(crate) enum Given<'a> {
 /// What `signature` takes, in words, with an example (for a `map` input
 /// line when `from_line`, else for `--args`).
 fn shape(signature: &TaskSignature, from_line: bool) -> String {
+    // A complete example from the recorded shapes; from the Rust types'
+    // names where a shape is missing (a type without `Describe`, an older
+    // SDK).
     let values: Vec<String> = signature
         .params
         .iter()
-        .map(|p| example_value(&p.ty))
+        .map(|p| {
+            p.shape
+                .as_ref()
+                .and_then(wasmproc::Shape::example)
+                .unwrap_or_else(|| example_value(&p.ty))
+        })
         .collect();
     let quoted = |json: &str| {
         if from_line {
@@ -224,14 +232,32 @@ mod tests {
             .map(|(name, ty)| wasmproc::Param {
                 name: (*name).into(),
                 ty: (*ty).into(),
+                shape: None,
             })
             .collect(),
             result: "()".into(),
+            result_shape: None,
         };
         assert_eq!(
             shape(&signature, false),
             "`f(n: u32, s: &str, v: Vec<u8>, c: Config)` takes a JSON array of 4 values, one \
              per parameter, e.g. --args '[1, \"text\", [], {…}]'"
+        );
+    }
+
+    #[test]
+    fn a_recorded_shape_gives_a_complete_example() {
+        let signature: TaskSignature = serde_json::from_str(
+            r#"{"kind":"task","name":"polar","params":[{"name":"p","type":"Point","shape":{"record":"Point","fields":[{"name":"x","type":"f64","shape":"number"},{"name":"y","type":"f64","shape":"number"}]}}],"result":"Polar"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            shape(&signature, false),
+            "`polar(p: Point) -> Polar` takes one value, e.g. --args '{\"x\": 0.0, \"y\": 0.0}'"
+        );
+        assert_eq!(
+            shape(&signature, true),
+            "`polar(p: Point) -> Polar` takes one value, e.g. the line {\"x\": 0.0, \"y\": 0.0}"
         );
     }
 }

@@ -72,6 +72,27 @@ pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// A task's signature, the records and enums it uses (with their
+/// fields), and a complete example of its argument when the shapes give
+/// one.
+fn write_signature(
+    out: &mut impl Write,
+    signature: &wasmproc::TaskSignature,
+    flag: &str,
+) -> std::io::Result<()> {
+    writeln!(out, "  {signature}")?;
+    for shape in signature.named_shapes() {
+        writeln!(out, "      {shape}")?;
+    }
+    let named = !signature.named_shapes().is_empty();
+    if (named || signature.params.len() > 1)
+        && let Some(example) = signature.example_argument()
+    {
+        writeln!(out, "      e.g. {flag} '{example}'")?;
+    }
+    Ok(())
+}
+
 pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
     let runtime = args.load.runtime(1).build()?;
     let module = runtime.load(&args.module)?;
@@ -87,6 +108,7 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
             "tasks": module.tasks(),
             "initializers": module.initializers(),
             "signatures": module.signatures(),
+            "handlers": module.signatures().iter().filter(|s| s.is_handler()).map(|s| &s.name).collect::<Vec<_>>(),
             "exports": exports.iter().map(|e| json!({"name": e.name, "type": e.ty})).collect::<Vec<_>>(),
             "functions": functions.iter().map(|e| json!({"name": e.name, "type": e.ty})).collect::<Vec<_>>(),
             "imports": imports
@@ -118,7 +140,12 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
         )?;
         for task in module.tasks() {
             match module.signature(task) {
-                Some(signature) => writeln!(out, "  {signature}")?,
+                Some(signature) if signature.is_handler() => writeln!(
+                    out,
+                    "  {signature}   a connection handler: wasmproc serve {} --listen ADDRESS --task {task}",
+                    module.name()
+                )?,
+                Some(signature) => write_signature(&mut out, signature, "--args")?,
                 None => writeln!(out, "  {task}")?,
             }
         }
@@ -135,7 +162,7 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
                 .iter()
                 .find(|s| s.kind == "init" && s.name == *init);
             match signature {
-                Some(signature) => writeln!(out, "  {signature}")?,
+                Some(signature) => write_signature(&mut out, signature, "--init-args")?,
                 None => writeln!(out, "  {init}")?,
             }
         }

@@ -21,6 +21,7 @@ mod serve;
 mod signals;
 mod stdin;
 mod waiting;
+mod words;
 mod worker;
 
 use std::process::ExitCode;
@@ -46,6 +47,7 @@ pub fn main() -> ExitCode {
         }
     };
     log_to_stderr(cli.verbose);
+    VERBOSE.store(cli.verbose, std::sync::atomic::Ordering::Relaxed);
     let result = match cli.command {
         Command::Run(args) => run::run(args, separated),
         Command::Map(args) => map::map(args),
@@ -63,10 +65,19 @@ pub fn main() -> ExitCode {
         // command-line tools do.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("wasmproc: error: {error:#}");
+            eprintln!("wasmproc: error: {}", error_text(&error));
             ExitCode::from(exit_status_of(&error).code())
         }
     }
+}
+
+/// How many `-v` the command line gave: messages add detail (a limit's
+/// backtrace) from 1.
+static VERBOSE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Whether `-v` was given.
+pub(crate) fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed) > 0
 }
 
 /// Sends the library's `tracing` events to stderr (never stdout, which
@@ -87,6 +98,21 @@ fn log_to_stderr(verbose: u8) {
         .with_target(true)
         .without_time()
         .try_init();
+}
+
+/// `error` and its causes, each said once: a cause whose words the message
+/// already quotes ("JetStream is not enabled (jetstream unavailable)") is
+/// not repeated after it.
+pub(crate) fn error_text(error: &anyhow::Error) -> String {
+    let mut text = error.to_string();
+    for cause in error.chain().skip(1) {
+        let cause = cause.to_string();
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+    }
+    text
 }
 
 /// Whether `error` is a write to a closed pipe.
@@ -111,5 +137,22 @@ pub(crate) fn exit_status_of(error: &anyhow::Error) -> ExitStatus {
     match error.downcast_ref::<wasmproc::Error>() {
         Some(error) => error.exit_status(),
         None => ExitStatus::CannotRun,
+    }
+}
+
+#[cfg(test)]
+mod error_text_tests {
+    use super::error_text;
+
+    #[test]
+    fn a_cause_already_quoted_is_said_once() {
+        let quoted = anyhow::anyhow!("jetstream unavailable")
+            .context("JetStream is not enabled (jetstream unavailable); start it with `-js`");
+        assert_eq!(
+            error_text(&quoted),
+            "JetStream is not enabled (jetstream unavailable); start it with `-js`"
+        );
+        let new = anyhow::anyhow!("permission denied").context("cannot open `m.wasm`");
+        assert_eq!(error_text(&new), "cannot open `m.wasm`: permission denied");
     }
 }

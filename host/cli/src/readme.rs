@@ -1,12 +1,12 @@
 //! The README's shell examples, checked against the real command line:
 //! every `wasmproc …` command in a ```` ```sh ```` block must parse with
 //! this binary's flags (after the same hoisting of `run`'s options), so
-//! the README cannot drift from the program. (CI also runs the README's
-//! first two commands as they are written.)
+//! the README cannot drift from the program. (`tests/cli/readme.rs` runs
+//! them, in order, as they are written.)
 
 use crate::flags::parse;
 
-/// Splits `line` at `|`, `&&` and `;` outside quotes, without the comment
+/// Splits `line` at `|`, `&&`, `&` and `;` outside quotes, without the comment
 /// (` #` outside quotes).
 fn commands(line: &str) -> Vec<String> {
     let (mut commands, mut current) = (Vec::new(), String::new());
@@ -21,8 +21,11 @@ fn commands(line: &str) -> Vec<String> {
                 commands.push(std::mem::take(&mut current));
                 continue;
             }
-            '&' if !single && !double && chars.peek() == Some(&'&') => {
-                chars.next();
+            // `&&`, and a lone `&` (a command sent to the background).
+            '&' if !single && !double => {
+                if chars.peek() == Some(&'&') {
+                    chars.next();
+                }
                 commands.push(std::mem::take(&mut current));
                 continue;
             }

@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -57,7 +56,7 @@ impl<'a> OutcomeJson<'a> {
             fuel_used: outcome.fuel_used,
             peak_memory_bytes: outcome.peak_memory_bytes,
             memory_asked_bytes: outcome.memory_asked_bytes,
-            duration_ms: milliseconds(outcome.duration),
+            duration_ms: crate::words::millis(outcome.duration),
         }
     }
 
@@ -75,12 +74,6 @@ impl std::fmt::Display for OutcomeJson<'_> {
         let _ = serde_json::to_writer(&mut line, self);
         f.write_str(&String::from_utf8_lossy(&line))
     }
-}
-
-/// A duration in milliseconds, to the microsecond (`0.5`, not
-/// `0.4992869999999999`).
-fn milliseconds(duration: Duration) -> f64 {
-    (duration.as_micros() as f64) / 1000.0
 }
 
 /// A typed task's result: its JSON as the guest wrote it, or, when it is not
@@ -167,9 +160,21 @@ pub(crate) fn failure_line(module: &str, outcome: &Outcome, stderr_shown: bool) 
             }
         }
     };
+    // A limit's message is one line: where the guest was when the limit
+    // struck is for those who ask (`-v`, `--json`). A trap's backtrace is
+    // the bug's location, shown always.
+    let limit = matches!(
+        outcome.status,
+        ExitStatus::TimedOut
+            | ExitStatus::FuelExhausted
+            | ExitStatus::MemoryExceeded
+            | ExitStatus::Cancelled
+    );
     Some(match &outcome.backtrace {
-        Some(backtrace) => format!("{line}\n{}", backtrace.trim_end()),
-        None => line,
+        Some(backtrace) if !limit || crate::verbose() => {
+            format!("{line}\n{}", backtrace.trim_end())
+        }
+        _ => line,
     })
 }
 

@@ -82,7 +82,10 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
         Err(error) if args.json => {
             // A caller that asked for JSON gets JSON, also when nothing ran.
             let status = crate::exit_status_of(&error);
-            println!("{}", setup_failure_json(&status, &format!("{error:#}")));
+            println!(
+                "{}",
+                setup_failure_json(&status, &crate::error_text(&error))
+            );
             Ok(status.code())
         }
         Err(error) => Err(error),
@@ -198,7 +201,13 @@ fn prepare(
              arguments after MODULE, one word each",
         ));
     }
-    let typed = matches!(module.resolve(&entry)?, Entry::Task(_));
+    let resolved = module.resolve(&entry)?;
+    if let Entry::Task(name) = &resolved
+        && module.signature(name).is_some_and(|s| s.is_handler())
+    {
+        return Err(handler_refused(name, &module));
+    }
+    let typed = matches!(resolved, Entry::Task(_));
     if args.args.is_some() && !typed {
         return Err(usage(format!(
             "--args is the argument of an SDK task, and `{}` runs its `_start`: pass a command's \
@@ -224,6 +233,16 @@ fn prepare(
         .stdout(stdout)
         .stderr(stderr);
     Ok((module, task))
+}
+
+/// The refusal of `run --task HANDLER`: a handler's argument is a
+/// connection, which `serve` gives it.
+pub(crate) fn handler_refused(name: &str, module: &Module) -> anyhow::Error {
+    usage(format!(
+        "`{name}` is a connection handler: it reads and writes a connection, which `run` does \
+         not have; serve it with `wasmproc serve {} --listen 127.0.0.1:8080 --task {name}`",
+        module.name()
+    ))
 }
 
 /// Loads the module within the task's time limit: compiling a large module

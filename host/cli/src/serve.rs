@@ -12,6 +12,7 @@ use wasmproc::{Entry, Isolation, ProcessOptions};
 
 use crate::flags::{IsolationArg, ServeArgs};
 use crate::usage;
+use crate::words::{count, thousands};
 
 /// The most connections `serve` runs at once: each holds a worker (a
 /// thread or a process) and an instance's address space.
@@ -82,32 +83,38 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         "stop the server",
     );
     eprintln!(
-        "wasmproc: serving {} on {} (at most {} connections at once)",
+        "wasmproc: serving {} on {} (at most {} at once)",
         args.module.display(),
         server.local_addr(),
-        args.max_connections
+        count(args.max_connections as u64, "connection", "connections")
     );
     let summary = server.run()?;
+    eprintln!("{}", summary_line(&summary));
+    Ok(0)
+}
+
+/// The line `serve` ends with: how many connections, and how many of them
+/// the server itself ended, and why.
+pub(crate) fn summary_line(summary: &wasmproc::serve::ServeSummary) -> String {
     let mut notes = Vec::new();
-    if summary.refused > 0 {
-        notes.push(format!("{} refused by --max-per-peer", summary.refused));
+    for (n, why) in [
+        (summary.refused, "refused by --max-per-peer"),
+        (summary.cut_short, "ended by the stop's grace period"),
+        (summary.stopped_at_once, "ended by a second interrupt"),
+    ] {
+        if n > 0 {
+            notes.push(format!("{} {why}", thousands(n)));
+        }
     }
-    if summary.cut_short > 0 {
-        notes.push(format!(
-            "{} ended by the stop's grace period",
-            summary.cut_short
-        ));
-    }
-    eprintln!(
-        "wasmproc: stopped after {} connections{}",
-        summary.connections,
+    format!(
+        "wasmproc: stopped after {}{}",
+        count(summary.connections, "connection", "connections"),
         if notes.is_empty() {
             String::new()
         } else {
             format!(" ({})", notes.join("; "))
         }
-    );
-    Ok(0)
+    )
 }
 
 /// Where the per-connection lines go.
@@ -143,7 +150,7 @@ impl Log {
             "exit_code": record.status.code(),
             "bytes_in": record.bytes_in,
             "bytes_out": record.bytes_out,
-            "duration_ms": millis(record.duration),
+            "duration_ms": crate::words::millis(record.duration),
             "message": record.message,
         });
         let mut out = crate::poison::lock(&self.0);
@@ -151,6 +158,38 @@ impl Log {
     }
 }
 
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
+#[cfg(test)]
+mod tests {
+    use super::summary_line;
+    use wasmproc::serve::ServeSummary;
+
+    /// Every form of `serve`'s closing line.
+    #[test]
+    fn the_summary_line_in_every_form() {
+        let mut summary = ServeSummary::default();
+        assert_eq!(
+            summary_line(&summary),
+            "wasmproc: stopped after 0 connections"
+        );
+        summary.connections = 1;
+        assert_eq!(
+            summary_line(&summary),
+            "wasmproc: stopped after 1 connection"
+        );
+        summary.connections = 12_345;
+        summary.refused = 2_000;
+        summary.cut_short = 1;
+        assert_eq!(
+            summary_line(&summary),
+            "wasmproc: stopped after 12,345 connections (2,000 refused by --max-per-peer; 1 \
+             ended by the stop's grace period)"
+        );
+        summary.cut_short = 0;
+        summary.refused = 0;
+        summary.stopped_at_once = 3;
+        assert_eq!(
+            summary_line(&summary),
+            "wasmproc: stopped after 12,345 connections (3 ended by a second interrupt)"
+        );
+    }
 }

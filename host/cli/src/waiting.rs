@@ -78,8 +78,8 @@ fn describe(event: &ClusterEvent) -> Option<String> {
                 format!("redelivery in {seconds}s")
             };
             Some(format!(
-                "{tasks} task{} held by a host that stopped answering; {when}",
-                if *tasks == 1 { " is" } else { "s are" }
+                "{} held by a host that stopped answering; {when}",
+                crate::words::count(*tasks, "task is", "tasks are")
             ))
         }
         _ => None,

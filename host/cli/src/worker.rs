@@ -79,13 +79,19 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
     );
     let summary = host.run()?;
     eprintln!(
-        "wasmproc worker: stopped after {} task{} in {} batch{}",
-        summary.tasks,
-        if summary.tasks == 1 { "" } else { "s" },
-        summary.batches,
-        if summary.batches == 1 { "" } else { "es" },
+        "{}",
+        summary_line(summary.tasks as u64, summary.batches as u64)
     );
     Ok(0)
+}
+
+/// The line a host ends with.
+fn summary_line(tasks: u64, batches: u64) -> String {
+    format!(
+        "wasmproc worker: stopped after {} in {}",
+        crate::words::count(tasks, "task", "tasks"),
+        crate::words::count(batches, "batch", "batches"),
+    )
 }
 
 fn log(event: &WorkerEvent) {
@@ -192,5 +198,22 @@ fn attempts_number(attempts: u32) -> String {
         "unlimited".into()
     } else {
         attempts.to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summary_line;
+
+    #[test]
+    fn the_summary_line_in_every_form() {
+        assert_eq!(
+            summary_line(1, 1),
+            "wasmproc worker: stopped after 1 task in 1 batch"
+        );
+        assert_eq!(
+            summary_line(12_345, 0),
+            "wasmproc worker: stopped after 12,345 tasks in 0 batches"
+        );
     }
 }

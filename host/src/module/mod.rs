@@ -36,7 +36,7 @@ pub use describe::{ExportInfo, ImportInfo};
 use describe::{ModuleInfo, Signature, describe_extern};
 pub(crate) use invoke::{Returns, show};
 pub(crate) use resolve::Resolved;
-pub use signature::{Param, TaskSignature};
+pub use signature::{Param, Shape, ShapeField, ShapeVariant, TaskSignature};
 
 /// A module ready to run tasks. Cheap to clone and share between threads.
 #[derive(Clone)]

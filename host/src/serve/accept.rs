@@ -84,9 +84,16 @@ impl Server {
             .slots
             .wait_all_free(Instant::now() + grace, &self.stop.now)
         {
-            let before = self.slots.in_use();
-            self.watchdog.expire_all(grace);
-            summary.cut_short = before as u64;
+            let before = self.slots.in_use() as u64;
+            // A stop at once (a second interrupt) ends them for that
+            // reason, whether it came before the grace or during it.
+            if self.stop.now.is_cancelled() && failed.is_none() {
+                self.watchdog.expire_all(Expired::StoppedAtOnce);
+                summary.stopped_at_once = before;
+            } else {
+                self.watchdog.expire_all(Expired::Stopped(grace));
+                summary.cut_short = before;
+            }
         }
         self.pool.join();
         match failed {

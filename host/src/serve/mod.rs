@@ -99,6 +99,9 @@ pub struct ServeSummary {
     pub connections: u64,
     /// Of these, the ones still running when the stop's grace ran out.
     pub cut_short: u64,
+    /// Of these, the ones still running when the server was stopped at
+    /// once ([`StopHandle::stop_now`]: `wasmproc serve`'s second interrupt).
+    pub stopped_at_once: u64,
     /// Of these, the ones closed at once by the per-peer cap.
     pub refused: u64,
 }

@@ -124,6 +124,9 @@ fn describe(why: Expired) -> String {
             "the server stopped and the connection was still open {} later: ended",
             human(grace)
         ),
+        Expired::StoppedAtOnce => "the server was stopped at once, with the connection open: \
+                                   ended by a second interrupt (StopHandle::stop_now)"
+            .to_owned(),
     }
 }
 

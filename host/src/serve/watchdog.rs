@@ -33,6 +33,9 @@ pub(super) enum Expired {
     Timeout(Duration),
     /// The server stopped, and the connection outlived its grace period.
     Stopped(Duration),
+    /// The server was stopped at once ([`super::StopHandle::stop_now`]:
+    /// `wasmproc serve`'s second interrupt), without a grace period.
+    StoppedAtOnce,
 }
 
 /// What to do when a connection expires (cancel its task, hang it up).
@@ -162,11 +165,11 @@ impl Watchdog {
     }
 
     /// Ends every connection still watched, because the server stopped
-    /// `grace` ago.
-    pub(super) fn expire_all(&self, grace: Duration) {
+    /// (`why`: after its grace, or at once).
+    pub(super) fn expire_all(&self, why: Expired) {
         let watched = std::mem::take(&mut self.shared.state.lock().watched);
         for (_, connection) in watched {
-            (connection.on_expiry)(Expired::Stopped(grace));
+            (connection.on_expiry)(why);
         }
     }
 }

@@ -9,6 +9,13 @@ use super::common::{IsolationArg, LimitArgs, LoadArgs, NatsArgs};
 use super::values::parse_duration;
 
 #[derive(Debug, Args)]
+// `--nats` is shared with `run` and `map`, whose help speaks of submitting:
+// a host pulls tasks.
+#[command(mut_arg("nats", |arg| arg.help(
+    "Join the cluster of the NATS JetStream server at URL: pull its tasks, run them here, \
+     send back the outcomes (e.g. `nats://127.0.0.1:4222`; `nats://user:pass@host`, \
+     `nats://token@host` and `tls://host` work)"
+)))]
 pub(crate) struct WorkerArgs {
     #[command(flatten)]
     pub(crate) nats: NatsArgs,

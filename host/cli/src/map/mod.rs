@@ -309,8 +309,8 @@ impl Map<'_> {
                 && bundles > 0
             {
                 eprintln!(
-                    "wasmproc map: {bundles} replay bundle{} in {} (wasmproc replay BUNDLE)",
-                    if bundles == 1 { "" } else { "s" },
+                    "wasmproc map: {} in {} (wasmproc replay BUNDLE)",
+                    crate::words::count(bundles as u64, "replay bundle", "replay bundles"),
                     dir.display()
                 );
             }
@@ -336,7 +336,8 @@ fn refuse_local_only_flags(args: &MapArgs) -> anyhow::Result<()> {
     ];
     match refused.iter().find(|(given, _)| *given) {
         Some((_, flag)) => Err(usage(format!(
-            "{flag} is not for a map on a cluster (--nats): each worker host sets how it runs              tasks (`wasmproc worker -j N --isolation …`); drop {flag}"
+            "{flag} is not for a map on a cluster (--nats): each worker host sets how it runs \
+             tasks (`wasmproc worker -j N --isolation …`); drop {flag}"
         ))),
         None => Ok(()),
     }
@@ -400,16 +401,19 @@ fn interrupted_note(
         });
     let first_not_done = first_cancelled.map_or(read, |line| line.min(read)) + 1;
     let read_part = format!(
-        "{read} input line{} read ({cancelled} cancelled)",
-        if read == 1 { "" } else { "s" }
+        "{} read ({} cancelled)",
+        crate::words::count(read as u64, "input line", "input lines"),
+        crate::words::thousands(cancelled as u64)
     );
     match unread {
-        Some(0) if cancelled == 0 => {
-            format!("wasmproc map: interrupted after every one of the {read} input lines was done")
-        }
+        Some(0) if cancelled == 0 => format!(
+            "wasmproc map: interrupted after every input line was done ({})",
+            crate::words::count(read as u64, "line", "lines")
+        ),
         Some(unread) => format!(
-            "wasmproc map: interrupted: {read_part}, {unread} never read; the first line not done \
-             is line {first_not_done}"
+            "wasmproc map: interrupted: {read_part}, {} never read; the first line not done \
+             is line {first_not_done}",
+            crate::words::thousands(unread as u64)
         ),
         None => format!(
             "wasmproc map: interrupted: {read_part}, the rest of the input never read; the \
@@ -425,6 +429,9 @@ fn shape_of(module: &Module, task: Option<&str>, invoke: Option<&str>) -> anyhow
         (None, None) => Entry::Auto,
     };
     Ok(match module.resolve(&entry)? {
+        Entry::Task(name) if module.signature(&name).is_some_and(|s| s.is_handler()) => {
+            return Err(crate::run::handler_refused(&name, module));
+        }
         Entry::Task(name) => Shape::Typed(name),
         Entry::Export(export) => Shape::Invoke(export),
         _ => Shape::Command,
@@ -461,5 +468,32 @@ fn open_input(path: Option<&std::path::Path>) -> anyhow::Result<(input::Input, O
             };
             Ok((BufReader::new(Box::new(open()?)), total))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::interrupted_note;
+
+    /// Every form of the note `map` ends with after Ctrl-C.
+    #[test]
+    fn the_interrupted_note_in_every_form() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("in.ndjson");
+        std::fs::write(&input, "1\n".repeat(2_501)).unwrap();
+        assert_eq!(
+            interrupted_note(Some(&input), 2_501, 0, None),
+            "wasmproc map: interrupted after every input line was done (2,501 lines)"
+        );
+        assert_eq!(
+            interrupted_note(Some(&input), 1, 1, Some(0)),
+            "wasmproc map: interrupted: 1 input line read (1 cancelled), 2,500 never read; the \
+             first line not done is line 1"
+        );
+        assert_eq!(
+            interrupted_note(None, 1_200, 3, None),
+            "wasmproc map: interrupted: 1,200 input lines read (3 cancelled), the rest of the \
+             input never read; the first line not done is line 1201"
+        );
     }
 }

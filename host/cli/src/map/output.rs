@@ -138,18 +138,8 @@ fn with_rate(style: ProgressStyle) -> ProgressStyle {
     )
 }
 
-/// `n` with a comma between each group of three digits.
-pub(crate) fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut grouped = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, digit) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            grouped.push(',');
-        }
-        grouped.push(digit);
-    }
-    grouped
-}
+pub(crate) use crate::words::thousands;
+use crate::words::{count, rate};
 
 /// Counts outcomes by status for the closing line.
 pub(crate) struct Summary {
@@ -187,17 +177,16 @@ impl Summary {
     }
 
     pub(crate) fn line(&self) -> String {
-        let seconds = self.started.elapsed().as_secs_f64();
-        let rate = if seconds > 0.0 {
-            self.total as f64 / seconds
-        } else {
-            0.0
-        };
+        self.line_after(self.started.elapsed())
+    }
+
+    /// The closing line, for a map that took `elapsed`.
+    fn line_after(&self, elapsed: std::time::Duration) -> String {
         let mut line = format!(
-            "wasmproc map: {} task{} in {seconds:.2}s ({} tasks/s): {} succeeded",
-            thousands(self.total as u64),
-            if self.total == 1 { "" } else { "s" },
-            thousands(rate.round() as u64),
+            "wasmproc map: {} in {:.2}s ({}): {} succeeded",
+            count(self.total as u64, "task", "tasks"),
+            elapsed.as_secs_f64(),
+            rate(self.total as u64, elapsed, "task", "tasks"),
             thousands(self.succeeded as u64)
         );
         if self.failed() > 0 {
@@ -207,10 +196,13 @@ impl Summary {
                 .map(|(status, n)| (status_key(status), *n))
                 .collect();
             keyed.sort();
-            let failures: Vec<String> = keyed.iter().map(|(key, n)| format!("{n} {key}")).collect();
+            let failures: Vec<String> = keyed
+                .iter()
+                .map(|(key, n)| format!("{} {key}", thousands(*n as u64)))
+                .collect();
             line.push_str(&format!(
                 ", {} failed ({})",
-                self.failed(),
+                thousands(self.failed() as u64),
                 failures.join(", ")
             ));
         }
@@ -229,19 +221,38 @@ fn status_key(status: &ExitStatus) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::thousands;
+    use std::time::Duration;
 
+    use super::Summary;
+    use wasmproc::{ExitStatus, TrapKind};
+
+    /// Every form of `map`'s closing line: one task and many, none failed
+    /// and several kinds of failure, counts past a thousand.
     #[test]
-    fn numbers_are_grouped_by_thousands() {
-        let cases = [
-            (0, "0"),
-            (999, "999"),
-            (1_000, "1,000"),
-            (3_974, "3,974"),
-            (1_234_567, "1,234,567"),
-        ];
-        for (n, text) in cases {
-            assert_eq!(thousands(n), text);
+    fn the_summary_line_in_every_form() {
+        let second = Duration::from_secs(1);
+        let mut one = Summary::new();
+        one.count(ExitStatus::Exited(0));
+        assert_eq!(
+            one.line_after(second),
+            "wasmproc map: 1 task in 1.00s (1 task/s): 1 succeeded"
+        );
+        let mut many = Summary::new();
+        for i in 0..100_000 {
+            many.count(match i % 7 {
+                0 => ExitStatus::BadInvocation,
+                1 if i % 2 == 0 => ExitStatus::Trapped(TrapKind::Unreachable),
+                _ => ExitStatus::Exited(0),
+            });
         }
+        assert_eq!(
+            many.line_after(second * 2),
+            "wasmproc map: 100,000 tasks in 2.00s (50,000 tasks/s): 78,571 succeeded, 21,429 \
+             failed (14,286 bad_invocation, 7,143 trapped (unreachable))"
+        );
+        assert_eq!(
+            Summary::new().line_after(second),
+            "wasmproc map: 0 tasks in 1.00s (0 tasks/s): 0 succeeded"
+        );
     }
 }
