@@ -150,6 +150,17 @@ pub fn wasi_cmd() -> &'static Module {
     MODULE.get_or_init(|| runtime().load(guests::WASI_CMD).expect("wasi-cmd loads"))
 }
 
+/// The same command built for wasm32-wasip2 (a WASI 0.2 component),
+/// loaded once.
+pub fn wasi_cmd_p2() -> &'static Module {
+    static MODULE: OnceLock<Module> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        runtime()
+            .load(guests::WASI_CMD_P2)
+            .expect("the wasi-cmd component loads")
+    })
+}
+
 /// How long [`wait_for`] and [`Started::wait`] wait before failing the
 /// test: far beyond what anything they wait for takes, even on a loaded CI
 /// machine, so only a hang reaches it.
