@@ -8,6 +8,7 @@ use std::process::Stdio;
 
 use super::serve::Serving;
 use super::{input_file, lines, wasmproc, wasmproc_run};
+use wasmproc_tests::wat_components::{HOOKED, exiting_with};
 use wasmproc_tests::{code, guests, stderr, stdout};
 
 const ISOLATIONS: [&str; 2] = ["thread", "process"];
@@ -177,4 +178,34 @@ fn inspect_says_what_a_component_is_and_entry_flags_are_refused() {
     );
     let task = wasmproc_run(&["run", "--task", "run", guests::WASI_CMD_P2]);
     assert_eq!(code(&task), 126);
+}
+
+#[test]
+fn unknown_imports_and_exit_codes_of_components_through_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let hooked = dir.path().join("hooked.wat");
+    std::fs::write(&hooked, HOOKED).unwrap();
+    let hooked = hooked.to_str().unwrap();
+    let exit = dir.path().join("exit.wat");
+    std::fs::write(&exit, exiting_with(9)).unwrap();
+    let exit = exit.to_str().unwrap();
+    for isolation in ISOLATIONS {
+        let iso = ["--isolation", isolation];
+        let refused = wasmproc_run(&[&["run"][..], &iso, &[hooked]].concat());
+        assert_eq!(code(&refused), 126, "{isolation}");
+        assert!(
+            stderr(&refused).contains("my:host/hook"),
+            "{}",
+            stderr(&refused)
+        );
+        let stubbed = wasmproc_run(&[&["run", "--stub-imports"][..], &iso, &[hooked]].concat());
+        assert_eq!(code(&stubbed), 0, "{isolation}: {}", stderr(&stubbed));
+        let exited = wasmproc_run(&[&["run"][..], &iso, &[exit]].concat());
+        assert_eq!(code(&exited), 9, "{isolation}: {}", stderr(&exited));
+    }
+    let inspect = stdout(&wasmproc_run(&["inspect", hooked]));
+    assert!(
+        inspect.contains("my:host/hook") && inspect.contains("NOT PROVIDED: the module cannot run"),
+        "{inspect}"
+    );
 }

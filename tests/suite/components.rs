@@ -9,7 +9,10 @@ use wasmproc::{
     CacheStatus, CancelToken, Capabilities, DirGrant, ErrorKind, ExitStatus, Isolation, Limits,
     Pool, ProcessOptions, Runtime, Stdin, Task, TrapKind,
 };
-use wasmproc_tests::{guests, suite_cache_dir, suite_cache_key_file, wasi_cmd, wasi_cmd_p2};
+use wasmproc_tests::wat_components::{HOOKED, exiting_with};
+use wasmproc_tests::{
+    guests, runtime, suite_cache_dir, suite_cache_key_file, wasi_cmd, wasi_cmd_p2,
+};
 
 /// A pool of one worker over the component in each isolation.
 fn pools() -> Vec<(&'static str, Pool)> {
@@ -282,5 +285,71 @@ fn tasks_invoke_and_initializers_are_refused_with_the_reason() {
     assert!(
         error.message().contains("snapshots only core modules"),
         "{error}"
+    );
+}
+
+#[test]
+fn exit_with_code_keeps_the_guests_codes_and_traps_past_them() {
+    let exits = |code: u8| {
+        runtime()
+            .load_bytes("exit.wat", exiting_with(code).as_bytes())
+            .unwrap()
+            .run(&Task::command())
+    };
+    assert_eq!(exits(7).status, ExitStatus::Exited(7));
+    assert_eq!(exits(125).status, ExitStatus::Exited(125));
+    let past = exits(200);
+    assert_eq!(past.status, ExitStatus::Trapped(TrapKind::HostError));
+    assert!(
+        past.message.as_deref().unwrap().contains("code 200"),
+        "{past:?}"
+    );
+}
+
+#[test]
+fn an_unknown_import_is_refused_by_name_or_stubbed_to_trap() {
+    let refused = runtime()
+        .load_bytes("hooked.wat", HOOKED.as_bytes())
+        .unwrap();
+    let hook = refused
+        .imports()
+        .into_iter()
+        .find(|i| i.module == "my:host/hook")
+        .unwrap();
+    assert!(!hook.provided && !hook.stubbed);
+    let outcome = refused.run(&Task::command());
+    assert_eq!(outcome.status, ExitStatus::CannotRun);
+    let message = outcome.message.unwrap();
+    assert!(
+        message.contains("my:host/hook") && message.contains("--stub-imports"),
+        "{message}"
+    );
+
+    let stubbing = Runtime::builder()
+        .cache_dir(suite_cache_dir())
+        .cache_key_file(suite_cache_key_file())
+        .stub_unknown_imports(true)
+        .build()
+        .unwrap();
+    let stubbed = stubbing
+        .load_bytes("hooked.wat", HOOKED.as_bytes())
+        .unwrap();
+    let imports = stubbed.imports();
+    assert!(
+        imports.iter().all(|i| i.provided || i.stubbed),
+        "{imports:?}"
+    );
+    assert_eq!(stubbed.run(&Task::command()).status, ExitStatus::Exited(0));
+    // Its exported function is a typed task once those are built; today
+    // the task says so.
+    assert_eq!(stubbed.component_functions(), ["use-hook"]);
+    let task = stubbed.run(&Task::call("use-hook", &()).unwrap());
+    assert_eq!(task.status, ExitStatus::CannotRun);
+    assert!(
+        task.message
+            .as_deref()
+            .unwrap()
+            .contains("do not run as tasks yet"),
+        "{task:?}"
     );
 }

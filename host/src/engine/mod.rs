@@ -80,9 +80,10 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 17;
 const MAX_CORE_INSTANCE_SIZE: usize = 16 << 20;
 
 /// The most core instances one component may hold. A `wasm32-wasip2`
-/// Rust command holds four (its own module, the preview-1 adapter, and
-/// the two small modules that tie their imports together); components of
-/// other toolchains nest a few more.
+/// Rust command holds three (its own module, and the two small modules
+/// that tie its imports together: a shim whose table the other fills; two
+/// tables and one memory in all); components of other toolchains (with
+/// the preview-1 adapter, say) nest a few more.
 const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 
 /// Core instance slots per instance place: a component task takes several
@@ -91,6 +92,9 @@ const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
 /// actual size), so the pool counts four per place, enough for every
 /// place to run a `wasm32-wasip2` command at once; a component of more
 /// core instances waits for slots when the pool is full (`run::instantiate`).
+/// Tables are not counted twice over (each slot reserves 1 MiB, committed
+/// on Windows): past `(places + 8) / 2` component tasks at once, the rest
+/// wait for a table slot the same way.
 const CORE_INSTANCES_PER_PLACE: u32 = 4;
 
 fn engine_config(settings: &EngineSettings, consume_fuel: bool) -> Config {
