@@ -353,3 +353,46 @@ fn an_unknown_import_is_refused_by_name_or_stubbed_to_trap() {
         "{task:?}"
     );
 }
+
+#[test]
+fn a_server_makes_each_connection_the_components_stdin_and_stdout_in_both_isolations() {
+    use std::io::{Read, Write};
+    use std::net::{Shutdown, TcpStream};
+    use wasmproc::serve::{Listen, Server};
+
+    let process = ProcessOptions::default().executable(crate::pool_host());
+    for (isolation, kind) in [
+        ("thread", Isolation::Thread),
+        ("process", Isolation::Process(process)),
+    ] {
+        let server = Server::builder(wasi_cmd_p2(), Listen::parse("127.0.0.1:0").unwrap())
+            .args(["cat"])
+            .isolation(kind)
+            .bind()
+            .unwrap();
+        let Listen::Tcp(addr) = server.local_addr().clone() else {
+            panic!("a TCP address");
+        };
+        let stop = server.stopper();
+        let serving = std::thread::spawn(move || server.run().unwrap());
+        for payload in [&b"one connection"[..], &[7u8; 300_000][..]] {
+            let mut stream = TcpStream::connect(addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            let mut writer = stream.try_clone().unwrap();
+            let sent = payload.to_vec();
+            let sender = std::thread::spawn(move || {
+                writer.write_all(&sent).unwrap();
+                writer.shutdown(Shutdown::Write).unwrap();
+            });
+            let mut reply = Vec::new();
+            stream.read_to_end(&mut reply).unwrap();
+            sender.join().unwrap();
+            assert!(reply == payload, "{isolation}: {} bytes back", reply.len());
+        }
+        stop.stop();
+        let summary = serving.join().unwrap();
+        assert_eq!(summary.connections, 2, "{isolation}");
+    }
+}
