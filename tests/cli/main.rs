@@ -37,6 +37,8 @@ mod shapes;
 // The README's `wasmproc` commands, run in order as written (bash, Unix).
 #[cfg(unix)]
 mod readme;
+// WASI 0.2 command components under `run`, `map`, `serve` and `inspect`.
+mod components;
 
 /// The binary under test.
 fn binary() -> &'static Path {

@@ -22,12 +22,16 @@ rustup target list --installed | grep -qx x86_64-pc-windows-gnu ||
 cargo build --bin wasmproc --target x86_64-pc-windows-gnu
 cargo build --release --locked --target wasm32-wasip1 \
     --manifest-path tests/guests/Cargo.toml --target-dir target/windows-guests
+# The same command built as a WASI 0.2 component.
+cargo build --release --locked --target wasm32-wasip2 -p wasi-cmd \
+    --manifest-path tests/guests/Cargo.toml --target-dir target/windows-guests
 bin=target/x86_64-pc-windows-gnu/debug
 x86_64-w64-mingw32-gcc -shared -O2 -o "$bin/bcryptprimitives.dll" \
     tests/windows/bcryptprimitives.c tests/windows/bcryptprimitives.def
 exe="$bin/wasmproc.exe"
 sdk=target/windows-guests/wasm32-wasip1/release/sdk_tasks.wasm
 cmd=target/windows-guests/wasm32-wasip1/release/wasi-cmd.wasm
+cmd2=target/windows-guests/wasm32-wasip2/release/wasi-cmd.wasm
 init=target/windows-guests/wasm32-wasip1/release/init_tasks.wasm
 serve=target/windows-guests/wasm32-wasip1/release/serve_tasks.wasm
 
@@ -185,12 +189,68 @@ for isolation in thread process; do
     check 3 - run "${iso[@]}" "$init" --init refuse --init-args 3 --task lookup --args 0
     check 142 - run "${iso[@]}" --timeout 300ms "$init" --init spins --task lookup --args 0
 done
-# check_serve ISOLATION: `serve` under Wine with the echo handler; a Linux
-# client sends 1 MiB, closes its side, and must get the same bytes back,
-# over several connections.
+# WASI 0.2 components (issue 22): wasi-cmd built for wasm32-wasip2 runs
+# like its preview-1 build. Rust's std exits nonzero through `wasi:cli/exit`
+# `exit(err)`, which carries no code: 1.
+mkdir -p target/windows-p2-dir
+printf 'granted\n' > target/windows-p2-dir/note.txt
+# A component importing an interface wasmproc does not provide, and one
+# exiting through `exit-with-code` (wasmproc_tests::wat_components).
+cat > "$wat/hooked-component.wat" <<'WAT'
+(component
+  (import "my:host/hook" (instance $hook (export "call" (func (result u32)))))
+  (core func $call (canon lower (func $hook "call")))
+  (core module $m
+    (import "host" "call" (func $call (result i32)))
+    (func (export "run") (result i32) (i32.const 0)))
+  (core instance $hooks (export "call" (func $call)))
+  (core instance $i (instantiate $m (with "host" (instance $hooks))))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $runi (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $runi)))
+WAT
+cat > "$wat/exit-component.wat" <<'WAT'
+(component
+  (import "wasi:cli/exit@0.2.12"
+    (instance $exit (export "exit-with-code" (func (param "status-code" u8)))))
+  (core func $exit_with_code (canon lower (func $exit "exit-with-code")))
+  (core module $m
+    (import "wasi" "exit-with-code" (func $exit (param i32)))
+    (func (export "run") (result i32) (call $exit (i32.const 9)) (i32.const 0)))
+  (core instance $wasi (export "exit-with-code" (func $exit_with_code)))
+  (core instance $i (instantiate $m (with "wasi" (instance $wasi))))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $runi (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $runi)))
+WAT
+for isolation in thread process; do
+    iso=(--isolation "$isolation")
+    check 0 "hi" run "${iso[@]}" "$cmd2" say hi
+    check 1 - run "${iso[@]}" "$cmd2" exit 7
+    check 134 - run "${iso[@]}" "$cmd2" panic
+    check 0 "K=V" run "${iso[@]}" --env K=V "$cmd2" env
+    check 0 "granted" run "${iso[@]}" --dir target/windows-p2-dir::/data "$cmd2" read /data/note.txt
+    check 1 "" run "${iso[@]}" "$cmd2" read 'C:\windows\win.ini'
+    check_stdin "relayed" 0 "relayed" run "${iso[@]}" "$cmd2" cat
+    check_bytes 2999301 run "${iso[@]}" "$cmd2" flood 3000000
+    check 142 - run "${iso[@]}" --timeout 300ms "$cmd2" spin
+    check 142 - run "${iso[@]}" --timeout 300ms "$cmd2" sleep 3600000
+    check 152 - run "${iso[@]}" --fuel 100000 "$cmd2" spin
+    check 137 - run "${iso[@]}" --max-memory 32MiB "$cmd2" alloc 1024
+    check 0 "8" run "${iso[@]}" --max-memory 32MiB "$cmd2" alloc 8
+    check_stdin '["say","a"]\n["say","b"]\n' 0 - map "${iso[@]}" "$cmd2" -
+    check 126 - run "${iso[@]}" --invoke run "$cmd2"
+    check 126 - run "${iso[@]}" "$wat/hooked-component.wat"
+    check 0 "" run "${iso[@]}" --stub-imports "$wat/hooked-component.wat"
+    check 9 - run "${iso[@]}" "$wat/exit-component.wat"
+done
+# check_serve ISOLATION HANDLER...: `serve` under Wine with an echo handler
+# (the SDK's, or a command that cats its stdin); a Linux client sends 1 MiB,
+# closes its side, and must get the same bytes back, over several
+# connections.
 check_serve() {
     local log=target/windows-serve.err addr="" got
-    wine "$exe" serve --listen 127.0.0.1:0 --isolation "$1" --task echo "$serve" 2>"$log" &
+    wine "$exe" serve --listen 127.0.0.1:0 --isolation "$1" "${@:2}" 2>"$log" &
     local server=$!
     for _ in $(seq 600); do
         addr=$(grep -o '127\.0\.0\.1:[0-9]*' "$log" | head -1 || true)
@@ -220,11 +280,13 @@ PY
         passed=$((passed + 1))
     else
         failed=$((failed + 1))
-        echo "FAILED: serve --isolation $1 under Wine at '$addr': ${got:-no answer}"
+        echo "FAILED: serve --isolation $1 ${*:2} under Wine at '$addr': ${got:-no answer}"
     fi
 }
-check_serve thread
-check_serve process
+check_serve thread --task echo "$serve"
+check_serve process --task echo "$serve"
+check_serve thread "$cmd2" -- cat
+check_serve process "$cmd2" -- cat
 
 # check_cluster ISOLATION: a Windows worker host under Wine, pulling from a
 # (Linux) nats-server; `map --nats` and `run --nats`, also under Wine,
@@ -269,6 +331,7 @@ check_cluster() {
     fi
     check 0 42 run --nats "$url" "$sdk" --task add --args '[20, 22]'
     check 3 - run --nats "$url" "$cmd" exit 3
+    check 0 "remote" run --nats "$url" "$cmd2" say remote
     kill "$worker" "$server" 2>/dev/null || true
     wait "$worker" "$server" 2>/dev/null || true
     rm -rf "$store"

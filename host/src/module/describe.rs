@@ -76,7 +76,8 @@ pub(super) enum Signature {
 pub struct ExportInfo {
     /// The export's name.
     pub name: String,
-    /// Its kind and type, e.g. `func () -> i32` or `memory`.
+    /// Its kind and type, e.g. `func () -> i32` or `memory`; a component's:
+    /// in WIT, e.g. `interface { run: func() -> result }`.
     pub ty: String,
 }
 
@@ -84,9 +85,11 @@ pub struct ExportInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct ImportInfo {
-    /// The import's module, e.g. `wasi_snapshot_preview1`.
+    /// The import's module, e.g. `wasi_snapshot_preview1`; a component's
+    /// import: its WIT interface, e.g. `wasi:cli/environment@0.2.6`.
     pub module: String,
-    /// The import's name, e.g. `fd_write`.
+    /// The import's name, e.g. `fd_write`; empty for a component's import
+    /// (its functions are listed in `ty`).
     pub name: String,
     /// Its kind and type.
     pub ty: String,
@@ -96,6 +99,19 @@ pub struct ImportInfo {
     /// Whether it is an unprovided function import that the runtime
     /// defines as a trap ([`RuntimeBuilder::stub_unknown_imports`](crate::RuntimeBuilder::stub_unknown_imports)).
     pub stubbed: bool,
+}
+
+/// The description of something that exports none of a core module's
+/// contract (a component's core view).
+pub(super) fn nothing() -> ModuleInfo {
+    ModuleInfo {
+        tasks: Calls::default(),
+        initializers: Calls::default(),
+        start: Signature::Missing,
+        has_initialize: false,
+        exports_memory: false,
+        needs_memory: false,
+    }
 }
 
 pub(super) fn describe(module: &wasmtime::Module) -> ModuleInfo {
