@@ -175,6 +175,10 @@ mod runtime;
 // A loaded, described module; resolving entries.
 mod module;
 
+// A component's exported functions as typed tasks: JSON in and out.
+#[allow(dead_code)] // used by the component run path, which lands beside it
+mod typed;
+
 // Running one task or a chunk.
 mod run;
 
