@@ -198,6 +198,9 @@ pub(crate) fn typed_exports(component: &Component, engine: &Engine) -> Vec<Typed
                     let ComponentItem::ComponentFunc(func) = export.ty else {
                         continue;
                     };
+                    if is_toolchain_internal(name, function) {
+                        continue;
+                    }
                     if let Some(index) = component.get_export_index(Some(&interface), function) {
                         exports.push(typed_export(format!("{name}#{function}"), index, &func));
                     }
@@ -207,6 +210,13 @@ pub(crate) fn typed_exports(component: &Component, engine: &Engine) -> Vec<Typed
         }
     }
     exports
+}
+
+/// Whether an export is a toolchain's own rather than the author's:
+/// componentize-py's build-time initializer (`exports#init`, which it
+/// calls once while building the component).
+fn is_toolchain_internal(interface: &str, function: &str) -> bool {
+    interface == "exports" && function == "init"
 }
 
 fn typed_export(name: String, index: ComponentExportIndex, func: &ComponentFunc) -> TypedExport {
