@@ -1,5 +1,7 @@
 //! Compiles the test guests from source to wasm32-wasip1 (no checked-in
-//! `.wasm`) and writes their paths to `$OUT_DIR/guests.rs`.
+//! `.wasm`), and the plain WASI command `wasi-cmd` also to wasm32-wasip2 (a
+//! WASI 0.2 component of the same program), and writes their paths to
+//! `$OUT_DIR/guests.rs`.
 //!
 //! The Rust guests are a cargo workspace of their own (`guests/`), built by a
 //! nested cargo into a target directory under `OUT_DIR`. The C guest needs
@@ -22,6 +24,9 @@ fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
     let guests = manifest.join("guests");
     for watched in [
+        // With any rerun-if-changed, cargo no longer watches the script
+        // itself on its own.
+        "build.rs",
         "guests/Cargo.toml",
         "guests/Cargo.lock",
         "guests/sdk-tasks",
@@ -45,37 +50,13 @@ fn main() {
 
     require_wasm_target();
     let target_dir = out.join("guest-target");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args([
-            "build",
-            "--release",
-            "--locked",
-            "--target",
-            "wasm32-wasip1",
-            "--manifest-path",
-        ])
-        .arg(guests.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(&target_dir);
-    // The outer build's flags are for the host, not for wasm.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_MAKEFLAGS",
-    ] {
-        build.env_remove(var);
-    }
-    let status = build.status().expect("cargo runs");
-    assert!(
-        status.success(),
-        "building the test guests failed; see the output above"
-    );
+    build_guests(&guests, &target_dir, "wasm32-wasip1", &[]);
+    // The same command as a component: the same program through `run`,
+    // `map` and `serve` as a preview-1 module and as a WASI 0.2 component.
+    build_guests(&guests, &target_dir, "wasm32-wasip2", &["-p", "wasi-cmd"]);
 
     let wasm = target_dir.join("wasm32-wasip1/release");
+    let wasm_p2 = target_dir.join("wasm32-wasip2/release");
     watch_c_toolchain();
     let c_guest = build_c_guest(
         &manifest.join("guests/c/hello.c"),
@@ -104,6 +85,8 @@ fn main() {
          pub const SERVE_TASKS: &str = {:?};\n\
          /// A plain WASI command written in Rust.\n\
          pub const WASI_CMD: &str = {:?};\n\
+         /// The same command built for wasm32-wasip2: a WASI 0.2 component.\n\
+         pub const WASI_CMD_P2: &str = {:?};\n\
          /// A WASI command written in C, when clang and wasi-libc are installed.\n\
          pub const C_HELLO: Option<&str> = {:?};\n\
          /// A C command that talks and shares through the raw imports.\n\
@@ -117,6 +100,7 @@ fn main() {
         path_str(&wasm.join("init_tasks.wasm")),
         path_str(&wasm.join("serve_tasks.wasm")),
         path_str(&wasm.join("wasi-cmd.wasm")),
+        path_str(&wasm_p2.join("wasi-cmd.wasm")),
         c_guest.as_deref().map(path_str),
         c_share.as_deref().map(path_str),
         c_echo.as_deref().map(path_str),
@@ -124,6 +108,35 @@ fn main() {
     );
     std::fs::write(out.join("guests.rs"), generated).expect("OUT_DIR is writable");
     find_nats_server();
+}
+
+/// Builds the guests workspace (or the packages `only` names) for `target`
+/// into `target_dir`.
+fn build_guests(guests: &Path, target_dir: &Path, target: &str, only: &[&str]) {
+    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut build = Command::new(cargo);
+    build
+        .args(["build", "--release", "--locked", "--target", target])
+        .args(only)
+        .arg("--manifest-path")
+        .arg(guests.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir);
+    // The outer build's flags are for the host, not for wasm.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "CARGO_MAKEFLAGS",
+    ] {
+        build.env_remove(var);
+    }
+    let status = build.status().expect("cargo runs");
+    assert!(
+        status.success(),
+        "building the test guests for {target} failed; see the output above"
+    );
 }
 
 /// Sets `cfg(no_nats_server)` when `nats-server` does not run here, so
@@ -172,7 +185,8 @@ fn watch_on_path(program: &str) {
     }
 }
 
-/// Fails with the fix when the toolchain lacks the wasm32-wasip1 target
+/// Fails with the fix when the toolchain lacks the wasm32-wasip1 or
+/// wasm32-wasip2 target
 /// (rustup installs the targets of rust-toolchain.toml only with the
 /// toolchain itself, not into a toolchain that was already there).
 fn require_wasm_target() {
@@ -183,14 +197,16 @@ fn require_wasm_target() {
         .ok()
         .filter(|output| output.status.success())
         .map(|output| PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
-    if let Some(sysroot) = sysroot
-        && !sysroot.join("lib/rustlib/wasm32-wasip1").exists()
-    {
-        panic!(
-            "the wasm32-wasip1 target is not installed, and the test guests need it: \
-             run `rustup toolchain install` in the repository (it installs the targets \
-             listed in rust-toolchain.toml), or `rustup target add wasm32-wasip1`"
-        );
+    for target in ["wasm32-wasip1", "wasm32-wasip2"] {
+        if let Some(sysroot) = &sysroot
+            && !sysroot.join("lib/rustlib").join(target).exists()
+        {
+            panic!(
+                "the {target} target is not installed, and the test guests need it: \
+                 run `rustup toolchain install` in the repository (it installs the targets \
+                 listed in rust-toolchain.toml), or `rustup target add {target}`"
+            );
+        }
     }
 }
 

@@ -17,7 +17,7 @@ use crate::cache::{
 use crate::engine::{EngineSettings, InstancePermits, Ticker, new_engine};
 use crate::error::{Error, ErrorKind};
 use crate::limits::DEFAULT_MAX_WASM_STACK;
-use crate::store::{HostState, new_linker};
+use crate::store::{HostState, new_component_linker, new_linker};
 
 /// The default number of instances that may exist at once, per engine.
 /// More concurrent runs wait for a free slot; they never fail for lack of
@@ -67,6 +67,8 @@ struct RuntimeInner {
 pub(crate) struct LinkedEngine {
     pub(crate) engine: Engine,
     pub(crate) linker: Linker<HostState>,
+    /// The linker of components (WASI 0.2).
+    pub(crate) component_linker: wasmtime::component::Linker<HostState>,
     pub(crate) permits: InstancePermits,
     /// Whether modules' unknown function imports are stubbed to trap
     /// ([`RuntimeBuilder::stub_unknown_imports`]).
@@ -77,9 +79,11 @@ impl LinkedEngine {
     fn new(settings: &RuntimeSettings, consume_fuel: bool) -> Result<Self, Error> {
         let engine = new_engine(&settings.engine, consume_fuel)?;
         let linker = new_linker(&engine)?;
+        let component_linker = new_component_linker(&engine)?;
         Ok(LinkedEngine {
             engine,
             linker,
+            component_linker,
             permits: InstancePermits::new(settings.engine.max_instances),
             stub_unknown_imports: settings.stub_unknown_imports,
         })

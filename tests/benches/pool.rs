@@ -48,6 +48,9 @@ fn main() {
         .expect("runtime");
     let sdk = runtime.load(guests::SDK_TASKS).expect("sdk-tasks loads");
     let cmd = runtime.load(guests::WASI_CMD).expect("wasi-cmd loads");
+    let component = runtime
+        .load(guests::WASI_CMD_P2)
+        .expect("the wasi-cmd component loads");
     let raw = RawWasmtime::new(cpus as u32);
     let mut report = Report;
 
@@ -95,6 +98,16 @@ fn main() {
     let cmd_pool_p = report.row(
         &format!("wasmproc Pool::map_tasks, {cpus} process workers"),
         command_map(&cmd, tasks / 4, cpus, process()),
+    );
+    // The same program built for wasm32-wasip2: a WASI 0.2 component
+    // (`wasi:cli/run`), whose instance holds four core instances.
+    let comp_pool = report.row(
+        &format!("wasmproc Pool::map_tasks, WASI 0.2 component, {cpus} thread workers"),
+        command_map(&component, tasks / 4, cpus, Isolation::Thread),
+    );
+    let comp_pool_p = report.row(
+        &format!("wasmproc Pool::map_tasks, WASI 0.2 component, {cpus} process workers"),
+        command_map(&component, tasks / 4, cpus, process()),
     );
 
     report.section("4. CPU kernel (SHA-256, 1000 rounds over 64 KiB), one thread; rounds/s");
@@ -161,6 +174,15 @@ fn main() {
     println!(
         "  command process pool / raw _start             {:>6.2}",
         cmd_pool_p / cmd_raw
+    );
+    // Time per task, component over module (the target: <= 1.5).
+    println!(
+        "  component / module time per command, threads   {:>6.2}",
+        cmd_pool / comp_pool
+    );
+    println!(
+        "  component / module time per command, processes {:>6.2}",
+        cmd_pool_p / comp_pool_p
     );
     println!(
         "  wasm / native time, timeouts on               {:>6.2}",

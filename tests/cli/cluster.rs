@@ -33,6 +33,7 @@ wasmproc_tests::nats_server_tests! {
     a_host_that_asks_for_another_ack_wait_changes_it_for_every_host,
     a_map_says_when_a_host_holding_its_tasks_stops_answering,
     a_reactor_and_a_stubbed_import_run_on_a_cluster,
+    a_component_runs_and_maps_on_a_cluster,
 }
 
 /// A `nats-server -js` on a free port, with its store in a temporary
@@ -804,4 +805,44 @@ fn a_reactor_and_a_stubbed_import_run_on_a_cluster() {
         "{}",
         wasmproc_tests::stderr(&stubbed)
     );
+}
+
+/// A WASI 0.2 command component reaches the worker hosts like a module:
+/// `run --nats` with its argv and stdin, `map --nats` with argv per line.
+fn a_component_runs_and_maps_on_a_cluster() {
+    let server = NatsServer::start();
+    let url = server.url();
+    let _host = Host::start(&url, &[]);
+    let said = wasmproc()
+        .args(["run", "--nats", &url, guests::WASI_CMD_P2, "say", "remote"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        wasmproc_tests::code(&said),
+        0,
+        "{}",
+        wasmproc_tests::stderr(&said)
+    );
+    assert_eq!(wasmproc_tests::stdout(&said), "remote\n");
+    let timed_out = wasmproc()
+        .args(["run", "--nats", &url, "--timeout", "300ms"])
+        .args([guests::WASI_CMD_P2, "spin"])
+        .output()
+        .unwrap();
+    assert_eq!(wasmproc_tests::code(&timed_out), 142);
+
+    let input = input_file("[\"say\", \"a\"]\n[\"exit\", \"5\"]\n[\"say\", \"c\"]\n");
+    let mapped = wasmproc()
+        .args(["map", "--nats", &url, guests::WASI_CMD_P2])
+        .arg(input.path())
+        .output()
+        .unwrap();
+    let lines: Vec<serde_json::Value> = wasmproc_tests::stdout(&mapped)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3, "{}", wasmproc_tests::stderr(&mapped));
+    assert_eq!(lines[0]["stdout"], "a\n");
+    assert_eq!(lines[1]["exit_code"], 1);
+    assert_eq!(lines[2]["stdout"], "c\n");
 }

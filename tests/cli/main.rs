@@ -32,6 +32,8 @@ mod fuzzed;
 mod wasi_testsuite;
 // `--invoke` (reactors, any exported function) and `--stub-imports`.
 mod invoke;
+// WASI 0.2 command components under `run`, `map`, `serve` and `inspect`.
+mod components;
 
 /// The binary under test.
 fn binary() -> &'static Path {

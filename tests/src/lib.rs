@@ -83,6 +83,50 @@ pub mod wat {
 "#;
 }
 
+/// Small components in WebAssembly text (WASI 0.2 commands).
+pub mod wat_components {
+    /// A command component that imports an interface wasmproc does not
+    /// provide (`my:host/hook`); its `run` never calls it, its exported
+    /// function `use-hook` does.
+    pub const HOOKED: &str = r#"
+(component
+  (import "my:host/hook" (instance $hook (export "call" (func (result u32)))))
+  (core func $call (canon lower (func $hook "call")))
+  (core module $m
+    (import "host" "call" (func $call (result i32)))
+    (func (export "run") (result i32) (i32.const 0))
+    (func (export "use-hook") (result i32) (drop (call $call)) (i32.const 0)))
+  (core instance $hooks (export "call" (func $call)))
+  (core instance $i (instantiate $m (with "host" (instance $hooks))))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (func $use (result (result)) (canon lift (core func $i "use-hook")))
+  (instance $runi (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $runi))
+  (export "use-hook" (func $use)))
+"#;
+
+    /// A command component whose `run` exits through `wasi:cli/exit`'s
+    /// `exit-with-code` with `code`.
+    pub fn exiting_with(code: u8) -> String {
+        format!(
+            r#"
+(component
+  (import "wasi:cli/exit@0.2.12"
+    (instance $exit (export "exit-with-code" (func (param "status-code" u8)))))
+  (core func $exit_with_code (canon lower (func $exit "exit-with-code")))
+  (core module $m
+    (import "wasi" "exit-with-code" (func $exit (param i32)))
+    (func (export "run") (result i32) (call $exit (i32.const {code})) (i32.const 0)))
+  (core instance $wasi (export "exit-with-code" (func $exit_with_code)))
+  (core instance $i (instantiate $m (with "wasi" (instance $wasi))))
+  (func $run (result (result)) (canon lift (core func $i "run")))
+  (instance $runi (export "run" (func $run)))
+  (export "wasi:cli/run@0.2.0" (instance $runi)))
+"#
+        )
+    }
+}
+
 /// Paths of the guests compiled by `build.rs`.
 pub mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
@@ -148,6 +192,17 @@ pub fn init_tasks() -> &'static Module {
 pub fn wasi_cmd() -> &'static Module {
     static MODULE: OnceLock<Module> = OnceLock::new();
     MODULE.get_or_init(|| runtime().load(guests::WASI_CMD).expect("wasi-cmd loads"))
+}
+
+/// The same command built for wasm32-wasip2 (a WASI 0.2 component),
+/// loaded once.
+pub fn wasi_cmd_p2() -> &'static Module {
+    static MODULE: OnceLock<Module> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        runtime()
+            .load(guests::WASI_CMD_P2)
+            .expect("the wasi-cmd component loads")
+    })
 }
 
 /// How long [`wait_for`] and [`Started::wait`] wait before failing the

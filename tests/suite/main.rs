@@ -34,6 +34,8 @@ mod init;
 mod serve;
 // Reactors and custom entry points (`Task::invoke`); unknown imports stubbed.
 mod invoke;
+// WASI 0.2 command components (wasm32-wasip2) run like preview-1 commands.
+mod components;
 // Proposals past the MVP, modules past the pool's old limits, and the
 // error of an unsupported proposal.
 mod wasm_features;

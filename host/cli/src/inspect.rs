@@ -84,6 +84,7 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
         let value = json!({
             "name": module.name(),
             "command": module.is_command(),
+            "component": module.is_component(),
             "tasks": module.tasks(),
             "initializers": module.initializers(),
             "signatures": module.signatures(),
@@ -98,6 +99,12 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let kind = match (module.is_command(), module.tasks().is_empty()) {
+        _ if module.is_component() && module.is_command() => {
+            "a WASI 0.2 command component (it exports `wasi:cli/run`)"
+        }
+        _ if module.is_component() => {
+            "a component that is not a WASI command (no `wasi:cli/run`): run a function with --task NAME"
+        }
         (true, true) => "a WASI command",
         (true, false) => "a WASI command with SDK tasks",
         (false, false) => "a module of SDK tasks",
@@ -164,7 +171,12 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
         writeln!(
             out,
             "  {:<40} {}{provided}",
-            format!("{}::{}", import.module, import.name),
+            if import.name.is_empty() {
+                // A component's import: a WIT interface.
+                import.module.clone()
+            } else {
+                format!("{}::{}", import.module, import.name)
+            },
             import.ty
         )?;
     }

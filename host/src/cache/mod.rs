@@ -31,6 +31,7 @@
 
 mod budget;
 mod checked;
+mod compiled;
 mod key;
 mod snapshot;
 
@@ -45,6 +46,7 @@ use crate::error::{Error, ErrorKind};
 
 pub(crate) use budget::parse_budget;
 pub use budget::{CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX};
+pub(crate) use compiled::Compiled;
 pub(crate) use key::default_key_file;
 
 /// The last bytes of every entry; bump the digit when the layout changes.
@@ -167,14 +169,14 @@ impl ModuleCache {
         Some(dir.join(format!("{}.{extension}", &key[..40])))
     }
 
-    /// Loads the module `identity` (`wasm`'s) from the cache, or compiles
-    /// it and stores it.
-    pub(crate) fn load_or_compile(
+    /// Loads the module or component `identity` (`wasm`'s) from the cache,
+    /// or compiles it and stores it.
+    pub(crate) fn load_or_compile<C: Compiled>(
         &self,
         engine: &Engine,
         identity: &Identity,
         wasm: &[u8],
-    ) -> Result<(wasmtime::Module, CacheStatus), wasmtime::Error> {
+    ) -> Result<(C, CacheStatus), wasmtime::Error> {
         if let Some(module) = self.load(engine, identity, "cwasm") {
             tracing::debug!(target: "wasmproc::cache", "cache hit: compiled code read from the cache");
             return Ok((module, CacheStatus::Hit));
@@ -194,12 +196,12 @@ impl ModuleCache {
 
     /// The module `identity` compiled for `engine`, if the cache holds it
     /// and its tag checks out.
-    fn load(
+    fn load<C: Compiled>(
         &self,
         engine: &Engine,
         identity: &Identity,
         extension: &str,
-    ) -> Option<wasmtime::Module> {
+    ) -> Option<C> {
         let path = self.entry_path(engine, identity, extension)?;
         let (_, key) = self.on.as_ref()?;
         let file = File::open(&path).ok()?;
@@ -223,8 +225,8 @@ impl ModuleCache {
             }
             checked::mark_checked(&path, &file, key, identity.as_bytes());
         }
-        // SAFETY: `deserialize_open_file` requires a file produced by
-        // `Module::serialize` of a compatible engine. Its tag is a MAC, under
+        // SAFETY: `from_entry` requires a file produced by `serialize` of
+        // the same kind (module or component) and a compatible engine. Its tag is a MAC, under
         // this user's secret key, of the very identity we hold and of the
         // artifact: only this user's wasmproc, having compiled that module,
         // could have made it (a torn, corrupted or forged file fails the
@@ -232,21 +234,23 @@ impl ModuleCache {
         // wasmtime ignores the trailer after the artifact's sections and
         // rejects an artifact of another version or configuration with an
         // error. The file is the one just checked (the open handle, not a
-        // path that could have been renamed over).
-        unsafe { wasmtime::Module::deserialize_open_file(engine, file) }.ok()
+        // path that could have been renamed over). A module and a component
+        // never share an identity (the hash of different wasm), and wasmtime
+        // refuses an artifact of the other kind with an error.
+        unsafe { C::from_entry(engine, file, TRAILER_LEN) }.ok()
     }
 
     /// Compiles `wasm` (the module `identity`) and stores it. When stored,
     /// the module is loaded back from its entry, so that its memory image
     /// maps the file rather than a copy.
-    fn compile(
+    fn compile<C: Compiled>(
         &self,
         engine: &Engine,
         identity: &Identity,
         extension: &str,
         wasm: &[u8],
-    ) -> Result<(wasmtime::Module, CacheStatus), wasmtime::Error> {
-        let compiled = wasmtime::Module::new(engine, wasm)?;
+    ) -> Result<(C, CacheStatus), wasmtime::Error> {
+        let compiled = C::compile(engine, wasm)?;
         let (Some(path), Some((_, key))) = (self.entry_path(engine, identity, extension), &self.on)
         else {
             return Ok((compiled, CacheStatus::Uncached));

@@ -79,6 +79,24 @@ const MAX_TABLE_ELEMENTS: usize = 1 << 17;
 /// default), all of it the modules' own.
 const MAX_CORE_INSTANCE_SIZE: usize = 16 << 20;
 
+/// The most core instances one component may hold. A `wasm32-wasip2`
+/// Rust command holds three (its own module, and the two small modules
+/// that tie its imports together: a shim whose table the other fills; two
+/// tables and one memory in all); components of other toolchains (with
+/// the preview-1 adapter, say) nest a few more.
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+
+/// Core instance slots per instance place: a component task takes several
+/// (`MAX_CORE_INSTANCES_PER_COMPONENT` at most), a module task one. A slot
+/// costs only its index until used (instances are allocated at their
+/// actual size), so the pool counts four per place, enough for every
+/// place to run a `wasm32-wasip2` command at once; a component of more
+/// core instances waits for slots when the pool is full (`run::instantiate`).
+/// Tables are not counted twice over (each slot reserves 1 MiB, committed
+/// on Windows): past `(places + 8) / 2` component tasks at once, the rest
+/// wait for a table slot the same way.
+const CORE_INSTANCES_PER_PLACE: u32 = 4;
+
 fn engine_config(settings: &EngineSettings, consume_fuel: bool) -> Config {
     let mut pool = PoolingAllocationConfig::default();
     let instances = settings.max_instances.saturating_add(HELPER_INSTANCES);
@@ -93,8 +111,15 @@ fn engine_config(settings: &EngineSettings, consume_fuel: bool) -> Config {
     let memory_slots = instances
         .saturating_mul(2)
         .saturating_add(MAX_MEMORIES_PER_MODULE);
-    pool.total_core_instances(instances)
+    pool.total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_PLACE))
         .max_core_instance_size(MAX_CORE_INSTANCE_SIZE)
+        // A component's own runtime data and all of its core instances'
+        // count against this one size: the same room as one large module.
+        .total_component_instances(instances)
+        .max_component_instance_size(MAX_CORE_INSTANCE_SIZE)
+        .max_core_instances_per_component(MAX_CORE_INSTANCES_PER_COMPONENT)
+        .max_memories_per_component(MAX_MEMORIES_PER_MODULE)
+        .max_tables_per_component(MAX_TABLES_PER_MODULE)
         .total_memories(memory_slots)
         .max_memories_per_module(MAX_MEMORIES_PER_MODULE)
         .total_gc_heaps(instances)

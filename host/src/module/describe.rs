@@ -98,6 +98,19 @@ pub struct ImportInfo {
     pub stubbed: bool,
 }
 
+/// The description of something that exports none of a core module's
+/// contract (a component's core view).
+pub(super) fn nothing() -> ModuleInfo {
+    ModuleInfo {
+        tasks: Calls::default(),
+        initializers: Calls::default(),
+        start: Signature::Missing,
+        has_initialize: false,
+        exports_memory: false,
+        needs_memory: false,
+    }
+}
+
 pub(super) fn describe(module: &wasmtime::Module) -> ModuleInfo {
     let mut info = ModuleInfo {
         tasks: Calls::default(),

@@ -107,7 +107,7 @@ impl Module {
     pub(super) fn exported_func(&self, name: &str) -> Option<FuncType> {
         self.inner
             .plain
-            .module
+            .core()?
             .get_export(name)
             .and_then(|ty| ty.func().cloned())
     }

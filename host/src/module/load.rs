@@ -4,8 +4,11 @@
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
-use super::describe::describe;
-use super::{Module, ModuleInner, Origin, Prepared, Remake};
+use wasmtime::component::Component;
+
+use super::component::{ComponentInfo, describe_component, is_component, prepare_component};
+use super::describe::{describe, nothing};
+use super::{Code, Module, ModuleInner, Origin, Prepared, Remake};
 use crate::cache::{CacheStatus, Identity};
 use crate::error::{Error, ErrorKind};
 use crate::limits::human;
@@ -13,13 +16,14 @@ use crate::runtime::{LinkedEngine, Runtime};
 use crate::store::instantiate_pre;
 
 impl Runtime {
-    /// Loads a module file (binary `.wasm` or text `.wat`), from the cache
-    /// when it was compiled before.
+    /// Loads a module file (binary `.wasm` or text `.wat`), or a component
+    /// (`wasm32-wasip2`), from the cache when it was compiled before.
     ///
     /// # Errors
     ///
     /// [`ErrorKind::NotFound`] when the file does not exist,
-    /// [`ErrorKind::CannotRun`] when it is not a valid core module.
+    /// [`ErrorKind::CannotRun`] when it is not a valid core module or
+    /// component.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Module, Error> {
         let path = path.as_ref();
         let name = path
@@ -35,7 +39,8 @@ impl Runtime {
     ///
     /// # Errors
     ///
-    /// [`ErrorKind::CannotRun`] when the bytes are not a valid core module.
+    /// [`ErrorKind::CannotRun`] when the bytes are not a valid core module
+    /// or component.
     pub fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<Module, Error> {
         let settings = self.settings();
         if bytes.len() > settings.max_module_size {
@@ -45,11 +50,18 @@ impl Runtime {
         check_function_count(name, &wasm, settings.max_module_functions)?;
         let linked = self.engine(false)?;
         let identity = Identity::of_wasm(&wasm);
+        if is_component(&wasm) {
+            let compiled = self
+                .cache()
+                .load_or_compile(&linked.engine, &identity, &wasm);
+            let (plain, info) = prepare_component_code(linked, name, &wasm, compiled)?;
+            return Ok(self.build(name, identity, Some(wasm), plain, None, Some(info)));
+        }
         let compiled = self
             .cache()
             .load_or_compile(&linked.engine, &identity, &wasm);
         let plain = prepare(linked, name, &wasm, compiled)?;
-        Ok(self.build(name, identity, Some(wasm), plain, None))
+        Ok(self.build(name, identity, Some(wasm), plain, None, None))
     }
 
     pub(super) fn build(
@@ -59,8 +71,12 @@ impl Runtime {
         wasm: Option<Vec<u8>>,
         plain: Prepared,
         origin: Option<Origin>,
+        component: Option<ComponentInfo>,
     ) -> Module {
-        let info = describe(&plain.module);
+        let info = match plain.core() {
+            Some(module) => describe(module),
+            None => nothing(),
+        };
         let known = OnceLock::new();
         if let Some(wasm) = wasm {
             let _ = known.set(Ok(wasm));
@@ -74,6 +90,7 @@ impl Runtime {
                 plain,
                 fuel: OnceLock::new(),
                 info,
+                component,
                 signatures: OnceLock::new(),
                 origin,
             }),
@@ -107,7 +124,7 @@ impl Module {
         )?;
         Ok(self
             .runtime()
-            .build(name, identity, wasm, plain, Some(origin)))
+            .build(name, identity, wasm, plain, Some(origin), None))
     }
 
     /// The module prepared for the plain or the fuel-metering engine (the
@@ -123,6 +140,12 @@ impl Module {
             .get_or_init(|| {
                 let linked = inner.runtime.engine(true)?;
                 let cache = inner.runtime.cache();
+                if inner.component.is_some() {
+                    let wasm = self.wasm_or_remake(remake)?;
+                    let compiled = cache.load_or_compile(&linked.engine, &inner.identity, wasm);
+                    return prepare_component_code(linked, &inner.name, wasm, compiled)
+                        .map(|(prepared, _)| prepared);
+                }
                 let compiled = match &inner.origin {
                     None => cache.load_or_compile(
                         &linked.engine,
@@ -236,7 +259,10 @@ fn check_function_count(name: &str, wasm: &[u8], max: u32) -> Result<(), Error> 
     let mut defined = 0u32;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         match payload {
-            Ok(wasmparser::Payload::FunctionSection(functions)) => defined = functions.count(),
+            // A component's modules are each counted alone.
+            Ok(wasmparser::Payload::FunctionSection(functions)) => {
+                defined = defined.max(functions.count());
+            }
             // Malformed modules get wasmtime's own message when compiled.
             Err(_) => return Ok(()),
             Ok(_) => {}
@@ -255,19 +281,18 @@ fn check_function_count(name: &str, wasm: &[u8], max: u32) -> Result<(), Error> 
     Ok(())
 }
 
-/// The module as binary wasm: binary is checked to be a core module, text
-/// is assembled.
+/// The module as binary wasm: binary is checked to be a core module or a
+/// component, text is assembled.
 fn to_binary(name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
     const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
     let cannot_run = |message: String| Error::new(ErrorKind::CannotRun, message);
     if let Some(version) = bytes.strip_prefix(b"\0asm") {
         return match version.get(..4) {
             Some(v) if v == CORE_VERSION => Ok(bytes.to_vec()),
-            Some([_, _, 1, 0]) => Err(cannot_run(format!(
-                "`{name}` is a WebAssembly component; wasmproc runs core modules: build for wasm32-wasip1"
-            ))),
+            _ if is_component(bytes) => Ok(bytes.to_vec()),
             _ => Err(cannot_run(format!(
-                "`{name}` has an unknown WebAssembly version; wasmproc runs core modules (wasm32-wasip1)"
+                "`{name}` has an unknown WebAssembly version; wasmproc runs core modules \
+                 (wasm32-wasip1) and components (wasm32-wasip2)"
             ))),
         };
     }
@@ -319,8 +344,35 @@ fn prepare(
         .caused_by(error)
     });
     Ok(Prepared {
-        module,
-        pre,
+        code: Code::Core { module, pre },
         cache_status,
     })
+}
+
+/// Prepares the instantiation of a component `compiled` (or not) for
+/// `linked` from `wasm`; with the description of its imports and exports.
+fn prepare_component_code(
+    linked: &LinkedEngine,
+    name: &str,
+    wasm: &[u8],
+    compiled: Result<(Component, CacheStatus), wasmtime::Error>,
+) -> Result<(Prepared, ComponentInfo), Error> {
+    let (component, cache_status) = compiled.map_err(|error| {
+        let message = match linked.engine.precompile_component(wasm) {
+            Ok(_) => format!(
+                "`{name}` is a valid component but cannot run under wasmproc's limits: {error:#}"
+            ),
+            Err(_) => format!("`{name}` is not a valid WebAssembly component: {error:#}"),
+        };
+        Error::new(ErrorKind::CannotRun, message)
+    })?;
+    let mut info = describe_component(&linked.engine, &component);
+    let pre = prepare_component(linked, name, &component, &mut info);
+    Ok((
+        Prepared {
+            code: Code::Component(pre),
+            cache_status,
+        },
+        info,
+    ))
 }

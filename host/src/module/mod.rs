@@ -14,6 +14,7 @@
 //! so does remaking a snapshot's wasm (its initializer runs again), which
 //! the run layer hands down where it may be needed ([`Remake`]).
 
+mod component;
 mod describe;
 mod invoke;
 mod load;
@@ -32,6 +33,8 @@ use crate::store::HostState;
 use crate::task::Entry;
 use crate::task::Initializer;
 
+use component::ComponentInfo;
+pub(crate) use component::ComponentPre;
 pub use describe::{ExportInfo, ImportInfo};
 use describe::{ModuleInfo, Signature, describe_extern};
 pub(crate) use invoke::{Returns, show};
@@ -56,6 +59,8 @@ struct ModuleInner {
     plain: Prepared,
     fuel: OnceLock<Result<Prepared, Error>>,
     info: ModuleInfo,
+    /// Set on a component: its imports and exports in WIT names.
+    component: Option<ComponentInfo>,
     /// What the SDK recorded of its tasks, read when first asked for.
     signatures: OnceLock<Vec<TaskSignature>>,
     /// Set on a snapshot: what it was made from.
@@ -80,19 +85,47 @@ pub(crate) struct Origin {
 /// that may need it.
 pub(crate) type Remake = fn(&Origin) -> Result<Vec<u8>, Error>;
 
-/// A module compiled for one engine, with its instantiation prepared.
+/// A module or component compiled for one engine, with its instantiation
+/// prepared.
 pub(crate) struct Prepared {
-    module: wasmtime::Module,
-    /// `Err` when the module's imports cannot be satisfied: every task that
-    /// tries to run it gets this error.
-    pre: Result<InstancePre<HostState>, Error>,
+    code: Code,
     cache_status: CacheStatus,
 }
 
+/// The compiled code and its prepared instantiation. The prepared part is
+/// `Err` when the imports cannot be satisfied: every task that tries to
+/// run it gets this error.
+enum Code {
+    Core {
+        module: wasmtime::Module,
+        pre: Result<InstancePre<HostState>, Error>,
+    },
+    Component(Result<ComponentPre, Error>),
+}
+
+/// What a task instantiates: a core module's or a component's prepared
+/// instantiation.
+#[derive(Clone, Copy)]
+pub(crate) enum Runnable<'a> {
+    Core(&'a InstancePre<HostState>),
+    Component(&'a ComponentPre),
+}
+
 impl Prepared {
-    /// The prepared instantiation, or why the module cannot be linked.
-    pub(crate) fn instance_pre(&self) -> Result<&InstancePre<HostState>, Error> {
-        self.pre.as_ref().map_err(Error::clone)
+    /// The prepared instantiation, or why it cannot be linked.
+    pub(crate) fn runnable(&self) -> Result<Runnable<'_>, Error> {
+        match &self.code {
+            Code::Core { pre, .. } => pre.as_ref().map(Runnable::Core).map_err(Error::clone),
+            Code::Component(pre) => pre.as_ref().map(Runnable::Component).map_err(Error::clone),
+        }
+    }
+
+    /// The compiled core module; `None` for a component.
+    fn core(&self) -> Option<&wasmtime::Module> {
+        match &self.code {
+            Code::Core { module, .. } => Some(module),
+            Code::Component(_) => None,
+        }
     }
 }
 
@@ -144,9 +177,20 @@ impl Module {
         &self.inner.info.initializers.names
     }
 
-    /// Whether the module is a WASI command (exports `_start`).
+    /// Whether the module is a WASI command: a core module that exports
+    /// `_start`, or a component that exports `wasi:cli/run`.
     pub fn is_command(&self) -> bool {
-        self.inner.info.start == Signature::Right
+        match &self.inner.component {
+            Some(component) => component.command,
+            None => self.inner.info.start == Signature::Right,
+        }
+    }
+
+    /// Whether this is a component (WASI 0.2, `wasm32-wasip2`) rather than
+    /// a core module. Its [`exports`](Module::exports) and
+    /// [`imports`](Module::imports) are WIT interfaces and functions.
+    pub fn is_component(&self) -> bool {
+        self.inner.component.is_some()
     }
 
     /// The initializer this module is a snapshot of, if it is one (see
@@ -210,11 +254,16 @@ impl Module {
         }
     }
 
-    /// Every export with its type.
+    /// Every export with its type (a component's: its WIT interfaces and
+    /// functions).
     pub fn exports(&self) -> Vec<ExportInfo> {
-        self.inner
-            .plain
-            .module
+        if let Some(component) = &self.inner.component {
+            return component.exports.clone();
+        }
+        let Some(module) = self.inner.plain.core() else {
+            return Vec::new();
+        };
+        module
             .exports()
             .map(|export| ExportInfo {
                 name: export.name().to_owned(),
@@ -227,10 +276,12 @@ impl Module {
     /// (`_start`, `_initialize`, the SDK's tasks and initializers), with
     /// their types: what [`Task::invoke`](crate::Task::invoke) can call
     /// (those whose parameters and results are all numbers).
+    /// A component has none: its exports are not core functions.
     pub fn functions(&self) -> Vec<ExportInfo> {
-        self.inner
-            .plain
-            .module
+        let Some(module) = self.inner.plain.core() else {
+            return Vec::new();
+        };
+        module
             .exports()
             .filter(|export| {
                 export.ty().func().is_some() && !invoke::is_contract_export(export.name())
@@ -242,15 +293,19 @@ impl Module {
             .collect()
     }
 
-    /// Every import with its type and whether wasmproc provides it.
+    /// Every import with its type and whether wasmproc provides it (a
+    /// component's: each WIT interface in `module`, `name` empty).
     pub fn imports(&self) -> Vec<ImportInfo> {
-        let Ok(linked) = self.inner.runtime.engine(false) else {
+        if let Some(component) = &self.inner.component {
+            return component.imports.clone();
+        }
+        let (Ok(linked), Some(module)) =
+            (self.inner.runtime.engine(false), self.inner.plain.core())
+        else {
             return Vec::new();
         };
         let mut store = wasmtime::Store::new(&linked.engine, HostState::scratch());
-        self.inner
-            .plain
-            .module
+        module
             .imports()
             .map(|import| {
                 let provided = linked.linker.get_by_import(&mut store, &import).is_some();

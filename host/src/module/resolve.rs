@@ -28,6 +28,12 @@ pub(crate) enum Resolved<'m> {
         /// Whether the module's `_initialize` must run first (a reactor).
         initialize: bool,
     },
+    /// An exported WIT function of a component, run as a typed task
+    /// (`--task NAME`).
+    ComponentTask {
+        /// The function, as `Module::component_functions` names it.
+        name: &'m str,
+    },
     /// Any exported function, called as `wasmtime run --invoke` does.
     Export {
         /// The export's name.
@@ -44,7 +50,9 @@ impl Resolved<'_> {
     pub(crate) fn to_entry(self) -> Entry {
         match self {
             Resolved::Command => Entry::Command,
-            Resolved::Task { name, .. } => Entry::Task(name.to_owned()),
+            Resolved::Task { name, .. } | Resolved::ComponentTask { name } => {
+                Entry::Task(name.to_owned())
+            }
             Resolved::Export { export, .. } => Entry::Export(export.to_owned()),
         }
     }
@@ -66,6 +74,9 @@ impl Module {
 
     /// As [`resolve`](Module::resolve), with the export to call.
     pub(crate) fn resolve_export(&self, entry: &Entry) -> Result<Resolved<'_>, Error> {
+        if self.inner.component.is_some() {
+            return self.resolve_component(entry);
+        }
         let info = &self.inner.info;
         let name = self.name();
         self.check_memory()?;
@@ -129,6 +140,52 @@ impl Module {
         }
     }
 
+    /// What `entry` runs in a component: `wasi:cli/run` for a command, an
+    /// exported WIT function for a task; `--invoke` is for core modules.
+    fn resolve_component(&self, entry: &Entry) -> Result<Resolved<'_>, Error> {
+        let name = self.name();
+        let functions = self.component_functions();
+        let function_list = || {
+            if functions.is_empty() {
+                "it exports no other functions".to_owned()
+            } else {
+                format!("its functions: {}", functions.join(", "))
+            }
+        };
+        let cannot_run = |message: String| Err(Error::new(ErrorKind::CannotRun, message));
+        match entry {
+            Entry::Command | Entry::Auto if self.is_command() => Ok(Resolved::Command),
+            Entry::Command | Entry::Auto => cannot_run(format!(
+                "`{name}` is a component but not a WASI command: it exports no \
+                 `wasi:cli/run`; run one of its functions with `--task NAME`; {}",
+                function_list()
+            )),
+            Entry::Task(wanted) => match functions.iter().find(|f| *f == wanted) {
+                Some(function) => Ok(Resolved::ComponentTask { name: function }),
+                None => cannot_run(format!(
+                    "`{name}` exports no function `{wanted}`; {}",
+                    function_list()
+                )),
+            },
+            Entry::Export(wanted) => cannot_run(format!(
+                "`{name}` is a component: `--invoke {wanted}` (Task::invoke) calls a core \
+                 module's exported function; run a component's WIT function with `--task \
+                 NAME`, its command with no entry flag; {}",
+                function_list()
+            )),
+        }
+    }
+
+    /// A component's exported functions other than `wasi:cli/run`'s, as
+    /// `--task` names them (`interface#function` inside an interface);
+    /// empty for a core module.
+    pub fn component_functions(&self) -> &[String] {
+        self.inner
+            .component
+            .as_ref()
+            .map_or(&[], |component| component.functions.as_slice())
+    }
+
     /// The exported function `wanted`, for [`Entry::Export`].
     fn resolve_invoke(&self, wanted: &str) -> Result<Resolved<'_>, Error> {
         let name = self.name();
@@ -136,9 +193,8 @@ impl Module {
         let Some(export) = self
             .inner
             .plain
-            .module
-            .exports()
-            .find(|e| e.name() == wanted)
+            .core()
+            .and_then(|module| module.exports().find(|e| e.name() == wanted))
         else {
             let task = if self.tasks().iter().any(|t| t == wanted) {
                 format!(" (`{wanted}` is an SDK task: run it with `--task {wanted}`)")
@@ -231,6 +287,17 @@ impl Module {
     pub(crate) fn resolve_initializer(&self, wanted: &str) -> Result<Resolved<'_>, Error> {
         let info = &self.inner.info;
         let name = self.name();
+        if self.is_component() {
+            return Err(Error::new(
+                ErrorKind::CannotRun,
+                format!(
+                    "`{name}` is a component, and wasmproc snapshots only core modules: \
+                     initializers (`--init {wanted}`, Module::initialize) do not run on \
+                     components yet; run it without --init, or build the guest for \
+                     wasm32-wasip1"
+                ),
+            ));
+        }
         self.check_memory()?;
         let initializers = &info.initializers;
         if let Some(index) = initializers.names.iter().position(|n| n == wanted) {

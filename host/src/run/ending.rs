@@ -7,6 +7,7 @@ use wasmproc_abi::{MAX_GUEST_EXIT_CODE, failure};
 use wasmtime::{Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
+use crate::error::Error;
 use crate::limits::human;
 use crate::outcome::Outcome;
 use crate::status::{ExitStatus, TrapKind};
@@ -81,12 +82,21 @@ pub(super) fn outcome_of(raced: Raced, context: Context<'_>) -> Outcome {
         }
         Raced::Failed(phase, error) => {
             if let Some(exit) = error.downcast_ref::<I32Exit>() {
-                // `store::overrides` lets only 0–125 through as an exit.
-                let code = u8::try_from(exit.0).unwrap_or(MAX_GUEST_EXIT_CODE);
-                return exited(code, context.sdk);
+                // `store::overrides` lets only 0–125 through `proc_exit`;
+                // a component's `wasi:cli/exit` `exit-with-code` takes any
+                // u8, and gets the same rule here.
+                return match u8::try_from(exit.0) {
+                    Ok(code) if code <= MAX_GUEST_EXIT_CODE => exited(code, context.sdk),
+                    _ => out_of_range(i64::from(exit.0), failure.as_ref()),
+                };
             }
             if let Some(ExitCodeOutOfRange(code)) = error.downcast_ref::<ExitCodeOutOfRange>() {
                 return out_of_range(*code, failure.as_ref());
+            }
+            // A task the run layer refused once it started (a component's
+            // typed task): the error's own status.
+            if let Some(refused) = error.downcast_ref::<Error>() {
+                return Outcome::from(refused.clone());
             }
             if let Some(too_large) = error.downcast_ref::<ResultTooLarge>() {
                 return Outcome::failed(ExitStatus::MemoryExceeded, too_large.to_string());

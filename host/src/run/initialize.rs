@@ -21,7 +21,7 @@ use super::plan::{Plan, checked_limits};
 use crate::cache::{CacheStatus, Identity};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
-use crate::module::{Module, Origin, Resolved};
+use crate::module::{Module, Origin, Resolved, Runnable};
 use crate::mutex::Mutex;
 use crate::status::ExitStatus;
 use crate::store::{HostState, instantiate_pre};
@@ -155,7 +155,9 @@ fn run_and_snapshot(
             }
             (init.name.as_str(), export, Task::invoke(export))
         }
-        Resolved::Command => unreachable!("an initializer resolves to a call"),
+        Resolved::Command | Resolved::ComponentTask { .. } => {
+            unreachable!("an initializer resolves to a core module's call")
+        }
     };
     let cannot_snapshot = |why: String| {
         Error::new(
@@ -181,7 +183,7 @@ fn run_and_snapshot(
         resolved,
         limits,
         engine,
-        pre: &pre,
+        pre: Runnable::Core(&pre),
         args: Vec::new(),
     };
 

@@ -6,8 +6,9 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::{Instance, InstancePre, Store, UpdateDeadline, Val};
+use wasmtime::{Instance, Store, UpdateDeadline, Val};
 
+use super::component::enter_component;
 use super::driver::{block_on, instance_permit, race};
 use super::ending::{Context, Interrupted, Phase, Raced, outcome_of};
 use super::instantiate::instantiate;
@@ -15,7 +16,7 @@ use super::plan::{Plan, not_started};
 use crate::cancel::CancelToken;
 use crate::engine::InstancePermit;
 use crate::error::Error;
-use crate::module::{Module, Resolved, Returns, show};
+use crate::module::{Module, Resolved, Returns, Runnable, show};
 use crate::outcome::Outcome;
 use crate::status::ExitStatus;
 use crate::store::{Capture, HostState, SdkState, ShareState, Streams, wasi_context, write_stdout};
@@ -131,7 +132,7 @@ impl<'m> Live<'m> {
         let raced = {
             let _ticking = module.runtime().ticker().task_running();
             block_on(race(
-                self.enter(plan.pre, &plan.resolved, &plan.args),
+                self.enter(plan.pre, &plan.resolved, &plan.args, &task.input),
                 deadline,
                 &cancel,
             ))
@@ -161,15 +162,23 @@ impl<'m> Live<'m> {
         Some((&mut self.store, self.instance?))
     }
 
-    /// Instantiates on first use, then calls the entry.
+    /// Instantiates on first use, then calls the entry (a component's
+    /// store serves one call: `component::enter_component`).
     async fn enter(
         &mut self,
-        pre: &InstancePre<HostState>,
+        pre: Runnable<'_>,
         resolved: &Resolved<'_>,
         args: &[Val],
+        input: &[u8],
     ) -> Result<i32, (Phase, wasmtime::Error)> {
         let call_error = |error| (Phase::Call, error);
         let store = &mut self.store;
+        let pre = match pre {
+            Runnable::Core(pre) => pre,
+            Runnable::Component(pre) => {
+                return enter_component(store, pre, resolved, input).await;
+            }
+        };
         let instance = match self.instance {
             Some(instance) => instance,
             None => {
@@ -214,6 +223,9 @@ impl<'m> Live<'m> {
             } => invoke(store, instance, export, *returns, args)
                 .await
                 .map_err(call_error),
+            Resolved::ComponentTask { .. } => Err(call_error(wasmtime::format_err!(
+                "a core module has no component functions"
+            ))),
         }
     }
 }

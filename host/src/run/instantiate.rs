@@ -50,3 +50,22 @@ pub(super) async fn instantiate(
         }
     }
 }
+
+/// Instantiates the component `pre` in `store`, waiting as [`instantiate`]
+/// does: a component's core instances, memories and tables come from the
+/// same pool.
+pub(super) async fn instantiate_component(
+    pre: &wasmtime::component::InstancePre<HostState>,
+    store: &mut Store<HostState>,
+) -> wasmtime::Result<wasmtime::component::Instance> {
+    let mut wait = FIRST_WAIT;
+    loop {
+        match pre.instantiate_async(&mut *store).await {
+            Err(error) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(LONGEST_WAIT);
+            }
+            result => return result,
+        }
+    }
+}

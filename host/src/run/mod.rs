@@ -8,11 +8,14 @@
 //!   against the deadline and the cancel signal.
 //! - `instantiate`: instantiation that waits for the pool's slots when they
 //!   are momentarily all taken.
+//! - `component`: a component's entry: its `wasi:cli/run` command, or an
+//!   exported WIT function as a typed task.
 //! - `ending`: maps how a call ended (return, `proc_exit`, trap, limit,
 //!   cancellation) to the status table.
 //! - `initialize`: `Module::initialize`, an initializer run once and its
 //!   instance snapshot into a new module.
 
+mod component;
 mod driver;
 mod ending;
 mod initialize;

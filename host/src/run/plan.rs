@@ -2,15 +2,14 @@
 //! resolved entry, its argument, and the engine and prepared module it runs
 //! on. A task that fails here never touches an instance.
 
-use wasmtime::{InstancePre, Val};
+use wasmtime::Val;
 
 use super::remake;
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::limits::Limits;
-use crate::module::{Module, Resolved};
+use crate::module::{Module, Resolved, Runnable};
 use crate::runtime::LinkedEngine;
-use crate::store::HostState;
 use crate::task::Task;
 
 /// A task, checked and resolved.
@@ -18,7 +17,7 @@ pub(super) struct Plan<'m> {
     pub(super) resolved: Resolved<'m>,
     pub(super) limits: Limits,
     pub(super) engine: &'m LinkedEngine,
-    pub(super) pre: &'m InstancePre<HostState>,
+    pub(super) pre: Runnable<'m>,
     /// An invoked function's arguments, parsed from the task's argv.
     pub(super) args: Vec<Val>,
 }
@@ -32,12 +31,12 @@ pub(super) fn plan<'m>(
     let resolved = module.resolve_export(&task.entry)?;
     let mut args = Vec::new();
     match resolved {
-        Resolved::Task { .. } => validate_json(task)?,
+        Resolved::Task { .. } | Resolved::ComponentTask { .. } => validate_json(task)?,
         Resolved::Export { export, .. } => args = module.invocation_args(export, &task.argv)?,
         Resolved::Command => {}
     }
     let fuel = limits.fuel.is_some();
-    let pre = module.prepared(fuel, remake)?.instance_pre()?;
+    let pre = module.prepared(fuel, remake)?.runnable()?;
     let engine = module.runtime().engine(fuel)?;
     Ok(Plan {
         resolved,

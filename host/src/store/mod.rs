@@ -15,8 +15,8 @@ mod wasi;
 use std::time::Instant;
 
 use wasmtime::{Engine, ExternType, InstancePre, Linker, Store};
-use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
@@ -64,6 +64,35 @@ impl HostState {
             CancelToken::never(),
         )
     }
+}
+
+/// WASI 0.2 for components: the same context that serves a module's
+/// preview-1 calls (wasmtime-wasi's preview-1 context holds a preview-2
+/// context and its resource table), so one `HostState` fits both kinds and
+/// nothing a guest does can find the other kind's state missing.
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.ctx()
+    }
+}
+
+/// A component linker with every interface wasmproc provides to
+/// components: WASI 0.2 (`wasi:cli`, `wasi:clocks`, `wasi:filesystem`,
+/// `wasi:io`, `wasi:random`, and `wasi:sockets`, whose every address is
+/// denied: the WASI context grants no network), async like the modules'.
+/// `wasi:cli/exit` ends the guest with wasmtime-wasi's `I32Exit`, as
+/// `proc_exit` does (the run layer applies the same 0–125 rule).
+pub(crate) fn new_component_linker(
+    engine: &Engine,
+) -> Result<wasmtime::component::Linker<HostState>, Error> {
+    let mut linker = wasmtime::component::Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(|error| {
+        Error::new(
+            ErrorKind::Setup,
+            format!("cannot link WASI 0.2 for components: {error:#}"),
+        )
+    })?;
+    Ok(linker)
 }
 
 /// A linker with every import wasmproc provides: WASI preview 1 (async, so

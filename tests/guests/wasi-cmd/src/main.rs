@@ -1,4 +1,5 @@
-//! A plain WASI command for the test suite: `wasi-cmd VERB ARGS...`.
+//! A plain WASI command for the test suite: `wasi-cmd VERB ARGS...`. Built
+//! for wasm32-wasip1 (a core module) and wasm32-wasip2 (a component).
 
 use std::io::{Read, Write};
 use std::process::exit;
@@ -81,6 +82,12 @@ fn main() {
             std::thread::sleep(std::time::Duration::from_millis(ms));
             println!("slept {ms}ms");
         }
+        // Takes MIB mebibytes of memory, touched: a memory limit's test.
+        "alloc" => {
+            let mib: usize = rest[0].parse().expect("mebibytes");
+            let block = vec![1u8; mib << 20];
+            println!("{}", block.iter().map(|&b| u64::from(b)).sum::<u64>() >> 20);
+        }
         "spin" => {
             let mut x = 0u64;
             loop {
@@ -109,7 +116,7 @@ fn main() {
         "panic" => panic!("wasi-cmd was told to panic"),
         _ => {
             eprintln!(
-                "usage: wasi-cmd args|env|cat|exit N|expect TEXT|read F|write F T|symlink T L|list D|sleep MS|spin|flood N|stderr T|say T|kernel ROUNDS|panic"
+                "usage: wasi-cmd args|env|cat|exit N|expect TEXT|read F|write F T|symlink T L|list D|sleep MS|alloc MIB|spin|flood N|stderr T|say T|kernel ROUNDS|panic"
             );
             exit(64)
         }

@@ -1,0 +1,77 @@
+//! What the cache holds: compiled core modules and compiled components,
+//! each compiled, serialized and loaded back its own way.
+
+use std::fs::File;
+
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+/// Compiled code the cache can store and load: a core module or a
+/// component.
+pub(crate) trait Compiled: Sized {
+    /// Compiles `wasm` for `engine`.
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self>;
+
+    /// The artifact to store.
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+
+    /// Loads the artifact at the start of `file`, which ends with a trailer
+    /// of `trailer_len` bytes that is not part of it.
+    ///
+    /// # Safety
+    ///
+    /// The artifact must have been made by [`Compiled::serialize`] of this
+    /// kind, for an engine compatible with `engine` (wasmtime runs its
+    /// native code), and the file must not change while it is loaded.
+    unsafe fn from_entry(engine: &Engine, file: File, trailer_len: usize)
+    -> wasmtime::Result<Self>;
+}
+
+impl Compiled for wasmtime::Module {
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        wasmtime::Module::new(engine, wasm)
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        wasmtime::Module::serialize(self)
+    }
+
+    unsafe fn from_entry(engine: &Engine, file: File, _: usize) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's promise; wasmtime maps the file (a memory
+        // image copy-on-write from it) and ignores the trailer after the
+        // artifact's sections.
+        unsafe { wasmtime::Module::deserialize_open_file(engine, file) }
+    }
+}
+
+impl Compiled for Component {
+    fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
+        Component::new(engine, wasm)
+    }
+
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+
+    unsafe fn from_entry(
+        engine: &Engine,
+        file: File,
+        trailer_len: usize,
+    ) -> wasmtime::Result<Self> {
+        // wasmtime 48 maps a component only from a path, which could be
+        // renamed over after the check; the checked open file is read
+        // through a map instead and its artifact copied by `deserialize`.
+        // SAFETY: the map is only read and dropped before returning; the
+        // cache directory is its owner's only and entries are replaced by
+        // rename, never written in place, so the bytes do not change under
+        // it (the caller's promise).
+        let map = unsafe { memmap2::Mmap::map(&file) }?;
+        let artifact_len = map
+            .len()
+            .checked_sub(trailer_len)
+            .ok_or_else(|| wasmtime::format_err!("the cache entry is shorter than its trailer"))?;
+        // SAFETY: the caller's promise: the artifact is `serialize`'s, for a
+        // compatible engine.
+        unsafe { Component::deserialize(engine, &map[..artifact_len]) }
+    }
+}
