@@ -176,7 +176,6 @@ mod runtime;
 mod module;
 
 // A component's exported functions as typed tasks: JSON in and out.
-#[allow(dead_code)] // used by the component run path, which lands beside it
 mod typed;
 
 // Running one task or a chunk.

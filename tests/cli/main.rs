@@ -34,6 +34,7 @@ mod wasi_testsuite;
 mod invoke;
 // WASI 0.2 command components under `run`, `map`, `serve` and `inspect`.
 mod components;
+mod typed_components;
 
 /// The binary under test.
 fn binary() -> &'static Path {

@@ -20,6 +20,10 @@ use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, Val};
 
+use crate::module::{Param, TaskSignature};
+
+pub(crate) use wit::{func_text, type_text};
+
 /// An exported function of a component, as a task.
 #[derive(Clone)]
 pub(crate) struct TypedExport {
@@ -53,6 +57,24 @@ impl TypedExport {
             self.params.iter().map(|(name, ty)| (name.as_str(), ty)),
             self.result.as_ref(),
         )
+    }
+
+    /// The signature as a task's (`inspect`, `Module::signatures`): the
+    /// types in WIT.
+    pub(crate) fn task_signature(&self) -> TaskSignature {
+        TaskSignature {
+            kind: "task".into(),
+            name: self.name.clone(),
+            params: self
+                .params
+                .iter()
+                .map(|(name, ty)| Param {
+                    name: name.clone(),
+                    ty: type_text(ty),
+                })
+                .collect(),
+            result: self.result.as_ref().map_or_else(|| "()".into(), type_text),
+        }
     }
 
     /// The call's arguments from the task's JSON input: nothing (or
@@ -231,21 +253,19 @@ fn typed_export(name: String, index: ComponentExportIndex, func: &ComponentFunc)
     }
 }
 
-/// The export `name` names: its full name, or for a function inside an
-/// interface, its own name when no other export has it.
-pub(crate) fn find<'a>(exports: &'a [TypedExport], name: &str) -> Option<&'a TypedExport> {
-    exports
-        .iter()
-        .find(|export| export.name == name)
-        .or_else(|| {
-            let mut short = exports
-                .iter()
-                .filter(|export| export.name.rsplit_once('#').is_some_and(|(_, f)| f == name));
-            match (short.next(), short.next()) {
-                (Some(only), None) => Some(only),
-                _ => None,
-            }
-        })
+/// The task `wanted` names among `names` (exported functions'): a full
+/// name, or for a function inside an interface its own name when no other
+/// export has it (`add` for `docs:calc/math#add`).
+pub(crate) fn find<'a>(names: &'a [String], wanted: &str) -> Option<&'a String> {
+    names.iter().find(|name| *name == wanted).or_else(|| {
+        let mut short = names
+            .iter()
+            .filter(|name| name.rsplit_once('#').is_some_and(|(_, f)| f == wanted));
+        match (short.next(), short.next()) {
+            (Some(only), None) => Some(only),
+            _ => None,
+        }
+    })
 }
 
 #[cfg(test)]

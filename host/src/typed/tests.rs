@@ -56,7 +56,10 @@ fn exports() -> Vec<TypedExport> {
 }
 
 fn export(name: &str) -> TypedExport {
-    find(&exports(), name).expect("exported").clone()
+    let exports = exports();
+    let names: Vec<String> = exports.iter().map(|e| e.name.clone()).collect();
+    let found = find(&names, name).expect("exported");
+    exports.into_iter().find(|e| &e.name == found).unwrap()
 }
 
 fn args(name: &str, json: serde_json::Value) -> Result<Vec<Val>, String> {

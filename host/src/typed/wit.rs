@@ -23,7 +23,15 @@ pub(crate) fn signature_text<'a>(
     params: impl IntoIterator<Item = (&'a str, &'a Type)>,
     result: Option<&Type>,
 ) -> String {
-    let mut text = format!("{name}: func(");
+    format!("{name}: {}", func_text(params, result))
+}
+
+/// A function's type: `func(a: s32, b: s32) -> s32`.
+pub(crate) fn func_text<'a>(
+    params: impl IntoIterator<Item = (&'a str, &'a Type)>,
+    result: Option<&Type>,
+) -> String {
+    let mut text = String::from("func(");
     for (i, (param, ty)) in params.into_iter().enumerate() {
         if i > 0 {
             text.push_str(", ");
