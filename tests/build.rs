@@ -35,6 +35,7 @@ fn main() {
         "guests/serve-tasks",
         "../guest/examples/c",
         "guests/wasi-cmd",
+        "guests/typed-component",
         "guests/c",
     ] {
         println!("cargo:rerun-if-changed={watched}");
@@ -52,10 +53,21 @@ fn main() {
 
     require_wasm_target();
     let target_dir = out.join("guest-target");
-    build_guests(&guests, &target_dir, "wasm32-wasip1", &[]);
+    build_guests(
+        &guests,
+        &target_dir,
+        "wasm32-wasip1",
+        &["--workspace", "--exclude", "typed-component"],
+    );
     // The same command as a component: the same program through `run`,
-    // `map` and `serve` as a preview-1 module and as a WASI 0.2 component.
-    build_guests(&guests, &target_dir, "wasm32-wasip2", &["-p", "wasi-cmd"]);
+    // `map` and `serve` as a preview-1 module and as a WASI 0.2 component;
+    // and a library component whose WIT exports are typed tasks.
+    build_guests(
+        &guests,
+        &target_dir,
+        "wasm32-wasip2",
+        &["-p", "wasi-cmd", "-p", "typed-component"],
+    );
 
     let wasm = target_dir.join("wasm32-wasip1/release");
     let wasm_p2 = target_dir.join("wasm32-wasip2/release");
@@ -90,6 +102,8 @@ fn main() {
          pub const WASI_CMD: &str = {:?};\n\
          /// The same command built for wasm32-wasip2: a WASI 0.2 component.\n\
          pub const WASI_CMD_P2: &str = {:?};\n\
+         /// A library component (wit-bindgen) whose WIT exports are typed tasks.\n\
+         pub const TYPED_COMPONENT: &str = {:?};\n\
          /// A WASI command written in C, when clang and wasi-libc are installed.\n\
          pub const C_HELLO: Option<&str> = {:?};\n\
          /// A C command that talks and shares through the raw imports.\n\
@@ -108,6 +122,7 @@ fn main() {
         path_str(&wasm.join("serve_tasks.wasm")),
         path_str(&wasm.join("wasi-cmd.wasm")),
         path_str(&wasm_p2.join("wasi-cmd.wasm")),
+        path_str(&wasm_p2.join("typed_component.wasm")),
         c_guest.as_deref().map(path_str),
         c_share.as_deref().map(path_str),
         c_echo.as_deref().map(path_str),

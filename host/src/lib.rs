@@ -175,6 +175,9 @@ mod runtime;
 // A loaded, described module; resolving entries.
 mod module;
 
+// A component's exported functions as typed tasks: JSON in and out.
+mod typed;
+
 // Running one task or a chunk.
 mod run;
 

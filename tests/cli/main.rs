@@ -39,6 +39,7 @@ mod shapes;
 mod readme;
 // WASI 0.2 command components under `run`, `map`, `serve` and `inspect`.
 mod components;
+mod typed_components;
 
 /// The binary under test.
 fn binary() -> &'static Path {

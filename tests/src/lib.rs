@@ -205,6 +205,16 @@ pub fn wasi_cmd_p2() -> &'static Module {
     })
 }
 
+/// The library component whose WIT exports are typed tasks, loaded once.
+pub fn typed_component() -> &'static Module {
+    static MODULE: OnceLock<Module> = OnceLock::new();
+    MODULE.get_or_init(|| {
+        runtime()
+            .load(guests::TYPED_COMPONENT)
+            .expect("the typed component loads")
+    })
+}
+
 /// How long [`wait_for`] and [`Started::wait`] wait before failing the
 /// test: far beyond what anything they wait for takes, even on a loaded CI
 /// machine, so only a hang reaches it.

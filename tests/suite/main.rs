@@ -36,6 +36,7 @@ mod serve;
 mod invoke;
 // WASI 0.2 command components (wasm32-wasip2) run like preview-1 commands.
 mod components;
+mod typed_components;
 // Proposals past the MVP, modules past the pool's old limits, and the
 // error of an unsupported proposal.
 mod wasm_features;

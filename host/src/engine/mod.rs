@@ -83,8 +83,10 @@ const MAX_CORE_INSTANCE_SIZE: usize = 16 << 20;
 /// Rust command holds three (its own module, and the two small modules
 /// that tie its imports together: a shim whose table the other fills; two
 /// tables and one memory in all); components of other toolchains (with
-/// the preview-1 adapter, say) nest a few more.
-const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+/// the preview-1 adapter, say) nest more: componentize-py's Python
+/// components hold 14 (CPython's shared libraries, libc, the adapter and
+/// their shims).
+const MAX_CORE_INSTANCES_PER_COMPONENT: u32 = 32;
 
 /// Core instance slots per instance place: a component task takes several
 /// (`MAX_CORE_INSTANCES_PER_COMPONENT` at most), a module task one. A slot
@@ -111,7 +113,13 @@ fn engine_config(settings: &EngineSettings, consume_fuel: bool) -> Config {
     let memory_slots = instances
         .saturating_mul(2)
         .saturating_add(MAX_MEMORIES_PER_MODULE);
-    pool.total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_PLACE))
+    // One component of the most core instances always fits beside the
+    // others' slots: a task waits for slots others hold (see
+    // `run::instantiate`), never for more than the pool has.
+    let core_instance_slots = instances
+        .saturating_mul(CORE_INSTANCES_PER_PLACE)
+        .saturating_add(MAX_CORE_INSTANCES_PER_COMPONENT);
+    pool.total_core_instances(core_instance_slots)
         .max_core_instance_size(MAX_CORE_INSTANCE_SIZE)
         // A component's own runtime data and all of its core instances'
         // count against this one size: the same room as one large module.

@@ -7,10 +7,12 @@ use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, InstancePre};
 use wasmtime_wasi::p2::bindings::CommandIndices;
 
+use super::TaskSignature;
 use super::describe::{ExportInfo, ImportInfo};
 use crate::error::{Error, ErrorKind};
 use crate::runtime::LinkedEngine;
 use crate::store::HostState;
+use crate::typed::{TypedExport, func_text, type_text, typed_exports};
 
 /// The interface a WASI 0.2 command exports (`wasi:cli/run@0.2.x`).
 const RUN_INTERFACE: &str = "wasi:cli/run@0.2.";
@@ -31,10 +33,12 @@ pub(super) struct ComponentInfo {
     /// Whether it exports `wasi:cli/run` (a command).
     pub(super) command: bool,
     pub(super) exports: Vec<ExportInfo>,
-    /// Its exported functions other than `wasi:cli/run`'s, as `--task`
-    /// names them: a function exported at the top level by its name, one
-    /// of an exported interface as `interface#function`.
+    /// Its exported functions other than WASI's, as `--task` names them:
+    /// a function exported at the top level by its name, one of an
+    /// exported interface as `interface#function`.
     pub(super) functions: Vec<String>,
+    /// Their WIT signatures, as task signatures.
+    pub(super) signatures: Vec<TaskSignature>,
     /// Its imports; `provided` and `stubbed` are set by `prepare`.
     pub(super) imports: Vec<ImportInfo>,
 }
@@ -45,6 +49,10 @@ pub(crate) struct ComponentPre {
     pub(crate) pre: InstancePre<HostState>,
     /// Where `wasi:cli/run` is, for a command.
     pub(crate) command: Option<CommandIndices>,
+    /// Its exported functions as typed tasks, found in this compiled
+    /// component (an export's index is only good for the component it
+    /// came from: the fuel-metering engine's is another).
+    pub(crate) typed: Vec<TypedExport>,
 }
 
 /// Whether `bytes` (binary wasm) are a component rather than a core module:
@@ -73,24 +81,15 @@ pub(super) fn describe_component(engine: &Engine, component: &Component) -> Comp
             stubbed: false,
         })
         .collect();
-    let mut functions = Vec::new();
-    for (name, item) in ty.exports(engine) {
-        match item.ty {
-            ComponentItem::ComponentFunc(_) => functions.push(name.to_owned()),
-            ComponentItem::ComponentInstance(instance) if !name.starts_with(RUN_INTERFACE) => {
-                for (inner, item) in instance.exports(engine) {
-                    if matches!(item.ty, ComponentItem::ComponentFunc(_)) {
-                        functions.push(format!("{name}#{inner}"));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
+    // The same list `prepare_component` keeps with each compiled form.
+    let typed = typed_exports(component, engine);
+    let functions = typed.iter().map(|export| export.name.clone()).collect();
+    let signatures = typed.iter().map(TypedExport::task_signature).collect();
     ComponentInfo {
         command: exports.iter().any(|e| e.name.starts_with(RUN_INTERFACE)),
         exports,
         functions,
+        signatures,
         imports,
     }
 }
@@ -157,7 +156,12 @@ pub(super) fn prepare_component(
     } else {
         None
     };
-    Ok(ComponentPre { pre, command })
+    let typed = typed_exports(component, component.engine());
+    Ok(ComponentPre {
+        pre,
+        command,
+        typed,
+    })
 }
 
 /// An import's or export's kind and type in WIT words: an interface with
@@ -182,90 +186,16 @@ fn describe_item(engine: &Engine, item: &ComponentItem, signatures: bool) -> Str
         ComponentItem::CoreFunc(_) => "core func".into(),
         ComponentItem::Module(_) => "core module".into(),
         ComponentItem::Component(_) => "component".into(),
-        ComponentItem::Type(ty) => format!("type {}", wit_type(ty)),
+        ComponentItem::Type(ty) => format!("type {}", type_text(ty)),
         ComponentItem::Resource(_) => "resource".into(),
     }
 }
 
 /// A function's signature in WIT, e.g. `func(n: u32) -> result<string>`.
-pub(super) fn describe_func(func: &wasmtime::component::types::ComponentFunc) -> String {
-    let params: Vec<String> = func
-        .params()
-        .map(|(name, ty)| format!("{name}: {}", wit_type(&ty)))
-        .collect();
-    let results: Vec<String> = func.results().map(|ty| wit_type(&ty)).collect();
-    match results.as_slice() {
-        [] => format!("func({})", params.join(", ")),
-        [one] => format!("func({}) -> {one}", params.join(", ")),
-        many => format!("func({}) -> ({})", params.join(", "), many.join(", ")),
-    }
-}
-
-/// A value type in WIT words (records, variants and the like by their
-/// shape: a component's type names are not kept in its compiled form).
-fn wit_type(ty: &Type) -> String {
-    let joined = |types: Vec<String>| types.join(", ");
-    match ty {
-        Type::Bool => "bool".into(),
-        Type::S8 => "s8".into(),
-        Type::U8 => "u8".into(),
-        Type::S16 => "s16".into(),
-        Type::U16 => "u16".into(),
-        Type::S32 => "s32".into(),
-        Type::U32 => "u32".into(),
-        Type::S64 => "s64".into(),
-        Type::U64 => "u64".into(),
-        Type::Float32 => "f32".into(),
-        Type::Float64 => "f64".into(),
-        Type::Char => "char".into(),
-        Type::String => "string".into(),
-        Type::List(list) => format!("list<{}>", wit_type(&list.ty())),
-        Type::Option(option) => format!("option<{}>", wit_type(&option.ty())),
-        Type::Result(result) => match (result.ok(), result.err()) {
-            (None, None) => "result".into(),
-            (Some(ok), None) => format!("result<{}>", wit_type(&ok)),
-            (None, Some(err)) => format!("result<_, {}>", wit_type(&err)),
-            (Some(ok), Some(err)) => format!("result<{}, {}>", wit_type(&ok), wit_type(&err)),
-        },
-        Type::Tuple(tuple) => format!(
-            "tuple<{}>",
-            joined(tuple.types().map(|t| wit_type(&t)).collect())
-        ),
-        Type::Record(record) => format!(
-            "record {{ {} }}",
-            joined(
-                record
-                    .fields()
-                    .map(|f| format!("{}: {}", f.name, wit_type(&f.ty)))
-                    .collect()
-            )
-        ),
-        Type::Variant(variant) => format!(
-            "variant {{ {} }}",
-            joined(
-                variant
-                    .cases()
-                    .map(|c| match c.ty {
-                        Some(ty) => format!("{}({})", c.name, wit_type(&ty)),
-                        None => c.name.to_owned(),
-                    })
-                    .collect()
-            )
-        ),
-        Type::Enum(e) => format!(
-            "enum {{ {} }}",
-            joined(e.names().map(str::to_owned).collect())
-        ),
-        Type::Flags(f) => format!(
-            "flags {{ {} }}",
-            joined(f.names().map(str::to_owned).collect())
-        ),
-        Type::Own(_) => "own<resource>".into(),
-        Type::Borrow(_) => "borrow<resource>".into(),
-        Type::Future(_) => "future".into(),
-        Type::Stream(_) => "stream".into(),
-        Type::ErrorContext => "error-context".into(),
-        Type::Map(_) => "map".into(),
-        Type::FixedLengthList(_) => "list (fixed length)".into(),
-    }
+fn describe_func(func: &wasmtime::component::types::ComponentFunc) -> String {
+    let params: Vec<(&str, Type)> = func.params().collect();
+    func_text(
+        params.iter().map(|(name, ty)| (*name, ty)),
+        func.results().next().as_ref(),
+    )
 }

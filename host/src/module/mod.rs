@@ -146,15 +146,24 @@ impl Module {
         &self.inner.name
     }
 
-    /// The typed tasks the module exports, in export order.
+    /// The typed tasks the module exports, in export order: the SDK's, or
+    /// a component's exported WIT functions (see
+    /// [`component_functions`](Module::component_functions)).
     pub fn tasks(&self) -> &[String] {
-        &self.inner.info.tasks.names
+        match &self.inner.component {
+            Some(component) => &component.functions,
+            None => &self.inner.info.tasks.names,
+        }
     }
 
     /// The parameters and result of each task, initializer and handler, as
-    /// the guest SDK recorded them (empty for modules not built with it).
+    /// the guest SDK recorded them (empty for modules not built with it);
+    /// for a component, each exported function's, in WIT.
     pub fn signatures(&self) -> &[TaskSignature] {
         self.inner.signatures.get_or_init(|| {
+            if let Some(component) = &self.inner.component {
+                return component.signatures.clone();
+            }
             match (self.inner.wasm.get(), &self.inner.origin) {
                 (Some(Ok(wasm)), _) => signature::read(wasm),
                 // A snapshot's tasks are its base module's.

@@ -160,7 +160,7 @@ impl Module {
                  `wasi:cli/run`; run one of its functions with `--task NAME`; {}",
                 function_list()
             )),
-            Entry::Task(wanted) => match functions.iter().find(|f| *f == wanted) {
+            Entry::Task(wanted) => match crate::typed::find(functions, wanted) {
                 Some(function) => Ok(Resolved::ComponentTask { name: function }),
                 None => cannot_run(format!(
                     "`{name}` exports no function `{wanted}`; {}",

@@ -1,5 +1,5 @@
 //! A component's entry called in its store: its `wasi:cli/run` command,
-//! or (once built) an exported WIT function as a typed task.
+//! or an exported WIT function as a typed task (`crate::typed`).
 
 use wasmtime::Store;
 
@@ -7,7 +7,8 @@ use super::ending::Phase;
 use super::instantiate::instantiate_component;
 use crate::error::{Error, ErrorKind};
 use crate::module::{ComponentPre, Resolved};
-use crate::store::HostState;
+use crate::store::{GuestFailure, HostState, ResultTooLarge};
+use crate::typed::Returned;
 
 /// Instantiates the component and calls what `resolved` names: its
 /// `wasi:cli/run` (`run: func() -> result`: `ok` is exit code 0, `err` 1;
@@ -49,23 +50,69 @@ pub(super) async fn enter_component(
 /// Runs the component's exported WIT function `name` (as
 /// `Module::component_functions` names it) as a typed task: `input`, the
 /// task's JSON argument, converted to the function's parameters, and its
-/// results made the task's result (`store.data_mut().sdk.output`, JSON).
-/// Returns the exit code: 0 when the call returned.
+/// result made the task's (`store.data_mut().sdk.output`, JSON). Returns
+/// the exit code: 0 when the call returned, 1 when it returned the `err`
+/// of a top-level `result` (the error's JSON is the task's message).
 ///
-/// Not built yet: the task ends `CannotRun` (126), saying so. Typed WIT
-/// exports (`host/src/component/typed/`) replace this body.
+/// Arguments that do not fit end the task `BadInvocation` before any
+/// instance exists.
 pub(super) async fn call_component_task(
-    _store: &mut Store<HostState>,
-    _pre: &ComponentPre,
+    store: &mut Store<HostState>,
+    pre: &ComponentPre,
     name: &str,
-    _input: &[u8],
+    input: &[u8],
 ) -> Result<i32, (Phase, wasmtime::Error)> {
-    let refused = Error::new(
-        ErrorKind::CannotRun,
-        format!(
-            "`--task {name}`: a component's exported WIT functions do not run as tasks yet; \
-             a component runs as a WASI command (`wasi:cli/run`, no --task)"
-        ),
-    );
-    Err((Phase::Call, wasmtime::Error::new(refused)))
+    let refused =
+        |kind, message: String| (Phase::Call, wasmtime::Error::new(Error::new(kind, message)));
+    let Some(export) = pre.typed.iter().find(|export| export.name == name) else {
+        return Err(refused(
+            ErrorKind::CannotRun,
+            format!("the component exports no function `{name}`"),
+        ));
+    };
+    let params = export
+        .arguments(input)
+        .map_err(|message| refused(ErrorKind::BadInvocation, message))?;
+    let instance = instantiate_component(&pre.pre, store)
+        .await
+        .map_err(|error| (Phase::Instantiate, error))?;
+    let Some(func) = instance.get_func(&mut *store, export.index) else {
+        return Err(refused(
+            ErrorKind::CannotRun,
+            format!("the component's `{name}` is not a function"),
+        ));
+    };
+    let mut results = export.result_slots();
+    func.call_async(&mut *store, &params, &mut results)
+        .await
+        .map_err(|error| (Phase::Call, error))?;
+    let returned = export
+        .returned(&results)
+        .map_err(|message| refused(ErrorKind::CannotRun, message))?;
+    let sdk = &mut store.data_mut().sdk;
+    match returned {
+        Returned::Value(value) => {
+            let json = value.to_string().into_bytes();
+            if json.len() > sdk.max_result {
+                let too_large = ResultTooLarge {
+                    len: json.len(),
+                    limit: sdk.max_result,
+                };
+                return Err((Phase::Call, wasmtime::Error::new(too_large)));
+            }
+            sdk.output = Some(json);
+            Ok(0)
+        }
+        Returned::Error(error) => {
+            let message = match error {
+                serde_json::Value::String(text) => text,
+                other => other.to_string(),
+            };
+            sdk.failure = Some(GuestFailure {
+                kind: wasmproc_abi::failure::TASK_ERROR,
+                message: format!("`{name}` returned an error: {message}"),
+            });
+            Ok(1)
+        }
+    }
 }
