@@ -172,11 +172,11 @@ mod store;
 // Engines with linkers, the cache and the ticker.
 mod runtime;
 
-// A loaded, described module; resolving entries.
-mod module;
-
 // A component's exported functions as typed tasks: JSON in and out.
 mod typed;
+
+// A loaded, described module; resolving entries.
+mod module;
 
 // Running one task or a chunk.
 mod run;

@@ -340,16 +340,17 @@ fn an_unknown_import_is_refused_by_name_or_stubbed_to_trap() {
         "{imports:?}"
     );
     assert_eq!(stubbed.run(&Task::command()).status, ExitStatus::Exited(0));
-    // Its exported function is a typed task once those are built; today
-    // the task says so.
+    // Its exported function is a typed task, which calls the stubbed
+    // import: it traps, and the message names the import.
     assert_eq!(stubbed.component_functions(), ["use-hook"]);
     let task = stubbed.run(&Task::call("use-hook", &()).unwrap());
-    assert_eq!(task.status, ExitStatus::CannotRun);
+    assert_eq!(
+        task.status,
+        ExitStatus::Trapped(TrapKind::HostError),
+        "{task:?}"
+    );
     assert!(
-        task.message
-            .as_deref()
-            .unwrap()
-            .contains("do not run as tasks yet"),
+        task.message.as_deref().unwrap().contains("my:host/hook"),
         "{task:?}"
     );
 }

@@ -9,6 +9,7 @@ use wasmtime_wasi::p2::bindings::CommandIndices;
 
 use super::TaskSignature;
 use super::describe::{ExportInfo, ImportInfo};
+use super::wit_shape::task_signature;
 use crate::error::{Error, ErrorKind};
 use crate::runtime::LinkedEngine;
 use crate::store::HostState;
@@ -84,7 +85,7 @@ pub(super) fn describe_component(engine: &Engine, component: &Component) -> Comp
     // The same list `prepare_component` keeps with each compiled form.
     let typed = typed_exports(component, engine);
     let functions = typed.iter().map(|export| export.name.clone()).collect();
-    let signatures = typed.iter().map(TypedExport::task_signature).collect();
+    let signatures = typed.iter().map(task_signature).collect();
     ComponentInfo {
         command: exports.iter().any(|e| e.name.starts_with(RUN_INTERFACE)),
         exports,

@@ -9,6 +9,9 @@
 //!   does: the signatures it takes, its arguments parsed from argv.
 //! - `describe`: tasks, initializers, exports and imports, from the
 //!   compiled module; `signature`: the SDK's recorded signatures.
+//! - `component`: a component (WASI 0.2) described in WIT names and
+//!   prepared with the component linker; `wit_shape`: its exported
+//!   functions as task signatures, with JSON shapes.
 //!
 //! Running tasks is the next layer up: `Module::run` lives in `run`, and
 //! so does remaking a snapshot's wasm (its initializer runs again), which
@@ -20,6 +23,7 @@ mod invoke;
 mod load;
 mod resolve;
 mod signature;
+mod wit_shape;
 
 use std::sync::{Arc, OnceLock};
 
@@ -40,6 +44,7 @@ use describe::{ModuleInfo, Signature, describe_extern};
 pub(crate) use invoke::{Returns, show};
 pub(crate) use resolve::Resolved;
 pub use signature::{Param, Shape, ShapeField, ShapeVariant, TaskSignature};
+pub(crate) use wit_shape::task_signature;
 
 /// A module ready to run tasks. Cheap to clone and share between threads.
 #[derive(Clone)]

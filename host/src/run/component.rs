@@ -6,7 +6,7 @@ use wasmtime::Store;
 use super::ending::Phase;
 use super::instantiate::instantiate_component;
 use crate::error::{Error, ErrorKind};
-use crate::module::{ComponentPre, Resolved};
+use crate::module::{ComponentPre, Resolved, task_signature};
 use crate::store::{GuestFailure, HostState, ResultTooLarge};
 use crate::typed::Returned;
 
@@ -70,8 +70,9 @@ pub(super) async fn call_component_task(
             format!("the component exports no function `{name}`"),
         ));
     };
+    let example = task_signature(export).example_argument();
     let params = export
-        .arguments(input)
+        .arguments(input, example.as_deref())
         .map_err(|message| refused(ErrorKind::BadInvocation, message))?;
     let instance = instantiate_component(&pre.pre, store)
         .await

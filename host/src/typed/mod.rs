@@ -20,8 +20,6 @@ use wasmtime::Engine;
 use wasmtime::component::types::{ComponentFunc, ComponentItem, Type};
 use wasmtime::component::{Component, ComponentExportIndex, Val};
 
-use crate::module::{Param, TaskSignature};
-
 pub(crate) use wit::{func_text, type_text};
 
 /// An exported function of a component, as a task.
@@ -59,24 +57,6 @@ impl TypedExport {
         )
     }
 
-    /// The signature as a task's (`inspect`, `Module::signatures`): the
-    /// types in WIT.
-    pub(crate) fn task_signature(&self) -> TaskSignature {
-        TaskSignature {
-            kind: "task".into(),
-            name: self.name.clone(),
-            params: self
-                .params
-                .iter()
-                .map(|(name, ty)| Param {
-                    name: name.clone(),
-                    ty: type_text(ty),
-                })
-                .collect(),
-            result: self.result.as_ref().map_or_else(|| "()".into(), type_text),
-        }
-    }
-
     /// The call's arguments from the task's JSON input: nothing (or
     /// `null`) for no parameters, the value itself for one, an array in
     /// order or an object by name for several.
@@ -84,12 +64,18 @@ impl TypedExport {
     /// # Errors
     ///
     /// What does not fit, where, and the signature, in one message.
-    pub(crate) fn arguments(&self, input: &[u8]) -> Result<Vec<Val>, String> {
+    /// `example`, a complete example of the arguments where there is one,
+    /// ends the message.
+    pub(crate) fn arguments(
+        &self,
+        input: &[u8],
+        example: Option<&str>,
+    ) -> Result<Vec<Val>, String> {
         let refuse = |why: String| {
             format!(
                 "the arguments do not fit `{}`: {why}; {}",
                 self.signature(),
-                self.how_to_give_arguments()
+                self.how_to_give_arguments(example)
             )
         };
         let json: Json = if input.iter().all(u8::is_ascii_whitespace) {
@@ -145,19 +131,24 @@ impl TypedExport {
             .collect()
     }
 
-    /// An example of the arguments' shape, for error messages.
-    fn how_to_give_arguments(&self) -> String {
-        match self.params.as_slice() {
-            [] => "give no --args".into(),
-            [_] => "give the value itself as --args".into(),
+    /// How to give the arguments, with a complete example where every
+    /// parameter has a JSON form, for error messages.
+    fn how_to_give_arguments(&self, example: Option<&str>) -> String {
+        let how = match self.params.as_slice() {
+            [] => return "give no --args".into(),
+            [_] => "give the value itself".to_owned(),
             params => format!(
-                "give them as an array (--args '[{}]') or an object by name",
+                "give them as an array in order ({}) or an object by name",
                 params
                     .iter()
                     .map(|(name, _)| name.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
             ),
+        };
+        match example {
+            Some(example) => format!("{how}, e.g. --args '{example}'"),
+            None => how,
         }
     }
 
