@@ -138,19 +138,10 @@ fn main() {
     find_nats_server();
 }
 
-/// Builds the guests workspace (or the packages `only` names) for `target`
-/// into `target_dir`.
-fn build_guests(guests: &Path, target_dir: &Path, target: &str, only: &[&str]) {
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
-        .args(["build", "--release", "--locked", "--target", target])
-        .args(only)
-        .arg("--manifest-path")
-        .arg(guests.join("Cargo.toml"))
-        .arg("--target-dir")
-        .arg(target_dir);
-    // The outer build's flags are for the host, not for wasm.
+/// A cargo for a build of wasm inside this one: the outer build's flags
+/// are for the host, not for wasm.
+fn nested_cargo() -> Command {
+    let mut cargo = Command::new(env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
     for var in [
         "RUSTFLAGS",
         "CARGO_ENCODED_RUSTFLAGS",
@@ -158,19 +149,29 @@ fn build_guests(guests: &Path, target_dir: &Path, target: &str, only: &[&str]) {
         "CARGO_BUILD_TARGET",
         "CARGO_MAKEFLAGS",
     ] {
-        build.env_remove(var);
+        cargo.env_remove(var);
     }
-    let status = build.status().expect("cargo runs");
+    cargo
+}
+
+/// Builds the guests workspace (or the packages `only` names) for `target`
+/// into `target_dir`.
+fn build_guests(guests: &Path, target_dir: &Path, target: &str, only: &[&str]) {
+    let status = nested_cargo()
+        .args(["build", "--release", "--locked", "--target", target])
+        .args(only)
+        .arg("--manifest-path")
+        .arg(guests.join("Cargo.toml"))
+        .arg("--target-dir")
+        .arg(target_dir)
+        .status()
+        .expect("cargo runs");
     assert!(
         status.success(),
         "building the test guests for {target} failed; see the output above"
     );
 }
 
-/// Sets `cfg(no_nats_server)` when `nats-server` does not run here, so
-/// that the cluster tests are compiled as ignored with the reason instead
-/// of passing without running; where they must run (CI,
-/// `WASMPROC_REQUIRE_NATS`), its absence fails the build.
 /// The README's build of its example guests (`guest/examples`), as its
 /// first command gives it.
 const EXAMPLES_BUILD: [&str; 8] = [
@@ -188,25 +189,15 @@ const EXAMPLES_BUILD: [&str; 8] = [
 /// target directory of this build's own, and returns where they are.
 fn build_readme_examples(manifest: &Path, out: &Path) -> PathBuf {
     let target_dir = out.join("examples-target");
-    let cargo = env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut build = Command::new(cargo);
-    build
+    let status = nested_cargo()
         .args(&EXAMPLES_BUILD[1..])
         .arg("--locked")
         .arg("--manifest-path")
         .arg(manifest.join("../Cargo.toml"))
         .arg("--target-dir")
-        .arg(&target_dir);
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "CARGO_MAKEFLAGS",
-    ] {
-        build.env_remove(var);
-    }
-    let status = build.status().expect("cargo runs");
+        .arg(&target_dir)
+        .status()
+        .expect("cargo runs");
     assert!(
         status.success(),
         "building the README's example guests failed; see the output above"
@@ -214,6 +205,10 @@ fn build_readme_examples(manifest: &Path, out: &Path) -> PathBuf {
     target_dir.join("wasm32-wasip1/release/examples")
 }
 
+/// Sets `cfg(no_nats_server)` when `nats-server` does not run here, so
+/// that the cluster tests are compiled as ignored with the reason instead
+/// of passing without running; where they must run (CI,
+/// `WASMPROC_REQUIRE_NATS`), its absence fails the build.
 fn find_nats_server() {
     println!("cargo::rustc-check-cfg=cfg(no_nats_server)");
     println!("cargo:rerun-if-env-changed=WASMPROC_REQUIRE_NATS");
