@@ -22,8 +22,9 @@ rustup target list --installed | grep -qx x86_64-pc-windows-gnu ||
 cargo build --bin wasmproc --target x86_64-pc-windows-gnu
 cargo build --release --locked --target wasm32-wasip1 \
     --manifest-path tests/guests/Cargo.toml --target-dir target/windows-guests
-# The same command built as a WASI 0.2 component.
-cargo build --release --locked --target wasm32-wasip2 -p wasi-cmd \
+# The same command built as a WASI 0.2 component, and a component whose WIT
+# exports are typed tasks.
+cargo build --release --locked --target wasm32-wasip2 -p wasi-cmd -p typed-component \
     --manifest-path tests/guests/Cargo.toml --target-dir target/windows-guests
 bin=target/x86_64-pc-windows-gnu/debug
 x86_64-w64-mingw32-gcc -shared -O2 -o "$bin/bcryptprimitives.dll" \
@@ -32,6 +33,7 @@ exe="$bin/wasmproc.exe"
 sdk=target/windows-guests/wasm32-wasip1/release/sdk_tasks.wasm
 cmd=target/windows-guests/wasm32-wasip1/release/wasi-cmd.wasm
 cmd2=target/windows-guests/wasm32-wasip2/release/wasi-cmd.wasm
+typed=target/windows-guests/wasm32-wasip2/release/typed_component.wasm
 init=target/windows-guests/wasm32-wasip1/release/init_tasks.wasm
 serve=target/windows-guests/wasm32-wasip1/release/serve_tasks.wasm
 
@@ -226,6 +228,10 @@ WAT
 for isolation in thread process; do
     iso=(--isolation "$isolation")
     check 0 "hi" run "${iso[@]}" "$cmd2" say hi
+    check 0 49 run "${iso[@]}" "$typed" --task square --args 7
+    check 128 - run "${iso[@]}" "$typed" --task add --args '[2, 300]'
+    check 1 - run "${iso[@]}" "$typed" --task parse-number --args '"twelve"'
+    check_stdin '3\n4\n' 0 $'9\n16' map "${iso[@]}" --results-only "$typed" --task square -
     check 1 - run "${iso[@]}" "$cmd2" exit 7
     check 134 - run "${iso[@]}" "$cmd2" panic
     check 0 "K=V" run "${iso[@]}" --env K=V "$cmd2" env
