@@ -39,14 +39,11 @@ pub(super) async fn instantiate(
     pre: &InstancePre<HostState>,
     store: &mut Store<HostState>,
 ) -> wasmtime::Result<Instance> {
-    let mut wait = FIRST_WAIT;
+    let mut slots = SlotWait::default();
     loop {
         match pre.instantiate_async(&mut *store).await {
-            Err(error) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(LONGEST_WAIT);
-            }
-            result => return result,
+            Err(error) => slots.retry_after(error).await?,
+            instance => return instance,
         }
     }
 }
@@ -58,14 +55,36 @@ pub(super) async fn instantiate_component(
     pre: &wasmtime::component::InstancePre<HostState>,
     store: &mut Store<HostState>,
 ) -> wasmtime::Result<wasmtime::component::Instance> {
-    let mut wait = FIRST_WAIT;
+    let mut slots = SlotWait::default();
     loop {
         match pre.instantiate_async(&mut *store).await {
-            Err(error) if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
-                tokio::time::sleep(wait).await;
-                wait = (wait * 2).min(LONGEST_WAIT);
-            }
-            result => return result,
+            Err(error) => slots.retry_after(error).await?,
+            instance => return instance,
         }
+    }
+}
+
+/// The wait between tries while the pool is out of slots: doubling from
+/// [`FIRST_WAIT`] up to [`LONGEST_WAIT`].
+struct SlotWait {
+    next: Duration,
+}
+
+impl Default for SlotWait {
+    fn default() -> Self {
+        SlotWait { next: FIRST_WAIT }
+    }
+}
+
+impl SlotWait {
+    /// Waits before the next try when `error` is the pool being momentarily
+    /// out of slots; any other error is given back, ending the tries.
+    async fn retry_after(&mut self, error: wasmtime::Error) -> wasmtime::Result<()> {
+        if error.downcast_ref::<PoolConcurrencyLimitError>().is_none() {
+            return Err(error);
+        }
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(LONGEST_WAIT);
+        Ok(())
     }
 }
