@@ -411,6 +411,49 @@ fn a_failed_run_replays_with_the_stdin_it_read() {
     assert!(stderr(&changed).contains("changed since the bundle was written"));
 }
 
+/// A misfitting argument is explained on replay as `run` explained it:
+/// the task's signature and a form that works.
+#[test]
+fn a_replayed_misfit_is_explained_as_run_explains_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let replays = dir.path().join("replays");
+    for (args, headline) in [
+        (
+            &["--args", "[1]"][..],
+            "`add` takes 2 values and --args gives 1",
+        ),
+        (&[][..], "`add` takes an argument and none was given"),
+    ] {
+        let mut command = vec![
+            "run",
+            "--replay-dir",
+            replays.to_str().unwrap(),
+            SDK,
+            "--task",
+            "add",
+        ];
+        command.extend_from_slice(args);
+        let output = wasmproc_run(&command);
+        assert_eq!(code(&output), 128, "{}", stderr(&output));
+        assert!(stderr(&output).contains(headline), "{}", stderr(&output));
+        let bundle = std::fs::read_dir(&replays)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .next()
+            .expect("run wrote a bundle");
+
+        let again = wasmproc_run(&["replay", bundle.to_str().unwrap()]);
+        assert_eq!(code(&again), 128, "{}", stderr(&again));
+        assert!(stderr(&again).contains(headline), "{}", stderr(&again));
+        assert!(
+            stderr(&again).contains("`add(a: i64, b: i64) -> i64`"),
+            "{}",
+            stderr(&again)
+        );
+        std::fs::remove_file(bundle).unwrap();
+    }
+}
+
 /// `replay` prints as `run` does, best effort: a reader that went away
 /// (`replay … | head -c0`) neither panics it nor changes its exit status.
 #[cfg(unix)]

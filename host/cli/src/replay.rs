@@ -3,6 +3,7 @@
 
 use wasmproc::{Capabilities, DirGrant, Entry, Stdin, Task};
 
+use crate::argument_errors::{Given, explain};
 use crate::bundle::Bundle;
 use crate::flags::{ReplayArgs, initializer};
 use crate::report::{guest_output, print_outcome};
@@ -61,7 +62,8 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
     };
     let typed = matches!(entry, Entry::Task(_));
     let (stdout, stderr) = guest_output(args.json, typed);
-    let task = Task::new(entry, bundle.argument.into_bytes())
+    let argument = bundle.argument;
+    let task = Task::new(entry, argument.clone().into_bytes())
         .args(bundle.argv)
         .capabilities(caps)
         .limits(bundle.limits)
@@ -72,7 +74,16 @@ pub(crate) fn replay(args: ReplayArgs) -> anyhow::Result<u8> {
         )
         .stdout(stdout)
         .stderr(stderr);
-    let outcome = module.run(&task);
+    let mut outcome = module.run(&task);
+    if let Entry::Task(name) = module.resolve(task.entry())? {
+        // The recorded argument is what `--args` gave, explained the way
+        // `run` explains it. `run` without `--args` sends `null`, so a
+        // recorded `null` (or nothing) reads as no argument given.
+        let given = Given::Flag(
+            Some(argument.as_str()).filter(|given| !matches!(given.trim(), "" | "null")),
+        );
+        explain(&name, module.signature(&name), given, &mut outcome);
+    }
     print_outcome(module.name(), &outcome, args.json);
     Ok(outcome.status.code())
 }
