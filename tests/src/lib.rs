@@ -57,6 +57,45 @@ macro_rules! nats_server_tests {
     };
 }
 
+/// Declares the tests that need the C guests (built by `build.rs` when
+/// clang and wasi-libc are installed), as [`nats_server_tests!`] does for
+/// `nats-server`: without them (`cfg(no_c_guest)`) each is compiled as
+/// ignored with the reason, never a pass that ran nothing.
+#[cfg(not(no_c_guest))]
+#[macro_export]
+macro_rules! c_guest_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The tests that need the C guests: they were built.
+        mod needs_c_guest {
+            $(
+                #[test]
+                fn $name() {
+                    super::$name()
+                }
+            )*
+        }
+    };
+}
+
+/// Declares the tests that need the C guests: here they were not built,
+/// so each is ignored with the reason (see the other definition).
+#[cfg(no_c_guest)]
+#[macro_export]
+macro_rules! c_guest_tests {
+    ($($name:ident),* $(,)?) => {
+        /// The tests that need the C guests: they were not built.
+        mod needs_c_guest {
+            $(
+                #[test]
+                #[ignore = "clang and wasi-libc are not installed: apt-get install clang lld wasi-libc libclang-rt-14-dev-wasm32"]
+                fn $name() {
+                    super::$name()
+                }
+            )*
+        }
+    };
+}
+
 /// Small modules in WebAssembly text that several suites run.
 pub mod wat {
     /// A reactor: `_initialize` sets a global that `run` returns; `calc`
