@@ -1,7 +1,8 @@
-//! WASI preview 1 conformance: the WebAssembly/wasi-testsuite tests
-//! vendored under `tests/wasi-testsuite/` (Rust, C and AssemblyScript; where
-//! they come from is in its README), each run through the binary as a user
-//! runs a WASI command:
+//! WASI conformance: the WebAssembly/wasi-testsuite tests vendored under
+//! `tests/wasi-testsuite/` (preview 1 in Rust, C and AssemblyScript; WASI
+//! 0.3 components in Rust, those that need no network; where they come
+//! from is in its README), each run through the binary as a user runs a
+//! WASI command:
 //!
 //! ```text
 //! wasmproc run --dir COPY_OF_ROOT::/ --env K=V test.wasm -- ARGS
@@ -9,7 +10,11 @@
 //!
 //! A test's `.json` spec (every key optional) gives its `args`, its `env`
 //! (the guest's whole environment), the `root` directory granted as the
-//! guest's `/`, and the `exit_code`, `stdout` and `stderr` expected.
+//! guest's `/`, and the `exit_code`, `stdout` and `stderr` expected. The
+//! WASI 0.3 specs say the same as `operations`: `run` (with `args`, `env`),
+//! `write` to stdin, `read` from stdout or stderr, `wait` (with the
+//! `exit_code`); here the writes are the run's stdin and the reads what it
+//! must print, in order.
 //! The root is copied to a fresh temporary directory for each test, so the
 //! vendored tree is never written and the suite runner's rule (delete
 //! `**/*.cleanup` before and after each test) holds by construction.
@@ -27,12 +32,12 @@ fn suite_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/wasi-testsuite")
 }
 
-/// The suite's folders, one per source language.
-const FOLDERS: [&str; 3] = ["rust", "c", "assemblyscript"];
+/// The suite's folders: preview 1 per source language, then WASI 0.3.
+const FOLDERS: [&str; 4] = ["rust", "c", "assemblyscript", "rust-p3"];
 
 /// How many tests the vendored suite holds: a file lost from the tree is a
-/// failure, not a smaller suite.
-const TESTS: usize = 72;
+/// failure, not a smaller suite. 72 of preview 1, 25 of WASI 0.3.
+const TESTS: usize = 97;
 
 /// Tests not run, each with its reason (kept in step with the README's
 /// "WASI conformance"). Empty: every test passes.
@@ -98,7 +103,10 @@ impl Case {
         {
             command.arg(arg.as_str().expect("args are strings"));
         }
-        let output = command.output().expect("the binary starts");
+        let stdin = self
+            .get("stdin")
+            .map_or("", |text| text.as_str().expect("a string"));
+        let output = output_with_stdin(&mut command, stdin.as_bytes());
         self.check(&output)
             .map_err(|problem| format!("{problem}\n{command:?}\n{}", printed(&output)))
     }
@@ -123,6 +131,75 @@ impl Case {
     }
 }
 
+/// Runs `command` with `stdin` as its input and collects its output.
+fn output_with_stdin(command: &mut std::process::Command, stdin: &[u8]) -> Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut input = child.stdin.take().expect("a piped stdin");
+    // A guest that stops reading early closes the pipe: not a failure here.
+    let _ = input.write_all(stdin);
+    drop(input);
+    child.wait_with_output().expect("the binary ran")
+}
+
+/// A WASI 0.3 spec's `operations` said in the preview-1 keys: the `run`'s
+/// `args` and `env`, the `write`s joined as `stdin`, the `read`s of each
+/// stream joined as its expected output, the `wait`'s `exit_code`. Other
+/// keys (`root`) stay.
+fn flatten_operations(mut spec: Value) -> Value {
+    let Some(operations) = spec
+        .as_object_mut()
+        .and_then(|spec| spec.remove("operations"))
+    else {
+        return spec;
+    };
+    let spec = spec.as_object_mut().expect("a spec is an object");
+    let mut streams: [(&str, String); 3] = [
+        ("stdin", String::new()),
+        ("stdout", String::new()),
+        ("stderr", String::new()),
+    ];
+    for operation in operations.as_array().expect("operations is an array") {
+        let kind = operation["type"].as_str().expect("an operation has a type");
+        match kind {
+            "run" => {
+                for key in ["args", "env"] {
+                    if let Some(value) = operation.get(key) {
+                        spec.insert(key.to_owned(), value.clone());
+                    }
+                }
+            }
+            "write" | "read" => {
+                let id = operation["id"].as_str().expect("a stream id");
+                let payload = operation["payload"].as_str().expect("a payload");
+                let (_, text) = streams
+                    .iter_mut()
+                    .find(|(name, _)| *name == id)
+                    .unwrap_or_else(|| panic!("unknown stream {id}"));
+                text.push_str(payload);
+            }
+            "wait" => {
+                if let Some(code) = operation.get("exit_code") {
+                    spec.insert("exit_code".to_owned(), code.clone());
+                }
+            }
+            other => panic!("unknown operation {other}"),
+        }
+    }
+    for (name, text) in streams {
+        if !text.is_empty() {
+            spec.insert(name.to_owned(), Value::String(text));
+        }
+    }
+    Value::Object(spec.clone())
+}
+
 /// What a run printed, for a failure's message.
 fn printed(output: &Output) -> String {
     format!(
@@ -145,8 +222,10 @@ fn cases() -> Vec<Case> {
             }
             let stem = wasm.file_stem().unwrap().to_str().unwrap().to_owned();
             let spec = match std::fs::read_to_string(wasm.with_extension("json")) {
-                Ok(text) => serde_json::from_str(&text)
-                    .unwrap_or_else(|e| panic!("{folder}/{stem}.json: {e}")),
+                Ok(text) => flatten_operations(
+                    serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("{folder}/{stem}.json: {e}")),
+                ),
                 // No spec: every default.
                 Err(_) => Value::Object(Default::default()),
             };
@@ -235,4 +314,29 @@ fn the_symlink_tests_pass_in_process_isolation() {
         .collect();
     assert_eq!(run.len(), SYMLINK_TESTS.len());
     run_all(&run, &["--isolation", "process"]);
+}
+
+/// A WASI 0.3 command blocked in a host call (reading a stdin nobody
+/// writes) ends at its time limit in both isolations, with what it
+/// printed before.
+#[test]
+fn a_wasi_0_3_command_blocked_on_stdin_times_out_in_both_isolations() {
+    use std::process::Stdio;
+    let wasm = suite_dir().join("rust-p3/cli-stdout-flush.wasm");
+    for isolation in ["thread", "process"] {
+        let mut child = crate::wasmproc()
+            .args(["run", "--isolation", isolation, "--timeout", "1s"])
+            .arg(&wasm)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the binary starts");
+        // Held open and never written: the guest waits on it.
+        let stdin = child.stdin.take();
+        let output = child.wait_with_output().expect("the binary ran");
+        drop(stdin);
+        assert_eq!(code(&output), 142, "{isolation}: {}", printed(&output));
+        assert_eq!(stdout(&output), "READY", "{isolation}");
+    }
 }

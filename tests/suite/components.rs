@@ -397,3 +397,57 @@ fn a_server_makes_each_connection_the_components_stdin_and_stdout_in_both_isolat
         assert_eq!(summary.connections, 2, "{isolation}");
     }
 }
+
+/// A WASI 0.3 command component (the vendored wasi-testsuite's), through
+/// the library in both isolations: argv, env, stdin and output, its exit
+/// code, and its 0.3 `run` chosen although it exports 0.2's too.
+#[test]
+fn a_wasi_0_3_command_runs_through_the_library_in_both_isolations() {
+    let suite = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("wasi-testsuite/rust-p3");
+    let load = |name: &str| runtime().load(suite.join(name)).unwrap();
+    let env = load("cli-env.wasm");
+    assert!(env.is_component() && env.is_command());
+    assert!(
+        env.exports()
+            .iter()
+            .any(|e| e.name.starts_with("wasi:cli/run@0.3.") && e.ty.contains("async func")),
+        "{:?}",
+        env.exports()
+    );
+    let process = ProcessOptions::default().executable(crate::pool_host());
+    for (isolation, kind) in [
+        ("thread", Isolation::Thread),
+        ("process", Isolation::Process(process)),
+    ] {
+        let pool = |module: &wasmproc::Module| {
+            Pool::builder(module)
+                .workers(1)
+                .isolation(kind.clone())
+                .build()
+                .unwrap()
+        };
+        // cli-env checks its own argv and environment: exit 0 when they
+        // are what it was given, a panic (134) when not.
+        let caps = Capabilities::default().env("foo", "bar").env("baz", "42");
+        let good = command(&["a", "b", "42"]).capabilities(caps.clone());
+        let ran = pool(&env).submit(good).unwrap().wait().clone();
+        assert_eq!(ran.status, ExitStatus::Exited(0), "{isolation}: {ran:?}");
+        let wrong = command(&["a", "b"]).capabilities(caps);
+        let ran = pool(&env).submit(wrong).unwrap().wait().clone();
+        assert_eq!(ran.status.code(), 134, "{isolation}: {ran:?}");
+
+        let roundtrip = load("cli-stdio-roundtrip.wasm");
+        let echoed = pool(&roundtrip)
+            .submit(Task::command().stdin(Stdin::Bytes((&b"Hello, world!"[..]).into())))
+            .unwrap()
+            .wait()
+            .clone();
+        assert_eq!(echoed.status, ExitStatus::Exited(0), "{isolation}");
+        assert_eq!(echoed.stdout.text(), "Hello, world!", "{isolation}");
+        assert_eq!(echoed.stderr.text(), "Hello, world!", "{isolation}");
+
+        let exit = load("cli-exit.wasm");
+        let ran = pool(&exit).submit(Task::command()).unwrap().wait().clone();
+        assert_eq!(ran.status, ExitStatus::Exited(1), "{isolation}");
+    }
+}

@@ -11,7 +11,10 @@ tools, so a stripped module behaves exactly like the original.
 
 A module is 8 bytes of header (magic and version), then sections, each an id
 byte, a LEB128 (unsigned, at most 5 bytes) payload size, and the payload.
-The script checks this framing end to end and refuses a file it cannot parse.
+A component (WASI 0.2 and 0.3 programs) is framed the same way, with its own
+version; its core-module sections (id 1) and nested-component sections
+(id 4) hold whole binaries, stripped in turn. The script checks this framing
+end to end and refuses a file it cannot parse.
 """
 
 import os
@@ -20,6 +23,10 @@ import sys
 
 MAGIC = b"\0asm"
 CUSTOM = 0
+# The version field of a component (layer 1), after the magic.
+COMPONENT_VERSION = b"\x0d\x00\x01\x00"
+# A component's sections that hold a whole binary: a core module, a component.
+NESTED = (1, 4)
 
 
 def read_leb_u32(data, at):
@@ -36,10 +43,24 @@ def read_leb_u32(data, at):
     raise ValueError("LEB128 longer than 5 bytes")
 
 
+def write_leb_u32(value):
+    """`value` as unsigned LEB128."""
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
 def strip(data):
-    """`data` (a module) without its custom sections."""
+    """`data` (a module or a component) without its custom sections."""
     if data[:4] != MAGIC or len(data) < 8:
         raise ValueError("not a WebAssembly module")
+    component = data[4:8] == COMPONENT_VERSION
     out = bytearray(data[:8])
     at = 8
     while at < len(data):
@@ -49,7 +70,10 @@ def strip(data):
         end = payload + size
         if end > len(data):
             raise ValueError(f"section {section_id} at {start} runs past the end")
-        if section_id != CUSTOM:
+        if component and section_id in NESTED:
+            inner = strip(data[payload:end])
+            out += bytes([section_id]) + write_leb_u32(len(inner)) + inner
+        elif section_id != CUSTOM:
             out += data[start:end]
         at = end
     return bytes(out)

@@ -250,6 +250,16 @@ for isolation in thread process; do
     check 0 "" run "${iso[@]}" --stub-imports "$wat/hooked-component.wat"
     check 9 - run "${iso[@]}" "$wat/exit-component.wat"
 done
+# WASI 0.3 (async) commands: tests of the vendored wasi-testsuite.
+p3=tests/wasi-testsuite/rust-p3
+for isolation in thread process; do
+    iso=(--isolation "$isolation")
+    check 0 "" run "${iso[@]}" --env foo=bar --env baz=42 "$p3/cli-env.wasm" -- a b 42
+    check 1 - run "${iso[@]}" "$p3/cli-exit.wasm"
+    check_stdin 'Hello, world!' 0 "Hello, world!" run "${iso[@]}" "$p3/cli-stdio-roundtrip.wasm"
+    check 0 - run "${iso[@]}" "$p3/wall-clock.wasm"
+    check 0 - run "${iso[@]}" "$p3/random.wasm"
+done
 # check_serve ISOLATION HANDLER...: `serve` under Wine with an echo handler
 # (the SDK's, or a command that cats its stdin); a Linux client sends 1 MiB,
 # closes its side, and must get the same bytes back, over several

@@ -120,7 +120,14 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
         writeln!(out, "{}", serde_json::to_string_pretty(&value)?)?;
         return Ok(0);
     }
+    // A program built for WASI 0.3 may export 0.2's `run` too; 0.3's runs.
+    let p3 = exports
+        .iter()
+        .any(|e| e.name.starts_with("wasi:cli/run@0.3."));
     let kind = match (module.is_command(), module.tasks().is_empty()) {
+        _ if module.is_component() && module.is_command() && p3 => {
+            "a WASI 0.3 command component (it exports `wasi:cli/run@0.3`, which is what runs)"
+        }
         _ if module.is_component() && module.is_command() => {
             "a WASI 0.2 command component (it exports `wasi:cli/run`)"
         }

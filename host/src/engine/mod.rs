@@ -177,6 +177,9 @@ fn engine_config(settings: &EngineSettings, consume_fuel: bool) -> Config {
 /// pre-standard `try`/`catch` form that wasmtime keeps only for its test
 /// suite); custom page sizes and branch hinting (not on by default in
 /// wasmtime).
+///
+/// Components may use the component model's async ABI, which WASI 0.3
+/// commands are built on.
 fn enable_proposals(config: &mut Config) {
     config
         .wasm_exceptions(true)
@@ -187,5 +190,7 @@ fn enable_proposals(config: &mut Config) {
         .wasm_relaxed_simd(true)
         .wasm_multi_memory(true)
         .wasm_extended_const(true)
-        .wasm_wide_arithmetic(true);
+        .wasm_wide_arithmetic(true)
+        // WASI 0.3 (async components: `async func`, `stream`, `future`).
+        .wasm_component_model_async(true);
 }

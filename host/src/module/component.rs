@@ -1,11 +1,11 @@
-//! Components (WASI 0.2, `wasm32-wasip2`): what one imports and exports,
-//! in WIT names, whether it is a `wasi:cli/run` command, and its
-//! instantiation prepared with the WASI 0.2 linker.
+//! Components (WASI 0.2, `wasm32-wasip2`, and WASI 0.3): what one imports
+//! and exports, in WIT names, whether it is a `wasi:cli/run` command (of
+//! which WASI version), and its instantiation prepared with the component
+//! linker.
 
 use wasmtime::Engine;
 use wasmtime::component::types::{ComponentItem, Type};
 use wasmtime::component::{Component, InstancePre};
-use wasmtime_wasi::p2::bindings::CommandIndices;
 
 use super::TaskSignature;
 use super::describe::{ExportInfo, ImportInfo};
@@ -18,8 +18,14 @@ use crate::typed::{TypedExport, func_text, type_text, typed_exports};
 /// The interface a WASI 0.2 command exports (`wasi:cli/run@0.2.x`).
 const RUN_INTERFACE: &str = "wasi:cli/run@0.2.";
 
-/// The WASI 0.2 packages wasmproc's component linker provides (all of
-/// wasmtime-wasi's preview 2, sockets denied by the context).
+/// The interface a WASI 0.3 command exports (`run: async func() -> result`).
+const RUN_INTERFACE_P3: &str = "wasi:cli/run@0.3.";
+
+/// The WASI versions whose packages the component linker provides.
+const PROVIDED_VERSIONS: [&str; 2] = ["@0.2.", "@0.3."];
+
+/// The WASI packages wasmproc's component linker provides (all of
+/// wasmtime-wasi's preview 2 and its 0.3, sockets denied by the context).
 const PROVIDED_PACKAGES: [&str; 6] = [
     "wasi:cli/",
     "wasi:clocks/",
@@ -44,12 +50,21 @@ pub(super) struct ComponentInfo {
     pub(super) imports: Vec<ImportInfo>,
 }
 
+/// Where a command component's `wasi:cli/run` is, by WASI version.
+pub(crate) enum CommandEntry {
+    /// WASI 0.2: `run: func() -> result`.
+    P2(wasmtime_wasi::p2::bindings::CommandIndices),
+    /// WASI 0.3: `run: async func() -> result`, called in the store's
+    /// event loop (`Store::run_concurrent`).
+    P3(wasmtime_wasi::p3::bindings::CommandIndices),
+}
+
 /// A component's instantiation, prepared.
 pub(crate) struct ComponentPre {
     /// The general form, for any export.
     pub(crate) pre: InstancePre<HostState>,
     /// Where `wasi:cli/run` is, for a command.
-    pub(crate) command: Option<CommandIndices>,
+    pub(crate) command: Option<CommandEntry>,
     /// Its exported functions as typed tasks, found in this compiled
     /// component (an export's index is only good for the component it
     /// came from: the fuel-metering engine's is another).
@@ -87,7 +102,9 @@ pub(super) fn describe_component(engine: &Engine, component: &Component) -> Comp
     let functions = typed.iter().map(|export| export.name.clone()).collect();
     let signatures = typed.iter().map(task_signature).collect();
     ComponentInfo {
-        command: exports.iter().any(|e| e.name.starts_with(RUN_INTERFACE)),
+        command: exports
+            .iter()
+            .any(|e| e.name.starts_with(RUN_INTERFACE) || e.name.starts_with(RUN_INTERFACE_P3)),
         exports,
         functions,
         signatures,
@@ -108,7 +125,9 @@ pub(super) fn prepare_component(
         PROVIDED_PACKAGES
             .iter()
             .any(|package| import.starts_with(package))
-            && import.contains("@0.2.")
+            && PROVIDED_VERSIONS
+                .iter()
+                .any(|version| import.contains(version))
     };
     let stub = linked.stub_unknown_imports;
     let mut prepared = linked.component_linker.instantiate_pre(component);
@@ -135,25 +154,16 @@ pub(super) fn prepare_component(
         Error::new(
             ErrorKind::CannotRun,
             format!(
-                "`{name}` cannot be linked: {error:#}. wasmproc provides WASI 0.2 to components \
-                 (wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, wasi:random; wasi:sockets \
-                 with every address denied), not wasi:http or other worlds; {stubbing}; see \
-                 `wasmproc inspect` for the imports"
+                "`{name}` cannot be linked: {error:#}. wasmproc provides WASI 0.2 and 0.3 to \
+                 components (wasi:cli, wasi:clocks, wasi:filesystem, wasi:io, wasi:random; \
+                 wasi:sockets with every address denied), not wasi:http or other worlds; \
+                 {stubbing}; see `wasmproc inspect` for the imports"
             ),
         )
         .caused_by(error)
     })?;
     let command = if info.command {
-        Some(CommandIndices::new(&pre).map_err(|error| {
-            Error::new(
-                ErrorKind::CannotRun,
-                format!(
-                    "`{name}` exports `wasi:cli/run` in a form wasmproc does not run \
-                     (WASI 0.2's is `run: func() -> result`): {error:#}"
-                ),
-            )
-            .caused_by(error)
-        })?)
+        Some(command_entry(name, &pre)?)
     } else {
         None
     };
@@ -162,6 +172,31 @@ pub(super) fn prepare_component(
         pre,
         command,
         typed,
+    })
+}
+
+/// Where `pre`'s `wasi:cli/run` is: WASI 0.3's when it exports that
+/// version (a program built for 0.3 may export 0.2's too), else 0.2's.
+fn command_entry(name: &str, pre: &InstancePre<HostState>) -> Result<CommandEntry, Error> {
+    let exports_p3 = pre
+        .component()
+        .component_type()
+        .exports(pre.component().engine())
+        .any(|(export, _)| export.starts_with(RUN_INTERFACE_P3));
+    let entry = if exports_p3 {
+        wasmtime_wasi::p3::bindings::CommandIndices::new(pre).map(CommandEntry::P3)
+    } else {
+        wasmtime_wasi::p2::bindings::CommandIndices::new(pre).map(CommandEntry::P2)
+    };
+    entry.map_err(|error| {
+        Error::new(
+            ErrorKind::CannotRun,
+            format!(
+                "`{name}` exports `wasi:cli/run` in a form wasmproc does not run (WASI 0.2's \
+                 is `run: func() -> result`, 0.3's `run: async func() -> result`): {error:#}"
+            ),
+        )
+        .caused_by(error)
     })
 }
 
@@ -195,8 +230,14 @@ fn describe_item(engine: &Engine, item: &ComponentItem, signatures: bool) -> Str
 /// A function's signature in WIT, e.g. `func(n: u32) -> result<string>`.
 fn describe_func(func: &wasmtime::component::types::ComponentFunc) -> String {
     let params: Vec<(&str, Type)> = func.params().collect();
-    func_text(
+    let text = func_text(
         params.iter().map(|(name, ty)| (*name, ty)),
         func.results().next().as_ref(),
-    )
+    );
+    // WIT writes an async function `async func(...)`.
+    if func.async_() {
+        format!("async {text}")
+    } else {
+        text
+    }
 }

@@ -38,7 +38,7 @@ use crate::task::Entry;
 use crate::task::Initializer;
 
 use component::ComponentInfo;
-pub(crate) use component::ComponentPre;
+pub(crate) use component::{CommandEntry, ComponentPre};
 pub use describe::{ExportInfo, ImportInfo};
 use describe::{ModuleInfo, Signature, describe_extern};
 pub(crate) use invoke::{Returns, show};

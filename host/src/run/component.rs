@@ -6,14 +6,15 @@ use wasmtime::Store;
 use super::ending::Phase;
 use super::instantiate::instantiate_component;
 use crate::error::{Error, ErrorKind};
-use crate::module::{ComponentPre, Resolved, task_signature};
+use crate::module::{CommandEntry, ComponentPre, Resolved, task_signature};
 use crate::store::{GuestFailure, HostState, ResultTooLarge};
 use crate::typed::Returned;
 
 /// Instantiates the component and calls what `resolved` names: its
-/// `wasi:cli/run` (`run: func() -> result`: `ok` is exit code 0, `err` 1;
-/// `wasi:cli/exit` ends it with its code, as `proc_exit` does), or an
-/// exported WIT function as a typed task with the task's JSON `input`.
+/// `wasi:cli/run` (WASI 0.2's `run: func() -> result` or 0.3's `async`
+/// one: `ok` is exit code 0, `err` 1; `wasi:cli/exit` ends it with its
+/// code, as `proc_exit` does), or an exported WIT function as a typed task
+/// with the task's JSON `input`.
 pub(super) async fn enter_component(
     store: &mut Store<HostState>,
     pre: &ComponentPre,
@@ -23,7 +24,7 @@ pub(super) async fn enter_component(
     let call_error = |error| (Phase::Call, error);
     match resolved {
         Resolved::Command => {
-            let Some(indices) = &pre.command else {
+            let Some(entry) = &pre.command else {
                 return Err(call_error(wasmtime::format_err!(
                     "the component exports no `wasi:cli/run`"
                 )));
@@ -31,10 +32,28 @@ pub(super) async fn enter_component(
             let instance = instantiate_component(&pre.pre, store)
                 .await
                 .map_err(|error| (Phase::Instantiate, error))?;
-            let command = indices
-                .load(&mut *store, &instance)
-                .map_err(|error| (Phase::Instantiate, error))?;
-            match command.wasi_cli_run().call_run(&mut *store).await {
+            let ran = match entry {
+                CommandEntry::P2(indices) => {
+                    let command = indices
+                        .load(&mut *store, &instance)
+                        .map_err(|error| (Phase::Instantiate, error))?;
+                    command.wasi_cli_run().call_run(&mut *store).await
+                }
+                CommandEntry::P3(indices) => {
+                    let command = indices
+                        .load(&mut *store, &instance)
+                        .map_err(|error| (Phase::Instantiate, error))?;
+                    // An async export runs in the store's event loop, which
+                    // also drives the streams and futures it waits on.
+                    store
+                        .run_concurrent(async move |accessor| {
+                            command.wasi_cli_run().call_run(accessor).await
+                        })
+                        .await
+                        .and_then(|ran| ran)
+                }
+            };
+            match ran {
                 Ok(Ok(())) => Ok(0),
                 Ok(Err(())) => Ok(1),
                 Err(error) => Err(call_error(error)),

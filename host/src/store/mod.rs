@@ -79,7 +79,9 @@ impl WasiView for HostState {
 /// A component linker with every interface wasmproc provides to
 /// components: WASI 0.2 (`wasi:cli`, `wasi:clocks`, `wasi:filesystem`,
 /// `wasi:io`, `wasi:random`, and `wasi:sockets`, whose every address is
-/// denied: the WASI context grants no network), async like the modules'.
+/// denied: the WASI context grants no network), async like the modules',
+/// and WASI 0.3 (wasmtime-wasi's `p3`, the same packages but `wasi:io`, over
+/// the same context: the same grants, output capture and denials).
 /// `wasi:cli/exit` ends the guest with wasmtime-wasi's `I32Exit`, as
 /// `proc_exit` does (the run layer applies the same 0–125 rule).
 pub(crate) fn new_component_linker(
@@ -90,6 +92,12 @@ pub(crate) fn new_component_linker(
         Error::new(
             ErrorKind::Setup,
             format!("cannot link WASI 0.2 for components: {error:#}"),
+        )
+    })?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker).map_err(|error| {
+        Error::new(
+            ErrorKind::Setup,
+            format!("cannot link WASI 0.3 for components: {error:#}"),
         )
     })?;
     Ok(linker)
