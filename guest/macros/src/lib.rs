@@ -194,12 +194,26 @@ fn with_export(
             let _ = #fn_ident;
         };
 
+        // A core module (wasm32-wasip1) exports the wrapper by name; a
+        // component (wasm32-wasip2) exports WIT functions only, so there
+        // the wrapper is registered with the SDK's dispatcher by a static
+        // constructor, which wasm-ld runs before the first export.
         #[cfg(target_family = "wasm")]
         #[doc(hidden)]
-        #[unsafe(export_name = #export_name)]
+        #[cfg_attr(not(target_env = "p2"), unsafe(export_name = #export_name))]
         extern "C" fn #wrapper() -> i32 {
             #runner
         }
+
+        #[cfg(all(target_family = "wasm", target_env = "p2"))]
+        const _: () = {
+            extern "C" fn register() {
+                ::wasmproc_guest::__private::register(#export_name, #wrapper);
+            }
+            #[used]
+            #[unsafe(link_section = ".init_array")]
+            static REGISTER: extern "C" fn() = register;
+        };
 
         // The linker concatenates every task's record into the module's
         // `wasmproc_signatures` custom section; the record is rendered at
