@@ -105,6 +105,10 @@ fn inspect_lists_the_tasks_with_their_recorded_signatures() {
     let output = wasmproc_run(&["inspect", guests::SDK_TASKS_P2]);
     assert_eq!(code(&output), 0, "{}", stderr(&output));
     let text = stdout(&output);
+    assert!(
+        text.starts_with("sdk_tasks.wasm: a component of SDK tasks (wasm32-wasip2)"),
+        "{text}"
+    );
     for line in [
         "square(x: u64) -> u64",
         "add(a: i64, b: i64) -> i64",

@@ -52,7 +52,8 @@ fn call(name: &str, arg: impl serde::Serialize) -> Task {
 #[test]
 fn an_sdk_component_lists_the_tasks_and_signatures_of_its_core_build() {
     let component = sdk_tasks_p2();
-    assert!(component.is_component() && !component.is_command());
+    assert!(component.is_component() && component.is_sdk_component() && !component.is_command());
+    assert!(!sdk_tasks().is_sdk_component());
     let mut p2: Vec<_> = component.tasks().to_vec();
     let mut p1: Vec<_> = sdk_tasks().tasks().to_vec();
     p2.sort();

@@ -121,6 +121,10 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
         return Ok(0);
     }
     let kind = match (module.is_command(), module.tasks().is_empty()) {
+        _ if module.is_sdk_component() && module.is_command() => {
+            "a WASI 0.2 command component with SDK tasks (wasm32-wasip2)"
+        }
+        _ if module.is_sdk_component() => "a component of SDK tasks (wasm32-wasip2)",
         _ if module.is_component() && module.is_command() => {
             "a WASI 0.2 command component (it exports `wasi:cli/run`)"
         }

@@ -86,9 +86,13 @@ pub(super) fn find_dispatch(
 }
 
 impl Module {
-    /// Whether this is a component built with the SDK (it exports the
-    /// dispatcher `wasmproc:guest/tasks`).
-    pub(crate) fn is_sdk_component(&self) -> bool {
+    /// Whether this is a component built with the guest SDK for
+    /// wasm32-wasip2 (it exports the SDK's dispatcher,
+    /// `wasmproc:guest/tasks`): its [`tasks`](Module::tasks),
+    /// [`initializers`](Module::initializers) and
+    /// [`signatures`](Module::signatures) are the SDK's, as for a core
+    /// module built with it.
+    pub fn is_sdk_component(&self) -> bool {
         self.inner.component.as_ref().is_some_and(|c| c.sdk)
     }
 
