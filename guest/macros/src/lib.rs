@@ -210,6 +210,10 @@ fn with_export(
             extern "C" fn register() {
                 ::wasmproc_guest::__private::register(#export_name, #wrapper);
             }
+            // SAFETY: `.init_array` holds constructors, each an
+            // `extern "C" fn()`, which `__wasm_call_ctors` calls once
+            // before the first export runs; `register` takes and returns
+            // nothing and only adds an entry to the SDK's registry.
             #[used]
             #[unsafe(link_section = ".init_array")]
             static REGISTER: extern "C" fn() = register;
