@@ -12,7 +12,7 @@ use wasmproc::{
     Entry, ErrorKind, ExitStatus, Isolation, Limits, Lock, Module, Pool, ProcessOptions, Queue,
     SharedRegion, Task, pipe,
 };
-use wasmproc_tests::{guests, runtime, sdk_tasks};
+use wasmproc_tests::{Started, guests, runtime, sdk_tasks};
 
 use crate::pool_host;
 
@@ -224,4 +224,37 @@ fn an_initializer_of_an_sdk_component_is_refused_with_what_to_do() {
     let refused = sdk_tasks_p2().initialize("anything", &()).unwrap_err();
     assert_eq!(refused.kind(), &ErrorKind::CannotRun);
     assert!(refused.to_string().contains("wasm32-wasip1"), "{refused}");
+}
+
+#[test]
+fn a_component_blocked_on_a_queue_is_timed_out_or_cancelled_and_loses_nothing() {
+    for (label, pool) in pools(share_tasks_p2(), 2) {
+        let submit = |task: Task| pool.submit(task).unwrap();
+        let jobs = Queue::<u64>::new(4);
+        let waiting = call("take_one", ()).share("jobs", &jobs);
+        let limits = Limits::default().timeout(Duration::from_millis(200));
+        let timed = submit(waiting.clone().limits(limits));
+        assert_eq!(timed.wait().status, ExitStatus::TimedOut, "{label}");
+
+        // Cancelled once it waits in the WIT import (it says so first).
+        let started = Started::new();
+        let cancelled = submit(started.grant(waiting.clone()));
+        started.wait();
+        cancelled.cancel();
+        assert_eq!(cancelled.wait().status, ExitStatus::Cancelled, "{label}");
+
+        // Neither took a value put afterwards: the next taker gets it.
+        jobs.put(&7).unwrap();
+        assert_eq!(
+            submit(waiting).wait().decode::<u64>().unwrap(),
+            7,
+            "{label}"
+        );
+        let within = submit(call("take_within", 50).share("jobs", &jobs));
+        assert_eq!(
+            within.wait().decode::<Option<u64>>().unwrap(),
+            None,
+            "{label}"
+        );
+    }
 }
