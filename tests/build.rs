@@ -1,6 +1,7 @@
 //! Compiles the test guests from source to wasm32-wasip1 (no checked-in
-//! `.wasm`), and the plain WASI command `wasi-cmd` also to wasm32-wasip2 (a
-//! WASI 0.2 component of the same program), and writes their paths to
+//! `.wasm`), and the plain WASI command `wasi-cmd` and the SDK guests
+//! `sdk-tasks`, `share-tasks` and `serve-tasks` also to wasm32-wasip2 (WASI
+//! 0.2 components of the same programs), and writes their paths to
 //! `$OUT_DIR/guests.rs`.
 //!
 //! The Rust guests are a cargo workspace of their own (`guests/`), built by a
@@ -46,6 +47,7 @@ fn main() {
         "../guest/src",
         "../guest/macros/src",
         "../guest/abi/src",
+        "../guest/wit",
         "../guest/Cargo.toml",
     ] {
         println!("cargo:rerun-if-changed={sdk}");
@@ -61,12 +63,24 @@ fn main() {
     );
     // The same command as a component: the same program through `run`,
     // `map` and `serve` as a preview-1 module and as a WASI 0.2 component;
-    // and a library component whose WIT exports are typed tasks.
+    // a library component whose WIT exports are typed tasks; and SDK
+    // guests as components (the SDK's WIT contract, `guest/wit`).
     build_guests(
         &guests,
         &target_dir,
         "wasm32-wasip2",
-        &["-p", "wasi-cmd", "-p", "typed-component"],
+        &[
+            "-p",
+            "wasi-cmd",
+            "-p",
+            "typed-component",
+            "-p",
+            "sdk-tasks",
+            "-p",
+            "share-tasks",
+            "-p",
+            "serve-tasks",
+        ],
     );
 
     let wasm = target_dir.join("wasm32-wasip1/release");
@@ -104,6 +118,12 @@ fn main() {
          pub const WASI_CMD_P2: &str = {:?};\n\
          /// A library component (wit-bindgen) whose WIT exports are typed tasks.\n\
          pub const TYPED_COMPONENT: &str = {:?};\n\
+         /// `sdk-tasks` built for wasm32-wasip2: an SDK component.\n\
+         pub const SDK_TASKS_P2: &str = {:?};\n\
+         /// `share-tasks` built for wasm32-wasip2: an SDK component.\n\
+         pub const SHARE_TASKS_P2: &str = {:?};\n\
+         /// `serve-tasks` built for wasm32-wasip2: an SDK component.\n\
+         pub const SERVE_TASKS_P2: &str = {:?};\n\
          /// A WASI command written in C, when clang and wasi-libc are installed.\n\
          pub const C_HELLO: Option<&str> = {:?};\n\
          /// A C command that talks and shares through the raw imports.\n\
@@ -123,6 +143,9 @@ fn main() {
         path_str(&wasm.join("wasi-cmd.wasm")),
         path_str(&wasm_p2.join("wasi-cmd.wasm")),
         path_str(&wasm_p2.join("typed_component.wasm")),
+        path_str(&wasm_p2.join("sdk_tasks.wasm")),
+        path_str(&wasm_p2.join("share_tasks.wasm")),
+        path_str(&wasm_p2.join("serve_tasks.wasm")),
         c_guest.as_deref().map(path_str),
         c_share.as_deref().map(path_str),
         c_echo.as_deref().map(path_str),

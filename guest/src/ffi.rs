@@ -4,7 +4,7 @@
 //! task functions stay plain Rust functions that native tests can call, but
 //! only the host can feed them arguments through this file.
 
-#[cfg(target_family = "wasm")]
+#[cfg(all(target_family = "wasm", not(target_env = "p2")))]
 mod imports {
     #[link(wasm_import_module = "wasmproc_v1")]
     unsafe extern "C" {
@@ -16,7 +16,7 @@ mod imports {
 }
 
 /// Reads the task's argument bytes from the host.
-#[cfg(target_family = "wasm")]
+#[cfg(all(target_family = "wasm", not(target_env = "p2")))]
 pub(crate) fn read_input() -> Vec<u8> {
     // SAFETY: `input_len` takes no pointers; the host only reports a length.
     let len = unsafe { imports::input_len() };
@@ -35,7 +35,7 @@ pub(crate) fn read_input() -> Vec<u8> {
 }
 
 /// Hands the task's result bytes to the host.
-#[cfg(target_family = "wasm")]
+#[cfg(all(target_family = "wasm", not(target_env = "p2")))]
 pub(crate) fn write_output(bytes: &[u8]) {
     let len = i32::try_from(bytes.len()).expect("a wasm32 slice is shorter than 2 GiB");
     // SAFETY: `bytes` is a live slice of `len` bytes; the host only reads it.
@@ -43,7 +43,7 @@ pub(crate) fn write_output(bytes: &[u8]) {
 }
 
 /// Reports a failure of `kind` (see `wasmproc_abi::failure`) with a message.
-#[cfg(target_family = "wasm")]
+#[cfg(all(target_family = "wasm", not(target_env = "p2")))]
 pub(crate) fn fail(kind: i32, message: &str) {
     let len = i32::try_from(message.len()).unwrap_or(i32::MAX);
     // SAFETY: `message` is a live UTF-8 slice of at least `len` bytes; the
@@ -89,7 +89,19 @@ pub(crate) fn fail(_kind: i32, _message: &str) {
     panic!("{NOT_IN_HOST}")
 }
 
+/// Ends the task at once with exit code `code`, as a native program's
+/// `exit` does.
+#[cfg(not(all(target_family = "wasm", target_env = "p2")))]
+pub(crate) fn exit(code: i32) -> ! {
+    std::process::exit(code)
+}
+
+// On wasm32-wasip2 the same functions call the component's WIT imports.
+#[cfg(all(target_family = "wasm", target_env = "p2"))]
+pub(crate) use crate::component::ffi::{exit, fail, read_input, share, write_output};
+
 /// The sharing imports (`wasmproc_abi::share`), one safe function each.
+#[cfg(not(all(target_family = "wasm", target_env = "p2")))]
 pub(crate) mod share {
     /// Declares the imports: linked from the host on wasm; elsewhere
     /// functions that panic, as there is no host to call.

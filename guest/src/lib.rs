@@ -79,6 +79,8 @@
 //! that the host snapshots once; every task then starts from it, in a
 //! fresh instance. See [`init`].
 
+#[cfg(all(target_family = "wasm", target_env = "p2"))]
+mod component;
 mod connection;
 mod describe;
 mod failure;
@@ -190,6 +192,8 @@ pub use wasmproc_guest_macros::handler;
 /// What the `#[task]` and `#[init]` expansions refer to; not a public API.
 #[doc(hidden)]
 pub mod __private {
+    #[cfg(all(target_family = "wasm", target_env = "p2"))]
+    pub use crate::component::register;
     pub use crate::describe::{Piece, Probe, Undescribed, record_bytes, record_len};
     pub use crate::runner::{run_init, run_task};
     pub use serde;

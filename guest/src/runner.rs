@@ -101,7 +101,7 @@ fn read_argument<A: DeserializeOwned>(what: &str) -> Option<A> {
 /// stacks where threading a `Result` through is not worth it.
 pub fn exit_with(failure: Failure) -> ! {
     ffi::fail(failure::TASK_ERROR, failure.message());
-    std::process::exit(i32::from(failure.code()))
+    ffi::exit(i32::from(failure.code()))
 }
 
 /// Reports panics to the host and exits with code 101.
@@ -124,7 +124,7 @@ fn install_panic_hook() {
             };
             eprintln!("task panicked: {message}");
             ffi::fail(failure::PANIC, &message);
-            std::process::exit(i32::from(PANIC_EXIT_CODE));
+            ffi::exit(i32::from(PANIC_EXIT_CODE));
         }));
     });
 }

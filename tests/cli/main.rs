@@ -40,6 +40,8 @@ mod readme;
 // WASI 0.2 command components under `run`, `map`, `serve` and `inspect`.
 mod components;
 mod typed_components;
+// SDK guests built for wasm32-wasip2: components through the SDK's WIT contract.
+mod sdk_components;
 
 /// The binary under test.
 fn binary() -> &'static Path {

@@ -37,6 +37,8 @@ mod invoke;
 // WASI 0.2 command components (wasm32-wasip2) run like preview-1 commands.
 mod components;
 mod typed_components;
+// SDK guests built for wasm32-wasip2: components through the SDK's WIT contract.
+mod sdk_components;
 // Proposals past the MVP, modules past the pool's old limits, and the
 // error of an unsupported proposal.
 mod wasm_features;

@@ -19,6 +19,13 @@
 //!   `_initialize` nor the initializer that ran.
 //! - Queues, the task's pipe and shared regions are reached through the
 //!   imports in [`share`]; locks and the like over regions follow [`sync`].
+//!
+//! A component (wasm32-wasip2) follows the same contract through the WIT
+//! package `wasmproc:guest@1.0.0` (`guest/wit/wasmproc.wit`): it imports
+//! [`WIT_HOST_INTERFACE`] (the same functions, guest pointers made lists
+//! and strings) and exports [`WIT_TASKS_INTERFACE`], whose [`WIT_RUN_TASK`]
+//! and [`WIT_RUN_INIT`] run a task or an initializer by name, returning
+//! its exit code (-1: no such name).
 #![no_std]
 
 pub mod share;
@@ -26,6 +33,22 @@ pub mod sync;
 
 /// The import module that the host provides to SDK guests.
 pub const IMPORT_MODULE: &str = "wasmproc_v1";
+
+/// The WIT interface a component imports the contract from.
+pub const WIT_HOST_INTERFACE: &str = "wasmproc:guest/host@1.0.0";
+
+/// The WIT interface an SDK component exports its tasks through.
+pub const WIT_TASKS_INTERFACE: &str = "wasmproc:guest/tasks@1.0.0";
+
+/// `run-task: func(name: string) -> s32`, in [`WIT_TASKS_INTERFACE`].
+pub const WIT_RUN_TASK: &str = "run-task";
+
+/// `run-init: func(name: string) -> s32`, in [`WIT_TASKS_INTERFACE`].
+pub const WIT_RUN_INIT: &str = "run-init";
+
+/// What [`WIT_RUN_TASK`] and [`WIT_RUN_INIT`] return for a name the
+/// component does not have.
+pub const WIT_NO_SUCH_NAME: i32 = -1;
 
 /// Every typed task is exported under this prefix followed by its name.
 pub const TASK_EXPORT_PREFIX: &str = "wasmproc_task:";

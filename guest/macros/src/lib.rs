@@ -194,12 +194,30 @@ fn with_export(
             let _ = #fn_ident;
         };
 
+        // A core module (wasm32-wasip1) exports the wrapper by name; a
+        // component (wasm32-wasip2) exports WIT functions only, so there
+        // the wrapper is registered with the SDK's dispatcher by a static
+        // constructor, which wasm-ld runs before the first export.
         #[cfg(target_family = "wasm")]
         #[doc(hidden)]
-        #[unsafe(export_name = #export_name)]
+        #[cfg_attr(not(target_env = "p2"), unsafe(export_name = #export_name))]
         extern "C" fn #wrapper() -> i32 {
             #runner
         }
+
+        #[cfg(all(target_family = "wasm", target_env = "p2"))]
+        const _: () = {
+            extern "C" fn register() {
+                ::wasmproc_guest::__private::register(#export_name, #wrapper);
+            }
+            // SAFETY: `.init_array` holds constructors, each an
+            // `extern "C" fn()`, which `__wasm_call_ctors` calls once
+            // before the first export runs; `register` takes and returns
+            // nothing and only adds an entry to the SDK's registry.
+            #[used]
+            #[unsafe(link_section = ".init_array")]
+            static REGISTER: extern "C" fn() = register;
+        };
 
         // The linker concatenates every task's record into the module's
         // `wasmproc_signatures` custom section; the record is rendered at

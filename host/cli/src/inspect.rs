@@ -125,6 +125,10 @@ pub(crate) fn inspect(args: InspectArgs) -> anyhow::Result<u8> {
         .iter()
         .any(|e| e.name.starts_with("wasi:cli/run@0.3."));
     let kind = match (module.is_command(), module.tasks().is_empty()) {
+        _ if module.is_sdk_component() && module.is_command() => {
+            "a WASI 0.2 command component with SDK tasks (wasm32-wasip2)"
+        }
+        _ if module.is_sdk_component() => "a component of SDK tasks (wasm32-wasip2)",
         _ if module.is_component() && module.is_command() && p3 => {
             "a WASI 0.3 command component (it exports `wasi:cli/run@0.3`, which is what runs)"
         }

@@ -9,6 +9,7 @@ use wasmtime::component::{Component, InstancePre};
 
 use super::TaskSignature;
 use super::describe::{ExportInfo, ImportInfo};
+use super::sdk_component::{SdkDispatch, find_dispatch, sdk_tasks};
 use super::wit_shape::task_signature;
 use crate::error::{Error, ErrorKind};
 use crate::runtime::LinkedEngine;
@@ -48,6 +49,24 @@ pub(super) struct ComponentInfo {
     pub(super) signatures: Vec<TaskSignature>,
     /// Its imports; `provided` and `stubbed` are set by `prepare`.
     pub(super) imports: Vec<ImportInfo>,
+    /// Whether it was built with the SDK (`sdk_component`): then
+    /// `functions` are its tasks and handlers, and `signatures` the SDK's.
+    pub(super) sdk: bool,
+    /// An SDK component's initializers.
+    pub(super) initializers: Vec<String>,
+}
+
+impl ComponentInfo {
+    /// Marks an SDK component (one that exports the dispatcher) as one,
+    /// with the tasks the SDK recorded in `wasm`, its binary.
+    pub(super) fn describe_sdk(&mut self, wasm: &[u8]) {
+        if let Some(sdk) = sdk_tasks(&self.exports, wasm) {
+            self.sdk = true;
+            self.functions = sdk.tasks;
+            self.initializers = sdk.initializers;
+            self.signatures = sdk.signatures;
+        }
+    }
 }
 
 /// Where a command component's `wasi:cli/run` is, by WASI version.
@@ -69,6 +88,8 @@ pub(crate) struct ComponentPre {
     /// component (an export's index is only good for the component it
     /// came from: the fuel-metering engine's is another).
     pub(crate) typed: Vec<TypedExport>,
+    /// An SDK component's dispatcher (`sdk_component`).
+    pub(crate) sdk: Option<SdkDispatch>,
 }
 
 /// Whether `bytes` (binary wasm) are a component rather than a core module:
@@ -109,6 +130,8 @@ pub(super) fn describe_component(engine: &Engine, component: &Component) -> Comp
         functions,
         signatures,
         imports,
+        sdk: false,
+        initializers: Vec::new(),
     }
 }
 
@@ -168,10 +191,12 @@ pub(super) fn prepare_component(
         None
     };
     let typed = typed_exports(component, component.engine());
+    let sdk = find_dispatch(name, component)?;
     Ok(ComponentPre {
         pre,
         command,
         typed,
+        sdk,
     })
 }
 

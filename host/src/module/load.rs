@@ -367,6 +367,7 @@ fn prepare_component_code(
         Error::new(ErrorKind::CannotRun, message)
     })?;
     let mut info = describe_component(&linked.engine, &component);
+    info.describe_sdk(wasm);
     let pre = prepare_component(linked, name, &component, &mut info);
     Ok((
         Prepared {

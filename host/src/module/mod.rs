@@ -22,6 +22,7 @@ mod describe;
 mod invoke;
 mod load;
 mod resolve;
+mod sdk_component;
 mod signature;
 mod wit_shape;
 
@@ -43,6 +44,7 @@ pub use describe::{ExportInfo, ImportInfo};
 use describe::{ModuleInfo, Signature, describe_extern};
 pub(crate) use invoke::{Returns, show};
 pub(crate) use resolve::Resolved;
+pub(crate) use sdk_component::SdkDispatch;
 pub use signature::{Param, Shape, ShapeField, ShapeVariant, TaskSignature};
 pub(crate) use wit_shape::task_signature;
 
@@ -188,7 +190,10 @@ impl Module {
     /// The initializers the module exports, in export order (see
     /// [`Module::initialize`]). A snapshot has none: they ran.
     pub fn initializers(&self) -> &[String] {
-        &self.inner.info.initializers.names
+        match &self.inner.component {
+            Some(component) => &component.initializers,
+            None => &self.inner.info.initializers.names,
+        }
     }
 
     /// Whether the module is a WASI command: a core module that exports

@@ -143,6 +143,9 @@ impl Module {
     /// What `entry` runs in a component: `wasi:cli/run` for a command, an
     /// exported WIT function for a task; `--invoke` is for core modules.
     fn resolve_component(&self, entry: &Entry) -> Result<Resolved<'_>, Error> {
+        if self.is_sdk_component() {
+            return self.resolve_sdk_component(entry);
+        }
         let name = self.name();
         let functions = self.component_functions();
         let function_list = || {

@@ -5,6 +5,7 @@ use wasmtime::Store;
 
 use super::ending::Phase;
 use super::instantiate::instantiate_component;
+use super::sdk_component::call_sdk_task;
 use crate::error::{Error, ErrorKind};
 use crate::module::{CommandEntry, ComponentPre, Resolved, task_signature};
 use crate::store::{GuestFailure, HostState, ResultTooLarge};
@@ -59,7 +60,10 @@ pub(super) async fn enter_component(
                 Err(error) => Err(call_error(error)),
             }
         }
-        Resolved::ComponentTask { name } => call_component_task(store, pre, name, input).await,
+        Resolved::ComponentTask { name } => match pre.sdk {
+            Some(dispatch) => call_sdk_task(store, pre, dispatch, name, false).await,
+            None => call_component_task(store, pre, name, input).await,
+        },
         Resolved::Task { .. } | Resolved::Export { .. } => Err(call_error(wasmtime::format_err!(
             "a component runs its command or its WIT functions only"
         ))),

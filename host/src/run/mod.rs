@@ -22,6 +22,7 @@ mod initialize;
 mod instance;
 mod instantiate;
 mod plan;
+mod sdk_component;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Instant;

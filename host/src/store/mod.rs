@@ -3,6 +3,7 @@
 //! the SDK's `wasmproc_v1` imports.
 
 mod capture;
+mod component_imports;
 mod memory;
 mod overrides;
 mod pump;
@@ -98,6 +99,12 @@ pub(crate) fn new_component_linker(
         Error::new(
             ErrorKind::Setup,
             format!("cannot link WASI 0.3 for components: {error:#}"),
+        )
+    })?;
+    component_imports::add_to_linker(&mut linker).map_err(|error| {
+        Error::new(
+            ErrorKind::Setup,
+            format!("cannot link the SDK's WIT imports for components: {error:#}"),
         )
     })?;
     Ok(linker)

@@ -59,6 +59,16 @@ impl std::fmt::Display for ExitCodeOutOfRange {
 
 impl std::error::Error for ExitCodeOutOfRange {}
 
+/// The error that ends a guest that exits with `code`: WASI's own exit
+/// for 0–125, else [`ExitCodeOutOfRange`].
+pub(crate) fn exit(code: u32) -> wasmtime::Error {
+    if code <= u32::from(MAX_GUEST_EXIT_CODE) {
+        I32Exit(code as i32).into()
+    } else {
+        wasmtime::Error::new(ExitCodeOutOfRange(code.into()))
+    }
+}
+
 /// Defines wasmproc's versions of the functions above; call after linking
 /// WASI.
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -66,15 +76,8 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         WASI_P1,
         "proc_exit",
-        |_: Caller<'_, HostState>, code: i32| -> wasmtime::Result<()> {
-            // WASI's exit code is unsigned.
-            let code = code as u32;
-            if code <= u32::from(MAX_GUEST_EXIT_CODE) {
-                Err(I32Exit(code as i32).into())
-            } else {
-                Err(wasmtime::Error::new(ExitCodeOutOfRange(code.into())))
-            }
-        },
+        // WASI's exit code is unsigned.
+        |_: Caller<'_, HostState>, code: i32| -> wasmtime::Result<()> { Err(exit(code as u32)) },
     )?;
     linker.func_wrap_async(
         WASI_P1,

@@ -49,6 +49,32 @@ pub(crate) struct GuestFailure {
     pub(crate) message: String,
 }
 
+/// A result of `len` bytes is within the task's limit, or ends the run.
+pub(crate) fn check_result_len(sdk: &SdkState, len: usize) -> wasmtime::Result<()> {
+    let limit = sdk.max_result;
+    if len > limit {
+        return Err(wasmtime::Error::new(ResultTooLarge { len, limit }));
+    }
+    Ok(())
+}
+
+/// Sets the task's result (`output_write`), within its limit.
+pub(crate) fn set_output(sdk: &mut SdkState, bytes: Vec<u8>) -> wasmtime::Result<()> {
+    check_result_len(sdk, bytes.len())?;
+    sdk.output = Some(bytes);
+    Ok(())
+}
+
+/// Records the guest's failure (`fail`): its kind and message, cut to
+/// [`MAX_MESSAGE`] bytes.
+pub(crate) fn report_failure(sdk: &mut SdkState, kind: i32, message: &[u8]) {
+    let message = &message[..message.len().min(MAX_MESSAGE)];
+    let message = String::from_utf8_lossy(message).into_owned();
+    sdk.failure = Some(GuestFailure { kind, message });
+}
+
+/// The core module `wasmproc_v1`'s SDK imports: guest memory in and out
+/// around the functions above.
 pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     let module = abi::IMPORT_MODULE;
     linker.func_wrap(
@@ -74,14 +100,10 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
         module,
         abi::OUTPUT_WRITE,
         |mut caller: Caller<'_, HostState>, ptr: i32, len: i32| -> wasmtime::Result<()> {
-            let limit = caller.data().sdk.max_result;
-            if offset(len) > limit {
-                let len = offset(len);
-                return Err(wasmtime::Error::new(ResultTooLarge { len, limit }));
-            }
+            // Checked before the copy: a result too large is not read.
+            check_result_len(&caller.data().sdk, offset(len))?;
             let bytes = read_guest(&mut caller, ptr, len, usize::MAX)?;
-            caller.data_mut().sdk.output = Some(bytes);
-            Ok(())
+            set_output(&mut caller.data_mut().sdk, bytes)
         },
     )?;
     linker.func_wrap(
@@ -93,8 +115,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          len: i32|
          -> wasmtime::Result<()> {
             let bytes = read_guest(&mut caller, ptr, len, MAX_MESSAGE)?;
-            let message = String::from_utf8_lossy(&bytes).into_owned();
-            caller.data_mut().sdk.failure = Some(GuestFailure { kind, message });
+            report_failure(&mut caller.data_mut().sdk, kind, &bytes);
             Ok(())
         },
     )?;
