@@ -7,7 +7,7 @@ from __future__ import annotations
 import functools
 import json
 import math
-import os
+import sys
 import threading
 from math import sqrt
 from pathlib import Path
@@ -81,6 +81,7 @@ def test_a_closure_carries_its_plain_values(pool: wasmproc.Pool) -> None:
     factor = 3
     table = {"a": [1, 2], "b": (3, 4)}
     assert pool.map(lambda x: x * factor, range(5)) == [0, 3, 6, 9, 12]
+    assert pool.map(lambda x, k=factor + 1: x * k, [2]) == [8]  # a default: its value
     assert pool.apply(lambda key: list(table[key]), ("b",)) == [3, 4]
 
     def counter(start: int) -> List[int]:
@@ -115,9 +116,16 @@ def test_standard_library_modules_are_imported_inside(pool: wasmproc.Pool) -> No
 
 
 def test_two_lambdas_on_one_line_are_told_apart(pool: wasmproc.Pool) -> None:
-    plus, times = (lambda x: x + 1), (lambda x: x * 10)
-    assert pool.map(times, [2]) == [20]
+    plus, times = (lambda x: x + 1), (lambda y: y * 10)
+    assert pool.map(times, [2]) == [20]  # by their parameters
     assert pool.map(plus, [2]) == [3]
+    first, second = (lambda x: x + 1), (lambda x: x * 10)
+    if sys.version_info >= (3, 11):  # by the code's positions
+        assert pool.map(second, [2]) == [20]
+        assert pool.map(first, [2]) == [3]
+    else:
+        with pytest.raises(wasmproc.CannotShip, match="cannot be told apart: put the one you send on a line"):
+            pool.map(second, [2])
 
 
 def test_an_exception_comes_back_with_its_traceback(pool: wasmproc.Pool) -> None:
@@ -139,7 +147,11 @@ def test_an_exception_comes_back_with_its_traceback(pool: wasmproc.Pool) -> None
 def test_apply_async_and_imap(pool: wasmproc.Pool) -> None:
     got: List[Any] = []
     done = threading.Event()
-    result = pool.apply_async(lambda a, b: a - b, (5, 2), callback=lambda v: (got.append(v), done.set()))
+    def callback(value: Any) -> None:
+        got.append(value)
+        done.set()
+
+    result = pool.apply_async(lambda a, b: a - b, (5, 2), callback=callback)
     assert result.get(timeout=10) == 3
     assert done.wait(10) and got == [3]
     assert list(pool.imap(lambda x: -x, range(5))) == [0, -1, -2, -3, -4]
