@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import socket
 import math
 import sys
 import threading
@@ -60,6 +61,16 @@ def reads(path: str) -> str:
 
 def a_set(x: int) -> Any:
     return {x}
+
+
+def connects(port: int) -> str:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError as error:
+        return type(error).__name__
+    return "connected"
 
 
 @pytest.fixture(params=["thread", "process"])
@@ -119,6 +130,9 @@ def test_two_lambdas_on_one_line_are_told_apart(pool: wasmproc.Pool) -> None:
     plus, times = (lambda x: x + 1), (lambda y: y * 10)
     assert pool.map(times, [2]) == [20]  # by their parameters
     assert pool.map(plus, [2]) == [3]
+    # Columns count UTF-8 bytes: text before a lambda on its line moves it.
+    pair = ("ünïcödé", lambda s: "→" + s)
+    assert pool.map(pair[1], ["é"]) == ["→é"]
     first, second = (lambda x: x + 1), (lambda x: x * 10)
     if sys.version_info >= (3, 11):  # by the code's positions
         assert pool.map(second, [2]) == [20]
@@ -214,6 +228,10 @@ def test_the_sandbox_grants_nothing_but_what_the_pool_grants(python_runner: Path
         with pytest.raises(wasmproc.Exited, match="FileNotFoundError"):
             pool.apply(reads, (str(tmp_path / "note.txt"),))
         assert pool.apply(lambda: dict(__import__("os").environ)) == {}
+        # No network: a connection to a port that listens on the host fails.
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            assert connects(server.getsockname()[1]) == "connected"
+            assert pool.apply(connects, (server.getsockname()[1],)) != "connected"
     with wasmproc.Pool(processes=1, dirs={tmp_path: "/data"}, env={"MODE": "test"}) as pool:
         assert pool.apply(reads, ("/data/note.txt",)) == "granted"
         assert pool.apply(lambda: __import__("os").environ["MODE"]) == "test"
