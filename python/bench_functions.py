@@ -51,10 +51,16 @@ def main() -> None:
     first = timed(lambda: wasmproc.Pool(processes=1).terminate())
     print(f"first Pool() of this process (runner built/compiled if not cached): {first:.3f} s")
 
-    with wasmproc.Pool(processes=2) as pool:
-        pool.map(lambda x: x, range(4))  # warm
-        seconds = timed(lambda: pool.map(lambda x: x * x, range(n)))
-    print(f"wasmproc.Pool(2).map(lambda x: x * x, range({n})): {seconds:.2f} s, {n / seconds:.0f} tasks/s")
+    for workers in (1, 2):
+        with wasmproc.Pool(processes=workers) as pool:
+            pool.map(lambda x: x, range(4))  # warm
+            seconds = timed(lambda: pool.map(lambda x: x * x, range(n)))
+            by_name = timed(lambda: pool.map(abs, range(n)))
+        print(
+            f"wasmproc.Pool({workers}).map(lambda x: x * x, range({n})): {seconds:.2f} s, "
+            f"{n / seconds:.0f} tasks/s, {seconds / n * workers * 1000:.2f} ms per task per worker "
+            f"(abs, by name, no source to compile: {by_name / n * workers * 1000:.2f} ms)"
+        )
     with multiprocessing.Pool(2) as mp:
         mp_seconds = timed(lambda: mp.map(square, range(n), chunksize=1))
     print(f"multiprocessing.Pool(2).map(square, chunksize=1): {mp_seconds:.2f} s, {n / mp_seconds:.0f} tasks/s")

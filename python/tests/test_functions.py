@@ -63,6 +63,19 @@ def a_set(x: int) -> Any:
     return {x}
 
 
+SETTINGS: Dict[str, Any] = {}
+
+
+def load_settings(path: str, scale: int) -> None:
+    global SETTINGS
+    with open(path) as file:
+        SETTINGS = dict(json.load(file), scale=scale)
+
+
+def use_settings(x: int) -> int:
+    return int(SETTINGS["base"] + x * SETTINGS["scale"])
+
+
 def connects(port: int) -> str:
     import socket
 
@@ -237,14 +250,14 @@ def test_the_sandbox_grants_nothing_but_what_the_pool_grants(python_runner: Path
         assert pool.apply(lambda: __import__("os").environ["MODE"]) == "test"
 
 
-def test_a_module_pool_takes_names_and_a_function_pool_no_initializer(
+def test_a_module_pool_takes_names_and_a_function_pool_functions(
     python_runner: Path, sdk_tasks: wasmproc.Module
 ) -> None:
     with wasmproc.Pool(sdk_tasks, 1) as pool:
         with pytest.raises(TypeError, match="for Python functions, use wasmproc.Pool\\(\\) with no module"):
             pool.map(lambda x: x, [1])
-    with pytest.raises(TypeError, match="initializer"):
-        wasmproc.Pool(1, print)
+    with pytest.raises(TypeError, match="initializer: with Python functions as tasks it is a function"):
+        wasmproc.Pool(1, "init_name")
 
 
 def test_the_runner_is_built_once_and_reused(python_runner: Path) -> None:
@@ -281,3 +294,19 @@ def test_a_lambda_from_a_notebook_cell(pool: wasmproc.Pool) -> None:
     exec(compile(source, name, "exec"), namespace)
     assert pool.map(namespace["double"], [4]) == [8]
     assert pool.map(namespace["triple"], [4]) == [12]
+
+
+def test_an_initializer_runs_in_each_tasks_sandbox_before_it(python_runner: Path, tmp_path: Path) -> None:
+    (tmp_path / "settings.json").write_text('{"base": 100}')
+    pool = wasmproc.Pool(1, load_settings, ("/data/settings.json", 2), dirs={tmp_path: "/data"})
+    with pool:
+        # The globals it sets are the task's (both come from this module).
+        assert pool.map(use_settings, [1, 2]) == [102, 104]
+        assert SETTINGS == {}  # here, nothing ran
+    with wasmproc.Pool(1, load_settings, ("/data/missing.json", 2), dirs={tmp_path: "/data"}) as pool:
+        with pytest.raises(wasmproc.Exited, match="(?s)the pool's initializer raised:.*FileNotFoundError"):
+            pool.apply(use_settings, (1,))
+    with pytest.raises(wasmproc.CannotShip, match="an argument of the initializer"):
+        wasmproc.Pool(1, load_settings, (threading.Lock(), 2))
+    with pytest.raises(TypeError, match="share= and pipe= grant"):
+        wasmproc.Pool(1, share={"q": wasmproc.Queue()})

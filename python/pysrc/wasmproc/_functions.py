@@ -102,10 +102,16 @@ _STDLIB = _stdlib_names()
 _MODULE_ALIASES = {"ntpath": "os.path", "posixpath": "os.path"}
 
 
-def ship(function: Callable[..., Any]) -> str:
+Init = Tuple[Callable[..., Any], Tuple[Any, ...]]
+"""An initializer and its arguments, run before the task in its sandbox."""
+
+
+def ship(function: Callable[..., Any], init: Optional[Init] = None) -> str:
     """The payload (JSON text) that the sandbox's runner builds
-    ``function`` from; ``CannotShip`` when it cannot cross."""
-    return _Shipper().payload(function)
+    ``function`` (and ``init``'s function, with the same namespaces: the
+    globals an initializer sets are the task's) from; ``CannotShip`` when
+    it cannot cross."""
+    return _Shipper().payload(function, init)
 
 
 def call_args(args: Sequence[Any], kwds: Optional[Mapping[str, Any]] = None) -> str:
@@ -146,8 +152,14 @@ class _Shipper:
         self.namespaces: List[Dict[str, Any]] = []
         self.namespace_index: Dict[int, int] = {}
 
-    def payload(self, function: Callable[..., Any]) -> str:
+    def payload(self, function: Callable[..., Any], init: Optional[Init]) -> str:
         entry = self.entry(function)
+        initializer = None
+        if init is not None:
+            initializer = {
+                "func": self.entry(init[0]),
+                "args": [self.ref(arg, "an argument of the initializer") for arg in init[1]],
+            }
         try:
             data = pickle.dumps(self.data, protocol=PICKLE_PROTOCOL)
         except Exception as error:  # noqa: BLE001 - reported as what it is
@@ -159,6 +171,7 @@ class _Shipper:
                 "namespaces": self.namespaces,
                 "functions": self.functions,
                 "entry": entry,
+                "init": initializer,
             }
         )
 

@@ -182,10 +182,15 @@ class Pool:
     closures, ``functools.partial``), each call run by a sandboxed CPython
     (the runner component, built once with componentize-py: the
     ``functions`` extra); a function crosses as its source text and the
-    plain data it captures, see ``wasmproc.CannotShip``. ``processes``: how many tasks run at once (default:
-    the CPUs). ``initializer``: the name of one of the module's
-    initializers (``#[wasmproc_guest::init]``), run once with ``initargs``;
-    every task starts from the snapshot it leaves. ``maxtasksperchild`` is
+    plain data it captures, see ``wasmproc.CannotShip``.
+
+    ``processes``: how many tasks run at once (default: the CPUs).
+    ``initializer``: with a module, the name of one of its initializers
+    (``#[wasmproc_guest::init]``), run once with ``initargs``: every task
+    starts from the snapshot it leaves. With Python functions, a function
+    run with ``initargs`` in each task's sandbox before the task (each task
+    is a fresh sandbox), whose globals the task's function sees when both
+    come from one module. ``maxtasksperchild`` is
     accepted and has nothing to do: every task gets a fresh instance.
     ``timeout`` (seconds), ``max_memory`` (bytes or ``"64MiB"``) and
     ``fuel`` limit every task. ``isolation``: ``"thread"`` (workers are
@@ -202,7 +207,7 @@ class Pool:
         self,
         *args: Any,
         processes: Optional[int] = None,
-        initializer: Optional[str] = None,
+        initializer: Union[str, Callable[..., Any], None] = None,
         initargs: Sequence[Any] = (),
         maxtasksperchild: Optional[int] = None,
         module: Optional[Module] = None,
@@ -241,12 +246,21 @@ class Pool:
         processes = keywords["processes"]
         initializer = keywords["initializer"]
         initargs = keywords["initargs"]
-        if module is None and initializer is not None:
+        if module is None and (share or pipe is not None):
             raise TypeError(
-                "initializer: a pool of Python functions (Pool() with no module) has no "
-                "initializer yet; call the setup inside the function, or capture its result "
-                "(plain data) in a closure"
+                "share= and pipe= grant queues, locks, regions and pipes to Wasm tasks; Python "
+                "functions (Pool() with no module) cannot use them yet"
             )
+        self._init: Optional[Tuple[Callable[..., Any], Tuple[Any, ...]]] = None
+        if module is None and initializer is not None:
+            if isinstance(initializer, str) or not callable(initializer):
+                raise TypeError(
+                    "initializer: with Python functions as tasks it is a function, run with "
+                    "initargs in each task's sandbox before the task"
+                )
+            self._init = (initializer, tuple(initargs))
+            ship(initializer, self._init)  # refused now, not at the first task
+            initializer = None
         if processes is not None and processes < 1:
             raise ValueError("Number of processes must be at least 1")
         if isolation not in ("thread", "process"):
@@ -305,7 +319,7 @@ class Pool:
         shown = getattr(task, "__qualname__", None) or getattr(
             getattr(task, "func", None), "__qualname__", repr(task)
         )
-        return _CALL, ship(task), str(shown)
+        return _CALL, ship(task, self._init), str(shown)
 
     def map(self, task: Task, iterable: Iterable[Any], chunksize: Optional[int] = None) -> List[Any]:
         """Runs ``task`` on each item; the results, in input order. Raises

@@ -17,7 +17,8 @@ The payload (JSON)::
                     "namespace": index,
                     "freevars": {name: ref}, "defaults": [ref] | null,
                     "kwdefaults": {name: ref} | null}],
-     "entry": ref}
+     "entry": ref,
+     "init": {"func": ref, "args": [ref]} | null}   # the pool's initializer
 
 A ref is ``{"data": i}`` (a value of ``data``), ``{"module": "math"}``,
 ``{"attr": ["math", "sqrt"]}`` (an object of a module, by name),
@@ -79,17 +80,19 @@ preload()
 class WitWorld(wit_world.WitWorld):  # type: ignore[misc]
     def call(self, payload: str, args: str) -> str:
         try:
-            function = Builder(json.loads(payload)).entry()
+            builder = Builder(json.loads(payload))
+            function = builder.entry()
         except BaseException:
             raise Err("building the function in the sandbox failed:\n" + traceback.format_exc())
+        try:
+            builder.initialize()
+        except BaseException as error:
+            raise Err("the pool's initializer raised:\n" + remote_traceback(error))
         try:
             positional, keywords = json.loads(args)
             result = function(*positional, **keywords)
         except BaseException as error:
-            # The traceback from the function's own frame down, as the host
-            # would print it (this runner's frame left out).
-            frames = error.__traceback__.tb_next if error.__traceback__ else None
-            raise Err("".join(traceback.format_exception(type(error), error, frames)))
+            raise Err(remote_traceback(error))
         try:
             return json.dumps(result)
         except (TypeError, ValueError) as error:
@@ -97,6 +100,13 @@ class WitWorld(wit_world.WitWorld):  # type: ignore[misc]
                 f"the function returned a {type(result).__name__}, which cannot cross as JSON "
                 f"({error}): return dicts with str keys, lists, tuples, str, int, float, bool or None"
             )
+
+
+def remote_traceback(error: BaseException) -> str:
+    """The traceback from the function's own frame down, as the host would
+    print it (this runner's frame left out)."""
+    frames = error.__traceback__.tb_next if error.__traceback__ else None
+    return "".join(traceback.format_exception(type(error), error, frames))
 
 
 class Builder:
@@ -121,6 +131,12 @@ class Builder:
 
     def entry(self) -> Any:
         return self.resolve(self.payload["entry"])
+
+    def initialize(self) -> None:
+        """Runs the pool's initializer, if it has one."""
+        init = self.payload.get("init")
+        if init is not None:
+            self.resolve(init["func"])(*[self.resolve(arg) for arg in init["args"]])
 
     def resolve(self, ref: Dict[str, Any]) -> Any:
         if "data" in ref:
