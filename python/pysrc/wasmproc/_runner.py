@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
@@ -77,7 +78,24 @@ def runner_path() -> Path:
     path = base / "python-runner" / f"componentize-py-{version}-{digest.hexdigest()[:16]}.wasm"
     if not path.is_file():
         _build(path)
+        _prune(path)
     return path
+
+
+# A runner of another source or componentize-py version (an older package)
+# is kept this long after it was built, for a program that still uses it.
+_KEEP_SECONDS = 30 * 24 * 3600
+
+
+def _prune(current: Path) -> None:
+    """Removes old runners beside ``current`` (each is ~40 MB)."""
+    now = time.time()
+    for other in current.parent.glob("componentize-py-*.wasm"):
+        try:
+            if other != current and now - other.stat().st_mtime > _KEEP_SECONDS:
+                other.unlink()
+        except OSError:
+            continue  # another program removed or uses it
 
 
 def _build(path: Path) -> None:
