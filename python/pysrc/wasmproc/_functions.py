@@ -77,26 +77,26 @@ _PLAIN_DATA = (
 )
 
 
-def _stdlib_names() -> frozenset:  # type: ignore[type-arg]
-    names = getattr(sys, "stdlib_module_names", None)
-    if names is not None:
-        return frozenset(names)
-    # Python 3.9: the modules built in, and those under the stdlib's
-    # directory but not in site-packages.
-    found = set(sys.builtin_module_names)
-    stdlib = Path(sysconfig.get_paths()["stdlib"]).resolve()
-    for module in list(sys.modules.values()):
-        file = getattr(module, "__file__", None)
-        if file and "site-packages" not in file:
-            try:
-                Path(file).resolve().relative_to(stdlib)
-            except ValueError:
-                continue
-            found.add(module.__name__.partition(".")[0])
-    return frozenset(found)
+_STDLIB_NAMES = getattr(sys, "stdlib_module_names", None)
+_STDLIB_DIR = Path(sysconfig.get_paths()["stdlib"]).resolve()
 
 
-_STDLIB = _stdlib_names()
+def _is_stdlib(name: str) -> bool:
+    """Whether the module ``name`` (dotted or not) is of the standard library."""
+    top = name.partition(".")[0]
+    if _STDLIB_NAMES is not None:
+        return top in _STDLIB_NAMES
+    # Python 3.9: built in, or loaded from the standard library's directory.
+    if top in sys.builtin_module_names:
+        return True
+    file = getattr(sys.modules.get(top), "__file__", None)
+    if not file or "site-packages" in file or "dist-packages" in file:
+        return False
+    try:
+        Path(file).resolve().relative_to(_STDLIB_DIR)
+    except ValueError:
+        return False
+    return True
 
 # The host's os.path is ntpath on Windows; the sandbox's is posixpath.
 _MODULE_ALIASES = {"ntpath": "os.path", "posixpath": "os.path"}
@@ -241,7 +241,7 @@ class _Shipper:
 
     def module(self, module: types.ModuleType, what: str) -> Dict[str, Any]:
         name = _MODULE_ALIASES.get(module.__name__, module.__name__)
-        if name.partition(".")[0] not in _STDLIB:
+        if not _is_stdlib(name):
             raise CannotShip(
                 f"{what} is the module {module.__name__!r}, which is not in the standard library: "
                 "the sandbox's CPython has only the standard library. Use the module's work "
@@ -260,7 +260,7 @@ class _Shipper:
         if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
             return None
         module = _MODULE_ALIASES.get(module, module)
-        if module.partition(".")[0] not in _STDLIB or module == "__main__":
+        if module == "__main__" or not _is_stdlib(module):
             return None
         # Only when the name finds this very object on the host too.
         try:
