@@ -310,3 +310,20 @@ def test_an_initializer_runs_in_each_tasks_sandbox_before_it(python_runner: Path
         wasmproc.Pool(1, load_settings, (threading.Lock(), 2))
     with pytest.raises(TypeError, match="share= and pipe= grant"):
         wasmproc.Pool(1, share={"q": wasmproc.Queue()})
+
+
+def test_a_failed_runner_build_says_why(
+    python_runner: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A broken WIT file: componentize-py fails at once (a broken app.py
+    # would fail only after ~20 s of building).
+    source = tmp_path / "source"
+    (source / "wit").mkdir(parents=True)
+    (source / "wit" / "runner.wit").write_text("package wasmproc:broken;\nworld runner {\n")
+    (source / "app.py").write_text((_runner.SOURCE / "app.py").read_text())
+    monkeypatch.setattr(_runner, "SOURCE", source)
+    with pytest.raises(wasmproc.CannotRun, match="componentize-py failed to build the Python runner") as raised:
+        _runner._build(tmp_path / "out" / "runner.wasm")
+    assert "runner.wit" in raised.value.message
+    assert f"componentize-py=={_runner.COMPONENTIZE_PY}" in raised.value.message
+    assert list((tmp_path / "out").iterdir()) == []  # no partial file left

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -99,34 +100,45 @@ def _prune(current: Path) -> None:
 
 
 def _build(path: Path) -> None:
-    """Builds the runner into ``path``: into a temporary file beside it,
-    then renamed, so that programs building at once each see a whole file."""
+    """Builds the runner into ``path``: from a copy of its source (the
+    build writes bytecode beside it, and the package's directory may be
+    read-only), into a temporary file beside ``path``, then renamed, so
+    that programs building at once each see a whole file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _log.info("wasmproc: building the Python runner component with componentize-py (once)")
+    _log.warning(
+        "wasmproc: building the sandbox's Python runner with componentize-py, once "
+        "(about a minute; then cached in %s)",
+        path.parent,
+    )
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".wasm.tmp")
     os.close(handle)
     # componentize-py adds a virtual environment's site-packages to what it
     # bundles; the runner needs only the standard library and app.py.
     env = {key: value for key, value in os.environ.items() if key != "VIRTUAL_ENV"}
-    command = [
-        sys.executable,
-        "-c",
-        "import sys; from componentize_py import script; sys.argv[0] = 'componentize-py'; "
-        "sys.exit(script())",
-        "--quiet",
-        "-d",
-        str(SOURCE / "wit"),
-        "-w",
-        "runner",
-        "componentize",
-        "-p",
-        str(SOURCE),
-        "app",
-        "-o",
-        temporary,
-    ]
+    # Its errors without a Rust backtrace of componentize-py itself.
+    env["RUST_BACKTRACE"] = "0"
     try:
-        built = subprocess.run(command, cwd=SOURCE, env=env, capture_output=True, text=True)
+        with tempfile.TemporaryDirectory(prefix="wasmproc-runner-") as scratch:
+            source = Path(scratch) / "runner"
+            shutil.copytree(SOURCE, source, ignore=shutil.ignore_patterns("__pycache__"))
+            command = [
+                sys.executable,
+                "-c",
+                "import sys; from componentize_py import script; "
+                "sys.argv[0] = 'componentize-py'; sys.exit(script())",
+                "--quiet",
+                "-d",
+                str(source / "wit"),
+                "-w",
+                "runner",
+                "componentize",
+                "-p",
+                str(source),
+                "app",
+                "-o",
+                temporary,
+            ]
+            built = subprocess.run(command, cwd=source, env=env, capture_output=True, text=True)
         if built.returncode != 0:
             raise CannotRun(
                 f"componentize-py failed to build the Python runner (exit status "
