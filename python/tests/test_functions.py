@@ -12,7 +12,7 @@ import sys
 import threading
 from math import sqrt
 from pathlib import Path
-from typing import Any, Dict, Iterator, List
+from typing import Any, Callable, Dict, Iterator, List
 
 import pytest
 
@@ -37,6 +37,30 @@ def hypotenuse(a: float, b: float) -> float:
 
 def describe(x: int, *, prefix: str = "item", suffix: str = "") -> str:
     return f"{prefix} {x}{suffix}"
+
+
+def logged(function: Callable[[int], int]) -> Callable[[int], List[Any]]:
+    @functools.wraps(function)
+    def wrapper(x: int) -> List[Any]:
+        return ["logged", function(x)]
+
+    return wrapper
+
+
+@logged
+def increment(x: int) -> int:
+    return x + 1
+
+
+class Tools:
+    @staticmethod
+    def double(x: int) -> int:
+        return 2 * x
+
+
+@functools.lru_cache(maxsize=None)
+def cached(x: int) -> int:
+    return x
 
 
 def fails(x: int) -> int:
@@ -126,6 +150,10 @@ def test_a_def_with_its_globals_helpers_and_defaults(pool: wasmproc.Pool) -> Non
     assert pool.starmap(hypotenuse, [(3, 4), (5, 12)]) == [5.0, 13.0]
     assert pool.apply(describe, (7,), {"suffix": "!"}) == "item 7!"
     assert pool.map(functools.partial(describe, prefix="no."), [1]) == ["no. 1"]
+    # A decorator's wrapper crosses with the function it wraps; a static
+    # method is a function.
+    assert pool.map(increment, [1]) == [["logged", 2]]
+    assert pool.map(Tools.double, [4]) == [8]
 
 
 def test_standard_library_modules_are_imported_inside(pool: wasmproc.Pool) -> None:
@@ -209,6 +237,8 @@ def test_what_cannot_cross_is_refused_before_it_runs(pool: wasmproc.Pool) -> Non
         pool.map(lambda x: pytest.approx(x), [1])
     with pytest.raises(wasmproc.CannotShip, match="bound method"):
         pool.map(point.get, [1])
+    with pytest.raises(wasmproc.CannotShip, match="it wraps cached: send that one"):
+        pool.map(cached, [1])
     # A CannotShip is a TypeError, as pickling's refusals are.
     assert issubclass(wasmproc.CannotShip, TypeError)
     with pytest.raises(TypeError, match="JSON-compatible"):

@@ -191,10 +191,16 @@ class _Shipper:
                 f"{function!r} is not a function: a task is a function written in Python "
                 "(def or lambda), a functools.partial of one, or a function of the standard library"
             )
+        wrapped = getattr(function, "__wrapped__", None)
+        hint = (
+            f"; it wraps {wrapped.__qualname__}: send that one (its .__wrapped__)"
+            if isinstance(wrapped, types.FunctionType)
+            else ""
+        )
         raise CannotShip(
             f"{function!r} ({type(function).__name__}) cannot cross into the sandbox: it is not a "
             "function written in Python, and not an object of the standard library that the "
-            "sandbox could import by name. Wrap the call in a def or lambda"
+            f"sandbox could import by name. Wrap the call in a def or lambda{hint}"
         )
 
     def ref(self, value: Any, what: str) -> Dict[str, Any]:
