@@ -125,8 +125,9 @@ class Builder:
             {"__name__": "__wasmproc_task__", "__builtins__": __builtins__}
             for _ in payload["namespaces"]
         ]
-        # Globals are looked up when the function runs: fill them after
-        # the functions exist (module-level functions may call each other).
+        # Globals are looked up only when a function runs, so a function
+        # is built before its namespace is full (module-level functions
+        # may call each other).
         for namespace, refs in zip(self.namespaces, payload["namespaces"]):
             for name, ref in refs.items():
                 namespace[name] = self.resolve(ref)
