@@ -357,3 +357,32 @@ def test_a_failed_runner_build_says_why(
     assert "runner.wit" in raised.value.message
     assert f"componentize-py=={_runner.COMPONENTIZE_PY}" in raised.value.message
     assert list((tmp_path / "out").iterdir()) == []  # no partial file left
+
+
+def test_pure_python_packages_from_a_granted_directory(
+    python_runner: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    (site / "granted_pkg").mkdir(parents=True)
+    (site / "granted_pkg" / "__init__.py").write_text(
+        "class Scale:\n    def __init__(self, k):\n        self.k = k\n\n"
+        "def triple(x):\n    return 3 * x\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    import granted_pkg  # type: ignore[import-not-found]
+
+    Scale = granted_pkg.Scale
+
+    def use(x: int) -> int:
+        return int(granted_pkg.triple(x) * Scale(2).k)
+
+    with wasmproc.Pool(1) as pool:
+        with pytest.raises(wasmproc.CannotShip, match=r"granted_pkg.*sys_path=\['/site'\]"):
+            pool.map(use, [1])
+        with pytest.raises(wasmproc.CannotShip, match=r"module 'granted_pkg'.*sys_path=\['/site'\]"):
+            pool.map(lambda x: granted_pkg.triple(x), [1])
+    with wasmproc.Pool(1, sys_path=["/site"], dirs={site: "/site"}) as pool:
+        assert pool.map(use, [2]) == [12]
+    with wasmproc.Pool(1, sys_path=["/site"]) as pool:  # not granted: not found inside
+        with pytest.raises(wasmproc.Exited, match="ModuleNotFoundError: No module named 'granted_pkg'"):
+            pool.map(use, [2])

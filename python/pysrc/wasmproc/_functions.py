@@ -106,12 +106,17 @@ Init = Tuple[Callable[..., Any], Tuple[Any, ...]]
 """An initializer and its arguments, run before the task in its sandbox."""
 
 
-def ship(function: Callable[..., Any], init: Optional[Init] = None) -> str:
+def ship(
+    function: Callable[..., Any], init: Optional[Init] = None, sys_path: Sequence[str] = ()
+) -> str:
     """The payload (JSON text) that the sandbox's runner builds
     ``function`` (and ``init``'s function, with the same namespaces: the
     globals an initializer sets are the task's) from; ``CannotShip`` when
-    it cannot cross."""
-    return _Shipper().payload(function, init)
+    it cannot cross. ``sys_path``: directories of the sandbox put first on
+    its ``sys.path`` (granted pure-Python packages); with them, modules
+    outside the standard library, and their classes and C functions, go by
+    name too (importing them there is the sandbox's affair)."""
+    return _Shipper(list(sys_path)).payload(function, init)
 
 
 def call_args(args: Sequence[Any], kwds: Optional[Mapping[str, Any]] = None) -> str:
@@ -144,7 +149,8 @@ class _Shipper:
     """Collects what one payload needs: each function once, each value
     once, one namespace per host module."""
 
-    def __init__(self) -> None:
+    def __init__(self, sys_path: List[str]) -> None:
+        self.sys_path = sys_path
         self.data: List[Any] = []
         self.data_index: Dict[int, int] = {}
         self.functions: List[Optional[Dict[str, Any]]] = []
@@ -172,6 +178,7 @@ class _Shipper:
                 "functions": self.functions,
                 "entry": entry,
                 "init": initializer,
+                "sys_path": self.sys_path,
             }
         )
 
@@ -183,7 +190,7 @@ class _Shipper:
                 f"{_describe(function)} is a bound method: its object (self) cannot cross into "
                 "the sandbox. Use a function, and pass the object's data as plain values"
             )
-        by_name = self.by_name(function)
+        by_name = self.by_name(function, granted=bool(self.sys_path))
         if by_name is not None:
             return by_name
         if isinstance(function, type) or not callable(function):
@@ -229,35 +236,45 @@ class _Shipper:
                 index = self.data_index[id(value)] = len(self.data)
                 self.data.append(value)
             return {"data": index}
-        by_name = self.by_name(value)
+        by_name = self.by_name(value, granted=bool(self.sys_path))
         if by_name is not None:
             return by_name
         if isinstance(value, types.MethodType):
             kind = "a bound method (its object cannot cross)"
         elif isinstance(value, type):
-            kind = f"a class defined in {value.__module__} (only the standard library's can cross)"
+            kind = f"a class defined in {value.__module__}"
         else:
             kind = f"a {type(value).__module__}.{type(value).__qualname__}"
+        owner = getattr(value, "__module__", None)
+        grant = (
+            f" (a class or function of a pure-Python package, such as {owner}, goes by name when "
+            "you grant the package: Pool(sys_path=['/site'], dirs={site_packages: '/site'}))"
+            if isinstance(owner, str) and owner != "__main__" and not _is_stdlib(owner)
+            and not self.sys_path and not isinstance(value, types.MethodType)
+            else ""
+        )
         raise CannotShip(
             f"{what} is {kind}, which cannot cross into the sandbox: only {_PLAIN_DATA}, "
             "modules of the standard library and their objects, and functions written in Python "
             "can. Pass what it holds as plain values (an argument, or a captured variable), or "
-            "build it inside the function"
+            f"build it inside the function{grant}"
         )
 
     def module(self, module: types.ModuleType, what: str) -> Dict[str, Any]:
         name = _MODULE_ALIASES.get(module.__name__, module.__name__)
-        if not _is_stdlib(name):
+        if not _is_stdlib(name) and not self.sys_path:
             raise CannotShip(
                 f"{what} is the module {module.__name__!r}, which is not in the standard library: "
-                "the sandbox's CPython has only the standard library. Use the module's work "
-                "outside the task, or send its results as plain data"
+                "the sandbox's CPython has the standard library and the pure-Python packages you "
+                "grant it (Pool(sys_path=['/site'], dirs={site_packages: '/site'})). Otherwise "
+                "use the module's work outside the task, or send its results as plain data"
             )
         return {"module": name}
 
-    def by_name(self, value: Any) -> Optional[Dict[str, Any]]:
+    def by_name(self, value: Any, granted: bool = False) -> Optional[Dict[str, Any]]:
         """A standard-library object (a function, class, constant of a
-        module) that the sandbox can import by name; ``None`` otherwise."""
+        module) that the sandbox can import by name, or with ``granted``,
+        one of any module but ``__main__``; ``None`` otherwise."""
         module = getattr(value, "__module__", None)
         if module is None:
             owner = getattr(value, "__objclass__", None)  # str.upper
@@ -266,7 +283,7 @@ class _Shipper:
         if not isinstance(module, str) or not isinstance(qualname, str) or "<" in qualname:
             return None
         module = _MODULE_ALIASES.get(module, module)
-        if module == "__main__" or not _is_stdlib(module):
+        if module == "__main__" or not (granted or _is_stdlib(module)):
             return None
         # Only when the name finds this very object on the host too.
         try:

@@ -200,7 +200,10 @@ class Pool:
     guest's environment; ``share`` grants a ``Queue``, ``SharedRegion``,
     ``Lock``, ``Event``, ``Semaphore`` or ``Barrier`` by name (``{"jobs": q}``),
     ``pipe`` gives every task one end of a ``Pipe()``; nothing else is
-    granted.
+    granted. ``sys_path`` (Python functions): directories of the sandbox
+    put first on its ``sys.path``, for pure-Python packages granted with
+    ``dirs`` (``sys_path=["/site"], dirs={site_packages: "/site"}``);
+    modules outside the standard library then go by name.
     """
 
     def __init__(
@@ -219,6 +222,7 @@ class Pool:
         env: Optional[Mapping[str, str]] = None,
         share: Optional[Mapping[str, "Shareable"]] = None,
         pipe: Optional[Connection] = None,
+        sys_path: Optional[Sequence[str]] = None,
     ) -> None:
         # multiprocessing's positional order (processes, initializer,
         # initargs, maxtasksperchild), after an optional module.
@@ -251,6 +255,9 @@ class Pool:
                 "share= and pipe= grant queues, locks, regions and pipes to Wasm tasks; Python "
                 "functions (Pool() with no module) cannot use them yet"
             )
+        if module is not None and sys_path:
+            raise TypeError("sys_path= is for Python functions (Pool() with no module)")
+        self._sys_path: Sequence[str] = tuple(sys_path or ())
         self._init: Optional[Tuple[Callable[..., Any], Tuple[Any, ...]]] = None
         if module is None and initializer is not None:
             if isinstance(initializer, str) or not callable(initializer):
@@ -259,7 +266,7 @@ class Pool:
                     "initargs in each task's sandbox before the task"
                 )
             self._init = (initializer, tuple(initargs))
-            ship(initializer, self._init)  # refused now, not at the first task
+            ship(initializer, self._init, self._sys_path)  # refused now, not at the first task
             initializer = None
         if processes is not None and processes < 1:
             raise ValueError("Number of processes must be at least 1")
@@ -319,7 +326,7 @@ class Pool:
         shown = getattr(task, "__qualname__", None) or getattr(
             getattr(task, "func", None), "__qualname__", repr(task)
         )
-        return _CALL, ship(task, self._init), str(shown)
+        return _CALL, ship(task, self._init, self._sys_path), str(shown)
 
     def map(self, task: Task, iterable: Iterable[Any], chunksize: Optional[int] = None) -> List[Any]:
         """Runs ``task`` on each item; the results, in input order. Raises

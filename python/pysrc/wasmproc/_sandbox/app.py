@@ -18,7 +18,8 @@ The payload (JSON)::
                     "freevars": {name: ref}, "defaults": [ref] | null,
                     "kwdefaults": {name: ref} | null}],
      "entry": ref,
-     "init": {"func": ref, "args": [ref]} | null}   # the pool's initializer
+     "init": {"func": ref, "args": [ref]} | null,   # the pool's initializer
+     "sys_path": [directories put first on sys.path]}
 
 A ref is ``{"data": i}`` (a value of ``data``), ``{"module": "math"}``,
 ``{"attr": ["math", "sqrt"]}`` (an object of a module, by name),
@@ -34,6 +35,7 @@ import importlib
 import json
 import linecache
 import pickle
+import sys
 import traceback
 from typing import Any, Dict, List, Set, TypeVar, cast
 
@@ -60,7 +62,6 @@ def preload() -> None:
     library's files are not there when a task runs). A module that cannot
     work under WASI fails to import and is left out."""
     import pkgutil
-    import sys
 
     for name in sorted(sys.stdlib_module_names - SKIPPED):
         try:
@@ -118,6 +119,8 @@ class Builder:
         if payload.get("v") != 1:
             raise ValueError(f"payload version {payload.get('v')!r}: the runner reads version 1")
         self.payload = payload
+        # Granted directories of pure-Python packages, searched first.
+        sys.path[:0] = [path for path in payload.get("sys_path") or () if path not in sys.path]
         self.data: List[Any] = pickle.loads(base64.b64decode(payload["data"]))
         self.functions: Dict[int, Any] = {}
         self.building: Set[int] = set()
