@@ -76,3 +76,18 @@ def init_tasks(guests: Path) -> wasmproc.Module:
 @pytest.fixture(params=["thread", "process"])
 def isolation(request: pytest.FixtureRequest) -> str:
     return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="session")
+def python_runner() -> Path:
+    """The runner of Python functions (built with componentize-py once,
+    then cached). Without componentize-py the Python-function tests are
+    skipped, unless ``WASMPROC_REQUIRE_COMPONENTIZE_PY`` is set (CI)."""
+    from wasmproc import _runner
+
+    try:
+        return _runner.runner_path()
+    except wasmproc.CannotRun as error:
+        if os.environ.get("WASMPROC_REQUIRE_COMPONENTIZE_PY"):
+            raise
+        pytest.skip(f"Python functions as tasks: {error.message}")

@@ -11,6 +11,13 @@ sandboxed WebAssembly instances with hard limits and exit statuses.
 
 Arguments and results cross as JSON-compatible values. A failed task
 raises the ``TaskError`` subclass for its status.
+
+With no module, the tasks are Python functions, run by a sandboxed CPython
+(``pip install 'wasmproc[functions]'``):
+
+>>> with wasmproc.Pool(processes=4) as pool:
+...     pool.map(lambda x: x * x, range(10))
+[0, 1, 4, 9, 16, 25, 36, 49, 64, 81]
 """
 
 from ._errors import (
@@ -27,6 +34,7 @@ from ._errors import (
     WorkerLost,
 )
 from ._errors import error_for as _error_for
+from ._functions import CannotShip
 from ._native import Outcome
 from ._pool import AsyncResult, MapResult, Module, Pool, load
 from ._queue import Queue
@@ -38,6 +46,7 @@ __all__ = [
     "BadInvocation",
     "Barrier",
     "CannotRun",
+    "CannotShip",
     "Cancelled",
     "Connection",
     "Event",

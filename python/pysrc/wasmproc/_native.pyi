@@ -1,9 +1,11 @@
 """Type stubs of the native module (``python/src``)."""
 
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 def load(path: str) -> Module: ...
 def serve_as_worker() -> None: ...
+def cache_dir() -> Optional[Path]: ...
 
 class Outcome:
     """How one task ended."""

@@ -3,6 +3,7 @@ wasmproc's sandboxed Wasm workers."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import threading
@@ -16,11 +17,13 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Tuple,
     Union,
 )
 
 from . import _native
 from ._errors import TaskError, task_error
+from ._functions import call_args, ship
 from ._queue import Queue
 from ._pipe import Connection
 from ._sync import Barrier, Event, Lock, Semaphore, SharedRegion
@@ -126,16 +129,68 @@ def _worker_command() -> List[str]:
 
 _RUN, _CLOSED, _TERMINATED = "RUN", "CLOSE", "TERMINATE"
 
+Task = Union[str, Callable[..., Any]]
+"""A task: the name of one of the module's tasks (``Pool(module)``), or a
+Python function (``Pool()`` with no module)."""
+
+# The runner component's export that calls a shipped Python function.
+_CALL = "call"
+# How the library words an error result of a component's export.
+_ERROR_RESULT = f"`{_CALL}` returned an error: "
+
+
+class _Kind:
+    """How a pool's tasks go in and come back: by name with JSON values
+    (a module's tasks), or as Python functions through the runner."""
+
+    python = False
+
+    def result(self, outcome: Any) -> Any:
+        return outcome.result
+
+    def error(self, outcome: Any, task: str, index: Optional[int] = None) -> TaskError:
+        return task_error(outcome, task, index)
+
+
+class _PythonKind(_Kind):
+    python = True
+
+    def result(self, outcome: Any) -> Any:
+        # The runner returns the function's result as JSON text.
+        return json.loads(outcome.result)
+
+    def error(self, outcome: Any, task: str, index: Optional[int] = None) -> TaskError:
+        error = task_error(outcome, task, index)
+        if error.message.startswith(_ERROR_RESULT):
+            # The remote traceback, as multiprocessing's RemoteTraceback.
+            error.message = error.message[len(_ERROR_RESULT) :]
+            error.args = (error.message,)
+        return error
+
+
+_BY_NAME = _Kind()
+_PYTHON = _PythonKind()
+
 
 class Pool:
     """A pool of sandboxed Wasm workers with ``multiprocessing.Pool``'s
     methods. Each task runs in a fresh instance of ``module``.
 
     ``Pool(module, processes=4)`` (a loaded module as the first argument
-    means ``module=``). ``processes``: how many tasks run at once (default:
-    the CPUs). ``initializer``: the name of one of the module's
-    initializers (``#[wasmproc_guest::init]``), run once with ``initargs``;
-    every task starts from the snapshot it leaves. ``maxtasksperchild`` is
+    means ``module=``): tasks are the module's tasks, by name. ``Pool()``
+    with no module: tasks are Python functions (``def``, ``lambda``,
+    closures, ``functools.partial``), each call run by a sandboxed CPython
+    (the runner component, built once with componentize-py: the
+    ``functions`` extra); a function crosses as its source text and the
+    plain data it captures, see ``wasmproc.CannotShip``.
+
+    ``processes``: how many tasks run at once (default: the CPUs).
+    ``initializer``: with a module, the name of one of its initializers
+    (``#[wasmproc_guest::init]``), run once with ``initargs``: every task
+    starts from the snapshot it leaves. With Python functions, a function
+    run with ``initargs`` in each task's sandbox before the task (each task
+    is a fresh sandbox), whose globals the task's function sees when both
+    come from one module. ``maxtasksperchild`` is
     accepted and has nothing to do: every task gets a fresh instance.
     ``timeout`` (seconds), ``max_memory`` (bytes or ``"64MiB"``) and
     ``fuel`` limit every task. ``isolation``: ``"thread"`` (workers are
@@ -145,14 +200,17 @@ class Pool:
     guest's environment; ``share`` grants a ``Queue``, ``SharedRegion``,
     ``Lock``, ``Event``, ``Semaphore`` or ``Barrier`` by name (``{"jobs": q}``),
     ``pipe`` gives every task one end of a ``Pipe()``; nothing else is
-    granted.
+    granted. ``sys_path`` (Python functions): directories of the sandbox
+    put first on its ``sys.path``, for pure-Python packages granted with
+    ``dirs`` (``sys_path=["/site"], dirs={site_packages: "/site"}``);
+    modules outside the standard library then go by name.
     """
 
     def __init__(
         self,
         *args: Any,
         processes: Optional[int] = None,
-        initializer: Optional[str] = None,
+        initializer: Union[str, Callable[..., Any], None] = None,
         initargs: Sequence[Any] = (),
         maxtasksperchild: Optional[int] = None,
         module: Optional[Module] = None,
@@ -164,6 +222,7 @@ class Pool:
         env: Optional[Mapping[str, str]] = None,
         share: Optional[Mapping[str, "Shareable"]] = None,
         pipe: Optional[Connection] = None,
+        sys_path: Optional[Sequence[str]] = None,
     ) -> None:
         # multiprocessing's positional order (processes, initializer,
         # initargs, maxtasksperchild), after an optional module.
@@ -191,11 +250,24 @@ class Pool:
         processes = keywords["processes"]
         initializer = keywords["initializer"]
         initargs = keywords["initargs"]
-        if module is None:
+        if module is None and (share or pipe is not None):
             raise TypeError(
-                "Pool needs a Wasm module: wasmproc.Pool(wasmproc.load('tasks.wasm'), ...). "
-                "Python functions as tasks (sandboxed CPython workers) are not available yet"
+                "share= and pipe= grant queues, locks, regions and pipes to Wasm tasks; Python "
+                "functions (Pool() with no module) cannot use them yet"
             )
+        if module is not None and sys_path:
+            raise TypeError("sys_path= is for Python functions (Pool() with no module)")
+        self._sys_path: Sequence[str] = tuple(sys_path or ())
+        self._init: Optional[Tuple[Callable[..., Any], Tuple[Any, ...]]] = None
+        if module is None and initializer is not None:
+            if isinstance(initializer, str) or not callable(initializer):
+                raise TypeError(
+                    "initializer: with Python functions as tasks it is a function, run with "
+                    "initargs in each task's sandbox before the task"
+                )
+            self._init = (initializer, tuple(initargs))
+            ship(initializer, self._init, self._sys_path)  # refused now, not at the first task
+            initializer = None
         if processes is not None and processes < 1:
             raise ValueError("Number of processes must be at least 1")
         if isolation not in ("thread", "process"):
@@ -205,6 +277,11 @@ class Pool:
                 "initializer: with a Wasm module it is the name of one of the module's "
                 "initializers (#[wasmproc_guest::init]), run once with initargs"
             )
+        self._kind = _BY_NAME if module is not None else _PYTHON
+        if module is None:
+            from ._runner import runner
+
+            module = runner()
         self._module = module
         self._state = _RUN
         self._native = _native.Pool(
@@ -231,7 +308,27 @@ class Pool:
         if self._state != _RUN:
             raise ValueError("Pool not running")
 
-    def map(self, task: str, iterable: Iterable[Any], chunksize: Optional[int] = None) -> List[Any]:
+    def _task(self, task: Task) -> Tuple[str, Optional[str], str]:
+        """The native task's name, the shipped function (``None`` for a
+        module's task) and the name errors show."""
+        if not self._kind.python:
+            if not isinstance(task, str):
+                raise TypeError(
+                    f"this pool runs the tasks of {self._module.name!r} by name (a str), not "
+                    f"{type(task).__name__}: for Python functions, use wasmproc.Pool() with no module"
+                )
+            return task, None, task
+        if isinstance(task, str):
+            raise TypeError(
+                f"task {task!r}: this pool (Pool() with no module) runs Python functions; "
+                "a task name needs a module: wasmproc.Pool(wasmproc.load('tasks.wasm'))"
+            )
+        shown = getattr(task, "__qualname__", None) or getattr(
+            getattr(task, "func", None), "__qualname__", repr(task)
+        )
+        return _CALL, ship(task, self._init, self._sys_path), str(shown)
+
+    def map(self, task: Task, iterable: Iterable[Any], chunksize: Optional[int] = None) -> List[Any]:
         """Runs ``task`` on each item; the results, in input order. Raises
         the first failure (in input order) as its ``TaskError`` and cancels
         the tasks after it. ``chunksize``: how many tasks run in a row in one
@@ -239,23 +336,39 @@ class Pool:
         return self._map(task, iterable, chunksize, star=False)
 
     def starmap(
-        self, task: str, iterable: Iterable[Sequence[Any]], chunksize: Optional[int] = None
+        self, task: Task, iterable: Iterable[Sequence[Any]], chunksize: Optional[int] = None
     ) -> List[Any]:
         """As ``map``, each item a tuple of the task's arguments."""
         return self._map(task, iterable, chunksize, star=True)
 
-    def _map(self, task: str, iterable: Iterable[Any], chunksize: Optional[int], star: bool) -> List[Any]:
+    def _items(self, payload: Optional[str], iterable: Iterable[Any], star: bool) -> Iterable[Any]:
+        """A map's items as the native task takes them: a module's task
+        takes them as they are; the runner takes the shipped function and
+        each call's arguments (JSON text)."""
+        if payload is None:
+            return iterable
+        return ((payload, call_args(item if star else (item,))) for item in iterable)
+
+    def _map(self, task: Task, iterable: Iterable[Any], chunksize: Optional[int], star: bool) -> List[Any]:
         self._check_running()
-        results, failed = self._native.map(task, iterable, chunksize=chunksize or 1, star=star)
+        name, payload, shown = self._task(task)
+        results, failed = self._native.map(
+            name,
+            self._items(payload, iterable, star),
+            chunksize=chunksize or 1,
+            star=star or payload is not None,
+        )
         if failed is not None:
             index, outcome = failed
-            raise task_error(outcome, task, index)
+            raise self._kind.error(outcome, shown, index)
         assert results is not None
+        if payload is not None:
+            return [json.loads(result) for result in results]
         return results
 
     def imap(
         self,
-        task: str,
+        task: Task,
         iterable: Iterable[Any],
         chunksize: int = 1,
         *,
@@ -269,7 +382,7 @@ class Pool:
 
     def imap_unordered(
         self,
-        task: str,
+        task: Task,
         iterable: Iterable[Any],
         chunksize: int = 1,
         *,
@@ -279,35 +392,48 @@ class Pool:
         return self._imap(task, iterable, chunksize, return_exceptions, ordered=False)
 
     def _imap(
-        self, task: str, iterable: Iterable[Any], chunksize: int, return_exceptions: bool, ordered: bool
+        self, task: Task, iterable: Iterable[Any], chunksize: int, return_exceptions: bool, ordered: bool
     ) -> Iterator[Any]:
         self._check_running()
-        outcomes = self._native.imap(task, iterable, ordered=ordered, chunksize=chunksize or 1)
-        return _Results(outcomes, task, return_exceptions)
+        name, payload, shown = self._task(task)
+        outcomes = self._native.imap(
+            name,
+            self._items(payload, iterable, False),
+            ordered=ordered,
+            chunksize=chunksize or 1,
+            star=payload is not None,
+        )
+        return _Results(outcomes, shown, return_exceptions, self._kind)
 
-    def apply(self, task: str, args: Sequence[Any] = (), kwds: Optional[Mapping[str, Any]] = None) -> Any:
+    def apply(self, task: Task, args: Sequence[Any] = (), kwds: Optional[Mapping[str, Any]] = None) -> Any:
         """Runs ``task(*args)`` in the pool and returns its result."""
         return self.apply_async(task, args, kwds).get()
 
     def apply_async(
         self,
-        task: str,
+        task: Task,
         args: Sequence[Any] = (),
         kwds: Optional[Mapping[str, Any]] = None,
         callback: Optional[Callable[[Any], object]] = None,
         error_callback: Optional[Callable[[BaseException], object]] = None,
     ) -> "AsyncResult":
-        """Queues ``task(*args)``; its ``AsyncResult``. ``callback`` gets the
-        result, ``error_callback`` the ``TaskError``, on a pool thread."""
+        """Queues ``task(*args, **kwds)``; its ``AsyncResult``. ``callback``
+        gets the result, ``error_callback`` the ``TaskError``, on a pool
+        thread. ``kwds``: Python functions only (Wasm tasks take positional
+        arguments)."""
         self._check_running()
-        if kwds:
-            raise TypeError("Wasm tasks take positional arguments only (kwds must be empty)")
-        handle = self._native.submit(task, tuple(args))
-        return AsyncResult(handle, task, callback, error_callback)
+        name, payload, shown = self._task(task)
+        if payload is None:
+            if kwds:
+                raise TypeError("Wasm tasks take positional arguments only (kwds must be empty)")
+            handle = self._native.submit(name, tuple(args))
+        else:
+            handle = self._native.submit(name, (payload, call_args(args, kwds)))
+        return AsyncResult(handle, shown, callback, error_callback, self._kind)
 
     def map_async(
         self,
-        task: str,
+        task: Task,
         iterable: Iterable[Any],
         chunksize: Optional[int] = None,
         callback: Optional[Callable[[Any], object]] = None,
@@ -320,7 +446,7 @@ class Pool:
 
     def starmap_async(
         self,
-        task: str,
+        task: Task,
         iterable: Iterable[Sequence[Any]],
         chunksize: Optional[int] = None,
         callback: Optional[Callable[[Any], object]] = None,
@@ -358,7 +484,8 @@ class Pool:
         self.terminate()
 
     def __repr__(self) -> str:
-        return f"<wasmproc.Pool state={self._state} processes={self.processes} module={self._module.name!r}>"
+        tasks = "python functions" if self._kind.python else f"module={self._module.name!r}"
+        return f"<wasmproc.Pool state={self._state} processes={self.processes} {tasks}>"
 
 
 class _Results(Iterator[Any]):
@@ -366,10 +493,11 @@ class _Results(Iterator[Any]):
     goes on after raising a task's error, as ``multiprocessing``'s does.
     Dropping it, or ``close()``, cancels the tasks still in flight."""
 
-    def __init__(self, outcomes: Any, task: str, return_exceptions: bool) -> None:
+    def __init__(self, outcomes: Any, task: str, return_exceptions: bool, kind: _Kind) -> None:
         self._outcomes = outcomes
         self._task = task
         self._return_exceptions = return_exceptions
+        self._kind = kind
 
     def __iter__(self) -> "_Results":
         return self
@@ -377,8 +505,8 @@ class _Results(Iterator[Any]):
     def __next__(self) -> Any:
         index, outcome = next(self._outcomes)
         if outcome.success:
-            return outcome.result
-        error = task_error(outcome, self._task, index)
+            return self._kind.result(outcome)
+        error = self._kind.error(outcome, self._task, index)
         if self._return_exceptions:
             return error
         raise error
@@ -397,17 +525,19 @@ class AsyncResult:
         task: str,
         callback: Optional[Callable[[Any], object]],
         error_callback: Optional[Callable[[BaseException], object]],
+        kind: _Kind = _BY_NAME,
     ) -> None:
         self._handle = handle
         self._task = task
+        self._kind = kind
         if callback is not None or error_callback is not None:
 
             def done(outcome: Any) -> None:
                 if outcome.success:
                     if callback is not None:
-                        callback(outcome.result)
+                        callback(kind.result(outcome))
                 elif error_callback is not None:
-                    error_callback(task_error(outcome, task))
+                    error_callback(kind.error(outcome, task))
 
             handle.on_done(done)
 
@@ -434,8 +564,8 @@ class AsyncResult:
         if outcome is None:
             raise _TimeoutError(f"task {self._task!r} has not ended within {timeout}s")
         if not outcome.success:
-            raise task_error(outcome, self._task)
-        return outcome.result
+            raise self._kind.error(outcome, self._task)
+        return self._kind.result(outcome)
 
     def cancel(self) -> None:
         """Cancels the task (wasmproc's addition): it ends ``Cancelled``."""

@@ -1,0 +1,98 @@
+"""The issue's targets for Python functions as tasks, measured once here:
+
+1. ``wasmproc.Pool(2).map(lambda x: x * x, range(N))``: tasks per second,
+   a fresh sandbox (a fresh CPython instance) per task, beside
+   ``multiprocessing.Pool(2).map(square, range(N), chunksize=1)``;
+2. the first result of a second ``Pool`` (the runner component cached):
+   in this process, and in a new process (import, load, first result);
+3. a CPU-bound pure-Python function (about 50 ms natively): its time per
+   task in the sandbox against native CPython, on 1 and 2 workers.
+
+Usage (from the repository root, in the venv that has the package with its
+``functions`` extra): ``python python/bench_functions.py [--n 2000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing
+import subprocess
+import sys
+import time
+from typing import Any, Callable
+
+import wasmproc
+
+
+def square(x: int) -> int:
+    return x * x
+
+
+def burn(n: int) -> int:
+    total = 0
+    for i in range(n):
+        total += i * i % 7
+    return total
+
+
+def timed(run: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    run()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--cpu-tasks", type=int, default=8)
+    args = parser.parse_args()
+    n = args.n
+
+    first = timed(lambda: wasmproc.Pool(processes=1).terminate())
+    print(f"first Pool() of this process (runner built/compiled if not cached): {first:.3f} s")
+
+    for workers in (1, 2):
+        with wasmproc.Pool(processes=workers) as pool:
+            pool.map(lambda x: x, range(4))  # warm
+            seconds = timed(lambda: pool.map(lambda x: x * x, range(n)))
+            by_name = timed(lambda: pool.map(abs, range(n)))
+        print(
+            f"wasmproc.Pool({workers}).map(lambda x: x * x, range({n})): {seconds:.2f} s, "
+            f"{n / seconds:.0f} tasks/s, {seconds / n * workers * 1000:.2f} ms per task per worker "
+            f"(abs, by name, no source to compile: {by_name / n * workers * 1000:.2f} ms)"
+        )
+    with multiprocessing.Pool(2) as mp:
+        mp_seconds = timed(lambda: mp.map(square, range(n), chunksize=1))
+    print(f"multiprocessing.Pool(2).map(square, chunksize=1): {mp_seconds:.2f} s, {n / mp_seconds:.0f} tasks/s")
+
+    def second_pool() -> None:
+        with wasmproc.Pool(processes=2) as pool:
+            pool.apply(lambda: 1)
+
+    print(f"first result of a second Pool, same process: {timed(second_pool) * 1000:.0f} ms")
+    code = "import wasmproc\nwith wasmproc.Pool(processes=2) as pool: pool.apply(abs, (1,))"
+    fresh = timed(lambda: subprocess.run([sys.executable, "-c", code], check=True))
+    print(f"first result of a Pool in a new process (interpreter start, import, load): {fresh * 1000:.0f} ms")
+
+    # Calibrate burn to about 50 ms natively.
+    size = 100_000
+    while timed(lambda: burn(size)) < 0.05:
+        size *= 2
+    size = int(size * 0.05 / timed(lambda: burn(size)))
+    native = min(timed(lambda: burn(size)) for _ in range(3))
+    print(f"burn({size}) natively: {native * 1000:.1f} ms")
+    tasks = args.cpu_tasks
+    for workers in (1, 2):
+        with wasmproc.Pool(processes=workers, timeout=60) as pool:
+            pool.apply(burn, (10,))
+            seconds = timed(lambda: pool.map(burn, [size] * tasks))
+        per_task = seconds / tasks * workers
+        print(
+            f"sandboxed, {workers} worker(s): {seconds:.2f} s for {tasks} tasks, "
+            f"{per_task * 1000:.1f} ms per task per worker ({per_task / native:.2f}x native), "
+            f"{tasks / seconds:.1f} tasks/s"
+        )
+
+
+if __name__ == "__main__":
+    main()

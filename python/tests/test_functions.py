@@ -1,0 +1,388 @@
+"""Python functions as tasks (``wasmproc.Pool()`` with no module): what
+crosses (lambdas, closures, defs and what they use), what is refused and
+why, and that the sandbox and its limits still hold."""
+
+from __future__ import annotations
+
+import functools
+import json
+import socket
+import math
+import sys
+import threading
+from math import sqrt
+from pathlib import Path
+from typing import Any, Callable, Dict, Iterator, List
+
+import pytest
+
+import wasmproc
+from wasmproc import _runner
+
+SCALE = 10
+WORDS = {"1": 1, "2": 2}
+
+
+def scaled(x: int) -> int:
+    return x * SCALE + helper(x)
+
+
+def helper(x: int) -> int:
+    return WORDS.get(str(x), -1)
+
+
+def hypotenuse(a: float, b: float) -> float:
+    return math.hypot(a, b) + sqrt(0)
+
+
+def describe(x: int, *, prefix: str = "item", suffix: str = "") -> str:
+    return f"{prefix} {x}{suffix}"
+
+
+def logged(function: Callable[[int], int]) -> Callable[[int], List[Any]]:
+    @functools.wraps(function)
+    def wrapper(x: int) -> List[Any]:
+        return ["logged", function(x)]
+
+    return wrapper
+
+
+@logged
+def increment(x: int) -> int:
+    return x + 1
+
+
+class Tools:
+    @staticmethod
+    def double(x: int) -> int:
+        return 2 * x
+
+
+@functools.lru_cache(maxsize=None)
+def cached(x: int) -> int:
+    return x
+
+
+def fails(x: int) -> int:
+    if x == 3:
+        raise ValueError(f"bad item {x}")
+    return x
+
+
+def spins(x: int) -> int:
+    while True:
+        pass
+
+
+def allocates(n: int) -> int:
+    return len(bytearray(n))
+
+
+def reads(path: str) -> str:
+    with open(path) as file:
+        return file.read()
+
+
+def a_set(x: int) -> Any:
+    return {x}
+
+
+SETTINGS: Dict[str, Any] = {}
+
+
+def load_settings(path: str, scale: int) -> None:
+    global SETTINGS
+    with open(path) as file:
+        SETTINGS = dict(json.load(file), scale=scale)
+
+
+def use_settings(x: int) -> int:
+    return int(SETTINGS["base"] + x * SETTINGS["scale"])
+
+
+def connects(port: int) -> str:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError as error:
+        return type(error).__name__
+    return "connected"
+
+
+@pytest.fixture(params=["thread", "process"])
+def pool(python_runner: Path, request: pytest.FixtureRequest) -> Iterator[wasmproc.Pool]:
+    with wasmproc.Pool(processes=2, isolation=request.param, timeout=10) as pool:
+        yield pool
+
+
+def test_a_lambda_runs_in_the_sandbox(pool: wasmproc.Pool) -> None:
+    assert pool.map(lambda x: x * x, range(20)) == [x * x for x in range(20)]
+    assert pool.map(lambda x: x * x, []) == []
+    assert pool.apply(lambda: 42) == 42
+    # Its CPython is the sandbox's, not this one.
+    version = pool.apply(lambda: __import__("sys").platform)
+    assert version == "wasi"
+
+
+def test_a_closure_carries_its_plain_values(pool: wasmproc.Pool) -> None:
+    factor = 3
+    table = {"a": [1, 2], "b": (3, 4)}
+    assert pool.map(lambda x: x * factor, range(5)) == [0, 3, 6, 9, 12]
+    assert pool.map(lambda x, k=factor + 1: x * k, [2]) == [8]  # a default: its value
+    assert pool.apply(lambda key: list(table[key]), ("b",)) == [3, 4]
+
+    def counter(start: int) -> List[int]:
+        total = start
+
+        def add(n: int) -> int:
+            nonlocal total
+            total += n
+            return total
+
+        return [add(1), add(factor)]
+
+    assert pool.map(counter, [0, 10]) == [[1, 4], [11, 14]]
+
+
+def test_a_def_with_its_globals_helpers_and_defaults(pool: wasmproc.Pool) -> None:
+    assert pool.map(scaled, [1, 2, 3]) == [11, 22, 29]
+    assert pool.starmap(hypotenuse, [(3, 4), (5, 12)]) == [5.0, 13.0]
+    assert pool.apply(describe, (7,), {"suffix": "!"}) == "item 7!"
+    assert pool.map(functools.partial(describe, prefix="no."), [1]) == ["no. 1"]
+    # A decorator's wrapper crosses with the function it wraps; a static
+    # method is a function.
+    assert pool.map(increment, [1]) == [["logged", 2]]
+    assert pool.map(Tools.double, [4]) == [8]
+
+
+def test_standard_library_modules_are_imported_inside(pool: wasmproc.Pool) -> None:
+    def decode(text: str) -> Any:
+        import statistics
+
+        return [json.loads(text), statistics.mean([1, 2, 3, 4])]
+
+    assert pool.apply(decode, ('{"a": 1}',)) == [{"a": 1}, 2.5]
+    assert pool.map(math.factorial, [5]) == [120]
+    assert pool.map(abs, [-3]) == [3]
+
+
+def test_two_lambdas_on_one_line_are_told_apart(pool: wasmproc.Pool) -> None:
+    plus, times = (lambda x: x + 1), (lambda y: y * 10)
+    assert pool.map(times, [2]) == [20]  # by their parameters
+    assert pool.map(plus, [2]) == [3]
+    # Columns count UTF-8 bytes: text before a lambda on its line moves it.
+    pair = ("ünïcödé", lambda s: "→" + s)
+    assert pool.map(pair[1], ["é"]) == ["→é"]
+    first, second = (lambda x: x + 1), (lambda x: x * 10)
+    if sys.version_info >= (3, 11):  # by the code's positions
+        assert pool.map(second, [2]) == [20]
+        assert pool.map(first, [2]) == [3]
+    else:
+        with pytest.raises(wasmproc.CannotShip, match="cannot be told apart: put the one you send on a line"):
+            pool.map(second, [2])
+
+
+def test_an_exception_comes_back_with_its_traceback(pool: wasmproc.Pool) -> None:
+    with pytest.raises(wasmproc.Exited) as raised:
+        pool.map(fails, range(6))
+    error = raised.value
+    assert error.index == 3
+    assert error.task == "fails"
+    assert error.message.startswith("Traceback (most recent call last):")
+    assert "ValueError: bad item 3" in error.message
+    # The traceback names this file and the line, with its text.
+    assert f'File "{__file__}"' in error.message
+    assert 'raise ValueError(f"bad item {x}")' in error.message
+    assert pool.map(fails, [1]) == [1]  # the pool lives on
+    outcomes = list(pool.imap(fails, [2, 3], return_exceptions=True))
+    assert outcomes[0] == 2 and isinstance(outcomes[1], wasmproc.Exited)
+
+
+def test_apply_async_and_imap(pool: wasmproc.Pool) -> None:
+    got: List[Any] = []
+    done = threading.Event()
+    def callback(value: Any) -> None:
+        got.append(value)
+        done.set()
+
+    result = pool.apply_async(lambda a, b: a - b, (5, 2), callback=callback)
+    assert result.get(timeout=10) == 3
+    assert done.wait(10) and got == [3]
+    assert list(pool.imap(lambda x: -x, range(5))) == [0, -1, -2, -3, -4]
+    assert sorted(pool.imap_unordered(lambda x: x, range(5))) == list(range(5))
+
+
+def test_what_cannot_cross_is_refused_before_it_runs(pool: wasmproc.Pool) -> None:
+    namespace: Dict[str, Any] = {}
+    exec("def made(x):\n    return x\n", namespace)
+    with pytest.raises(wasmproc.CannotShip, match="source of made .* cannot be found.*define it in a .py file"):
+        pool.map(namespace["made"], [1])
+
+    lock = threading.Lock()
+    with pytest.raises(wasmproc.CannotShip, match="the variable 'lock' .* captures is a _thread.lock.*plain values"):
+        pool.map(lambda x: lock.locked(), [1])
+
+    class Point:
+        def get(self, x: int) -> int:
+            return x
+
+    point = Point()
+    with pytest.raises(wasmproc.CannotShip, match="'point'"):
+        pool.map(lambda x: point, [1])
+    points = [1, point]
+    with pytest.raises(wasmproc.CannotShip, match="'points' .* holds a .*Point"):
+        pool.map(lambda x: points[x], [1])
+    with pytest.raises(wasmproc.CannotShip, match="module 'pytest', which is not in the standard library"):
+        pool.map(lambda x: pytest.approx(x), [1])
+    with pytest.raises(wasmproc.CannotShip, match="bound method"):
+        pool.map(point.get, [1])
+    with pytest.raises(wasmproc.CannotShip, match="it wraps cached: send that one"):
+        pool.map(cached, [1])
+    # A CannotShip is a TypeError, as pickling's refusals are.
+    assert issubclass(wasmproc.CannotShip, TypeError)
+    with pytest.raises(TypeError, match="JSON-compatible"):
+        pool.map(lambda x: x, [object()])
+    with pytest.raises(TypeError, match="runs Python functions; a task name needs a module"):
+        pool.map("square", [1])
+
+
+
+def test_a_result_that_is_not_json_is_an_error(pool: wasmproc.Pool) -> None:
+    with pytest.raises(wasmproc.Exited, match="returned a set, which cannot cross as JSON"):
+        pool.apply(a_set, (1,))
+
+
+def test_limits_apply_and_the_pool_lives_on(python_runner: Path) -> None:
+    with wasmproc.Pool(processes=2, timeout=0.5, max_memory="64MiB") as pool:
+        with pytest.raises(wasmproc.TimedOut):
+            pool.apply(spins, (1,))
+        assert pool.apply(allocates, (1 << 20,)) == 1 << 20
+        with pytest.raises(wasmproc.MemoryExceeded):
+            pool.apply(allocates, (10**8,))
+        assert pool.map(lambda x: x + 1, [1, 2]) == [2, 3]
+
+
+def test_the_sandbox_grants_nothing_but_what_the_pool_grants(python_runner: Path, tmp_path: Path) -> None:
+    (tmp_path / "note.txt").write_text("granted")
+    with wasmproc.Pool(processes=1) as pool:
+        with pytest.raises(wasmproc.Exited, match="FileNotFoundError"):
+            pool.apply(reads, ("/etc/passwd",))
+        with pytest.raises(wasmproc.Exited, match="FileNotFoundError"):
+            pool.apply(reads, (str(tmp_path / "note.txt"),))
+        assert pool.apply(lambda: dict(__import__("os").environ)) == {}
+        # No network: a connection to a port that listens on the host fails.
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            assert connects(server.getsockname()[1]) == "connected"
+            assert pool.apply(connects, (server.getsockname()[1],)) != "connected"
+    with wasmproc.Pool(processes=1, dirs={tmp_path: "/data"}, env={"MODE": "test"}) as pool:
+        assert pool.apply(reads, ("/data/note.txt",)) == "granted"
+        assert pool.apply(lambda: __import__("os").environ["MODE"]) == "test"
+
+
+def test_a_module_pool_takes_names_and_a_function_pool_functions(
+    python_runner: Path, sdk_tasks: wasmproc.Module
+) -> None:
+    with wasmproc.Pool(sdk_tasks, 1) as pool:
+        with pytest.raises(TypeError, match="for Python functions, use wasmproc.Pool\\(\\) with no module"):
+            pool.map(lambda x: x, [1])
+    with pytest.raises(TypeError, match="initializer: with Python functions as tasks it is a function"):
+        wasmproc.Pool(1, "init_name")
+
+
+def test_the_runner_is_built_once_and_reused(python_runner: Path) -> None:
+    built = python_runner.stat().st_mtime_ns
+    assert _runner.runner_path() == python_runner
+    with wasmproc.Pool(processes=1) as pool:
+        assert pool.apply(lambda: 1) == 1
+    assert python_runner.stat().st_mtime_ns == built
+    assert python_runner.name.startswith(f"componentize-py-{_runner.COMPONENTIZE_PY}-")
+
+
+def test_without_componentize_py_the_error_says_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+
+    def missing(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", missing)
+    with pytest.raises(wasmproc.CannotRun, match=r"need componentize-py.*pip install 'wasmproc\[functions\]'") as raised:
+        _runner.runner_path()
+    assert raised.value.exit_code == 126
+    assert "componentize-py==0.25.1" in raised.value.message
+
+
+def test_a_lambda_from_a_notebook_cell(pool: wasmproc.Pool) -> None:
+    # IPython keeps each cell's source in linecache under a name of its
+    # own; a lambda on a cell's first line, column 0 of a continuation.
+    import linecache
+
+    source = "double = (\nlambda x: x * 2)\ntriple = lambda x: x * 3\n"
+    name = "<ipython-input-1-0123456789ab>"
+    linecache.cache[name] = (len(source), None, source.splitlines(True), name)
+    namespace: Dict[str, Any] = {"__name__": "__main__"}
+    exec(compile(source, name, "exec"), namespace)
+    assert pool.map(namespace["double"], [4]) == [8]
+    assert pool.map(namespace["triple"], [4]) == [12]
+
+
+def test_an_initializer_runs_in_each_tasks_sandbox_before_it(python_runner: Path, tmp_path: Path) -> None:
+    (tmp_path / "settings.json").write_text('{"base": 100}')
+    pool = wasmproc.Pool(1, load_settings, ("/data/settings.json", 2), dirs={tmp_path: "/data"})
+    with pool:
+        # The globals it sets are the task's (both come from this module).
+        assert pool.map(use_settings, [1, 2]) == [102, 104]
+        assert SETTINGS == {}  # here, nothing ran
+    with wasmproc.Pool(1, load_settings, ("/data/missing.json", 2), dirs={tmp_path: "/data"}) as pool:
+        with pytest.raises(wasmproc.Exited, match="(?s)the pool's initializer raised:.*FileNotFoundError"):
+            pool.apply(use_settings, (1,))
+    with pytest.raises(wasmproc.CannotShip, match="an argument of the initializer"):
+        wasmproc.Pool(1, load_settings, (threading.Lock(), 2))
+    with pytest.raises(TypeError, match="share= and pipe= grant"):
+        wasmproc.Pool(1, share={"q": wasmproc.Queue()})
+
+
+def test_a_failed_runner_build_says_why(
+    python_runner: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A broken WIT file: componentize-py fails at once (a broken app.py
+    # would fail only after ~20 s of building).
+    source = tmp_path / "source"
+    (source / "wit").mkdir(parents=True)
+    (source / "wit" / "runner.wit").write_text("package wasmproc:broken;\nworld runner {\n")
+    (source / "app.py").write_text((_runner.SOURCE / "app.py").read_text())
+    monkeypatch.setattr(_runner, "SOURCE", source)
+    with pytest.raises(wasmproc.CannotRun, match="componentize-py failed to build the Python runner") as raised:
+        _runner._build(tmp_path / "out" / "runner.wasm")
+    assert "runner.wit" in raised.value.message
+    assert f"componentize-py=={_runner.COMPONENTIZE_PY}" in raised.value.message
+    assert list((tmp_path / "out").iterdir()) == []  # no partial file left
+
+
+def test_pure_python_packages_from_a_granted_directory(
+    python_runner: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "site"
+    (site / "granted_pkg").mkdir(parents=True)
+    (site / "granted_pkg" / "__init__.py").write_text(
+        "class Scale:\n    def __init__(self, k):\n        self.k = k\n\n"
+        "def triple(x):\n    return 3 * x\n"
+    )
+    monkeypatch.syspath_prepend(str(site))
+    import granted_pkg  # type: ignore[import-not-found]
+
+    Scale = granted_pkg.Scale
+
+    def use(x: int) -> int:
+        return int(granted_pkg.triple(x) * Scale(2).k)
+
+    with wasmproc.Pool(1) as pool:
+        with pytest.raises(wasmproc.CannotShip, match=r"granted_pkg.*sys_path=\['/site'\]"):
+            pool.map(use, [1])
+        with pytest.raises(wasmproc.CannotShip, match=r"module 'granted_pkg'.*sys_path=\['/site'\]"):
+            pool.map(lambda x: granted_pkg.triple(x), [1])
+    with wasmproc.Pool(1, sys_path=["/site"], dirs={site: "/site"}) as pool:
+        assert pool.map(use, [2]) == [12]
+    with wasmproc.Pool(1, sys_path=["/site"]) as pool:  # not granted: not found inside
+        with pytest.raises(wasmproc.Exited, match="ModuleNotFoundError: No module named 'granted_pkg'"):
+            pool.map(use, [2])
