@@ -24,6 +24,13 @@
 //! wasmtime then maps, so a file renamed into place meanwhile is not the
 //! one loaded.
 //!
+//! A module file loaded before need not be read again to be known: a
+//! record signed with the same key ties the unchanged file (device, inode,
+//! size, modification and change times) to its identity (`files.rs`), so
+//! a 100 MB module's second load maps its entry without hashing it. The
+//! record cannot be forged without the key, and a file changed in any way
+//! has another record: it is read and hashed again.
+//!
 //! Entries are written to a temporary file and renamed into place, so
 //! concurrent writers and crashes leave whole files only; the directory is
 //! made readable by its owner only. The cache keeps to a size budget,
