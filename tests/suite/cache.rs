@@ -3,8 +3,12 @@
 
 use std::path::{Path, PathBuf};
 
-use wasmproc::{CacheStatus, Runtime, Task};
+use wasmproc::{
+    CacheStatus, CancelToken, Executor, ExitStatus, Isolation, Pool, ProcessOptions, Runtime, Task,
+};
 use wasmproc_tests::guests;
+
+use crate::pool_host;
 
 /// A runtime caching in `dir`, its entries signed with the key in
 /// `dir`'s sibling `<dir>.key` (outside the cache, as the default is).
@@ -41,7 +45,8 @@ fn only_entry(dir: &Path) -> std::path::PathBuf {
     let entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|path| path.extension().is_none_or(|e| e != "checked"))
+        // Files only: `files/` holds the records of module files.
+        .filter(|path| path.is_file() && path.extension().is_none_or(|e| e != "checked"))
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     entries.into_iter().next().unwrap()
@@ -232,6 +237,77 @@ fn the_fuel_engine_has_entries_of_its_own() {
 
 /// BLAKE3 through the wasmproc-independent reference: the `blake3` CLI is
 /// not assumed, so the suite hashes with the crate the host uses.
+/// A copy of `guest` in `dir`, last changed more than a second ago (a
+/// file changed just before its read is not remembered).
+fn settled_copy(guest: &str, dir: &Path) -> PathBuf {
+    let path = dir.join("module.wasm");
+    std::fs::copy(guest, &path).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    path
+}
+
+fn square_in(module: &wasmproc::Module, isolation: Isolation) -> wasmproc::Outcome {
+    let pool = Pool::builder(module)
+        .workers(1)
+        .isolation(isolation)
+        .build()
+        .unwrap();
+    pool.run(Task::call("square", &6u64).unwrap(), &CancelToken::new())
+}
+
+fn process() -> Isolation {
+    Isolation::Process(ProcessOptions::default().executable(pool_host()))
+}
+
+/// A module file loaded before and unchanged is known by the cache's
+/// signed record of it: the load reads neither its wasm nor compiles, and
+/// its tasks run in both isolations (a worker process loads the file too).
+#[test]
+fn an_unchanged_module_file_is_known_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let path = settled_copy(guests::SDK_TASKS, dir.path());
+    let first = runtime_in(&cache).load(&path).unwrap();
+    assert_eq!(first.cache_status(), CacheStatus::Compiled);
+    let records = std::fs::read_dir(cache.join("files")).unwrap().count();
+    assert_eq!(records, 1, "the file is remembered");
+
+    let known = runtime_in(&cache).load(&path).unwrap();
+    assert_eq!(known.cache_status(), CacheStatus::Hit);
+    for isolation in [Isolation::Thread, process()] {
+        let outcome = square_in(&known, isolation);
+        assert_eq!(outcome.decode::<u64>().unwrap(), 36, "{outcome:?}");
+    }
+    // Its wasm is read when needed: the SDK's signatures are in it.
+    assert!(known.signature("square").is_some());
+}
+
+/// A module file changed after its load is another module: the next load
+/// hashes it again, and a module loaded from the old file without reading
+/// it refuses to stand for the new one (a worker process would otherwise
+/// run other code than its pool's module).
+#[test]
+fn a_changed_module_file_is_never_taken_for_the_old_module() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let path = settled_copy(guests::SDK_TASKS, dir.path());
+    runtime_in(&cache).load(&path).unwrap();
+    let known = runtime_in(&cache).load(&path).unwrap();
+    assert_eq!(known.cache_status(), CacheStatus::Hit);
+
+    // Another module written into the same file.
+    std::fs::write(&path, std::fs::read(guests::WASI_CMD).unwrap()).unwrap();
+    let reloaded = runtime_in(&cache).load(&path).unwrap();
+    assert!(reloaded.is_command(), "the new file's module is loaded");
+    assert!(reloaded.signature("square").is_none());
+
+    // The module loaded before, in a worker process: refused, not run.
+    let outcome = square_in(&known, process());
+    assert_ne!(outcome.status, ExitStatus::Exited(0), "{outcome:?}");
+    let message = outcome.message.unwrap_or_default();
+    assert!(message.contains("changed after it was loaded"), "{message}");
+}
+
 fn blake3_of(bytes: &[u8]) -> [u8; 32] {
     *blake3::hash(bytes).as_bytes()
 }

@@ -24,6 +24,13 @@
 //! wasmtime then maps, so a file renamed into place meanwhile is not the
 //! one loaded.
 //!
+//! A module file loaded before need not be read again to be known: a
+//! record signed with the same key ties the unchanged file (device, inode,
+//! size, modification and change times) to its identity (`files.rs`), so
+//! a 100 MB module's second load maps its entry without hashing it. The
+//! record cannot be forged without the key, and a file changed in any way
+//! has another record: it is read and hashed again.
+//!
 //! Entries are written to a temporary file and renamed into place, so
 //! concurrent writers and crashes leave whole files only; the directory is
 //! made readable by its owner only. The cache keeps to a size budget,
@@ -32,6 +39,7 @@
 mod budget;
 mod checked;
 mod compiled;
+mod files;
 mod key;
 mod snapshot;
 
@@ -39,6 +47,7 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 use wasmtime::Engine;
 
@@ -47,6 +56,7 @@ use crate::error::{Error, ErrorKind};
 pub(crate) use budget::parse_budget;
 pub use budget::{CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX};
 pub(crate) use compiled::Compiled;
+pub(crate) use files::KnownFile;
 pub(crate) use key::default_key_file;
 
 /// The last bytes of every entry; bump the digit when the layout changes.
@@ -76,13 +86,26 @@ pub enum CacheStatus {
 pub(crate) struct Identity(blake3::Hash);
 
 impl Identity {
-    /// The identity of a module loaded from `wasm`.
+    /// The identity of a module loaded from `wasm`. A large module is
+    /// hashed on every core: its hash is most of its load from the cache
+    /// (the hash is the same either way).
     pub(crate) fn of_wasm(wasm: &[u8]) -> Self {
-        Identity(blake3::hash(wasm))
+        if wasm.len() < 1 << 20 {
+            return Identity(blake3::hash(wasm));
+        }
+        let mut hasher = blake3::Hasher::new();
+        hasher.update_rayon(wasm);
+        Identity(hasher.finalize())
     }
 
-    fn as_bytes(&self) -> &[u8; HASH_LEN] {
+    /// The hash, as bytes (what a worker process is told).
+    pub(crate) fn as_bytes(&self) -> &[u8; HASH_LEN] {
         self.0.as_bytes()
+    }
+
+    /// The identity whose hash is `bytes`.
+    pub(crate) fn from_bytes(bytes: [u8; HASH_LEN]) -> Self {
+        Identity(blake3::Hash::from_bytes(bytes))
     }
 }
 
@@ -141,7 +164,8 @@ impl ModuleCache {
         }
     }
 
-    /// Removes every entry; returns how many and their bytes.
+    /// Removes every entry (and the records of module files already
+    /// hashed); returns how many entries and their bytes.
     pub(crate) fn clear(&self) -> std::io::Result<(usize, u64)> {
         let (mut count, mut bytes) = (0, 0);
         for entry in self.entries()? {
@@ -150,7 +174,42 @@ impl ModuleCache {
                 bytes += entry.bytes;
             }
         }
+        if let Some(dir) = self.dir() {
+            match std::fs::remove_dir_all(dir.join(files::FILES_DIR)) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => return Err(error),
+                _ => {}
+            }
+        }
         Ok((count, bytes))
+    }
+
+    /// The module that the open module `file` holds, when a load hashed it
+    /// before and it has not changed since (`files.rs`).
+    pub(crate) fn known_file(&self, file: &File) -> Option<KnownFile> {
+        let (dir, key) = self.on.as_ref()?;
+        files::known(dir, key, file)
+    }
+
+    /// Records that the open module `file`, read from `read_started` on,
+    /// holds `known` (best effort).
+    pub(crate) fn remember_file(&self, file: &File, known: KnownFile, read_started: SystemTime) {
+        if let Some((dir, key)) = &self.on {
+            files::remember(dir, key, file, known, read_started);
+        }
+    }
+
+    /// The module or component `identity` from the cache, if it is there
+    /// and its tag checks out; nothing is compiled.
+    pub(crate) fn load_cached<C: Compiled>(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+    ) -> Option<C> {
+        let found = self.load(engine, identity, "cwasm");
+        if found.is_some() {
+            tracing::debug!(target: "wasmproc::cache", "cache hit: compiled code read from the cache, the module file known unchanged");
+        }
+        found
     }
 
     /// Why the cache is off though a directory was given for it.

@@ -1,15 +1,17 @@
 //! Loading: a module file or bytes checked, compiled (or read from the
 //! cache) and prepared for instantiation; a snapshot compiled the same way.
 
+use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
+use std::time::SystemTime;
 
 use wasmtime::component::Component;
 
 use super::component::{ComponentInfo, describe_component, is_component, prepare_component};
 use super::describe::{describe, nothing};
 use super::{Code, Module, ModuleInner, Origin, Prepared, Remake};
-use crate::cache::{CacheStatus, Identity};
+use crate::cache::{CacheStatus, Identity, KnownFile};
 use crate::error::{Error, ErrorKind};
 use crate::limits::human;
 use crate::runtime::{LinkedEngine, Runtime};
@@ -25,13 +27,73 @@ impl Runtime {
     /// [`ErrorKind::CannotRun`] when it is not a valid core module or
     /// component.
     pub fn load(&self, path: impl AsRef<Path>) -> Result<Module, Error> {
-        let path = path.as_ref();
+        self.load_file(path.as_ref(), None)
+    }
+
+    /// Loads the module file `path`, which must be the module `expected`
+    /// when given (a worker process loading its pool's module).
+    ///
+    /// An unchanged binary core module file that a load hashed before is
+    /// not read again: its identity comes from the cache's signed record
+    /// of the file (`cache/files.rs`), its code from the cache, and its
+    /// wasm is read only when something needs it (`Module::wasm`).
+    pub(crate) fn load_file(
+        &self,
+        path: &Path,
+        expected: Option<Identity>,
+    ) -> Result<Module, Error> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| path.display().to_string());
-        let bytes = read_module(path, &name, self.settings().max_module_size)?;
-        self.load_bytes(&name, &bytes)
+        let file = open_module(path)?;
+        if let Some(module) = self.load_known(&name, path, &file, expected)? {
+            return Ok(module);
+        }
+        let read_started = SystemTime::now();
+        let bytes = read_module(&file, path, &name, self.settings().max_module_size)?;
+        let module = self.load_owned(&name, bytes, Some((&file, read_started)))?;
+        if expected.is_some_and(|expected| expected != module.inner.identity) {
+            return Err(changed(path));
+        }
+        Ok(module.with_source(path))
+    }
+
+    /// The module in `file`, when the cache knows the file unchanged since
+    /// a load hashed it and holds its compiled code; `None` otherwise (the
+    /// caller reads the file).
+    fn load_known(
+        &self,
+        name: &str,
+        path: &Path,
+        file: &File,
+        expected: Option<Identity>,
+    ) -> Result<Option<Module>, Error> {
+        let settings = self.settings();
+        let Some(known) = self.cache().known_file(file) else {
+            return Ok(None);
+        };
+        if expected.is_some_and(|expected| expected != known.identity) {
+            return Err(changed(path));
+        }
+        // Limits lowered since: the full load says what is over them.
+        let size = file.metadata().map_or(u64::MAX, |meta| meta.len());
+        if known.functions > settings.max_module_functions || size > settings.max_module_size as u64
+        {
+            return Ok(None);
+        }
+        let linked = self.engine(false)?;
+        let Some(compiled) = self
+            .cache()
+            .load_cached::<wasmtime::Module>(&linked.engine, &known.identity)
+        else {
+            return Ok(None);
+        };
+        let plain = prepare(linked, name, &[], Ok((compiled, CacheStatus::Hit)))?;
+        Ok(Some(
+            self.build(name, known.identity, None, plain, None, None)
+                .with_source(path),
+        ))
     }
 
     /// Loads a module from bytes; `name` is its `argv[0]` and appears in
@@ -46,8 +108,25 @@ impl Runtime {
         if bytes.len() > settings.max_module_size {
             return Err(too_large(name, settings.max_module_size));
         }
+        self.load_owned(name, bytes.to_vec(), None)
+    }
+
+    /// Loads a module from its bytes, read from `file` (when it was) from
+    /// the moment given: a binary core module file is then remembered as
+    /// holding this module (`cache/files.rs`).
+    fn load_owned(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        file: Option<(&File, SystemTime)>,
+    ) -> Result<Module, Error> {
+        let settings = self.settings();
+        if bytes.len() > settings.max_module_size {
+            return Err(too_large(name, settings.max_module_size));
+        }
+        let binary = bytes.starts_with(b"\0asm");
         let wasm = to_binary(name, bytes)?;
-        check_function_count(name, &wasm, settings.max_module_functions)?;
+        let functions = check_function_count(name, &wasm, settings.max_module_functions)?;
         let linked = self.engine(false)?;
         let identity = Identity::of_wasm(&wasm);
         if is_component(&wasm) {
@@ -61,6 +140,15 @@ impl Runtime {
             .cache()
             .load_or_compile(&linked.engine, &identity, &wasm);
         let plain = prepare(linked, name, &wasm, compiled)?;
+        if let Some((file, read_started)) = file.filter(|_| binary)
+            && plain.cache_status != CacheStatus::Uncached
+        {
+            let known = KnownFile {
+                identity,
+                functions,
+            };
+            self.cache().remember_file(file, known, read_started);
+        }
         Ok(self.build(name, identity, Some(wasm), plain, None, None))
     }
 
@@ -87,6 +175,7 @@ impl Runtime {
                 name: name.to_owned(),
                 identity,
                 wasm: known,
+                source: None,
                 plain,
                 fuel: OnceLock::new(),
                 info,
@@ -173,12 +262,25 @@ impl Module {
     }
 }
 
-/// Reads a module file, refusing at once what cannot be a module (by its
-/// first bytes) and what is larger than `max` (without reading past it):
-/// `/dev/zero` or a runaway pipe costs nothing.
-fn read_module(path: &Path, name: &str, max: usize) -> Result<Vec<u8>, Error> {
-    use std::io::Read;
-    let cannot_read = |error: std::io::Error| match error.kind() {
+/// Opens a module file; a missing file or a directory is refused with
+/// what to do.
+fn open_module(path: &Path) -> Result<File, Error> {
+    let file = File::open(path).map_err(|error| cannot_read(path, error))?;
+    if file
+        .metadata()
+        .map_err(|error| cannot_read(path, error))?
+        .is_dir()
+    {
+        return Err(Error::new(
+            ErrorKind::CannotRun,
+            format!("`{}` is a directory, not a module file", path.display()),
+        ));
+    }
+    Ok(file)
+}
+
+fn cannot_read(path: &Path, error: std::io::Error) -> Error {
+    match error.kind() {
         std::io::ErrorKind::NotFound => Error::new(
             ErrorKind::NotFound,
             format!("module `{}` not found: check the path", path.display()),
@@ -187,15 +289,29 @@ fn read_module(path: &Path, name: &str, max: usize) -> Result<Vec<u8>, Error> {
             ErrorKind::CannotRun,
             format!("cannot read module `{}`: {error}", path.display()),
         ),
-    };
-    let file = std::fs::File::open(path).map_err(cannot_read)?;
-    if file.metadata().map_err(cannot_read)?.is_dir() {
-        return Err(Error::new(
-            ErrorKind::CannotRun,
-            format!("`{}` is a directory, not a module file", path.display()),
-        ));
     }
-    let mut bytes = Vec::new();
+}
+
+/// The error of a module file that is no longer the module it was.
+pub(super) fn changed(path: &Path) -> Error {
+    Error::new(
+        ErrorKind::CannotRun,
+        format!(
+            "the module file `{}` changed after it was loaded: load it again",
+            path.display()
+        ),
+    )
+}
+
+/// Reads a module file, refusing at once what cannot be a module (by its
+/// first bytes) and what is larger than `max` (without reading past it):
+/// `/dev/zero` or a runaway pipe costs nothing.
+fn read_module(file: &File, path: &Path, name: &str, max: usize) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    let cannot_read = |error| cannot_read(path, error);
+    // The size, where known, saves growing the buffer (100 MB modules).
+    let size = file.metadata().map_or(0, |meta| meta.len() as usize);
+    let mut bytes = Vec::with_capacity(size.min(max) + 1);
     let mut file = file.take(max as u64 + 1);
     let mut head = [0u8; 8];
     let head_len = read_up_to(&mut file, &mut head).map_err(cannot_read)?;
@@ -254,8 +370,9 @@ fn too_large(name: &str, max: usize) -> Error {
 }
 
 /// Refuses a module that defines more than `max` functions, before any
-/// compiling (reading the sections' counts costs next to nothing).
-fn check_function_count(name: &str, wasm: &[u8], max: u32) -> Result<(), Error> {
+/// compiling (reading the sections' counts costs next to nothing); the
+/// count (the largest of a component's modules').
+fn check_function_count(name: &str, wasm: &[u8], max: u32) -> Result<u32, Error> {
     let mut defined = 0u32;
     for payload in wasmparser::Parser::new(0).parse_all(wasm) {
         match payload {
@@ -264,7 +381,7 @@ fn check_function_count(name: &str, wasm: &[u8], max: u32) -> Result<(), Error> 
                 defined = defined.max(functions.count());
             }
             // Malformed modules get wasmtime's own message when compiled.
-            Err(_) => return Ok(()),
+            Err(_) => return Ok(defined),
             Ok(_) => {}
         }
     }
@@ -278,25 +395,25 @@ fn check_function_count(name: &str, wasm: &[u8], max: u32) -> Result<(), Error> 
             ),
         ));
     }
-    Ok(())
+    Ok(defined)
 }
 
 /// The module as binary wasm: binary is checked to be a core module or a
 /// component, text is assembled.
-fn to_binary(name: &str, bytes: &[u8]) -> Result<Vec<u8>, Error> {
+fn to_binary(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
     const CORE_VERSION: [u8; 4] = [1, 0, 0, 0];
     let cannot_run = |message: String| Error::new(ErrorKind::CannotRun, message);
-    if let Some(version) = bytes.strip_prefix(b"\0asm") {
-        return match version.get(..4) {
-            Some(v) if v == CORE_VERSION => Ok(bytes.to_vec()),
-            _ if is_component(bytes) => Ok(bytes.to_vec()),
-            _ => Err(cannot_run(format!(
-                "`{name}` has an unknown WebAssembly version; wasmproc runs core modules \
-                 (wasm32-wasip1) and components (wasm32-wasip2)"
-            ))),
-        };
+    if bytes.starts_with(b"\0asm") {
+        let core = bytes.get(4..8) == Some(&CORE_VERSION[..]);
+        if core || is_component(&bytes) {
+            return Ok(bytes);
+        }
+        return Err(cannot_run(format!(
+            "`{name}` has an unknown WebAssembly version; wasmproc runs core modules \
+             (wasm32-wasip1) and components (wasm32-wasip2)"
+        )));
     }
-    match std::str::from_utf8(bytes) {
+    match std::str::from_utf8(&bytes) {
         Ok(text) if text.trim_start().starts_with('(') => wat::parse_str(text).map_err(|error| {
             cannot_run(format!("`{name}` is not valid WebAssembly text: {error}"))
         }),

@@ -26,6 +26,7 @@ mod sdk_component;
 mod signature;
 mod wit_shape;
 
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use wasmtime::InstancePre;
@@ -63,6 +64,10 @@ struct ModuleInner {
     /// needs it (fuel metering, another initializer): then the run layer
     /// runs its initializer again, once ([`Module::wasm_or_remake`]).
     wasm: OnceLock<Result<Vec<u8>, Error>>,
+    /// The file it was loaded from, if any. A module the cache knew by its
+    /// file (`Runtime::load_file`) reads its wasm from there only when
+    /// something needs it, checked against its identity.
+    source: Option<PathBuf>,
     plain: Prepared,
     fuel: OnceLock<Result<Prepared, Error>>,
     info: ModuleInfo,
@@ -171,7 +176,7 @@ impl Module {
             if let Some(component) = &self.inner.component {
                 return component.signatures.clone();
             }
-            match (self.inner.wasm.get(), &self.inner.origin) {
+            match (self.stored_wasm(), &self.inner.origin) {
                 (Some(Ok(wasm)), _) => signature::read(wasm),
                 // A snapshot's tasks are its base module's.
                 (_, Some(origin)) => origin.base.signatures().to_vec(),
@@ -238,7 +243,7 @@ impl Module {
     /// snapshot that is not found in the cache. A snapshot found there
     /// holds it only once [`wasm_or_remake`](Module::wasm_or_remake) made it.
     pub(crate) fn wasm(&self) -> Result<&[u8], Error> {
-        match self.inner.wasm.get() {
+        match self.stored_wasm() {
             Some(wasm) => wasm.as_deref().map_err(Error::clone),
             None => Err(Error::new(
                 ErrorKind::CannotRun,
@@ -250,14 +255,57 @@ impl Module {
         }
     }
 
+    /// The wasm the module holds: for a module the cache knew by its file,
+    /// read from the file now if not yet.
+    fn stored_wasm(&self) -> Option<&Result<Vec<u8>, Error>> {
+        match (&self.inner.source, &self.inner.origin) {
+            (Some(path), None) => Some(self.inner.wasm.get_or_init(|| self.read_source(path))),
+            _ => self.inner.wasm.get(),
+        }
+    }
+
+    /// The module file's wasm, if it is still this module's.
+    fn read_source(&self, path: &Path) -> Result<Vec<u8>, Error> {
+        let wasm = std::fs::read(path).map_err(|error| {
+            Error::new(
+                ErrorKind::CannotRun,
+                format!("cannot read module `{}` again: {error}", path.display()),
+            )
+        })?;
+        if Identity::of_wasm(&wasm) != self.inner.identity {
+            return Err(load::changed(path));
+        }
+        Ok(wasm)
+    }
+
+    /// The file the module was loaded from, when its wasm was not read
+    /// (the cache knew the file): a worker process loads that file too,
+    /// rather than being sent its wasm.
+    pub(crate) fn unread_source(&self) -> Option<&Path> {
+        match self.inner.wasm.get() {
+            None => self.inner.source.as_deref(),
+            Some(_) => None,
+        }
+    }
+
+    /// The module, remembered as loaded from `path`.
+    pub(super) fn with_source(mut self, path: &Path) -> Module {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            // Absolute: a worker process may load it too.
+            inner.source = Some(std::path::absolute(path).unwrap_or_else(|_| path.to_owned()));
+        }
+        self
+    }
+
     /// The module's binary wasm; a snapshot found in the cache makes it
     /// again with `remake`, once (what it gives, wasm or error, is kept).
     pub(crate) fn wasm_or_remake(&self, remake: Remake) -> Result<&[u8], Error> {
         self.inner
             .wasm
-            .get_or_init(|| match &self.inner.origin {
-                Some(origin) => remake(origin),
-                None => unreachable!("a module loaded from wasm keeps it"),
+            .get_or_init(|| match (&self.inner.origin, &self.inner.source) {
+                (Some(origin), _) => remake(origin),
+                (None, Some(path)) => self.read_source(path),
+                (None, None) => unreachable!("a module loaded from wasm keeps it"),
             })
             .as_deref()
             .map_err(Error::clone)

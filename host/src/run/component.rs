@@ -93,9 +93,9 @@ pub(super) async fn call_component_task(
             format!("the component exports no function `{name}`"),
         ));
     };
-    let example = task_signature(export).example_argument();
+    let example = || task_signature(export).example_argument();
     let params = export
-        .arguments(input, example.as_deref())
+        .arguments(input, example)
         .map_err(|message| refused(ErrorKind::BadInvocation, message))?;
     let instance = instantiate_component(&pre.pre, store)
         .await

@@ -64,18 +64,19 @@ impl TypedExport {
     /// # Errors
     ///
     /// What does not fit, where, and the signature, in one message.
-    /// `example`, a complete example of the arguments where there is one,
-    /// ends the message.
+    /// `example` gives a complete example of the arguments where there is
+    /// one, to end the message: it is called only then (making it walks
+    /// the types, which a task that fits never needs).
     pub(crate) fn arguments(
         &self,
         input: &[u8],
-        example: Option<&str>,
+        example: impl Fn() -> Option<String>,
     ) -> Result<Vec<Val>, String> {
         let refuse = |why: String| {
             format!(
                 "the arguments do not fit `{}`: {why}; {}",
                 self.signature(),
-                self.how_to_give_arguments(example)
+                self.how_to_give_arguments(example().as_deref())
             )
         };
         let json: Json = if input.iter().all(u8::is_ascii_whitespace) {

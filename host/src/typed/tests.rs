@@ -63,7 +63,7 @@ fn export(name: &str) -> TypedExport {
 }
 
 fn args(name: &str, json: serde_json::Value) -> Result<Vec<Val>, String> {
-    export(name).arguments(json.to_string().as_bytes(), None)
+    export(name).arguments(json.to_string().as_bytes(), || None)
 }
 
 #[test]
@@ -97,7 +97,7 @@ fn one_parameter_takes_the_value_itself_and_several_an_array_or_an_object() {
         args("add", json!({"b": 2, "a": 1})).unwrap(),
         [Val::U8(1), Val::U8(2)]
     );
-    assert_eq!(export("nothing").arguments(b"", None).unwrap(), []);
+    assert_eq!(export("nothing").arguments(b"", || None).unwrap(), []);
     assert_eq!(args("nothing", json!(null)).unwrap(), []);
 }
 
@@ -116,7 +116,7 @@ fn integers_are_range_checked_and_the_message_quotes_the_signature() {
     );
     let error = args("add", json!({"a": 1, "c": 2})).unwrap_err();
     assert!(error.contains("no parameter `c`"), "{error}");
-    let error = export("square").arguments(b"{oops", None).unwrap_err();
+    let error = export("square").arguments(b"{oops", || None).unwrap_err();
     assert!(error.contains("not JSON"), "{error}");
 }
 

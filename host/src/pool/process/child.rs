@@ -18,6 +18,7 @@ use super::protocol::{
     write_frame_buffered,
 };
 use super::share_client::{Board, FrameOut, Settled, TaskLink};
+use crate::cache::Identity;
 use crate::cancel::CancelToken;
 use crate::engine::EngineSettings;
 use crate::module::Module;
@@ -454,6 +455,9 @@ fn start_thread_pool() -> Result<(), String> {
 fn load(runtime: &Runtime, name: &str, module: WireModule) -> Result<Module, crate::Error> {
     match module {
         WireModule::Wasm(wasm) => runtime.load_bytes(name, &wasm),
+        WireModule::File { path, identity } => {
+            runtime.load_file(&path, Some(Identity::from_bytes(identity)))
+        }
         WireModule::Snapshot { base, init } => load(runtime, name, *base)?.initialize_with(&init),
     }
 }

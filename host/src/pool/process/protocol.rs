@@ -28,7 +28,7 @@ use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Win
 use crate::task::{Initializer, Output, RelayedOutput, Stdin, Task, TaskSpec};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 7;
+pub(crate) const VERSION: u32 = 8;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -40,8 +40,16 @@ const MAX_FRAME: usize = u32::MAX as usize;
 /// The module a worker process loads.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum WireModule {
-    /// The module's wasm.
-    Wasm(Vec<u8>),
+    /// The module's wasm (one copy of the bytes, not a sequence of them).
+    Wasm(#[serde(with = "whole_bytes")] Vec<u8>),
+    /// The module file the pool loaded, and the module it holds (its
+    /// wasm's hash): the worker loads it the same way, the cache knowing an
+    /// unchanged file without reading it (a 100 MB module is not shipped),
+    /// and refuses a file that is no longer that module.
+    File {
+        path: std::path::PathBuf,
+        identity: [u8; 32],
+    },
     /// A snapshot in the cache: the worker initializes `base` with `init`,
     /// which finds the snapshot there (the pool never ships it). Should
     /// the entry be gone, the worker runs the initializer itself.
@@ -59,8 +67,47 @@ impl WireModule {
                 base: Box::new(WireModule::of(&origin.base)?),
                 init: origin.init.clone(),
             },
-            _ => WireModule::Wasm(module.wasm()?.to_vec()),
+            _ => match module.unread_source() {
+                Some(path) => WireModule::File {
+                    path: path.to_owned(),
+                    identity: *module.identity().as_bytes(),
+                },
+                None => WireModule::Wasm(module.wasm()?.to_vec()),
+            },
         })
+    }
+}
+
+/// A byte vector as one byte string (serde's default for `Vec<u8>` is a
+/// sequence of single bytes, each encoded and decoded alone: seconds for a
+/// large module).
+mod whole_bytes {
+    use serde::{Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(bytes)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Vec<u8>, D::Error> {
+        struct Bytes;
+        impl serde::de::Visitor<'_> for Bytes {
+            type Value = Vec<u8>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a byte string")
+            }
+
+            fn visit_bytes<E>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(bytes.to_vec())
+            }
+
+            fn visit_byte_buf<E>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(bytes)
+            }
+        }
+        deserializer.deserialize_byte_buf(Bytes)
     }
 }
 
