@@ -11,6 +11,7 @@ use crate::status::ExitStatus;
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Captured {
     /// The bytes kept, at most the task's output cap.
+    #[serde(with = "serde_bytes")]
     pub bytes: Vec<u8>,
     /// Whether the guest wrote more than the cap and bytes were dropped.
     pub truncated: bool,
@@ -30,6 +31,7 @@ pub struct Outcome {
     /// How the task ended.
     pub status: ExitStatus,
     /// A typed task's result, as JSON bytes; see [`decode`](Outcome::decode).
+    #[serde(with = "serde_bytes")]
     pub result: Option<Vec<u8>>,
     /// Why the task did not succeed, in words: the task's error or panic
     /// message, the trap, the limit that was hit, what cannot run.

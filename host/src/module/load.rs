@@ -82,16 +82,33 @@ impl Runtime {
         {
             return Ok(None);
         }
+        self.load_compiled(name, path, known.identity)
+    }
+
+    /// The core module `identity` from its compiled code in the cache
+    /// alone, its wasm to be read from `path` only if needed (checked
+    /// against `identity` then); `None` when the cache does not hold it.
+    ///
+    /// A worker process loads its pool's module this way: it needs neither
+    /// the file nor the wasm, so a file rewritten or removed since the
+    /// pool's load does not stop the pool from starting workers, and they
+    /// run the pool's module, not the file's new one.
+    pub(crate) fn load_compiled(
+        &self,
+        name: &str,
+        path: &Path,
+        identity: Identity,
+    ) -> Result<Option<Module>, Error> {
         let linked = self.engine(false)?;
         let Some(compiled) = self
             .cache()
-            .load_cached::<wasmtime::Module>(&linked.engine, &known.identity)
+            .load_cached::<wasmtime::Module>(&linked.engine, &identity)
         else {
             return Ok(None);
         };
         let plain = prepare(linked, name, &[], Ok((compiled, CacheStatus::Hit)))?;
         Ok(Some(
-            self.build(name, known.identity, None, plain, None, None)
+            self.build(name, identity, None, plain, None, None)
                 .with_source(path),
         ))
     }

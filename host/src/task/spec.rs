@@ -22,11 +22,13 @@ pub struct TaskSpec {
     /// The export to call.
     pub entry: Entry,
     /// A typed task's argument, as JSON bytes (`null` for a command).
+    #[serde(with = "serde_bytes")]
     pub input: Vec<u8>,
     /// The guest's argv after `argv[0]`.
     pub argv: Vec<String>,
     /// The bytes of the task's stdin when they are bytes
     /// ([`Stdin::Bytes`]); empty otherwise.
+    #[serde(with = "serde_bytes")]
     pub stdin: Vec<u8>,
     /// The environment and directories the task asks for.
     pub capabilities: Capabilities,

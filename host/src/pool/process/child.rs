@@ -456,7 +456,13 @@ fn load(runtime: &Runtime, name: &str, module: WireModule) -> Result<Module, cra
     match module {
         WireModule::Wasm(wasm) => runtime.load_bytes(name, &wasm),
         WireModule::File { path, identity } => {
-            runtime.load_file(&path, Some(Identity::from_bytes(identity)))
+            // The pool's module from the cache; the file only when the
+            // cache lost it (and then it must still be that module).
+            let identity = Identity::from_bytes(identity);
+            match runtime.load_compiled(name, &path, identity)? {
+                Some(module) => Ok(module),
+                None => runtime.load_file(&path, Some(identity)),
+            }
         }
         WireModule::Snapshot { base, init } => load(runtime, name, *base)?.initialize_with(&init),
     }

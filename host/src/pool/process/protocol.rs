@@ -40,8 +40,8 @@ const MAX_FRAME: usize = u32::MAX as usize;
 /// The module a worker process loads.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum WireModule {
-    /// The module's wasm (one copy of the bytes, not a sequence of them).
-    Wasm(#[serde(with = "whole_bytes")] Vec<u8>),
+    /// The module's wasm.
+    Wasm(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The module file the pool loaded, and the module it holds (its
     /// wasm's hash): the worker loads it the same way, the cache knowing an
     /// unchanged file without reading it (a 100 MB module is not shipped),
@@ -78,39 +78,6 @@ impl WireModule {
     }
 }
 
-/// A byte vector as one byte string (serde's default for `Vec<u8>` is a
-/// sequence of single bytes, each encoded and decoded alone: seconds for a
-/// large module).
-mod whole_bytes {
-    use serde::{Deserializer, Serializer};
-
-    pub(super) fn serialize<S: Serializer>(bytes: &[u8], serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_bytes(bytes)
-    }
-
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
-        deserializer: D,
-    ) -> Result<Vec<u8>, D::Error> {
-        struct Bytes;
-        impl serde::de::Visitor<'_> for Bytes {
-            type Value = Vec<u8>;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a byte string")
-            }
-
-            fn visit_bytes<E>(self, bytes: &[u8]) -> Result<Vec<u8>, E> {
-                Ok(bytes.to_vec())
-            }
-
-            fn visit_byte_buf<E>(self, bytes: Vec<u8>) -> Result<Vec<u8>, E> {
-                Ok(bytes)
-            }
-        }
-        deserializer.deserialize_byte_buf(Bytes)
-    }
-}
-
 /// From the pool to a worker process.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) enum ToChild {
@@ -128,7 +95,11 @@ pub(crate) enum ToChild {
     /// Cancel the task with this id, if it is still running.
     Cancel { id: u64 },
     /// The next bytes of task `id`'s streamed stdin.
-    Input { id: u64, bytes: Vec<u8> },
+    Input {
+        id: u64,
+        #[serde(with = "serde_bytes")]
+        bytes: Vec<u8>,
+    },
     /// The end of task `id`'s streamed stdin.
     InputEnd { id: u64 },
     /// The answer to task `id`'s `Share` operation `seq`.
@@ -179,6 +150,7 @@ pub(crate) enum ToParent {
     Output {
         id: u64,
         stream: StreamName,
+        #[serde(with = "serde_bytes")]
         bytes: Vec<u8>,
     },
     /// Task `id`'s guest took this many bytes of its streamed stdin: room
@@ -206,6 +178,7 @@ pub(crate) enum ShareOp {
     /// channel, or by `NotSent` when refused.
     Send {
         grant: u32,
+        #[serde(with = "serde_bytes")]
         message: Vec<u8>,
         timeout: i64,
         ahead: bool,
