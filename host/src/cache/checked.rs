@@ -14,40 +14,24 @@ use std::fs::File;
 use std::path::Path;
 
 use super::budget::record_path;
+use super::files::stamp;
 use super::{HASH_LEN, key, store_bytes};
 
 /// The record of `file` (the entry for `identity`), signed with `key`, or
-/// `None` where there is no trustworthy record.
-#[cfg(unix)]
+/// `None` where there is no trustworthy record (see [`stamp`]).
 fn record(
     file: &File,
     key: &[u8; key::KEY_LEN],
     identity: &[u8; HASH_LEN],
 ) -> Option<[u8; HASH_LEN]> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = file.metadata().ok()?;
+    let stamp = stamp(file)?;
     let mut hasher = blake3::Hasher::new_keyed(key);
     hasher.update(b"wasmproc checked entry 1");
     hasher.update(identity);
-    for field in [
-        meta.dev(),
-        meta.ino(),
-        meta.size(),
-        meta.mtime() as u64,
-        meta.mtime_nsec() as u64,
-        meta.ctime() as u64,
-        meta.ctime_nsec() as u64,
-    ] {
+    for field in stamp {
         hasher.update(&field.to_le_bytes());
     }
     Some(*hasher.finalize().as_bytes())
-}
-
-/// Windows lets a file's owner set every time a record could hold: no
-/// record is trusted there.
-#[cfg(not(unix))]
-fn record(_: &File, _: &[u8; key::KEY_LEN], _: &[u8; HASH_LEN]) -> Option<[u8; HASH_LEN]> {
-    None
 }
 
 /// Whether the entry open as `file` at `entry` was checked before and has

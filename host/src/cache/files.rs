@@ -37,10 +37,11 @@ pub(crate) struct KnownFile {
     pub(crate) functions: u32,
 }
 
-/// The file's identity on disk: device, inode, size, modification and
+/// The file's identity on disk (for the records of module files here, and
+/// of checked entries in `checked.rs`): device, inode, size, modification and
 /// change times; `None` where there is no trustworthy one.
 #[cfg(unix)]
-fn stamp(file: &File) -> Option<[u64; 7]> {
+pub(super) fn stamp(file: &File) -> Option<[u64; 7]> {
     use std::os::unix::fs::MetadataExt;
     let meta = file.metadata().ok()?;
     Some([
@@ -57,7 +58,7 @@ fn stamp(file: &File) -> Option<[u64; 7]> {
 /// Windows lets a file's owner set every time a record could hold: no
 /// record is trusted there.
 #[cfg(not(unix))]
-fn stamp(_: &File) -> Option<[u64; 7]> {
+pub(super) fn stamp(_: &File) -> Option<[u64; 7]> {
     None
 }
 
