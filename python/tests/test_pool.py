@@ -27,10 +27,13 @@ def test_map_gives_results_in_input_order(pool: wasmproc.Pool) -> None:
 
 def test_imap_streams_in_order_and_imap_unordered_as_tasks_end(pool: wasmproc.Pool) -> None:
     assert list(pool.imap("square", iter(range(300)))) == [x * x for x in range(300)]
-    # The slow task ends last, whatever its place in the input.
-    ended = list(pool.imap_unordered("sleep_ms", [300, 1, 2, 3], chunksize=1))
-    assert sorted(ended) == [1, 2, 3, 300]
-    assert ended[-1] == 300
+    # The slow task ends last, whatever its place in the input. Slow enough
+    # that the other worker, which a process pool starts on demand, has
+    # started and run the three short ones even on a loaded machine (at
+    # 300 ms, CI once saw the slow one end before the last short one).
+    ended = list(pool.imap_unordered("sleep_ms", [2000, 1, 2, 3], chunksize=1))
+    assert sorted(ended) == [1, 2, 3, 2000]
+    assert ended[-1] == 2000
     assert sorted(pool.imap_unordered("square", range(100), chunksize=16)) == sorted(
         x * x for x in range(100)
     )
