@@ -110,24 +110,48 @@ pub(super) fn known(dir: &Path, key: &[u8; key::KEY_LEN], file: &File) -> Option
     })
 }
 
-/// Records that the open `file`, read from `read_started` on, holds the
-/// module `known` (best effort: without the record, the next load hashes
-/// the file). A file changed less than [`SETTLED`] before the read began is
-/// not recorded: a write during the read could otherwise share the stamp
-/// (change times are kept at a clock tick's grain), as git's "racily
-/// clean" index entries.
+/// When a module file's read began, and its stamp then: taken before the
+/// read, so that [`remember`] records only a file that the read saw whole.
+#[derive(Clone, Copy)]
+pub(crate) struct ReadStart {
+    at: SystemTime,
+    stamp: Option<[u64; 7]>,
+}
+
+impl ReadStart {
+    /// Now, for the open `file` about to be read.
+    pub(crate) fn of(file: &File) -> ReadStart {
+        ReadStart {
+            at: SystemTime::now(),
+            stamp: stamp(file),
+        }
+    }
+}
+
+/// Records that the open `file`, read from `start` on, holds the module
+/// `known` (best effort: without the record, the next load hashes the
+/// file). Not recorded: a file whose stamp moved during the read (it was
+/// written meanwhile, and the bytes read may be another module's), and one
+/// changed less than [`SETTLED`] before the read began (a write during the
+/// read could share the stamp: change times are kept at a clock tick's
+/// grain), as git's "racily clean" index entries.
 pub(super) fn remember(
     dir: &Path,
     key: &[u8; key::KEY_LEN],
     file: &File,
     known: KnownFile,
-    read_started: SystemTime,
+    start: ReadStart,
 ) {
-    let Some(stamp) = stamp(file) else {
+    let Some(stamp) = stamp(file).filter(|after| start.stamp.as_ref() == Some(after)) else {
         return;
     };
-    let changed = UNIX_EPOCH + Duration::new(stamp[5], stamp[6] as u32);
-    if changed + SETTLED > read_started {
+    let read_started = start.at;
+    // A change time before 1970 (a `u64` from a negative `ctime`) or one
+    // past what `SystemTime` holds is not recorded.
+    let changed = UNIX_EPOCH
+        .checked_add(Duration::new(stamp[5], stamp[6] as u32))
+        .and_then(|changed| changed.checked_add(SETTLED));
+    if changed.is_none_or(|changed| changed > read_started) {
         return;
     }
     let identity = known.identity.as_bytes();
@@ -154,9 +178,12 @@ mod tests {
         }
     }
 
-    /// A read that began well after the file's last change.
-    fn later() -> SystemTime {
-        SystemTime::now() + Duration::from_secs(10)
+    /// A read of `file` that began well after its last change.
+    fn later(file: &File) -> ReadStart {
+        ReadStart {
+            at: SystemTime::now() + Duration::from_secs(10),
+            ..ReadStart::of(file)
+        }
     }
 
     #[test]
@@ -170,7 +197,7 @@ mod tests {
             &KEY,
             &file,
             known_file(b"fresh"),
-            SystemTime::now(),
+            ReadStart::of(&file),
         );
         assert_eq!(known(dir.path(), &KEY, &file), None);
     }
@@ -182,7 +209,7 @@ mod tests {
         std::fs::write(&path, b"first").unwrap();
         let file = File::open(&path).unwrap();
         assert_eq!(known(dir.path(), &KEY, &file), None);
-        remember(dir.path(), &KEY, &file, known_file(b"first"), later());
+        remember(dir.path(), &KEY, &file, known_file(b"first"), later(&file));
         assert_eq!(known(dir.path(), &KEY, &file), Some(known_file(b"first")));
         // Another key does not accept the record.
         assert_eq!(known(dir.path(), &[4; key::KEY_LEN], &file), None);
@@ -200,6 +227,20 @@ mod tests {
     }
 
     #[test]
+    fn a_file_written_during_its_read_is_not_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.wasm");
+        std::fs::write(&path, b"before").unwrap();
+        let file = File::open(&path).unwrap();
+        let start = later(&file);
+        // Written after the read began: the bytes read may be either.
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::write(&path, b"after!").unwrap();
+        remember(dir.path(), &KEY, &file, known_file(b"before"), start);
+        assert_eq!(known(dir.path(), &KEY, &file), None);
+    }
+
+    #[test]
     fn a_forged_record_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.wasm");
@@ -211,7 +252,7 @@ mod tests {
             &[9; key::KEY_LEN],
             &file,
             known_file(b"other"),
-            later(),
+            later(&file),
         );
         let stamp = stamp(&file).unwrap();
         let forged = record_path(dir.path(), &[9; key::KEY_LEN], &stamp);

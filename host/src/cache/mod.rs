@@ -47,7 +47,6 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use wasmtime::Engine;
 
@@ -56,7 +55,7 @@ use crate::error::{Error, ErrorKind};
 pub(crate) use budget::parse_budget;
 pub use budget::{CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX};
 pub(crate) use compiled::Compiled;
-pub(crate) use files::KnownFile;
+pub(crate) use files::{KnownFile, ReadStart};
 pub(crate) use key::default_key_file;
 
 /// The last bytes of every entry; bump the digit when the layout changes.
@@ -190,11 +189,11 @@ impl ModuleCache {
         files::known(dir, key, file)
     }
 
-    /// Records that the open module `file`, read from `read_started` on,
-    /// holds `known` (best effort).
-    pub(crate) fn remember_file(&self, file: &File, known: KnownFile, read_started: SystemTime) {
+    /// Records that the open module `file`, read from `start` on, holds
+    /// `known` (best effort).
+    pub(crate) fn remember_file(&self, file: &File, known: KnownFile, start: ReadStart) {
         if let Some((dir, key)) = &self.on {
-            files::remember(dir, key, file, known, read_started);
+            files::remember(dir, key, file, known, start);
         }
     }
 

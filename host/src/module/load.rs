@@ -4,14 +4,13 @@
 use std::fs::File;
 use std::path::Path;
 use std::sync::{Arc, OnceLock};
-use std::time::SystemTime;
 
 use wasmtime::component::Component;
 
 use super::component::{ComponentInfo, describe_component, is_component, prepare_component};
 use super::describe::{describe, nothing};
 use super::{Code, Module, ModuleInner, Origin, Prepared, Remake};
-use crate::cache::{CacheStatus, Identity, KnownFile};
+use crate::cache::{CacheStatus, Identity, KnownFile, ReadStart};
 use crate::error::{Error, ErrorKind};
 use crate::limits::human;
 use crate::runtime::{LinkedEngine, Runtime};
@@ -50,9 +49,9 @@ impl Runtime {
         if let Some(module) = self.load_known(&name, path, &file, expected)? {
             return Ok(module);
         }
-        let read_started = SystemTime::now();
+        let start = ReadStart::of(&file);
         let bytes = read_module(&file, path, &name, self.settings().max_module_size)?;
-        let module = self.load_owned(&name, bytes, Some((&file, read_started)))?;
+        let module = self.load_owned(&name, bytes, Some((&file, start)))?;
         if expected.is_some_and(|expected| expected != module.inner.identity) {
             return Err(changed(path));
         }
@@ -135,7 +134,7 @@ impl Runtime {
         &self,
         name: &str,
         bytes: Vec<u8>,
-        file: Option<(&File, SystemTime)>,
+        file: Option<(&File, ReadStart)>,
     ) -> Result<Module, Error> {
         let settings = self.settings();
         if bytes.len() > settings.max_module_size {
@@ -157,14 +156,14 @@ impl Runtime {
             .cache()
             .load_or_compile(&linked.engine, &identity, &wasm);
         let plain = prepare(linked, name, &wasm, compiled)?;
-        if let Some((file, read_started)) = file.filter(|_| binary)
+        if let Some((file, start)) = file.filter(|_| binary)
             && plain.cache_status != CacheStatus::Uncached
         {
             let known = KnownFile {
                 identity,
                 functions,
             };
-            self.cache().remember_file(file, known, read_started);
+            self.cache().remember_file(file, known, start);
         }
         Ok(self.build(name, identity, Some(wasm), plain, None, None))
     }
@@ -281,7 +280,7 @@ impl Module {
 
 /// Opens a module file; a missing file or a directory is refused with
 /// what to do.
-fn open_module(path: &Path) -> Result<File, Error> {
+pub(super) fn open_module(path: &Path) -> Result<File, Error> {
     let file = File::open(path).map_err(|error| cannot_read(path, error))?;
     if file
         .metadata()
@@ -323,7 +322,12 @@ pub(super) fn changed(path: &Path) -> Error {
 /// Reads a module file, refusing at once what cannot be a module (by its
 /// first bytes) and what is larger than `max` (without reading past it):
 /// `/dev/zero` or a runaway pipe costs nothing.
-fn read_module(file: &File, path: &Path, name: &str, max: usize) -> Result<Vec<u8>, Error> {
+pub(super) fn read_module(
+    file: &File,
+    path: &Path,
+    name: &str,
+    max: usize,
+) -> Result<Vec<u8>, Error> {
     use std::io::Read;
     let cannot_read = |error| cannot_read(path, error);
     // The size, where known, saves growing the buffer (100 MB modules).

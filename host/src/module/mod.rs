@@ -172,17 +172,24 @@ impl Module {
     /// the guest SDK recorded them (empty for modules not built with it);
     /// for a component, each exported function's, in WIT.
     pub fn signatures(&self) -> &[TaskSignature] {
-        self.inner.signatures.get_or_init(|| {
-            if let Some(component) = &self.inner.component {
-                return component.signatures.clone();
-            }
+        if let Some(signatures) = self.inner.signatures.get() {
+            return signatures;
+        }
+        let signatures = if let Some(component) = &self.inner.component {
+            component.signatures.clone()
+        } else {
             match (self.stored_wasm(), &self.inner.origin) {
                 (Some(Ok(wasm)), _) => signature::read(wasm),
                 // A snapshot's tasks are its base module's.
                 (_, Some(origin)) => origin.base.signatures().to_vec(),
-                _ => Vec::new(),
+                // The module file could not be read again just now (being
+                // rewritten, say): none this time, and the next call tries
+                // again rather than keeping "none".
+                (Some(Err(_)), None) => return &[],
+                (None, None) => Vec::new(),
             }
-        })
+        };
+        self.inner.signatures.get_or_init(|| signatures)
     }
 
     /// The signature of the task `name`, if the SDK recorded one.
@@ -244,7 +251,7 @@ impl Module {
     /// holds it only once [`wasm_or_remake`](Module::wasm_or_remake) made it.
     pub(crate) fn wasm(&self) -> Result<&[u8], Error> {
         match self.stored_wasm() {
-            Some(wasm) => wasm.as_deref().map_err(Error::clone),
+            Some(wasm) => wasm,
             None => Err(Error::new(
                 ErrorKind::CannotRun,
                 format!(
@@ -256,22 +263,32 @@ impl Module {
     }
 
     /// The wasm the module holds: for a module the cache knew by its file,
-    /// read from the file now if not yet.
-    fn stored_wasm(&self) -> Option<&Result<Vec<u8>, Error>> {
+    /// read from the file now if not yet (kept only once a read worked: a
+    /// read that failed is tried again at the next need). `None` for a
+    /// snapshot found in the cache that has not made its wasm again.
+    fn stored_wasm(&self) -> Option<Result<&[u8], Error>> {
+        if let Some(stored) = self.inner.wasm.get() {
+            return Some(stored.as_deref().map_err(Error::clone));
+        }
         match (&self.inner.source, &self.inner.origin) {
-            (Some(path), None) => Some(self.inner.wasm.get_or_init(|| self.read_source(path))),
-            _ => self.inner.wasm.get(),
+            (Some(path), None) => Some(self.read_source(path).and_then(|wasm| {
+                self.inner
+                    .wasm
+                    .get_or_init(|| Ok(wasm))
+                    .as_deref()
+                    .map_err(Error::clone)
+            })),
+            _ => None,
         }
     }
 
-    /// The module file's wasm, if it is still this module's.
+    /// The module file's wasm, if it is still this module's: read as a
+    /// load reads it (no directory, a module's header, at most
+    /// [`MAX_SIZE_LIMIT`](crate::MAX_SIZE_LIMIT) bytes), whatever the path
+    /// holds by now.
     fn read_source(&self, path: &Path) -> Result<Vec<u8>, Error> {
-        let wasm = std::fs::read(path).map_err(|error| {
-            Error::new(
-                ErrorKind::CannotRun,
-                format!("cannot read module `{}` again: {error}", path.display()),
-            )
-        })?;
+        let file = load::open_module(path)?;
+        let wasm = load::read_module(&file, path, self.name(), crate::limits::MAX_SIZE_LIMIT)?;
         if Identity::of_wasm(&wasm) != self.inner.identity {
             return Err(load::changed(path));
         }
@@ -300,12 +317,14 @@ impl Module {
     /// The module's binary wasm; a snapshot found in the cache makes it
     /// again with `remake`, once (what it gives, wasm or error, is kept).
     pub(crate) fn wasm_or_remake(&self, remake: Remake) -> Result<&[u8], Error> {
+        if let Some(wasm) = self.stored_wasm() {
+            return wasm;
+        }
         self.inner
             .wasm
-            .get_or_init(|| match (&self.inner.origin, &self.inner.source) {
-                (Some(origin), _) => remake(origin),
-                (None, Some(path)) => self.read_source(path),
-                (None, None) => unreachable!("a module loaded from wasm keeps it"),
+            .get_or_init(|| match &self.inner.origin {
+                Some(origin) => remake(origin),
+                None => unreachable!("a module loaded from wasm or a file keeps or reads it"),
             })
             .as_deref()
             .map_err(Error::clone)

@@ -11,20 +11,15 @@ use wasmtime::component::Linker;
 use super::HostState;
 use super::overrides::exit;
 use super::sdk::{report_failure, set_output};
-use super::share_imports::{self as share, ChannelOp, MAX_NAME, channel_op, region_span, word_op};
+use super::share_imports::{
+    self as share, ChannelOp, channel_op, grant_name, region_span, word_op,
+};
 
 type Ctx<'a> = StoreContextMut<'a, HostState>;
 
-/// A name as the core imports read it: at most [`MAX_NAME`] bytes.
-fn name_of(mut name: String) -> String {
-    if name.len() > MAX_NAME {
-        let mut end = MAX_NAME;
-        while !name.is_char_boundary(end) {
-            end -= 1;
-        }
-        name.truncate(end);
-    }
-    name
+/// A name as the core imports read it (`grant_name`).
+fn name_of(name: String) -> String {
+    grant_name(name.as_bytes())
 }
 
 /// Defines `wasmproc:guest/host@1.0.0` in `linker`.

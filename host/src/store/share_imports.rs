@@ -424,8 +424,15 @@ fn place(window: &Window, name: &str, at: i64, len: u64, align: u64) -> wasmtime
 pub(crate) const MAX_NAME: usize = 256;
 
 fn read_name(caller: &mut Caller<'_, HostState>, ptr: i32, len: i32) -> wasmtime::Result<String> {
-    let bytes = read_guest(caller, ptr, len, MAX_NAME)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(grant_name(&read_guest(caller, ptr, len, MAX_NAME)?))
+}
+
+/// A grant's name as a guest gives it, by one rule for the core and the
+/// WIT imports: its first [`MAX_NAME`] bytes, with invalid UTF-8 (a
+/// character cut there included) replaced, so that the same bytes open
+/// the same grant from a module and from a component.
+pub(super) fn grant_name(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_NAME)]).into_owned()
 }
 
 fn send_code(result: Result<(), SendError>) -> i32 {

@@ -67,7 +67,11 @@ impl WireModule {
                 base: Box::new(WireModule::of(&origin.base)?),
                 init: origin.init.clone(),
             },
-            _ => match module.unread_source() {
+            // A path serde cannot carry (not UTF-8) sends the wasm instead.
+            _ => match module
+                .unread_source()
+                .filter(|path| path.to_str().is_some())
+            {
                 Some(path) => WireModule::File {
                     path: path.to_owned(),
                     identity: *module.identity().as_bytes(),
