@@ -364,16 +364,7 @@ fn large_module(total: u32, size: usize) -> Vec<u8> {
 
     let mut code = CodeSection::new();
     for index in 0..functions {
-        let mut body = Function::new([]);
-        body.instruction(&Instruction::I32Const(index as i32));
-        for add in 0..BODY_ADDS {
-            body.instruction(&Instruction::I32Const(add as i32 + 1));
-            body.instruction(&Instruction::I32Add);
-        }
-        body.instruction(&Instruction::I32Const(body_sum() as i32));
-        body.instruction(&Instruction::I32Sub);
-        body.instruction(&Instruction::End);
-        code.function(&body);
+        code.function(&filler_body(index as i32));
     }
     let last = functions - 1;
     let mut start = Function::new([]);
@@ -414,8 +405,14 @@ fn body_sum() -> u32 {
 
 /// About how many bytes of code `large_module` writes for `functions`.
 fn code_bytes(functions: u32) -> usize {
+    (filler_body(100_000).byte_len() + 1) * functions as usize
+}
+
+/// The body of `large_module`'s function `index`: `index` plus the
+/// numbers 1..=BODY_ADDS, minus their sum (so it returns `index`).
+fn filler_body(index: i32) -> Function {
     let mut body = Function::new([]);
-    body.instruction(&Instruction::I32Const(100_000));
+    body.instruction(&Instruction::I32Const(index));
     for add in 0..BODY_ADDS {
         body.instruction(&Instruction::I32Const(add as i32 + 1));
         body.instruction(&Instruction::I32Add);
@@ -423,7 +420,7 @@ fn code_bytes(functions: u32) -> usize {
     body.instruction(&Instruction::I32Const(body_sum() as i32));
     body.instruction(&Instruction::I32Sub);
     body.instruction(&Instruction::End);
-    (body.byte_len() + 1) * functions as usize
+    body
 }
 
 fn row(name: &str, value: f64, unit: &str) {
