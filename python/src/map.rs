@@ -1,8 +1,10 @@
 //! A map over a Python iterable: a feeder thread pulls the items (taking
 //! the GIL only for that) and sends them as tasks; a collector thread reads
 //! the pool's results and passes them on through a channel, which the
-//! Python side reads without the GIL. Dropping the map (or its reader)
-//! cancels the tasks still in flight, as the library's maps do.
+//! Python side reads without the GIL. Dropping the map before its end
+//! (`break` out of `imap`, `close()`, a `map` raising its first failure)
+//! cancels the tasks still queued or running: at once when the map is the
+//! pool's only work (see [`crate::activity`]), else when its next task ends.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +15,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyIterator;
 use wasmproc::{Executor, MapOptions, Outcome, Pool, Task, TaskSender};
 
+use crate::activity::{Activity, Busy};
 use crate::convert::{args_to_json, to_json};
 use crate::outcome::NativeOutcome;
 use crate::wait::wait_for;
@@ -84,6 +87,20 @@ impl Input {
 pub(crate) struct MapRun {
     outcomes: Receiver<(usize, Outcome)>,
     input_error: Arc<Mutex<Option<PyErr>>>,
+    /// To cancel the map's tasks when it is dropped before its end.
+    pool: Arc<Pool>,
+    activity: Arc<Activity>,
+    /// The map's id in `activity` (live while its collector runs).
+    id: u64,
+}
+
+impl Drop for MapRun {
+    /// Nobody reads the rest: the collector would notice only at the next
+    /// outcome, which a long task may hold up for minutes. A map that has
+    /// ended is no longer live, so this cancels nothing then.
+    fn drop(&mut self) {
+        self.activity.cancel_if_alone(self.id, &self.pool);
+    }
 }
 
 impl MapRun {
@@ -111,13 +128,17 @@ impl MapRun {
 pub(crate) fn start_map(
     py: Python<'_>,
     pool: &Arc<Pool>,
+    activity: &Arc<Activity>,
     options: MapOptions,
     mut input: Input,
 ) -> PyResult<MapRun> {
     let (to_reader, outcomes) = crossbeam_channel::bounded(READ_AHEAD);
     let input_error = Arc::new(Mutex::new(None));
     let (senders, receive_sender) = crossbeam_channel::bounded::<TaskSender>(1);
-    let pool = Arc::clone(pool);
+    // Live until the collector has dropped the library's results.
+    let busy: Busy = activity.begin();
+    let id = busy.id();
+    let collector_pool = Arc::clone(pool);
     let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
             .name(name.into())
@@ -131,6 +152,7 @@ pub(crate) fn start_map(
         spawn(
             "wasmproc-py-collect",
             Box::new(move || {
+                let pool = collector_pool;
                 let (sender, results) =
                     pool.map_stream_with(options, Box::new(|_, outcome| outcome));
                 if senders.send(sender).is_err() {
@@ -142,6 +164,9 @@ pub(crate) fn start_map(
                         break;
                     }
                 }
+                // The loop has dropped the results: the map is live until
+                // the library has cancelled what was left.
+                drop(busy);
             }),
         )
     })?;
@@ -183,6 +208,9 @@ pub(crate) fn start_map(
     Ok(MapRun {
         outcomes,
         input_error,
+        pool: Arc::clone(pool),
+        activity: Arc::clone(activity),
+        id,
     })
 }
 

@@ -10,6 +10,7 @@ use wasmproc::{
     Initializer, Isolation, MapOptions, Outcome, Pool, ProcessOptions, Shutdown, Task, TaskHandle,
 };
 
+use crate::activity::Activity;
 use crate::convert::{args_to_json, error};
 use crate::map::{Input, NativeMap, start_map};
 use crate::module::NativeModule;
@@ -30,6 +31,8 @@ type Gathered<'py> = (Option<Bound<'py, PyList>>, Option<(usize, NativeOutcome)>
 pub(crate) struct NativePool {
     /// Taken by `Drop` only.
     pool: Option<Arc<Pool>>,
+    /// Its maps and submitted tasks not yet ended.
+    activity: Arc<Activity>,
 }
 
 impl NativePool {
@@ -117,6 +120,7 @@ impl NativePool {
         let pool = py.detach(|| builder.build()).map_err(|e| error(py, e))?;
         Ok(NativePool {
             pool: Some(Arc::new(pool)),
+            activity: Arc::default(),
         })
     }
 
@@ -135,9 +139,12 @@ impl NativePool {
     ) -> PyResult<NativeHandle> {
         let task = Task::call_json(task, args_to_json(args)?);
         let pool = Arc::clone(self.pool());
+        let busy = self.activity.begin();
         let handle = py
             .detach(move || pool.submit(task))
             .map_err(|e| error(py, e))?;
+        // Live until it ends (at once, here, if it already has).
+        handle.on_done(move |_| drop(busy));
         Ok(NativeHandle { handle })
     }
 
@@ -157,7 +164,7 @@ impl NativePool {
     ) -> PyResult<Gathered<'py>> {
         let options = MapOptions::new().chunksize(chunksize.max(1));
         let input = Input::new(task, items, star)?;
-        let run = start_map(py, self.pool(), options, input)?;
+        let run = start_map(py, self.pool(), &self.activity, options, input)?;
         let mut outcomes: Vec<Outcome> = Vec::new();
         loop {
             let next = wait_for(py, None, |slice| run.next_within(slice))?;
@@ -193,7 +200,13 @@ impl NativePool {
             .unordered(!ordered)
             .chunksize(chunksize.max(1));
         let input = Input::new(task, items, star)?;
-        Ok(NativeMap::new(start_map(py, self.pool(), options, input)?))
+        Ok(NativeMap::new(start_map(
+            py,
+            self.pool(),
+            &self.activity,
+            options,
+            input,
+        )?))
     }
 
     /// Takes no new tasks; queued ones still run.

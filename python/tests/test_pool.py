@@ -164,14 +164,84 @@ def test_close_then_join_runs_what_was_queued(sdk_tasks: wasmproc.Module, isolat
 
 
 def test_an_imap_left_early_cancels_the_rest(pool: wasmproc.Pool) -> None:
-    # An abandoned map is noticed when its next task ends (here the 300 ms
-    # one); the long tasks still in flight or queued are then cancelled.
+    # The pool's only work, the abandoned map cancels its long tasks still
+    # in flight or queued at once.
     results = pool.imap("sleep_ms", [1, 300] + [10_000] * 4)
     assert next(results) == 1
     started = time.monotonic()
     del results
     assert pool.map("square", [3, 4]) == [9, 16]
     assert time.monotonic() - started < 5
+
+
+# Abandoning an imap (break, close(), or dropping it) cancels its queued and
+# running tasks at once, not when its next task happens to end: tasks of two
+# minutes each after a quick first one, and the pool must be free for
+# another map within seconds. The bound is generous for a loaded 2-core
+# machine; without the cancel the second map would wait two minutes.
+# Eight long tasks, not a thousand: the library's map keeps up to 8 tasks
+# per worker in flight but the pool queues only 4 per worker, so with more
+# long tasks the map's submitting thread waits for a queue slot and the
+# quick first result waits with it (a library matter, see the notes).
+LONG_MS = 120_000
+
+
+def _slow_items() -> list:  # type: ignore[type-arg]
+    return [1] + [LONG_MS] * 8
+
+
+@pytest.mark.parametrize("how", ["break", "close", "drop", "unordered"])
+def test_an_abandoned_imap_cancels_its_tasks_at_once(
+    sdk_tasks: wasmproc.Module, isolation: str, how: str
+) -> None:
+    with wasmproc.Pool(sdk_tasks, processes=2, isolation=isolation) as pool:
+        if how == "break":
+            for first in pool.imap("sleep_ms", _slow_items()):
+                assert first == 1
+                break
+        elif how == "unordered":
+            for first in pool.imap_unordered("sleep_ms", _slow_items()):
+                assert first == 1
+                break
+        else:
+            results = pool.imap("sleep_ms", _slow_items())
+            assert next(results) == 1
+            if how == "close":
+                results.close()
+            else:
+                del results
+        started = time.monotonic()
+        assert pool.map("square", [3, 4, 5]) == [9, 16, 25]
+        assert time.monotonic() - started < 15
+
+
+def test_a_map_raising_its_first_failure_cancels_the_rest_at_once(
+    sdk_tasks: wasmproc.Module, isolation: str
+) -> None:
+    with wasmproc.Pool(sdk_tasks, processes=2, isolation=isolation) as pool:
+        # -1 is no u64: the first task fails at once, and both workers go
+        # on to long tasks (one task per submission until the library
+        # knows how long they take).
+        with pytest.raises(wasmproc.BadInvocation):
+            pool.map("sleep_ms", [-1] + [LONG_MS] * 8)
+        started = time.monotonic()
+        assert pool.map("square", [3]) == [9]
+        assert time.monotonic() - started < 15
+
+
+def test_an_abandoned_imap_leaves_other_work_of_the_pool_alone(
+    sdk_tasks: wasmproc.Module, isolation: str
+) -> None:
+    # Another map and an apply_async run beside the abandoned imap: they
+    # must end with their results, not Cancelled.
+    with wasmproc.Pool(sdk_tasks, processes=3, isolation=isolation) as pool:
+        other = pool.apply_async("sleep_ms", (1_500,))
+        beside = pool.map_async("sleep_ms", [1_000, 1_200])
+        results = pool.imap("sleep_ms", [1, 2_000, 2_000])
+        assert next(results) == 1
+        results.close()
+        assert other.get(timeout=30) == 1_500
+        assert beside.get(timeout=30) == [1_000, 1_200]
 
 
 def test_an_input_iterable_that_raises_raises_in_the_caller(pool: wasmproc.Pool) -> None:

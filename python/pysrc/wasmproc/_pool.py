@@ -377,7 +377,11 @@ class Pool:
         """Runs ``task`` on each item, yielding results in input order as
         they come. A failed task raises its ``TaskError`` at its place (the
         iteration may go on after it); with ``return_exceptions=True`` the
-        ``TaskError`` is yielded in its place instead."""
+        ``TaskError`` is yielded in its place instead.
+
+        Leaving the iteration early (``break``, ``close()``, or dropping
+        the iterator) cancels the tasks still queued or running: at once
+        when nothing else runs in the pool, else when its next task ends."""
         return self._imap(task, iterable, chunksize, return_exceptions, ordered=True)
 
     def imap_unordered(
@@ -491,7 +495,8 @@ class Pool:
 class _Results(Iterator[Any]):
     """What ``imap`` and ``imap_unordered`` return. Unlike a generator, it
     goes on after raising a task's error, as ``multiprocessing``'s does.
-    Dropping it, or ``close()``, cancels the tasks still in flight."""
+    Dropping it, or ``close()``, cancels the tasks still in flight (see
+    ``Pool.imap``)."""
 
     def __init__(self, outcomes: Any, task: str, return_exceptions: bool, kind: _Kind) -> None:
         self._outcomes = outcomes
