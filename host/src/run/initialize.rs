@@ -18,7 +18,7 @@ use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 use super::driver::block_on;
 use super::instance::Live;
 use super::plan::{Plan, checked_limits};
-use crate::cache::{CacheStatus, Identity};
+use crate::cache::{CacheStatus, Identity, Phases};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::{Module, Origin, Resolved, Runnable};
@@ -169,6 +169,7 @@ fn run_and_snapshot(
     task.limits = init.limits.clone();
     let limits = checked_limits(&task, cancel)?;
 
+    let mut phase = Phases::start();
     let mut wizer = Wizer::new();
     wizer.init_func(export);
     let (context, instrumented) = wizer
@@ -179,6 +180,7 @@ fn run_and_snapshot(
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let pre = instantiate_pre(&engine.linker, &compiled, engine.stub_unknown_imports)
         .map_err(|error| cannot_snapshot(format!("it cannot be linked: {error:#}")))?;
+    phase.done("instrument and compile the module");
     let plan = Plan {
         resolved,
         limits,
@@ -189,6 +191,7 @@ fn run_and_snapshot(
 
     let mut live = Live::start(module, &plan, &task, cancel)?;
     let (outcome, _) = live.invoke(module, &plan, &task);
+    phase.done("run the initializer");
     if !outcome.success() {
         let kind = match outcome.status {
             ExitStatus::BadInvocation => ErrorKind::BadInvocation,
@@ -223,10 +226,14 @@ fn run_and_snapshot(
                  a snapshot holds memory, not the host's files: read what it needs into \
                  memory and close the file (drop it) before the initializer returns"
             ))),
-            Ok(None) => block_on(wizer.snapshot(&context, &mut Snapshotting { store, instance }))
-                .map_err(|error| cannot_snapshot(format!("{error:#}"))),
+            Ok(None) => {
+                phase.done("check for open files");
+                block_on(wizer.snapshot(&context, &mut Snapshotting { store, instance }))
+                    .map_err(|error| cannot_snapshot(format!("{error:#}")))
+            }
         }
     };
+    phase.done("snapshot memory and globals (wizer)");
     drop(live);
     drop(one_at_a_time);
     snapshot
