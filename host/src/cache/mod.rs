@@ -211,6 +211,41 @@ impl ModuleCache {
         found
     }
 
+    /// Writes the compiled core module `compiled` (the module `identity`)
+    /// back to the cache when its entry is gone (evicted by the budget,
+    /// cleared): a worker process that loads the module from the cache by
+    /// its identity then finds it, though the module file may have
+    /// changed since. Best effort; whether the entry is there now.
+    pub(crate) fn restore(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+        compiled: &wasmtime::Module,
+    ) -> bool {
+        let (Some(path), Some((_, key))) = (self.entry_path(engine, identity, "cwasm"), &self.on)
+        else {
+            return false;
+        };
+        if path.exists() {
+            return true;
+        }
+        let Ok(artifact) = compiled.serialize() else {
+            return false;
+        };
+        let Ok(written) = store(&path, key, identity.as_bytes(), &artifact) else {
+            return false;
+        };
+        tracing::info!(
+            target: "wasmproc::cache",
+            "the cache entry of a module in use was gone: written back for its worker processes"
+        );
+        if let Some(dir) = path.parent() {
+            budget::evict(dir, self.max, &path);
+        }
+        checked::mark_checked(&path, &written, key, identity.as_bytes());
+        true
+    }
+
     /// Why the cache is off though a directory was given for it.
     pub(crate) fn off_because(&self) -> Option<&str> {
         self.off_because.as_ref().map(Error::message)
