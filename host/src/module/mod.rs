@@ -24,6 +24,7 @@ mod load;
 mod resolve;
 mod sdk_component;
 mod signature;
+pub(crate) mod snapshot_data;
 mod wit_shape;
 
 use std::path::{Path, PathBuf};
