@@ -311,6 +311,39 @@ fn a_changed_module_file_is_never_taken_for_the_old_module() {
     assert_eq!(outcome.decode::<u64>().unwrap(), 36, "{outcome:?}");
 }
 
+/// A pool whose module's entry was evicted from the cache (its budget)
+/// after the module file changed still starts worker processes: the pool
+/// writes the compiled code it holds back to the cache before a worker
+/// loads it, and the worker runs the pool's module, not the file's new one.
+#[test]
+fn a_worker_starts_when_the_entry_was_evicted_and_the_file_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let path = settled_copy(guests::SDK_TASKS, dir.path());
+    runtime_in(&cache).load(&path).unwrap();
+    let known = runtime_in(&cache).load(&path).unwrap();
+    assert_eq!(known.cache_status(), CacheStatus::Hit);
+
+    // Another module written into the file, and loaded under a budget of
+    // one byte: its entry evicts every other one.
+    std::fs::write(&path, std::fs::read(guests::WASI_CMD).unwrap()).unwrap();
+    let small = Runtime::builder()
+        .cache_dir(&cache)
+        .cache_key_file(key_file_of(&cache))
+        .cache_max(1)
+        .build()
+        .unwrap();
+    assert!(small.load(&path).unwrap().is_command());
+    assert_eq!(
+        small.cache_entries().unwrap().len(),
+        1,
+        "the old module's entry is evicted"
+    );
+
+    let outcome = square_in(&known, process());
+    assert_eq!(outcome.decode::<u64>().unwrap(), 36, "{outcome:?}");
+}
+
 /// BLAKE3 through the wasmproc-independent reference: the `blake3` CLI is
 /// not assumed, so the suite hashes with the crate the host uses.
 fn blake3_of(bytes: &[u8]) -> [u8; 32] {

@@ -211,6 +211,41 @@ impl ModuleCache {
         found
     }
 
+    /// Writes the compiled core module `compiled` (the module `identity`)
+    /// back to the cache when its entry is gone (evicted by the budget,
+    /// cleared): a worker process that loads the module from the cache by
+    /// its identity then finds it, though the module file may have
+    /// changed since. Best effort; whether the entry is there now.
+    pub(crate) fn restore(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+        compiled: &wasmtime::Module,
+    ) -> bool {
+        let (Some(path), Some((_, key))) = (self.entry_path(engine, identity, "cwasm"), &self.on)
+        else {
+            return false;
+        };
+        if path.exists() {
+            return true;
+        }
+        let Ok(artifact) = compiled.serialize() else {
+            return false;
+        };
+        let Ok(written) = store(&path, key, identity.as_bytes(), &artifact) else {
+            return false;
+        };
+        tracing::info!(
+            target: "wasmproc::cache",
+            "the cache entry of a module in use was gone: written back for its worker processes"
+        );
+        if let Some(dir) = path.parent() {
+            budget::evict(dir, self.max, &path);
+        }
+        checked::mark_checked(&path, &written, key, identity.as_bytes());
+        true
+    }
+
     /// Why the cache is off though a directory was given for it.
     pub(crate) fn off_because(&self) -> Option<&str> {
         self.off_because.as_ref().map(Error::message)
@@ -283,12 +318,20 @@ impl ModuleCache {
             }
             checked::mark_checked(&path, &file, key, identity.as_bytes());
         }
+        Self::from_checked_entry(engine, file)
+    }
+
+    /// The compiled code in the entry open as `file`, whose tag checked
+    /// out (now, or before and unchanged since), or which this process
+    /// just wrote.
+    fn from_checked_entry<C: Compiled>(engine: &Engine, file: File) -> Option<C> {
         // SAFETY: `from_entry` requires a file produced by `serialize` of
         // the same kind (module or component) and a compatible engine. Its tag is a MAC, under
         // this user's secret key, of the very identity we hold and of the
         // artifact: only this user's wasmproc, having compiled that module,
         // could have made it (a torn, corrupted or forged file fails the
-        // check; or checked before, and unchanged since: `checked.rs`).
+        // check; or checked before, and unchanged since: `checked.rs`; or
+        // this process wrote it just now from the module it compiled).
         // wasmtime ignores the trailer after the artifact's sections and
         // rejects an artifact of another version or configuration with an
         // error. The file is the one just checked (the open handle, not a
@@ -308,27 +351,38 @@ impl ModuleCache {
         extension: &str,
         wasm: &[u8],
     ) -> Result<(C, CacheStatus), wasmtime::Error> {
+        let mut phase = Phases::start();
         let compiled = C::compile(engine, wasm)?;
+        phase.done("compile");
         let (Some(path), Some((_, key))) = (self.entry_path(engine, identity, extension), &self.on)
         else {
             return Ok((compiled, CacheStatus::Uncached));
         };
         let existed = path.exists();
-        let stored = compiled
-            .serialize()
-            .and_then(|artifact| Ok(store(&path, key, identity.as_bytes(), &artifact)?));
-        if stored.is_err() {
+        let stored = compiled.serialize().and_then(|artifact| {
+            phase.done("serialize");
+            Ok(store(&path, key, identity.as_bytes(), &artifact)?)
+        });
+        phase.done("sign and write the cache entry");
+        let Ok(written) = stored else {
             return Ok((compiled, CacheStatus::Uncached));
-        }
+        };
         if let Some(dir) = path.parent() {
             budget::evict(dir, self.max, &path);
         }
+        phase.done("keep the cache in its budget");
         let status = if existed {
             CacheStatus::Rebuilt
         } else {
             CacheStatus::Compiled
         };
-        match self.load(engine, identity, extension) {
+        // The entry just written is known good: it is recorded as checked
+        // and mapped from the handle that wrote it, not hashed again (a
+        // snapshot's tens of megabytes).
+        checked::mark_checked(&path, &written, key, identity.as_bytes());
+        let loaded = Self::from_checked_entry(engine, written);
+        phase.done("map the entry");
+        match loaded {
             Some(mapped) => Ok((mapped, status)),
             None => Ok((compiled, status)),
         }
@@ -364,32 +418,50 @@ fn verified_artifact<'f>(
     (tag(key, identity, artifact) == claimed).then_some(artifact)
 }
 
+/// Writes the entry of `artifact` (the module `identity`) to `path`; the
+/// file written, open.
 fn store(
     path: &Path,
     key: &[u8; key::KEY_LEN],
     identity: &[u8; HASH_LEN],
     artifact: &[u8],
-) -> std::io::Result<()> {
+) -> std::io::Result<File> {
     let tag = tag(key, identity, artifact);
     write_whole(path, &[artifact, identity, tag.as_bytes(), MAGIC])
 }
 
 /// Writes `bytes` to `path` whole or not at all.
 fn store_bytes(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    write_whole(path, &[bytes])
+    write_whole(path, &[bytes]).map(drop)
 }
 
 /// Writes `parts` to a temporary file in `path`'s directory (made private
-/// if new) and renames it into place.
-fn write_whole(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
+/// if new) and renames it into place; the file, open (for reading too).
+fn write_whole(path: &Path, parts: &[&[u8]]) -> std::io::Result<File> {
     let dir = path.parent().unwrap_or(Path::new("."));
     key::create_private_dir(dir)?;
     let mut file = tempfile::NamedTempFile::new_in(dir)?;
     for part in parts {
         file.write_all(part)?;
     }
-    file.persist(path).map_err(|e| e.error)?;
-    Ok(())
+    file.persist(path).map_err(|e| e.error)
+}
+
+/// Timings of the phases of a long job (an initialization, compiling and
+/// storing a snapshot), logged at `-v`: where a first run's time goes.
+pub(crate) struct Phases(std::time::Instant);
+
+impl Phases {
+    pub(crate) fn start() -> Phases {
+        Phases(std::time::Instant::now())
+    }
+
+    /// Logs the time since the last phase as `what`'s.
+    pub(crate) fn done(&mut self, what: &str) {
+        let now = std::time::Instant::now();
+        tracing::info!(target: "wasmproc::init", "{what}: {:.1?}", now - self.0);
+        self.0 = now;
+    }
 }
 
 /// Feeds `Hash` output into BLAKE3, whose result is stable across Rust

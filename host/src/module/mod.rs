@@ -24,6 +24,7 @@ mod load;
 mod resolve;
 mod sdk_component;
 mod signature;
+pub(crate) mod snapshot_data;
 mod wit_shape;
 
 use std::path::{Path, PathBuf};
@@ -297,12 +298,23 @@ impl Module {
 
     /// The file the module was loaded from, when its wasm was not read
     /// (the cache knew the file): a worker process loads that file too,
-    /// rather than being sent its wasm.
+    /// rather than being sent its wasm. A worker loads it from the cache by
+    /// its identity, so the compiled code is written back to the cache
+    /// first if its entry is gone: the file may have changed since (and
+    /// cannot stand in for it), and the pool holds the code.
     pub(crate) fn unread_source(&self) -> Option<&Path> {
-        match self.inner.wasm.get() {
-            None => self.inner.source.as_deref(),
-            Some(_) => None,
+        if self.inner.wasm.get().is_some() {
+            return None;
         }
+        let path = self.inner.source.as_deref()?;
+        if let (Some(compiled), Ok(linked)) =
+            (self.inner.plain.core(), self.runtime().engine(false))
+        {
+            self.runtime()
+                .cache()
+                .restore(&linked.engine, &self.inner.identity, compiled);
+        }
+        Some(path)
     }
 
     /// The module, remembered as loaded from `path`.

@@ -18,9 +18,10 @@ use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
 use super::driver::block_on;
 use super::instance::Live;
 use super::plan::{Plan, checked_limits};
-use crate::cache::{CacheStatus, Identity};
+use crate::cache::{CacheStatus, Identity, Phases};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
+use crate::module::snapshot_data::{Segment, non_zero_ranges, with_segments};
 use crate::module::{Module, Origin, Resolved, Runnable};
 use crate::mutex::Mutex;
 use crate::status::ExitStatus;
@@ -169,6 +170,7 @@ fn run_and_snapshot(
     task.limits = init.limits.clone();
     let limits = checked_limits(&task, cancel)?;
 
+    let mut phase = Phases::start();
     let mut wizer = Wizer::new();
     wizer.init_func(export);
     let (context, instrumented) = wizer
@@ -179,6 +181,7 @@ fn run_and_snapshot(
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let pre = instantiate_pre(&engine.linker, &compiled, engine.stub_unknown_imports)
         .map_err(|error| cannot_snapshot(format!("it cannot be linked: {error:#}")))?;
+    phase.done("instrument and compile the module");
     let plan = Plan {
         resolved,
         limits,
@@ -189,6 +192,7 @@ fn run_and_snapshot(
 
     let mut live = Live::start(module, &plan, &task, cancel)?;
     let (outcome, _) = live.invoke(module, &plan, &task);
+    phase.done("run the initializer");
     if !outcome.success() {
         let kind = match outcome.status {
             ExitStatus::BadInvocation => ErrorKind::BadInvocation,
@@ -223,10 +227,23 @@ fn run_and_snapshot(
                  a snapshot holds memory, not the host's files: read what it needs into \
                  memory and close the file (drop it) before the initializer returns"
             ))),
-            Ok(None) => block_on(wizer.snapshot(&context, &mut Snapshotting { store, instance }))
-                .map_err(|error| cannot_snapshot(format!("{error:#}"))),
+            Ok(None) => {
+                phase.done("check for open files");
+                let mut state = Snapshotting {
+                    store,
+                    instance,
+                    memories: Vec::new(),
+                };
+                block_on(wizer.snapshot(&context, &mut state))
+                    .and_then(|wasm| {
+                        phase.done("snapshot the globals (wizer)");
+                        with_memories(&wasm, &mut state, &compiled)
+                    })
+                    .map_err(|error| cannot_snapshot(format!("{error:#}")))
+            }
         }
     };
+    phase.done("add the memories as data segments");
     drop(live);
     drop(one_at_a_time);
     snapshot
@@ -276,10 +293,53 @@ async fn open_file(
     Ok(u32::try_from(found).ok())
 }
 
-/// The instrumented instance, as wizer reads it to snapshot.
+/// `wasm`, wizer's snapshot of `state`'s instance (of the module
+/// `instrumented`), with the contents of the memories wizer was handed
+/// zeroed (`snapshot_data.rs` says why).
+fn with_memories(
+    wasm: &[u8],
+    state: &mut Snapshotting<'_>,
+    instrumented: &wasmtime::Module,
+) -> wasmtime::Result<Vec<u8>> {
+    // Wizer numbers the defined memories: imported ones come first.
+    let imported = instrumented
+        .imports()
+        .filter(|import| matches!(import.ty(), wasmtime::ExternType::Memory(_)))
+        .count();
+    let mut memories = Vec::new();
+    for name in &state.memories {
+        let defined: usize = name
+            .strip_prefix("__wizer_memory_")
+            .and_then(|index| index.parse().ok())
+            .ok_or_else(|| wasmtime::format_err!("wizer asked for an unknown memory `{name}`"))?;
+        let memory = state
+            .instance
+            .get_memory(&mut *state.store, name)
+            .expect("wizer asks only for the memories it exported");
+        memories.push((u32::try_from(imported + defined)?, memory));
+    }
+    let store = &*state.store;
+    let mut segments = Vec::new();
+    for (index, memory) in memories {
+        let is64 = memory.ty(store).is_64();
+        let data = memory.data(store);
+        segments.extend(non_zero_ranges(data).into_iter().map(|range| Segment {
+            memory: index,
+            is64,
+            offset: range.start as u64,
+            bytes: &data[range],
+        }));
+    }
+    with_segments(wasm, &segments)
+}
+
+/// The instrumented instance, as wizer reads it to snapshot: its globals,
+/// and its memories' sizes (handed zeroed, their contents added after).
 struct Snapshotting<'s> {
     store: &'s mut Store<HostState>,
     instance: Instance,
+    /// The memories wizer asked for, in its order.
+    memories: Vec<String>,
 }
 
 impl InstanceState for Snapshotting<'_> {
@@ -305,6 +365,10 @@ impl InstanceState for Snapshotting<'_> {
             .instance
             .get_memory(&mut *self.store, name)
             .expect("wizer asks only for the memories it exported");
-        contents(memory.data(&*self.store));
+        // Zeroed pages (mapped on demand: nothing is copied); wizer
+        // writes no segment for them.
+        let zeros = vec![0u8; memory.data_size(&*self.store)];
+        contents(&zeros);
+        self.memories.push(name.to_owned());
     }
 }
