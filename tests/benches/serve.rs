@@ -8,7 +8,13 @@
 //! Run: `cargo bench -p wasmproc-tests --bench serve` (needs `wrk`:
 //! `apt-get install wrk`). Options after `--`: `--seconds N` per server
 //! (default 10), `--connections C` (default 64), `--soak S` for the memory
-//! run (default 60; 0 skips it), `--only wasmproc|python|soak`.
+//! run (default 60; 0 skips it), `--only wasmproc|python|soak`,
+//! `--wasmproc PATH` to measure that binary (an earlier build, to compare)
+//! instead of building one.
+//!
+//! The binary and the guest are built with the benchmark's own profile
+//! (`--profile dev` builds them as dev, with whatever
+//! `CARGO_PROFILE_DEV_OPT_LEVEL` says), release otherwise.
 
 #[cfg(unix)]
 fn main() {
@@ -158,6 +164,36 @@ mod unix {
         wasmproc_tests::bench_option(name, default as usize) as u64
     }
 
+    /// Builds with the profile this benchmark was built with (the name of
+    /// the directory its executable is in, under `target/`): `path` in
+    /// that profile's directory.
+    fn profile_build(args: &[&str], path: &str) -> std::path::PathBuf {
+        let exe = std::env::current_exe().expect("the benchmark's path");
+        // target/<profile dir>/deps/serve-<hash>
+        let dir = exe
+            .parent()
+            .and_then(Path::parent)
+            .and_then(Path::file_name)
+            .and_then(|name| name.to_str())
+            .unwrap_or("release")
+            .to_owned();
+        if dir == "release" {
+            return release_build(args, &format!("release/{path}"));
+        }
+        let profile = if dir == "debug" { "dev" } else { dir.as_str() };
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let status = Command::new(cargo)
+            .current_dir(&root)
+            .args(["build", "--quiet", "--profile", profile])
+            .args(args)
+            .env_remove("CARGO_TARGET_DIR")
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "cargo build {args:?} failed (see above)");
+        root.join("target").join(&dir).join(path)
+    }
+
     /// Measures one server: a second of warm-up, then the run.
     fn measure(
         name: &str,
@@ -189,10 +225,11 @@ mod unix {
             "wasmproc serve benchmark: wrk, {connections} connections, {seconds}s per server, \
              {cpus} CPUs, one run"
         );
-        let wasmproc = release_build(
-            &["-p", "wasmproc-cli", "--bin", "wasmproc"],
-            "release/wasmproc",
-        );
+        let wasmproc = match std::env::args().skip_while(|a| a != "--wasmproc").nth(1) {
+            Some(path) => std::path::PathBuf::from(path),
+            None => profile_build(&["-p", "wasmproc-cli", "--bin", "wasmproc"], "wasmproc"),
+        };
+        println!("measuring {}", wasmproc.display());
         let http = release_build(
             &[
                 "-p",

@@ -409,3 +409,132 @@ fn bad_flags_and_modules_are_refused_with_their_statuses() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+/// The threads of process `pid` (Linux: its `/proc` entry).
+#[cfg(target_os = "linux")]
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("the server's /proc entry")
+        .count()
+}
+
+/// In process isolation the accepted socket itself goes to the worker
+/// process (Unix): the client sees the same bytes as in a thread worker,
+/// and the server starts no thread per connection to relay them.
+#[cfg(target_os = "linux")]
+#[test]
+fn a_worker_process_reads_its_connection_itself_with_no_relay_thread_in_the_server() {
+    use wasmproc_tests::unix::{children_of, wait_for};
+    let mut server = Serving::start(&[
+        "--task",
+        "echo",
+        "--isolation",
+        "process",
+        "--max-connections",
+        "4",
+        "--min-workers",
+        "4",
+        guests::SERVE_TASKS,
+    ]);
+    let pid = server.child.id();
+    wait_for("four worker processes", || children_of(pid).len() == 4);
+    // One connection served first: whatever a first connection starts
+    // once (the timer's work, the pool's own) is there from then on.
+    assert_eq!(server.exchange(b"warm"), b"warm");
+    assert_eq!(server.record()["status"], "exited");
+    let before = threads_of(pid);
+    let mut clients: Vec<TcpStream> = (0..4)
+        .map(|i| {
+            let mut stream = TcpStream::connect(&server.addr).unwrap();
+            stream
+                .set_read_timeout(Some(Duration::from_secs(60)))
+                .unwrap();
+            let line = format!("connection {i}\n");
+            stream.write_all(line.as_bytes()).unwrap();
+            let mut echoed = vec![0; line.len()];
+            stream.read_exact(&mut echoed).unwrap();
+            assert_eq!(echoed, line.as_bytes());
+            stream
+        })
+        .collect();
+    // Four connections open, each echoing through its worker process.
+    let during = threads_of(pid);
+    assert!(
+        during <= before,
+        "the server has {during} threads with four connections open, {before} before: \
+         something per connection"
+    );
+    for (i, stream) in clients.iter_mut().enumerate() {
+        stream.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        stream.read_to_end(&mut rest).unwrap();
+        assert!(rest.is_empty(), "connection {i}: {rest:?}");
+    }
+    for _ in 0..4 {
+        let record = server.record();
+        assert_eq!(record["status"], "exited", "{record}");
+        assert_eq!(record["bytes_in"], record["bytes_out"], "{record}");
+        assert_eq!(record["bytes_in"], "connection 0\n".len(), "{record}");
+    }
+    let (code, rest) = server.terminate();
+    assert_eq!(code, Some(0), "{rest}");
+}
+
+/// A worker process killed under its connection: the client is hung up
+/// (the worker's descriptor died with it and the server closes its own),
+/// the connection is recorded once, and the next connection is served.
+#[cfg(unix)]
+#[test]
+fn killing_the_worker_process_hangs_up_its_client() {
+    use wasmproc_tests::unix::{children_of, wait_for};
+    let mut server = Serving::start(&[
+        "--task",
+        "echo",
+        "--isolation",
+        "process",
+        "--max-connections",
+        "1",
+        guests::SERVE_TASKS,
+    ]);
+    let pid = server.child.id();
+    wait_for("a worker process", || children_of(pid).len() == 1);
+    let worker = children_of(pid)[0];
+    let mut client = TcpStream::connect(&server.addr).unwrap();
+    client
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    client.write_all(b"ping").unwrap();
+    let mut echoed = [0; 4];
+    client.read_exact(&mut echoed).unwrap();
+    assert_eq!(&echoed, b"ping");
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &worker.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    // Hung up: end of file (or a reset), not a wait.
+    let mut rest = Vec::new();
+    let _ = client.read_to_end(&mut rest);
+    assert!(rest.is_empty(), "{rest:?}");
+    // The pool's warning about the death comes first.
+    let record = loop {
+        let mut line = String::new();
+        server.stderr.read_line(&mut line).unwrap();
+        assert!(!line.is_empty(), "the server's stderr ended");
+        if line.starts_with('{') {
+            break serde_json::from_str::<serde_json::Value>(&line).unwrap();
+        }
+        assert!(line.contains("died under the task"), "{line}");
+    };
+    assert_eq!(record["status"], "worker_lost", "{record}");
+    // The read is counted before the guest answers it; the write is
+    // counted just after it reaches the client, so a kill in that moment
+    // may leave it out.
+    assert_eq!(record["bytes_in"], 4, "{record}");
+    assert!(record["bytes_out"].as_u64() <= Some(4), "{record}");
+    // A new worker serves the next connection.
+    assert_eq!(server.exchange(b"again"), b"again");
+    assert_eq!(server.record()["status"], "exited");
+    let (code, rest) = server.terminate();
+    assert_eq!(code, Some(0), "{rest}");
+}

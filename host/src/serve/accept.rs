@@ -128,12 +128,13 @@ impl Server {
 
     /// The task for a connection, its stdin and stdout wired to `stream`.
     ///
-    /// In this process the guest's thread reads and writes the socket
-    /// itself (one duplicate of it); a worker process gets the bytes through
-    /// its supervisor, from blocking halves (two duplicates).
+    /// The guest's thread reads and writes the socket itself (one
+    /// duplicate of it), in this process or in a worker process, which the
+    /// socket is handed to (Unix); elsewhere a worker process gets the
+    /// bytes through its supervisor, from blocking halves (two duplicates).
     fn wire(&self, stream: &Stream, traffic: &Arc<Traffic>) -> std::io::Result<Task> {
         let task = Task::new(self.entry.clone(), &b"null"[..]).args(self.argv.iter().cloned());
-        if self.in_process {
+        if self.in_process || crate::pool::process::SOCKETS_TRAVEL {
             let mut task = task;
             task.direct = Some(DirectSocket {
                 socket: Arc::new(Mutex::new(Some(stream.socket()?))),

@@ -225,8 +225,10 @@ impl ServerBuilder {
         self
     }
 
-    /// Runs workers as threads or as worker processes (the connection's
-    /// bytes are relayed to the process by its supervisor).
+    /// Runs workers as threads or as worker processes (on Unix the
+    /// accepted socket itself is handed to the process, which reads and
+    /// writes it; elsewhere the connection's bytes are relayed to the
+    /// process by its supervisor).
     pub fn isolation(mut self, isolation: Isolation) -> Self {
         self.isolation = isolation;
         self

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::handover::inbox::{Inbox, Received};
 use super::protocol::{
     StreamName, ToChild, ToParent, VERSION, WireGrants, WireModule, read_frame, write_frame,
     write_frame_buffered,
@@ -28,7 +29,9 @@ use crate::run::take_abandoned_host_call;
 use crate::runtime::{Runtime, RuntimeSettings};
 use crate::share::Remote;
 use crate::status::ExitStatus;
-use crate::task::{Credits, OUTPUT_WINDOW, RelayedOutput, Stdin, Task};
+use crate::task::{
+    Credits, DirectSocket, Meter, OUTPUT_WINDOW, RelayedOutput, Socket, Stdin, Task,
+};
 
 /// The frames to the pool, shared by the task loop and the streams it
 /// relays (stdin credits, streamed output, sharing operations).
@@ -97,7 +100,8 @@ struct Current {
 /// When the parent goes away (even killed), stdin closes, the reader sees
 /// the end and the process exits at once: no worker outlives its pool.
 pub(crate) fn worker_main() -> i32 {
-    let mut input = BufReader::new(std::io::stdin());
+    let (stdin, received) = Inbox::stdin();
+    let mut input = BufReader::new(stdin);
     let to_pool = ToPool::new();
 
     let (module_name, module, settings) = match read_frame::<ToChild>(&mut input) {
@@ -153,12 +157,12 @@ pub(crate) fn worker_main() -> i32 {
     let reader_current = Arc::clone(&current);
     let reader = std::thread::Builder::new()
         .name("wasmproc-worker-reader".into())
-        .spawn(move || read_frames(&mut input, &reader_current, &tasks));
+        .spawn(move || read_frames(&mut input, &received, &reader_current, &tasks));
     if reader.is_err() {
         return 2;
     }
 
-    for (id, mut task, stdin) in queue {
+    for (id, mut task, stdin, socket) in queue {
         let token = CancelToken::new();
         let wire_grants = task.take_grants();
         {
@@ -168,7 +172,7 @@ pub(crate) fn worker_main() -> i32 {
             }
             current.running = Some((id, token.clone()));
         }
-        let task = task.into_task(
+        let mut task = task.into_task(
             || {
                 stdin.map_or(Stdin::Empty, |chunks| {
                     Stdin::reader(InputRelay::new(id, chunks, to_pool.clone()))
@@ -183,6 +187,17 @@ pub(crate) fn worker_main() -> i32 {
                 relayed_output(id, stream, credits, to_pool.clone())
             },
         );
+        // A server's connection: the guest's stdin and stdout are its
+        // socket, read and written by the store as in a thread worker.
+        if let Some(socket) = socket {
+            task.direct = Some(DirectSocket {
+                socket: Arc::new(std::sync::Mutex::new(Some(socket))),
+                meter: Arc::new(SocketMeter {
+                    id,
+                    to_pool: to_pool.clone(),
+                }),
+            });
+        }
         let (outcome, taken) = match wire_grants {
             None => (module.run_with(&task, &token), 0),
             Some(grants) => run_sharing(&module, task, grants, id, &to_pool, &current, &token),
@@ -270,14 +285,34 @@ fn run_sharing(
 }
 
 /// A task as the reader hands it to the task loop, with its stdin's
-/// chunks when they are streamed.
-type Incoming = (u64, super::protocol::WireTask, Option<Receiver<Vec<u8>>>);
+/// chunks when they are streamed, and the socket that came with it.
+type Incoming = (
+    u64,
+    super::protocol::WireTask,
+    Option<Receiver<Vec<u8>>>,
+    Option<Socket>,
+);
 
 /// Takes the pool's frames until the pipe closes, then exits the process.
-fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<Incoming>) {
+fn read_frames(
+    input: &mut impl Read,
+    received: &Received,
+    current: &Mutex<Current>,
+    tasks: &Sender<Incoming>,
+) {
     loop {
         match read_frame::<ToChild>(input) {
             Ok(Some(ToChild::Run { id, task })) => {
+                // Its socket came with the frame's first byte, so it is
+                // here already; without it the pool and this worker
+                // disagree, and the worker ends (the task fails as lost).
+                let socket = match task.socket {
+                    Some(kind) => match received.take(kind) {
+                        Some(socket) => Some(socket),
+                        None => break,
+                    },
+                    None => None,
+                };
                 let stdin = task.stdin_streamed.then(|| {
                     // Unbounded: the pool sends no more than its window
                     // beyond what the guest has taken.
@@ -285,7 +320,7 @@ fn read_frames(input: &mut impl Read, current: &Mutex<Current>, tasks: &Sender<I
                     current.lock().inputs.insert(id, chunks);
                     receiver
                 });
-                if tasks.send((id, task, stdin)).is_err() {
+                if tasks.send((id, task, stdin, socket)).is_err() {
                     break;
                 }
             }
@@ -377,6 +412,38 @@ impl Read for InputRelay {
         };
         self.to_pool.send(&taken)?;
         Ok(n)
+    }
+}
+
+/// Counts a handed-over connection's bytes for the server, which times
+/// its silences by them: each read and write of the guest's is a `Moved`
+/// frame, written at once (a few microseconds on the guest's thread), so
+/// that the count is the pool's before the guest does anything else: a
+/// read is counted before the guest can answer it.
+struct SocketMeter {
+    id: u64,
+    to_pool: ToPool,
+}
+
+impl SocketMeter {
+    fn moved(&self, read: usize, wrote: usize) {
+        let moved = ToParent::Moved {
+            id: self.id,
+            read: read as u64,
+            wrote: wrote as u64,
+        };
+        // A pool that is gone ends this process through its reader.
+        let _ = self.to_pool.send(&moved);
+    }
+}
+
+impl Meter for SocketMeter {
+    fn read(&self, n: usize) {
+        self.moved(n, 0);
+    }
+
+    fn wrote(&self, n: usize) {
+        self.moved(0, n);
     }
 }
 

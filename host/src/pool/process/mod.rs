@@ -36,6 +36,8 @@
 //!   tasks, watch it, replace it when it dies or stops answering.
 //! - `child`: the worker process's side: load the module, run tasks.
 //! - `protocol`: the framed, versioned messages between the two.
+//! - `handover`: a server's connection handed to a worker as its socket
+//!   (Unix), not as relayed bytes.
 //! - `relay`: the pool's side of a worker's sharing: it holds what the
 //!   tasks were granted and carries out their guests' operations.
 //! - `remote`: the worker's side of sharing: operations out as frames,
@@ -56,6 +58,7 @@
 //! its bound.
 
 mod child;
+mod handover;
 pub(crate) mod protocol;
 mod share_client;
 mod share_server;
@@ -75,6 +78,8 @@ use crate::error::{Error, ErrorKind};
 use crate::module::Module;
 use crate::mutex::Mutex;
 use supervisor::{Next, Supervisor};
+
+pub(crate) use handover::SOCKETS_TRAVEL;
 
 /// The environment variable that makes an executable a worker process.
 pub const WORKER_ENV: &str = "WASMPROC_WORKER";
@@ -288,12 +293,12 @@ pub(crate) struct Place {
 const ANSWER_SOON: std::time::Duration = std::time::Duration::from_micros(30);
 
 /// Whether a job's tasks were granted queues, regions or pipes, or stream
-/// their stdin (a connection): such a task may wait on another task or a
+/// their stdin or read a socket (a connection): such a task may wait on another task or a
 /// peer, so none is queued behind it or it behind others.
 fn talks(job: &Job) -> bool {
     job.tasks
         .iter()
-        .any(|task| !task.grants.is_empty() || task.streams_stdin())
+        .any(|task| !task.grants.is_empty() || task.streams_stdin() || task.direct.is_some())
 }
 
 /// How many tasks a worker process is given at once, at most.

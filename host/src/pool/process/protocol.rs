@@ -28,7 +28,7 @@ use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Win
 use crate::task::{Initializer, Output, RelayedOutput, Stdin, Task, TaskSpec};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 8;
+pub(crate) const VERSION: u32 = 9;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -160,6 +160,10 @@ pub(crate) enum ToParent {
     /// Task `id`'s guest took this many bytes of its streamed stdin: room
     /// for as many more.
     InputTaken { id: u64, bytes: u64 },
+    /// Task `id`'s guest read `read` bytes from its connection's socket,
+    /// and wrote `wrote` to it, since the last `Moved`: the server counts
+    /// them and times the connection's silences by them.
+    Moved { id: u64, read: u64, wrote: u64 },
     /// An operation on task `id`'s grants, numbered `seq` from 1; `taken`
     /// as in `Done`.
     Share {
@@ -341,6 +345,16 @@ pub(crate) struct WireTask {
     pub(crate) stdout: WireOutput,
     pub(crate) stderr: WireOutput,
     pub(crate) grants: Option<WireGrants>,
+    /// A server's connection, its socket handed over with the `Run` frame
+    /// (`handover`): the guest's stdin and stdout are that socket.
+    pub(crate) socket: Option<WireSocket>,
+}
+
+/// What kind of socket came with a `Run` frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum WireSocket {
+    Tcp,
+    Unix,
 }
 
 impl WireTask {
@@ -354,6 +368,7 @@ impl WireTask {
             stdout: wire_output(&task.stdout),
             stderr: wire_output(&task.stderr),
             grants: holder.map(|holder| WireGrants::from_grants(&task.grants, holder)),
+            socket: None,
         }
     }
 

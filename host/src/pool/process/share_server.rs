@@ -20,7 +20,6 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufWriter, Write};
-use std::process::ChildStdin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -36,7 +35,7 @@ use crate::share::{
 };
 
 /// The pipe to the worker process, shared with the supervisor.
-pub(super) type ToWorker = Arc<Mutex<BufWriter<ChildStdin>>>;
+pub(super) type ToWorker = Arc<Mutex<BufWriter<super::handover::ChildInput>>>;
 
 /// What the relay thread is told, in order.
 enum Event {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
-use super::{ProcessOptions, WorkerPids};
+use super::{ProcessOptions, SOCKETS_TRAVEL, WorkerPids};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
@@ -194,6 +194,14 @@ impl Supervisor {
             // oversized message on the pipe.
             let limits = task.limits.clone().unwrap_or_default();
             match limits.validate().and_then(|()| task.check(&limits)) {
+                Ok(()) if task.direct.is_some() && !SOCKETS_TRAVEL => deliver(
+                    index,
+                    Outcome::failed(
+                        crate::status::ExitStatus::CannotRun,
+                        "a connection's socket cannot be handed to a worker process on this \
+                         system: give the task the connection (Task::connection) instead",
+                    ),
+                ),
                 Ok(()) => pending.push_back(index),
                 Err(error) => deliver(index, Outcome::from(error)),
             }
@@ -251,7 +259,12 @@ impl Supervisor {
             };
             let error = if open {
                 self.breaker.poison()
-            } else if attempts[index] < self.options.retries && tasks[index].0.can_rerun() {
+            } else if attempts[index] < self.options.retries
+                && tasks[index].0.can_rerun()
+                // A connection's socket went to the dead worker: its bytes
+                // read there are gone.
+                && tasks[index].0.direct.is_none()
+            {
                 attempts[index] += 1;
                 tracing::info!(
                     target: "wasmproc::pool",

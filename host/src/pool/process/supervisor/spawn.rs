@@ -12,13 +12,14 @@ use super::{Ended, lost};
 use crate::error::Error;
 use crate::module::Module;
 use crate::mutex::Mutex;
+use crate::pool::process::handover;
 use crate::pool::process::protocol::{
     ToChild, ToParent, VERSION, WireModule, WireTask, holds_frame, read_frame, write_frame,
 };
 use crate::pool::process::share_server::{Relay, ToWorker};
 use crate::pool::process::{ProcessOptions, WORKER_ENV};
 use crate::share::Holder;
-use crate::task::Task;
+use crate::task::{Socket, Task};
 
 /// How long a worker process may take to start and answer `Hello`.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,10 +53,12 @@ impl Worker {
         // its pool go away.
         static SPAWNING: Mutex<()> = Mutex::new(());
         let spawning = SPAWNING.lock();
+        let (child_stdin, ours) = handover::child_input()
+            .map_err(|e| lost(format!("cannot make the pipe to a worker process: {e}")))?;
         let mut process = Command::new(&executable)
             .args(options.worker_args())
             .env(WORKER_ENV, "1")
-            .stdin(Stdio::piped())
+            .stdin(child_stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -67,7 +70,8 @@ impl Worker {
             })?;
         drop(spawning);
         tracing::debug!(target: "wasmproc::pool", "worker process {} started", process.id());
-        let stdin = process.stdin.take().expect("piped");
+        let stdin = handover::our_end(ours, &mut process)
+            .map_err(|e| lost(format!("cannot talk to the worker process: {e}")))?;
         let stdout = process.stdout.take().expect("piped");
         let (frames, from_child) = crossbeam_channel::unbounded();
         let to_child = Arc::new(Mutex::new(BufWriter::new(stdin)));
@@ -154,6 +158,17 @@ impl Worker {
     pub(super) fn send(&self, message: &ToChild) -> std::io::Result<()> {
         let mut to_child = self.to_child.lock();
         write_frame(&mut *to_child, message)
+    }
+
+    /// Sends one frame with a connection's socket, which the worker then
+    /// holds (our duplicate is the caller's to drop).
+    pub(super) fn send_with_socket(
+        &self,
+        message: &ToChild,
+        socket: &Socket,
+    ) -> std::io::Result<()> {
+        let mut to_child = self.to_child.lock();
+        handover::send_with_socket(&mut to_child, message, socket)
     }
 
     /// The task in wire form; a task with grants gets a lock-holder id

@@ -15,6 +15,7 @@ use super::{Ended, Supervisor, gone, lost, soon};
 use crate::cancel::CancelToken;
 use crate::mutex;
 use crate::outcome::Outcome;
+use crate::pool::process::handover;
 use crate::pool::process::protocol::{StreamName, ToChild, ToParent};
 use crate::status::ExitStatus;
 use crate::task::{Output, Task};
@@ -79,10 +80,23 @@ impl Supervisor {
         for &index in pending {
             self.next_id += 1;
             let id = self.next_id;
-            let task = worker.wire(id, tasks[index].0)?;
-            worker
-                .send(&ToChild::Run { id, task })
-                .map_err(|e| lost(format!("the worker process stopped taking tasks ({e})")))?;
+            let mut task = worker.wire(id, tasks[index].0)?;
+            let stopped = |e| lost(format!("the worker process stopped taking tasks ({e})"));
+            match &tasks[index].0.direct {
+                // A server's connection: its socket goes with the frame,
+                // and the worker holds it from then on (ours is dropped
+                // here; the server keeps its own, to hang it up).
+                Some(direct) => {
+                    let socket = direct.take().ok_or_else(|| {
+                        lost("the connection's socket was already handed to a worker process")
+                    })?;
+                    task.socket = Some(handover::kind(&socket));
+                    worker
+                        .send_with_socket(&ToChild::Run { id, task }, &socket)
+                        .map_err(stopped)?;
+                }
+                None => worker.send(&ToChild::Run { id, task }).map_err(stopped)?,
+            }
             in_flight.push_back(InFlight {
                 index,
                 id,
@@ -270,6 +284,19 @@ impl<'t> Running<'t> {
             }
             Ok(Ok(ToParent::InputTaken { id, bytes })) if id == front_id => {
                 self.stdin.taken(bytes);
+                Ok(())
+            }
+            Ok(Ok(ToParent::Moved { id, read, wrote })) if id == front_id => {
+                let task = self.tasks[self.front().index].0;
+                if let Some(direct) = &task.direct {
+                    let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+                    if read > 0 {
+                        direct.meter.read(bytes(read));
+                    }
+                    if wrote > 0 {
+                        direct.meter.wrote(bytes(wrote));
+                    }
+                }
                 Ok(())
             }
             Ok(Ok(_)) => Err(gone("the worker process answered out of turn")),
