@@ -14,9 +14,10 @@
 //!
 //! The typed rows also read, on Linux, the CPU time of every thread of the
 //! `map` process and of its worker processes, and print the CPU per task on
-//! the coordinator, on the workers and on the other threads (the input
-//! reader, the epoch ticker), and the throughput those imply for 16
-//! workers: the model of a 16-core machine when none is at hand.
+//! the coordinator, on the workers, on the input reader and on the other
+//! threads (the epoch ticker, relays), and the throughput the first three
+//! imply for 16 workers: the model of a 16-core machine when none is at
+//! hand.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -118,12 +119,15 @@ fn main() {
         timed(command)
     };
 
+    // One run first, so that no row pays for compiling the module.
+    let warm = write_input(inputs.path(), "warm", (0..100).map(|n| n.to_string()));
+    map(1, "thread", Some("square"), guests::SDK_TASKS, &warm);
     let mut rows = Vec::new();
     let mut coordinator = Vec::new();
     let mut models = Vec::new();
     for isolation in ["thread", "process"] {
         let mut cells = Vec::new();
-        let mut cpu_rows: [Vec<Cell>; 3] = Default::default();
+        let mut cpu_rows: [Vec<Cell>; 4] = Default::default();
         let mut model = Vec::new();
         for &j in &jobs {
             let run = map(j, isolation, Some("square"), guests::SDK_TASKS, &typed);
@@ -135,7 +139,8 @@ fn main() {
             };
             cpu_rows[0].push(per_task(run.coordinator));
             cpu_rows[1].push(per_task(run.workers));
-            cpu_rows[2].push(per_task(run.others));
+            cpu_rows[2].push(per_task(run.input));
+            cpu_rows[3].push(per_task(run.others));
             model.push(Bound::of(&run, typed_tasks, MODEL_WORKERS));
         }
         rows.push(Row {
@@ -145,7 +150,7 @@ fn main() {
             ),
             cells,
         });
-        let [coordinator_cells, worker_cells, other_cells] = cpu_rows;
+        let [coordinator_cells, worker_cells, input_cells, other_cells] = cpu_rows;
         let who = plural(isolation);
         coordinator.push(Row {
             name: format!("coordinator CPU per typed task, {who}"),
@@ -156,7 +161,11 @@ fn main() {
             cells: worker_cells,
         });
         coordinator.push(Row {
-            name: format!("other threads' CPU per typed task (input, ticker), {who}"),
+            name: format!("input thread's CPU per typed task, {who}"),
+            cells: input_cells,
+        });
+        coordinator.push(Row {
+            name: format!("other threads' CPU per typed task (ticker, relays), {who}"),
             cells: other_cells,
         });
         models.push((who, model));
@@ -243,8 +252,8 @@ struct Bound {
     coordinator: Option<f64>,
     /// Tasks/s the workers' CPU per task allows, spread over the workers.
     workers: Option<f64>,
-    /// Tasks/s the other threads (the input reader) allow, taken as one.
-    others: Option<f64>,
+    /// Tasks/s the input reader allows.
+    input: Option<f64>,
 }
 
 impl Bound {
@@ -256,7 +265,7 @@ impl Bound {
         Bound {
             coordinator: rate(run.coordinator, 1),
             workers: rate(run.workers, workers),
-            others: rate(run.others, 1),
+            input: rate(run.input, 1),
         }
     }
 
@@ -267,16 +276,16 @@ impl Bound {
         let limit = [
             ("coordinator", self.coordinator),
             ("workers", self.workers),
-            ("input and ticker", self.others),
+            ("input", self.input),
         ]
         .into_iter()
         .filter_map(|(who, rate)| Some((who, rate?)))
         .min_by(|a, b| a.1.total_cmp(&b.1));
         format!(
-            "coordinator {}, workers {}, others {}: {}",
+            "coordinator {}, workers {}, input {}: {}",
             k(self.coordinator),
             k(self.workers),
-            k(self.others),
+            k(self.input),
             limit.map_or("–".into(), |(who, rate)| format!(
                 "at most {}k/s, {who}-bound",
                 (rate / 1000.0).round()
@@ -352,8 +361,11 @@ struct Run {
     /// The CPU time of the pool's worker threads (`wasmproc-worker-N`) and
     /// of every thread of its worker processes, on Linux.
     workers: Option<Duration>,
-    /// The CPU time of the process's other threads (the input reader, the
-    /// epoch ticker), on Linux.
+    /// The CPU time of `map`'s input reader, on Linux.
+    input: Option<Duration>,
+    /// The CPU time of the process's other threads (the epoch ticker, a
+    /// worker process's relays, the output flusher), on Linux: not per task
+    /// (the ticker's is per second), so not in the model's bound.
     others: Option<Duration>,
 }
 
@@ -367,6 +379,8 @@ struct TreeCpu(HashMap<(u32, u32), (Whose, u64)>);
 enum Whose {
     Coordinator,
     Worker,
+    /// `map`'s input reader (`wasmproc-map-input`).
+    Input,
     Other,
 }
 
@@ -391,6 +405,8 @@ impl TreeCpu {
                 Whose::Coordinator
             } else if read("comm").is_some_and(|c| c.starts_with("wasmproc-worker")) {
                 Whose::Worker
+            } else if read("comm").is_some_and(|c| c.starts_with("wasmproc-map-in")) {
+                Whose::Input
             } else {
                 Whose::Other
             };
@@ -460,6 +476,7 @@ fn timed(mut command: Command) -> Run {
         wall,
         coordinator: cpu.total(Whose::Coordinator),
         workers: cpu.total(Whose::Worker),
+        input: cpu.total(Whose::Input),
         others: cpu.total(Whose::Other),
     }
 }
