@@ -2,13 +2,16 @@
 //! multiprocessing, measured side by side in one run, reported as ratios.
 //!
 //! Run: `cargo bench -p wasmproc-tests --bench pool` (add `-- --tasks N` to
-//! change the number of trivial tasks per row; default 100000).
+//! change the number of trivial tasks per row; default 100000; `-- --only
+//! typed` for section 1's thread rows alone, with the CPU each task cost the
+//! workers and the map's own thread, the raw rows beside them).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmproc::{Isolation, Limits, Pool, ProcessOptions, Runtime, Task};
-use wasmproc_tests::guests;
+use wasmproc_tests::{bench_section_wanted, guests};
 use wasmtime::{Engine, Linker, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
@@ -59,15 +62,58 @@ fn main() {
         "raw wasmtime: instantiate + call, 1 thread",
         raw.typed(tasks, 1),
     );
+    let raw_cpu = raw.cpu_per_task_ns(tasks);
     let raw_n = report.row(
         &format!("raw wasmtime: instantiate + call, {cpus} threads"),
         raw.typed(tasks, cpus),
     );
     let lib_1 = report.row("wasmproc Module::run loop, 1 thread", run_loop(&sdk, tasks));
+    let pool_1 = pool_map_cpu(&sdk, tasks, 1);
+    report.row("wasmproc Pool::map, 1 thread worker", pool_1.per_second);
+    let pool_cpu = pool_map_cpu(&sdk, tasks, cpus);
     let pool_n = report.row(
         &format!("wasmproc Pool::map, {cpus} thread workers"),
-        pool_map(&sdk, tasks, cpus, 1, Isolation::Thread),
+        pool_cpu.per_second,
     );
+    for (workers, cpu) in [(1, &pool_1), (cpus, &pool_cpu)] {
+        println!(
+            "  CPU per task, Pool::map, {workers} thread workers: workers {:.2} µs, \
+             map's thread {:.2} µs, others {:.2} µs",
+            cpu.worker_ns / 1000.0,
+            cpu.caller_ns / 1000.0,
+            cpu.other_ns / 1000.0
+        );
+    }
+    println!(
+        "  CPU per task, raw wasmtime, 1 thread: {:.2} µs",
+        raw_cpu / 1000.0
+    );
+    // `--only typed`: section 1's thread rows alone (the per-task path).
+    let typed_only = !bench_section_wanted("all");
+    if typed_only {
+        println!("\nratios (same run)");
+        println!(
+            "  pool workers' / raw wasmtime's CPU per task, 1 thread {:>6.2}",
+            pool_1.worker_ns / raw_cpu
+        );
+        println!(
+            "  pool workers' / raw wasmtime's CPU per task, {cpus} threads {:>6.2}",
+            pool_cpu.worker_ns / raw_cpu
+        );
+        println!(
+            "  raw wasmtime / thread pool time per task, 1 thread   {:>6.2}",
+            raw_1 / pool_1.per_second
+        );
+        println!(
+            "  raw wasmtime / thread pool time per task, {cpus} threads  {:>6.2}",
+            raw_n / pool_n
+        );
+        println!(
+            "  raw wasmtime / Module::run loop time per task         {:>6.2}",
+            raw_1 / lib_1
+        );
+        return;
+    }
     let pool_p = report.row(
         &format!("wasmproc Pool::map, {cpus} process workers"),
         pool_map(&sdk, tasks, cpus, 1, process()),
@@ -252,6 +298,83 @@ fn pool_map(
     tasks as f64 / started.elapsed().as_secs_f64()
 }
 
+/// A map's throughput and what each task cost in CPU time, by thread.
+struct MapCpu {
+    per_second: f64,
+    /// The pool's worker threads, per task.
+    worker_ns: f64,
+    /// The thread that submits and reads the map (this one), per task.
+    caller_ns: f64,
+    /// Every other thread of the process (the epoch ticker), per task.
+    other_ns: f64,
+}
+
+/// [`pool_map`] of `square` over thread workers, with the CPU time each
+/// thread spent while it ran (Linux: read from `/proc`; zero elsewhere).
+fn pool_map_cpu(module: &wasmproc::Module, tasks: usize, workers: usize) -> MapCpu {
+    let pool = pool_of(module, workers, Isolation::Thread);
+    let before = thread_cpu();
+    let started = Instant::now();
+    let mut count = 0u64;
+    for (i, outcome) in pool.map("square", 0..tasks as u64).enumerate() {
+        assert_eq!(
+            outcome.decode::<u64>().expect("square succeeds"),
+            (i * i) as u64
+        );
+        count += 1;
+    }
+    let per_second = tasks as f64 / started.elapsed().as_secs_f64();
+    let after = thread_cpu();
+    assert_eq!(count, tasks as u64);
+    let me = std::process::id();
+    let (mut worker, mut caller, mut other) = (0u64, 0u64, 0u64);
+    for (tid, (name, ns)) in &after {
+        let spent = ns - before.get(tid).map_or(0, |(_, ns)| *ns);
+        if name.starts_with("wasmproc-worker") {
+            worker += spent;
+        } else if *tid == me {
+            caller += spent;
+        } else {
+            other += spent;
+        }
+    }
+    let per_task = |ns: u64| ns as f64 / tasks as f64;
+    MapCpu {
+        per_second,
+        worker_ns: per_task(worker),
+        caller_ns: per_task(caller),
+        other_ns: per_task(other),
+    }
+}
+
+/// This thread's time on a CPU so far, in nanoseconds (Linux; 0 elsewhere).
+fn this_thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Each live thread of this process: its name and its time on a CPU so far
+/// in nanoseconds (`/proc/self/task/TID/schedstat`'s first field).
+fn thread_cpu() -> HashMap<u32, (String, u64)> {
+    let mut threads = HashMap::new();
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return threads;
+    };
+    for entry in dir.flatten() {
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        let read = |file: &str| std::fs::read_to_string(entry.path().join(file)).ok();
+        let ns = read("schedstat").and_then(|s| s.split_whitespace().next()?.parse::<u64>().ok());
+        if let (Some(name), Some(ns)) = (read("comm"), ns) {
+            threads.insert(tid, (name.trim().to_owned(), ns));
+        }
+    }
+    threads
+}
+
 fn command_map(
     module: &wasmproc::Module,
     tasks: usize,
@@ -303,6 +426,8 @@ fn python_peer(tasks: usize, workers: usize) -> Vec<(String, f64)> {
 /// doing only what any embedder must per task (a store with a WASI context,
 /// instantiate, call).
 struct RawWasmtime {
+    /// The CPU time the last run's threads spent, in nanoseconds.
+    cpu_ns: std::sync::atomic::AtomicU64,
     engine: Engine,
     linker: Linker<RawState>,
     sdk: Module,
@@ -373,6 +498,7 @@ impl RawWasmtime {
             .expect("the SDK's other imports stubbed");
         let cmd = Module::from_file(&engine, guests::WASI_CMD).expect("compiles");
         RawWasmtime {
+            cpu_ns: std::sync::atomic::AtomicU64::new(0),
             engine,
             linker,
             sdk,
@@ -443,6 +569,8 @@ impl RawWasmtime {
         Fut: std::future::Future<Output = ()>,
     {
         let started = Instant::now();
+        let cpu = &self.cpu_ns;
+        cpu.store(0, std::sync::atomic::Ordering::Relaxed);
         std::thread::scope(|scope| {
             for t in 0..threads {
                 let one = one.clone();
@@ -453,14 +581,23 @@ impl RawWasmtime {
                         .build()
                         .expect("runtime");
                     let mine = (t..tasks).step_by(threads);
+                    let before = this_thread_cpu_ns();
                     runtime.block_on(async {
                         for i in mine {
                             one(engine.clone(), i as u64).await;
                         }
                     });
+                    let spent = this_thread_cpu_ns().saturating_sub(before);
+                    cpu.fetch_add(spent, std::sync::atomic::Ordering::Relaxed);
                 });
             }
         });
         tasks as f64 / started.elapsed().as_secs_f64()
+    }
+
+    /// The CPU time per task of the last [`spread`](Self::spread), in
+    /// nanoseconds (Linux; zero elsewhere).
+    fn cpu_per_task_ns(&self, tasks: usize) -> f64 {
+        self.cpu_ns.load(std::sync::atomic::Ordering::Relaxed) as f64 / tasks as f64
     }
 }

@@ -153,11 +153,25 @@ fn block_on_here<F: Future>(future: F) -> F::Output {
                     .expect("a single-threaded tokio runtime needs only a timer and an I/O driver"),
             ))
         });
-    let output = runtime
-        .0
-        .as_ref()
-        .expect("present until dropped")
-        .block_on(future);
+    let handle = runtime.0.as_ref().expect("present until dropped");
+    let mut future = std::pin::pin!(future);
+    // Most tasks end within their first poll (a guest that never waits:
+    // wasmtime runs it on a fiber to its end). That poll is made inside the
+    // runtime's context (its timer and I/O reachable) without entering its
+    // scheduler, which costs more than such a task's own host work. A
+    // future still pending goes to `block_on`, whose first poll registers
+    // the real waker: a future must be woken through the waker of its last
+    // poll, so nothing the no-op waker was given is lost.
+    let first = {
+        let _context = handle.enter();
+        future
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    };
+    let output = match first {
+        std::task::Poll::Ready(output) => output,
+        std::task::Poll::Pending => handle.block_on(future),
+    };
     ASYNC_RUNTIME.with(|cell| *cell.borrow_mut() = Some(runtime));
     output
 }

@@ -25,7 +25,7 @@ mod plan;
 mod sdk_component;
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::cancel::CancelToken;
 use crate::error::Error;
@@ -79,9 +79,12 @@ pub(crate) fn run_chunk(module: &Module, tasks: &[Task], cancel: &CancelToken) -
     let mut outcomes = Vec::with_capacity(tasks.len());
     while outcomes.len() < tasks.len() {
         let done = outcomes.len();
-        let started = Instant::now();
+        // When the task running now started: kept by `run_guarded`, which
+        // reads the clock for each task anyway, so that a panic's outcome
+        // has its duration without another clock read per task.
+        let mut started = None;
         let attempt = catch_unwind(AssertUnwindSafe(|| {
-            run_guarded(module, &tasks[done..], cancel, &mut outcomes)
+            run_guarded(module, &tasks[done..], cancel, &mut outcomes, &mut started)
         }));
         if let Err(payload) = attempt {
             // The panic hit the task after the last recorded outcome; the
@@ -98,20 +101,28 @@ pub(crate) fn run_chunk(module: &Module, tasks: &[Task], cancel: &CancelToken) -
                      the task was abandoned and the host goes on"
                 ),
             );
-            lost.duration = started.elapsed();
+            lost.duration = started.map_or(Duration::ZERO, |started: Instant| started.elapsed());
             outcomes.push(lost);
         }
     }
     outcomes
 }
 
-/// Runs `tasks`, pushing one outcome per task to `outcomes` as each ends.
-fn run_guarded(module: &Module, tasks: &[Task], cancel: &CancelToken, outcomes: &mut Vec<Outcome>) {
+/// Runs `tasks`, pushing one outcome per task to `outcomes` as each ends;
+/// `current` is when the task running now started.
+fn run_guarded(
+    module: &Module,
+    tasks: &[Task],
+    cancel: &CancelToken,
+    outcomes: &mut Vec<Outcome>,
+    current: &mut Option<Instant>,
+) {
     // The instance shared by consecutive compatible typed tasks, with the
     // place it holds in the instance pool.
     let mut live: Option<Live<'_>> = None;
     for task in tasks {
         let started = Instant::now();
+        *current = Some(started);
         let refused = |error| {
             let mut outcome = Outcome::from(error);
             outcome.duration = started.elapsed();
