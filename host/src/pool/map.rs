@@ -372,6 +372,14 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
         }
         self.batch = self.delivery.pace.batch(self.chunksize);
         while !self.ended && self.has_room(held) {
+            // A full queue would block here, and outcomes that have already
+            // arrived would wait behind the slowest task queued. While some
+            // of this map's tasks are out, their outcomes wake the map and
+            // it tries again; with none out, waiting for room is all there
+            // is to do.
+            if self.in_flight > 0 && self.pool.queue_is_full() {
+                return;
+            }
             let unit = self.unit();
             // Grown as tasks come: a large unit is only an upper bound.
             let mut tasks: Vec<Task> = Vec::with_capacity(unit.min(MAX_BATCH));

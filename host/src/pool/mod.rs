@@ -535,6 +535,11 @@ impl Pool {
         self.queue_bound.max(8 * self.workers)
     }
 
+    /// Whether queueing a job now would wait for a worker to take one.
+    fn queue_is_full(&self) -> bool {
+        self.jobs.lock().as_ref().is_some_and(Sender::is_full)
+    }
+
     /// Queues a job, blocking while the queue is full. The lock is released
     /// before blocking, so `close` is never held up by a full queue.
     ///
