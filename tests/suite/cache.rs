@@ -344,6 +344,55 @@ fn a_worker_starts_when_the_entry_was_evicted_and_the_file_changed() {
     assert_eq!(outcome.decode::<u64>().unwrap(), 36, "{outcome:?}");
 }
 
+/// The same for a snapshot: its entry evicted and its base module's file
+/// changed, a worker process still starts from the snapshot the pool holds
+/// (it would otherwise run the initializer again over the changed file).
+#[test]
+fn a_worker_starts_from_a_snapshot_whose_entry_was_evicted_and_base_file_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let path = settled_copy(guests::INIT_TASKS, dir.path());
+    let init =
+        wasmproc::Initializer::call("table", &serde_json::json!({"len": 20, "seed": 7})).unwrap();
+    // A first program makes the snapshot (reading the file); a second finds
+    // both in the cache and never reads the file.
+    runtime_in(&cache)
+        .load(&path)
+        .unwrap()
+        .initialize_with(&init)
+        .unwrap();
+    let known = runtime_in(&cache).load(&path).unwrap();
+    assert_eq!(known.cache_status(), CacheStatus::Hit);
+    let snapshot = known.initialize_with(&init).unwrap();
+    assert_eq!(snapshot.cache_status(), CacheStatus::Hit);
+
+    std::fs::write(&path, std::fs::read(guests::WASI_CMD).unwrap()).unwrap();
+    let small = Runtime::builder()
+        .cache_dir(&cache)
+        .cache_key_file(key_file_of(&cache))
+        .cache_max(1)
+        .build()
+        .unwrap();
+    assert!(small.load(&path).unwrap().is_command());
+    assert_eq!(
+        small.cache_entries().unwrap().len(),
+        1,
+        "the base module's and the snapshot's entries are evicted"
+    );
+
+    let pool = Pool::builder(&snapshot)
+        .workers(1)
+        .isolation(process())
+        .build()
+        .unwrap();
+    let outcome = pool.run(Task::call("lookup", &3u64).unwrap(), &CancelToken::new());
+    assert_eq!(
+        outcome.decode::<Option<u64>>().unwrap(),
+        Some(16),
+        "{outcome:?}"
+    );
+}
+
 /// BLAKE3 through the wasmproc-independent reference: the `blake3` CLI is
 /// not assumed, so the suite hashes with the crate the host uses.
 fn blake3_of(bytes: &[u8]) -> [u8; 32] {

@@ -222,7 +222,18 @@ impl ModuleCache {
         identity: &Identity,
         compiled: &wasmtime::Module,
     ) -> bool {
-        let (Some(path), Some((_, key))) = (self.entry_path(engine, identity, "cwasm"), &self.on)
+        self.restore_entry(engine, identity, "cwasm", compiled)
+    }
+
+    /// [`restore`](Self::restore) for an entry of any kind (`extension`).
+    fn restore_entry(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+        extension: &str,
+        compiled: &wasmtime::Module,
+    ) -> bool {
+        let (Some(path), Some((_, key))) = (self.entry_path(engine, identity, extension), &self.on)
         else {
             return false;
         };

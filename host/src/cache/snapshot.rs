@@ -47,6 +47,19 @@ impl ModuleCache {
         self.load(engine, identity, EXTENSION)
     }
 
+    /// Writes the compiled snapshot `identity` back when its entry is gone
+    /// (as [`restore`](ModuleCache::restore) does for modules): a worker
+    /// process finds it there instead of initializing again from its base,
+    /// whose file may have changed since.
+    pub(crate) fn restore_snapshot(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+        compiled: &wasmtime::Module,
+    ) -> bool {
+        self.restore_entry(engine, identity, EXTENSION, compiled)
+    }
+
     /// Compiles the snapshot `identity` from its `wasm` and stores it.
     pub(crate) fn compile_snapshot(
         &self,

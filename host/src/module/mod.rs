@@ -317,6 +317,20 @@ impl Module {
         Some(path)
     }
 
+    /// Writes a cached snapshot's compiled code back to the cache if its
+    /// entry is gone, so that a worker process finds it by its identity
+    /// rather than running the initializer again over its base (whose file
+    /// may have changed since).
+    pub(crate) fn keep_snapshot_cached(&self) {
+        if let (Some(compiled), Ok(linked)) =
+            (self.inner.plain.core(), self.runtime().engine(false))
+        {
+            self.runtime()
+                .cache()
+                .restore_snapshot(&linked.engine, &self.inner.identity, compiled);
+        }
+    }
+
     /// The module, remembered as loaded from `path`.
     pub(super) fn with_source(mut self, path: &Path) -> Module {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {

@@ -63,10 +63,13 @@ impl WireModule {
     /// How a worker process gets `module`.
     pub(crate) fn of(module: &Module) -> Result<WireModule, Error> {
         Ok(match module.origin() {
-            Some(origin) if origin.cached => WireModule::Snapshot {
-                base: Box::new(WireModule::of(&origin.base)?),
-                init: origin.init.clone(),
-            },
+            Some(origin) if origin.cached => {
+                module.keep_snapshot_cached();
+                WireModule::Snapshot {
+                    base: Box::new(WireModule::of(&origin.base)?),
+                    init: origin.init.clone(),
+                }
+            }
             // A path serde cannot carry (not UTF-8) sends the wasm instead.
             _ => match module
                 .unread_source()
