@@ -108,6 +108,28 @@ fn a_quick_result_is_not_held_up_by_long_tasks_waiting_for_queue_room() {
     // Dropping the rest cancels them.
 }
 
+/// A queue of no room hands each job straight to a worker: a map still
+/// keeps every worker busy (a "full" queue must not hold it to one batch).
+#[test]
+fn a_map_over_a_queue_of_no_room_uses_every_worker() {
+    let pool = Pool::builder(sdk_tasks())
+        .workers(2)
+        .queue_bound(0)
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let results: Vec<u64> = pool
+        .map("sleep_ms", [1500u64, 1500])
+        .map(|outcome| outcome.decode().unwrap())
+        .collect();
+    assert_eq!(results, [1500, 1500]);
+    assert!(
+        started.elapsed() < Duration::from_millis(2700),
+        "two 1.5 s tasks on two workers took {:?}: one ran after the other",
+        started.elapsed()
+    );
+}
+
 #[test]
 fn map_pulls_inputs_lazily_from_an_endless_iterator() {
     let pool = Pool::builder(sdk_tasks())

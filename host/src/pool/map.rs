@@ -218,6 +218,10 @@ const BATCH_WORK: Duration = Duration::from_millis(2);
 /// in a row, and the window holds chunks, so it must stay addressable.
 pub const MAX_CHUNKSIZE: usize = 1 << 16;
 
+/// How often a map that found the pool's queue full looks for room again
+/// while it waits for outcomes.
+const ROOM_POLL: Duration = Duration::from_millis(1);
+
 /// The most chunks in one batch. The window grows with the batch (it holds
 /// as many batches as it held tasks), so this also bounds how far ahead of
 /// the results inputs are pulled.
@@ -302,6 +306,9 @@ struct Feeder<'p, S, T> {
     /// Wakes a wait for tasks when the map is cancelled: a cancelled map
     /// takes no more tasks (they would only end `Cancelled`).
     cancelled: Receiver<()>,
+    /// The last top-up stopped at a full queue with tasks still ready:
+    /// waits for outcomes check the queue again every [`ROOM_POLL`].
+    waiting_for_room: bool,
     _watch: Option<crate::cancel::Watch>,
     _cancel_on_drop: CancelOnDrop,
 }
@@ -323,6 +330,7 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
             in_flight: 0,
             chunksize: 1,
             batch: 1,
+            waiting_for_room: false,
             delivery: Arc::new(Delivery {
                 results,
                 transform,
@@ -371,6 +379,7 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
             return;
         }
         self.batch = self.delivery.pace.batch(self.chunksize);
+        self.waiting_for_room = false;
         while !self.ended && self.has_room(held) {
             // A full queue would block here, and outcomes that have already
             // arrived would wait behind the slowest task queued. While some
@@ -378,6 +387,7 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
             // it tries again; with none out, waiting for room is all there
             // is to do.
             if self.in_flight > 0 && self.pool.queue_is_full() {
+                self.waiting_for_room = true;
                 return;
             }
             let unit = self.unit();
@@ -467,10 +477,22 @@ impl<'p, S: TaskSource, T: Send + 'static> Feeder<'p, S, T> {
             }
             return Some(None);
         }
+        // A full queue says nothing when it frees up (another map's job may
+        // be what a worker took), so a map that stopped at it looks again
+        // soon rather than only at its own next outcome.
+        let room = if self.waiting_for_room {
+            crossbeam_channel::after(ROOM_POLL)
+        } else {
+            crossbeam_channel::never()
+        };
         let arrival = match stream {
-            None => self.arrivals.recv().ok(),
+            None => select! {
+                recv(self.arrivals) -> arrival => arrival.ok(),
+                recv(room) -> _ => return Some(None),
+            },
             Some(stream) => select! {
                 recv(self.arrivals) -> arrival => arrival.ok(),
+                recv(room) -> _ => return Some(None),
                 recv(stream) -> tasks => {
                     match tasks {
                         Ok(tasks) => self.source.received(tasks),

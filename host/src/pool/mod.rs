@@ -535,9 +535,11 @@ impl Pool {
         self.queue_bound.max(8 * self.workers)
     }
 
-    /// Whether queueing a job now would wait for a worker to take one.
+    /// Whether queueing a job now would wait for room. A queue of no
+    /// room (`queue_bound(0)`) hands each job straight to a worker: it is
+    /// never "full" in that sense, only waited on.
     fn queue_is_full(&self) -> bool {
-        self.jobs.lock().as_ref().is_some_and(Sender::is_full)
+        self.queue_bound > 0 && self.jobs.lock().as_ref().is_some_and(Sender::is_full)
     }
 
     /// Queues a job, blocking while the queue is full. The lock is released

@@ -95,7 +95,9 @@ pub(super) fn send_with_socket(
             stream.as_fd(),
             &[IoSlice::new(&bytes)],
             &mut control,
-            SendFlags::empty(),
+            // A worker gone meanwhile is an error here, not a SIGPIPE that
+            // would end a host program that has not ignored it.
+            SendFlags::NOSIGNAL,
         ) {
             Ok(sent) => break sent,
             Err(rustix::io::Errno::INTR) => continue,

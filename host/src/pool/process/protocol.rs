@@ -64,9 +64,13 @@ impl WireModule {
     pub(crate) fn of(module: &Module) -> Result<WireModule, Error> {
         Ok(match module.origin() {
             Some(origin) if origin.cached => {
+                // The base first: writing its entry back may evict others
+                // under a small budget, and the snapshot's is the one the
+                // worker needs most.
+                let base = Box::new(WireModule::of(&origin.base)?);
                 module.keep_snapshot_cached();
                 WireModule::Snapshot {
-                    base: Box::new(WireModule::of(&origin.base)?),
+                    base,
                     init: origin.init.clone(),
                 }
             }
