@@ -329,13 +329,21 @@ impl ModuleCache {
             }
             checked::mark_checked(&path, &file, key, identity.as_bytes());
         }
-        Self::from_checked_entry(engine, file)
+        // SAFETY: `file` is the open entry whose tag was just verified
+        // against `identity` under this user's key, or was verified before
+        // and is unchanged since (`was_checked`).
+        unsafe { Self::from_checked_entry(engine, file) }
     }
 
     /// The compiled code in the entry open as `file`, whose tag checked
     /// out (now, or before and unchanged since), or which this process
     /// just wrote.
-    fn from_checked_entry<C: Compiled>(engine: &Engine, file: File) -> Option<C> {
+    ///
+    /// # Safety
+    ///
+    /// `file` must be such an entry: its artifact is then one this user's
+    /// wasmproc serialized, which wasmtime may map and run.
+    unsafe fn from_checked_entry<C: Compiled>(engine: &Engine, file: File) -> Option<C> {
         // SAFETY: `from_entry` requires a file produced by `serialize` of
         // the same kind (module or component) and a compatible engine. Its tag is a MAC, under
         // this user's secret key, of the very identity we hold and of the
@@ -391,7 +399,9 @@ impl ModuleCache {
         // and mapped from the handle that wrote it, not hashed again (a
         // snapshot's tens of megabytes).
         checked::mark_checked(&path, &written, key, identity.as_bytes());
-        let loaded = Self::from_checked_entry(engine, written);
+        // SAFETY: `written` is the handle this process just wrote the
+        // serialized artifact of `compiled` to.
+        let loaded = unsafe { Self::from_checked_entry(engine, written) };
         phase.done("map the entry");
         match loaded {
             Some(mapped) => Ok((mapped, status)),

@@ -15,6 +15,10 @@ use wasmparser::{BinaryReader, Parser};
 /// Zero runs shorter than this stay inside a segment (as zeros).
 const CHUNK: usize = 64 << 10;
 
+/// The longest segment made: a segment's length is a `u32` in the binary
+/// format, and a memory of data with no zero chunk must still fit.
+const MAX_SEGMENT: usize = 1 << 30;
+
 /// One active data segment to add: `bytes` at `offset` in memory `memory`.
 pub(crate) struct Segment<'m> {
     pub(crate) memory: u32,
@@ -25,9 +29,14 @@ pub(crate) struct Segment<'m> {
 }
 
 /// The ranges of `memory` that hold a non-zero byte, split only where at
-/// least a [`CHUNK`]-aligned chunk of zeros lies between them; each
-/// trimmed of its zero bytes at both ends.
+/// least a [`CHUNK`]-aligned chunk of zeros lies between them (or where a
+/// range would pass [`MAX_SEGMENT`]); each trimmed of its zero bytes at
+/// both ends.
 pub(crate) fn non_zero_ranges(memory: &[u8]) -> Vec<Range<usize>> {
+    ranges_of_at_most(memory, MAX_SEGMENT)
+}
+
+fn ranges_of_at_most(memory: &[u8], max: usize) -> Vec<Range<usize>> {
     let mut ranges: Vec<Range<usize>> = Vec::new();
     // The last chunk that held data.
     let mut previous: Option<usize> = None;
@@ -39,7 +48,10 @@ pub(crate) fn non_zero_ranges(memory: &[u8]) -> Vec<Range<usize>> {
         let start = index * CHUNK;
         match ranges.last_mut() {
             // The chunk before held data too: the segment goes on.
-            Some(range) if previous.is_some_and(|previous| previous + 1 == index) => {
+            Some(range)
+                if previous.is_some_and(|previous| previous + 1 == index)
+                    && start + last + 1 - range.start <= max =>
+            {
                 range.end = start + last + 1;
             }
             _ => ranges.push(start + first..start + last + 1),
@@ -173,6 +185,13 @@ mod tests {
             vec![10..CHUNK + 6, 3 * CHUNK + 7..4 * CHUNK]
         );
         assert!(non_zero_ranges(&[0; 100]).is_empty());
+        // Data with no zero chunk still splits before a segment grows
+        // past the longest one.
+        let full = vec![7u8; 3 * CHUNK];
+        assert_eq!(
+            ranges_of_at_most(&full, 2 * CHUNK),
+            vec![0..2 * CHUNK, 2 * CHUNK..3 * CHUNK]
+        );
         assert_eq!(non_zero_ranges(&[0, 0, 9, 0]), vec![2..3]);
     }
 
