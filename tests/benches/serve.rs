@@ -168,15 +168,7 @@ mod unix {
     /// the directory its executable is in, under `target/`): `path` in
     /// that profile's directory.
     fn profile_build(args: &[&str], path: &str) -> std::path::PathBuf {
-        let exe = std::env::current_exe().expect("the benchmark's path");
-        // target/<profile dir>/deps/serve-<hash>
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .and_then(Path::file_name)
-            .and_then(|name| name.to_str())
-            .unwrap_or("release")
-            .to_owned();
+        let dir = wasmproc_tests::bench_target_dir();
         if dir == "release" {
             return release_build(args, &format!("release/{path}"));
         }

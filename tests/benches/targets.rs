@@ -56,15 +56,11 @@ fn main() {
 /// executable lies (`target/<dir>/deps/`): `release`, or `dev` for
 /// `target/debug`.
 fn profile() -> &'static str {
-    let exe = std::env::current_exe().expect("the benchmark's path");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .and_then(Path::file_name)
-        .and_then(|name| name.to_str())
-        .unwrap_or("release")
-        .to_owned();
-    if dir == "debug" { "dev" } else { "release" }
+    if wasmproc_tests::bench_target_dir() == "debug" {
+        "dev"
+    } else {
+        "release"
+    }
 }
 
 // ---------------------------------------------------------------------------

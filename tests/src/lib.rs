@@ -2,7 +2,7 @@
 //! runtime with a private cache, and the host program that the suite's
 //! process pools start as their workers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
@@ -317,6 +317,19 @@ impl Default for Started {
 /// `started`, then sleeps `ms` (returning `ms`).
 pub fn announced_sleep(started: &Started, ms: u64) -> Task {
     started.grant(Task::call("announced_sleep_ms", &ms).expect("a u64 serializes"))
+}
+
+/// The directory under `target/` that the running benchmark was built
+/// into (`target/<dir>/deps/<bench>-<hash>`): `release`, `debug`, or a
+/// custom profile's name; `release` when that cannot be told.
+pub fn bench_target_dir() -> String {
+    let exe = std::env::current_exe().expect("the benchmark's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .and_then(Path::file_name)
+        .and_then(|name| name.to_str())
+        .unwrap_or("release")
+        .to_owned()
 }
 
 /// A benchmark's `--tasks N` argument (after cargo's `--`), or `default`.

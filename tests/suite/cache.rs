@@ -324,21 +324,7 @@ fn a_worker_starts_when_the_entry_was_evicted_and_the_file_changed() {
     let known = runtime_in(&cache).load(&path).unwrap();
     assert_eq!(known.cache_status(), CacheStatus::Hit);
 
-    // Another module written into the file, and loaded under a budget of
-    // one byte: its entry evicts every other one.
-    std::fs::write(&path, std::fs::read(guests::WASI_CMD).unwrap()).unwrap();
-    let small = Runtime::builder()
-        .cache_dir(&cache)
-        .cache_key_file(key_file_of(&cache))
-        .cache_max(1)
-        .build()
-        .unwrap();
-    assert!(small.load(&path).unwrap().is_command());
-    assert_eq!(
-        small.cache_entries().unwrap().len(),
-        1,
-        "the old module's entry is evicted"
-    );
+    replace_and_evict_everything_else(&path, &cache);
 
     let outcome = square_in(&known, process());
     assert_eq!(outcome.decode::<u64>().unwrap(), 36, "{outcome:?}");
@@ -366,19 +352,7 @@ fn a_worker_starts_from_a_snapshot_whose_entry_was_evicted_and_base_file_changed
     let snapshot = known.initialize_with(&init).unwrap();
     assert_eq!(snapshot.cache_status(), CacheStatus::Hit);
 
-    std::fs::write(&path, std::fs::read(guests::WASI_CMD).unwrap()).unwrap();
-    let small = Runtime::builder()
-        .cache_dir(&cache)
-        .cache_key_file(key_file_of(&cache))
-        .cache_max(1)
-        .build()
-        .unwrap();
-    assert!(small.load(&path).unwrap().is_command());
-    assert_eq!(
-        small.cache_entries().unwrap().len(),
-        1,
-        "the base module's and the snapshot's entries are evicted"
-    );
+    replace_and_evict_everything_else(&path, &cache);
 
     let pool = Pool::builder(&snapshot)
         .workers(1)
@@ -390,6 +364,24 @@ fn a_worker_starts_from_a_snapshot_whose_entry_was_evicted_and_base_file_changed
         outcome.decode::<Option<u64>>().unwrap(),
         Some(16),
         "{outcome:?}"
+    );
+}
+
+/// Writes another module into `path` and loads it under a budget of one
+/// byte: its entry evicts every other one in `cache`.
+fn replace_and_evict_everything_else(path: &Path, cache: &Path) {
+    std::fs::write(path, std::fs::read(guests::WASI_CMD).unwrap()).unwrap();
+    let small = Runtime::builder()
+        .cache_dir(cache)
+        .cache_key_file(key_file_of(cache))
+        .cache_max(1)
+        .build()
+        .unwrap();
+    assert!(small.load(path).unwrap().is_command());
+    assert_eq!(
+        small.cache_entries().unwrap().len(),
+        1,
+        "every other entry is evicted"
     );
 }
 
