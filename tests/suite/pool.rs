@@ -94,40 +94,33 @@ fn map_keeps_order_when_early_tasks_are_slow() {
 /// past the queue must not hold up outcomes that have already arrived.
 #[test]
 fn a_quick_result_is_not_held_up_by_long_tasks_waiting_for_queue_room() {
-    let pool = pool(1);
-    let started = Instant::now();
-    let delays = std::iter::once(10u64).chain(std::iter::repeat_n(60_000, 30));
-    let mut results = pool.map("sleep_ms", delays);
-    let first = results.next().expect("an outcome");
-    assert_eq!(first.decode::<u64>().unwrap(), 10);
-    assert!(
-        started.elapsed() < Duration::from_secs(30),
-        "the first outcome took {:?}: it waited for a 60 s task to free the queue",
-        started.elapsed()
-    );
-    // Dropping the rest cancels them.
+    for isolation in both_isolations() {
+        let pool = Pool::builder(sdk_tasks())
+            .workers(1)
+            .isolation(isolation.clone())
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let delays = std::iter::once(10u64).chain(std::iter::repeat_n(60_000, 30));
+        let mut results = pool.map("sleep_ms", delays);
+        let first = results.next().expect("an outcome");
+        assert_eq!(first.decode::<u64>().unwrap(), 10, "{isolation:?}");
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{isolation:?}: the first outcome took {:?}: it waited for a 60 s task to free the queue",
+            started.elapsed()
+        );
+        // Dropping the rest cancels them.
+    }
 }
 
-/// A queue of no room hands each job straight to a worker: a map still
-/// keeps every worker busy (a "full" queue must not hold it to one batch).
-#[test]
-fn a_map_over_a_queue_of_no_room_uses_every_worker() {
-    let pool = Pool::builder(sdk_tasks())
-        .workers(2)
-        .queue_bound(0)
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let results: Vec<u64> = pool
-        .map("sleep_ms", [1500u64, 1500])
-        .map(|outcome| outcome.decode().unwrap())
-        .collect();
-    assert_eq!(results, [1500, 1500]);
-    assert!(
-        started.elapsed() < Duration::from_millis(2700),
-        "two 1.5 s tasks on two workers took {:?}: one ran after the other",
-        started.elapsed()
-    );
+/// Thread workers, and worker processes (this test binary as their host).
+fn both_isolations() -> [wasmproc::Isolation; 2] {
+    let process = wasmproc::ProcessOptions::default().executable(crate::pool_host());
+    [
+        wasmproc::Isolation::Thread,
+        wasmproc::Isolation::Process(process),
+    ]
 }
 
 #[test]
