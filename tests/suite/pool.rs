@@ -114,6 +114,32 @@ fn a_quick_result_is_not_held_up_by_long_tasks_waiting_for_queue_room() {
     }
 }
 
+/// A queue of no room hands each job straight to a worker, so it always
+/// looks empty: the pool must still start a second worker for a job that
+/// waits there while the first is busy, and a map keeps both busy.
+#[test]
+fn a_map_over_a_queue_of_no_room_uses_every_worker() {
+    for isolation in both_isolations() {
+        let pool = Pool::builder(sdk_tasks())
+            .workers(2)
+            .queue_bound(0)
+            .isolation(isolation.clone())
+            .build()
+            .unwrap();
+        let started = Instant::now();
+        let results: Vec<u64> = pool
+            .map("sleep_ms", [1500u64, 1500])
+            .map(|outcome| outcome.decode().unwrap())
+            .collect();
+        assert_eq!(results, [1500, 1500], "{isolation:?}");
+        assert!(
+            started.elapsed() < Duration::from_millis(2700),
+            "{isolation:?}: two 1.5 s tasks on two workers took {:?}: one ran after the other",
+            started.elapsed()
+        );
+    }
+}
+
 /// Thread workers, and worker processes (this test binary as their host).
 fn both_isolations() -> [wasmproc::Isolation; 2] {
     let process = wasmproc::ProcessOptions::default().executable(crate::pool_host());

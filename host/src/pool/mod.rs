@@ -566,15 +566,27 @@ impl Pool {
                 "the pool was closed before the task was queued",
             );
         };
-        match jobs.send(job) {
+        let job = match jobs.try_send(job) {
             Ok(()) => {
-                self.threads.grow();
+                self.threads.grow(false);
+                return Ok(());
+            }
+            // No room: a worker may be missing, not only busy. A queue of
+            // no room (`queue_bound(0)`) always looks empty, so the workers
+            // are told that a job waits, before this thread waits with it.
+            Err(crossbeam_channel::TrySendError::Full(job)) => {
+                self.threads.grow(true);
+                jobs.send(job).map_err(|error| error.0)
+            }
+            Err(crossbeam_channel::TrySendError::Disconnected(job)) => Err(job),
+        };
+        match job {
+            Ok(()) => {
+                self.threads.grow(false);
                 Ok(())
             }
             // Every worker is gone (only possible after a bug in the pool).
-            Err(crossbeam_channel::SendError(job)) => {
-                refuse(job, ExitStatus::WorkerLost, "the pool's workers are gone")
-            }
+            Err(job) => refuse(job, ExitStatus::WorkerLost, "the pool's workers are gone"),
         }
     }
 }

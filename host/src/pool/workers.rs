@@ -114,10 +114,12 @@ impl Workers {
     }
 
     /// Starts another worker, up to the pool's size, when work was just
-    /// queued and no worker is idle to take it. A worker that cannot start
-    /// leaves the queued work to the others.
-    pub(super) fn grow(&self) {
-        self.crew.grow();
+    /// queued and no worker is idle to take it; `waiting`: a job waits for
+    /// room in the queue (which may then look empty, as a queue of no room
+    /// always does). A worker that cannot start leaves the queued work to
+    /// the others.
+    pub(super) fn grow(&self, waiting: bool) {
+        self.crew.grow(waiting);
     }
 
     /// The pids of the live worker processes.
@@ -144,14 +146,15 @@ impl Workers {
 }
 
 impl Crew {
-    fn grow(&self) {
+    fn grow(&self, waiting: bool) {
+        let queued = || waiting || !self.queue.is_empty();
         match self.isolation {
             // Thread workers also start when the work is still waiting
             // while a worker counts as idle: that may be one that has just
             // taken a job and not yet said so, and a job queued behind a
             // long task, such as a connection, must not wait for it.
             Isolation::Thread => {
-                if self.full.load(Ordering::Relaxed) || (self.idle.any() && self.queue.is_empty()) {
+                if self.full.load(Ordering::Relaxed) || (self.idle.any() && !queued()) {
                     return;
                 }
             }
@@ -166,7 +169,7 @@ impl Crew {
                 }
                 // Every worker is busy: the pool needs all it has.
                 self.mark_busy();
-                if self.full.load(Ordering::Relaxed) || self.queue.is_empty() {
+                if self.full.load(Ordering::Relaxed) || !queued() {
                     return;
                 }
             }
@@ -232,7 +235,7 @@ impl Crew {
 
 impl Roster for Crew {
     fn took_job(&self) {
-        self.grow();
+        self.grow(false);
     }
 
     fn retire_at(&self) -> Option<Instant> {
