@@ -91,6 +91,18 @@ impl DirectSocket {
     pub(crate) fn take(&self) -> Option<Socket> {
         crate::mutex::lock(&self.socket).take()
     }
+
+    /// Gives the socket back after a hand-over to a worker process that
+    /// failed before the worker could run the task: another may take it.
+    pub(crate) fn put_back(&self, socket: Socket) {
+        *crate::mutex::lock(&self.socket) = Some(socket);
+    }
+
+    /// Whether the socket is still here, never handed to a store that ran
+    /// the task (so none of the connection's bytes were read yet).
+    pub(crate) fn is_unused(&self) -> bool {
+        crate::mutex::lock(&self.socket).is_some()
+    }
 }
 
 /// What ends a task's connection once the task has ended. Clones share

@@ -138,6 +138,14 @@ pub(super) mod inbox {
     use crate::pool::process::protocol::WireSocket;
     use crate::task::Socket;
 
+    /// Linux marks a received descriptor close-on-exec as it arrives, so
+    /// that no program started meanwhile by another thread inherits it;
+    /// elsewhere it is marked just after.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    const CLOSE_ON_EXEC: RecvFlags = RecvFlags::CMSG_CLOEXEC;
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    const CLOSE_ON_EXEC: RecvFlags = RecvFlags::empty();
+
     /// The descriptors received and not yet taken, in the order they came.
     #[derive(Clone, Default)]
     pub(crate) struct Received(Arc<Mutex<VecDeque<OwnedFd>>>);
@@ -187,7 +195,7 @@ pub(super) mod inbox {
                     stdin.as_fd(),
                     &mut [IoSliceMut::new(buf)],
                     &mut control,
-                    RecvFlags::empty(),
+                    CLOSE_ON_EXEC,
                 ) {
                     Ok(got) => break got,
                     Err(rustix::io::Errno::INTR) => continue,
@@ -202,8 +210,11 @@ pub(super) mod inbox {
             for message in control.drain() {
                 if let RecvAncillaryMessage::ScmRights(fds) = message {
                     for fd in fds {
-                        // Not for a program this worker might start.
-                        let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC);
+                        // Not for a program this worker might start (set
+                        // as it arrived where `CLOSE_ON_EXEC` can).
+                        if CLOSE_ON_EXEC.is_empty() {
+                            let _ = rustix::io::fcntl_setfd(&fd, rustix::io::FdFlags::CLOEXEC);
+                        }
                         received.push_back(fd);
                     }
                 }

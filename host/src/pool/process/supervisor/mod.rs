@@ -29,7 +29,7 @@ use crate::module::Module;
 use crate::outcome::Outcome;
 use crate::pool::queue::Job;
 use crate::share::soon_within;
-use crate::task::Task;
+use crate::task::{DirectSocket, Task};
 use breaker::Breaker;
 use spawn::Worker;
 
@@ -261,9 +261,10 @@ impl Supervisor {
                 self.breaker.poison()
             } else if attempts[index] < self.options.retries
                 && tasks[index].0.can_rerun()
-                // A connection's socket went to the dead worker: its bytes
-                // read there are gone.
-                && tasks[index].0.direct.is_none()
+                // A connection whose socket went to the dead worker is not
+                // run again: its bytes read there are gone. One whose
+                // hand-over failed still has it.
+                && tasks[index].0.direct.as_ref().is_none_or(DirectSocket::is_unused)
             {
                 attempts[index] += 1;
                 tracing::info!(

@@ -91,9 +91,14 @@ impl Supervisor {
                         lost("the connection's socket was already handed to a worker process")
                     })?;
                     task.socket = Some(handover::kind(&socket));
-                    worker
-                        .send_with_socket(&ToChild::Run { id, task }, &socket)
-                        .map_err(stopped)?;
+                    let sent = worker.send_with_socket(&ToChild::Run { id, task }, &socket);
+                    if let Err(error) = sent {
+                        // The worker never ran this task (its frame did not
+                        // get through): the connection is untouched, and
+                        // the task may go to a new worker with its socket.
+                        direct.put_back(socket);
+                        return Err(stopped(error).into());
+                    }
                 }
                 None => worker.send(&ToChild::Run { id, task }).map_err(stopped)?,
             }
