@@ -480,6 +480,52 @@ fn a_worker_process_reads_its_connection_itself_with_no_relay_thread_in_the_serv
     assert_eq!(code, Some(0), "{rest}");
 }
 
+/// Connections whose tasks time out while their guests wait for bytes
+/// leave no thread stuck in the worker processes (the wait was the
+/// socket's readiness): the same workers serve on, rather than retiring.
+/// (Before, a worker retired whenever the task's cancellation reached it
+/// before the hang-up did: a few in a hundred.)
+#[cfg(unix)]
+#[test]
+fn timed_out_connections_do_not_cost_worker_processes() {
+    use wasmproc_tests::unix::children_of;
+    let mut server = Serving::start(&[
+        "--task",
+        "echo",
+        "--isolation",
+        "process",
+        "--max-connections",
+        "4",
+        "--timeout",
+        "50ms",
+        guests::SERVE_TASKS,
+    ]);
+    let pid = server.child.id();
+    let mut workers = Vec::new();
+    for round in 0..25 {
+        // Four silent clients at once: every worker waits on one.
+        let silent: Vec<TcpStream> = (0..4)
+            .map(|_| TcpStream::connect(&server.addr).unwrap())
+            .collect();
+        for _ in 0..4 {
+            let record = server.record();
+            assert_eq!(record["status"], "timed_out", "{record}");
+        }
+        drop(silent);
+        let mut now = children_of(pid);
+        now.sort_unstable();
+        if round == 0 {
+            workers = now;
+        } else {
+            assert_eq!(now, workers, "round {round}: a worker process was replaced");
+        }
+    }
+    assert_eq!(server.exchange(b"next"), b"next");
+    assert_eq!(server.record()["status"], "exited");
+    let (code, rest) = server.terminate();
+    assert_eq!(code, Some(0), "{rest}");
+}
+
 /// A worker process killed under its connection: the client is hung up
 /// (the worker's descriptor died with it and the server closes its own),
 /// the connection is recorded once, and the next connection is served.

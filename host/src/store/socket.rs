@@ -8,7 +8,9 @@
 //! The socket is registered with the runtime that drives the guest on its
 //! first use, from inside that runtime, and is non-blocking from then on.
 //! A wait for bytes, or for room to write, is a readiness wait that the
-//! task's deadline and cancellation race like any other host call.
+//! task's deadline and cancellation race like any other host call; it
+//! holds no thread, so a worker process whose task was abandoned there
+//! need not retire (`run::threadless`).
 
 use std::io;
 use std::pin::Pin;
@@ -21,6 +23,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 use crate::mutex::Mutex;
+use crate::run::{note_threadless_wait, threadless};
 use crate::task::{Meter, Socket};
 
 /// The most one read takes, and the most one write is allowed.
@@ -134,19 +137,25 @@ fn register(socket: Socket) -> io::Result<Registered> {
 
 impl Registered {
     async fn readable(&self) -> io::Result<()> {
-        match self {
-            Registered::Tcp(stream) => stream.readable().await,
-            #[cfg(unix)]
-            Registered::Unix(stream) => stream.readable().await,
-        }
+        threadless(async {
+            match self {
+                Registered::Tcp(stream) => stream.readable().await,
+                #[cfg(unix)]
+                Registered::Unix(stream) => stream.readable().await,
+            }
+        })
+        .await
     }
 
     async fn writable(&self) -> io::Result<()> {
-        match self {
-            Registered::Tcp(stream) => stream.writable().await,
-            #[cfg(unix)]
-            Registered::Unix(stream) => stream.writable().await,
-        }
+        threadless(async {
+            match self {
+                Registered::Tcp(stream) => stream.writable().await,
+                #[cfg(unix)]
+                Registered::Unix(stream) => stream.writable().await,
+            }
+        })
+        .await
     }
 
     fn try_read_buf(&self, buffer: &mut BytesMut) -> io::Result<usize> {
@@ -166,19 +175,19 @@ impl Registered {
     }
 
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
+        note_threadless_wait(match self {
             Registered::Tcp(stream) => stream.poll_read_ready(cx),
             #[cfg(unix)]
             Registered::Unix(stream) => stream.poll_read_ready(cx),
-        }
+        })
     }
 
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match self {
+        note_threadless_wait(match self {
             Registered::Tcp(stream) => stream.poll_write_ready(cx),
             #[cfg(unix)]
             Registered::Unix(stream) => stream.poll_write_ready(cx),
-        }
+        })
     }
 }
 
