@@ -338,8 +338,10 @@ def test_an_initializer_runs_in_each_tasks_sandbox_before_it(python_runner: Path
             pool.apply(use_settings, (1,))
     with pytest.raises(wasmproc.CannotShip, match="an argument of the initializer"):
         wasmproc.Pool(1, load_settings, (threading.Lock(), 2))
-    with pytest.raises(TypeError, match="share= and pipe= grant"):
-        wasmproc.Pool(1, share={"q": wasmproc.Queue()})
+    # The initializer reaches a shared queue as a task does.
+    jobs = wasmproc.Queue()
+    with wasmproc.Pool(1, lambda: jobs.put("initialized"), share={"jobs": jobs}) as pool:
+        assert pool.apply(lambda: jobs.get(timeout=10)) == "initialized"
 
 
 def test_a_failed_runner_build_says_why(
@@ -386,3 +388,61 @@ def test_pure_python_packages_from_a_granted_directory(
     with wasmproc.Pool(1, sys_path=["/site"]) as pool:  # not granted: not found inside
         with pytest.raises(wasmproc.Exited, match="ModuleNotFoundError: No module named 'granted_pkg'"):
             pool.map(use, [2])
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_a_queue_shared_between_this_process_and_four_python_tasks(
+    python_runner: Path, isolation: str
+) -> None:
+    jobs = wasmproc.Queue(8)
+    results = wasmproc.Queue()
+
+    def consume(worker: int) -> int:
+        # Takes numbers until the queue is closed and drained; each one's
+        # square goes back on the other queue.
+        taken = 0
+        while True:
+            try:
+                n = jobs.get(timeout=20)
+            except ValueError:
+                return taken
+            results.put([worker, n * n])
+            taken += 1
+
+    with wasmproc.Pool(
+        processes=4, isolation=isolation, share={"jobs": jobs, "results": results}, timeout=60
+    ) as pool:
+        consumers = [pool.apply_async(consume, (worker,)) for worker in range(4)]
+        for n in range(1, 101):
+            jobs.put(n, timeout=20)
+        jobs.close()
+        counts = [c.get(60) for c in consumers]
+        squares = sorted(results.get(timeout=10)[1] for _ in range(100))
+    assert sum(counts) == 100
+    assert squares == [n * n for n in range(1, 101)]
+
+
+def test_the_pools_pipe_reaches_python_tasks(python_runner: Path) -> None:
+    ours, theirs = wasmproc.Pipe()
+    with wasmproc.Pool(processes=1, pipe=theirs, timeout=30) as pool:
+        echoed = pool.apply_async(lambda: [theirs.send({"got": theirs.recv()}), "done"][1])
+        ours.send([1, "two"])
+        assert ours.recv() == {"got": [1, "two"]}
+        assert echoed.get(30) == "done"
+
+
+def test_a_queue_the_pool_does_not_share_is_refused_with_the_fix(python_runner: Path) -> None:
+    stray = wasmproc.Queue()
+    with wasmproc.Pool(processes=1) as pool:
+        with pytest.raises(wasmproc.CannotShip, match=r"does not share.*share=\{'name': queue\}"):
+            pool.apply_async(lambda x: stray.put(x), (1,))
+    with pytest.raises(TypeError, match="Python functions .* can use shared Queues"):
+        wasmproc.Pool(share={"lock": wasmproc.Lock()})
+
+
+def test_the_runner_imports_the_guest_contract_the_sdk_defines() -> None:
+    # The package carries a copy of the SDK's WIT (the runner's world
+    # imports its host interface): it must not drift from the original.
+    copy = Path(wasmproc.__file__).parent / "_sandbox/wit/deps/wasmproc-guest/wasmproc.wit"
+    original = Path(__file__).resolve().parents[2] / "guest/wit/wasmproc.wit"
+    assert copy.read_text(encoding="utf-8") == original.read_text(encoding="utf-8")

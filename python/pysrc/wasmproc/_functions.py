@@ -37,6 +37,10 @@ import types
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
+from ._pipe import Connection
+from ._queue import Queue
+from ._sync import Barrier, Event, Lock, Semaphore, SharedRegion
+
 PAYLOAD_VERSION = 1
 
 # The pickle protocol both the host's (3.9 and newer) and the sandbox's
@@ -70,6 +74,10 @@ _SCALARS = (
     fractions.Fraction,
 )
 _CONTAINERS = (list, tuple, set, frozenset, dict)
+
+# wasmproc's own sharing objects: they reach the sandbox only when the
+# pool shares them.
+_SHARED_TYPES = (Queue, Connection, SharedRegion, Lock, Event, Semaphore, Barrier)
 
 _PLAIN_DATA = (
     "plain data (None, bool, int, float, complex, str, bytes, and lists, tuples, dicts and sets "
@@ -106,8 +114,16 @@ Init = Tuple[Callable[..., Any], Tuple[Any, ...]]
 """An initializer and its arguments, run before the task in its sandbox."""
 
 
+Granted = Mapping[int, Dict[str, Any]]
+"""The pool's shared objects a function may use, by ``id``: how the sandbox
+reaches each (``{"queue": name}``, ``{"pipe": True}``)."""
+
+
 def ship(
-    function: Callable[..., Any], init: Optional[Init] = None, sys_path: Sequence[str] = ()
+    function: Callable[..., Any],
+    init: Optional[Init] = None,
+    sys_path: Sequence[str] = (),
+    granted: Optional[Granted] = None,
 ) -> str:
     """The payload (JSON text) that the sandbox's runner builds
     ``function`` (and ``init``'s function, with the same namespaces: the
@@ -115,8 +131,10 @@ def ship(
     it cannot cross. ``sys_path``: directories of the sandbox put first on
     its ``sys.path`` (granted pure-Python packages); with them, modules
     outside the standard library, and their classes and C functions, go by
-    name too (importing them there is the sandbox's affair)."""
-    return _Shipper(list(sys_path)).payload(function, init)
+    name too (importing them there is the sandbox's affair). ``granted``:
+    the pool's shared queues and pipe end, which a function may capture or
+    read as a global; the sandbox gives it the same queue or pipe."""
+    return _Shipper(list(sys_path), granted or {}).payload(function, init)
 
 
 def call_args(args: Sequence[Any], kwds: Optional[Mapping[str, Any]] = None) -> str:
@@ -149,8 +167,9 @@ class _Shipper:
     """Collects what one payload needs: each function once, each value
     once, one namespace per host module."""
 
-    def __init__(self, sys_path: List[str]) -> None:
+    def __init__(self, sys_path: List[str], granted: Granted) -> None:
         self.sys_path = sys_path
+        self.granted = granted
         self.data: List[Any] = []
         self.data_index: Dict[int, int] = {}
         self.functions: List[Optional[Dict[str, Any]]] = []
@@ -212,6 +231,15 @@ class _Shipper:
 
     def ref(self, value: Any, what: str) -> Dict[str, Any]:
         """How the sandbox gets ``value`` (used as ``what``)."""
+        granted = self.granted.get(id(value))
+        if granted is not None:
+            return granted
+        if isinstance(value, _SHARED_TYPES):
+            raise CannotShip(
+                f"{what} is a wasmproc.{type(value).__name__} that this pool does not share: "
+                "give it to the pool (Pool(share={'name': queue}) for a Queue, Pool(pipe=end) "
+                "for a pipe's end), and the sandbox gets the same one"
+            )
         if isinstance(value, types.ModuleType):
             return self.module(value, what)
         if isinstance(value, functools.partial):

@@ -111,6 +111,25 @@ def _shared(share: Optional[Mapping[str, Shareable]]) -> Optional[dict]:  # type
     return {name: obj._native for name, obj in share.items()}
 
 
+def _granted_to_functions(
+    share: Optional[Mapping[str, Shareable]], pipe: Optional[Connection]
+) -> Dict[int, Dict[str, Any]]:
+    """How Python functions reach what the pool shares (see ``ship``): its
+    queues by name and its pipe end. The other objects are for Wasm tasks."""
+    granted: Dict[int, Dict[str, Any]] = {}
+    for name, obj in (share or {}).items():
+        if not isinstance(obj, Queue):
+            raise TypeError(
+                f"share={{{name!r}: ...}}: Python functions (Pool() with no module) can use shared "
+                f"Queues and the pool's pipe; a {type(obj).__name__} is shared with Wasm tasks only "
+                "(for now): pass its work through a Queue"
+            )
+        granted[id(obj)] = {"queue": name}
+    if pipe is not None:
+        granted[id(pipe)] = {"pipe": True}
+    return granted
+
+
 def _pipe_end(pipe: Optional[Connection]) -> Any:
     if pipe is None:
         return None
@@ -200,7 +219,9 @@ class Pool:
     guest's environment; ``share`` grants a ``Queue``, ``SharedRegion``,
     ``Lock``, ``Event``, ``Semaphore`` or ``Barrier`` by name (``{"jobs": q}``),
     ``pipe`` gives every task one end of a ``Pipe()``; nothing else is
-    granted. ``sys_path`` (Python functions): directories of the sandbox
+    granted. A Python function uses a shared ``Queue`` or the pipe's end
+    as it is (captured, or a global): the sandbox gives it the same one
+    (the other sharing objects are for Wasm tasks). ``sys_path`` (Python functions): directories of the sandbox
     put first on its ``sys.path``, for pure-Python packages granted with
     ``dirs`` (``sys_path=["/site"], dirs={site_packages: "/site"}``);
     modules outside the standard library then go by name.
@@ -250,11 +271,9 @@ class Pool:
         processes = keywords["processes"]
         initializer = keywords["initializer"]
         initargs = keywords["initargs"]
-        if module is None and (share or pipe is not None):
-            raise TypeError(
-                "share= and pipe= grant queues, locks, regions and pipes to Wasm tasks; Python "
-                "functions (Pool() with no module) cannot use them yet"
-            )
+        self._granted: Dict[int, Dict[str, Any]] = (
+            _granted_to_functions(share, pipe) if module is None else {}
+        )
         if module is not None and sys_path:
             raise TypeError("sys_path= is for Python functions (Pool() with no module)")
         self._sys_path: Sequence[str] = tuple(sys_path or ())
@@ -266,7 +285,7 @@ class Pool:
                     "initargs in each task's sandbox before the task"
                 )
             self._init = (initializer, tuple(initargs))
-            ship(initializer, self._init, self._sys_path)  # refused now, not at the first task
+            ship(initializer, self._init, self._sys_path, self._granted)  # refused now
             initializer = None
         if processes is not None and processes < 1:
             raise ValueError("Number of processes must be at least 1")
@@ -326,7 +345,7 @@ class Pool:
         shown = getattr(task, "__qualname__", None) or getattr(
             getattr(task, "func", None), "__qualname__", repr(task)
         )
-        return _CALL, ship(task, self._init, self._sys_path), str(shown)
+        return _CALL, ship(task, self._init, self._sys_path, self._granted), str(shown)
 
     def map(self, task: Task, iterable: Iterable[Any], chunksize: Optional[int] = None) -> List[Any]:
         """Runs ``task`` on each item; the results, in input order. Raises
