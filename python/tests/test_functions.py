@@ -10,6 +10,7 @@ import socket
 import math
 import sys
 import threading
+import time
 from math import sqrt
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List
@@ -434,10 +435,50 @@ def test_the_pools_pipe_reaches_python_tasks(python_runner: Path) -> None:
 def test_a_queue_the_pool_does_not_share_is_refused_with_the_fix(python_runner: Path) -> None:
     stray = wasmproc.Queue()
     with wasmproc.Pool(processes=1) as pool:
-        with pytest.raises(wasmproc.CannotShip, match=r"does not share.*share=\{'name': queue\}"):
+        with pytest.raises(wasmproc.CannotShip, match=r"does not share.*share=\{'name': obj\}"):
             pool.apply_async(lambda x: stray.put(x), (1,))
-    with pytest.raises(TypeError, match="Python functions .* can use shared Queues"):
-        wasmproc.Pool(share={"lock": wasmproc.Lock()})
+    with pytest.raises(TypeError, match="can be shared, not list"):
+        wasmproc.Pool(share={"jobs": []})
+
+
+def add_under_lock(region: Any, lock: Any, times: int) -> int:
+    # A read, then a write: without the lock, increments would be lost.
+    for _ in range(times):
+        with lock:
+            count = int.from_bytes(region.read(0, 8), "little")
+            region.write(0, (count + 1).to_bytes(8, "little"))
+    return region.add_u64(8, times) + times
+
+
+@pytest.mark.parametrize("isolation", ["thread", "process"])
+def test_python_tasks_share_a_region_a_lock_an_event_a_semaphore_and_a_barrier(
+    python_runner: Path, isolation: str
+) -> None:
+    region, lock = wasmproc.SharedRegion(16), wasmproc.Lock()
+    start, gate, meet = wasmproc.Event(), wasmproc.Semaphore(2), wasmproc.Barrier(3)
+    share = {"counts": region, "lock": lock, "start": start, "gate": gate, "meet": meet}
+    with wasmproc.Pool(processes=4, isolation=isolation, share=share, timeout=60) as pool:
+        # Four tasks wait for the event, then add under the lock.
+        adders = [
+            pool.apply_async(lambda: [start.wait(30), add_under_lock(region, lock, 25)][1])
+            for _ in range(4)
+        ]
+        with lock:  # this process takes the same lock
+            start.set()
+            time.sleep(0.2)
+            assert int.from_bytes(region.read(0, 8), "little") == 0, "a task ran under our lock"
+        totals = sorted(a.get(60) for a in adders)
+        assert int.from_bytes(region.read(0, 8), "little") == 100
+        assert region.load_u64(8) == 100 and totals[-1] == 100
+        # Two permits: a third acquire in a task times out while both are held here.
+        assert gate.acquire() and gate.acquire()
+        assert pool.apply(lambda: gate.acquire(timeout=0.3)) is False
+        gate.release()
+        assert pool.apply(lambda: [gate.acquire(timeout=10), gate.get_value()]) == [True, 0]
+        # Two tasks and this process cross the barrier together.
+        crossing = [pool.apply_async(lambda: meet.wait(30)) for _ in range(2)]
+        here = meet.wait(30)
+        assert sorted([here, *(c.get(30) for c in crossing)]) == [False, False, True]
 
 
 def test_the_runner_imports_the_guest_contract_the_sdk_defines() -> None:

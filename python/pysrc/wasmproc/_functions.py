@@ -237,8 +237,8 @@ class _Shipper:
         if isinstance(value, _SHARED_TYPES):
             raise CannotShip(
                 f"{what} is a wasmproc.{type(value).__name__} that this pool does not share: "
-                "give it to the pool (Pool(share={'name': queue}) for a Queue, Pool(pipe=end) "
-                "for a pipe's end), and the sandbox gets the same one"
+                "give it to the pool (Pool(share={'name': obj}), or Pool(pipe=end) for a pipe's "
+                "end), and the sandbox gets the same one"
             )
         if isinstance(value, types.ModuleType):
             return self.module(value, what)

@@ -114,17 +114,25 @@ def _shared(share: Optional[Mapping[str, Shareable]]) -> Optional[dict]:  # type
 def _granted_to_functions(
     share: Optional[Mapping[str, Shareable]], pipe: Optional[Connection]
 ) -> Dict[int, Dict[str, Any]]:
-    """How Python functions reach what the pool shares (see ``ship``): its
-    queues by name and its pipe end. The other objects are for Wasm tasks."""
+    """How Python functions reach what the pool shares (see ``ship``): each
+    object by its name, the pipe's end as the task's end."""
+    kinds = {
+        Queue: "queue",
+        SharedRegion: "region",
+        Lock: "lock",
+        Event: "event",
+        Semaphore: "semaphore",
+        Barrier: "barrier",
+    }
     granted: Dict[int, Dict[str, Any]] = {}
     for name, obj in (share or {}).items():
-        if not isinstance(obj, Queue):
+        kind = kinds.get(type(obj))
+        if kind is None:
             raise TypeError(
-                f"share={{{name!r}: ...}}: Python functions (Pool() with no module) can use shared "
-                f"Queues and the pool's pipe; a {type(obj).__name__} is shared with Wasm tasks only "
-                "(for now): pass its work through a Queue"
+                f"share={{{name!r}: ...}}: a wasmproc.Queue, SharedRegion, Lock, Event, Semaphore "
+                f"or Barrier can be shared, not {type(obj).__name__}"
             )
-        granted[id(obj)] = {"queue": name}
+        granted[id(obj)] = {kind: name}
     if pipe is not None:
         granted[id(pipe)] = {"pipe": True}
     return granted
@@ -219,9 +227,9 @@ class Pool:
     guest's environment; ``share`` grants a ``Queue``, ``SharedRegion``,
     ``Lock``, ``Event``, ``Semaphore`` or ``Barrier`` by name (``{"jobs": q}``),
     ``pipe`` gives every task one end of a ``Pipe()``; nothing else is
-    granted. A Python function uses a shared ``Queue`` or the pipe's end
-    as it is (captured, or a global): the sandbox gives it the same one
-    (the other sharing objects are for Wasm tasks). ``sys_path`` (Python functions): directories of the sandbox
+    granted. A Python function uses what the pool shares as it is
+    (captured, or a global): the sandbox gives it the same queue, region,
+    lock, event, semaphore, barrier or pipe end. ``sys_path`` (Python functions): directories of the sandbox
     put first on its ``sys.path``, for pure-Python packages granted with
     ``dirs`` (``sys_path=["/site"], dirs={site_packages: "/site"}``);
     modules outside the standard library then go by name.

@@ -27,7 +27,9 @@ A ref is ``{"data": i}`` (a value of ``data``), ``{"module": "math"}``,
 ref, "args": [ref], "keywords": {name: ref}}}``, ``{"queue": name}`` (the
 queue the pool shares under that name), ``{"pipe": true}`` (the task's end
 of the pool's pipe) or ``{"self": true}`` (in ``freevars``: the function
-itself, a nested recursive function).
+itself, a nested recursive function). The pool's shared region, lock,
+event, semaphore and barrier are ``{"region": name}``, ``{"lock": name}``,
+``{"event": name}``, ``{"semaphore": name}`` and ``{"barrier": name}``.
 """
 
 import ast
@@ -39,6 +41,8 @@ import linecache
 import pickle
 import queue
 import sys
+import threading
+import time
 import traceback
 from typing import Any, Callable, Dict, List, Optional, Set, TypeVar, cast
 
@@ -163,6 +167,9 @@ class Builder:
             return self.function(ref["function"])
         if "queue" in ref:
             return SharedQueue(ref["queue"])
+        for kind, shared in SHARED_BY_NAME.items():
+            if kind in ref:
+                return shared(ref[kind])
         if "pipe" in ref:
             return PipeEnd()
         if "partial" in ref:
@@ -295,6 +302,211 @@ class PipeEnd:
 
     def close(self) -> None:
         self.channel.close()
+
+
+# wasmproc_abi::share: the atomic operations and the waits' codes.
+LOAD, STORE, FETCH_ADD, SWAP, COMPARE_EXCHANGE = 0, 1, 2, 3, 4
+WOKEN, NOT_EQUAL, TIMED_OUT, OWNER_GONE = 0, 1, 2, 3
+# wasmproc_abi::sync: a lock word's holder bits and its waiters bit.
+HOLDER_MASK, WAITERS = (1 << 30) - 1, 1 << 31
+U32, U64 = (1 << 32) - 1, (1 << 64) - 1
+
+
+def signed(value: int, bits: int) -> int:
+    """An unsigned word as the host's signed parameters carry it."""
+    value &= (1 << bits) - 1
+    return value - (1 << bits) if value >= 1 << (bits - 1) else value
+
+
+def deadline_of(block: bool, timeout: Optional[float]) -> Optional[float]:
+    """When a wait gives up (``time.monotonic()``); ``None``: never."""
+    if not block:
+        return time.monotonic()
+    return None if timeout is None else time.monotonic() + max(0.0, timeout)
+
+
+def left_ns(deadline: Optional[float]) -> int:
+    """What is left until ``deadline``, as the host's waits take it."""
+    if deadline is None:
+        return -1
+    return max(0, int((deadline - time.monotonic()) * 1e9))
+
+
+class SharedRegion:
+    """A region the pool shares (``Pool(share={name: region})``), with the
+    host's ``wasmproc.SharedRegion`` methods. Its 32-bit words also carry
+    the locks, events, semaphores and barriers below, with the algorithms
+    of the host and the SDK (``wasmproc_abi::sync``): all three sides take
+    the same lock."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.handle: Optional[int] = None
+
+    def opened(self) -> int:
+        if self.handle is None:
+            handle = host.region_open(self.name)
+            if handle < 0:
+                raise RuntimeError(f"the shared object {self.name!r} was not granted to this task")
+            self.handle = handle
+        return self.handle
+
+    @property
+    def size(self) -> int:
+        return int(host.region_size(self.opened()))
+
+    def __len__(self) -> int:
+        return self.size
+
+    def read(self, offset: int = 0, length: Optional[int] = None) -> bytes:
+        if length is None:
+            length = self.size - offset
+        return bytes(host.region_read(self.opened(), offset, length))
+
+    def write(self, offset: int, data: bytes) -> None:
+        host.region_write(self.opened(), offset, bytes(data))
+
+    def load_u64(self, offset: int) -> int:
+        return self.atomic64(LOAD, offset, 0)
+
+    def store_u64(self, offset: int, value: int) -> None:
+        self.atomic64(STORE, offset, value)
+
+    def add_u64(self, offset: int, value: int) -> int:
+        return self.atomic64(FETCH_ADD, offset, value)
+
+    def atomic64(self, op: int, at: int, a: int) -> int:
+        return int(host.region_atomic64(self.opened(), op, at, signed(a, 64), 0)) & U64
+
+    def word(self, op: int, at: int = 0, a: int = 0, b: int = 0) -> int:
+        """A 32-bit atomic operation on the word at ``at``: its old value."""
+        return int(host.region_atomic32(self.opened(), op, at, signed(a, 32), signed(b, 32))) & U32
+
+    def sleep(self, at: int, expected: int, deadline: Optional[float]) -> int:
+        """Sleeps while the word at ``at`` holds ``expected``: the wait's code."""
+        return int(host.region_wait(self.opened(), at, signed(expected, 32), left_ns(deadline)))
+
+    def wake(self, at: int, count: int) -> None:
+        host.region_notify(self.opened(), at, signed(count, 32))
+
+
+class SharedLock(SharedRegion):
+    """A lock the pool shares, with ``multiprocessing.Lock``'s methods;
+    robust as the host's: one whose holder ended holding it is taken over."""
+
+    def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
+        me = host.holder_id()
+        if self.word(COMPARE_EXCHANGE, 0, 0, me) == 0:
+            return True
+        deadline = deadline_of(block, timeout)
+        while True:
+            word = self.word(LOAD)
+            if word & HOLDER_MASK == 0:
+                # Keep the waiters bit: others may still sleep on the word.
+                if self.word(COMPARE_EXCHANGE, 0, word, me | (word & WAITERS)) == word:
+                    return True
+                continue
+            expected = word | WAITERS
+            if word & WAITERS == 0 and self.word(COMPARE_EXCHANGE, 0, word, expected) != word:
+                continue
+            code = host.region_lock_wait(
+                self.opened(), 0, signed(expected, 32), left_ns(deadline)
+            )
+            if code == OWNER_GONE:
+                if self.word(COMPARE_EXCHANGE, 0, expected, me | WAITERS) == expected:
+                    return True
+            elif code == TIMED_OUT:
+                return False
+
+    def release(self) -> None:
+        if self.word(SWAP, 0, 0) & WAITERS:
+            self.wake(0, 1)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class SharedEvent(SharedRegion):
+    """An event the pool shares, with ``multiprocessing.Event``'s methods."""
+
+    def set(self) -> None:
+        if self.word(SWAP, 0, 1) == 0:
+            self.wake(0, U32)
+
+    def clear(self) -> None:
+        self.word(STORE, 0, 0)
+
+    def is_set(self) -> bool:
+        return self.word(LOAD) != 0
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        deadline = deadline_of(True, timeout)
+        while not self.is_set():
+            if self.sleep(0, 0, deadline) == TIMED_OUT:
+                return self.is_set()
+        return True
+
+
+class SharedSemaphore(SharedRegion):
+    """A semaphore the pool shares, with ``multiprocessing``'s methods."""
+
+    def acquire(self, block: bool = True, timeout: Optional[float] = None) -> bool:
+        deadline = deadline_of(block, timeout)
+        while True:
+            free = self.word(LOAD)
+            if free > 0:
+                if self.word(COMPARE_EXCHANGE, 0, free, free - 1) == free:
+                    return True
+                continue
+            if self.sleep(0, 0, deadline) == TIMED_OUT:
+                return False
+
+    def release(self) -> None:
+        self.word(FETCH_ADD, 0, 1)
+        self.wake(0, 1)
+
+    def get_value(self) -> int:
+        return self.word(LOAD)
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class SharedBarrier(SharedRegion):
+    """A barrier the pool shares (three words: arrived, generation,
+    parties): ``wait`` returns ``True`` for the last to arrive, ``False``
+    for the others, as the host's; a timeout that passes raises
+    ``threading.BrokenBarrierError``."""
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        parties = self.word(LOAD, 8)
+        generation = self.word(LOAD, 4)
+        if self.word(FETCH_ADD, 0, 1) + 1 >= parties:
+            # The count starts again before the barrier opens.
+            self.word(STORE, 0, 0)
+            self.word(FETCH_ADD, 4, 1)
+            self.wake(4, U32)
+            return True
+        deadline = deadline_of(True, timeout)
+        while self.word(LOAD, 4) == generation:
+            if self.sleep(4, generation, deadline) == TIMED_OUT and self.word(LOAD, 4) == generation:
+                raise threading.BrokenBarrierError
+        return False
+
+
+SHARED_BY_NAME: Dict[str, Callable[[str], Any]] = {
+    "region": SharedRegion,
+    "lock": SharedLock,
+    "event": SharedEvent,
+    "semaphore": SharedSemaphore,
+    "barrier": SharedBarrier,
+}
 
 
 def build(spec: Dict[str, Any], namespace: Dict[str, Any], free: Dict[str, Any]) -> Any:
