@@ -9,8 +9,11 @@
 //! `apt-get install wrk`). Options after `--`: `--seconds N` per server
 //! (default 10), `--connections C` (default 64), `--soak S` for the memory
 //! run (default 60; 0 skips it), `--only wasmproc|python|soak`,
-//! `--wasmproc PATH` to measure that binary (an earlier build, to compare)
-//! instead of building one.
+//! `--wasmproc PATH` to measure that binary instead of building one,
+//! `--baseline PATH` to measure that binary too (an earlier build: its
+//! thread-isolation row runs just before ours, and the ratio is printed),
+//! `--max-connections N` for the servers' bound (default: wrk's
+//! connections).
 //!
 //! The binary and the guest are built with the benchmark's own profile
 //! (`--profile dev` builds them as dev, with whatever
@@ -234,7 +237,11 @@ mod unix {
             "wasm32-wasip1/release/examples/http.wasm",
         );
         let http = http.to_str().expect("a UTF-8 path");
-        let max = connections.to_string();
+        let max = argument("--max-connections", connections as u64).to_string();
+        let baseline = std::env::args()
+            .skip_while(|a| a != "--baseline")
+            .nth(1)
+            .map(std::path::PathBuf::from);
         let serve_args = |isolation| {
             [
                 "serve",
@@ -263,6 +270,12 @@ mod unix {
         );
         let mut rows = Vec::new();
         if bench_section_wanted("wasmproc") {
+            if let Some(baseline) = &baseline {
+                println!("  (baseline: {})", baseline.display());
+                let args = serve_args("thread");
+                let name = "baseline serve, thread isolation";
+                rows.push(measure(name, baseline, &args, connections, seconds));
+            }
             for isolation in ["thread", "process"] {
                 let args = serve_args(isolation);
                 let name = format!("wasmproc serve, {isolation} isolation");
@@ -289,6 +302,13 @@ mod unix {
         };
         println!("\nratios (connections per second, measured side by side in this run)");
         let ours = rate("wasmproc serve, thread");
+        if let (Some(ours), Some(before)) = (ours, rate("baseline serve")) {
+            println!(
+                "  wasmproc serve (threads) / the baseline's {:<30} {:>8.2}x",
+                "",
+                ours / before
+            );
+        }
         for (peer, prefix) in [
             ("ForkingTCPServer", "Python Forking"),
             ("pre-forked pool", "Python pre"),

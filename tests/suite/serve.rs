@@ -584,6 +584,69 @@ fn a_stop_lets_connections_in_flight_finish() {
 }
 
 #[test]
+fn connections_open_together_are_served_together() {
+    // Six clients connect and each waits for its echo with all six open:
+    // each connection has its own worker, none waits for another to end.
+    for (name, isolation) in isolations() {
+        let running = Running::start(server("echo", isolation).max_connections(8));
+        let mut clients: Vec<TcpStream> = (0..6).map(|_| running.connect()).collect();
+        for (i, client) in clients.iter_mut().enumerate() {
+            client.write_all(format!("client {i}").as_bytes()).unwrap();
+        }
+        for (i, client) in clients.iter_mut().enumerate() {
+            let mut echoed = [0u8; 8];
+            client.read_exact(&mut echoed).unwrap();
+            assert_eq!(&echoed, format!("client {i}").as_bytes(), "{name}");
+        }
+        drop(clients);
+        let records = running.wait_records(6);
+        let (summary, _) = running.stop();
+        assert_eq!(summary.connections, 6, "{name}: {summary:?}");
+        assert!(
+            records.iter().all(|r| r.status == ExitStatus::Exited(0)),
+            "{name}: {records:?}"
+        );
+    }
+}
+
+#[test]
+fn a_stop_ends_a_server_whose_workers_all_wait() {
+    // Eight connections at once start eight worker threads; once they
+    // end, every worker waits for another connection. A stop reaches the
+    // server and every worker: it returns, the listener is closed, and no
+    // new connection is taken.
+    let running = Running::start(server("echo", Isolation::Thread).max_connections(16));
+    let clients: Vec<TcpStream> = (0..8).map(|_| running.connect()).collect();
+    let replies: Vec<_> = clients
+        .into_iter()
+        .enumerate()
+        .map(|(i, client)| {
+            std::thread::spawn(move || exchange(client, format!("to worker {i}").into_bytes()))
+        })
+        .collect();
+    for (i, reply) in replies.into_iter().enumerate() {
+        assert_eq!(reply.join().unwrap(), format!("to worker {i}").into_bytes());
+    }
+    assert_eq!(running.wait_records(8).len(), 8);
+    let addr = running.addr;
+    let started = Instant::now();
+    running.stop.stop();
+    let deadline = started + Duration::from_secs(20);
+    while !running.thread.is_finished() {
+        assert!(
+            Instant::now() < deadline,
+            "the server returned within 20 s of the stop"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(TcpStream::connect(addr).is_err(), "the listener is closed");
+    let (summary, records) = running.stop();
+    assert_eq!(summary.connections, 8, "{summary:?}");
+    assert_eq!(summary.cut_short, 0, "{summary:?}");
+    assert_eq!(records.len(), 8, "one record per connection: {records:?}");
+}
+
+#[test]
 fn a_stop_ends_what_outlives_the_grace_period() {
     for (name, isolation) in isolations() {
         let running = Running::start(

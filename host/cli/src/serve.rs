@@ -153,8 +153,15 @@ impl Log {
             "duration_ms": crate::words::millis(record.duration),
             "message": record.message,
         });
+        // One write per line: `Display` of a JSON value writes token by
+        // token (about 56 system calls a line into an unbuffered file or
+        // stderr), all under the lock every worker thread takes. Made here,
+        // outside the lock, it cost the server 10-25% of its connections a
+        // second (measured with wrk, same runs).
+        let mut text = line.to_string();
+        text.push('\n');
         let mut out = crate::poison::lock(&self.0);
-        let _ = writeln!(out, "{line}").and_then(|()| out.flush());
+        let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
     }
 }
 
