@@ -180,7 +180,7 @@ impl TaskLink {
     /// A send that waits as long as it takes: it goes ahead once a credit
     /// is free.
     async fn send_ahead(&self, grant: u32, message: Vec<u8>) -> Result<(), SendError> {
-        loop {
+        let alone = loop {
             if self.board.closed.lock().contains(&grant) {
                 return Err(SendError::Closed);
             }
@@ -192,7 +192,7 @@ impl TaskLink {
                     .compare_exchange(ahead, ahead + 1, Ordering::SeqCst, Ordering::SeqCst)
                     .is_ok()
                 {
-                    break;
+                    break ahead == 0;
                 }
                 continue;
             }
@@ -200,7 +200,7 @@ impl TaskLink {
             if self.board.ahead.load(Ordering::SeqCst) >= AHEAD {
                 listener.await;
             }
-        }
+        };
         let seq = self.next.fetch_add(1, Ordering::SeqCst);
         let op = ShareOp::Send {
             grant,
@@ -208,9 +208,16 @@ impl TaskLink {
             timeout: -1,
             ahead: true,
         };
-        self.out
-            .send_soon(&self.frame(seq, op))
-            .map_err(|_| SendError::Closed)
+        // A send with none ahead of it (a conversation's) goes out now,
+        // on this thread: waking the flusher would cost the pipe's other
+        // end a wake-up more. A stream's sends go in batches.
+        let frame = self.frame(seq, op);
+        let written = if alone {
+            self.out.send(&frame)
+        } else {
+            self.out.send_soon(&frame)
+        };
+        written.map_err(|_| SendError::Closed)
     }
 }
 

@@ -31,7 +31,8 @@ use super::ANSWER_SOON;
 use super::protocol::{ShareOp, ShareReply, ToChild, write_frame_buffered};
 use crate::mutex::{Mutex, MutexGuard};
 use crate::share::{
-    Channel, Granted, Grants, Holder, PIPE, RecvError, SendError, Window, soon_within,
+    Channel, Granted, Grants, Holder, PIPE, RecvError, RemoteReceiver, SendError, Window,
+    soon_within,
 };
 
 /// The pipe to the worker process, shared with the supervisor.
@@ -135,6 +136,16 @@ impl Inlet {
                     None => return,
                 }
             }
+            // A receive that waits as long as it takes, or not at all, is
+            // parked on its channel from here: whoever sends the message
+            // answers the worker (no relay thread wakes).
+            ShareOp::Recv { grant, timeout }
+                if timeout <= 0
+                    && self.shared.queued.load(Ordering::SeqCst) == 0
+                    && self.recv_here(id, seq, taken, grant, timeout == 0) =>
+            {
+                return;
+            }
             op => op,
         };
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
@@ -169,6 +180,41 @@ impl Inlet {
         };
         self.shared.sent_ahead(id, seq, grant, sent);
         None
+    }
+
+    /// Receives on this thread, when nothing is queued before it: a
+    /// message there is answered now; otherwise (unless `now_or_never`)
+    /// the receive is parked on the channel, answered by its sender's
+    /// thread. `false` when the task or grant is unknown here, for the
+    /// relay thread to refuse.
+    fn recv_here(&self, id: u64, seq: u64, taken: u64, grant: u32, now_or_never: bool) -> bool {
+        let channel = {
+            let mut served = self.shared.served();
+            let Some(task) = served.get_mut(&id) else {
+                return false;
+            };
+            task.confirm(taken);
+            task.channel(grant, false)
+        };
+        let Some(channel) = channel else {
+            return false;
+        };
+        let receiver = answer_received(&self.shared, id, seq, channel.clone());
+        if now_or_never {
+            receiver(channel.try_recv());
+            return true;
+        }
+        if let Some(ticket) = channel.recv_or_park(receiver) {
+            let mut served = self.shared.served();
+            match served.get_mut(&id) {
+                Some(task) => task.parked = Some((channel, ticket)),
+                None => {
+                    drop(served);
+                    channel.unpark(ticket);
+                }
+            }
+        }
+        true
     }
 
     /// Flushes the answers written here, before the reader waits for the
@@ -226,6 +272,7 @@ impl Relay {
             holder: Some(holder),
             unconfirmed: None,
             credits: 0,
+            parked: None,
             lane: None,
         };
         self.shared.served().insert(id, task);
@@ -250,6 +297,9 @@ struct Served {
     unconfirmed: Option<(u64, Channel, Vec<u8>)>,
     /// Sends gone ahead and done since the last credits were written.
     credits: u32,
+    /// A receive parked on its channel (`Inlet::recv_here`), and its
+    /// ticket there; taken back when the task ends.
+    parked: Option<(Channel, u64)>,
     /// Sends gone ahead that found no room, in order, and the one task
     /// that sends them as room frees; while it runs, the task's later sends
     /// queue behind them, and other tasks' operations go on. It is stopped
@@ -282,6 +332,11 @@ impl Served {
         if let Some(lane) = self.lane.take() {
             lane.sender.abort();
         }
+        // A receive still parked gets nothing now; one that got a message
+        // meanwhile finds the task gone and gives it back.
+        if let Some((channel, ticket)) = self.parked.take() {
+            channel.unpark(ticket);
+        }
         self.confirm(taken);
         if let Some((_, channel, message)) = self.unconfirmed.take() {
             channel.give_back(message);
@@ -311,6 +366,34 @@ impl Served {
             _ => None,
         }
     }
+}
+
+/// Answers task `id`'s receive `seq` on `channel` with what it got, on
+/// whichever thread that is (the sender's, for a parked receive). A
+/// message is kept until the guest is known to have taken it; one for a
+/// task that ended meanwhile goes back at once.
+fn answer_received(shared: &Arc<Shared>, id: u64, seq: u64, channel: Channel) -> RemoteReceiver {
+    let shared = Arc::clone(shared);
+    Box::new(move |received| {
+        let reply = match received {
+            Ok(message) => {
+                let mut served = shared.served();
+                let Some(task) = served.get_mut(&id) else {
+                    drop(served);
+                    channel.give_back(message);
+                    return;
+                };
+                task.parked = None;
+                task.unconfirmed = Some((seq, channel, message.clone()));
+                drop(served);
+                ShareReply::Received(Ok(message))
+            }
+            Err(RecvError::Closed) => ShareReply::Received(Err(abi::CLOSED)),
+            Err(RecvError::Empty) => ShareReply::Received(Err(abi::EMPTY)),
+        };
+        shared.answers.write(id, seq, reply);
+        shared.answers.flush();
+    })
 }
 
 fn timeout_of(nanos: i64) -> Option<Duration> {
@@ -563,13 +646,20 @@ impl Loop<'_> {
                     lane.waiting.push_back((seq, grant, channel, message));
                     return;
                 }
+                // Not under `served`: a receive parked on the channel is
+                // answered inside the send, and takes that lock. No lane
+                // starts meanwhile: only this thread starts them.
+                drop(served);
                 let message = match channel.try_send(message) {
                     Err((SendError::Full, message)) => message,
                     sent => {
-                        drop(served);
                         shared.sent_ahead(id, seq, grant, sent.map_err(|(error, _)| error));
                         return;
                     }
+                };
+                let mut served = shared.served();
+                let Some(task) = served.get_mut(&id) else {
+                    return;
                 };
                 // Counted as queued while it runs: nothing overtakes its
                 // sends inline.
