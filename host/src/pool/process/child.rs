@@ -321,7 +321,7 @@ fn run_sharing(
     // ends as it would have in a thread worker, stopped inside a send:
     // whatever it did after that send (exited with its own code, trapped)
     // never happened there.
-    let stopped = match board.settle(deadline, token) {
+    let stopped = match link.settle(deadline, token) {
         Settled::Sent => None,
         Settled::TimedOut => Some((
             ExitStatus::TimedOut,

@@ -28,7 +28,7 @@ use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Win
 use crate::task::{Initializer, Output, RelayedOutput, Stdin, Task, TaskSpec};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 9;
+pub(crate) const VERSION: u32 = 10;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -120,7 +120,8 @@ pub(crate) enum ToChild {
         reply: ShareReply,
     },
     /// `count` more of task `id`'s sends that went ahead are in their
-    /// channels: credits back, one frame for a batch.
+    /// channels: credits back, one frame for a batch (written with the
+    /// task's next reply, at `CREDIT_BATCH`, or once the task settles).
     Credits { id: u64, count: u32 },
     /// The pool wrote `bytes` of task `id`'s `stream` out: room for as
     /// many more (`task::OUTPUT_WINDOW` bytes may be out at once). With
@@ -219,6 +220,10 @@ pub(crate) enum ShareOp {
         offset: u64,
         count: u32,
     },
+    /// The task is ending and waits for the credits of its sends gone
+    /// ahead: the pool writes each as it comes from now on (before, it
+    /// holds them for a batch or for the task's next reply).
+    Settle,
 }
 
 /// The answer to a [`ShareOp`], as the sharing imports' codes.

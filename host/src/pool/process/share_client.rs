@@ -6,10 +6,13 @@
 //!
 //! A send that waits as long as it takes (`put`, `send`) of a message up to
 //! 64 KiB does not wait for its answer: up to [`AHEAD`] such sends travel at
-//! once, and credits come back in batches, so a producer streams at the
-//! pipe's speed. Before the task's
-//! `Done` the worker waits for the credits of its sends (within the task's
-//! time limit), so that its outcome comes after its messages.
+//! once, and credits come back in batches (with the task's next answer, or
+//! every `share_server::CREDIT_BATCH`), so a producer streams at the pipe's
+//! speed and a conversation's send costs no frame back. A send with none
+//! ahead of it is written at once on the guest's thread; later ones are
+//! batched by the worker's flusher. Before the task's `Done` the worker
+//! asks for the credits still held (`Settle`) and waits for them (within
+//! the task's time limit), so that its outcome comes after its messages.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -29,7 +32,7 @@ use crate::mutex::Mutex;
 use crate::share::{Pending, RecvError, Remote, SendError, soon_within};
 
 /// How many sends may travel ahead of their answers.
-const AHEAD: u32 = 256;
+pub(super) const AHEAD: u32 = 256;
 
 /// The largest message that may go ahead: with [`AHEAD`], what a producer
 /// can have in flight stays within 16 MiB. A larger one waits for its
@@ -143,6 +146,18 @@ impl TaskLink {
             next: AtomicU64::new(1),
             taken: AtomicU64::new(0),
         }
+    }
+
+    /// Waits until every send that went ahead is in its channel (see
+    /// [`Board::settle`]), asking the pool for the credits it holds back.
+    pub(super) fn settle(&self, deadline: Option<Instant>, cancel: &CancelToken) -> Settled {
+        if self.board.ahead.load(Ordering::SeqCst) > 0 {
+            let seq = self.next.fetch_add(1, Ordering::SeqCst);
+            // A pool that is gone answers nothing: the deadline or the
+            // reader's exit ends the wait.
+            let _ = self.out.send(&self.frame(seq, ShareOp::Settle));
+        }
+        self.board.settle(deadline, cancel)
     }
 
     /// The last operation whose answer the guest took, for `Done`.

@@ -35,6 +35,13 @@ use crate::share::{
     soon_within,
 };
 
+/// How many credits of a task's sends gone ahead the pool gathers before
+/// it writes them on their own: fewer wait for the task's next reply (a
+/// conversation's send then costs the worker no wake-up) or for its
+/// `Settle`. Half the worker's window, so a streaming producer never stops
+/// for want of credits the pool holds.
+pub(super) const CREDIT_BATCH: u32 = super::share_client::AHEAD / 2;
+
 /// The pipe to the worker process, shared with the supervisor.
 pub(super) type ToWorker = Arc<Mutex<BufWriter<super::handover::ChildInput>>>;
 
@@ -76,19 +83,28 @@ impl Shared {
             }
             Err(error) => {
                 let code = sent_code(Err(error));
-                self.answers
-                    .write(id, seq, ShareReply::NotSent { grant, code });
+                self.reply(id, seq, ShareReply::NotSent { grant, code });
             }
         }
     }
 
-    /// Writes the credits gathered since the last flush, one frame per
-    /// task, and flushes everything written.
+    /// Writes task `id`'s answer to operation `seq`, after the credits it
+    /// holds for the task: one frame after the other, one wake-up.
+    fn reply(&self, id: u64, seq: u64, reply: ShareReply) {
+        let credits = self
+            .served()
+            .get_mut(&id)
+            .map_or(0, |task| std::mem::take(&mut task.credits));
+        self.answers.reply(id, seq, credits, reply);
+    }
+
+    /// Writes the credits due (a batch's worth, or any for a task that
+    /// settles), one frame per task, and flushes everything written.
     fn flush(&self) {
         let credits: Vec<(u64, u32)> = self
             .served()
             .iter_mut()
-            .filter(|(_, task)| task.credits > 0)
+            .filter(|(_, task)| task.credits >= CREDIT_BATCH || (task.settling && task.credits > 0))
             .map(|(id, task)| (*id, std::mem::take(&mut task.credits)))
             .collect();
         for (id, count) in credits {
@@ -144,6 +160,13 @@ impl Inlet {
                     && self.shared.queued.load(Ordering::SeqCst) == 0
                     && self.recv_here(id, seq, taken, grant, timeout == 0) =>
             {
+                return;
+            }
+            // From now on the task's credits go out as they come.
+            ShareOp::Settle => {
+                if let Some(task) = self.shared.served().get_mut(&id) {
+                    task.settling = true;
+                }
                 return;
             }
             op => op,
@@ -272,6 +295,7 @@ impl Relay {
             holder: Some(holder),
             unconfirmed: None,
             credits: 0,
+            settling: false,
             parked: None,
             lane: None,
         };
@@ -297,6 +321,8 @@ struct Served {
     unconfirmed: Option<(u64, Channel, Vec<u8>)>,
     /// Sends gone ahead and done since the last credits were written.
     credits: u32,
+    /// The task waits for its credits (`Settle`): they go out as they come.
+    settling: bool,
     /// A receive parked on its channel (`Inlet::recv_here`), and its
     /// ticket there; taken back when the task ends.
     parked: Option<(Channel, u64)>,
@@ -391,7 +417,7 @@ fn answer_received(shared: &Arc<Shared>, id: u64, seq: u64, channel: Channel) ->
             Err(RecvError::Closed) => ShareReply::Received(Err(abi::CLOSED)),
             Err(RecvError::Empty) => ShareReply::Received(Err(abi::EMPTY)),
         };
-        shared.answers.write(id, seq, reply);
+        shared.reply(id, seq, reply);
         shared.answers.flush();
     })
 }
@@ -457,6 +483,8 @@ impl Action {
                 }
                 return None;
             }
+            // Handled by the frame reader (`Inlet::op`).
+            ShareOp::Settle => return None,
         })
     }
 
@@ -506,8 +534,17 @@ struct Answers {
 }
 
 impl Answers {
-    fn write(&self, id: u64, seq: u64, reply: ShareReply) {
-        self.write_frame(&ToChild::ShareReply { id, seq, reply });
+    /// The reply to task `id`'s operation `seq`, after `credits` of its
+    /// sends gone ahead, if any.
+    fn reply(&self, id: u64, seq: u64, credits: u32, reply: ShareReply) {
+        // A worker that is gone reads nothing; its end is the supervisor's
+        // business.
+        let mut to_worker = self.to_worker.lock();
+        if credits > 0 {
+            let _ = write_frame_buffered(&mut *to_worker, &ToChild::Credits { id, count: credits });
+        }
+        let _ = write_frame_buffered(&mut *to_worker, &ToChild::ShareReply { id, seq, reply });
+        self.unflushed.store(true, Ordering::SeqCst);
     }
 
     fn write_frame(&self, frame: &ToChild) {
@@ -705,6 +742,6 @@ impl Loop<'_> {
         {
             task.unconfirmed = Some((seq, channel, message));
         }
-        shared.answers.write(id, seq, answer);
+        shared.reply(id, seq, answer);
     }
 }
