@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::handover::inbox::{Inbox, Received};
 use super::protocol::{
-    StreamName, ToChild, ToParent, VERSION, WireGrants, WireModule, read_frame,
+    StreamName, ToChild, ToParent, VERSION, WireGrants, WireModule, read_frame, read_frame_with,
     write_frame_buffered,
 };
 use super::share_client::{Board, FrameOut, Settled, TaskLink};
@@ -361,8 +361,9 @@ fn read_frames(
     current: &Mutex<Current>,
     tasks: &Sender<Incoming>,
 ) {
+    let mut frame = Vec::new();
     loop {
-        match read_frame::<ToChild>(input) {
+        match read_frame_with::<ToChild>(input, &mut frame) {
             Ok(Some(ToChild::Run { id, task })) => {
                 // Its socket came with the frame's first byte, so it is
                 // here already; without it the pool and this worker
