@@ -457,12 +457,8 @@ impl Action {
                 Some(channel) => Action::Recv(channel, timeout_of(timeout)),
                 None => Action::Refuse(ShareReply::Received(Err(bad))),
             },
-            ShareOp::Close { grant } => {
-                if let Some(channel) = served.channel(grant, true) {
-                    channel.close();
-                }
-                return None;
-            }
+            // Closed by `Loop::handle`, outside the lock.
+            ShareOp::Close { .. } => return None,
             ShareOp::Wait {
                 grant,
                 offset,
@@ -660,6 +656,18 @@ impl Loop<'_> {
             }
             Event::Op { id, seq, taken, op } => (id, seq, taken, op),
         };
+        // Not answered; closed outside `served`, since the receives parked
+        // on the channel are answered as it closes.
+        if let ShareOp::Close { grant } = op {
+            let channel = shared.served().get_mut(&id).and_then(|task| {
+                task.confirm(taken);
+                task.channel(grant, true)
+            });
+            if let Some(channel) = channel {
+                channel.close();
+            }
+            return;
+        }
         let action = {
             let mut served = shared.served();
             let Some(task) = served.get_mut(&id) else {
