@@ -6,11 +6,17 @@
 //! A send that goes ahead (the worker did not wait for it) and finds room
 //! is carried out by the frame reader itself when the relay has nothing
 //! queued, so a producer's stream costs no trip through the relay thread.
+//! A receive that waits as long as it takes is parked on its channel there
+//! too (`Channel::recv_or_park`): the thread that sends the message hands
+//! it over inside the channel's lock and writes the answer to the worker
+//! itself, so a message from the host to a guest wakes no relay thread.
+//! Credits for sends gone ahead ride with the task's next answer, or go
+//! every `CREDIT_BATCH`, or as they come once the task settles.
 //! Otherwise one operation waits at a time, in order, except for sends gone
 //! ahead that find no room: those wait in their task's lane, sent in order
 //! by a task of their own, so that other tasks' work goes on.
 //!
-//! A task's end cancels its waiting receive or wait, and the sends still
+//! A task's end cancels its waiting (or parked) receive or wait, and the sends still
 //! waiting in its lane (the worker then reports it timed out or cancelled,
 //! as a thread worker does when a task's time runs out inside a send). A
 //! message received for a guest that ended before taking it goes back to
