@@ -65,6 +65,61 @@ fn producers_and_consumers_share_a_queue_with_the_host() {
 }
 
 #[test]
+fn four_producers_fill_one_host_queue_with_every_message_once() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 4);
+        // Small: the producers wait for room and stream on credits.
+        let jobs = Queue::<u64>::new(16);
+        let each = 5_000;
+        let producers: Vec<_> = (0..4)
+            .map(|k| {
+                submit(
+                    &pool,
+                    call("produce_from", (k * each, each)).share("jobs", &jobs),
+                )
+            })
+            .collect();
+        let mut got: Vec<u64> = (0..4 * each).map(|_| jobs.get().unwrap()).collect();
+        for producer in producers {
+            assert_eq!(producer.wait().decode::<u64>().unwrap(), each, "{label}");
+        }
+        assert_eq!(jobs.len(), 0, "{label}: nothing more came");
+        got.sort_unstable();
+        assert!(
+            got.iter().copied().eq(0..4 * each),
+            "{label}: every message arrives once"
+        );
+    }
+}
+
+#[test]
+fn a_task_forwards_a_stream_between_host_queues_in_order() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 1);
+        let (jobs, done) = (Queue::<u64>::new(8), Queue::<u64>::new(8));
+        let forward = submit(
+            &pool,
+            call("forward", ())
+                .share("jobs", &jobs)
+                .share("done", &done),
+        );
+        let feeder = {
+            let jobs = jobs.clone();
+            std::thread::spawn(move || {
+                for i in 0..2_000 {
+                    jobs.put(&i).unwrap();
+                }
+                jobs.close();
+            })
+        };
+        let got: Vec<u64> = (0..2_000).map(|_| done.get().unwrap()).collect();
+        feeder.join().unwrap();
+        assert!(got.iter().copied().eq(0..2_000), "{label}: in order, once");
+        assert_eq!(forward.wait().decode::<u64>().unwrap(), 2_000, "{label}");
+    }
+}
+
+#[test]
 fn a_bounded_queue_holds_back_a_flood() {
     for (label, isolation) in isolations() {
         let pool = pool(isolation, 1);
@@ -568,6 +623,44 @@ mod killed {
             .expect("the lock passes on");
         assert!(taken.is_err(), "the host is told the holder died");
         assert_eq!(dying.wait().status, ExitStatus::WorkerLost);
+    }
+
+    #[test]
+    fn a_worker_killed_mid_stream_gives_back_what_it_never_took() {
+        let pool = one_worker();
+        // Room for all in both: no put waits, so every message is in one
+        // of the queues or was never taken (a put waiting for room when
+        // its task dies is lost with it, as in a thread worker).
+        let (jobs, done) = (Queue::<u64>::new(20_000), Queue::<u64>::new(20_000));
+        for i in 0..20_000 {
+            jobs.put(&i).unwrap();
+        }
+        let forward = submit(
+            &pool,
+            call("forward", ())
+                .share("jobs", &jobs)
+                .share("done", &done),
+        );
+        wait_for("the task to forward some", || done.len() >= 100);
+        kill_workers(&pool);
+        assert_eq!(forward.wait().status, ExitStatus::WorkerLost);
+        // A message the guest got but never handed on goes back to `jobs`.
+        wait_for("every message to be in a queue", || {
+            jobs.len() + done.len() == 20_000
+        });
+        let drain = |queue: &Queue<u64>| {
+            std::iter::from_fn(|| queue.get_timeout(Duration::ZERO).unwrap()).collect::<Vec<_>>()
+        };
+        let mut all = drain(&jobs);
+        let moved = drain(&done);
+        assert!(
+            moved.len() >= 100 && moved.len() < 20_000,
+            "{}",
+            moved.len()
+        );
+        all.extend(moved);
+        all.sort_unstable();
+        assert!(all.iter().copied().eq(0..20_000), "each message once");
     }
 
     #[test]

@@ -7,7 +7,7 @@
 //! mid-task.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufReader, BufWriter, Read, Stdout, Write};
+use std::io::{BufReader, Read, Write};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -15,7 +15,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::handover::inbox::{Inbox, Received};
 use super::protocol::{
-    StreamName, ToChild, ToParent, VERSION, WireGrants, WireModule, read_frame, write_frame,
+    StreamName, ToChild, ToParent, VERSION, WireGrants, WireModule, read_frame, read_frame_with,
     write_frame_buffered,
 };
 use super::share_client::{Board, FrameOut, Settled, TaskLink};
@@ -35,34 +35,85 @@ use crate::task::{
 
 /// The frames to the pool, shared by the task loop and the streams it
 /// relays (stdin credits, streamed output, sharing operations).
+///
+/// A frame written now (`send`) goes out on the caller's thread, in one
+/// write with whatever `send_soon` left before it. `send_soon` only
+/// appends to `pending`; a flusher thread writes the batch outside that
+/// lock, so that a producer keeps appending while the last batch crosses
+/// the pipe (one write for many frames, and no wait for the pipe).
 #[derive(Clone)]
 struct ToPool {
-    out: Arc<Mutex<BufWriter<Stdout>>>,
-    /// Asks the flusher thread to flush what `send_soon` wrote.
+    pipe: Arc<PoolPipe>,
+    /// Asks the flusher thread to write what `send_soon` left.
     flush: Sender<()>,
 }
 
+struct PoolPipe {
+    /// Frames `send_soon` encoded, not yet written.
+    pending: Mutex<Vec<u8>>,
+    /// The pipe, held while bytes are written, so frames keep their order.
+    /// The process's stdout itself, not `std::io::Stdout`, which would
+    /// split binary frames at their newline bytes.
+    out: Mutex<std::fs::File>,
+}
+
+impl PoolPipe {
+    /// Writes what is pending, then `frame`, if any, in one write.
+    fn write_pending(&self, frame: Option<&ToParent>) -> std::io::Result<()> {
+        let mut out = self.out.lock();
+        let mut bytes = std::mem::take(&mut *self.pending.lock());
+        if let Some(frame) = frame {
+            write_frame_buffered(&mut bytes, frame)?;
+        }
+        if bytes.is_empty() {
+            return Ok(());
+        }
+        let written = out.write_all(&bytes);
+        drop(out);
+        // The buffer back for the next batch, unless one was started.
+        bytes.clear();
+        let mut pending = self.pending.lock();
+        if pending.is_empty() && pending.capacity() < bytes.capacity() {
+            *pending = bytes;
+        }
+        written
+    }
+}
+
+/// The process's stdout, the pipe to the pool, as a plain file.
+fn raw_stdout() -> std::io::Result<std::fs::File> {
+    #[cfg(unix)]
+    let owned = std::os::fd::AsFd::as_fd(&std::io::stdout()).try_clone_to_owned()?;
+    #[cfg(windows)]
+    let owned =
+        std::os::windows::io::AsHandle::as_handle(&std::io::stdout()).try_clone_to_owned()?;
+    Ok(std::fs::File::from(owned))
+}
+
 impl ToPool {
-    /// The pipe to the pool, with a thread that flushes what `send_soon`
-    /// leaves in the buffer.
-    fn new() -> ToPool {
-        let out = Arc::new(Mutex::new(BufWriter::new(std::io::stdout())));
+    /// The pipe to the pool, with a thread that writes what `send_soon`
+    /// leaves pending.
+    fn new() -> std::io::Result<ToPool> {
+        let pipe = Arc::new(PoolPipe {
+            pending: Mutex::new(Vec::new()),
+            out: Mutex::new(raw_stdout()?),
+        });
         let (flush, flushes) = crossbeam_channel::bounded::<()>(1);
-        let flushed = Arc::clone(&out);
+        let flushed = Arc::clone(&pipe);
         // Should the thread not start, its channel is gone with it, and
-        // `send_soon` flushes at once.
+        // `send_soon` writes at once.
         let _ = std::thread::Builder::new()
             .name("wasmproc-worker-flusher".into())
             .spawn(move || {
                 for () in flushes {
-                    let _ = flushed.lock().flush();
+                    let _ = flushed.write_pending(None);
                 }
             });
-        ToPool { out, flush }
+        Ok(ToPool { pipe, flush })
     }
 
     fn send(&self, message: &ToParent) -> std::io::Result<()> {
-        write_frame(&mut *self.out.lock(), message)
+        self.pipe.write_pending(Some(message))
     }
 }
 
@@ -72,10 +123,18 @@ impl FrameOut for ToPool {
     }
 
     fn send_soon(&self, frame: &ToParent) -> std::io::Result<()> {
-        write_frame_buffered(&mut *self.out.lock(), frame)?;
-        // Full: a flush is already due, and it will take this frame too.
-        if let Err(crossbeam_channel::TrySendError::Disconnected(())) = self.flush.try_send(()) {
-            self.out.lock().flush()?;
+        let first = {
+            let mut pending = self.pipe.pending.lock();
+            let first = pending.is_empty();
+            write_frame_buffered(&mut *pending, frame)?;
+            first
+        };
+        // The first of a batch wakes the flusher; the frames appended
+        // while it writes go with the next batch.
+        if first
+            && let Err(crossbeam_channel::TrySendError::Disconnected(())) = self.flush.try_send(())
+        {
+            self.pipe.write_pending(None)?;
         }
         Ok(())
     }
@@ -102,7 +161,9 @@ struct Current {
 pub(crate) fn worker_main() -> i32 {
     let (stdin, received) = Inbox::stdin();
     let mut input = BufReader::new(stdin);
-    let to_pool = ToPool::new();
+    let Ok(to_pool) = ToPool::new() else {
+        return 2;
+    };
 
     let (module_name, module, settings) = match read_frame::<ToChild>(&mut input) {
         Ok(Some(ToChild::Hello {
@@ -260,7 +321,7 @@ fn run_sharing(
     // ends as it would have in a thread worker, stopped inside a send:
     // whatever it did after that send (exited with its own code, trapped)
     // never happened there.
-    let stopped = match board.settle(deadline, token) {
+    let stopped = match link.settle(deadline, token) {
         Settled::Sent => None,
         Settled::TimedOut => Some((
             ExitStatus::TimedOut,
@@ -300,8 +361,9 @@ fn read_frames(
     current: &Mutex<Current>,
     tasks: &Sender<Incoming>,
 ) {
+    let mut frame = Vec::new();
     loop {
-        match read_frame::<ToChild>(input) {
+        match read_frame_with::<ToChild>(input, &mut frame) {
             Ok(Some(ToChild::Run { id, task })) => {
                 // Its socket came with the frame's first byte, so it is
                 // here already; without it the pool and this worker

@@ -28,7 +28,7 @@ use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Win
 use crate::task::{Initializer, Output, RelayedOutput, Stdin, Task, TaskSpec};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 9;
+pub(crate) const VERSION: u32 = 10;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -120,7 +120,8 @@ pub(crate) enum ToChild {
         reply: ShareReply,
     },
     /// `count` more of task `id`'s sends that went ahead are in their
-    /// channels: credits back, one frame for a batch.
+    /// channels: credits back, one frame for a batch (written with the
+    /// task's next reply, at `CREDIT_BATCH`, or once the task settles).
     Credits { id: u64, count: u32 },
     /// The pool wrote `bytes` of task `id`'s `stream` out: room for as
     /// many more (`task::OUTPUT_WINDOW` bytes may be out at once). With
@@ -219,6 +220,10 @@ pub(crate) enum ShareOp {
         offset: u64,
         count: u32,
     },
+    /// The task is ending and waits for the credits of its sends gone
+    /// ahead: the pool writes each as it comes from now on (before, it
+    /// holds them for a batch or for the task's next reply).
+    Settle,
 }
 
 /// The answer to a [`ShareOp`], as the sharing imports' codes.
@@ -432,7 +437,26 @@ pub(crate) fn write_frame_buffered<T: Serialize>(
     out: &mut impl Write,
     message: &T,
 ) -> std::io::Result<()> {
-    let bytes = postcard::to_stdvec(message).map_err(std::io::Error::other)?;
+    thread_local! {
+        /// Where a frame is encoded: one buffer per thread, reused, so a
+        /// stream of small frames allocates nothing.
+        static ENCODED: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    ENCODED.with_borrow_mut(|reused| {
+        let mut bytes = std::mem::take(reused);
+        bytes.clear();
+        let bytes = postcard::to_extend(message, bytes).map_err(std::io::Error::other)?;
+        let written = write_encoded(out, &bytes);
+        // A large message's buffer is not kept.
+        if bytes.capacity() <= 1 << 20 {
+            *reused = bytes;
+        }
+        written
+    })
+}
+
+/// Writes one encoded frame's length and bytes.
+fn write_encoded(out: &mut impl Write, bytes: &[u8]) -> std::io::Result<()> {
     if bytes.len() > MAX_FRAME {
         return Err(std::io::Error::other(format!(
             "a message of {} bytes is over the frame limit of {MAX_FRAME}",
@@ -441,7 +465,7 @@ pub(crate) fn write_frame_buffered<T: Serialize>(
     }
     let len = u32::try_from(bytes.len()).map_err(std::io::Error::other)?;
     out.write_all(&len.to_le_bytes())?;
-    out.write_all(&bytes)
+    out.write_all(bytes)
 }
 
 /// Whether `buffered` bytes hold a whole frame: reading it needs no wait.
@@ -456,6 +480,16 @@ pub(crate) fn holds_frame(buffered: &[u8]) -> bool {
 pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(
     input: &mut impl Read,
 ) -> std::io::Result<Option<T>> {
+    read_frame_with(input, &mut Vec::new())
+}
+
+/// Reads one frame into `bytes` (a buffer a reader keeps from frame to
+/// frame, so a stream of small frames allocates nothing for them);
+/// `Ok(None)` at a clean end of the stream.
+pub(crate) fn read_frame_with<T: for<'de> Deserialize<'de>>(
+    input: &mut impl Read,
+    bytes: &mut Vec<u8>,
+) -> std::io::Result<Option<T>> {
     let mut len = [0u8; 4];
     match input.read_exact(&mut len) {
         Ok(()) => {}
@@ -469,15 +503,19 @@ pub(crate) fn read_frame<T: for<'de> Deserialize<'de>>(
         )));
     }
     // Grown as bytes arrive, so a corrupt length costs nothing.
-    let mut bytes = Vec::with_capacity(len.min(1 << 20));
-    input.take(len as u64).read_to_end(&mut bytes)?;
+    bytes.clear();
+    if bytes.capacity() > 1 << 20 {
+        *bytes = Vec::new();
+    }
+    bytes.reserve(len.min(1 << 20));
+    input.take(len as u64).read_to_end(bytes)?;
     if bytes.len() < len {
         return Err(std::io::Error::new(
             std::io::ErrorKind::UnexpectedEof,
             format!("a frame of {len} bytes ended after {}", bytes.len()),
         ));
     }
-    postcard::from_bytes(&bytes)
+    postcard::from_bytes(bytes)
         .map(Some)
         .map_err(|error| std::io::Error::other(format!("a malformed frame: {error}")))
 }

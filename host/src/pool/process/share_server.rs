@@ -6,11 +6,17 @@
 //! A send that goes ahead (the worker did not wait for it) and finds room
 //! is carried out by the frame reader itself when the relay has nothing
 //! queued, so a producer's stream costs no trip through the relay thread.
+//! A receive that waits as long as it takes is parked on its channel there
+//! too (`Channel::recv_or_park`): the thread that sends the message hands
+//! it over inside the channel's lock and writes the answer to the worker
+//! itself, so a message from the host to a guest wakes no relay thread.
+//! Credits for sends gone ahead ride with the task's next answer, or go
+//! every `CREDIT_BATCH`, or as they come once the task settles.
 //! Otherwise one operation waits at a time, in order, except for sends gone
 //! ahead that find no room: those wait in their task's lane, sent in order
 //! by a task of their own, so that other tasks' work goes on.
 //!
-//! A task's end cancels its waiting receive or wait, and the sends still
+//! A task's end cancels its waiting (or parked) receive or wait, and the sends still
 //! waiting in its lane (the worker then reports it timed out or cancelled,
 //! as a thread worker does when a task's time runs out inside a send). A
 //! message received for a guest that ended before taking it goes back to
@@ -31,8 +37,16 @@ use super::ANSWER_SOON;
 use super::protocol::{ShareOp, ShareReply, ToChild, write_frame_buffered};
 use crate::mutex::{Mutex, MutexGuard};
 use crate::share::{
-    Channel, Granted, Grants, Holder, PIPE, RecvError, SendError, Window, soon_within,
+    Channel, Granted, Grants, Holder, PIPE, RecvError, RemoteReceiver, SendError, Window,
+    soon_within,
 };
+
+/// How many credits of a task's sends gone ahead the pool gathers before
+/// it writes them on their own: fewer wait for the task's next reply (a
+/// conversation's send then costs the worker no wake-up) or for its
+/// `Settle`. Half the worker's window, so a streaming producer never stops
+/// for want of credits the pool holds.
+pub(super) const CREDIT_BATCH: u32 = super::share_client::AHEAD / 2;
 
 /// The pipe to the worker process, shared with the supervisor.
 pub(super) type ToWorker = Arc<Mutex<BufWriter<super::handover::ChildInput>>>;
@@ -75,19 +89,28 @@ impl Shared {
             }
             Err(error) => {
                 let code = sent_code(Err(error));
-                self.answers
-                    .write(id, seq, ShareReply::NotSent { grant, code });
+                self.reply(id, seq, ShareReply::NotSent { grant, code });
             }
         }
     }
 
-    /// Writes the credits gathered since the last flush, one frame per
-    /// task, and flushes everything written.
+    /// Writes task `id`'s answer to operation `seq`, after the credits it
+    /// holds for the task: one frame after the other, one wake-up.
+    fn reply(&self, id: u64, seq: u64, reply: ShareReply) {
+        let credits = self
+            .served()
+            .get_mut(&id)
+            .map_or(0, |task| std::mem::take(&mut task.credits));
+        self.answers.reply(id, seq, credits, reply);
+    }
+
+    /// Writes the credits due (a batch's worth, or any for a task that
+    /// settles), one frame per task, and flushes everything written.
     fn flush(&self) {
         let credits: Vec<(u64, u32)> = self
             .served()
             .iter_mut()
-            .filter(|(_, task)| task.credits > 0)
+            .filter(|(_, task)| task.credits >= CREDIT_BATCH || (task.settling && task.credits > 0))
             .map(|(id, task)| (*id, std::mem::take(&mut task.credits)))
             .collect();
         for (id, count) in credits {
@@ -135,6 +158,23 @@ impl Inlet {
                     None => return,
                 }
             }
+            // A receive that waits as long as it takes, or not at all, is
+            // parked on its channel from here: whoever sends the message
+            // answers the worker (no relay thread wakes).
+            ShareOp::Recv { grant, timeout }
+                if timeout <= 0
+                    && self.shared.queued.load(Ordering::SeqCst) == 0
+                    && self.recv_here(id, seq, taken, grant, timeout == 0) =>
+            {
+                return;
+            }
+            // From now on the task's credits go out as they come.
+            ShareOp::Settle => {
+                if let Some(task) = self.shared.served().get_mut(&id) {
+                    task.settling = true;
+                }
+                return;
+            }
             op => op,
         };
         self.shared.queued.fetch_add(1, Ordering::SeqCst);
@@ -169,6 +209,41 @@ impl Inlet {
         };
         self.shared.sent_ahead(id, seq, grant, sent);
         None
+    }
+
+    /// Receives on this thread, when nothing is queued before it: a
+    /// message there is answered now; otherwise (unless `now_or_never`)
+    /// the receive is parked on the channel, answered by its sender's
+    /// thread. `false` when the task or grant is unknown here, for the
+    /// relay thread to refuse.
+    fn recv_here(&self, id: u64, seq: u64, taken: u64, grant: u32, now_or_never: bool) -> bool {
+        let channel = {
+            let mut served = self.shared.served();
+            let Some(task) = served.get_mut(&id) else {
+                return false;
+            };
+            task.confirm(taken);
+            task.channel(grant, false)
+        };
+        let Some(channel) = channel else {
+            return false;
+        };
+        let receiver = answer_received(&self.shared, id, seq, channel.clone());
+        if now_or_never {
+            receiver(channel.try_recv());
+            return true;
+        }
+        if let Some(ticket) = channel.recv_or_park(receiver) {
+            let mut served = self.shared.served();
+            match served.get_mut(&id) {
+                Some(task) => task.parked = Some((channel, ticket)),
+                None => {
+                    drop(served);
+                    channel.unpark(ticket);
+                }
+            }
+        }
+        true
     }
 
     /// Flushes the answers written here, before the reader waits for the
@@ -226,6 +301,8 @@ impl Relay {
             holder: Some(holder),
             unconfirmed: None,
             credits: 0,
+            settling: false,
+            parked: None,
             lane: None,
         };
         self.shared.served().insert(id, task);
@@ -250,6 +327,11 @@ struct Served {
     unconfirmed: Option<(u64, Channel, Vec<u8>)>,
     /// Sends gone ahead and done since the last credits were written.
     credits: u32,
+    /// The task waits for its credits (`Settle`): they go out as they come.
+    settling: bool,
+    /// A receive parked on its channel (`Inlet::recv_here`), and its
+    /// ticket there; taken back when the task ends.
+    parked: Option<(Channel, u64)>,
     /// Sends gone ahead that found no room, in order, and the one task
     /// that sends them as room frees; while it runs, the task's later sends
     /// queue behind them, and other tasks' operations go on. It is stopped
@@ -282,6 +364,11 @@ impl Served {
         if let Some(lane) = self.lane.take() {
             lane.sender.abort();
         }
+        // A receive still parked gets nothing now; one that got a message
+        // meanwhile finds the task gone and gives it back.
+        if let Some((channel, ticket)) = self.parked.take() {
+            channel.unpark(ticket);
+        }
         self.confirm(taken);
         if let Some((_, channel, message)) = self.unconfirmed.take() {
             channel.give_back(message);
@@ -311,6 +398,34 @@ impl Served {
             _ => None,
         }
     }
+}
+
+/// Answers task `id`'s receive `seq` on `channel` with what it got, on
+/// whichever thread that is (the sender's, for a parked receive). A
+/// message is kept until the guest is known to have taken it; one for a
+/// task that ended meanwhile goes back at once.
+fn answer_received(shared: &Arc<Shared>, id: u64, seq: u64, channel: Channel) -> RemoteReceiver {
+    let shared = Arc::clone(shared);
+    Box::new(move |received| {
+        let reply = match received {
+            Ok(message) => {
+                let mut served = shared.served();
+                let Some(task) = served.get_mut(&id) else {
+                    drop(served);
+                    channel.give_back(message);
+                    return;
+                };
+                task.parked = None;
+                task.unconfirmed = Some((seq, channel, message.clone()));
+                drop(served);
+                ShareReply::Received(Ok(message))
+            }
+            Err(RecvError::Closed) => ShareReply::Received(Err(abi::CLOSED)),
+            Err(RecvError::Empty) => ShareReply::Received(Err(abi::EMPTY)),
+        };
+        shared.reply(id, seq, reply);
+        shared.answers.flush();
+    })
 }
 
 fn timeout_of(nanos: i64) -> Option<Duration> {
@@ -348,12 +463,8 @@ impl Action {
                 Some(channel) => Action::Recv(channel, timeout_of(timeout)),
                 None => Action::Refuse(ShareReply::Received(Err(bad))),
             },
-            ShareOp::Close { grant } => {
-                if let Some(channel) = served.channel(grant, true) {
-                    channel.close();
-                }
-                return None;
-            }
+            // Closed by `Loop::handle`, outside the lock.
+            ShareOp::Close { .. } => return None,
             ShareOp::Wait {
                 grant,
                 offset,
@@ -374,6 +485,8 @@ impl Action {
                 }
                 return None;
             }
+            // Handled by the frame reader (`Inlet::op`).
+            ShareOp::Settle => return None,
         })
     }
 
@@ -423,8 +536,17 @@ struct Answers {
 }
 
 impl Answers {
-    fn write(&self, id: u64, seq: u64, reply: ShareReply) {
-        self.write_frame(&ToChild::ShareReply { id, seq, reply });
+    /// The reply to task `id`'s operation `seq`, after `credits` of its
+    /// sends gone ahead, if any.
+    fn reply(&self, id: u64, seq: u64, credits: u32, reply: ShareReply) {
+        // A worker that is gone reads nothing; its end is the supervisor's
+        // business.
+        let mut to_worker = self.to_worker.lock();
+        if credits > 0 {
+            let _ = write_frame_buffered(&mut *to_worker, &ToChild::Credits { id, count: credits });
+        }
+        let _ = write_frame_buffered(&mut *to_worker, &ToChild::ShareReply { id, seq, reply });
+        self.unflushed.store(true, Ordering::SeqCst);
     }
 
     fn write_frame(&self, frame: &ToChild) {
@@ -540,6 +662,18 @@ impl Loop<'_> {
             }
             Event::Op { id, seq, taken, op } => (id, seq, taken, op),
         };
+        // Not answered; closed outside `served`, since the receives parked
+        // on the channel are answered as it closes.
+        if let ShareOp::Close { grant } = op {
+            let channel = shared.served().get_mut(&id).and_then(|task| {
+                task.confirm(taken);
+                task.channel(grant, true)
+            });
+            if let Some(channel) = channel {
+                channel.close();
+            }
+            return;
+        }
         let action = {
             let mut served = shared.served();
             let Some(task) = served.get_mut(&id) else {
@@ -563,13 +697,20 @@ impl Loop<'_> {
                     lane.waiting.push_back((seq, grant, channel, message));
                     return;
                 }
+                // Not under `served`: a receive parked on the channel is
+                // answered inside the send, and takes that lock. No lane
+                // starts meanwhile: only this thread starts them.
+                drop(served);
                 let message = match channel.try_send(message) {
                     Err((SendError::Full, message)) => message,
                     sent => {
-                        drop(served);
                         shared.sent_ahead(id, seq, grant, sent.map_err(|(error, _)| error));
                         return;
                     }
+                };
+                let mut served = shared.served();
+                let Some(task) = served.get_mut(&id) else {
+                    return;
                 };
                 // Counted as queued while it runs: nothing overtakes its
                 // sends inline.
@@ -615,6 +756,6 @@ impl Loop<'_> {
         {
             task.unconfirmed = Some((seq, channel, message));
         }
-        shared.answers.write(id, seq, answer);
+        shared.reply(id, seq, answer);
     }
 }

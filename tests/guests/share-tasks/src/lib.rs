@@ -16,6 +16,32 @@ fn produce(n: u64) -> Result<u64, ShareError> {
     Ok(n)
 }
 
+/// Puts `from..from + n` on the queue `jobs`.
+#[task]
+fn produce_from(from: u64, n: u64) -> Result<u64, ShareError> {
+    let jobs = queue::<u64>("jobs")?;
+    for i in from..from + n {
+        jobs.put(&i)?;
+    }
+    Ok(n)
+}
+
+/// Moves values one at a time from `jobs` to `done` until `jobs` is
+/// closed and drained; returns how many it moved.
+#[task]
+fn forward() -> Result<u64, ShareError> {
+    let (jobs, done) = (queue::<u64>("jobs")?, queue::<u64>("done")?);
+    let mut moved = 0;
+    loop {
+        match jobs.get() {
+            Ok(job) => done.put(&job)?,
+            Err(ShareError::Closed) => return Ok(moved),
+            Err(error) => return Err(error),
+        }
+        moved += 1;
+    }
+}
+
 /// Takes from `jobs` until it is closed and drained; returns the sum and
 /// how many it took.
 #[task]

@@ -14,7 +14,7 @@ use crate::module::Module;
 use crate::mutex::Mutex;
 use crate::pool::process::handover;
 use crate::pool::process::protocol::{
-    ToChild, ToParent, VERSION, WireModule, WireTask, holds_frame, read_frame, write_frame,
+    ToChild, ToParent, VERSION, WireModule, WireTask, holds_frame, read_frame_with, write_frame,
 };
 use crate::pool::process::share_server::{Relay, ToWorker};
 use crate::pool::process::{ProcessOptions, WORKER_ENV};
@@ -80,13 +80,14 @@ impl Worker {
             .name("wasmproc-supervisor-reader".into())
             .spawn(move || {
                 let mut stdout = BufReader::new(stdout);
+                let mut frame = Vec::new();
                 loop {
                     // Answers written on this thread go out before it may
                     // wait for the worker (which may wait for them).
                     if !holds_frame(stdout.buffer()) {
                         inlet.flush();
                     }
-                    match read_frame::<ToParent>(&mut stdout) {
+                    match read_frame_with::<ToParent>(&mut stdout, &mut frame) {
                         // Straight to the relay: a guest's operation is
                         // answered without a trip through the supervisor.
                         Ok(Some(ToParent::Share { id, seq, taken, op })) => {
