@@ -8,7 +8,6 @@
 //! callback, which the ticker thread triggers every millisecond.
 
 use std::cell::{Cell, RefCell};
-use std::task::Poll;
 use std::time::Instant;
 
 use super::ending::{Phase, Raced};
@@ -28,27 +27,6 @@ thread_local! {
     /// call, which may have left a blocking thread behind.
     static ABANDONED_HOST_CALL: Cell<bool> = const { Cell::new(false) };
 
-    /// Whether the guest on this thread waits, right now, in a host call
-    /// that holds no thread of its own: a socket's readiness on this
-    /// thread's runtime. A task abandoned there leaves nothing behind, so
-    /// a worker process need not retire for it (a server's timeouts end
-    /// connections there all the time).
-    static WAITING_WITHOUT_A_THREAD: Cell<bool> = const { Cell::new(false) };
-}
-
-/// Notes whether a wait that holds no thread of its own is still pending
-/// for the guest on this thread (see `WAITING_WITHOUT_A_THREAD`), and
-/// passes its poll on.
-pub(crate) fn note_threadless_wait<T>(poll: Poll<T>) -> Poll<T> {
-    WAITING_WITHOUT_A_THREAD.with(|waiting| waiting.set(poll.is_pending()));
-    poll
-}
-
-/// `wait`, noted as a wait that holds no thread of its own while it is
-/// pending ([`note_threadless_wait`]).
-pub(crate) async fn threadless<F: Future>(wait: F) -> F::Output {
-    let mut wait = std::pin::pin!(wait);
-    std::future::poll_fn(|cx| note_threadless_wait(wait.as_mut().poll(cx))).await
 }
 
 /// Whether a task run on this thread since the last call ended while its
@@ -65,12 +43,12 @@ pub(super) async fn race(
     deadline: Option<Instant>,
     cancel: &CancelToken,
 ) -> Raced {
-    WAITING_WITHOUT_A_THREAD.with(|waiting| waiting.set(false));
+    crate::store::forget_socket_wait();
     let raced = race_inner(call, deadline, cancel).await;
     if matches!(raced, Raced::TimedOut | Raced::Cancelled) {
         // Abandoned busy code, or a wait whose kind is unknown, counts:
         // only a socket wait is known to leave no thread.
-        if !WAITING_WITHOUT_A_THREAD.with(Cell::get) {
+        if !crate::store::waits_on_a_socket() {
             ABANDONED_HOST_CALL.with(|flag| flag.set(true));
         }
         return raced;

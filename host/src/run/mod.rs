@@ -34,7 +34,7 @@ use crate::outcome::Outcome;
 use crate::status::ExitStatus;
 use crate::task::Task;
 
-pub(crate) use driver::{note_threadless_wait, take_abandoned_host_call, threadless};
+pub(crate) use driver::take_abandoned_host_call;
 use initialize::remake;
 use instance::Live;
 use plan::plan;

@@ -69,20 +69,7 @@ struct Inner {
 struct State {
     messages: VecDeque<Vec<u8>>,
     closed: bool,
-    /// Receivers in worker processes waiting here, in order, with their
-    /// tickets; only while no message waits (a message meets the first of
-    /// them inside the lock).
-    parked: VecDeque<(u64, RemoteReceiver)>,
-    /// The next parked receiver's ticket.
-    next_ticket: u64,
 }
-
-/// A receive of a guest in a worker process, parked on a channel
-/// ([`Channel::recv_or_park`]): called once, outside the channel's lock,
-/// with the message taken for it (or the channel's close), on whichever
-/// thread sent it. It answers the worker itself, so a message reaches the
-/// worker's pipe without waking a relay thread.
-pub(crate) type RemoteReceiver = Box<dyn FnOnce(Result<Vec<u8>, RecvError>) + Send>;
 
 impl Channel {
     /// A channel for a stream of messages: at most `capacity` (at least
@@ -107,8 +94,6 @@ impl Channel {
                 state: Mutex::new(State {
                     messages: VecDeque::new(),
                     closed: false,
-                    parked: VecDeque::new(),
-                    next_ticket: 0,
                 }),
                 readable: Event::new(),
                 writable: Event::new(),
@@ -151,11 +136,6 @@ impl Channel {
         }
         if state.messages.len() >= self.inner.capacity {
             return Err((SendError::Full, message));
-        }
-        if let Some((_, receiver)) = state.parked.pop_front() {
-            drop(state);
-            receiver(Ok(message));
-            return Ok(());
         }
         state.messages.push_back(message);
         drop(state);
@@ -328,63 +308,14 @@ impl Channel {
     /// room or not (even closed): it was in the channel, and it keeps its
     /// place.
     pub(crate) fn give_back(&self, message: Vec<u8>) {
-        let mut state = self.state();
-        if let Some((_, receiver)) = state.parked.pop_front() {
-            drop(state);
-            receiver(Ok(message));
-            return;
-        }
-        state.messages.push_front(message);
-        drop(state);
+        self.state().messages.push_front(message);
         self.inner.readable.notify(1.additional());
     }
 
-    /// Receives for a receiver in a worker process without waiting on any
-    /// thread: a message there (or the channel's close) goes to `receiver`
-    /// now, on this thread; otherwise it is parked until a message comes,
-    /// and the ticket returned takes it back ([`Channel::unpark`]).
-    pub(crate) fn recv_or_park(&self, receiver: RemoteReceiver) -> Option<u64> {
-        let mut state = self.state();
-        let done = match state.messages.pop_front() {
-            Some(message) => Ok(message),
-            None if state.closed => Err(RecvError::Closed),
-            None => {
-                let ticket = state.next_ticket;
-                state.next_ticket += 1;
-                state.parked.push_back((ticket, receiver));
-                return Some(ticket);
-            }
-        };
-        drop(state);
-        if done.is_ok() {
-            self.inner.writable.notify(1.additional());
-        }
-        receiver(done);
-        None
-    }
-
-    /// Takes back the receiver parked with `ticket`, unless a message (or
-    /// the close) already went to it; says whether it was still parked.
-    pub(crate) fn unpark(&self, ticket: u64) -> bool {
-        let mut state = self.state();
-        let parked = state.parked.iter().position(|(t, _)| *t == ticket);
-        // Dropped outside the lock: it holds a handle to this channel.
-        let receiver = parked.and_then(|at| state.parked.remove(at));
-        drop(state);
-        receiver.is_some()
-    }
-
     /// Closes the channel: sends fail from now on, receives drain what is
-    /// left. Every waiter wakes; parked receivers are told.
+    /// left. Every waiter wakes.
     pub(crate) fn close(&self) {
-        let parked = {
-            let mut state = self.state();
-            state.closed = true;
-            std::mem::take(&mut state.parked)
-        };
-        for (_, receiver) in parked {
-            receiver(Err(RecvError::Closed));
-        }
+        self.state().closed = true;
         self.inner.readable.notify(usize::MAX);
         self.inner.writable.notify(usize::MAX);
     }

@@ -29,7 +29,7 @@ use crate::error::{Error, ErrorKind};
 use crate::limits::{Limits, human};
 
 pub(crate) use backend::{PIPE, Pending, Remote, RemoteLink};
-pub(crate) use channel::{Channel, RecvError, RemoteReceiver, SendError, soon_within};
+pub(crate) use channel::{Channel, RecvError, SendError, soon_within};
 pub(crate) use holders::Holder;
 pub use region::SharedRegion;
 pub(crate) use region::check_span;

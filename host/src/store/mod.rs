@@ -28,6 +28,7 @@ pub(crate) use overrides::ExitCodeOutOfRange;
 pub(crate) use pump::{CHUNK, Chunk, Pump, Reply};
 pub(crate) use sdk::{GuestFailure, ResultTooLarge, SdkState};
 pub(crate) use share_imports::ShareState;
+pub(crate) use socket::{forget_socket_wait, waits_on_a_socket};
 pub(crate) use stdout::write_stdout;
 pub(crate) use wasi::{Streams, wasi_context};
 

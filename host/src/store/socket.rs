@@ -10,8 +10,9 @@
 //! A wait for bytes, or for room to write, is a readiness wait that the
 //! task's deadline and cancellation race like any other host call; it
 //! holds no thread, so a worker process whose task was abandoned there
-//! need not retire (`run::threadless`).
+//! need not retire ([`waits_on_a_socket`]).
 
+use std::cell::Cell;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
@@ -23,8 +24,39 @@ use wasmtime_wasi::cli::{IsTerminal, StdinStream, StdoutStream};
 use wasmtime_wasi::p2::{InputStream, OutputStream, Pollable, StreamError, StreamResult};
 
 use crate::mutex::Mutex;
-use crate::run::{note_threadless_wait, threadless};
 use crate::task::{Meter, Socket};
+
+thread_local! {
+    /// Whether the guest on this thread waits, right now, on its socket's
+    /// readiness: a wait that holds no thread of its own, so a task
+    /// abandoned there leaves nothing behind, and a worker process need
+    /// not retire for it (a server's timeouts end connections there all
+    /// the time).
+    static WAITING_ON_THE_SOCKET: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Whether the guest on this thread is waiting on its socket (see
+/// `WAITING_ON_THE_SOCKET`), as its last poll left it.
+pub(crate) fn waits_on_a_socket() -> bool {
+    WAITING_ON_THE_SOCKET.with(Cell::get)
+}
+
+/// Forgets an earlier task's socket wait, before the next task starts.
+pub(crate) fn forget_socket_wait() {
+    WAITING_ON_THE_SOCKET.with(|waiting| waiting.set(false));
+}
+
+/// Notes whether a socket wait is still pending, and passes its poll on.
+fn note_socket_wait<T>(poll: Poll<T>) -> Poll<T> {
+    WAITING_ON_THE_SOCKET.with(|waiting| waiting.set(poll.is_pending()));
+    poll
+}
+
+/// `wait`, noted as a socket wait while it is pending.
+async fn socket_wait<F: Future>(wait: F) -> F::Output {
+    let mut wait = std::pin::pin!(wait);
+    std::future::poll_fn(|cx| note_socket_wait(wait.as_mut().poll(cx))).await
+}
 
 /// The most one read takes, and the most one write is allowed.
 const CHUNK: usize = 64 << 10;
@@ -137,7 +169,7 @@ fn register(socket: Socket) -> io::Result<Registered> {
 
 impl Registered {
     async fn readable(&self) -> io::Result<()> {
-        threadless(async {
+        socket_wait(async {
             match self {
                 Registered::Tcp(stream) => stream.readable().await,
                 #[cfg(unix)]
@@ -148,7 +180,7 @@ impl Registered {
     }
 
     async fn writable(&self) -> io::Result<()> {
-        threadless(async {
+        socket_wait(async {
             match self {
                 Registered::Tcp(stream) => stream.writable().await,
                 #[cfg(unix)]
@@ -175,7 +207,7 @@ impl Registered {
     }
 
     fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        note_threadless_wait(match self {
+        note_socket_wait(match self {
             Registered::Tcp(stream) => stream.poll_read_ready(cx),
             #[cfg(unix)]
             Registered::Unix(stream) => stream.poll_read_ready(cx),
@@ -183,7 +215,7 @@ impl Registered {
     }
 
     fn poll_write_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        note_threadless_wait(match self {
+        note_socket_wait(match self {
             Registered::Tcp(stream) => stream.poll_write_ready(cx),
             #[cfg(unix)]
             Registered::Unix(stream) => stream.poll_write_ready(cx),

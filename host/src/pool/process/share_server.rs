@@ -6,17 +6,17 @@
 //! A send that goes ahead (the worker did not wait for it) and finds room
 //! is carried out by the frame reader itself when the relay has nothing
 //! queued, so a producer's stream costs no trip through the relay thread.
-//! A receive that waits as long as it takes is parked on its channel there
-//! too (`Channel::recv_or_park`): the thread that sends the message hands
-//! it over inside the channel's lock and writes the answer to the worker
-//! itself, so a message from the host to a guest wakes no relay thread.
+//! A receive that finds its message waiting (or does not wait at all) is
+//! answered there too. One that must wait goes to the relay thread: only
+//! this worker's own threads write to its pipe, which may block (a worker
+//! that stopped reading must never hold up the host's other threads).
 //! Credits for sends gone ahead ride with the task's next answer, or go
 //! every `CREDIT_BATCH`, or as they come once the task settles.
 //! Otherwise one operation waits at a time, in order, except for sends gone
 //! ahead that find no room: those wait in their task's lane, sent in order
 //! by a task of their own, so that other tasks' work goes on.
 //!
-//! A task's end cancels its waiting (or parked) receive or wait, and the sends still
+//! A task's end cancels its waiting receive or wait, and the sends still
 //! waiting in its lane (the worker then reports it timed out or cancelled,
 //! as a thread worker does when a task's time runs out inside a send). A
 //! message received for a guest that ended before taking it goes back to
@@ -37,8 +37,7 @@ use super::ANSWER_SOON;
 use super::protocol::{ShareOp, ShareReply, ToChild, write_frame_buffered};
 use crate::mutex::{Mutex, MutexGuard};
 use crate::share::{
-    Channel, Granted, Grants, Holder, PIPE, RecvError, RemoteReceiver, SendError, Window,
-    soon_within,
+    Channel, Granted, Grants, Holder, PIPE, RecvError, SendError, Window, soon_within,
 };
 
 /// How many credits of a task's sends gone ahead the pool gathers before
@@ -159,8 +158,7 @@ impl Inlet {
                 }
             }
             // A receive that waits as long as it takes, or not at all, is
-            // parked on its channel from here: whoever sends the message
-            // answers the worker (no relay thread wakes).
+            // answered from here when its message is already there.
             ShareOp::Recv { grant, timeout }
                 if timeout <= 0
                     && self.shared.queued.load(Ordering::SeqCst) == 0
@@ -211,11 +209,10 @@ impl Inlet {
         None
     }
 
-    /// Receives on this thread, when nothing is queued before it: a
-    /// message there is answered now; otherwise (unless `now_or_never`)
-    /// the receive is parked on the channel, answered by its sender's
-    /// thread. `false` when the task or grant is unknown here, for the
-    /// relay thread to refuse.
+    /// Receives on this thread, when nothing is queued before it and a
+    /// message waits there (or the receive does not wait at all): answered
+    /// now, with no trip through the relay thread. `false` otherwise, for
+    /// the relay thread to wait with, or to refuse an unknown task or grant.
     fn recv_here(&self, id: u64, seq: u64, taken: u64, grant: u32, now_or_never: bool) -> bool {
         let channel = {
             let mut served = self.shared.served();
@@ -228,21 +225,11 @@ impl Inlet {
         let Some(channel) = channel else {
             return false;
         };
-        let receiver = answer_received(&self.shared, id, seq, channel.clone());
-        if now_or_never {
-            receiver(channel.try_recv());
-            return true;
-        }
-        if let Some(ticket) = channel.recv_or_park(receiver) {
-            let mut served = self.shared.served();
-            match served.get_mut(&id) {
-                Some(task) => task.parked = Some((channel, ticket)),
-                None => {
-                    drop(served);
-                    channel.unpark(ticket);
-                }
-            }
-        }
+        let received = match channel.try_recv() {
+            Err(RecvError::Empty) if !now_or_never => return false,
+            received => received,
+        };
+        answer_received(&self.shared, id, seq, channel, received);
         true
     }
 
@@ -302,7 +289,6 @@ impl Relay {
             unconfirmed: None,
             credits: 0,
             settling: false,
-            parked: None,
             lane: None,
         };
         self.shared.served().insert(id, task);
@@ -329,9 +315,6 @@ struct Served {
     credits: u32,
     /// The task waits for its credits (`Settle`): they go out as they come.
     settling: bool,
-    /// A receive parked on its channel (`Inlet::recv_here`), and its
-    /// ticket there; taken back when the task ends.
-    parked: Option<(Channel, u64)>,
     /// Sends gone ahead that found no room, in order, and the one task
     /// that sends them as room frees; while it runs, the task's later sends
     /// queue behind them, and other tasks' operations go on. It is stopped
@@ -364,11 +347,6 @@ impl Served {
         if let Some(lane) = self.lane.take() {
             lane.sender.abort();
         }
-        // A receive still parked gets nothing now; one that got a message
-        // meanwhile finds the task gone and gives it back.
-        if let Some((channel, ticket)) = self.parked.take() {
-            channel.unpark(ticket);
-        }
         self.confirm(taken);
         if let Some((_, channel, message)) = self.unconfirmed.take() {
             channel.give_back(message);
@@ -400,32 +378,32 @@ impl Served {
     }
 }
 
-/// Answers task `id`'s receive `seq` on `channel` with what it got, on
-/// whichever thread that is (the sender's, for a parked receive). A
+/// Answers task `id`'s receive `seq` on `channel` with what it got. A
 /// message is kept until the guest is known to have taken it; one for a
 /// task that ended meanwhile goes back at once.
-fn answer_received(shared: &Arc<Shared>, id: u64, seq: u64, channel: Channel) -> RemoteReceiver {
-    let shared = Arc::clone(shared);
-    Box::new(move |received| {
-        let reply = match received {
-            Ok(message) => {
-                let mut served = shared.served();
-                let Some(task) = served.get_mut(&id) else {
-                    drop(served);
-                    channel.give_back(message);
-                    return;
-                };
-                task.parked = None;
-                task.unconfirmed = Some((seq, channel, message.clone()));
+fn answer_received(
+    shared: &Shared,
+    id: u64,
+    seq: u64,
+    channel: Channel,
+    received: Result<Vec<u8>, RecvError>,
+) {
+    let reply = match received {
+        Ok(message) => {
+            let mut served = shared.served();
+            let Some(task) = served.get_mut(&id) else {
                 drop(served);
-                ShareReply::Received(Ok(message))
-            }
-            Err(RecvError::Closed) => ShareReply::Received(Err(abi::CLOSED)),
-            Err(RecvError::Empty) => ShareReply::Received(Err(abi::EMPTY)),
-        };
-        shared.reply(id, seq, reply);
-        shared.answers.flush();
-    })
+                channel.give_back(message);
+                return;
+            };
+            task.unconfirmed = Some((seq, channel, message.clone()));
+            drop(served);
+            ShareReply::Received(Ok(message))
+        }
+        Err(RecvError::Closed) => ShareReply::Received(Err(abi::CLOSED)),
+        Err(RecvError::Empty) => ShareReply::Received(Err(abi::EMPTY)),
+    };
+    shared.reply(id, seq, reply);
 }
 
 fn timeout_of(nanos: i64) -> Option<Duration> {
