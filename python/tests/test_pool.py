@@ -302,7 +302,15 @@ with wasmproc.Pool(module, 2, isolation={isolation!r}) as pool:
         raise
 """
     child = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        # Ctrl-C's default action in the child, whatever the test runner's
+        # is: a runner started in the background by a shell ignores SIGINT,
+        # its children inherit that, and Python then installs no
+        # KeyboardInterrupt handler at all.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert child.stdout is not None
     assert child.stdout.readline().strip() == "[4]"
