@@ -640,8 +640,8 @@ impl Loop<'_> {
             }
             Event::Op { id, seq, taken, op } => (id, seq, taken, op),
         };
-        // Not answered; closed outside `served`, since the receives parked
-        // on the channel are answered as it closes.
+        // Not answered; closed outside `served` (the close wakes every
+        // waiter on the channel, and none of them needs this lock held).
         if let ShareOp::Close { grant } = op {
             let channel = shared.served().get_mut(&id).and_then(|task| {
                 task.confirm(taken);
@@ -675,9 +675,8 @@ impl Loop<'_> {
                     lane.waiting.push_back((seq, grant, channel, message));
                     return;
                 }
-                // Not under `served`: a receive parked on the channel is
-                // answered inside the send, and takes that lock. No lane
-                // starts meanwhile: only this thread starts them.
+                // Not under `served`: the send wakes the channel's waiters.
+                // No lane starts meanwhile: only this thread starts them.
                 drop(served);
                 let message = match channel.try_send(message) {
                     Err((SendError::Full, message)) => message,
