@@ -566,11 +566,8 @@ impl Pool {
                 "the pool was closed before the task was queued",
             );
         };
-        let job = match jobs.try_send(job) {
-            Ok(()) => {
-                self.threads.grow(false);
-                return Ok(());
-            }
+        let sent = match jobs.try_send(job) {
+            Ok(()) => Ok(()),
             // No room: a worker may be missing, not only busy. A queue of
             // no room (`queue_bound(0)`) always looks empty, so the workers
             // are told that a job waits, before this thread waits with it.
@@ -580,7 +577,7 @@ impl Pool {
             }
             Err(crossbeam_channel::TrySendError::Disconnected(job)) => Err(job),
         };
-        match job {
+        match sent {
             Ok(()) => {
                 self.threads.grow(false);
                 Ok(())
