@@ -11,7 +11,8 @@
 //! this worker's own threads write to its pipe, which may block (a worker
 //! that stopped reading must never hold up the host's other threads).
 //! Credits for sends gone ahead ride with the task's next answer, or go
-//! every `CREDIT_BATCH`, or as they come once the task settles.
+//! every `CREDIT_BATCH`, or as they come once the task settles or while
+//! its sends wait for room.
 //! Otherwise one operation waits at a time, in order, except for sends gone
 //! ahead that find no room: those wait in their task's lane, sent in order
 //! by a task of their own, so that other tasks' work goes on.
@@ -104,12 +105,20 @@ impl Shared {
     }
 
     /// Writes the credits due (a batch's worth, or any for a task that
-    /// settles), one frame per task, and flushes everything written.
+    /// settles or whose sends wait for room), one frame per task, and
+    /// flushes everything written. A task with a lane gets its credits as
+    /// they come: its window is what it sent ahead and the pool has not
+    /// yet sent, and credits held for a batch would shrink it while its
+    /// sends wait (a producer then stalls for credits the pool holds, not
+    /// for room).
     fn flush(&self) {
         let credits: Vec<(u64, u32)> = self
             .served()
             .iter_mut()
-            .filter(|(_, task)| task.credits >= CREDIT_BATCH || (task.settling && task.credits > 0))
+            .filter(|(_, task)| {
+                task.credits >= CREDIT_BATCH
+                    || ((task.settling || task.lane.is_some()) && task.credits > 0)
+            })
             .map(|(id, task)| (*id, std::mem::take(&mut task.credits)))
             .collect();
         for (id, count) in credits {
