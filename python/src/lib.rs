@@ -4,7 +4,6 @@
 //! with its handles and maps, and each task's outcome. Failed outcomes
 //! become exceptions on the Python side, which owns the exception classes.
 
-mod activity;
 mod convert;
 mod map;
 mod module;

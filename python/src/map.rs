@@ -3,8 +3,9 @@
 //! the pool's results and passes them on through a channel, which the
 //! Python side reads without the GIL. Dropping the map before its end
 //! (`break` out of `imap`, `close()`, a `map` raising its first failure)
-//! cancels the tasks still queued or running: at once when the map is the
-//! pool's only work (see [`crate::activity`]), else when its next task ends.
+//! cancels its tasks still queued or running at once, through the map's
+//! own canceller (the collector, which holds the results, may be waiting
+//! for a long task's outcome); the pool's other work goes on.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,9 +14,8 @@ use crossbeam_channel::{Receiver, RecvTimeoutError};
 use pyo3::exceptions::PyStopIteration;
 use pyo3::prelude::*;
 use pyo3::types::PyIterator;
-use wasmproc::{Executor, MapOptions, Outcome, Pool, Task, TaskSender};
+use wasmproc::{CancelToken, Outcome, Pool, Task, TaskSender};
 
-use crate::activity::{Activity, Busy};
 use crate::convert::{args_to_json, to_json};
 use crate::outcome::NativeOutcome;
 use crate::wait::wait_for;
@@ -87,19 +87,42 @@ impl Input {
 pub(crate) struct MapRun {
     outcomes: Receiver<(usize, Outcome)>,
     input_error: Arc<Mutex<Option<PyErr>>>,
-    /// To cancel the map's tasks when it is dropped before its end.
-    pool: Arc<Pool>,
-    activity: Arc<Activity>,
-    /// The map's id in `activity` (live while its collector runs).
-    id: u64,
+    /// The map's canceller: its tasks end when it is dropped before its end.
+    cancel: CancelToken,
 }
 
 impl Drop for MapRun {
     /// Nobody reads the rest: the collector would notice only at the next
     /// outcome, which a long task may hold up for minutes. A map that has
-    /// ended is no longer live, so this cancels nothing then.
+    /// ended has nothing left to cancel.
     fn drop(&mut self) {
-        self.activity.cancel_if_alone(self.id, &self.pool);
+        self.cancel.cancel();
+    }
+}
+
+/// How a map runs: its results in input order or as tasks end, and how
+/// many consecutive tasks share an instance.
+pub(crate) struct MapShape {
+    pub(crate) ordered: bool,
+    pub(crate) chunksize: usize,
+}
+
+/// A map's results as `(input index, outcome)`, whatever their order.
+type Outcomes<'p> = Box<dyn Iterator<Item = (usize, Outcome)> + Send + 'p>;
+
+/// Starts the pool's map of `shape`: its sender, results and canceller.
+fn stream<'p>(pool: &'p Pool, shape: &MapShape) -> (TaskSender, Outcomes<'p>, CancelToken) {
+    let chunksize = shape.chunksize.max(1);
+    if shape.ordered {
+        let (sender, results) = pool.map_stream();
+        let results = results.chunksize(chunksize);
+        let cancel = results.cancel_token();
+        (sender, Box::new(results.enumerate()), cancel)
+    } else {
+        let (sender, results) = pool.map_stream_unordered();
+        let results = results.chunksize(chunksize);
+        let cancel = results.cancel_token();
+        (sender, Box::new(results), cancel)
     }
 }
 
@@ -128,16 +151,12 @@ impl MapRun {
 pub(crate) fn start_map(
     py: Python<'_>,
     pool: &Arc<Pool>,
-    activity: &Arc<Activity>,
-    options: MapOptions,
+    shape: MapShape,
     mut input: Input,
 ) -> PyResult<MapRun> {
     let (to_reader, outcomes) = crossbeam_channel::bounded(READ_AHEAD);
     let input_error = Arc::new(Mutex::new(None));
-    let (senders, receive_sender) = crossbeam_channel::bounded::<TaskSender>(1);
-    // Live until the collector has dropped the library's results.
-    let busy: Busy = activity.begin();
-    let id = busy.id();
+    let (started, receive_started) = crossbeam_channel::bounded::<(TaskSender, CancelToken)>(1);
     let collector_pool = Arc::clone(pool);
     let spawn = |name: &str, work: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new()
@@ -153,9 +172,8 @@ pub(crate) fn start_map(
             "wasmproc-py-collect",
             Box::new(move || {
                 let pool = collector_pool;
-                let (sender, results) =
-                    pool.map_stream_with(options, Box::new(|_, outcome| outcome));
-                if senders.send(sender).is_err() {
+                let (sender, results, cancel) = stream(&pool, &shape);
+                if started.send((sender, cancel)).is_err() {
                     return;
                 }
                 for next in results {
@@ -164,13 +182,10 @@ pub(crate) fn start_map(
                         break;
                     }
                 }
-                // The loop has dropped the results: the map is live until
-                // the library has cancelled what was left.
-                drop(busy);
             }),
         )
     })?;
-    let Ok(sender) = py.detach(|| receive_sender.recv()) else {
+    let Ok((sender, cancel)) = py.detach(|| receive_started.recv()) else {
         return Err(pyo3::exceptions::PyRuntimeError::new_err(
             "the map's collector thread ended before it started",
         ));
@@ -208,9 +223,7 @@ pub(crate) fn start_map(
     Ok(MapRun {
         outcomes,
         input_error,
-        pool: Arc::clone(pool),
-        activity: Arc::clone(activity),
-        id,
+        cancel,
     })
 }
 

@@ -6,13 +6,10 @@ use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyList, PyTuple};
-use wasmproc::{
-    Initializer, Isolation, MapOptions, Outcome, Pool, ProcessOptions, Shutdown, Task, TaskHandle,
-};
+use wasmproc::{Initializer, Isolation, Outcome, Pool, ProcessOptions, Shutdown, Task, TaskHandle};
 
-use crate::activity::Activity;
 use crate::convert::{args_to_json, error};
-use crate::map::{Input, NativeMap, start_map};
+use crate::map::{Input, MapShape, NativeMap, start_map};
 use crate::module::NativeModule;
 use crate::options::{Size, capabilities, limits, worker_command};
 use crate::outcome::NativeOutcome;
@@ -31,8 +28,6 @@ type Gathered<'py> = (Option<Bound<'py, PyList>>, Option<(usize, NativeOutcome)>
 pub(crate) struct NativePool {
     /// Taken by `Drop` only.
     pool: Option<Arc<Pool>>,
-    /// Its maps and submitted tasks not yet ended.
-    activity: Arc<Activity>,
 }
 
 impl NativePool {
@@ -120,7 +115,6 @@ impl NativePool {
         let pool = py.detach(|| builder.build()).map_err(|e| error(py, e))?;
         Ok(NativePool {
             pool: Some(Arc::new(pool)),
-            activity: Arc::default(),
         })
     }
 
@@ -139,12 +133,9 @@ impl NativePool {
     ) -> PyResult<NativeHandle> {
         let task = Task::call_json(task, args_to_json(args)?);
         let pool = Arc::clone(self.pool());
-        let busy = self.activity.begin();
         let handle = py
             .detach(move || pool.submit(task))
             .map_err(|e| error(py, e))?;
-        // Live until it ends (at once, here, if it already has).
-        handle.on_done(move |_| drop(busy));
         Ok(NativeHandle { handle })
     }
 
@@ -162,9 +153,12 @@ impl NativePool {
         chunksize: usize,
         star: bool,
     ) -> PyResult<Gathered<'py>> {
-        let options = MapOptions::new().chunksize(chunksize.max(1));
+        let shape = MapShape {
+            ordered: true,
+            chunksize,
+        };
         let input = Input::new(task, items, star)?;
-        let run = start_map(py, self.pool(), &self.activity, options, input)?;
+        let run = start_map(py, self.pool(), shape, input)?;
         let mut outcomes: Vec<Outcome> = Vec::new();
         loop {
             let next = wait_for(py, None, |slice| run.next_within(slice))?;
@@ -196,17 +190,9 @@ impl NativePool {
         chunksize: usize,
         star: bool,
     ) -> PyResult<NativeMap> {
-        let options = MapOptions::new()
-            .unordered(!ordered)
-            .chunksize(chunksize.max(1));
+        let shape = MapShape { ordered, chunksize };
         let input = Input::new(task, items, star)?;
-        Ok(NativeMap::new(start_map(
-            py,
-            self.pool(),
-            &self.activity,
-            options,
-            input,
-        )?))
+        Ok(NativeMap::new(start_map(py, self.pool(), shape, input)?))
     }
 
     /// Takes no new tasks; queued ones still run.

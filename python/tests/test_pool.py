@@ -244,6 +244,23 @@ def test_an_abandoned_imap_leaves_other_work_of_the_pool_alone(
         assert beside.get(timeout=30) == [1_000, 1_200]
 
 
+def test_an_abandoned_imap_cancels_its_tasks_at_once_beside_other_work(
+    sdk_tasks: wasmproc.Module, isolation: str
+) -> None:
+    # The map's own tasks end at once even while other work shares the
+    # pool (which goes on): the long tasks must not hold the workers for
+    # their two minutes.
+    with wasmproc.Pool(sdk_tasks, processes=3, isolation=isolation) as pool:
+        other = pool.apply_async("sleep_ms", (4_000,))
+        results = pool.imap("sleep_ms", _slow_items())
+        assert next(results) == 1
+        results.close()
+        started = time.monotonic()
+        assert pool.map("square", [3, 4, 5]) == [9, 16, 25]
+        assert time.monotonic() - started < 15
+        assert other.get(timeout=30) == 4_000
+
+
 def test_an_input_iterable_that_raises_raises_in_the_caller(pool: wasmproc.Pool) -> None:
     def items():  # type: ignore[no-untyped-def]
         yield 1

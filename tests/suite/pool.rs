@@ -454,6 +454,45 @@ fn dropping_a_map_cancels_what_is_in_flight() {
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
+/// A map's own canceller ends its tasks, running and queued, while the
+/// pool's other work goes on: what a front end needs when the thread that
+/// holds the results is blocked waiting for the next one.
+#[test]
+fn a_map_cancelled_by_its_token_ends_its_own_tasks_only() {
+    for isolation in both_isolations() {
+        let name = format!("{isolation:?}");
+        let pool = Pool::builder(sdk_tasks())
+            .workers(2)
+            .isolation(isolation)
+            .build()
+            .unwrap();
+        let other_started = Started::new();
+        let other = pool.submit(announced_sleep(&other_started, 1500)).unwrap();
+        other_started.wait();
+        let map_started = Started::new();
+        let tasks = vec![
+            announced_sleep(&map_started, 3_600_000),
+            sleep_task(3_600_000),
+            sleep_task(3_600_000),
+        ];
+        let results = pool.map_tasks(tasks);
+        let token = results.cancel_token();
+        let started = Instant::now();
+        let statuses = std::thread::scope(|scope| {
+            let reader = scope.spawn(|| results.map(|o| o.status).collect::<Vec<_>>());
+            // Both workers are busy, one with each, when the map is cancelled.
+            map_started.wait();
+            token.cancel();
+            reader.join().unwrap()
+        });
+        assert_eq!(statuses, [ExitStatus::Cancelled; 3], "{name}");
+        assert!(started.elapsed() < Duration::from_secs(20), "{name}");
+        let other = other.wait();
+        assert_eq!(other.status, ExitStatus::Exited(0), "{name}: {other:?}");
+        assert_eq!(other.decode::<u64>().unwrap(), 1500);
+    }
+}
+
 /// Thousands of tasks of every kind of ending: each index is accounted for
 /// exactly once, with the status its kind implies, and the pool serves on.
 #[test]

@@ -594,6 +594,15 @@ impl<'p, S: TaskSource> MapResults<'p, S> {
 }
 
 impl<S: TaskSource, T: Send + 'static> MapResults<'_, S, T> {
+    /// This map's canceller, for another thread: cancelling it ends the
+    /// map's queued and running tasks (each `Cancelled`, as when the
+    /// results are dropped) and the map takes no more; the pool's other
+    /// work goes on. The results still yield each task's one outcome,
+    /// then end.
+    pub fn cancel_token(&self) -> CancelToken {
+        self.feeder.cancel.clone()
+    }
+
     /// Runs up to `size` consecutive typed tasks in one instance, one after
     /// another, instead of one instance each. For tiny tasks this saves the
     /// instantiation; the price is isolation between the tasks of a chunk
@@ -698,6 +707,11 @@ impl<'p, S: TaskSource> UnorderedResults<'p, S> {
 }
 
 impl<S: TaskSource, T: Send + 'static> UnorderedResults<'_, S, T> {
+    /// As [`MapResults::cancel_token`].
+    pub fn cancel_token(&self) -> CancelToken {
+        self.feeder.cancel.clone()
+    }
+
     /// As [`MapResults::chunksize`].
     #[must_use]
     pub fn chunksize(mut self, size: usize) -> Self {
