@@ -27,10 +27,13 @@ def test_map_gives_results_in_input_order(pool: wasmproc.Pool) -> None:
 
 def test_imap_streams_in_order_and_imap_unordered_as_tasks_end(pool: wasmproc.Pool) -> None:
     assert list(pool.imap("square", iter(range(300)))) == [x * x for x in range(300)]
-    # The slow task ends last, whatever its place in the input. Slow enough
-    # that the other worker, which a process pool starts on demand, has
-    # started and run the three short ones even on a loaded machine (at
-    # 300 ms, CI once saw the slow one end before the last short one).
+    # The slow task ends last, whatever its place in the input. Both
+    # workers are started first (a process pool starts them on demand, and
+    # under load a start took longer than the slow task once), and the slow
+    # one is slow enough that the other worker runs the three short ones
+    # even on a loaded machine (at 300 ms, CI once saw it end before the
+    # last short one).
+    assert pool.map("sleep_ms", [500, 500]) == [500, 500]
     ended = list(pool.imap_unordered("sleep_ms", [2000, 1, 2, 3], chunksize=1))
     assert sorted(ended) == [1, 2, 3, 2000]
     assert ended[-1] == 2000
