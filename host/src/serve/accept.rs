@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use super::listener::Stream;
-use super::metered::{Incoming, Outgoing, Traffic};
+use super::metered::Traffic;
 use super::peers::Counted;
 use super::record::{Recorder, refused};
 use super::slots::Slot;
@@ -18,7 +18,7 @@ use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::outcome::Outcome;
 use crate::status::ExitStatus;
-use crate::task::{DirectSocket, HangUp, Meter, Output, Stdin, Task};
+use crate::task::{DirectSocket, HangUp, Meter, Task};
 
 /// How long to wait before accepting again after the system refused (out
 /// of descriptors, say): a pause, so that connections ending free some.
@@ -126,31 +126,17 @@ impl Server {
         drop(slot);
     }
 
-    /// The task for a connection, its stdin and stdout wired to `stream`.
-    ///
-    /// The guest's thread reads and writes the socket itself (one
+    /// The task for a connection, its stdin and stdout wired to `stream`:
+    /// the guest's thread reads and writes the socket itself (one
     /// duplicate of it), in this process or in a worker process, which the
-    /// socket is handed to (Unix); elsewhere a worker process gets the
-    /// bytes through its supervisor, from blocking halves (two duplicates).
+    /// socket is handed to (`pool::process::handover`).
     fn wire(&self, stream: &Stream, traffic: &Arc<Traffic>) -> std::io::Result<Task> {
-        let task = Task::new(self.entry.clone(), &b"null"[..]).args(self.argv.iter().cloned());
-        if self.in_process || crate::pool::process::SOCKETS_TRAVEL {
-            let mut task = task;
-            task.direct = Some(DirectSocket {
-                socket: Arc::new(Mutex::new(Some(stream.socket()?))),
-                meter: Arc::clone(traffic) as Arc<dyn Meter>,
-            });
-            return Ok(task);
-        }
-        Ok(task
-            .stdin(Stdin::reader(Incoming {
-                stream: stream.try_clone()?,
-                traffic: Arc::clone(traffic),
-            }))
-            .stdout(Output::Writer(Arc::new(Mutex::new(Outgoing {
-                stream: stream.try_clone()?,
-                traffic: Arc::clone(traffic),
-            })))))
+        let mut task = Task::new(self.entry.clone(), &b"null"[..]).args(self.argv.iter().cloned());
+        task.direct = Some(DirectSocket {
+            socket: Arc::new(Mutex::new(Some(stream.socket()?))),
+            meter: Arc::clone(traffic) as Arc<dyn Meter>,
+        });
+        Ok(task)
     }
 
     /// Hands one accepted connection to a worker.

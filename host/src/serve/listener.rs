@@ -1,7 +1,7 @@
 //! Where a server listens (TCP, or a Unix socket where the OS has them),
 //! the accepted connections, and waking a blocked `accept` to stop.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::PathBuf;
 
@@ -187,18 +187,10 @@ pub(super) fn wake(bound: &Listen) {
 impl Stream {
     /// A duplicate, as the socket a store reads and writes directly.
     pub(super) fn socket(&self) -> io::Result<Socket> {
-        Ok(match self.try_clone()? {
-            Stream::Tcp(stream) => Socket::Tcp(stream),
-            #[cfg(unix)]
-            Stream::Unix(stream) => Socket::Unix(stream),
-        })
-    }
-
-    pub(super) fn try_clone(&self) -> io::Result<Stream> {
         Ok(match self {
-            Stream::Tcp(stream) => Stream::Tcp(stream.try_clone()?),
+            Stream::Tcp(stream) => Socket::Tcp(stream.try_clone()?),
             #[cfg(unix)]
-            Stream::Unix(stream) => Stream::Unix(stream.try_clone()?),
+            Stream::Unix(stream) => Socket::Unix(stream.try_clone()?),
         })
     }
 
@@ -210,29 +202,5 @@ impl Stream {
             #[cfg(unix)]
             Stream::Unix(stream) => stream.shutdown(Shutdown::Both),
         };
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(stream) => stream.read(buf),
-            #[cfg(unix)]
-            Stream::Unix(stream) => stream.read(buf),
-        }
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(stream) => stream.write(buf),
-            #[cfg(unix)]
-            Stream::Unix(stream) => stream.write(buf),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }

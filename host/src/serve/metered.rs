@@ -1,17 +1,15 @@
-//! A connection's two halves as the task's stdin and stdout, counting the
-//! bytes each way and noting when bytes last moved (for the first-byte and
-//! idle timeouts).
+//! What a connection moved: the bytes each way, as the store reading and
+//! writing its socket reports them (`Meter`), and when bytes last moved
+//! (for the first-byte and idle timeouts).
 
-use std::io::{self, Read, Write};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use super::listener::Stream;
 use crate::task::Meter;
 
 /// What one connection moved, and when it last moved anything. Shared by
-/// its two halves and the server.
+/// the task's store (through `Meter`) and the server.
 pub(super) struct Traffic {
     /// Bytes read from the peer (the guest's stdin).
     pub(super) bytes_in: AtomicU64,
@@ -58,50 +56,4 @@ impl Meter for Traffic {
     fn wrote(&self, n: usize) {
         self.moved(&self.bytes_out, n);
     }
-}
-
-/// The reading half: what the peer sends, as the guest's stdin.
-pub(super) struct Incoming {
-    pub(super) stream: Stream,
-    pub(super) traffic: Arc<Traffic>,
-}
-
-impl Read for Incoming {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = match self.stream.read(buf) {
-            Ok(n) => n,
-            // A peer that reset the connection has sent all it will: the
-            // guest reads end of file, and its writes fail.
-            Err(error) if is_hang_up(&error) => 0,
-            Err(error) => return Err(error),
-        };
-        self.traffic.moved(&self.traffic.bytes_in, n);
-        Ok(n)
-    }
-}
-
-/// The writing half: the guest's stdout, to the peer.
-pub(super) struct Outgoing {
-    pub(super) stream: Stream,
-    pub(super) traffic: Arc<Traffic>,
-}
-
-impl Write for Outgoing {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        let n = self.stream.write(buf)?;
-        self.traffic.moved(&self.traffic.bytes_out, n);
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.stream.flush()
-    }
-}
-
-/// Whether a read failed because the peer went away.
-fn is_hang_up(error: &io::Error) -> bool {
-    matches!(
-        error.kind(),
-        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted
-    )
 }

@@ -225,10 +225,8 @@ impl ServerBuilder {
         self
     }
 
-    /// Runs workers as threads or as worker processes (on Unix the
-    /// accepted socket itself is handed to the process, which reads and
-    /// writes it; elsewhere the connection's bytes are relayed to the
-    /// process by its supervisor).
+    /// Runs workers as threads or as worker processes (the accepted socket
+    /// itself is handed to the process, which reads and writes it).
     pub fn isolation(mut self, isolation: Isolation) -> Self {
         self.isolation = isolation;
         self
@@ -274,7 +272,6 @@ impl ServerBuilder {
             Listen::Unix(path) => Some(SocketFile(path.clone())),
             Listen::Tcp(_) => None,
         };
-        let in_process = matches!(self.isolation, Isolation::Thread);
         let pool = Pool::builder(&self.module)
             .workers(self.max_connections)
             .queue_bound(self.max_connections)
@@ -297,7 +294,6 @@ impl ServerBuilder {
             watchdog: Arc::new(watchdog),
             entry: self.entry,
             argv: self.argv,
-            in_process,
             timeouts: Timeouts {
                 first_byte: self.first_byte_timeout,
                 idle: self.idle_timeout,
@@ -326,8 +322,6 @@ pub struct Server {
     watchdog: Arc<Watchdog>,
     entry: Entry,
     argv: Vec<String>,
-    /// Whether workers are threads of this process.
-    in_process: bool,
     timeouts: Timeouts,
     /// The per-peer cap, if any.
     peers: Option<Arc<Peers>>,

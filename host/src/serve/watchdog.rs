@@ -4,8 +4,8 @@
 //! that has run past the whole-connection timeout.
 //!
 //! Ending a connection both cancels its task and hangs its socket up: a
-//! guest, or a relay, blocked writing to a peer that does not read is
-//! woken only by the socket's end, not by a cancellation.
+//! guest blocked writing to a peer that does not read is woken only by the
+//! socket's end, not by a cancellation.
 //!
 //! The thread sleeps until the earliest time a connection could expire; a
 //! connection that moved bytes since is put back at its new time. Nothing

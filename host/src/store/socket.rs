@@ -1,9 +1,8 @@
 //! A connection's socket as the guest's stdin and stdout, read and written
 //! by the guest's own thread on its async runtime: no helper thread and no
 //! hop between threads per read or write. The server's thread workers use
-//! this, and so does a worker process on Unix, which is handed the accepted
-//! socket itself (`pool::process::handover`); elsewhere a worker process
-//! gets the same bytes relayed by its supervisor.
+//! this, and so does a worker process, which is handed the accepted socket
+//! itself (`pool::process::handover`).
 //!
 //! The socket is registered with the runtime that drives the guest on its
 //! first use, from inside that runtime, and is non-blocking from then on.

@@ -386,6 +386,21 @@ fn read_frames(
                     break;
                 }
             }
+            // Windows: the socket for the `Run` frame that follows. A
+            // socket that cannot be made ends the worker, as a missing one
+            // does (its task fails as lost); on Unix none comes this way.
+            Ok(Some(ToChild::Socket { protocol_info })) => {
+                #[cfg(windows)]
+                if let Err(error) = received.arrived(&protocol_info) {
+                    eprintln!("wasmproc worker: {error}");
+                    break;
+                }
+                #[cfg(unix)]
+                {
+                    let _ = protocol_info;
+                    break;
+                }
+            }
             Ok(Some(ToChild::Cancel { id })) => {
                 let mut current = current.lock();
                 match &current.running {

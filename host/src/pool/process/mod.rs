@@ -79,8 +79,6 @@ use crate::module::Module;
 use crate::mutex::Mutex;
 use supervisor::{Next, Supervisor};
 
-pub(crate) use handover::SOCKETS_TRAVEL;
-
 /// The environment variable that makes an executable a worker process.
 pub const WORKER_ENV: &str = "WASMPROC_WORKER";
 

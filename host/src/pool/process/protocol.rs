@@ -28,7 +28,7 @@ use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Win
 use crate::task::{Initializer, Output, RelayedOutput, Stdin, Task, TaskSpec};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 10;
+pub(crate) const VERSION: u32 = 11;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -103,6 +103,14 @@ pub(crate) enum ToChild {
     },
     /// Run one task; answered by `Done` with the same id.
     Run { id: u64, task: WireTask },
+    /// Windows: a connection's socket, duplicated into the worker
+    /// (`WSADuplicateSocketW`'s protocol information), for the `Run` frame
+    /// that follows it (`handover`). On Unix the socket rides with the
+    /// `Run` frame itself.
+    Socket {
+        #[serde(with = "serde_bytes")]
+        protocol_info: Vec<u8>,
+    },
     /// Cancel the task with this id, if it is still running.
     Cancel { id: u64 },
     /// The next bytes of task `id`'s streamed stdin.

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
-use super::{ProcessOptions, SOCKETS_TRAVEL, WorkerPids};
+use super::{ProcessOptions, WorkerPids};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
@@ -194,14 +194,6 @@ impl Supervisor {
             // oversized message on the pipe.
             let limits = task.limits.clone().unwrap_or_default();
             match limits.validate().and_then(|()| task.check(&limits)) {
-                Ok(()) if task.direct.is_some() && !SOCKETS_TRAVEL => deliver(
-                    index,
-                    Outcome::failed(
-                        crate::status::ExitStatus::CannotRun,
-                        "a connection's socket cannot be handed to a worker process on this \
-                         system: give the task the connection (Task::connection) instead",
-                    ),
-                ),
                 Ok(()) => pending.push_back(index),
                 Err(error) => deliver(index, Outcome::from(error)),
             }

@@ -169,7 +169,7 @@ impl Worker {
         socket: &Socket,
     ) -> std::io::Result<()> {
         let mut to_child = self.to_child.lock();
-        handover::send_with_socket(&mut to_child, message, socket)
+        handover::send_with_socket(&mut to_child, message, socket, self.pid)
     }
 
     /// The task in wire form; a task with grants gets a lock-holder id
