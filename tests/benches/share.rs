@@ -6,6 +6,8 @@
 //! to change the message count per row; default 200000; `-- --only pipe`,
 //! `queue`, `adds` or `lock` for one section).
 
+use std::io::{Read, Write};
+use std::process::{Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -55,6 +57,49 @@ fn pipe_round_trip(module: &Module, isolation: Isolation, trips: u64) -> f64 {
     let micros = started.elapsed().as_secs_f64() * 1e6 / trips as f64;
     assert!(handle.wait().status.success());
     micros
+}
+
+/// The least a round trip between two processes costs here: 8 bytes
+/// each way over a pair of pipes to a child that echoes them (this
+/// program, `--echo-child`), one wake-up each way, no framing and no
+/// serialization. A pipe between the host and a process worker cannot be
+/// faster than this; it shows what a design with fewer wake-ups could gain.
+fn raw_pipe_round_trip(trips: u64) -> f64 {
+    let exe = std::env::current_exe().expect("this benchmark's path");
+    let mut child = Command::new(exe)
+        .arg("--echo-child")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the echoing child starts");
+    let mut to = child.stdin.take().expect("piped");
+    let mut from = child.stdout.take().expect("piped");
+    let mut answer = [0u8; 8];
+    let mut trip = |i: u64| {
+        to.write_all(&i.to_le_bytes()).expect("writes");
+        from.read_exact(&mut answer).expect("reads");
+        assert_eq!(u64::from_le_bytes(answer), i);
+    };
+    trip(0);
+    let started = Instant::now();
+    for i in 1..=trips {
+        trip(i);
+    }
+    let micros = started.elapsed().as_secs_f64() * 1e6 / trips as f64;
+    drop(to);
+    child.wait().expect("the echoing child ends");
+    micros
+}
+
+/// The child of [`raw_pipe_round_trip`]: echoes 8 bytes at a time.
+fn echo_child() {
+    let mut word = [0u8; 8];
+    let mut stdin = std::io::stdin().lock();
+    let mut stdout = std::io::stdout().lock();
+    while stdin.read_exact(&mut word).is_ok() {
+        stdout.write_all(&word).expect("writes");
+        stdout.flush().expect("flushes");
+    }
 }
 
 /// Messages per second from one producer task to the host.
@@ -133,6 +178,10 @@ fn wanted(name: &str) -> bool {
 }
 
 fn main() {
+    if std::env::args().any(|arg| arg == "--echo-child") {
+        echo_child();
+        return;
+    }
     wasmproc::run_worker_if_requested();
     let n = wasmproc_tests::tasks_argument(200_000);
     let cpus = std::thread::available_parallelism().map_or(1, usize::from);
@@ -156,6 +205,11 @@ fn main() {
         row("wasmproc, thread worker", threads, "us");
         let processes = pipe_round_trip(&module, process(), trips);
         row("wasmproc, process worker", processes, "us");
+        row(
+            "8 bytes echoed by a child over 2 pipes (the floor)",
+            raw_pipe_round_trip(trips),
+            "us",
+        );
         if let Some(per_s) = peer(&python, "Pipe round trip") {
             let python = row(
                 "python multiprocessing.Pipe, 2 processes",
