@@ -529,6 +529,10 @@ def test_a_function_is_compiled_once_and_every_call_builds_it_afresh(pool: wasmp
     # One compile per distinct source, in the pool's cache: the two maps
     # (and the apply) of each function reused it.
     assert pool._compiled is not None and len(pool._compiled) == 2
+    # A function sent in one call is compiled at its second.
+    once = lambda x: x + 1  # noqa: E731
+    assert pool.apply(once, (1,)) == 2 and len(pool._compiled) == 2
+    assert pool.apply(once, (2,)) == 3 and len(pool._compiled) == 3
 
 
 def test_a_task_cannot_change_what_later_tasks_run(python_runner: Path) -> None:

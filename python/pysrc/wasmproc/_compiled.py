@@ -21,6 +21,9 @@ Why this is sound, with a fresh sandbox per task kept:
 - When compiling fails (a source that does not parse, a limit), the cache
   remembers that and the calls ship the source, which the task compiles as
   before (and reports the error as before).
+
+A function sent once (one ``apply``) is not worth a sandbox of its own: it
+is compiled at its second call, or at once for a map.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import threading
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Optional, Set
 
 from ._functions import sources, with_code
 
@@ -50,24 +53,30 @@ class CompiledFunctions:
         self._lock = threading.Lock()
         # None: the compile failed; the source is shipped.
         self._codes: Dict[str, Optional[str]] = {}
+        # Sources seen once, in a single call, and not compiled yet.
+        self._seen: Set[str] = set()
 
     def __len__(self) -> int:
         return sum(code is not None for code in self._codes.values())
 
-    def attach(self, payload: str) -> str:
-        """``payload`` with its functions' code, compiled at the first time
-        the pool sees their source; ``payload`` itself when that failed."""
+    def attach(self, payload: str, now: bool) -> str:
+        """``payload`` with its functions' code, compiled when the pool sees
+        their source the second time, or the first with ``now`` (a map);
+        ``payload`` itself before that, or when compiling failed."""
         source = sources(payload)
         key = hashlib.sha256(source.encode()).hexdigest()
         with self._lock:
             known = key in self._codes
             code = self._codes.get(key)
+            if not known and not now and key not in self._seen:
+                self._seen.add(key)
+                return payload
         if not known:
             # Outside the lock: another thread compiling the same source
             # makes the same code.
             code = self._compile_or_none(source)
             with self._lock:
-                self._codes.setdefault(key, code)
+                code = self._codes.setdefault(key, code)
         return payload if code is None else with_code(payload, code)
 
     def _compile_or_none(self, source: str) -> Optional[str]:

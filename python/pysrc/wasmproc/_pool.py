@@ -349,9 +349,10 @@ class Pool:
         if self._state != _RUN:
             raise ValueError("Pool not running")
 
-    def _task(self, task: Task) -> Tuple[str, Optional[str], str]:
+    def _task(self, task: Task, many: bool) -> Tuple[str, Optional[str], str]:
         """The native task's name, the shipped function (``None`` for a
-        module's task) and the name errors show."""
+        module's task) and the name errors show. ``many``: the function is
+        about to run more than once (a map), so it is worth compiling now."""
         if not self._kind.python:
             if not isinstance(task, str):
                 raise TypeError(
@@ -369,7 +370,7 @@ class Pool:
         )
         payload = ship(task, self._init, self._sys_path, self._granted)
         assert self._compiled is not None
-        return _CALL, self._compiled.attach(payload), str(shown)
+        return _CALL, self._compiled.attach(payload, now=many), str(shown)
 
     def map(self, task: Task, iterable: Iterable[Any], chunksize: Optional[int] = None) -> List[Any]:
         """Runs ``task`` on each item; the results, in input order. Raises
@@ -394,7 +395,7 @@ class Pool:
 
     def _map(self, task: Task, iterable: Iterable[Any], chunksize: Optional[int], star: bool) -> List[Any]:
         self._check_running()
-        name, payload, shown = self._task(task)
+        name, payload, shown = self._task(task, many=True)
         results, failed = self._native.map(
             name,
             self._items(payload, iterable, star),
@@ -442,7 +443,7 @@ class Pool:
         self, task: Task, iterable: Iterable[Any], chunksize: int, return_exceptions: bool, ordered: bool
     ) -> Iterator[Any]:
         self._check_running()
-        name, payload, shown = self._task(task)
+        name, payload, shown = self._task(task, many=True)
         outcomes = self._native.imap(
             name,
             self._items(payload, iterable, False),
@@ -469,7 +470,7 @@ class Pool:
         thread. ``kwds``: Python functions only (Wasm tasks take positional
         arguments)."""
         self._check_running()
-        name, payload, shown = self._task(task)
+        name, payload, shown = self._task(task, many=False)
         if payload is None:
             if kwds:
                 raise TypeError("Wasm tasks take positional arguments only (kwds must be empty)")
