@@ -131,7 +131,6 @@ class WitWorld(wit_world.WitWorld):  # type: ignore[misc]
                 f"({error}): return dicts with str keys, lists, tuples, str, int, float, bool or None"
             )
 
-
     def compile_functions(self, sources: str) -> str:
         """The code of each function of ``sources`` (JSON: a payload's
         ``functions``, each with its source fields and ``freevars`` as a
