@@ -487,3 +487,87 @@ def test_the_runner_imports_the_guest_contract_the_sdk_defines() -> None:
     copy = Path(wasmproc.__file__).parent / "_sandbox/wit/deps/wasmproc-guest/wasmproc.wit"
     original = Path(__file__).resolve().parents[2] / "guest/wit/wasmproc.wit"
     assert copy.read_text(encoding="utf-8") == original.read_text(encoding="utf-8")
+
+
+SEEN: List[int] = []
+
+
+def remembers(x: int) -> List[int]:
+    SEEN.append(x)
+    return list(SEEN)
+
+
+def poisons(x: int) -> int:
+    import builtins
+    import marshal
+    import types
+
+    # Everything a task could reach to change what later tasks run: the
+    # code of a function they run, the modules that build functions.
+    remembers.__code__ = (lambda x: [-1]).__code__
+    setattr(marshal, "loads", lambda data: None)
+    setattr(types, "FunctionType", None)
+    setattr(builtins, "len", lambda obj: -1)
+    SEEN.append(x)
+    return x * 10
+
+
+def test_a_function_is_compiled_once_and_every_call_builds_it_afresh(pool: wasmproc.Pool) -> None:
+    counter = [0]
+
+    def bump(x: int) -> List[int]:
+        counter[0] += 1
+        return [x, counter[0]]
+
+    for _ in range(2):
+        # Each call sees the shipped globals and captured values, never
+        # another call's changes to them: each builds its own function.
+        assert pool.map(remembers, range(4)) == [[0], [1], [2], [3]]
+        assert pool.map(bump, range(3)) == [[0, 1], [1, 1], [2, 1]]
+        assert pool.apply(bump, (7,)) == [7, 1]
+    assert SEEN == [] and counter == [0]
+    # One compile per distinct source, in the pool's cache: the two maps
+    # (and the apply) of each function reused it.
+    assert pool._compiled is not None and len(pool._compiled) == 2
+    # A function sent in one call is compiled at its second.
+    once = lambda x: x + 1  # noqa: E731
+    assert pool.apply(once, (1,)) == 2 and len(pool._compiled) == 2
+    assert pool.apply(once, (2,)) == 3 and len(pool._compiled) == 3
+
+
+def test_a_task_cannot_change_what_later_tasks_run(python_runner: Path) -> None:
+    with wasmproc.Pool(processes=1) as pool:
+        for _ in range(2):
+            assert pool.map(poisons, range(4)) == [0, 10, 20, 30]
+            assert pool.map(remembers, [5]) == [[5]]
+            assert pool.apply(lambda: len("abc")) == 3
+
+
+def test_a_function_whose_compiled_code_is_missing_or_foreign_runs_from_source(
+    python_runner: Path,
+) -> None:
+    import base64
+    import marshal
+
+    def refused(sources: str) -> str:
+        raise wasmproc.Exited("compile-functions refused")
+
+    # Code that another CPython marshalled (another magic number).
+    foreign = base64.b64encode(marshal.dumps((("wasmproc-code-1", b"\0\0\r\n"), ()), 4)).decode()
+    for compile in (refused, lambda sources: foreign):
+        with wasmproc.Pool(processes=1) as pool:
+            assert pool._compiled is not None
+            pool._compiled._compile = compile
+            assert pool.map(scaled, [1, 2]) == [11, 22]
+            with pytest.raises(wasmproc.Exited, match='raise ValueError\\(f"bad item'):
+                pool.apply(fails, (3,))
+
+
+def test_captured_values_and_results_cross_exactly(pool: wasmproc.Pool) -> None:
+    values = [None, True, 7, -(2**63), 2**64 - 1, 2**64, 2**70, 0.5, -0.0, float("inf"), "é\u2603\"", (1, 2)]
+    # Inline (JSON) or pickled, each comes back as what it was.
+    assert pool.apply(lambda: [repr(value) for value in values]) == [repr(value) for value in values]
+    results = pool.map(lambda i: [None, True, False, 3, 2**100, 1.5, -0.0, 'a"é\n', float("inf")][i], range(9))
+    expected = [None, True, False, 3, 2**100, 1.5, -0.0, 'a"é\n', float("inf")]
+    assert [repr(result) for result in results] == [repr(value) for value in expected]
+    assert math.isnan(pool.apply(lambda: float("nan")))

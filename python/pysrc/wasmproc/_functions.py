@@ -9,13 +9,16 @@ and each function it uses from the same program:
 - its source, cut out of its file with ``ast`` (a lambda: the exact
   ``lambda`` expression, found at the code object's line and positions);
 - the values of its free variables, defaults and the globals it reads,
-  when they are plain data (pickled with protocol 4, which both versions
-  read; checked here, type by type, before anything is sent);
+  when they are plain data (a str, a 64-bit int, a finite float, a bool or
+  None inline in the payload's JSON; others pickled with protocol 4, which
+  both versions read; checked here, type by type, before anything is sent);
 - the standard-library modules and objects it uses, by import name, which
   the sandbox imports from its own standard library.
 
 Anything else is refused with ``CannotShip`` (a ``TypeError``) naming the
-value and what to do instead. The sandbox side is ``_sandbox/app.py``.
+value and what to do instead. The sandbox side is ``_sandbox/app.py``. The
+bytecode a pool reuses is the sandbox's own, compiled there from the source
+alone (``sources``; see ``_compiled``); this process never makes or reads it.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import functools
 import importlib
 import inspect
 import json
+import math
 import pickle
 import sys
 import sysconfig
@@ -185,14 +189,17 @@ class _Shipper:
                 "func": self.entry(init[0]),
                 "args": [self.ref(arg, "an argument of the initializer") for arg in init[1]],
             }
-        try:
-            data = pickle.dumps(self.data, protocol=PICKLE_PROTOCOL)
-        except Exception as error:  # noqa: BLE001 - reported as what it is
-            raise CannotShip(f"the function's data cannot be pickled: {error}") from error
+        data = None
+        if self.data:
+            try:
+                pickled = pickle.dumps(self.data, protocol=PICKLE_PROTOCOL)
+            except Exception as error:  # noqa: BLE001 - reported as what it is
+                raise CannotShip(f"the function's data cannot be pickled: {error}") from error
+            data = base64.b64encode(pickled).decode("ascii")
         return json.dumps(
             {
                 "v": PAYLOAD_VERSION,
-                "data": base64.b64encode(data).decode("ascii"),
+                "data": data,
                 "namespaces": self.namespaces,
                 "functions": self.functions,
                 "entry": entry,
@@ -258,6 +265,8 @@ class _Shipper:
             if by_name is not None:
                 return by_name
             return {"function": self.function(value)}
+        if _inline(value):
+            return {"value": value}
         if self.plain(value, what, set()):
             index = self.data_index.get(id(value))
             if index is None:
@@ -405,6 +414,47 @@ class _Shipper:
         )
         self.functions[index] = spec
         return index
+
+
+def _inline(value: Any) -> bool:
+    """Whether ``value`` crosses exactly as JSON, in the payload itself:
+    the sandbox then needs no unpickling (its first use costs a small call
+    a tenth of its time). Ints within 64 bits (JSON text of longer ones
+    can hit Python's digit limit), finite floats."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-(1 << 63) <= value < (1 << 64))
+    return kind is float and math.isfinite(value)
+
+
+def sources(payload: str) -> str:
+    """What the sandbox compiles a payload's functions from
+    (``compile-functions``): each function's source fields and the names of
+    its free variables, in the payload's order (JSON text). No value of the
+    function's, no argument of a task: the code compiled from it depends on
+    the source alone."""
+    return json.dumps(
+        [
+            {
+                **{key: spec[key] for key in _SOURCE_FIELDS},
+                "freevars": list(spec["freevars"]),
+            }
+            for spec in json.loads(payload)["functions"]
+        ]
+    )
+
+
+_SOURCE_FIELDS = ("kind", "name", "filename", "line", "column", "end_column", "lines")
+
+
+def with_code(payload: str, code: str) -> str:
+    """``payload`` with the code that ``compile-functions`` returned for its
+    functions (from ``sources(payload)``)."""
+    parsed = json.loads(payload)
+    parsed["code"] = code
+    return json.dumps(parsed)
 
 
 def _global_names(code: types.CodeType) -> Iterator[str]:

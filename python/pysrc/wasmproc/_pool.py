@@ -22,6 +22,7 @@ from typing import (
 )
 
 from . import _native
+from ._compiled import COMPILE, CompiledFunctions
 from ._errors import TaskError, task_error
 from ._functions import call_args, ship
 from ._queue import Queue
@@ -199,6 +200,17 @@ _BY_NAME = _Kind()
 _PYTHON = _PythonKind()
 
 
+def _compiler(runner: Module) -> Callable[[str], str]:
+    """Compiles functions' sources in a fresh sandbox of the runner's, on
+    the calling thread (not in the pool, whose workers may all wait on
+    this thread), granted nothing."""
+
+    def compile(sources: str) -> str:
+        return str(runner.run(COMPILE, sources, timeout=60))
+
+    return compile
+
+
 class Pool:
     """A pool of sandboxed Wasm workers with ``multiprocessing.Pool``'s
     methods. Each task runs in a fresh instance of ``module``.
@@ -305,10 +317,12 @@ class Pool:
                 "initializers (#[wasmproc_guest::init]), run once with initargs"
             )
         self._kind = _BY_NAME if module is not None else _PYTHON
+        self._compiled: Optional[CompiledFunctions] = None
         if module is None:
             from ._runner import runner
 
             module = runner()
+            self._compiled = CompiledFunctions(_compiler(module))
         self._module = module
         self._state = _RUN
         self._native = _native.Pool(
@@ -335,9 +349,10 @@ class Pool:
         if self._state != _RUN:
             raise ValueError("Pool not running")
 
-    def _task(self, task: Task) -> Tuple[str, Optional[str], str]:
+    def _task(self, task: Task, many: bool) -> Tuple[str, Optional[str], str]:
         """The native task's name, the shipped function (``None`` for a
-        module's task) and the name errors show."""
+        module's task) and the name errors show. ``many``: the function is
+        about to run more than once (a map), so it is worth compiling now."""
         if not self._kind.python:
             if not isinstance(task, str):
                 raise TypeError(
@@ -353,7 +368,9 @@ class Pool:
         shown = getattr(task, "__qualname__", None) or getattr(
             getattr(task, "func", None), "__qualname__", repr(task)
         )
-        return _CALL, ship(task, self._init, self._sys_path, self._granted), str(shown)
+        payload = ship(task, self._init, self._sys_path, self._granted)
+        assert self._compiled is not None
+        return _CALL, self._compiled.attach(payload, now=many), str(shown)
 
     def map(self, task: Task, iterable: Iterable[Any], chunksize: Optional[int] = None) -> List[Any]:
         """Runs ``task`` on each item; the results, in input order. Raises
@@ -378,7 +395,7 @@ class Pool:
 
     def _map(self, task: Task, iterable: Iterable[Any], chunksize: Optional[int], star: bool) -> List[Any]:
         self._check_running()
-        name, payload, shown = self._task(task)
+        name, payload, shown = self._task(task, many=True)
         results, failed = self._native.map(
             name,
             self._items(payload, iterable, star),
@@ -426,7 +443,7 @@ class Pool:
         self, task: Task, iterable: Iterable[Any], chunksize: int, return_exceptions: bool, ordered: bool
     ) -> Iterator[Any]:
         self._check_running()
-        name, payload, shown = self._task(task)
+        name, payload, shown = self._task(task, many=True)
         outcomes = self._native.imap(
             name,
             self._items(payload, iterable, False),
@@ -453,7 +470,7 @@ class Pool:
         thread. ``kwds``: Python functions only (Wasm tasks take positional
         arguments)."""
         self._check_running()
-        name, payload, shown = self._task(task)
+        name, payload, shown = self._task(task, many=False)
         if payload is None:
             if kwds:
                 raise TypeError("Wasm tasks take positional arguments only (kwds must be empty)")
