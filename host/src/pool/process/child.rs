@@ -223,7 +223,7 @@ pub(crate) fn worker_main() -> i32 {
         return 2;
     }
 
-    for (id, mut task, stdin, socket) in queue {
+    for (id, mut task, stdin, socket) in &queue {
         let token = CancelToken::new();
         let wire_grants = task.take_grants();
         {
@@ -274,16 +274,24 @@ pub(crate) fn worker_main() -> i32 {
         // left a thread blocked in the OS (opening a FIFO, say): this
         // process then retires, and the stuck thread goes with it.
         let retire = take_abandoned_host_call();
-        if to_pool
-            .send(&ToParent::Done {
-                id,
-                outcome,
-                retire,
-                taken,
-            })
-            .is_err()
-            || retire
-        {
+        let done = ToParent::Done {
+            id,
+            outcome,
+            retire,
+            taken,
+        };
+        // With the next task already here, the outcome goes by the
+        // flusher, which writes the outcomes that pile up meanwhile in one
+        // write: one wake-up of the pool for several tiny tasks instead of
+        // one each. It writes whether or not the next task ends, so an
+        // outcome never waits behind a long or stuck task. The last one
+        // before this process waits for tasks goes at once.
+        let sent = if retire || queue.is_empty() {
+            to_pool.send(&done)
+        } else {
+            to_pool.send_soon(&done)
+        };
+        if sent.is_err() || retire {
             return 0;
         }
     }

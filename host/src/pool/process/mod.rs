@@ -72,12 +72,15 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::queue::{Idle, Job, Reply};
+use super::queue::{Idle, Job, Reply, Sink};
 
+use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
 use crate::mutex::Mutex;
-use supervisor::{Next, Supervisor};
+use crate::outcome::Outcome;
+use crate::task::Task;
+use supervisor::{Next, Outcomes, Supervisor};
 
 /// The environment variable that makes an executable a worker process.
 pub const WORKER_ENV: &str = "WASMPROC_WORKER";
@@ -393,24 +396,82 @@ pub(crate) fn feed_worker(
                 replies.push(Some(reply));
             }
         }
-        let mut left = tasks.len();
-        supervisor.run_batch(&tasks, |index, outcome| {
-            pace = Some(pace.map_or(outcome.duration, |pace| (pace * 7 + outcome.duration) / 8));
-            let deliver = || {
-                tasks[index].0.hang_up();
-                if let Some(reply) = replies[index].take() {
-                    reply.send(outcome);
+        let mut replies = Replies {
+            left: tasks.len(),
+            tasks: &tasks,
+            replies,
+            pace: &mut pace,
+            idle,
+            held: Vec::new(),
+            held_for: None,
+        };
+        supervisor.run_batch(&tasks, &mut replies);
+    }
+}
+
+/// A batch's outcomes on their way to their replies. A map's outcomes that
+/// the supervisor learns one right after another go to the map together
+/// (one wake-up of its reader, as a thread worker delivers a map's batch);
+/// others go one by one.
+struct Replies<'b> {
+    tasks: &'b [(&'b Task, &'b CancelToken)],
+    /// One per task, taken when its outcome comes.
+    replies: Vec<Option<Reply>>,
+    /// How many tasks have no outcome yet.
+    left: usize,
+    /// How long this worker's tasks took lately.
+    pace: &'b mut Option<Duration>,
+    idle: &'b Idle,
+    /// Outcomes held for `held_for`, with their indexes in its map.
+    held: Vec<(usize, Outcome)>,
+    held_for: Option<Arc<dyn Sink>>,
+}
+
+impl Replies<'_> {
+    /// Runs `deliver`; with the batch's last outcome, counted idle from
+    /// before it is known: a task its submitter (or a connection's peer)
+    /// sends next finds this worker idle rather than starting another.
+    fn send(&self, deliver: impl FnOnce()) {
+        if self.left == 0 {
+            self.idle.waiting(deliver);
+        } else {
+            deliver();
+        }
+    }
+}
+
+impl Outcomes for Replies<'_> {
+    fn deliver(&mut self, index: usize, outcome: Outcome) {
+        *self.pace = Some(
+            self.pace
+                .map_or(outcome.duration, |pace| (pace * 7 + outcome.duration) / 8),
+        );
+        self.left -= 1;
+        self.tasks[index].0.hang_up();
+        match self.replies[index].take() {
+            Some(Reply::Stream { index, sink }) => {
+                if self
+                    .held_for
+                    .as_ref()
+                    .is_some_and(|held| !Arc::ptr_eq(held, &sink))
+                {
+                    self.flush();
                 }
-            };
-            left -= 1;
-            if left == 0 {
-                // Counted idle from before the last outcome is known: a
-                // task its submitter (or a connection's peer) sends next
-                // finds this worker idle rather than starting another.
-                idle.waiting(deliver);
-            } else {
-                deliver();
+                self.held_for = Some(sink);
+                self.held.push((index, outcome));
             }
-        });
+            Some(reply) => {
+                self.flush();
+                self.send(|| reply.send(outcome));
+            }
+            None => {}
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(sink) = self.held_for.take() {
+            let held = std::mem::take(&mut self.held);
+            self.send(|| sink.deliver_all(held));
+        }
     }
 }

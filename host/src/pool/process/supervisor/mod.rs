@@ -169,20 +169,19 @@ impl Supervisor {
         self.worker = worker;
     }
 
-    /// Records a death under a task (or while idle) and why; whether the
-    /// crash-loop breaker has tripped: more deaths within the window than
-    /// the options allow. The task at hand then fails for good (it may be
-    /// between two tasks. `deliver` gets each task's one outcome as soon as
-    /// it is known, with the task's index.
+    /// Runs a batch of tasks on the worker process (starting one if
+    /// needed). `outcomes` gets each task's one outcome as soon as it is
+    /// known, with the task's index.
     ///
     /// When the worker dies under a task, that task is retried in a new
     /// worker per the options (or ends `WorkerLost`), and the tasks queued
     /// behind it are sent again: they never started, so it costs them
-    /// nothing.
+    /// nothing. When the crash-loop breaker has tripped (more deaths within
+    /// the window than the options allow), the task at hand fails for good.
     pub(super) fn run_batch(
         &mut self,
         tasks: &[(&Task, &CancelToken)],
-        mut deliver: impl FnMut(usize, Outcome),
+        outcomes: &mut impl Outcomes,
     ) {
         let started = Instant::now();
         let mut attempts = vec![0u32; tasks.len()];
@@ -195,7 +194,7 @@ impl Supervisor {
             let limits = task.limits.clone().unwrap_or_default();
             match limits.validate().and_then(|()| task.check(&limits)) {
                 Ok(()) => pending.push_back(index),
-                Err(error) => deliver(index, Outcome::from(error)),
+                Err(error) => outcomes.deliver(index, Outcome::from(error)),
             }
         }
         // Any cancellation among the tasks wakes the wait for answers.
@@ -209,20 +208,24 @@ impl Supervisor {
             }
         }
         let _watches: Vec<_> = watched.iter().filter_map(|t| t.watch(&wake)).collect();
-        let fail = |index: usize, error: Error, deliver: &mut dyn FnMut(usize, Outcome)| {
+        let fail = |index: usize, error: Error, outcomes: &mut dyn Outcomes| {
             let mut outcome = Outcome::from(error);
             outcome.duration = started.elapsed();
-            deliver(index, outcome);
+            outcomes.deliver(index, outcome);
         };
         while let Some(&front) = pending.front() {
+            // Nothing is held while a worker starts.
+            outcomes.flush();
             if self.breaker.starts_failing() {
                 pending.pop_front();
                 let error = self.breaker.no_start();
-                fail(front, error, &mut deliver);
+                fail(front, error, outcomes);
                 continue;
             }
-            let error = match self.run_tasks(tasks, &mut pending, &woken, &mut deliver) {
-                Ok(()) => return,
+            let ran = self.run_tasks(tasks, &mut pending, &woken, outcomes);
+            outcomes.flush();
+            let error = match ran {
+                Ok(()) => break,
                 Err(Ended::Retired) => {
                     // The worker left on purpose after its task: the tasks
                     // behind it never started and go to a new one.
@@ -232,13 +235,13 @@ impl Supervisor {
                 Err(Ended::NoStart(error)) => {
                     self.breaker.record_failed_start(error.to_string());
                     let Some(&index) = pending.front() else {
-                        return;
+                        break;
                     };
                     if attempts[index] < self.options.retries && !self.breaker.starts_failing() {
                         attempts[index] += 1;
                     } else {
                         pending.pop_front();
-                        fail(index, error, &mut deliver);
+                        fail(index, error, outcomes);
                     }
                     continue;
                 }
@@ -247,7 +250,7 @@ impl Supervisor {
             self.set_worker(None);
             let open = self.breaker.record_death(error.to_string());
             let Some(&index) = pending.front() else {
-                return;
+                break;
             };
             let error = if open {
                 self.breaker.poison()
@@ -270,9 +273,23 @@ impl Supervisor {
                 error
             };
             pending.pop_front();
-            fail(index, error, &mut deliver);
+            fail(index, error, outcomes);
+            outcomes.flush();
             // Keep the pool at its size: the next task finds a worker ready.
             self.warm_up();
         }
+        outcomes.flush();
     }
+}
+
+/// Where a batch's outcomes go, as the supervisor learns them.
+pub(super) trait Outcomes {
+    /// Task `index`'s one outcome. It may be held back, to be delivered
+    /// with the ones that follow at once, until the next [`flush`](Outcomes::flush).
+    fn deliver(&mut self, index: usize, outcome: Outcome);
+
+    /// Delivers what is held. The supervisor calls it before it sleeps
+    /// (waiting for the worker, or starting one) and when the batch ends:
+    /// an outcome is never held while nothing else is on its way.
+    fn flush(&mut self);
 }

@@ -1,7 +1,7 @@
 //! Starting a worker process (spawn, the thread that reads its frames,
 //! the `Hello` handshake, the module's load) and the handle of a live one.
 
-use std::io::{BufReader, BufWriter};
+use std::io::{BufReader, BufWriter, Write};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +15,7 @@ use crate::mutex::Mutex;
 use crate::pool::process::handover;
 use crate::pool::process::protocol::{
     ToChild, ToParent, VERSION, WireModule, WireTask, holds_frame, read_frame_with, write_frame,
+    write_frame_buffered,
 };
 use crate::pool::process::share_server::{Relay, ToWorker};
 use crate::pool::process::{ProcessOptions, WORKER_ENV};
@@ -159,6 +160,20 @@ impl Worker {
     pub(super) fn send(&self, message: &ToChild) -> std::io::Result<()> {
         let mut to_child = self.to_child.lock();
         write_frame(&mut *to_child, message)
+    }
+
+    /// Adds one frame to what goes to the worker at the next
+    /// [`flush`](Worker::flush) (or sooner, when the buffer fills): a batch
+    /// of tasks crosses in one write, and the worker's reader wakes once
+    /// for all of them.
+    pub(super) fn send_later(&self, message: &ToChild) -> std::io::Result<()> {
+        let mut to_child = self.to_child.lock();
+        write_frame_buffered(&mut *to_child, message)
+    }
+
+    /// Writes out the frames [`send_later`](Worker::send_later) left.
+    pub(super) fn flush(&self) -> std::io::Result<()> {
+        self.to_child.lock().flush()
     }
 
     /// Sends one frame with a connection's socket, which the worker then

@@ -11,7 +11,7 @@ use crossbeam_channel::{Receiver, RecvError, select};
 
 use super::spawn::Worker;
 use super::stdin::StdinRelay;
-use super::{Ended, Supervisor, gone, lost, soon};
+use super::{Ended, Outcomes, Supervisor, gone, lost, soon};
 use crate::cancel::CancelToken;
 use crate::mutex;
 use crate::outcome::Outcome;
@@ -40,16 +40,16 @@ impl Supervisor {
         tasks: &[(&Task, &CancelToken)],
         pending: &mut VecDeque<usize>,
         woken: &Receiver<()>,
-        deliver: &mut impl FnMut(usize, Outcome),
+        outcomes: &mut impl Outcomes,
     ) -> Result<(), Ended> {
         self.ready_worker()?;
-        drop_cancelled(tasks, pending, deliver);
+        drop_cancelled(tasks, pending, outcomes);
         let in_flight = self.hand_over(tasks, pending)?;
         let worker = self.worker.as_mut().expect("made ready above");
         let mut running = Running::new(tasks, in_flight, self.options.grace)?;
         while running.any() {
-            if let Some(frame) = running.next_frame(worker, woken)? {
-                running.take(worker, frame, pending, deliver)?;
+            if let Some(frame) = running.next_frame(worker, woken, outcomes)? {
+                running.take(worker, frame, pending, outcomes)?;
             }
         }
         Ok(())
@@ -100,7 +100,11 @@ impl Supervisor {
                         return Err(stopped(error).into());
                     }
                 }
-                None => worker.send(&ToChild::Run { id, task }).map_err(stopped)?,
+                // Buffered: the batch goes in one write below (a socket's
+                // frame writes what is buffered before it).
+                None => worker
+                    .send_later(&ToChild::Run { id, task })
+                    .map_err(stopped)?,
             }
             in_flight.push_back(InFlight {
                 index,
@@ -108,6 +112,9 @@ impl Supervisor {
                 cancel_sent: false,
             });
         }
+        worker
+            .flush()
+            .map_err(|e| lost(format!("the worker process stopped taking tasks ({e})")))?;
         Ok(in_flight)
     }
 }
@@ -116,12 +123,12 @@ impl Supervisor {
 fn drop_cancelled(
     tasks: &[(&Task, &CancelToken)],
     pending: &mut VecDeque<usize>,
-    deliver: &mut impl FnMut(usize, Outcome),
+    outcomes: &mut impl Outcomes,
 ) {
     pending.retain(|&index| {
         let cancelled = tasks[index].1.is_cancelled();
         if cancelled {
-            deliver(
+            outcomes.deliver(
                 index,
                 Outcome::failed(
                     ExitStatus::Cancelled,
@@ -210,6 +217,7 @@ impl<'t> Running<'t> {
         &mut self,
         worker: &mut Worker,
         woken: &Receiver<()>,
+        outcomes: &mut impl Outcomes,
     ) -> Result<Option<Frame>, Ended> {
         let front_id = self.front().id;
         self.pass_cancels(worker);
@@ -244,6 +252,8 @@ impl<'t> Running<'t> {
         {
             return Ok(Some(frame));
         }
+        // About to sleep: the outcomes held to go together go now.
+        outcomes.flush();
         Ok(select! {
             recv(worker.from_child) -> frame => Some(frame),
             recv(stdin_chunks) -> chunk => {
@@ -264,7 +274,7 @@ impl<'t> Running<'t> {
         worker: &mut Worker,
         frame: Frame,
         pending: &mut VecDeque<usize>,
-        deliver: &mut impl FnMut(usize, Outcome),
+        outcomes: &mut impl Outcomes,
     ) -> Result<(), Ended> {
         let front_id = self.front().id;
         match frame {
@@ -277,7 +287,7 @@ impl<'t> Running<'t> {
                 worker.relay.done(id, taken);
                 pending.pop_front();
                 let front = self.in_flight.pop_front().expect("the front");
-                deliver(front.index, outcome);
+                outcomes.deliver(front.index, outcome);
                 if retire {
                     return Err(Ended::Retired);
                 }
