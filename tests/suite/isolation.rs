@@ -691,3 +691,49 @@ fn handles_are_awaited_and_callbacks_called_in_both_isolations() {
         );
     }
 }
+
+/// A worker process writes a tiny task's outcome whether or not the task
+/// behind it ends: outcomes that pile up while the next task runs go out
+/// by the worker's flusher, never held behind a task that does not end.
+/// Short tasks run first, so that the pool batches and pipelines them.
+#[test]
+fn outcomes_are_not_held_behind_a_stuck_task_in_a_worker_process() {
+    let pool = pool(sdk_tasks(), process(), 1);
+    let warm: Vec<Outcome> = pool.map("square", 0..500u64).collect();
+    assert!(warm.iter().all(Outcome::success));
+
+    let squares = 1..=20u64;
+    let tasks = squares
+        .clone()
+        .map(|n| Task::call("square", &n).unwrap())
+        .chain([Task::call("sleep_ms", &3_600_000u64).unwrap()]);
+    let mut results = pool.map_tasks(tasks);
+    let token = results.cancel_token();
+    // Should the squares never come, the map is cancelled after a minute,
+    // which ends the sleep and lets them out late: the test then fails
+    // instead of hanging for an hour.
+    let (answered, watch) = crossbeam_channel::bounded::<()>(0);
+    let watchdog = {
+        let token = token.clone();
+        std::thread::spawn(move || {
+            let fired = watch.recv_timeout(Duration::from_secs(60)).is_err();
+            if fired {
+                token.cancel();
+            }
+            fired
+        })
+    };
+    for n in squares {
+        let outcome = results.next().expect("an outcome per task");
+        assert_eq!(outcome.decode::<u64>().unwrap(), n * n, "{outcome:?}");
+    }
+    let _ = answered.send(());
+    assert!(
+        !watchdog.join().unwrap(),
+        "the squares came only once the stuck task behind them was cancelled"
+    );
+    token.cancel();
+    let stuck = results.next().expect("the stuck task's outcome");
+    assert_eq!(stuck.status, ExitStatus::Cancelled, "{stuck:?}");
+    assert!(results.next().is_none());
+}
