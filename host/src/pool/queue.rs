@@ -93,13 +93,26 @@ pub(crate) struct Idle(Arc<AtomicUsize>);
 impl Idle {
     /// Counts this worker as idle while `wait` runs.
     pub(crate) fn waiting<T>(&self, wait: impl FnOnce() -> T) -> T {
+        let _idle = self.mark();
+        wait()
+    }
+
+    /// Counts this worker as idle until the mark drops.
+    pub(crate) fn mark(&self) -> IdleMark {
         self.0.fetch_add(1, Ordering::SeqCst);
-        let got = wait();
-        self.0.fetch_sub(1, Ordering::SeqCst);
-        got
+        IdleMark(Arc::clone(&self.0))
     }
 
     pub(crate) fn any(&self) -> bool {
         self.0.load(Ordering::SeqCst) > 0
+    }
+}
+
+/// One worker counted idle, until dropped.
+pub(crate) struct IdleMark(Arc<AtomicUsize>);
+
+impl Drop for IdleMark {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -72,7 +72,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 
-use super::queue::{Idle, Job, Reply, Sink};
+use super::queue::{Idle, IdleMark, Job, Reply, Sink};
 
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
@@ -333,6 +333,11 @@ pub(crate) fn feed_worker(
     let mut carried: Option<Job> = None;
     // How long this worker's tasks took lately; unknown (so: long) at first.
     let mut pace: Option<Duration> = None;
+    // Counts this worker idle from its last outcome's delivery until it
+    // takes its next job: another worker that checks meanwhile (to pipeline
+    // jobs behind its own) must not find none idle while this one is on its
+    // way back to the queue.
+    let mut idle_since_done: Option<IdleMark> = None;
     loop {
         let first = match carried.take() {
             Some(job) => job,
@@ -348,6 +353,7 @@ pub(crate) fn feed_worker(
                 });
                 match next {
                     Next::Job(job) => {
+                        drop(idle_since_done.take());
                         roster.took_job();
                         job
                     }
@@ -372,6 +378,7 @@ pub(crate) fn feed_worker(
         // only short ones, and only while no other worker is idle to take
         // them. Not jobs that share queues or locks: such a task may wait
         // for another, which must not be queued behind it.
+        drop(idle_since_done.take());
         let short = pace.is_some_and(|pace| pace < PIPELINE_BELOW);
         let mut jobs = vec![first];
         while short
@@ -402,6 +409,7 @@ pub(crate) fn feed_worker(
             replies,
             pace: &mut pace,
             idle,
+            idle_since_done: &mut idle_since_done,
             held: Vec::new(),
             held_for: None,
         };
@@ -422,6 +430,9 @@ struct Replies<'b> {
     /// How long this worker's tasks took lately.
     pace: &'b mut Option<Duration>,
     idle: &'b Idle,
+    /// Set with the batch's last outcome: this worker counts as idle from
+    /// then until it takes its next job.
+    idle_since_done: &'b mut Option<IdleMark>,
     /// Outcomes held for `held_for`, with their indexes in its map.
     held: Vec<(usize, Outcome)>,
     held_for: Option<Arc<dyn Sink>>,
@@ -429,14 +440,14 @@ struct Replies<'b> {
 
 impl Replies<'_> {
     /// Runs `deliver`; with the batch's last outcome, counted idle from
-    /// before it is known: a task its submitter (or a connection's peer)
-    /// sends next finds this worker idle rather than starting another.
-    fn send(&self, deliver: impl FnOnce()) {
-        if self.left == 0 {
-            self.idle.waiting(deliver);
-        } else {
-            deliver();
+    /// before it is known until the next job is taken: a task its
+    /// submitter (or a connection's peer) sends next finds this worker idle
+    /// rather than starting another, or queueing behind another's.
+    fn send(&mut self, deliver: impl FnOnce()) {
+        if self.left == 0 && self.idle_since_done.is_none() {
+            *self.idle_since_done = Some(self.idle.mark());
         }
+        deliver();
     }
 }
 
