@@ -77,11 +77,12 @@ impl Supervisor {
     ) -> Result<VecDeque<InFlight>, Ended> {
         let worker = self.worker.as_mut().expect("made ready before");
         let mut in_flight = VecDeque::new();
+        let stopped =
+            |e: std::io::Error| lost(format!("the worker process stopped taking tasks ({e})"));
         for &index in pending {
             self.next_id += 1;
             let id = self.next_id;
             let mut task = worker.wire(id, tasks[index].0)?;
-            let stopped = |e| lost(format!("the worker process stopped taking tasks ({e})"));
             match &tasks[index].0.direct {
                 // A server's connection: its socket goes with the frame,
                 // and the worker holds it from then on (ours is dropped
@@ -112,9 +113,7 @@ impl Supervisor {
                 cancel_sent: false,
             });
         }
-        worker
-            .flush()
-            .map_err(|e| lost(format!("the worker process stopped taking tasks ({e})")))?;
+        worker.flush().map_err(stopped)?;
         Ok(in_flight)
     }
 }
