@@ -59,6 +59,7 @@ pub fn worker_frame_seeds() -> Vec<Vec<u8>> {
         ToChild::Run {
             id: 1,
             task: WireTask::from_task(&task, None),
+            shares_with_next: true,
         },
         ToChild::Input {
             id: 1,

@@ -131,6 +131,10 @@ fn main() {
         &format!("wasmproc Pool::map chunksize=1000, {cpus} thread workers"),
         pool_map(&sdk, tasks, cpus, 1000, Isolation::Thread),
     );
+    let chunked_p = report.row(
+        &format!("wasmproc Pool::map chunksize=1000, {cpus} process workers"),
+        pool_map(&sdk, tasks, cpus, 1000, process()),
+    );
 
     report.section("3. WASI command (_start, exit 0), a fresh instance per task");
     let cmd_raw = report.row(
@@ -213,6 +217,10 @@ fn main() {
             chunked / python
         );
     }
+    println!(
+        "  chunked process pool / chunked thread pool    {:>6.2}",
+        chunked_p / chunked
+    );
     println!(
         "  command thread pool / raw _start              {:>6.2}",
         cmd_pool / cmd_raw

@@ -737,3 +737,114 @@ fn outcomes_are_not_held_behind_a_stuck_task_in_a_worker_process() {
     assert_eq!(stuck.status, ExitStatus::Cancelled, "{stuck:?}");
     assert!(results.next().is_none());
 }
+
+/// A map's chunk shares one instance in a worker process as in a thread
+/// worker: the same calls counted, a fresh instance after a panic, each
+/// task's own limits and captured output.
+#[test]
+fn chunks_share_an_instance_in_both_isolations() {
+    for isolation in [Isolation::Thread, process()] {
+        let name = format!("{isolation:?}");
+        let pool = pool(sdk_tasks(), isolation, 1);
+        let counted: Vec<u32> = pool
+            .map("calls", vec![(); 6])
+            .chunksize(3)
+            .map(|outcome| outcome.decode().unwrap())
+            .collect();
+        assert_eq!(
+            counted,
+            [1, 2, 3, 1, 2, 3],
+            "{name}: one instance per chunk"
+        );
+        let alone: Vec<u32> = pool
+            .map("calls", vec![(); 3])
+            .map(|outcome| outcome.decode().unwrap())
+            .collect();
+        assert_eq!(alone, [1, 1, 1], "{name}: no chunk, a fresh instance each");
+
+        let tasks = vec![
+            Task::call("calls", &()).unwrap(),
+            Task::call("panics", &"mid-chunk").unwrap(),
+            Task::call("calls", &()).unwrap(),
+            Task::call("spin", &()).unwrap().limits(timeout(100)),
+            Task::call("write_output", &(3usize, "a")).unwrap(),
+            Task::call("calls", &()).unwrap(),
+        ];
+        let outcomes: Vec<Outcome> = pool.map_tasks(tasks).chunksize(6).collect();
+        let statuses: Vec<ExitStatus> = outcomes.iter().map(|o| o.status).collect();
+        assert_eq!(
+            statuses,
+            [
+                ExitStatus::Exited(0),
+                ExitStatus::Exited(101),
+                ExitStatus::Exited(0),
+                ExitStatus::TimedOut,
+                ExitStatus::Exited(0),
+                ExitStatus::Exited(0),
+            ],
+            "{name}: {outcomes:?}"
+        );
+        assert_eq!(
+            outcomes[2].decode::<u32>().unwrap(),
+            1,
+            "{name}: fresh after the panic"
+        );
+        assert_eq!(outcomes[4].stdout.text(), "xxx", "{name}");
+        assert_eq!(outcomes[4].stderr.text(), "a", "{name}");
+        assert_eq!(
+            outcomes[5].decode::<u32>().unwrap(),
+            2,
+            "{name}: shared after output"
+        );
+    }
+}
+
+/// Each task of a chunk in a worker process has its own time limit, not
+/// the chunk: the pool starts a task's clock when the one before it ends,
+/// so a chunk longer than one task's limit plus the grace is no overrun.
+#[test]
+fn a_chunk_longer_than_one_tasks_limit_is_not_an_overrun() {
+    let options = ProcessOptions::default()
+        .executable(pool_host())
+        .grace(Duration::from_millis(200));
+    let pool = pool(sdk_tasks(), Isolation::Process(options), 1);
+    let tasks = (0..6).map(|_| {
+        Task::call("sleep_ms", &150u64)
+            .unwrap()
+            .limits(timeout(300))
+    });
+    let outcomes: Vec<Outcome> = pool.map_tasks(tasks).chunksize(6).collect();
+    for outcome in &outcomes {
+        assert_eq!(outcome.decode::<u64>().unwrap(), 150, "{outcome:?}");
+    }
+}
+
+/// Cancelling a chunked map in a worker process ends each of its tasks
+/// exactly once: those that ran with their value, the rest `Cancelled`,
+/// and the worker serves the next map.
+#[test]
+fn a_cancelled_chunk_ends_each_task_once_in_a_worker_process() {
+    let pool = pool(sdk_tasks(), process(), 1);
+    let mut results = pool.map("sleep_ms", [200u64; 8]).chunksize(8);
+    let first = results.next().expect("the first outcome");
+    assert_eq!(first.decode::<u64>().unwrap(), 200, "{first:?}");
+    results.cancel_token().cancel();
+    let rest: Vec<Outcome> = results.collect();
+    assert_eq!(rest.len(), 7, "{rest:?}");
+    assert!(
+        rest.iter().any(|o| o.status == ExitStatus::Cancelled),
+        "{rest:?}"
+    );
+    for outcome in &rest {
+        assert!(
+            outcome.success() || outcome.status == ExitStatus::Cancelled,
+            "{outcome:?}"
+        );
+    }
+    let after: Vec<u64> = pool
+        .map("square", 0..4u64)
+        .chunksize(2)
+        .map(|outcome| outcome.decode().unwrap())
+        .collect();
+    assert_eq!(after, [0, 1, 4, 9]);
+}

@@ -608,9 +608,10 @@ impl<S: TaskSource, T: Send + 'static> MapResults<'_, S, T> {
     /// instantiation; the price is isolation between the tasks of a chunk
     /// (a static written by one is seen by the next). A task that traps or
     /// hits a limit still gets its own status, and the chunk goes on in a
-    /// fresh instance. Commands always get an instance each, and so does
-    /// every task in worker processes (process isolation does not share
-    /// instances yet: the chunk size only batches there). From a
+    /// fresh instance. Commands always get an instance each. In worker
+    /// processes a chunk crosses to one worker whole and shares an
+    /// instance there too; each task keeps its own time limit, as in a
+    /// thread worker. From a
     /// [`TaskStream`], a chunk holds what has arrived, up to `size`. By
     /// default 1; at most [`MAX_CHUNKSIZE`] (a larger size is taken as
     /// that).

@@ -24,6 +24,7 @@ mod instantiate;
 mod plan;
 mod sdk_component;
 
+use std::ops::ControlFlow;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -77,14 +78,40 @@ fn run_one(module: &Module, task: &Task, cancel: &CancelToken) -> Outcome {
 /// gets a fresh one. Commands always get a fresh instance each.
 pub(crate) fn run_chunk(module: &Module, tasks: &[Task], cancel: &CancelToken) -> Vec<Outcome> {
     let mut outcomes = Vec::with_capacity(tasks.len());
-    while outcomes.len() < tasks.len() {
-        let done = outcomes.len();
+    run_chunk_each(module, tasks, cancel, |outcome| {
+        outcomes.push(outcome);
+        ControlFlow::Continue(())
+    });
+    outcomes
+}
+
+/// Runs `tasks` as [`run_chunk`] does, handing each outcome to `each` as
+/// its task ends (a worker process reports it then, and its pool starts
+/// the next task's clock). When `each` breaks, the tasks after it are not
+/// run: their outcomes never come.
+pub(crate) fn run_chunk_each(
+    module: &Module,
+    tasks: &[Task],
+    cancel: &CancelToken,
+    mut each: impl FnMut(Outcome) -> ControlFlow<()>,
+) {
+    // How many tasks have ended, and whether `each` said to stop.
+    let mut done = 0;
+    let mut stop = false;
+    let mut ended = |outcome, done: &mut usize, stop: &mut bool| {
+        *done += 1;
+        *stop = each(outcome).is_break();
+        !*stop
+    };
+    while done < tasks.len() && !stop {
+        let start = done;
         // When the task running now started: kept by `run_guarded`, which
         // reads the clock for each task anyway, so that a panic's outcome
         // has its duration without another clock read per task.
         let mut started = None;
         let attempt = catch_unwind(AssertUnwindSafe(|| {
-            run_guarded(module, &tasks[done..], cancel, &mut outcomes, &mut started)
+            let mut report = |outcome| ended(outcome, &mut done, &mut stop);
+            run_guarded(module, &tasks[start..], cancel, &mut report, &mut started)
         }));
         if let Err(payload) = attempt {
             // The panic hit the task after the last recorded outcome; the
@@ -102,19 +129,19 @@ pub(crate) fn run_chunk(module: &Module, tasks: &[Task], cancel: &CancelToken) -
                 ),
             );
             lost.duration = started.map_or(Duration::ZERO, |started: Instant| started.elapsed());
-            outcomes.push(lost);
+            ended(lost, &mut done, &mut stop);
         }
     }
-    outcomes
 }
 
-/// Runs `tasks`, pushing one outcome per task to `outcomes` as each ends;
-/// `current` is when the task running now started.
+/// Runs `tasks`, handing one outcome per task to `ended` as each ends,
+/// until `ended` says to stop; `current` is when the task running now
+/// started.
 fn run_guarded(
     module: &Module,
     tasks: &[Task],
     cancel: &CancelToken,
-    outcomes: &mut Vec<Outcome>,
+    ended: &mut impl FnMut(Outcome) -> bool,
     current: &mut Option<Instant>,
 ) {
     // The instance shared by consecutive compatible typed tasks, with the
@@ -131,8 +158,10 @@ fn run_guarded(
         let plan = match plan(module, task, cancel) {
             Ok(plan) => plan,
             Err(error) => {
-                outcomes.push(refused(error));
-                continue;
+                if ended(refused(error)) {
+                    continue;
+                }
+                return;
             }
         };
         if !live.as_ref().is_some_and(|l| l.can_serve(&plan, task)) {
@@ -141,15 +170,19 @@ fn run_guarded(
             match Live::start(module, &plan, task, cancel) {
                 Ok(fresh) => live = Some(fresh),
                 Err(error) => {
-                    outcomes.push(refused(error));
-                    continue;
+                    if ended(refused(error)) {
+                        continue;
+                    }
+                    return;
                 }
             }
         }
         let current = live.as_mut().expect("started above");
         let (mut outcome, keep) = current.invoke(module, &plan, task);
         outcome.duration = started.elapsed();
-        outcomes.push(outcome);
+        if !ended(outcome) {
+            return;
+        }
         // Only typed tasks share an instance (`Live::can_serve`).
         if !keep || !matches!(plan.resolved, Resolved::Task { .. }) {
             live = None;

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Write};
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -25,7 +26,7 @@ use crate::engine::EngineSettings;
 use crate::module::Module;
 use crate::mutex::Mutex;
 use crate::outcome::Outcome;
-use crate::run::take_abandoned_host_call;
+use crate::run::{run_chunk_each, take_abandoned_host_call};
 use crate::runtime::{Runtime, RuntimeSettings};
 use crate::share::Remote;
 use crate::status::ExitStatus;
@@ -144,7 +145,9 @@ impl FrameOut for ToPool {
 /// stdin channels of tasks with a streamed stdin.
 #[derive(Default)]
 struct Current {
-    running: Option<(u64, CancelToken)>,
+    /// The tasks running now (a chunk's that have not ended yet) and
+    /// their canceller.
+    running: Option<(Vec<u64>, CancelToken)>,
     cancelled: HashSet<u64>,
     inputs: HashMap<u64, Sender<Vec<u8>>>,
     /// The sharing operations in flight of tasks with grants.
@@ -223,29 +226,117 @@ pub(crate) fn worker_main() -> i32 {
         return 2;
     }
 
-    for (id, mut task, stdin, socket) in &queue {
-        let token = CancelToken::new();
-        let wire_grants = task.take_grants();
-        {
-            let mut current = current.lock();
-            if current.cancelled.remove(&id) {
-                token.cancel();
-            }
-            current.running = Some((id, token.clone()));
+    let worker = Serving {
+        module: &module,
+        current: &current,
+        to_pool: &to_pool,
+        queue: &queue,
+    };
+    // A chunk's tasks come together, in one write: gathered until its last.
+    let mut chunk = Vec::new();
+    for incoming in &queue {
+        let goes_on = incoming.shares_with_next;
+        chunk.push(incoming);
+        if goes_on {
+            continue;
         }
+        let chunk = std::mem::take(&mut chunk);
+        let go_on = if chunk.len() > 1 && chunk.iter().all(|task| task.task.grants.is_none()) {
+            worker.run_chunk(chunk)
+        } else {
+            // Tasks with grants each have their own sharing link, so they
+            // never share an instance anyway.
+            chunk.into_iter().all(|incoming| worker.run_alone(incoming))
+        };
+        if !go_on {
+            return 0;
+        }
+    }
+    0
+}
+
+/// What the task loop serves tasks with.
+struct Serving<'w> {
+    module: &'w Module,
+    current: &'w Mutex<Current>,
+    to_pool: &'w ToPool,
+    queue: &'w Receiver<Incoming>,
+}
+
+impl Serving<'_> {
+    /// Runs one task in a fresh instance and answers it; whether this
+    /// worker goes on serving.
+    fn run_alone(&self, incoming: Incoming) -> bool {
+        let token = CancelToken::new();
+        let (id, task, grants) = self.prepare(incoming);
+        self.start(&[id], &token);
+        let (outcome, taken) = match grants {
+            None => (self.module.run_with(&task, &token), 0),
+            Some(grants) => run_sharing(
+                self.module,
+                task,
+                grants,
+                id,
+                self.to_pool,
+                self.current,
+                &token,
+            ),
+        };
+        self.answer(id, outcome, taken, false)
+    }
+
+    /// Runs a map's chunk as a thread worker does (consecutive typed tasks
+    /// in one instance), answering each task as it ends, so that the pool
+    /// starts the next one's clock then; whether this worker goes on.
+    fn run_chunk(&self, chunk: Vec<Incoming>) -> bool {
+        let token = CancelToken::new();
+        let (ids, tasks): (Vec<u64>, Vec<Task>) = chunk
+            .into_iter()
+            .map(|incoming| {
+                let (id, task, _) = self.prepare(incoming);
+                (id, task)
+            })
+            .unzip();
+        self.start(&ids, &token);
+        let mut ended = 0;
+        let mut go_on = true;
+        run_chunk_each(self.module, &tasks, &token, |outcome| {
+            let id = ids[ended];
+            ended += 1;
+            go_on = self.answer(id, outcome, 0, ended < ids.len());
+            if go_on {
+                ControlFlow::Continue(())
+            } else {
+                ControlFlow::Break(())
+            }
+        });
+        go_on
+    }
+
+    /// The task in the form the run layer takes, with its relays, and
+    /// its grants to make (they need the task's sharing link).
+    fn prepare(&self, incoming: Incoming) -> (u64, Task, Option<WireGrants>) {
+        let Incoming {
+            id,
+            mut task,
+            stdin,
+            socket,
+            ..
+        } = incoming;
+        let grants = task.take_grants();
         let mut task = task.into_task(
             || {
                 stdin.map_or(Stdin::Empty, |chunks| {
-                    Stdin::reader(InputRelay::new(id, chunks, to_pool.clone()))
+                    Stdin::reader(InputRelay::new(id, chunks, self.to_pool.clone()))
                 })
             },
             |stream| {
                 let credits = Credits::new(OUTPUT_WINDOW);
-                current
+                self.current
                     .lock()
                     .outputs
                     .insert((id, stream), Arc::clone(&credits));
-                relayed_output(id, stream, credits, to_pool.clone())
+                relayed_output(id, stream, credits, self.to_pool.clone())
             },
         );
         // A server's connection: the guest's stdin and stdout are its
@@ -255,17 +346,36 @@ pub(crate) fn worker_main() -> i32 {
                 socket: Arc::new(std::sync::Mutex::new(Some(socket))),
                 meter: Arc::new(SocketMeter {
                     id,
-                    to_pool: to_pool.clone(),
+                    to_pool: self.to_pool.clone(),
                 }),
             });
         }
-        let (outcome, taken) = match wire_grants {
-            None => (module.run_with(&task, &token), 0),
-            Some(grants) => run_sharing(&module, task, grants, id, &to_pool, &current, &token),
-        };
+        (id, task, grants)
+    }
+
+    /// Marks tasks `ids` running under `token`, cancelled at once if the
+    /// pool cancelled one of them before it started (the tasks of a chunk
+    /// share their job's canceller in the pool).
+    fn start(&self, ids: &[u64], token: &CancelToken) {
+        let mut current = self.current.lock();
+        let mut cancelled = false;
+        for id in ids {
+            cancelled |= current.cancelled.remove(id);
+        }
+        if cancelled {
+            token.cancel();
+        }
+        current.running = Some((ids.to_vec(), token.clone()));
+    }
+
+    /// Sends task `id`'s `Done` (`more`: other tasks of its chunk follow);
+    /// whether this worker goes on serving.
+    fn answer(&self, id: u64, outcome: Outcome, taken: u64, more: bool) -> bool {
         {
-            let mut current = current.lock();
-            current.running = None;
+            let mut current = self.current.lock();
+            if let Some((running, _)) = &mut current.running {
+                running.retain(|running| *running != id);
+            }
             current.inputs.remove(&id);
             current.boards.remove(&id);
             current.outputs.retain(|(task, _), _| *task != id);
@@ -286,16 +396,13 @@ pub(crate) fn worker_main() -> i32 {
         // one each. It writes whether or not the next task ends, so an
         // outcome never waits behind a long or stuck task. The last one
         // before this process waits for tasks goes at once.
-        let sent = if retire || queue.is_empty() {
-            to_pool.send(&done)
+        let sent = if retire || (!more && self.queue.is_empty()) {
+            self.to_pool.send(&done)
         } else {
-            to_pool.send_soon(&done)
+            self.to_pool.send_soon(&done)
         };
-        if sent.is_err() || retire {
-            return 0;
-        }
+        sent.is_ok() && !retire
     }
-    0
 }
 
 /// Runs a task with grants: its regions mapped here, its other operations
@@ -355,12 +462,14 @@ fn run_sharing(
 
 /// A task as the reader hands it to the task loop, with its stdin's
 /// chunks when they are streamed, and the socket that came with it.
-type Incoming = (
-    u64,
-    super::protocol::WireTask,
-    Option<Receiver<Vec<u8>>>,
-    Option<Socket>,
-);
+struct Incoming {
+    id: u64,
+    task: super::protocol::WireTask,
+    stdin: Option<Receiver<Vec<u8>>>,
+    socket: Option<Socket>,
+    /// It shares an instance with the next task (a map's chunk).
+    shares_with_next: bool,
+}
 
 /// Takes the pool's frames until the pipe closes, then exits the process.
 fn read_frames(
@@ -372,7 +481,11 @@ fn read_frames(
     let mut frame = Vec::new();
     loop {
         match read_frame_with::<ToChild>(input, &mut frame) {
-            Ok(Some(ToChild::Run { id, task })) => {
+            Ok(Some(ToChild::Run {
+                id,
+                task,
+                shares_with_next,
+            })) => {
                 // Its socket came with the frame's first byte, so it is
                 // here already; without it the pool and this worker
                 // disagree, and the worker ends (the task fails as lost).
@@ -390,7 +503,14 @@ fn read_frames(
                     current.lock().inputs.insert(id, chunks);
                     receiver
                 });
-                if tasks.send((id, task, stdin, socket)).is_err() {
+                let incoming = Incoming {
+                    id,
+                    task,
+                    stdin,
+                    socket,
+                    shares_with_next,
+                };
+                if tasks.send(incoming).is_err() {
                     break;
                 }
             }
@@ -412,7 +532,7 @@ fn read_frames(
             Ok(Some(ToChild::Cancel { id })) => {
                 let mut current = current.lock();
                 match &current.running {
-                    Some((running, token)) if *running == id => token.cancel(),
+                    Some((running, token)) if running.contains(&id) => token.cancel(),
                     // Not started yet (or already done): it must not start.
                     _ => {
                         current.cancelled.insert(id);

@@ -397,9 +397,18 @@ pub(crate) fn feed_worker(
         }
         let mut replies: Vec<Option<Reply>> = Vec::new();
         let mut tasks = Vec::new();
+        let mut chunks = 0;
         for job in &mut jobs {
-            for (task, reply) in job.tasks.iter().zip(job.replies.drain(..)) {
-                tasks.push((task, &job.cancel));
+            let chunk = job.chunk.max(1);
+            for (index, (task, reply)) in job.tasks.iter().zip(job.replies.drain(..)).enumerate() {
+                if index % chunk == 0 {
+                    chunks += 1;
+                }
+                tasks.push(Batched {
+                    task,
+                    cancel: &job.cancel,
+                    chunk: chunks,
+                });
                 replies.push(Some(reply));
             }
         }
@@ -417,12 +426,23 @@ pub(crate) fn feed_worker(
     }
 }
 
+/// A task of a batch handed to a worker process.
+pub(crate) struct Batched<'j> {
+    pub(crate) task: &'j Task,
+    /// Its job's canceller (every task of a job has the same).
+    pub(crate) cancel: &'j CancelToken,
+    /// Which chunk of the batch it is in: consecutive tasks of one chunk
+    /// share an instance in the worker, as in a thread worker (a map's
+    /// `chunksize`).
+    pub(crate) chunk: usize,
+}
+
 /// A batch's outcomes on their way to their replies. A map's outcomes that
 /// the supervisor learns one right after another go to the map together
 /// (one wake-up of its reader, as a thread worker delivers a map's batch);
 /// others go one by one.
 struct Replies<'b> {
-    tasks: &'b [(&'b Task, &'b CancelToken)],
+    tasks: &'b [Batched<'b>],
     /// One per task, taken when its outcome comes.
     replies: Vec<Option<Reply>>,
     /// How many tasks have no outcome yet.
@@ -458,7 +478,7 @@ impl Outcomes for Replies<'_> {
                 .map_or(outcome.duration, |pace| (pace * 7 + outcome.duration) / 8),
         );
         self.left -= 1;
-        self.tasks[index].0.hang_up();
+        self.tasks[index].task.hang_up();
         match self.replies[index].take() {
             Some(Reply::Stream { index, sink }) => {
                 if self

@@ -7,8 +7,9 @@
 //! streams, `Done` when captured), never on the raw pipe.
 //!
 //! A conversation: `Hello` → `Started` (the child is a wasmproc worker) →
-//! `Ready` (its module is loaded); then any number of `Run`, each answered
-//! by one `Done`, with `Cancel`, `Input`/`InputEnd` → `InputTaken` (a
+//! `Ready` (its module is loaded); then any number of `Run` (consecutive
+//! ones may form a chunk that shares an instance), each answered by one
+//! `Done`, with `Cancel`, `Input`/`InputEnd` → `InputTaken` (a
 //! streamed stdin, flow-controlled), `Output` → `OutputTaken` (a streamed
 //! stdout or stderr, flow-controlled) and `Share` → `ShareReply` (a queue, pipe or wait operation of
 //! the task, carried out by the pool) in between.
@@ -28,7 +29,7 @@ use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Win
 use crate::task::{Initializer, Output, RelayedOutput, Stdin, Task, TaskSpec};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 11;
+pub(crate) const VERSION: u32 = 12;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -101,8 +102,16 @@ pub(crate) enum ToChild {
         /// matches it in every one (stack size, cache, ...).
         settings: RuntimeSettings,
     },
-    /// Run one task; answered by `Done` with the same id.
-    Run { id: u64, task: WireTask },
+    /// Run one task; answered by `Done` with the same id. With
+    /// `shares_with_next`, the task shares an instance with the task of
+    /// the `Run` frame that follows (a map's chunk, sent whole in one
+    /// write): the worker runs them as one chunk, answering each as it
+    /// ends.
+    Run {
+        id: u64,
+        task: WireTask,
+        shares_with_next: bool,
+    },
     /// Windows: a connection's socket, duplicated into the worker
     /// (`WSADuplicateSocketW`'s protocol information), for the `Run` frame
     /// that follows it (`handover`). On Unix the socket rides with the

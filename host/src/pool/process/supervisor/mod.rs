@@ -22,14 +22,14 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, select};
 
-use super::{ProcessOptions, WorkerPids};
+use super::{Batched, ProcessOptions, WorkerPids};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
 use crate::outcome::Outcome;
 use crate::pool::queue::Job;
 use crate::share::soon_within;
-use crate::task::{DirectSocket, Task};
+use crate::task::DirectSocket;
 use breaker::Breaker;
 use spawn::Worker;
 
@@ -178,16 +178,12 @@ impl Supervisor {
     /// behind it are sent again: they never started, so it costs them
     /// nothing. When the crash-loop breaker has tripped (more deaths within
     /// the window than the options allow), the task at hand fails for good.
-    pub(super) fn run_batch(
-        &mut self,
-        tasks: &[(&Task, &CancelToken)],
-        outcomes: &mut impl Outcomes,
-    ) {
+    pub(super) fn run_batch(&mut self, tasks: &[Batched<'_>], outcomes: &mut impl Outcomes) {
         let started = Instant::now();
         let mut attempts = vec![0u32; tasks.len()];
         // Tasks not yet answered, in order.
         let mut pending: VecDeque<usize> = VecDeque::new();
-        for (index, (task, _)) in tasks.iter().enumerate() {
+        for (index, Batched { task, .. }) in tasks.iter().enumerate() {
             // The checks a thread worker makes first, made before sending:
             // the same status and message in both isolations, and no
             // oversized message on the pipe.
@@ -202,7 +198,7 @@ impl Supervisor {
         // The tasks of a batch mostly share one token (a map's): watch each
         // token once, since every watch locks the token's whole chain.
         let mut watched: Vec<&CancelToken> = Vec::new();
-        for (_, token) in tasks {
+        for Batched { cancel: token, .. } in tasks {
             if !watched.iter().any(|seen| seen.same_as(token)) {
                 watched.push(token);
             }
@@ -255,11 +251,11 @@ impl Supervisor {
             let error = if open {
                 self.breaker.poison()
             } else if attempts[index] < self.options.retries
-                && tasks[index].0.can_rerun()
+                && tasks[index].task.can_rerun()
                 // A connection whose socket went to the dead worker is not
                 // run again: its bytes read there are gone. One whose
                 // hand-over failed still has it.
-                && tasks[index].0.direct.as_ref().is_none_or(DirectSocket::is_unused)
+                && tasks[index].task.direct.as_ref().is_none_or(DirectSocket::is_unused)
             {
                 attempts[index] += 1;
                 tracing::info!(

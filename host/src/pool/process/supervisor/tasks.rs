@@ -12,13 +12,12 @@ use crossbeam_channel::{Receiver, RecvError, select};
 use super::spawn::Worker;
 use super::stdin::StdinRelay;
 use super::{Ended, Outcomes, Supervisor, gone, lost, soon};
-use crate::cancel::CancelToken;
 use crate::mutex;
 use crate::outcome::Outcome;
-use crate::pool::process::handover;
 use crate::pool::process::protocol::{StreamName, ToChild, ToParent};
+use crate::pool::process::{Batched, handover};
 use crate::status::ExitStatus;
-use crate::task::{Output, Task};
+use crate::task::Output;
 
 /// What the worker sent, as its frame channel gives it: a frame, a frame
 /// that did not decode, or the channel's end (the worker is gone).
@@ -37,7 +36,7 @@ impl Supervisor {
     /// pending). Streams of the running task are relayed meanwhile.
     pub(super) fn run_tasks(
         &mut self,
-        tasks: &[(&Task, &CancelToken)],
+        tasks: &[Batched<'_>],
         pending: &mut VecDeque<usize>,
         woken: &Receiver<()>,
         outcomes: &mut impl Outcomes,
@@ -72,18 +71,24 @@ impl Supervisor {
     /// Sends the pending tasks to the worker, in order.
     fn hand_over(
         &mut self,
-        tasks: &[(&Task, &CancelToken)],
+        tasks: &[Batched<'_>],
         pending: &VecDeque<usize>,
     ) -> Result<VecDeque<InFlight>, Ended> {
         let worker = self.worker.as_mut().expect("made ready before");
         let mut in_flight = VecDeque::new();
         let stopped =
             |e: std::io::Error| lost(format!("the worker process stopped taking tasks ({e})"));
-        for &index in pending {
+        for (position, &index) in pending.iter().enumerate() {
             self.next_id += 1;
             let id = self.next_id;
-            let mut task = worker.wire(id, tasks[index].0)?;
-            match &tasks[index].0.direct {
+            let mut task = worker.wire(id, tasks[index].task)?;
+            // Computed from what is sent now: a chunk's tasks cancelled
+            // before they were sent, or answered before a retry, are not
+            // among them.
+            let shares_with_next = pending
+                .get(position + 1)
+                .is_some_and(|&next| tasks[next].chunk == tasks[index].chunk);
+            match &tasks[index].task.direct {
                 // A server's connection: its socket goes with the frame,
                 // and the worker holds it from then on (ours is dropped
                 // here; the server keeps its own, to hang it up).
@@ -92,7 +97,14 @@ impl Supervisor {
                         lost("the connection's socket was already handed to a worker process")
                     })?;
                     task.socket = Some(handover::kind(&socket));
-                    let sent = worker.send_with_socket(&ToChild::Run { id, task }, &socket);
+                    let sent = worker.send_with_socket(
+                        &ToChild::Run {
+                            id,
+                            task,
+                            shares_with_next: false,
+                        },
+                        &socket,
+                    );
                     if let Err(error) = sent {
                         // The worker never ran this task (its frame did not
                         // get through): the connection is untouched, and
@@ -104,7 +116,11 @@ impl Supervisor {
                 // Buffered: the batch goes in one write below (a socket's
                 // frame writes what is buffered before it).
                 None => worker
-                    .send_later(&ToChild::Run { id, task })
+                    .send_later(&ToChild::Run {
+                        id,
+                        task,
+                        shares_with_next,
+                    })
                     .map_err(stopped)?,
             }
             in_flight.push_back(InFlight {
@@ -120,12 +136,12 @@ impl Supervisor {
 
 /// Answers the tasks cancelled before they were sent: they never start.
 fn drop_cancelled(
-    tasks: &[(&Task, &CancelToken)],
+    tasks: &[Batched<'_>],
     pending: &mut VecDeque<usize>,
     outcomes: &mut impl Outcomes,
 ) {
     pending.retain(|&index| {
-        let cancelled = tasks[index].1.is_cancelled();
+        let cancelled = tasks[index].cancel.is_cancelled();
         if cancelled {
             outcomes.deliver(
                 index,
@@ -145,7 +161,7 @@ fn drop_cancelled(
 /// only when it fails to answer in time. The front's clock starts when
 /// the one before it ends.
 struct Running<'t> {
-    tasks: &'t [(&'t Task, &'t CancelToken)],
+    tasks: &'t [Batched<'t>],
     in_flight: VecDeque<InFlight>,
     grace: Duration,
     /// When the front task started running.
@@ -158,12 +174,12 @@ struct Running<'t> {
 
 impl<'t> Running<'t> {
     fn new(
-        tasks: &'t [(&'t Task, &'t CancelToken)],
+        tasks: &'t [Batched<'t>],
         in_flight: VecDeque<InFlight>,
         grace: Duration,
     ) -> Result<Self, Ended> {
         let front_since = Instant::now();
-        let stdin = StdinRelay::start(in_flight.front().map(|f| tasks[f.index].0))?;
+        let stdin = StdinRelay::start(in_flight.front().map(|f| tasks[f.index].task))?;
         Ok(Running {
             tasks,
             in_flight,
@@ -301,7 +317,7 @@ impl<'t> Running<'t> {
                 Ok(())
             }
             Ok(Ok(ToParent::Moved { id, read, wrote })) if id == front_id => {
-                let task = self.tasks[self.front().index].0;
+                let task = self.tasks[self.front().index].task;
                 if let Some(direct) = &task.direct {
                     let bytes = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
                     if read > 0 {
@@ -339,7 +355,7 @@ impl<'t> Running<'t> {
             .front()
             .filter(|task| task.cancel_sent)
             .map(|_| self.front_since + self.grace);
-        self.stdin = StdinRelay::start(self.in_flight.front().map(|f| self.tasks[f.index].0))?;
+        self.stdin = StdinRelay::start(self.in_flight.front().map(|f| self.tasks[f.index].task))?;
         Ok(())
     }
 
@@ -347,7 +363,7 @@ impl<'t> Running<'t> {
     /// the credit back.
     fn relay_output(&mut self, worker: &Worker, stream: StreamName, bytes: Vec<u8>) {
         let front = self.front();
-        let (id, task) = (front.id, self.tasks[front.index].0);
+        let (id, task) = (front.id, self.tasks[front.index].task);
         let output = match stream {
             StreamName::Stdout => &task.stdout,
             StreamName::Stderr => &task.stderr,
@@ -379,12 +395,12 @@ impl<'t> Running<'t> {
 fn send_cancels(
     worker: &Worker,
     in_flight: &mut VecDeque<InFlight>,
-    tasks: &[(&Task, &CancelToken)],
+    tasks: &[Batched<'_>],
 ) -> bool {
     let front_id = in_flight.front().map(|task| task.id);
     let mut front_cancelled = false;
     for task in in_flight.iter_mut() {
-        if !task.cancel_sent && tasks[task.index].1.is_cancelled() {
+        if !task.cancel_sent && tasks[task.index].cancel.is_cancelled() {
             task.cancel_sent = true;
             let _ = worker.send(&ToChild::Cancel { id: task.id });
             front_cancelled |= Some(task.id) == front_id;
