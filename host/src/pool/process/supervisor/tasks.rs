@@ -212,7 +212,7 @@ impl<'t> Running<'t> {
     fn deadline(&self) -> Option<Instant> {
         let front = self.front();
         let limit = self.tasks[front.index]
-            .0
+            .task
             .limits
             .as_ref()
             .and_then(|l| l.timeout);
