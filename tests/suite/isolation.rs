@@ -767,10 +767,11 @@ fn chunks_share_an_instance_in_both_isolations() {
             Task::call("panics", &"mid-chunk").unwrap(),
             Task::call("calls", &()).unwrap(),
             Task::call("spin", &()).unwrap().limits(timeout(100)),
+            Task::call("calls", &()).unwrap(),
             Task::call("write_output", &(3usize, "a")).unwrap(),
             Task::call("calls", &()).unwrap(),
         ];
-        let outcomes: Vec<Outcome> = pool.map_tasks(tasks).chunksize(6).collect();
+        let outcomes: Vec<Outcome> = pool.map_tasks(tasks).chunksize(7).collect();
         let statuses: Vec<ExitStatus> = outcomes.iter().map(|o| o.status).collect();
         assert_eq!(
             statuses,
@@ -781,6 +782,7 @@ fn chunks_share_an_instance_in_both_isolations() {
                 ExitStatus::TimedOut,
                 ExitStatus::Exited(0),
                 ExitStatus::Exited(0),
+                ExitStatus::Exited(0),
             ],
             "{name}: {outcomes:?}"
         );
@@ -789,10 +791,15 @@ fn chunks_share_an_instance_in_both_isolations() {
             1,
             "{name}: fresh after the panic"
         );
-        assert_eq!(outcomes[4].stdout.text(), "xxx", "{name}");
-        assert_eq!(outcomes[4].stderr.text(), "a", "{name}");
         assert_eq!(
-            outcomes[5].decode::<u32>().unwrap(),
+            outcomes[4].decode::<u32>().unwrap(),
+            1,
+            "{name}: fresh after the timeout"
+        );
+        assert_eq!(outcomes[5].stdout.text(), "xxx", "{name}");
+        assert_eq!(outcomes[5].stderr.text(), "a", "{name}");
+        assert_eq!(
+            outcomes[6].decode::<u32>().unwrap(),
             2,
             "{name}: shared after output"
         );
