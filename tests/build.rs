@@ -1,6 +1,6 @@
 //! Compiles the test guests from source to wasm32-wasip1 (no checked-in
 //! `.wasm`), and the plain WASI command `wasi-cmd` and the SDK guests
-//! `sdk-tasks`, `share-tasks` and `serve-tasks` also to wasm32-wasip2 (WASI
+//! `sdk-tasks`, `share-tasks`, `serve-tasks` and `init-tasks` also to wasm32-wasip2 (WASI
 //! 0.2 components of the same programs), and writes their paths to
 //! `$OUT_DIR/guests.rs`.
 //!
@@ -80,6 +80,8 @@ fn main() {
             "share-tasks",
             "-p",
             "serve-tasks",
+            "-p",
+            "init-tasks",
         ],
     );
 
@@ -124,6 +126,8 @@ fn main() {
          pub const SHARE_TASKS_P2: &str = {:?};\n\
          /// `serve-tasks` built for wasm32-wasip2: an SDK component.\n\
          pub const SERVE_TASKS_P2: &str = {:?};\n\
+         /// `init-tasks` built for wasm32-wasip2: an SDK component with initializers.\n\
+         pub const INIT_TASKS_P2: &str = {:?};\n\
          /// A WASI command written in C, when clang and wasi-libc are installed.\n\
          pub const C_HELLO: Option<&str> = {:?};\n\
          /// A C command that talks and shares through the raw imports.\n\
@@ -146,6 +150,7 @@ fn main() {
         path_str(&wasm_p2.join("sdk_tasks.wasm")),
         path_str(&wasm_p2.join("share_tasks.wasm")),
         path_str(&wasm_p2.join("serve_tasks.wasm")),
+        path_str(&wasm_p2.join("init_tasks.wasm")),
         c_guest.as_deref().map(path_str),
         c_share.as_deref().map(path_str),
         c_echo.as_deref().map(path_str),

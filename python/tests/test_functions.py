@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import socket
 import math
 import sys
@@ -99,6 +100,29 @@ def load_settings(path: str, scale: int) -> None:
 
 def use_settings(x: int) -> int:
     return int(SETTINGS["base"] + x * SETTINGS["scale"])
+
+
+STARTED: Dict[str, Any] = {}
+
+
+def start_once(label: str) -> None:
+    """Records when it ran; prints, as initializers do."""
+    print("initializing", label)
+    STARTED.update(label=label, at=time.time_ns())
+
+
+def write_raw() -> None:
+    """Writes to the process's stdout below Python's ``sys.stdout``: the
+    sandbox's libc then holds the stream, which no snapshot keeps."""
+    import os
+
+    os.write(1, b"raw output\n")
+    STARTED.update(label="raw", at=0)
+
+
+def when_started(_: int) -> List[Any]:
+    print("a task prints after the initializer")
+    return [STARTED["label"], STARTED["at"]]
 
 
 def connects(port: int) -> str:
@@ -327,7 +351,36 @@ def test_a_lambda_from_a_notebook_cell(pool: wasmproc.Pool) -> None:
     assert pool.map(namespace["triple"], [4]) == [12]
 
 
-def test_an_initializer_runs_in_each_tasks_sandbox_before_it(python_runner: Path, tmp_path: Path) -> None:
+def test_an_initializer_runs_once_and_a_second_pool_reuses_its_snapshot(
+    python_runner: Path, isolation: str
+) -> None:
+    label = f"{isolation} {time.time_ns()}"  # a new snapshot for each run
+    seen = []
+    for _ in range(2):
+        with wasmproc.Pool(2, start_once, (label,), isolation=isolation) as pool:
+            started = pool.map(when_started, range(6))
+        # Every task starts from the one run's state: the same moment.
+        assert all(each == started[0] for each in started), started
+        assert started[0][0] == label
+        seen.append(started[0][1])
+    # The second pool's snapshot came from the cache: it never ran again.
+    assert seen[0] == seen[1]
+    assert STARTED == {}  # here, nothing ran
+
+
+def test_an_initializer_left_holding_a_stream_runs_in_each_task_instead(
+    python_runner: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="wasmproc"):
+        with wasmproc.Pool(1, write_raw) as pool:
+            assert pool.apply(when_started, (0,)) == ["raw", 0]
+    assert "runs in each task's sandbox, not once" in caplog.text
+    assert "WASI resource" in caplog.text
+
+
+def test_an_initializer_with_granted_dirs_runs_in_each_tasks_sandbox(
+    python_runner: Path, tmp_path: Path
+) -> None:
     (tmp_path / "settings.json").write_text('{"base": 100}')
     pool = wasmproc.Pool(1, load_settings, ("/data/settings.json", 2), dirs={tmp_path: "/data"})
     with pool:
@@ -337,6 +390,11 @@ def test_an_initializer_runs_in_each_tasks_sandbox_before_it(python_runner: Path
     with wasmproc.Pool(1, load_settings, ("/data/missing.json", 2), dirs={tmp_path: "/data"}) as pool:
         with pytest.raises(wasmproc.Exited, match="(?s)the pool's initializer raised:.*FileNotFoundError"):
             pool.apply(use_settings, (1,))
+
+
+def test_an_initializer_that_raises_fails_the_pools_start(python_runner: Path) -> None:
+    with pytest.raises(wasmproc.Exited, match="(?s)the pool's initializer raised:.*ZeroDivisionError"):
+        wasmproc.Pool(1, lambda: 1 / 0)
     with pytest.raises(wasmproc.CannotShip, match="an argument of the initializer"):
         wasmproc.Pool(1, load_settings, (threading.Lock(), 2))
     # The initializer reaches a shared queue as a task does.

@@ -150,8 +150,20 @@ fn serve_runs_a_handler_per_connection_in_both_isolations() {
 }
 
 #[test]
-fn an_initializer_of_a_component_is_refused_with_what_to_do() {
+fn an_sdk_components_initializer_runs_through_the_binary() {
     let output = wasmproc_run(&[
+        "run",
+        guests::INIT_TASKS_P2,
+        "--init",
+        "seed_only",
+        "--init-args",
+        "3",
+        "--task",
+        "state",
+    ]);
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output).trim(), "[3,1]");
+    let missing = wasmproc_run(&[
         "run",
         guests::SDK_TASKS_P2,
         "--init",
@@ -161,11 +173,10 @@ fn an_initializer_of_a_component_is_refused_with_what_to_do() {
         "--args",
         "3",
     ]);
-    assert_eq!(code(&output), 126, "{}", stderr(&output));
+    assert_eq!(code(&missing), 126, "{}", stderr(&missing));
     assert!(
-        stderr(&output).contains("do not run on components yet")
-            && stderr(&output).contains("wasm32-wasip1"),
+        stderr(&missing).contains("has no initializer `anything`"),
         "{}",
-        stderr(&output)
+        stderr(&missing)
     );
 }

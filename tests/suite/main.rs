@@ -39,6 +39,8 @@ mod components;
 mod typed_components;
 // SDK guests built for wasm32-wasip2: components through the SDK's WIT contract.
 mod sdk_components;
+// Initializers of components, snapshot with wizer.
+mod component_init;
 // Proposals past the MVP, modules past the pool's old limits, and the
 // error of an unsupported proposal.
 mod wasm_features;

@@ -220,10 +220,16 @@ fn queues_pipes_regions_and_locks_round_trip_in_both_isolations() {
 }
 
 #[test]
-fn an_initializer_of_an_sdk_component_is_refused_with_what_to_do() {
+fn an_sdk_component_without_initializers_says_so() {
     let refused = sdk_tasks_p2().initialize("anything", &()).unwrap_err();
     assert_eq!(refused.kind(), &ErrorKind::CannotRun);
-    assert!(refused.to_string().contains("wasm32-wasip1"), "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("has no initializer `anything`")
+            && refused.to_string().contains("#[wasmproc_guest::init]"),
+        "{refused}"
+    );
 }
 
 #[test]

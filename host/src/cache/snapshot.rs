@@ -9,6 +9,7 @@
 
 use wasmtime::Engine;
 
+use super::compiled::Compiled;
 use super::{CacheStatus, Identity, ModuleCache};
 
 /// Bump when what an initialization leaves changes for the same inputs
@@ -39,11 +40,11 @@ impl Identity {
 impl ModuleCache {
     /// The snapshot `identity`, compiled for `engine`, if the cache holds
     /// it.
-    pub(crate) fn load_snapshot(
+    pub(crate) fn load_snapshot<C: Compiled>(
         &self,
         engine: &Engine,
         identity: &Identity,
-    ) -> Option<wasmtime::Module> {
+    ) -> Option<C> {
         self.load(engine, identity, EXTENSION)
     }
 
@@ -60,13 +61,14 @@ impl ModuleCache {
         self.restore_entry(engine, identity, EXTENSION, compiled)
     }
 
-    /// Compiles the snapshot `identity` from its `wasm` and stores it.
-    pub(crate) fn compile_snapshot(
+    /// Compiles the snapshot `identity` (a core module or a component)
+    /// from its `wasm` and stores it.
+    pub(crate) fn compile_snapshot<C: Compiled>(
         &self,
         engine: &Engine,
         identity: &Identity,
         wasm: &[u8],
-    ) -> Result<(wasmtime::Module, CacheStatus), wasmtime::Error> {
+    ) -> Result<(C, CacheStatus), wasmtime::Error> {
         self.compile(engine, identity, EXTENSION, wasm)
     }
 }

@@ -232,6 +232,53 @@ impl Module {
             .build(name, identity, wasm, plain, Some(origin), None))
     }
 
+    /// A component snapshot of this component, `identity`, left by
+    /// `origin.init`: compiled for the plain engine (from the cache, or
+    /// from `wasm`). It keeps this component's name, and its SDK records
+    /// (a snapshot found in the cache comes without its wasm, where they
+    /// are).
+    pub(crate) fn component_snapshot(
+        &self,
+        identity: Identity,
+        compiled: Result<(Component, CacheStatus), wasmtime::Error>,
+        wasm: Option<Vec<u8>>,
+        origin: Origin,
+    ) -> Result<Module, Error> {
+        let name = self.name();
+        let linked = self.runtime().engine(false)?;
+        let base = self.inner.component.as_ref();
+        let (plain, info) = prepare_component_described(
+            linked,
+            name,
+            wasm.as_deref().unwrap_or_default(),
+            compiled,
+            |info| {
+                if let Some(base) = base.filter(|base| base.sdk) {
+                    info.sdk = true;
+                    info.functions = base.functions.clone();
+                    info.initializers = base.initializers.clone();
+                    info.signatures = base.signatures.clone();
+                }
+            },
+        )?;
+        Ok(self
+            .runtime()
+            .build(name, identity, wasm, plain, Some(origin), Some(info)))
+    }
+
+    /// The component `wasm` (this component made ready for a snapshot by
+    /// wizer) compiled for `linked`, uncached, and prepared: an
+    /// initializer runs in it.
+    pub(crate) fn prepare_instrumented(
+        &self,
+        linked: &LinkedEngine,
+        wasm: &[u8],
+    ) -> Result<Prepared, Error> {
+        let compiled = Component::new(&linked.engine, wasm)
+            .map(|component| (component, CacheStatus::Uncached));
+        prepare_component_code(linked, self.name(), wasm, compiled).map(|(prepared, _)| prepared)
+    }
+
     /// The module prepared for the plain or the fuel-metering engine (the
     /// latter compiled on first use; a snapshot found in the cache whose
     /// fuel-metered code is not there too is made again with `remake`).
@@ -495,6 +542,17 @@ fn prepare_component_code(
     wasm: &[u8],
     compiled: Result<(Component, CacheStatus), wasmtime::Error>,
 ) -> Result<(Prepared, ComponentInfo), Error> {
+    prepare_component_described(linked, name, wasm, compiled, |info| info.describe_sdk(wasm))
+}
+
+/// [`prepare_component_code`], its SDK records read by `describe_sdk`.
+fn prepare_component_described(
+    linked: &LinkedEngine,
+    name: &str,
+    wasm: &[u8],
+    compiled: Result<(Component, CacheStatus), wasmtime::Error>,
+    describe_sdk: impl FnOnce(&mut ComponentInfo),
+) -> Result<(Prepared, ComponentInfo), Error> {
     let (component, cache_status) = compiled.map_err(|error| {
         let message = match linked.engine.precompile_component(wasm) {
             Ok(_) => format!(
@@ -505,7 +563,7 @@ fn prepare_component_code(
         Error::new(ErrorKind::CannotRun, message)
     })?;
     let mut info = describe_component(&linked.engine, &component);
-    info.describe_sdk(wasm);
+    describe_sdk(&mut info);
     let pre = prepare_component(linked, name, &component, &mut info);
     Ok((
         Prepared {

@@ -34,6 +34,13 @@ pub(crate) enum Resolved<'m> {
         /// The function, as `Module::component_functions` names it.
         name: &'m str,
     },
+    /// A component's initializer: an SDK component's (its dispatcher's
+    /// `run-init`), or another component's exported WIT function.
+    ComponentInit {
+        /// The initializer, or the function as
+        /// `Module::component_functions` names it.
+        name: &'m str,
+    },
     /// Any exported function, called as `wasmtime run --invoke` does.
     Export {
         /// The export's name.
@@ -50,9 +57,9 @@ impl Resolved<'_> {
     pub(crate) fn to_entry(self) -> Entry {
         match self {
             Resolved::Command => Entry::Command,
-            Resolved::Task { name, .. } | Resolved::ComponentTask { name } => {
-                Entry::Task(name.to_owned())
-            }
+            Resolved::Task { name, .. }
+            | Resolved::ComponentTask { name }
+            | Resolved::ComponentInit { name } => Entry::Task(name.to_owned()),
             Resolved::Export { export, .. } => Entry::Export(export.to_owned()),
         }
     }
@@ -189,6 +196,47 @@ impl Module {
             .map_or(&[], |component| component.functions.as_slice())
     }
 
+    /// A component's initializer `wanted`: an SDK component's initializer
+    /// (`#[init]`, run by its dispatcher), or any other component's
+    /// exported WIT function, called with the initializer's argument as a
+    /// typed task is.
+    fn resolve_component_initializer(&self, wanted: &str) -> Result<Resolved<'_>, Error> {
+        let name = self.name();
+        let (found, offered) = if self.is_sdk_component() {
+            let initializers = self.initializers();
+            (
+                initializers.iter().find(|init| *init == wanted),
+                if initializers.is_empty() {
+                    "it records none: an initializer is a function marked \
+                     #[wasmproc_guest::init]"
+                        .to_owned()
+                } else {
+                    format!("its initializers: {}", initializers.join(", "))
+                },
+            )
+        } else {
+            let functions = self.component_functions();
+            (
+                crate::typed::find(functions, wanted),
+                if functions.is_empty() {
+                    "it exports no functions".to_owned()
+                } else {
+                    format!(
+                        "any of its exported functions initializes: {}",
+                        functions.join(", ")
+                    )
+                },
+            )
+        };
+        match found {
+            Some(init) => Ok(Resolved::ComponentInit { name: init }),
+            None => Err(Error::new(
+                ErrorKind::CannotRun,
+                format!("`{name}` has no initializer `{wanted}`; {offered}"),
+            )),
+        }
+    }
+
     /// The exported function `wanted`, for [`Entry::Export`].
     fn resolve_invoke(&self, wanted: &str) -> Result<Resolved<'_>, Error> {
         let name = self.name();
@@ -291,15 +339,7 @@ impl Module {
         let info = &self.inner.info;
         let name = self.name();
         if self.is_component() {
-            return Err(Error::new(
-                ErrorKind::CannotRun,
-                format!(
-                    "`{name}` is a component, and wasmproc snapshots only core modules: \
-                     initializers (`--init {wanted}`, Module::initialize) do not run on \
-                     components yet; run it without --init, or build the guest for \
-                     wasm32-wasip1"
-                ),
-            ));
+            return self.resolve_component_initializer(wanted);
         }
         self.check_memory()?;
         let initializers = &info.initializers;

@@ -2,6 +2,7 @@
 //! or an exported WIT function as a typed task (`crate::typed`).
 
 use wasmtime::Store;
+use wasmtime::component::Instance;
 
 use super::ending::Phase;
 use super::instantiate::instantiate_component;
@@ -15,12 +16,14 @@ use crate::typed::Returned;
 /// `wasi:cli/run` (WASI 0.2's `run: func() -> result` or 0.3's `async`
 /// one: `ok` is exit code 0, `err` 1; `wasi:cli/exit` ends it with its
 /// code, as `proc_exit` does), or an exported WIT function as a typed task
-/// with the task's JSON `input`.
+/// with the task's JSON `input`, or an initializer. The instance it made
+/// is left in `made` (an initializer's is snapshot after the call).
 pub(super) async fn enter_component(
     store: &mut Store<HostState>,
     pre: &ComponentPre,
     resolved: &Resolved<'_>,
     input: &[u8],
+    made: &mut Option<Instance>,
 ) -> Result<i32, (Phase, wasmtime::Error)> {
     let call_error = |error| (Phase::Call, error);
     match resolved {
@@ -33,6 +36,7 @@ pub(super) async fn enter_component(
             let instance = instantiate_component(&pre.pre, store)
                 .await
                 .map_err(|error| (Phase::Instantiate, error))?;
+            *made = Some(instance);
             let ran = match entry {
                 CommandEntry::P2(indices) => {
                     let command = indices
@@ -61,8 +65,12 @@ pub(super) async fn enter_component(
             }
         }
         Resolved::ComponentTask { name } => match pre.sdk {
-            Some(dispatch) => call_sdk_task(store, pre, dispatch, name, false).await,
-            None => call_component_task(store, pre, name, input).await,
+            Some(dispatch) => call_sdk_task(store, pre, dispatch, name, false, made).await,
+            None => call_component_task(store, pre, name, input, made).await,
+        },
+        Resolved::ComponentInit { name } => match pre.sdk {
+            Some(dispatch) => call_sdk_task(store, pre, dispatch, name, true, made).await,
+            None => call_component_task(store, pre, name, input, made).await,
         },
         Resolved::Task { .. } | Resolved::Export { .. } => Err(call_error(wasmtime::format_err!(
             "a component runs its command or its WIT functions only"
@@ -84,6 +92,7 @@ pub(super) async fn call_component_task(
     pre: &ComponentPre,
     name: &str,
     input: &[u8],
+    made: &mut Option<Instance>,
 ) -> Result<i32, (Phase, wasmtime::Error)> {
     let refused =
         |kind, message: String| (Phase::Call, wasmtime::Error::new(Error::new(kind, message)));
@@ -100,6 +109,7 @@ pub(super) async fn call_component_task(
     let instance = instantiate_component(&pre.pre, store)
         .await
         .map_err(|error| (Phase::Instantiate, error))?;
+    *made = Some(instance);
     let Some(func) = instance.get_func(&mut *store, export.index) else {
         return Err(refused(
             ErrorKind::CannotRun,

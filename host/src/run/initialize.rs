@@ -12,8 +12,9 @@
 
 use serde::Serialize;
 
+use wasmtime::component::WasmList;
 use wasmtime::{Instance, Linker, Store};
-use wasmtime_wizer::{InstanceState, SnapshotVal, ValType, Wizer};
+use wasmtime_wizer::{ComponentInstanceState, InstanceState, SnapshotVal, ValType, Wizer};
 
 use super::driver::block_on;
 use super::instance::Live;
@@ -24,9 +25,11 @@ use crate::error::{Error, ErrorKind};
 use crate::module::snapshot_data::{Segment, non_zero_ranges, with_segments};
 use crate::module::{Module, Origin, Resolved, Runnable};
 use crate::mutex::Mutex;
+use crate::outcome::Outcome;
 use crate::status::ExitStatus;
 use crate::store::{HostState, instantiate_pre};
 use crate::task::{Initializer, Task};
+use wasmtime_wasi::WasiView;
 
 /// How many descriptor numbers past the granted directories are checked
 /// for a file the initializer left open. WASI hands out the lowest free
@@ -99,6 +102,18 @@ impl Module {
             cached: status != CacheStatus::Uncached,
             status,
         };
+        if self.is_component() {
+            if let Some(compiled) = cache.load_snapshot(engine, &identity) {
+                let found = Ok((compiled, CacheStatus::Hit));
+                return self.component_snapshot(identity, found, None, origin(CacheStatus::Hit));
+            }
+            let wasm = run_and_snapshot(self, init, resolved, token)?;
+            let compiled = cache.compile_snapshot(engine, &identity, &wasm);
+            let status = compiled
+                .as_ref()
+                .map_or(CacheStatus::Uncached, |(_, status)| *status);
+            return self.component_snapshot(identity, compiled, Some(wasm), origin(status));
+        }
         if let Some(compiled) = cache.load_snapshot(engine, &identity) {
             let found = Ok((compiled, CacheStatus::Hit));
             return self.snapshot(identity, found, None, origin(CacheStatus::Hit));
@@ -135,6 +150,9 @@ fn run_and_snapshot(
     resolved: Resolved<'_>,
     cancel: &CancelToken,
 ) -> Result<Vec<u8>, Error> {
+    if let Resolved::ComponentInit { name } = resolved {
+        return run_and_snapshot_component(module, init, name, resolved, cancel);
+    }
     let (name, export, task) = match resolved {
         Resolved::Task { name, export, .. } => {
             (name, export, Task::call_json(name, init.input.clone()))
@@ -156,8 +174,8 @@ fn run_and_snapshot(
             }
             (init.name.as_str(), export, Task::invoke(export))
         }
-        Resolved::Command | Resolved::ComponentTask { .. } => {
-            unreachable!("an initializer resolves to a core module's call")
+        Resolved::Command | Resolved::ComponentTask { .. } | Resolved::ComponentInit { .. } => {
+            unreachable!("a core module's initializer resolves to a call of its own")
         }
     };
     let cannot_snapshot = |why: String| {
@@ -194,21 +212,7 @@ fn run_and_snapshot(
     let (outcome, _) = live.invoke(module, &plan, &task);
     phase.done("run the initializer");
     if !outcome.success() {
-        let kind = match outcome.status {
-            ExitStatus::BadInvocation => ErrorKind::BadInvocation,
-            ExitStatus::Cancelled => ErrorKind::Cancelled,
-            status => ErrorKind::TaskFailed(status),
-        };
-        let why = outcome
-            .message
-            .unwrap_or_else(|| format!("it ended with status {}", outcome.status.code()));
-        return Err(Error::new(
-            kind,
-            format!(
-                "the initializer `{name}` of `{}` failed: {why}",
-                module.name()
-            ),
-        ));
+        return Err(initializer_failed(module, name, outcome));
     }
     // The helper instance holds the pool's spare place until its store
     // (`live`) is gone: the guard outlives it.
@@ -247,6 +251,204 @@ fn run_and_snapshot(
     drop(live);
     drop(one_at_a_time);
     snapshot
+}
+
+/// The error of an initializer that did not succeed: the status and
+/// message a task would have.
+fn initializer_failed(module: &Module, name: &str, outcome: Outcome) -> Error {
+    let kind = match outcome.status {
+        ExitStatus::BadInvocation => ErrorKind::BadInvocation,
+        ExitStatus::Cancelled => ErrorKind::Cancelled,
+        status => ErrorKind::TaskFailed(status),
+    };
+    let why = outcome
+        .message
+        .unwrap_or_else(|| format!("it ended with status {}", outcome.status.code()));
+    Error::new(
+        kind,
+        format!(
+            "the initializer `{name}` of `{}` failed: {why}",
+            module.name()
+        ),
+    )
+}
+
+/// Runs a component's initializer `name` (an SDK component's, or an
+/// exported WIT function called with the initializer's argument) in an
+/// instance of the component wizer instrumented, and returns wizer's
+/// snapshot of it: a component whose core instances start with the
+/// memories and globals the initializer left.
+///
+/// A component's files, directories and streams are resources in its
+/// instance's handle tables, which no snapshot keeps: a handle kept in
+/// memory would name nothing in a task's instance (a use of it traps).
+/// So an initializer that returns holding any (wasi-libc keeps the
+/// directories it looked up, and its streams) is refused.
+fn run_and_snapshot_component(
+    module: &Module,
+    init: &Initializer,
+    name: &str,
+    resolved: Resolved<'_>,
+    cancel: &CancelToken,
+) -> Result<Vec<u8>, Error> {
+    let cannot_snapshot = |why: String| {
+        Error::new(
+            ErrorKind::CannotRun,
+            format!("cannot snapshot the component `{}`: {why}", module.name()),
+        )
+    };
+    let mut task = Task::call_json(name, init.input.clone()).capabilities(init.caps.clone());
+    task.limits = init.limits.clone();
+    let limits = checked_limits(&task, cancel)?;
+
+    let mut phase = Phases::start();
+    let wizer = Wizer::new();
+    let (context, instrumented) = wizer
+        .instrument_component(module.wasm_or_remake(remake)?)
+        .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
+    let engine = module.runtime().engine(limits.fuel.is_some())?;
+    let prepared = module.prepare_instrumented(engine, &instrumented)?;
+    phase.done("instrument and compile the component");
+    let plan = Plan {
+        resolved,
+        limits,
+        engine,
+        pre: prepared.runnable()?,
+        args: Vec::new(),
+    };
+    let mut live = Live::start(module, &plan, &task, cancel)?;
+    let (outcome, _) = live.invoke(module, &plan, &task);
+    phase.done("run the initializer");
+    if !outcome.success() {
+        return Err(initializer_failed(module, name, outcome));
+    }
+    let (store, instance) = live
+        .component_parts()
+        .expect("an instance exists after a call that returned");
+    let held = store.data_mut().ctx().table.iter_mut().count();
+    if held > 0 {
+        return Err(cannot_snapshot(format!(
+            "the initializer `{name}` returned holding {held} WASI resource(s) (a file, a \
+             directory its libc looked up, a stream): a snapshot keeps memory, not the host's \
+             handles, so every task would find them gone. Initialize without files and \
+             output (pass the data as the initializer's argument), or run it in each task"
+        )));
+    }
+    // Wizer reads the state through calls into the instance, which must
+    // not be stopped by the initializer's time limit, cancel or fuel.
+    let state = store.data_mut();
+    state.deadline = None;
+    state.cancel = CancelToken::never();
+    if plan.limits.fuel.is_some() {
+        store
+            .set_fuel(u64::MAX)
+            .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
+    }
+    let mut state = ComponentSnapshotting {
+        store,
+        instance,
+        failed: None,
+    };
+    let snapshot = block_on(wizer.snapshot_component(&context, &mut state))
+        .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
+    if let Some(error) = state.failed {
+        return Err(cannot_snapshot(format!(
+            "reading its state failed: {error:#}"
+        )));
+    }
+    phase.done("snapshot the component (wizer)");
+    Ok(snapshot)
+}
+
+/// The instrumented component's instance, as wizer reads it to snapshot:
+/// through the functions its instrumentation exported. Wizer's reads
+/// cannot fail; the first that does is kept here, and the snapshot is
+/// refused.
+struct ComponentSnapshotting<'s> {
+    store: &'s mut Store<HostState>,
+    instance: wasmtime::component::Instance,
+    failed: Option<wasmtime::Error>,
+}
+
+impl ComponentSnapshotting<'_> {
+    /// Calls `func` of the exported instance `instance` and hands its one
+    /// result to `use_result`; `None` (the failure kept) when that fails.
+    async fn call<R, U>(
+        &mut self,
+        instance: &str,
+        func: &str,
+        use_result: impl FnOnce(&Store<HostState>, R) -> U,
+    ) -> Option<U>
+    where
+        R: wasmtime::component::ComponentType + wasmtime::component::Lift + Send + Sync + 'static,
+    {
+        if self.failed.is_some() {
+            return None;
+        }
+        let called = async {
+            let store = &mut *self.store;
+            let (_, exported) = self
+                .instance
+                .get_export(&mut *store, None, instance)
+                .ok_or_else(|| wasmtime::format_err!("no exported instance `{instance}`"))?;
+            let (_, index) = self
+                .instance
+                .get_export(&mut *store, Some(&exported), func)
+                .ok_or_else(|| wasmtime::format_err!("no `{func}` in `{instance}`"))?;
+            let typed = self
+                .instance
+                .get_typed_func::<(), (R,)>(&mut *store, index)?;
+            let (result,) = typed.call_async(&mut *store, ()).await?;
+            Ok::<R, wasmtime::Error>(result)
+        };
+        match called.await {
+            Ok(result) => Some(use_result(self.store, result)),
+            Err(error) => {
+                self.failed = Some(error);
+                None
+            }
+        }
+    }
+}
+
+impl ComponentInstanceState for ComponentSnapshotting<'_> {
+    async fn call_func_ret_list_u8(
+        &mut self,
+        instance: &str,
+        func: &str,
+        contents: impl FnOnce(&[u8]) + Send,
+    ) {
+        // A failed read skips `contents`: the snapshot is refused anyway.
+        let _ = self
+            .call(instance, func, |store, list: WasmList<u8>| {
+                contents(list.as_le_slice(store));
+            })
+            .await;
+    }
+
+    async fn call_func_ret_s32(&mut self, instance: &str, func: &str) -> i32 {
+        self.call(instance, func, |_, value| value)
+            .await
+            .unwrap_or_default()
+    }
+
+    async fn call_func_ret_s64(&mut self, instance: &str, func: &str) -> i64 {
+        self.call(instance, func, |_, value| value)
+            .await
+            .unwrap_or_default()
+    }
+
+    async fn call_func_ret_f32(&mut self, instance: &str, func: &str) -> u32 {
+        self.call(instance, func, |_, value: f32| value.to_bits())
+            .await
+            .unwrap_or_default()
+    }
+
+    async fn call_func_ret_f64(&mut self, instance: &str, func: &str) -> u64 {
+        self.call(instance, func, |_, value: f64| value.to_bits())
+            .await
+            .unwrap_or_default()
+    }
 }
 
 /// A helper module that asks WASI, in the initializer's store, which

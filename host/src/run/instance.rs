@@ -26,6 +26,8 @@ use crate::task::{Output, Stdin, Task};
 pub(super) struct Live<'m> {
     store: Store<HostState>,
     instance: Option<Instance>,
+    /// A component's instance, once a call made one.
+    component: Option<wasmtime::component::Instance>,
     streams: Streams,
     /// The task this store was made for: later tasks must match it.
     shape: &'m Task,
@@ -70,6 +72,7 @@ impl<'m> Live<'m> {
         Ok(Live {
             store,
             instance: None,
+            component: None,
             streams,
             shape: task,
             resolved: plan.resolved,
@@ -162,6 +165,13 @@ impl<'m> Live<'m> {
         Some((&mut self.store, self.instance?))
     }
 
+    /// The store and its component instance, once a call made one.
+    pub(super) fn component_parts(
+        &mut self,
+    ) -> Option<(&mut Store<HostState>, wasmtime::component::Instance)> {
+        Some((&mut self.store, self.component?))
+    }
+
     /// Instantiates on first use, then calls the entry (a component's
     /// store serves one call: `component::enter_component`).
     async fn enter(
@@ -176,7 +186,7 @@ impl<'m> Live<'m> {
         let pre = match pre {
             Runnable::Core(pre) => pre,
             Runnable::Component(pre) => {
-                return enter_component(store, pre, resolved, input).await;
+                return enter_component(store, pre, resolved, input, &mut self.component).await;
             }
         };
         let instance = match self.instance {
@@ -223,9 +233,9 @@ impl<'m> Live<'m> {
             } => invoke(store, instance, export, *returns, args)
                 .await
                 .map_err(call_error),
-            Resolved::ComponentTask { .. } => Err(call_error(wasmtime::format_err!(
-                "a core module has no component functions"
-            ))),
+            Resolved::ComponentTask { .. } | Resolved::ComponentInit { .. } => Err(call_error(
+                wasmtime::format_err!("a core module has no component functions"),
+            )),
         }
     }
 }

@@ -31,7 +31,9 @@ pub(super) fn plan<'m>(
     let resolved = module.resolve_export(&task.entry)?;
     let mut args = Vec::new();
     match resolved {
-        Resolved::Task { .. } | Resolved::ComponentTask { .. } => validate_json(task)?,
+        Resolved::Task { .. } | Resolved::ComponentTask { .. } | Resolved::ComponentInit { .. } => {
+            validate_json(task)?
+        }
         Resolved::Export { export, .. } => args = module.invocation_args(export, &task.argv)?,
         Resolved::Command => {}
     }

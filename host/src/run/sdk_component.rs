@@ -5,6 +5,7 @@
 //! module's do, so the task ends by the same rules.
 
 use wasmtime::Store;
+use wasmtime::component::Instance;
 
 use super::ending::Phase;
 use super::instantiate::instantiate_component;
@@ -12,18 +13,20 @@ use crate::error::{Error, ErrorKind};
 use crate::module::{ComponentPre, SdkDispatch};
 use crate::store::HostState;
 
-/// Instantiates the component and runs its task `name` (its initializer,
-/// with `init`): the exit code the guest returned.
+/// Instantiates the component (left in `made`) and runs its task `name`
+/// (its initializer, with `init`): the exit code the guest returned.
 pub(super) async fn call_sdk_task(
     store: &mut Store<HostState>,
     pre: &ComponentPre,
     dispatch: SdkDispatch,
     name: &str,
     init: bool,
+    made: &mut Option<Instance>,
 ) -> Result<i32, (Phase, wasmtime::Error)> {
     let instance = instantiate_component(&pre.pre, store)
         .await
         .map_err(|error| (Phase::Instantiate, error))?;
+    *made = Some(instance);
     let index = if init {
         dispatch.run_init
     } else {

@@ -141,6 +141,17 @@ def ship(
     return _Shipper(list(sys_path), granted or {}).payload(function, init)
 
 
+def ship_initializer(
+    init: Init, sys_path: Sequence[str] = (), granted: Optional[Granted] = None
+) -> Tuple[str, bool]:
+    """The payload of the pool's initializer alone, for the runner's
+    ``init`` (run once, then snapshot), and whether it uses an object the
+    pool shares: such an initializer runs in each task's sandbox instead,
+    since a snapshot keeps memory, not a task's handles to shared objects."""
+    shipper = _Shipper(list(sys_path), granted or {})
+    return shipper.payload(init[0], init), shipper.uses_granted
+
+
 def call_args(args: Sequence[Any], kwds: Optional[Mapping[str, Any]] = None) -> str:
     """A call's arguments as the runner takes them: JSON text of
     ``[positional, keywords]``; ``TypeError`` for a value that is not
@@ -180,6 +191,10 @@ class _Shipper:
         self.function_index: Dict[int, int] = {}
         self.namespaces: List[Dict[str, Any]] = []
         self.namespace_index: Dict[int, int] = {}
+        # The host module's name of each namespace.
+        self.modules: List[str] = []
+        # Whether a value is one of the pool's shared objects.
+        self.uses_granted = False
 
     def payload(self, function: Callable[..., Any], init: Optional[Init]) -> str:
         entry = self.entry(function)
@@ -201,6 +216,7 @@ class _Shipper:
                 "v": PAYLOAD_VERSION,
                 "data": data,
                 "namespaces": self.namespaces,
+                "modules": self.modules,
                 "functions": self.functions,
                 "entry": entry,
                 "init": initializer,
@@ -240,6 +256,7 @@ class _Shipper:
         """How the sandbox gets ``value`` (used as ``what``)."""
         granted = self.granted.get(id(value))
         if granted is not None:
+            self.uses_granted = True
             return granted
         if isinstance(value, _SHARED_TYPES):
             raise CannotShip(
@@ -359,6 +376,7 @@ class _Shipper:
         if index is None:
             index = self.namespace_index[id(globals_)] = len(self.namespaces)
             self.namespaces.append({})
+            self.modules.append(str(globals_.get("__name__", "")))
         return index
 
     def function(self, function: types.FunctionType) -> int:

@@ -3,7 +3,9 @@ wasmproc's sandboxed Wasm workers."""
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
 import os
 import sys
 import threading
@@ -23,8 +25,8 @@ from typing import (
 
 from . import _native
 from ._compiled import COMPILE, CompiledFunctions
-from ._errors import TaskError, task_error
-from ._functions import call_args, ship
+from ._errors import CannotRun, TaskError, task_error
+from ._functions import call_args, ship, ship_initializer
 from ._queue import Queue
 from ._pipe import Connection
 from ._sync import Barrier, Event, Lock, Semaphore, SharedRegion
@@ -199,6 +201,12 @@ class _PythonKind(_Kind):
 _BY_NAME = _Kind()
 _PYTHON = _PythonKind()
 
+_log = logging.getLogger("wasmproc")
+
+# The runner's export that runs a pool's initializer once, before the
+# pool's snapshot of it (``_sandbox/wit/runner.wit``).
+_RUNNER_INIT = "init"
+
 
 def _compiler(runner: Module) -> Callable[[str], str]:
     """Compiles functions' sources in a fresh sandbox of the runner's, on
@@ -227,9 +235,14 @@ class Pool:
     ``initializer``: with a module, the name of one of its initializers
     (``#[wasmproc_guest::init]``), run once with ``initargs``: every task
     starts from the snapshot it leaves. With Python functions, a function
-    run with ``initargs`` in each task's sandbox before the task (each task
-    is a fresh sandbox), whose globals the task's function sees when both
-    come from one module. ``maxtasksperchild`` is
+    run with ``initargs`` once, when the pool starts: the sandbox's state
+    after it is snapshot (and cached on disk, by the initializer's source
+    and data), and every task starts from that snapshot, its function
+    seeing the globals the initializer set when both come from one module.
+    One that uses an object the pool shares runs in each task's sandbox
+    before the task instead (a snapshot keeps memory, not the handles of
+    a task). An initializer that raises fails ``Pool()`` with its
+    traceback. ``maxtasksperchild`` is
     accepted and has nothing to do: every task gets a fresh instance.
     ``timeout`` (seconds), ``max_memory`` (bytes or ``"64MiB"``) and
     ``fuel`` limit every task. ``isolation``: ``"thread"`` (workers are
@@ -297,15 +310,28 @@ class Pool:
         if module is not None and sys_path:
             raise TypeError("sys_path= is for Python functions (Pool() with no module)")
         self._sys_path: Sequence[str] = tuple(sys_path or ())
+        # An initializer run in each task's sandbox before the task (one
+        # that uses an object the pool shares).
         self._init: Optional[Tuple[Callable[..., Any], Tuple[Any, ...]]] = None
+        # The payload of one run once, whose snapshot every task starts from.
+        snapshot_init: Optional[str] = None
         if module is None and initializer is not None:
             if isinstance(initializer, str) or not callable(initializer):
                 raise TypeError(
                     "initializer: with Python functions as tasks it is a function, run with "
-                    "initargs in each task's sandbox before the task"
+                    "initargs once (or, when it uses an object the pool shares, in each "
+                    "task's sandbox before the task)"
                 )
-            self._init = (initializer, tuple(initargs))
-            ship(initializer, self._init, self._sys_path, self._granted)  # refused now
+            init = (initializer, tuple(initargs))
+            payload, uses_shared = ship_initializer(init, self._sys_path, self._granted)
+            # A snapshot keeps memory, not the handles of files and
+            # streams: an initializer that may hold one (granted
+            # directories, which wasi-libc keeps open once it looked them
+            # up) runs in each task, as does one using a shared object.
+            if uses_shared or dirs:
+                self._init = init
+            else:
+                snapshot_init = payload
             initializer = None
         if processes is not None and processes < 1:
             raise ValueError("Number of processes must be at least 1")
@@ -325,7 +351,8 @@ class Pool:
             self._compiled = CompiledFunctions(_compiler(module))
         self._module = module
         self._state = _RUN
-        self._native = _native.Pool(
+        start = functools.partial(
+            _native.Pool,
             module._native,
             processes=processes,
             timeout=timeout,
@@ -334,11 +361,28 @@ class Pool:
             dirs=_dirs(dirs),
             env=dict(env) if env else None,
             worker_command=_worker_command() if isolation == "process" else None,
-            initializer=initializer,
-            initargs=tuple(initargs) if initializer is not None else None,
             share=_shared(share),
             pipe=_pipe_end(pipe),
         )
+        if snapshot_init is None:
+            self._native = start(
+                initializer=initializer,
+                initargs=tuple(initargs) if initializer is not None else None,
+            )
+            return
+        try:
+            self._native = start(initializer=_RUNNER_INIT, initargs=(snapshot_init,))
+        except CannotRun as error:
+            # It held a stream or a file when it returned (one it opened
+            # itself and never closed, say): it runs in each task instead.
+            if "WASI resource" not in error.message:
+                raise
+            _log.warning(
+                "wasmproc: the pool's initializer runs in each task's sandbox, not once: %s",
+                error.message,
+            )
+            self._init = (keywords["initializer"], tuple(initargs))
+            self._native = start(initializer=None, initargs=None)
 
     @property
     def processes(self) -> int:

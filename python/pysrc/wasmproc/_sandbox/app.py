@@ -28,6 +28,7 @@ The payload (JSON)::
                     "kwdefaults": {name: ref} | null}],
      "entry": ref,
      "init": {"func": ref, "args": [ref]} | null,   # the pool's initializer
+     "modules": [the host module's name of each namespace],
      "sys_path": [directories put first on sys.path],
      "code": what compile-functions returned for these functions (optional)}
 
@@ -45,9 +46,11 @@ event, semaphore and barrier are ``{"region": name}``, ``{"lock": name}``,
 
 import ast
 import base64
+import contextlib
 import functools
 import importlib
 import importlib.util
+import io
 import json
 import linecache
 import marshal
@@ -107,7 +110,30 @@ def preload() -> None:
 preload()
 
 
+# The namespaces of the host modules the pool's initializer left, by the
+# module's name, when the pool was snapshot after it ran (the export
+# ``init``): every call builds its functions in these, so that the globals
+# the initializer set are the task's, as in a ``multiprocessing`` worker.
+INITIALIZED: Dict[str, Dict[str, Any]] = {}
+
+
 class WitWorld(wit_world.WitWorld):  # type: ignore[misc]
+    def init(self, payload: str) -> None:
+        try:
+            builder = Builder(json.loads(payload))
+        except BaseException:
+            raise Err("building the initializer in the sandbox failed:\n" + traceback.format_exc())
+        # What it prints goes nowhere: written to the process's stdout, it
+        # would leave wasi-libc holding the stream, which no snapshot keeps
+        # (the pool refuses to snapshot an instance holding one).
+        quiet = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+                builder.initialize()
+        except BaseException as error:
+            raise Err("the pool's initializer raised:\n" + remote_traceback(error))
+        INITIALIZED.update(zip(builder.modules, builder.namespaces))
+
     def call(self, payload: str, args: str) -> str:
         try:
             builder = Builder(json.loads(payload))
@@ -181,16 +207,22 @@ class Builder:
         self.codes = compiled(payload.get("code"))
         self.functions: Dict[int, Any] = {}
         self.building: Set[int] = set()
+        # The host module of each namespace, by name.
+        self.modules: List[str] = payload.get("modules") or [""] * len(payload["namespaces"])
         self.namespaces: List[Dict[str, Any]] = [
-            {"__name__": "__wasmproc_task__", "__builtins__": __builtins__}
-            for _ in payload["namespaces"]
+            INITIALIZED.get(module)
+            or {"__name__": "__wasmproc_task__", "__builtins__": __builtins__}
+            for module in self.modules
         ]
         # Globals are looked up only when a function runs, so a function
         # is built before its namespace is full (module-level functions
-        # may call each other).
-        for namespace, refs in zip(self.namespaces, payload["namespaces"]):
+        # may call each other). In a namespace the pool's initializer left,
+        # what it set stays: the host's value was sent before it ran.
+        for module, namespace, refs in zip(self.modules, self.namespaces, payload["namespaces"]):
+            initialized = module in INITIALIZED
             for name, ref in refs.items():
-                namespace[name] = self.resolve(ref)
+                if not (initialized and name in namespace):
+                    namespace[name] = self.resolve(ref)
 
     def entry(self) -> Any:
         return self.resolve(self.payload["entry"])

@@ -78,6 +78,21 @@ impl Guest for Tasks {
             .map(|&b| u64::from(b))
             .sum()
     }
+
+    fn remember(text: String) -> Result<(), String> {
+        if text.is_empty() {
+            return Err("nothing to remember".into());
+        }
+        *MEMO.lock().unwrap() = text;
+        Ok(())
+    }
+
+    fn recall() -> String {
+        MEMO.lock().unwrap().clone()
+    }
 }
+
+/// What `remember` kept.
+static MEMO: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
 
 export!(Tasks);
