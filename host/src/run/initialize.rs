@@ -12,14 +12,14 @@
 
 use serde::Serialize;
 
-use wasmtime::component::WasmList;
+use wasmtime::component::{Component, WasmList};
 use wasmtime::{Instance, Linker, Store};
 use wasmtime_wizer::{ComponentInstanceState, InstanceState, SnapshotVal, ValType, Wizer};
 
 use super::driver::block_on;
 use super::instance::Live;
 use super::plan::{Plan, checked_limits};
-use crate::cache::{CacheStatus, Identity, Phases};
+use crate::cache::{CacheStatus, Compiled, Identity, Phases};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::snapshot_data::{Segment, non_zero_ranges, with_segments};
@@ -93,6 +93,23 @@ impl Module {
         token: &CancelToken,
     ) -> Result<Module, Error> {
         let resolved = self.resolve_initializer(&init.name)?;
+        if self.is_component() {
+            self.snapshot_from::<Component>(init, resolved, token, Module::component_snapshot)
+        } else {
+            self.snapshot_from::<wasmtime::Module>(init, resolved, token, Module::snapshot)
+        }
+    }
+
+    /// The snapshot `init` leaves, from the cache or by running it, made
+    /// a module by `build` (compiled code `C`: a core module's or a
+    /// component's).
+    fn snapshot_from<C: Compiled>(
+        &self,
+        init: &Initializer,
+        resolved: Resolved<'_>,
+        token: &CancelToken,
+        build: SnapshotBuilder<C>,
+    ) -> Result<Module, Error> {
         let identity = snapshot_identity(self, init);
         let engine = &self.runtime().engine(false)?.engine;
         let cache = self.runtime().cache();
@@ -102,30 +119,28 @@ impl Module {
             cached: status != CacheStatus::Uncached,
             status,
         };
-        if self.is_component() {
-            if let Some(compiled) = cache.load_snapshot(engine, &identity) {
-                let found = Ok((compiled, CacheStatus::Hit));
-                return self.component_snapshot(identity, found, None, origin(CacheStatus::Hit));
-            }
-            let wasm = run_and_snapshot(self, init, resolved, token)?;
-            let compiled = cache.compile_snapshot(engine, &identity, &wasm);
-            let status = compiled
-                .as_ref()
-                .map_or(CacheStatus::Uncached, |(_, status)| *status);
-            return self.component_snapshot(identity, compiled, Some(wasm), origin(status));
-        }
         if let Some(compiled) = cache.load_snapshot(engine, &identity) {
             let found = Ok((compiled, CacheStatus::Hit));
-            return self.snapshot(identity, found, None, origin(CacheStatus::Hit));
+            return build(self, identity, found, None, origin(CacheStatus::Hit));
         }
         let wasm = run_and_snapshot(self, init, resolved, token)?;
         let compiled = cache.compile_snapshot(engine, &identity, &wasm);
         let status = compiled
             .as_ref()
             .map_or(CacheStatus::Uncached, |(_, status)| *status);
-        self.snapshot(identity, compiled, Some(wasm), origin(status))
+        build(self, identity, compiled, Some(wasm), origin(status))
     }
 }
+
+/// How a snapshot's compiled code `C` becomes a module: `Module::snapshot`
+/// or `Module::component_snapshot`.
+type SnapshotBuilder<C> = fn(
+    &Module,
+    Identity,
+    Result<(C, CacheStatus), wasmtime::Error>,
+    Option<Vec<u8>>,
+    Origin,
+) -> Result<Module, Error>;
 
 /// A snapshot's wasm made again: its initializer run over its base,
 /// uncached. Handed down to the module layer where a snapshot found in the
@@ -302,9 +317,12 @@ fn run_and_snapshot_component(
     let limits = checked_limits(&task, cancel)?;
 
     let mut phase = Phases::start();
-    let wizer = Wizer::new();
-    let (context, instrumented) = wizer
-        .instrument_component(module.wasm_or_remake(remake)?)
+    let mut wizer = Wizer::new();
+    // Its default initializer name, `wizer-initialize`, would otherwise be
+    // dropped from the snapshot's exports whatever ran.
+    wizer.keep_init_func(true);
+    let wasm = module.wasm_or_remake(remake)?;
+    let (context, instrumented) = unpanicked(|| wizer.instrument_component(wasm))
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let engine = module.runtime().engine(limits.fuel.is_some())?;
     let prepared = module.prepare_instrumented(engine, &instrumented)?;
@@ -335,10 +353,12 @@ fn run_and_snapshot_component(
         )));
     }
     // Wizer reads the state through calls into the instance, which must
-    // not be stopped by the initializer's time limit, cancel or fuel.
+    // not be stopped by the initializer's time limit, cancel, fuel or
+    // memory limit (each read first grows the memory it reads by a page).
     let state = store.data_mut();
     state.deadline = None;
     state.cancel = CancelToken::never();
+    state.memory.limit = u64::MAX;
     if plan.limits.fuel.is_some() {
         store
             .set_fuel(u64::MAX)
@@ -349,7 +369,7 @@ fn run_and_snapshot_component(
         instance,
         failed: None,
     };
-    let snapshot = block_on(wizer.snapshot_component(&context, &mut state))
+    let snapshot = unpanicked(|| block_on(wizer.snapshot_component(&context, &mut state)))
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     if let Some(error) = state.failed {
         return Err(cannot_snapshot(format!(
@@ -358,6 +378,20 @@ fn run_and_snapshot_component(
     }
     phase.done("snapshot the component (wizer)");
     Ok(snapshot)
+}
+
+/// What `wizer` returned, or its panic as an error: wizer's component
+/// rewriting asserts what it expects of a component (`unwrap`, `panic!`),
+/// and a component it did not expect must not take the host down.
+fn unpanicked<T>(wizer: impl FnOnce() -> wasmtime::Result<T>) -> wasmtime::Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(wizer)).unwrap_or_else(|payload| {
+        let what = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "an unknown panic".into());
+        Err(wasmtime::format_err!("wizer could not handle it ({what})"))
+    })
 }
 
 /// The instrumented component's instance, as wizer reads it to snapshot:

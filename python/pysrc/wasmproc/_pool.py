@@ -373,9 +373,10 @@ class Pool:
         try:
             self._native = start(initializer=_RUNNER_INIT, initargs=(snapshot_init,))
         except CannotRun as error:
-            # It held a stream or a file when it returned (one it opened
-            # itself and never closed, say): it runs in each task instead.
-            if "WASI resource" not in error.message:
+            # The runner could not be snapshot after it (it held a stream
+            # or a file when it returned, one it opened itself and never
+            # closed, say): it runs in each task instead.
+            if "cannot snapshot" not in error.message:
                 raise
             _log.warning(
                 "wasmproc: the pool's initializer runs in each task's sandbox, not once: %s",

@@ -117,6 +117,31 @@ preload()
 INITIALIZED: Dict[str, Dict[str, Any]] = {}
 
 
+# Whether the pool's initializer is running (the export ``init``).
+INITIALIZING = False
+
+
+class Muted(io.TextIOBase):
+    """``sys.stdout`` or ``sys.stderr`` while the pool's initializer runs:
+    what it writes then is dropped; a stream it kept (a logging handler
+    made then, say) writes to the task's own stream later."""
+
+    def __init__(self, name: str) -> None:
+        self.name_ = name
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        if not INITIALIZING:
+            getattr(sys, "__" + self.name_ + "__").write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        if not INITIALIZING:
+            getattr(sys, "__" + self.name_ + "__").flush()
+
+
 class WitWorld(wit_world.WitWorld):  # type: ignore[misc]
     def init(self, payload: str) -> None:
         try:
@@ -126,13 +151,22 @@ class WitWorld(wit_world.WitWorld):  # type: ignore[misc]
         # What it prints goes nowhere: written to the process's stdout, it
         # would leave wasi-libc holding the stream, which no snapshot keeps
         # (the pool refuses to snapshot an instance holding one).
-        quiet = io.StringIO()
+        global INITIALIZING
+        INITIALIZING = True
         try:
-            with contextlib.redirect_stdout(quiet), contextlib.redirect_stderr(quiet):
+            with contextlib.redirect_stdout(Muted("stdout")), contextlib.redirect_stderr(
+                Muted("stderr")
+            ):
                 builder.initialize()
         except BaseException as error:
             raise Err("the pool's initializer raised:\n" + remote_traceback(error))
-        INITIALIZED.update(zip(builder.modules, builder.namespaces))
+        finally:
+            INITIALIZING = False
+        INITIALIZED.update(
+            (module, namespace)
+            for module, namespace in zip(builder.modules, builder.namespaces)
+            if module  # a namespace of no module (an exec's) is no module's
+        )
 
     def call(self, payload: str, args: str) -> str:
         try:
