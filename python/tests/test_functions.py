@@ -376,6 +376,12 @@ def test_an_initializer_left_holding_a_stream_runs_in_each_task_instead(
             assert pool.apply(when_started, (0,)) == ["raw", 0]
     assert "runs in each task's sandbox, not once" in caplog.text
     assert "WASI resource" in caplog.text
+    # The refusal is remembered: the next pool does not try again.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="wasmproc"):
+        with wasmproc.Pool(1, write_raw) as pool:
+            assert pool.apply(when_started, (0,)) == ["raw", 0]
+    assert "not once" not in caplog.text
 
 
 def test_an_initializer_with_granted_dirs_runs_in_each_tasks_sandbox(

@@ -19,6 +19,7 @@ from typing import (
     Mapping,
     Optional,
     Sequence,
+    Set,
     Tuple,
     Union,
 )
@@ -203,6 +204,11 @@ _PYTHON = _PythonKind()
 
 _log = logging.getLogger("wasmproc")
 
+# The initializers (their payloads) whose snapshot the library refused in
+# this process: a later pool runs them in each task at once, rather than
+# compiling the interpreter again to be refused again.
+_UNSNAPSHOT: Set[str] = set()
+
 # The runner's export that runs a pool's initializer once, before the
 # pool's snapshot of it (``_sandbox/wit/runner.wit``).
 _RUNNER_INIT = "init"
@@ -328,7 +334,7 @@ class Pool:
             # streams: an initializer that may hold one (granted
             # directories, which wasi-libc keeps open once it looked them
             # up) runs in each task, as does one using a shared object.
-            if uses_shared or dirs:
+            if uses_shared or dirs or payload in _UNSNAPSHOT:
                 self._init = init
             else:
                 snapshot_init = payload
@@ -382,6 +388,7 @@ class Pool:
                 "wasmproc: the pool's initializer runs in each task's sandbox, not once: %s",
                 error.message,
             )
+            _UNSNAPSHOT.add(snapshot_init)
             self._init = (keywords["initializer"], tuple(initargs))
             self._native = start(initializer=None, initargs=None)
 
