@@ -5,24 +5,8 @@
 //! the cache.
 
 use serde_json::json;
-use wasmproc::{CacheStatus, ErrorKind, ExitStatus, Isolation, Pool, ProcessOptions, Task};
+use wasmproc::{CacheStatus, ErrorKind, ExitStatus, Pool, Task};
 use wasmproc_tests::{guests, runtime, typed_component};
-
-/// A pool of one worker over `module` in each isolation.
-fn pools(module: &wasmproc::Module) -> Vec<(&'static str, Pool)> {
-    let process = ProcessOptions::default().executable(crate::pool_host());
-    vec![
-        ("thread", Pool::builder(module).workers(1).build().unwrap()),
-        (
-            "process",
-            Pool::builder(module)
-                .workers(1)
-                .isolation(Isolation::Process(process))
-                .build()
-                .unwrap(),
-        ),
-    ]
-}
 
 fn result(pool: &Pool, task: Task) -> serde_json::Value {
     let outcome = pool.submit(task).unwrap().wait().clone();
@@ -46,7 +30,7 @@ fn an_exported_function_initializes_the_state_every_task_starts_from() {
         "the base is untouched"
     );
     for module in [&snapshot, &again] {
-        for (isolation, pool) in pools(module) {
+        for (isolation, pool) in crate::one_worker_pools(module) {
             let recall = || Task::call("recall", &()).unwrap();
             assert_eq!(
                 result(&pool, recall()),
@@ -102,7 +86,7 @@ fn a_component_initializer_that_fails_ends_with_a_tasks_status() {
 fn an_sdk_components_initializer_runs_once_for_every_task() {
     let module = runtime().load(guests::INIT_TASKS_P2).unwrap();
     let snapshot = module.initialize("seed_only", &7).unwrap();
-    for (isolation, pool) in pools(&snapshot) {
+    for (isolation, pool) in crate::one_worker_pools(&snapshot) {
         // The seed it left, and one initializer run before every task.
         let state = Task::call("state", &()).unwrap();
         assert_eq!(result(&pool, state), json!([7, 1]), "{isolation}");

@@ -2,7 +2,7 @@
 //! with `Task::invoke` (its `_initialize` first), arguments from argv,
 //! results printed and kept; unknown imports refused, or stubbed to trap.
 
-use wasmproc::{ExitStatus, Isolation, Pool, ProcessOptions, Runtime, Task, TrapKind};
+use wasmproc::{ExitStatus, Runtime, Task, TrapKind};
 use wasmproc_tests::wat::{HOOKED, REACTOR};
 use wasmproc_tests::{runtime, suite_cache_dir, suite_cache_key_file};
 
@@ -21,25 +21,10 @@ fn stubbing_runtime() -> Runtime {
         .unwrap()
 }
 
-fn pools(module: &wasmproc::Module) -> Vec<(&'static str, Pool)> {
-    let process = ProcessOptions::default().executable(crate::pool_host());
-    vec![
-        ("thread", Pool::builder(module).workers(1).build().unwrap()),
-        (
-            "process",
-            Pool::builder(module)
-                .workers(1)
-                .isolation(Isolation::Process(process))
-                .build()
-                .unwrap(),
-        ),
-    ]
-}
-
 #[test]
 fn a_reactor_runs_its_initialize_then_the_invoked_function() {
     let module = load(runtime(), REACTOR);
-    for (isolation, pool) in pools(&module) {
+    for (isolation, pool) in crate::one_worker_pools(&module) {
         let outcome = pool.submit(Task::invoke("run")).unwrap().wait().clone();
         assert_eq!(
             outcome.status,
@@ -52,7 +37,7 @@ fn a_reactor_runs_its_initialize_then_the_invoked_function() {
 #[test]
 fn arguments_come_from_argv_and_results_are_printed_and_kept() {
     let module = load(runtime(), REACTOR);
-    for (isolation, pool) in pools(&module) {
+    for (isolation, pool) in crate::one_worker_pools(&module) {
         let outcome = pool
             .submit(Task::invoke("calc").args(["2", "40", "1.25"]))
             .unwrap()
@@ -139,7 +124,7 @@ fn a_stubbed_import_runs_until_it_is_called_in_both_isolations() {
         .find(|i| i.name == "call")
         .unwrap();
     assert!(!import.provided && import.stubbed);
-    for (isolation, pool) in pools(&module) {
+    for (isolation, pool) in crate::one_worker_pools(&module) {
         let outcome = pool.submit(Task::command()).unwrap().wait().clone();
         assert_eq!(
             outcome.status,
@@ -204,7 +189,7 @@ fn wizer_initialize_is_an_initializer_and_its_snapshot_keeps_the_state() {
         .unwrap();
     // Its state, and `_initialize` run once (before the initializer), not
     // again per task.
-    for (isolation, pool) in pools(&snapshot) {
+    for (isolation, pool) in crate::one_worker_pools(&snapshot) {
         let outcome = pool.submit(Task::invoke("run")).unwrap().wait().clone();
         assert_eq!(
             outcome.status,

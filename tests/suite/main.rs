@@ -50,3 +50,22 @@ mod wasm_features;
 fn pool_host() -> &'static std::path::Path {
     std::path::Path::new(env!("CARGO_BIN_EXE_pool-host"))
 }
+
+/// A pool of one worker over `module` in each isolation, with its name.
+fn one_worker_pools(module: &wasmproc::Module) -> Vec<(&'static str, wasmproc::Pool)> {
+    let process = wasmproc::ProcessOptions::default().executable(pool_host());
+    vec![
+        (
+            "thread",
+            wasmproc::Pool::builder(module).workers(1).build().unwrap(),
+        ),
+        (
+            "process",
+            wasmproc::Pool::builder(module)
+                .workers(1)
+                .isolation(wasmproc::Isolation::Process(process))
+                .build()
+                .unwrap(),
+        ),
+    ]
+}

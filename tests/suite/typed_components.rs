@@ -7,27 +7,8 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use wasmproc::{ExitStatus, Isolation, Limits, Pool, ProcessOptions, Task, TrapKind};
+use wasmproc::{ExitStatus, Limits, Pool, Task, TrapKind};
 use wasmproc_tests::typed_component;
-
-/// A pool of one worker over the component in each isolation.
-fn pools() -> Vec<(&'static str, Pool)> {
-    let process = ProcessOptions::default().executable(crate::pool_host());
-    vec![
-        (
-            "thread",
-            Pool::builder(typed_component()).workers(1).build().unwrap(),
-        ),
-        (
-            "process",
-            Pool::builder(typed_component())
-                .workers(1)
-                .isolation(Isolation::Process(process))
-                .build()
-                .unwrap(),
-        ),
-    ]
-}
 
 fn call(pool: &Pool, task: &str, args: Value) -> wasmproc::Outcome {
     pool.submit(Task::call(task, &args).unwrap())
@@ -66,7 +47,7 @@ fn every_export_is_a_task_with_its_wit_signature() {
 
 #[test]
 fn json_arguments_become_component_values_and_results_json_in_both_isolations() {
-    for (isolation, pool) in pools() {
+    for (isolation, pool) in crate::one_worker_pools(typed_component()) {
         let value = |task: &str, args: Value| {
             let outcome = call(&pool, task, args);
             assert_eq!(
@@ -123,7 +104,7 @@ fn json_arguments_become_component_values_and_results_json_in_both_isolations() 
 
 #[test]
 fn an_err_result_fails_the_task_with_its_message() {
-    for (isolation, pool) in pools() {
+    for (isolation, pool) in crate::one_worker_pools(typed_component()) {
         let failed = call(&pool, "parse-number", json!("twelve"));
         assert_eq!(
             failed.status,
@@ -141,7 +122,7 @@ fn an_err_result_fails_the_task_with_its_message() {
 
 #[test]
 fn a_bad_argument_is_a_bad_invocation_quoting_the_signature() {
-    for (isolation, pool) in pools() {
+    for (isolation, pool) in crate::one_worker_pools(typed_component()) {
         let out_of_range = call(&pool, "add", json!([2, 300]));
         assert_eq!(
             out_of_range.status,
@@ -180,7 +161,7 @@ fn an_unknown_function_cannot_run_and_names_the_ones_there_are() {
 
 #[test]
 fn traps_and_limits_end_typed_calls_in_both_isolations() {
-    for (isolation, pool) in pools() {
+    for (isolation, pool) in crate::one_worker_pools(typed_component()) {
         let crashed = call(&pool, "crash", Value::Null);
         assert!(
             matches!(crashed.status, ExitStatus::Trapped(TrapKind::Unreachable)),

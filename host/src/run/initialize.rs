@@ -223,12 +223,8 @@ fn run_and_snapshot(
         args: Vec::new(),
     };
 
-    let mut live = Live::start(module, &plan, &task, cancel)?;
-    let (outcome, _) = live.invoke(module, &plan, &task);
+    let mut live = run_initializer(module, &plan, &task, cancel, name)?;
     phase.done("run the initializer");
-    if !outcome.success() {
-        return Err(initializer_failed(module, name, outcome));
-    }
     // The helper instance holds the pool's spare place until its store
     // (`live`) is gone: the guard outlives it.
     let one_at_a_time = PROBING.lock();
@@ -268,8 +264,26 @@ fn run_and_snapshot(
     snapshot
 }
 
-/// The error of an initializer that did not succeed: the status and
-/// message a task would have.
+/// Runs the initializer `name` as `task` in a fresh store; the store,
+/// once it returned, or the error of one that did not succeed: the status
+/// and message a task would have.
+fn run_initializer<'m>(
+    module: &Module,
+    plan: &Plan<'m>,
+    task: &'m Task,
+    cancel: &CancelToken,
+    name: &str,
+) -> Result<Live<'m>, Error> {
+    let mut live = Live::start(module, plan, task, cancel)?;
+    let (outcome, _) = live.invoke(module, plan, task);
+    if outcome.success() {
+        Ok(live)
+    } else {
+        Err(initializer_failed(module, name, outcome))
+    }
+}
+
+/// The error of an initializer that did not succeed.
 fn initializer_failed(module: &Module, name: &str, outcome: Outcome) -> Error {
     let kind = match outcome.status {
         ExitStatus::BadInvocation => ErrorKind::BadInvocation,
@@ -334,12 +348,8 @@ fn run_and_snapshot_component(
         pre: prepared.runnable()?,
         args: Vec::new(),
     };
-    let mut live = Live::start(module, &plan, &task, cancel)?;
-    let (outcome, _) = live.invoke(module, &plan, &task);
+    let mut live = run_initializer(module, &plan, &task, cancel, name)?;
     phase.done("run the initializer");
-    if !outcome.success() {
-        return Err(initializer_failed(module, name, outcome));
-    }
     let (store, instance) = live
         .component_parts()
         .expect("an instance exists after a call that returned");
