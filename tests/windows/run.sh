@@ -182,6 +182,10 @@ for isolation in thread process; do
     check 123 - map "${iso[@]}" "$sdk" --task square target/windows-map-input.ndjson
     check_stdin '5\n6\n' 0 $'25\n36' map "${iso[@]}" --results-only "$sdk" --task square -
     check 123 9 map "${iso[@]}" --results-only "$sdk" --task square target/windows-map-input.ndjson
+    # A chunk shares one instance, worker processes too: `calls` counts.
+    check_stdin 'null\nnull\nnull\n' 0 $'1\n2\n3' map "${iso[@]}" --results-only --chunksize 3 "$sdk" --task calls -
+    # A component's initializer: its snapshot, made then found in the cache.
+    check 0 '"kept"' run "${iso[@]}" "$typed" --init remember --init-args '"kept"' --task recall
     # Initializers: the snapshot made, then found in the cache (worker
     # processes map it from there); a failing initializer's status.
     table=(--init table --init-args '{"len":10,"seed":1}')
