@@ -194,7 +194,7 @@ pub mod serve;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use cache::{CACHE_MAX_ENV, CacheEntry, CacheStatus, DEFAULT_CACHE_MAX};
+pub use cache::{CACHE_MAX_ENV, CacheEntry, CacheStatus, DEFAULT_CACHE_MAX, EntryKind};
 pub use cancel::CancelToken;
 pub use error::{Cause, Error, ErrorKind};
 pub use executor::{Executor, MapOptions, Results, Transform};

@@ -198,6 +198,9 @@ fn the_cache_keys_snapshots_by_initializer_and_argument() {
         0
     );
     assert_eq!(snapshots_in(&cache), 3);
+    // One instrumented copy (the module wizer made ready to snapshot,
+    // compiled) served every initializer and argument.
+    assert_eq!(wasmproc_tests::cache_entries(&cache, "instrumented"), 1);
 }
 
 #[test]

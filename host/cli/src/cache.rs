@@ -30,15 +30,15 @@ pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<u8> {
                         "path": entry.path.display().to_string(),
                         "bytes": entry.bytes,
                         "last_used_secs_ago": ago.as_secs(),
-                        "kind": kind(entry.snapshot),
+                        "kind": entry.kind.name(),
                     })
                     .to_string()
                 } else {
                     format!(
-                        "{:>10}  {:>12}  {:<8}  {}",
+                        "{:>10}  {:>12}  {:<12}  {}",
                         bytesize::ByteSize(entry.bytes).display().iec().to_string(),
                         format!("{} ago", humantime::format_duration(whole_seconds(ago))),
-                        kind(entry.snapshot),
+                        entry.kind.name(),
                         entry.path.display()
                     )
                 };
@@ -69,10 +69,6 @@ pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<u8> {
         }
     }
     Ok(0)
-}
-
-fn kind(snapshot: bool) -> &'static str {
-    if snapshot { "snapshot" } else { "compiled" }
 }
 
 fn whole_seconds(duration: std::time::Duration) -> std::time::Duration {

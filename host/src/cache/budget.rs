@@ -19,8 +19,36 @@ pub const DEFAULT_CACHE_MAX: u64 = 4 << 30;
 /// The environment variable that sets the budget (`2GiB`, `500MB`, bytes).
 pub const CACHE_MAX_ENV: &str = "WASMPROC_CACHE_MAX";
 
-/// The extensions of entries: compiled modules and snapshots.
-const ENTRY_EXTENSIONS: [&str; 2] = ["cwasm", "snapshot"];
+/// The extensions of entries, with what each holds.
+const ENTRY_EXTENSIONS: [(&str, EntryKind); 3] = [
+    ("cwasm", EntryKind::Compiled),
+    ("snapshot", EntryKind::Snapshot),
+    ("instrumented", EntryKind::Instrumented),
+];
+
+/// What a cache entry holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// A compiled module or component.
+    Compiled,
+    /// An initializer's snapshot, compiled.
+    Snapshot,
+    /// A module as wasmtime-wizer instruments it to run initializers in,
+    /// compiled: one per module, whatever the initializer.
+    Instrumented,
+}
+
+impl EntryKind {
+    /// The kind's name in listings: `compiled`, `snapshot`, `instrumented`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EntryKind::Compiled => "compiled",
+            EntryKind::Snapshot => "snapshot",
+            EntryKind::Instrumented => "instrumented",
+        }
+    }
+}
 
 /// One entry of the module cache.
 #[derive(Debug, Clone)]
@@ -32,8 +60,8 @@ pub struct CacheEntry {
     pub bytes: u64,
     /// When it was last loaded or written.
     pub last_used: SystemTime,
-    /// Whether it is an initializer's snapshot (else a compiled module).
-    pub snapshot: bool,
+    /// What it holds.
+    pub kind: EntryKind,
 }
 
 /// The `.checked` record beside `entry`.
@@ -57,9 +85,12 @@ pub(crate) fn entries(dir: &Path) -> std::io::Result<Vec<CacheEntry>> {
         let Some(extension) = path.extension().and_then(|e| e.to_str()) else {
             continue;
         };
-        if !ENTRY_EXTENSIONS.contains(&extension) {
+        let Some(&(_, kind)) = ENTRY_EXTENSIONS
+            .iter()
+            .find(|(known, _)| *known == extension)
+        else {
             continue;
-        }
+        };
         // Gone meanwhile (another process evicted it): not listed.
         let Ok(meta) = std::fs::metadata(&path) else {
             continue;
@@ -72,7 +103,7 @@ pub(crate) fn entries(dir: &Path) -> std::io::Result<Vec<CacheEntry>> {
         entries.push(CacheEntry {
             bytes: meta.len() + record.map_or(0, |record| record.len()),
             last_used,
-            snapshot: extension == "snapshot",
+            kind,
             path,
         });
     }

@@ -40,6 +40,7 @@ mod budget;
 mod checked;
 mod compiled;
 mod files;
+mod instrumented;
 mod key;
 mod snapshot;
 
@@ -53,7 +54,7 @@ use wasmtime::Engine;
 use crate::error::{Error, ErrorKind};
 
 pub(crate) use budget::parse_budget;
-pub use budget::{CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX};
+pub use budget::{CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX, EntryKind};
 pub(crate) use compiled::Compiled;
 pub(crate) use files::{KnownFile, ReadStart};
 pub(crate) use key::default_key_file;

@@ -267,15 +267,18 @@ impl Module {
     }
 
     /// The component `wasm` (this component made ready for a snapshot by
-    /// wizer) compiled for `linked`, uncached, and prepared: an
-    /// initializer runs in it.
+    /// wizer) compiled for `linked` (or found compiled in the cache: one
+    /// entry serves every initializer), and prepared: an initializer runs
+    /// in it.
     pub(crate) fn prepare_instrumented(
         &self,
         linked: &LinkedEngine,
         wasm: &[u8],
     ) -> Result<Prepared, Error> {
-        let compiled = Component::new(&linked.engine, wasm)
-            .map(|component| (component, CacheStatus::Uncached));
+        let compiled = self
+            .runtime()
+            .cache()
+            .load_or_compile_instrumented(&linked.engine, wasm);
         prepare_component_code(linked, self.name(), wasm, compiled).map(|(prepared, _)| prepared)
     }
 

@@ -210,11 +210,14 @@ fn run_and_snapshot(
         .instrument(module.wasm_or_remake(remake)?)
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let engine = module.runtime().engine(limits.fuel.is_some())?;
-    let compiled = wasmtime::Module::new(&engine.engine, &instrumented)
+    let (compiled, _) = module
+        .runtime()
+        .cache()
+        .load_or_compile_instrumented::<wasmtime::Module>(&engine.engine, &instrumented)
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let pre = instantiate_pre(&engine.linker, &compiled, engine.stub_unknown_imports)
         .map_err(|error| cannot_snapshot(format!("it cannot be linked: {error:#}")))?;
-    phase.done("instrument and compile the module");
+    phase.done("instrument the module, compile it (or find it compiled)");
     let plan = Plan {
         resolved,
         limits,
@@ -340,7 +343,7 @@ fn run_and_snapshot_component(
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let engine = module.runtime().engine(limits.fuel.is_some())?;
     let prepared = module.prepare_instrumented(engine, &instrumented)?;
-    phase.done("instrument and compile the component");
+    phase.done("instrument the component, compile it (or find it compiled)");
     let plan = Plan {
         resolved,
         limits,
