@@ -14,7 +14,7 @@ use wasmtime::{Engine, Linker};
 use crate::cache::{
     CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX, ModuleCache, default_key_file, parse_budget,
 };
-use crate::engine::{EngineSettings, InstancePermits, Ticker, new_engine};
+use crate::engine::{EngineSettings, InstancePermits, Ticker, new_engine, new_snapshot_compiler};
 use crate::error::{Error, ErrorKind};
 use crate::limits::DEFAULT_MAX_WASM_STACK;
 use crate::store::{HostState, new_component_linker, new_linker};
@@ -383,6 +383,20 @@ impl Runtime {
 
     pub(crate) fn ticker(&self) -> &Ticker {
         &self.inner.ticker
+    }
+
+    /// An engine that compiles snapshots for `engine(fuel)`, reusing the
+    /// functions of a module's earlier snapshots; none when the cache is
+    /// off (the snapshot is then compiled by `engine(fuel)` itself).
+    pub(crate) fn snapshot_compiler(&self, fuel: bool) -> Option<wasmtime::Engine> {
+        self.inner.cache.dir()?;
+        match new_snapshot_compiler(&self.inner.settings.engine, fuel) {
+            Ok(engine) => Some(engine),
+            Err(error) => {
+                tracing::info!(target: "wasmproc::cache", "{}", error.message());
+                None
+            }
+        }
     }
 
     /// The plain engine, or the fuel-metering one (made on first use).

@@ -199,8 +199,41 @@ fn the_cache_keys_snapshots_by_initializer_and_argument() {
     );
     assert_eq!(snapshots_in(&cache), 3);
     // One instrumented copy (the module wizer made ready to snapshot,
-    // compiled) served every initializer and argument.
+    // compiled) served every initializer and argument, and one entry holds
+    // the functions compiled for the module's snapshots, which later ones
+    // reuse.
     assert_eq!(wasmproc_tests::cache_entries(&cache, "instrumented"), 1);
+    assert_eq!(wasmproc_tests::cache_entries(&cache, "functions"), 1);
+}
+
+#[test]
+fn a_damaged_functions_entry_is_compiled_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let module = runtime_in(Some(&cache)).load(guests::INIT_TASKS).unwrap();
+    module.initialize_with(&table(10, 1)).unwrap();
+    let entry = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == "functions"))
+        .expect("a functions entry");
+    // Another function's code under a function's key, then a tag that
+    // no longer matches: either way nothing of it may be used.
+    let mut bytes = std::fs::read(&entry).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&entry, &bytes).unwrap();
+
+    let other = runtime_in(Some(&cache))
+        .load(guests::INIT_TASKS)
+        .unwrap()
+        .initialize_with(&table(10, 5))
+        .unwrap();
+    assert_eq!(other.cache_status(), CacheStatus::Compiled);
+    let found = other.run(&call("lookup", 3));
+    assert_eq!(found.decode::<Option<u64>>().unwrap(), Some(14));
+    // Written again, whole.
+    assert_ne!(std::fs::read(&entry).unwrap(), bytes);
 }
 
 #[test]

@@ -20,10 +20,11 @@ pub const DEFAULT_CACHE_MAX: u64 = 4 << 30;
 pub const CACHE_MAX_ENV: &str = "WASMPROC_CACHE_MAX";
 
 /// The extensions of entries, with what each holds.
-const ENTRY_EXTENSIONS: [(&str, EntryKind); 3] = [
+const ENTRY_EXTENSIONS: [(&str, EntryKind); 4] = [
     ("cwasm", EntryKind::Compiled),
     ("snapshot", EntryKind::Snapshot),
     ("instrumented", EntryKind::Instrumented),
+    ("functions", EntryKind::Functions),
 ];
 
 /// What a cache entry holds.
@@ -37,15 +38,20 @@ pub enum EntryKind {
     /// A module as wasmtime-wizer instruments it to run initializers in,
     /// compiled: one per module, whatever the initializer.
     Instrumented,
+    /// The functions compiled for a module's snapshots, which its later
+    /// snapshots reuse: one per module.
+    Functions,
 }
 
 impl EntryKind {
-    /// The kind's name in listings: `compiled`, `snapshot`, `instrumented`.
+    /// The kind's name in listings: `compiled`, `snapshot`, `instrumented`,
+    /// `functions`.
     pub fn name(self) -> &'static str {
         match self {
             EntryKind::Compiled => "compiled",
             EntryKind::Snapshot => "snapshot",
             EntryKind::Instrumented => "instrumented",
+            EntryKind::Functions => "functions",
         }
     }
 }

@@ -40,6 +40,7 @@ mod budget;
 mod checked;
 mod compiled;
 mod files;
+mod functions;
 mod instrumented;
 mod key;
 mod snapshot;
@@ -57,6 +58,7 @@ pub(crate) use budget::parse_budget;
 pub use budget::{CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX, EntryKind};
 pub(crate) use compiled::Compiled;
 pub(crate) use files::{KnownFile, ReadStart};
+pub(crate) use functions::function_store;
 pub(crate) use key::default_key_file;
 
 /// The last bytes of every entry; bump the digit when the layout changes.
@@ -371,12 +373,40 @@ impl ModuleCache {
         extension: &str,
         wasm: &[u8],
     ) -> Result<(C, CacheStatus), wasmtime::Error> {
+        self.compile_with(engine, engine, identity, extension, wasm)
+    }
+
+    /// [`compile`](Self::compile) with another engine, `compiler`, whose
+    /// code `engine` can load (the same settings): what it compiles reaches
+    /// `engine` through the entry. Compiled by `engine` itself when there
+    /// is no entry to load.
+    fn compile_with<C: Compiled>(
+        &self,
+        compiler: &Engine,
+        engine: &Engine,
+        identity: &Identity,
+        extension: &str,
+        wasm: &[u8],
+    ) -> Result<(C, CacheStatus), wasmtime::Error> {
         let mut phase = Phases::start();
-        let compiled = C::compile(engine, wasm)?;
+        let compiled = C::compile(compiler, wasm)?;
         phase.done("compile");
+        // Code the tasks' engine can run, when it cannot come from the entry.
+        let usable = |compiled: C| {
+            if Engine::same(compiler, engine) {
+                Ok(compiled)
+            } else {
+                tracing::info!(
+                    target: "wasmproc::cache",
+                    "the snapshot's entry could not be written or loaded: compiled again for the \
+                     tasks' engine"
+                );
+                C::compile(engine, wasm)
+            }
+        };
         let (Some(path), Some((_, key))) = (self.entry_path(engine, identity, extension), &self.on)
         else {
-            return Ok((compiled, CacheStatus::Uncached));
+            return Ok((usable(compiled)?, CacheStatus::Uncached));
         };
         let existed = path.exists();
         let stored = compiled.serialize().and_then(|artifact| {
@@ -385,7 +415,7 @@ impl ModuleCache {
         });
         phase.done("sign and write the cache entry");
         let Ok(written) = stored else {
-            return Ok((compiled, CacheStatus::Uncached));
+            return Ok((usable(compiled)?, CacheStatus::Uncached));
         };
         if let Some(dir) = path.parent() {
             budget::evict(dir, self.max, &path);
@@ -406,7 +436,7 @@ impl ModuleCache {
         phase.done("map the entry");
         match loaded {
             Some(mapped) => Ok((mapped, status)),
-            None => Ok((compiled, status)),
+            None => Ok((usable(compiled)?, status)),
         }
     }
 }

@@ -61,14 +61,24 @@ impl ModuleCache {
         self.restore_entry(engine, identity, EXTENSION, compiled)
     }
 
-    /// Compiles the snapshot `identity` (a core module or a component)
-    /// from its `wasm` and stores it.
+    /// Compiles the snapshot `identity` (a core module or a component) of
+    /// the module `base` from its `wasm` for `engine`, and stores it. With
+    /// a `compiler` (`engine`'s settings and Cranelift's incremental cache),
+    /// the functions of `base`'s earlier snapshots are reused
+    /// (`functions.rs`) and the code reaches `engine` through the entry.
     pub(crate) fn compile_snapshot<C: Compiled>(
         &self,
         engine: &Engine,
+        compiler: Option<&Engine>,
+        base: &Identity,
         identity: &Identity,
         wasm: &[u8],
     ) -> Result<(C, CacheStatus), wasmtime::Error> {
-        self.compile(engine, identity, EXTENSION, wasm)
+        let Some(session) = compiler.and_then(|compiler| self.functions_of(compiler, base)) else {
+            return self.compile(engine, identity, EXTENSION, wasm);
+        };
+        let compiled = self.compile_with(session.compiler(), engine, identity, EXTENSION, wasm)?;
+        session.close();
+        Ok(compiled)
     }
 }

@@ -307,10 +307,12 @@ impl Module {
                         &inner.identity,
                         self.wasm_or_remake(remake)?,
                     ),
-                    Some(_) => match cache.load_snapshot(&linked.engine, &inner.identity) {
+                    Some(origin) => match cache.load_snapshot(&linked.engine, &inner.identity) {
                         Some(module) => Ok((module, CacheStatus::Hit)),
                         None => cache.compile_snapshot(
                             &linked.engine,
+                            inner.runtime.snapshot_compiler(true).as_ref(),
+                            origin.base.identity(),
                             &inner.identity,
                             self.wasm_or_remake(remake)?,
                         ),

@@ -124,7 +124,9 @@ impl Module {
             return build(self, identity, found, None, origin(CacheStatus::Hit));
         }
         let wasm = run_and_snapshot(self, init, resolved, token)?;
-        let compiled = cache.compile_snapshot(engine, &identity, &wasm);
+        let compiler = self.runtime().snapshot_compiler(false);
+        let compiled =
+            cache.compile_snapshot(engine, compiler.as_ref(), self.identity(), &identity, &wasm);
         let status = compiled
             .as_ref()
             .map_or(CacheStatus::Uncached, |(_, status)| *status);
