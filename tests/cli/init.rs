@@ -16,7 +16,7 @@ const INIT: &str = guests::INIT_TASKS;
 const TABLE: &str = r#"{"len": 10, "seed": 1}"#;
 
 /// Every initializer of the guest, in the order `inspect` gives them.
-const INITIALIZERS: [&str; 10] = [
+const INITIALIZERS: [&str; 11] = [
     "exits",
     "hogs",
     "keep_open",
@@ -24,6 +24,7 @@ const INITIALIZERS: [&str; 10] = [
     "refuse",
     "seed_only",
     "spins",
+    "stamp",
     "table",
     "traps",
     "words",

@@ -367,6 +367,56 @@ fn a_worker_starts_from_a_snapshot_whose_entry_was_evicted_and_base_file_changed
     );
 }
 
+/// The same for a component (WASI 0.2): the pool writes its compiled code
+/// back to the cache.
+#[test]
+fn a_worker_starts_a_component_whose_entry_was_evicted_and_the_file_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let path = settled_copy(guests::SDK_TASKS_P2, dir.path());
+    runtime_in(&cache).load(&path).unwrap();
+    let known = runtime_in(&cache).load(&path).unwrap();
+    assert_eq!(known.cache_status(), CacheStatus::Hit);
+    replace_and_evict_everything_else(&path, &cache);
+    let outcome = square_in(&known, process());
+    assert_eq!(outcome.decode::<u64>().unwrap(), 36, "{outcome:?}");
+}
+
+/// And from a snapshot, core or component, whose entry was evicted: a
+/// worker starts from the snapshot the pool holds (written back), never
+/// from its initializer run again (which here would record another moment).
+#[test]
+fn a_worker_starts_from_the_pools_snapshot_never_a_second_run_of_its_initializer() {
+    for guest in [guests::INIT_TASKS, guests::INIT_TASKS_P2] {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let path = settled_copy(guest, dir.path());
+        let init = wasmproc::Initializer::call("stamp", &()).unwrap();
+        let snapshot = runtime_in(&cache)
+            .load(&path)
+            .unwrap()
+            .initialize_with(&init)
+            .unwrap();
+        let stamped = || Task::call("stamped_at", &()).unwrap();
+        let made_at = snapshot.run(&stamped()).decode::<u64>().unwrap();
+        assert_ne!(made_at, 0, "{guest}");
+        let known = runtime_in(&cache)
+            .load(&path)
+            .unwrap()
+            .initialize_with(&init)
+            .unwrap();
+        assert_eq!(known.cache_status(), CacheStatus::Hit, "{guest}");
+        replace_and_evict_everything_else(&path, &cache);
+        let pool = Pool::builder(&known)
+            .workers(1)
+            .isolation(process())
+            .build()
+            .unwrap();
+        let outcome = pool.run(stamped(), &CancelToken::new());
+        assert_eq!(outcome.decode::<u64>().unwrap(), made_at, "{guest}");
+    }
+}
+
 /// Writes another module into `path` and loads it under a budget of one
 /// byte: its entry evicts every other one in `cache`.
 fn replace_and_evict_everything_else(path: &Path, cache: &Path) {

@@ -219,22 +219,22 @@ impl ModuleCache {
     /// cleared): a worker process that loads the module from the cache by
     /// its identity then finds it, though the module file may have
     /// changed since. Best effort; whether the entry is there now.
-    pub(crate) fn restore(
+    pub(crate) fn restore<C: Compiled>(
         &self,
         engine: &Engine,
         identity: &Identity,
-        compiled: &wasmtime::Module,
+        compiled: &C,
     ) -> bool {
         self.restore_entry(engine, identity, "cwasm", compiled)
     }
 
     /// [`restore`](Self::restore) for an entry of any kind (`extension`).
-    fn restore_entry(
+    fn restore_entry<C: Compiled>(
         &self,
         engine: &Engine,
         identity: &Identity,
         extension: &str,
-        compiled: &wasmtime::Module,
+        compiled: &C,
     ) -> bool {
         let (Some(path), Some((_, key))) = (self.entry_path(engine, identity, extension), &self.on)
         else {

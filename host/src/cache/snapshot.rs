@@ -52,11 +52,11 @@ impl ModuleCache {
     /// (as [`restore`](ModuleCache::restore) does for modules): a worker
     /// process finds it there instead of initializing again from its base,
     /// whose file may have changed since.
-    pub(crate) fn restore_snapshot(
+    pub(crate) fn restore_snapshot<C: Compiled>(
         &self,
         engine: &Engine,
         identity: &Identity,
-        compiled: &wasmtime::Module,
+        compiled: &C,
     ) -> bool {
         self.restore_entry(engine, identity, EXTENSION, compiled)
     }

@@ -30,9 +30,10 @@ mod wit_shape;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
-use wasmtime::InstancePre;
+use wasmtime::component::Component;
+use wasmtime::{Engine, InstancePre};
 
-use crate::cache::{CacheStatus, Identity};
+use crate::cache::{CacheStatus, Identity, ModuleCache};
 use crate::error::{Error, ErrorKind};
 use crate::runtime::Runtime;
 use crate::store::HostState;
@@ -138,6 +139,15 @@ impl Prepared {
         match &self.code {
             Code::Core { module, .. } => Some(module),
             Code::Component(_) => None,
+        }
+    }
+
+    /// The compiled component, for a component whose instantiation was
+    /// prepared.
+    fn component(&self) -> Option<&Component> {
+        match &self.code {
+            Code::Component(Ok(prepared)) => Some(prepared.pre.component()),
+            _ => None,
         }
     }
 }
@@ -307,27 +317,34 @@ impl Module {
             return None;
         }
         let path = self.inner.source.as_deref()?;
-        if let (Some(compiled), Ok(linked)) =
-            (self.inner.plain.core(), self.runtime().engine(false))
-        {
-            self.runtime()
-                .cache()
-                .restore(&linked.engine, &self.inner.identity, compiled);
-        }
+        self.write_back(ModuleCache::restore, ModuleCache::restore);
         Some(path)
     }
 
     /// Writes a cached snapshot's compiled code back to the cache if its
     /// entry is gone, so that a worker process finds it by its identity
     /// rather than running the initializer again over its base (whose file
-    /// may have changed since).
+    /// may have changed since, and which may not leave the same state
+    /// twice).
     pub(crate) fn keep_snapshot_cached(&self) {
-        if let (Some(compiled), Ok(linked)) =
-            (self.inner.plain.core(), self.runtime().engine(false))
-        {
-            self.runtime()
-                .cache()
-                .restore_snapshot(&linked.engine, &self.inner.identity, compiled);
+        self.write_back(ModuleCache::restore_snapshot, ModuleCache::restore_snapshot);
+    }
+
+    /// Hands the compiled code, a core module's to `core` or a
+    /// component's to `component`, to be written back to the cache.
+    fn write_back(
+        &self,
+        core: fn(&ModuleCache, &Engine, &Identity, &wasmtime::Module) -> bool,
+        component: fn(&ModuleCache, &Engine, &Identity, &Component) -> bool,
+    ) {
+        let Ok(linked) = self.runtime().engine(false) else {
+            return;
+        };
+        let (cache, identity) = (self.runtime().cache(), &self.inner.identity);
+        if let Some(compiled) = self.inner.plain.core() {
+            core(cache, &linked.engine, identity, compiled);
+        } else if let Some(compiled) = self.inner.plain.component() {
+            component(cache, &linked.engine, identity, compiled);
         }
     }
 

@@ -113,6 +113,19 @@ fn exits(code: i32) {
     std::process::exit(code);
 }
 
+/// When the initializer ran, in nanoseconds since the epoch.
+static STAMPED_AT: AtomicU64 = AtomicU64::new(0);
+
+/// Records when it ran: state a second run would not repeat, so a task
+/// that sees it knows its instance came from the one snapshot.
+#[init]
+fn stamp() {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos() as u64);
+    STAMPED_AT.store(now, Ordering::Relaxed);
+}
+
 /// The table's entry `i`, if the table was built.
 #[task]
 fn lookup(i: usize) -> Option<u64> {
@@ -151,6 +164,12 @@ fn scribble(i: usize) -> Option<u64> {
 #[task]
 fn calls() -> u64 {
     CALLS.fetch_add(1, Ordering::Relaxed) + 1
+}
+
+/// When `stamp` ran (0 if it did not).
+#[task]
+fn stamped_at() -> u64 {
+    STAMPED_AT.load(Ordering::Relaxed)
 }
 
 /// The words the initializer read, in order.
