@@ -12,7 +12,9 @@ pub(crate) struct CacheArgs {
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum CacheAction {
     /// One line per entry, least recently used first: its size, when it was
-    /// last used, whether it is a snapshot, its file; then the total.
+    /// last used, its kind (`compiled`, `snapshot`, or for a module that was
+    /// snapshotted its `instrumented` copy and the `functions` its later
+    /// snapshots reuse), its file; then the total.
     List {
         /// One JSON object per entry instead.
         #[arg(long)]
