@@ -6,12 +6,13 @@
 //! and globals' starting values differ. Compiling a snapshot whole (tens of
 //! seconds for the Python-function runner's 38 MB) would redo the same
 //! work for every initializer argument. So the functions Cranelift compiles
-//! for a module's first snapshot are written to one entry per module and
-//! engine (`.functions`), and the module's later snapshots compile against
-//! it: a function whose Cranelift input is unchanged is taken from there,
-//! not compiled again. Cranelift keys each function by a hash of its whole
+//! for a module's snapshot are written to one entry per module and engine
+//! (`.functions`), and the module's next snapshot compiles against it: a
+//! function whose Cranelift input is unchanged is taken from there, not
+//! compiled again. Cranelift keys each function by a hash of its whole
 //! input and of the compiler's settings, so a hit is the very code a compile
-//! would make.
+//! would make. The entry holds the functions of the latest snapshot only,
+//! so it stays the size of one module's code.
 //!
 //! The entry holds native code, so it is signed and checked like every
 //! entry (`mod.rs`, "Trust"). The store acts only inside a `Session`
@@ -53,10 +54,14 @@ static SESSION: Mutex<()> = Mutex::new(());
 /// compiled form as Cranelift serialized it.
 #[derive(Default)]
 struct Functions {
-    by_key: HashMap<Vec<u8>, Vec<u8>>,
-    /// How many a compile added (the entry is then written again).
+    /// Those of the module's earlier snapshots not (yet) used.
+    earlier: HashMap<Vec<u8>, Vec<u8>>,
+    /// Those this session's compile found or made: what the entry holds
+    /// next, so that it stays one snapshot's worth however many come.
+    used: HashMap<Vec<u8>, Vec<u8>>,
+    /// How many the compile made (the entry is then written again).
     added: usize,
-    /// How many a compile found.
+    /// How many it found.
     found: usize,
 }
 
@@ -64,9 +69,16 @@ impl CacheStore for FunctionStore {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         let mut open = OPEN.lock();
         let functions = open.as_mut()?;
-        let found = functions.by_key.get(key)?.clone();
+        let code = match functions.used.get(key) {
+            Some(code) => code.clone(),
+            None => {
+                let code = functions.earlier.remove(key)?;
+                functions.used.insert(key.to_vec(), code.clone());
+                code
+            }
+        };
         functions.found += 1;
-        Some(Cow::Owned(found))
+        Some(Cow::Owned(code))
     }
 
     fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
@@ -74,7 +86,7 @@ impl CacheStore for FunctionStore {
         let Some(functions) = open.as_mut() else {
             return false;
         };
-        functions.by_key.insert(key.to_vec(), value);
+        functions.used.insert(key.to_vec(), value);
         functions.added += 1;
         true
     }
@@ -102,7 +114,7 @@ impl ModuleCache {
         let identity = Identity::of_functions(base);
         let path = self.entry_path(engine, &identity, EXTENSION)?;
         let one_at_a_time = SESSION.lock();
-        let by_key = File::open(&path)
+        let earlier = File::open(&path)
             .ok()
             .and_then(|file| {
                 budget::mark_used(&path);
@@ -123,7 +135,7 @@ impl ModuleCache {
             })
             .unwrap_or_default();
         *OPEN.lock() = Some(Functions {
-            by_key,
+            earlier,
             ..Functions::default()
         });
         Some(Session {
@@ -141,8 +153,8 @@ impl<'c> Session<'c> {
         self.engine
     }
 
-    /// Ends the session: the functions are written back if a compile
-    /// added any. Best effort.
+    /// Ends the session: if its compile made any function, the entry is
+    /// replaced by the functions it used (found or made). Best effort.
     pub(crate) fn close(self) {
         let Some(functions) = OPEN.lock().take() else {
             return;
@@ -167,7 +179,7 @@ impl<'c> Session<'c> {
             &path,
             key,
             self.identity.as_bytes(),
-            &encode(&functions.by_key),
+            &encode(&functions.used),
         )
         .is_ok()
             && let Some(dir) = path.parent()
