@@ -12,7 +12,8 @@ use std::sync::{Arc, OnceLock};
 use wasmtime::{Engine, Linker};
 
 use crate::cache::{
-    CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX, ModuleCache, default_key_file, parse_budget,
+    CACHE_MAX_ENV, CacheEntry, CacheStore, DEFAULT_CACHE_MAX, ModuleCache, default_key_file,
+    parse_budget,
 };
 use crate::engine::{EngineSettings, InstancePermits, Ticker, new_engine, new_snapshot_compiler};
 use crate::error::{Error, ErrorKind};
@@ -385,12 +386,15 @@ impl Runtime {
         &self.inner.ticker
     }
 
-    /// An engine that compiles snapshots for `engine(fuel)`, reusing the
-    /// functions of a module's earlier snapshots; none when the cache is
-    /// off (the snapshot is then compiled by `engine(fuel)` itself).
-    pub(crate) fn snapshot_compiler(&self, fuel: bool) -> Option<wasmtime::Engine> {
-        self.inner.cache.dir()?;
-        match new_snapshot_compiler(&self.inner.settings.engine, fuel) {
+    /// An engine that compiles snapshots for `engine(fuel)` with the
+    /// functions of a module's earlier snapshot (`functions`); none if it
+    /// cannot be made (the snapshot is then compiled by `engine(fuel)`).
+    pub(crate) fn snapshot_compiler(
+        &self,
+        fuel: bool,
+        functions: Arc<dyn CacheStore>,
+    ) -> Option<wasmtime::Engine> {
+        match new_snapshot_compiler(&self.inner.settings.engine, fuel, functions) {
             Ok(engine) => Some(engine),
             Err(error) => {
                 tracing::info!(target: "wasmproc::cache", "{}", error.message());

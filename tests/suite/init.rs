@@ -217,11 +217,10 @@ fn a_damaged_functions_entry_is_compiled_again() {
         .map(|entry| entry.unwrap().path())
         .find(|path| path.extension().is_some_and(|e| e == "functions"))
         .expect("a functions entry");
-    // Another function's code under a function's key, then a tag that
-    // no longer matches: either way nothing of it may be used.
-    let mut bytes = std::fs::read(&entry).unwrap();
-    let middle = bytes.len() / 2;
-    bytes[middle] ^= 0xff;
+    // Each function's key given the next one's code, the tag left as it
+    // was: were the entry used unchecked, the snapshot would run the wrong
+    // code for every function.
+    let bytes = swap_functions(&std::fs::read(&entry).unwrap());
     std::fs::write(&entry, &bytes).unwrap();
 
     let other = runtime_in(Some(&cache))
@@ -234,6 +233,33 @@ fn a_damaged_functions_entry_is_compiled_again() {
     assert_eq!(found.decode::<Option<u64>>().unwrap(), Some(14));
     // Written again, whole.
     assert_ne!(std::fs::read(&entry).unwrap(), bytes);
+}
+
+/// A functions entry (length-prefixed keys and values, then a 72-byte
+/// trailer: identity, tag, magic) with each key given the next key's value.
+fn swap_functions(entry: &[u8]) -> Vec<u8> {
+    fn take(body: &mut &[u8]) -> Vec<u8> {
+        let (len, rest) = body.split_first_chunk::<4>().unwrap();
+        let (part, rest) = rest.split_at(u32::from_le_bytes(*len) as usize);
+        *body = rest;
+        part.to_vec()
+    }
+    let (mut body, trailer) = entry.split_at(entry.len() - 72);
+    let mut pairs = Vec::new();
+    while !body.is_empty() {
+        pairs.push((take(&mut body), take(&mut body)));
+    }
+    assert!(pairs.len() > 1, "a module of more than one function");
+    let mut swapped = Vec::new();
+    for (i, (key, _)) in pairs.iter().enumerate() {
+        let (_, value) = &pairs[(i + 1) % pairs.len()];
+        for part in [key, value] {
+            swapped.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            swapped.extend_from_slice(part);
+        }
+    }
+    swapped.extend_from_slice(trailer);
+    swapped
 }
 
 #[test]

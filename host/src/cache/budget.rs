@@ -19,14 +19,6 @@ pub const DEFAULT_CACHE_MAX: u64 = 4 << 30;
 /// The environment variable that sets the budget (`2GiB`, `500MB`, bytes).
 pub const CACHE_MAX_ENV: &str = "WASMPROC_CACHE_MAX";
 
-/// The extensions of entries, with what each holds.
-const ENTRY_EXTENSIONS: [(&str, EntryKind); 4] = [
-    ("cwasm", EntryKind::Compiled),
-    ("snapshot", EntryKind::Snapshot),
-    ("instrumented", EntryKind::Instrumented),
-    ("functions", EntryKind::Functions),
-];
-
 /// What a cache entry holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
@@ -38,12 +30,20 @@ pub enum EntryKind {
     /// A module as wasmtime-wizer instruments it to run initializers in,
     /// compiled: one per module, whatever the initializer.
     Instrumented,
-    /// The functions compiled for a module's snapshots, which its later
-    /// snapshots reuse: one per module.
+    /// The functions compiled for a module's latest snapshot, which its
+    /// next snapshot reuses: one per module and engine.
     Functions,
 }
 
 impl EntryKind {
+    /// Every kind.
+    const ALL: [EntryKind; 4] = [
+        EntryKind::Compiled,
+        EntryKind::Snapshot,
+        EntryKind::Instrumented,
+        EntryKind::Functions,
+    ];
+
     /// The kind's name in listings: `compiled`, `snapshot`, `instrumented`,
     /// `functions`.
     pub fn name(self) -> &'static str {
@@ -53,6 +53,22 @@ impl EntryKind {
             EntryKind::Instrumented => "instrumented",
             EntryKind::Functions => "functions",
         }
+    }
+
+    /// The extension of its entries' files.
+    pub(crate) const fn extension(self) -> &'static str {
+        match self {
+            EntryKind::Compiled => "cwasm",
+            EntryKind::Snapshot => "snapshot",
+            EntryKind::Instrumented => "instrumented",
+            EntryKind::Functions => "functions",
+        }
+    }
+
+    /// Whether its entries only make later snapshots faster (nothing
+    /// loads them to run a task): evicted before the others.
+    fn speeds_up_only(self) -> bool {
+        matches!(self, EntryKind::Instrumented | EntryKind::Functions)
     }
 }
 
@@ -91,9 +107,9 @@ pub(crate) fn entries(dir: &Path) -> std::io::Result<Vec<CacheEntry>> {
         let Some(extension) = path.extension().and_then(|e| e.to_str()) else {
             continue;
         };
-        let Some(&(_, kind)) = ENTRY_EXTENSIONS
-            .iter()
-            .find(|(known, _)| *known == extension)
+        let Some(kind) = EntryKind::ALL
+            .into_iter()
+            .find(|kind| kind.extension() == extension)
         else {
             continue;
         };
@@ -125,13 +141,16 @@ pub(crate) fn remove(entry: &Path) -> bool {
 }
 
 /// Removes the least recently used entries of `dir`, never `keep` (the
-/// entry just written), until the rest fit in `max` bytes. Best effort:
-/// an entry another process removed first, or that cannot be removed, is
-/// passed over.
+/// entry just written), until the rest fit in `max` bytes: first those
+/// that only speed up snapshots, then the others. Best effort: an entry
+/// another process removed first, or that cannot be removed, is passed
+/// over.
 pub(super) fn evict(dir: &Path, max: u64, keep: &Path) {
-    let Ok(entries) = entries(dir) else {
+    let Ok(mut entries) = entries(dir) else {
         return;
     };
+    // Stable: least recently used first within each group.
+    entries.sort_by_key(|entry| !entry.kind.speeds_up_only());
     let mut total: u64 = entries.iter().map(|entry| entry.bytes).sum();
     for entry in entries {
         if total <= max {
@@ -219,6 +238,18 @@ mod tests {
             .map(|e| e.path)
             .collect();
         assert_eq!(left, [new, oldest]);
+    }
+
+    #[test]
+    fn what_only_speeds_up_snapshots_goes_before_what_tasks_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let module = entry_file(dir.path(), "a.cwasm", 100, 300);
+        let instrumented = entry_file(dir.path(), "b.instrumented", 100, 10);
+        let functions = entry_file(dir.path(), "c.functions", 100, 20);
+        let snapshot = entry_file(dir.path(), "d.snapshot", 100, 0);
+        evict(dir.path(), 200, &snapshot);
+        assert!(!instrumented.exists() && !functions.exists());
+        assert!(module.exists() && snapshot.exists());
     }
 
     #[test]

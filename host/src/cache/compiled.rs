@@ -25,6 +25,15 @@ pub(crate) trait Compiled: Sized {
     /// native code), and the file must not change while it is loaded.
     unsafe fn from_entry(engine: &Engine, file: File, trailer_len: usize)
     -> wasmtime::Result<Self>;
+
+    /// Loads the artifact `bytes`, copied.
+    ///
+    /// # Safety
+    ///
+    /// As for [`Compiled::from_entry`]: `bytes` must have been made by
+    /// [`Compiled::serialize`] of this kind, for an engine compatible with
+    /// `engine`.
+    unsafe fn from_bytes(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
 }
 
 impl Compiled for wasmtime::Module {
@@ -41,6 +50,11 @@ impl Compiled for wasmtime::Module {
         // image copy-on-write from it) and ignores the trailer after the
         // artifact's sections.
         unsafe { wasmtime::Module::deserialize_open_file(engine, file) }
+    }
+
+    unsafe fn from_bytes(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's promise.
+        unsafe { wasmtime::Module::deserialize(engine, bytes) }
     }
 }
 
@@ -73,5 +87,10 @@ impl Compiled for Component {
         // SAFETY: the caller's promise: the artifact is `serialize`'s, for a
         // compatible engine.
         unsafe { Component::deserialize(engine, &map[..artifact_len]) }
+    }
+
+    unsafe fn from_bytes(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        // SAFETY: the caller's promise.
+        unsafe { Component::deserialize(engine, bytes) }
     }
 }

@@ -15,46 +15,38 @@
 //! so it stays the size of one module's code.
 //!
 //! The entry holds native code, so it is signed and checked like every
-//! entry (`mod.rs`, "Trust"). The store acts only inside a `Session`
-//! (one at a time per process); outside one, every lookup misses and
-//! nothing is kept.
+//! entry (`mod.rs`, "Trust"). Each snapshot compile has its own store
+//! (`Session`), handed to the engine that compiles it, so that compiles
+//! in other threads or runtimes neither wait for it nor see its functions.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::fs::File;
 use std::sync::Arc;
 
 use wasmtime::{CacheStore, Engine};
 
 use super::{Identity, ModuleCache, budget, store, verified_artifact};
-use crate::mutex::{Mutex, MutexGuard};
+use crate::mutex::Mutex;
 
-/// The entries' file extension.
-const EXTENSION: &str = "functions";
+use super::EntryKind;
 
 /// Bump when the entry's layout changes.
-const FUNCTIONS_FORMAT: &[u8] = b"wasmproc functions 1";
+const FUNCTIONS_FORMAT: &str = "wasmproc functions entry 1";
 
-/// The store every engine of this process compiles with.
-pub(crate) fn function_store() -> Arc<dyn CacheStore> {
-    Arc::new(FunctionStore)
+/// One snapshot compile's functions, as Cranelift sees them.
+struct SessionStore(Mutex<Functions>);
+
+impl std::fmt::Debug for SessionStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionStore")
+    }
 }
-
-/// Cranelift's view of [`OPEN`]: the open session's functions, or nothing.
-#[derive(Debug)]
-struct FunctionStore;
-
-/// The open session's functions.
-static OPEN: Mutex<Option<Functions>> = Mutex::new(None);
-
-/// Held by the open session: one at a time.
-static SESSION: Mutex<()> = Mutex::new(());
 
 /// The functions of one session: Cranelift's key of each, and its
 /// compiled form as Cranelift serialized it.
 #[derive(Default)]
 struct Functions {
-    /// Those of the module's earlier snapshots not (yet) used.
+    /// Those of the module's earlier snapshot not (yet) used.
     earlier: HashMap<Vec<u8>, Vec<u8>>,
     /// Those this session's compile found or made: what the entry holds
     /// next, so that it stays one snapshot's worth however many come.
@@ -65,10 +57,9 @@ struct Functions {
     found: usize,
 }
 
-impl CacheStore for FunctionStore {
+impl CacheStore for SessionStore {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
-        let mut open = OPEN.lock();
-        let functions = open.as_mut()?;
+        let mut functions = self.0.lock();
         let code = match functions.used.get(key) {
             Some(code) => code.clone(),
             None => {
@@ -82,29 +73,28 @@ impl CacheStore for FunctionStore {
     }
 
     fn insert(&self, key: &[u8], value: Vec<u8>) -> bool {
-        let mut open = OPEN.lock();
-        let Some(functions) = open.as_mut() else {
-            return false;
-        };
+        let mut functions = self.0.lock();
         functions.used.insert(key.to_vec(), value);
         functions.added += 1;
         true
     }
 }
 
-/// While it lives, compiles find the functions of earlier snapshots of one
-/// module and keep the ones they make; [`Session::close`] writes them back.
+/// The functions of a module's snapshot compile: found in its entry, and
+/// kept there for the next one by [`Session::close`].
 pub(crate) struct Session<'c> {
     cache: &'c ModuleCache,
     identity: Identity,
+    /// The tasks' engine, whose compatibility names the entry (the
+    /// compiling engine's is the same).
     engine: &'c Engine,
-    _one_at_a_time: MutexGuard<'static, ()>,
+    store: Arc<SessionStore>,
 }
 
 impl ModuleCache {
-    /// Opens the session of snapshots of the module `base`, compiled by
-    /// `engine` (which must compile with [`function_store`]); none when
-    /// the cache is off.
+    /// Opens the session of a snapshot of the module `base` for `engine`,
+    /// with the functions of its earlier snapshot; none when the cache is
+    /// off.
     pub(crate) fn functions_of<'c>(
         &'c self,
         engine: &'c Engine,
@@ -112,18 +102,14 @@ impl ModuleCache {
     ) -> Option<Session<'c>> {
         let (_, key) = self.on.as_ref()?;
         let identity = Identity::of_functions(base);
-        let path = self.entry_path(engine, &identity, EXTENSION)?;
-        let one_at_a_time = SESSION.lock();
-        let earlier = File::open(&path)
+        let path = self.entry_path(engine, &identity, EntryKind::Functions.extension())?;
+        // Read whole, then checked and decoded from that one copy: a write
+        // to the file after the check cannot reach Cranelift.
+        let earlier = std::fs::read(&path)
             .ok()
-            .and_then(|file| {
+            .and_then(|bytes| {
                 budget::mark_used(&path);
-                // SAFETY: as for a module's entry (`ModuleCache::load`): the
-                // map is only read, here; entries are replaced by rename,
-                // never written in place, and a change anyway fails the
-                // tag's check.
-                let map = unsafe { memmap2::Mmap::map(&file) }.ok()?;
-                let functions = verified_artifact(&map, key, identity.as_bytes());
+                let functions = verified_artifact(&bytes, key, identity.as_bytes());
                 if functions.is_none() {
                     tracing::info!(
                         target: "wasmproc::cache",
@@ -134,34 +120,32 @@ impl ModuleCache {
                 decode(functions?)
             })
             .unwrap_or_default();
-        *OPEN.lock() = Some(Functions {
+        let functions = Functions {
             earlier,
             ..Functions::default()
-        });
+        };
         Some(Session {
             cache: self,
             identity,
             engine,
-            _one_at_a_time: one_at_a_time,
+            store: Arc::new(SessionStore(Mutex::new(functions))),
         })
     }
 }
 
-impl<'c> Session<'c> {
-    /// The engine the session's compiles use.
-    pub(crate) fn compiler(&self) -> &'c Engine {
-        self.engine
+impl Session<'_> {
+    /// The store to compile with (`Config::enable_incremental_compilation`).
+    pub(crate) fn store(&self) -> Arc<dyn CacheStore> {
+        self.store.clone()
     }
 
     /// Ends the session: if its compile made any function, the entry is
     /// replaced by the functions it used (found or made). Best effort.
     pub(crate) fn close(self) {
-        let Some(functions) = OPEN.lock().take() else {
-            return;
-        };
+        let functions = std::mem::take(&mut *self.store.0.lock());
         tracing::debug!(
             target: "wasmproc::cache",
-            "functions of earlier snapshots: {} reused, {} compiled",
+            "functions of the earlier snapshot: {} reused, {} compiled",
             functions.found,
             functions.added
         );
@@ -169,19 +153,17 @@ impl<'c> Session<'c> {
             return;
         }
         let (Some(path), Some((_, key))) = (
-            self.cache
-                .entry_path(self.engine, &self.identity, EXTENSION),
+            self.cache.entry_path(
+                self.engine,
+                &self.identity,
+                EntryKind::Functions.extension(),
+            ),
             &self.cache.on,
         ) else {
             return;
         };
-        if store(
-            &path,
-            key,
-            self.identity.as_bytes(),
-            &encode(&functions.used),
-        )
-        .is_ok()
+        let bytes = encode(&functions.used);
+        if store(&path, key, self.identity.as_bytes(), &bytes).is_ok()
             && let Some(dir) = path.parent()
         {
             budget::evict(dir, self.cache.max, &path);
@@ -189,19 +171,11 @@ impl<'c> Session<'c> {
     }
 }
 
-impl Drop for Session<'_> {
-    /// A session dropped without [`close`](Session::close) (a failed
-    /// compile) keeps nothing.
-    fn drop(&mut self) {
-        OPEN.lock().take();
-    }
-}
-
 impl Identity {
-    /// The identity of the functions entry of snapshots of `base`.
+    /// The identity of the functions entry of snapshots of `base`: a hash
+    /// in a domain of its own, so that no wasm hashes to it.
     fn of_functions(base: &Identity) -> Self {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(FUNCTIONS_FORMAT);
+        let mut hasher = blake3::Hasher::new_derive_key(FUNCTIONS_FORMAT);
         hasher.update(base.as_bytes());
         Identity(hasher.finalize())
     }

@@ -12,10 +12,10 @@
 use wasmtime::Engine;
 
 use super::compiled::Compiled;
-use super::{CacheStatus, Identity, ModuleCache};
+use super::{CacheStatus, EntryKind, Identity, ModuleCache};
 
 /// The entries' file extension.
-const EXTENSION: &str = "instrumented";
+const EXTENSION: &str = EntryKind::Instrumented.extension();
 
 impl ModuleCache {
     /// The instrumented module or component `wasm`, from the cache or

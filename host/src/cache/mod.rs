@@ -7,6 +7,10 @@
 //! a changed module, initializer, wasmtime or setting never finds a stale
 //! entry. The file is the artifact (the compiled code, as wasmtime writes
 //! it) followed by a trailer: the identity, a tag, and a magic number.
+//! Besides compiled modules and snapshots, two kinds of entry only make a
+//! module's later snapshots faster: its instrumented copy
+//! (`instrumented.rs`) and its snapshot's compiled functions
+//! (`functions.rs`: not a wasmtime artifact, but signed the same way).
 //! Keeping the artifact first lets wasmtime map the file itself: a
 //! snapshot's memory image is then mapped copy-on-write from the file,
 //! never copied.
@@ -58,10 +62,13 @@ pub(crate) use budget::parse_budget;
 pub use budget::{CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX, EntryKind};
 pub(crate) use compiled::Compiled;
 pub(crate) use files::{KnownFile, ReadStart};
-pub(crate) use functions::function_store;
 pub(crate) use key::default_key_file;
+pub(crate) use wasmtime::CacheStore;
 
 /// The last bytes of every entry; bump the digit when the layout changes.
+/// The extension of compiled modules' and components' entries.
+const COMPILED: &str = EntryKind::Compiled.extension();
+
 const MAGIC: &[u8; 8] = b"WPCACHE4";
 const HASH_LEN: usize = 32;
 /// The trailer after the artifact: identity, tag, magic.
@@ -207,16 +214,16 @@ impl ModuleCache {
         engine: &Engine,
         identity: &Identity,
     ) -> Option<C> {
-        let found = self.load(engine, identity, "cwasm");
+        let found = self.load(engine, identity, COMPILED);
         if found.is_some() {
             tracing::debug!(target: "wasmproc::cache", "cache hit: compiled code read from the cache, the module file known unchanged");
         }
         found
     }
 
-    /// Writes the compiled core module `compiled` (the module `identity`)
-    /// back to the cache when its entry is gone (evicted by the budget,
-    /// cleared): a worker process that loads the module from the cache by
+    /// Writes the compiled module or component `compiled` (the module
+    /// `identity`) back to the cache when its entry is gone (evicted by the
+    /// budget, cleared): a worker process that loads the module from the cache by
     /// its identity then finds it, though the module file may have
     /// changed since. Best effort; whether the entry is there now.
     pub(crate) fn restore<C: Compiled>(
@@ -225,7 +232,7 @@ impl ModuleCache {
         identity: &Identity,
         compiled: &C,
     ) -> bool {
-        self.restore_entry(engine, identity, "cwasm", compiled)
+        self.restore_entry(engine, identity, COMPILED, compiled)
     }
 
     /// [`restore`](Self::restore) for an entry of any kind (`extension`).
@@ -265,8 +272,8 @@ impl ModuleCache {
         self.off_because.as_ref().map(Error::message)
     }
 
-    /// The entry's path for the module `identity` under this engine;
-    /// snapshots' entries end in `.snapshot`, the others' in `.cwasm`.
+    /// The entry's path for the module `identity` under this engine; its
+    /// extension says what it holds (`EntryKind::extension`).
     fn entry_path(&self, engine: &Engine, identity: &Identity, extension: &str) -> Option<PathBuf> {
         let (dir, _) = self.on.as_ref()?;
         let mut key = Blake3Hasher(blake3::Hasher::new());
@@ -284,12 +291,12 @@ impl ModuleCache {
         identity: &Identity,
         wasm: &[u8],
     ) -> Result<(C, CacheStatus), wasmtime::Error> {
-        if let Some(module) = self.load(engine, identity, "cwasm") {
+        if let Some(module) = self.load(engine, identity, COMPILED) {
             tracing::debug!(target: "wasmproc::cache", "cache hit: compiled code read from the cache");
             return Ok((module, CacheStatus::Hit));
         }
         let started = std::time::Instant::now();
-        let compiled = self.compile(engine, identity, "cwasm", wasm);
+        let compiled = self.compile(engine, identity, COMPILED, wasm);
         if let Ok((_, status)) = &compiled {
             tracing::info!(
                 target: "wasmproc::cache",
@@ -391,28 +398,44 @@ impl ModuleCache {
         let mut phase = Phases::start();
         let compiled = C::compile(compiler, wasm)?;
         phase.done("compile");
-        // Code the tasks' engine can run, when it cannot come from the entry.
+        let entry = self
+            .entry_path(engine, identity, extension)
+            .zip(self.on.as_ref());
+        if entry.is_none() && Engine::same(compiler, engine) {
+            return Ok((compiled, CacheStatus::Uncached));
+        }
+        let artifact = compiled.serialize();
+        phase.done("serialize");
+        // Code `engine` runs when it does not come from the entry: the
+        // compiled code itself, or, from another engine, its artifact
+        // loaded into `engine` (compiled again only should that fail).
         let usable = |compiled: C| {
             if Engine::same(compiler, engine) {
-                Ok(compiled)
-            } else {
-                tracing::info!(
-                    target: "wasmproc::cache",
-                    "the snapshot's entry could not be written or loaded: compiled again for the \
-                     tasks' engine"
-                );
-                C::compile(engine, wasm)
+                return Ok(compiled);
             }
+            if let Ok(artifact) = &artifact {
+                // SAFETY: `artifact` is what `serialize` of `compiled` made
+                // just now, in this process; wasmtime refuses it with an
+                // error if `engine` is not compatible with `compiler`.
+                if let Ok(loaded) = unsafe { C::from_bytes(engine, artifact) } {
+                    return Ok(loaded);
+                }
+            }
+            tracing::info!(
+                target: "wasmproc::cache",
+                "the compiled snapshot could not be loaded into the tasks' engine: compiled \
+                 again"
+            );
+            C::compile(engine, wasm)
         };
-        let (Some(path), Some((_, key))) = (self.entry_path(engine, identity, extension), &self.on)
-        else {
+        let Some((path, (_, key))) = entry else {
             return Ok((usable(compiled)?, CacheStatus::Uncached));
         };
         let existed = path.exists();
-        let stored = compiled.serialize().and_then(|artifact| {
-            phase.done("serialize");
-            Ok(store(&path, key, identity.as_bytes(), &artifact)?)
-        });
+        let stored = match &artifact {
+            Ok(artifact) => store(&path, key, identity.as_bytes(), artifact),
+            Err(_) => Err(std::io::Error::other("not serialized")),
+        };
         phase.done("sign and write the cache entry");
         let Ok(written) = stored else {
             return Ok((usable(compiled)?, CacheStatus::Uncached));

@@ -7,17 +7,19 @@
 //! damaged snapshot is not used (it would hand every task state the
 //! initializer never built): it is made again.
 
+use std::sync::Arc;
+
 use wasmtime::Engine;
 
 use super::compiled::Compiled;
-use super::{CacheStatus, Identity, ModuleCache};
+use super::{CacheStatus, CacheStore, EntryKind, Identity, ModuleCache};
 
 /// Bump when what an initialization leaves changes for the same inputs
 /// (the snapshotter, the SDK's contract).
 const SNAPSHOT_FORMAT: &[u8] = b"wasmproc snapshot 1, wasmtime-wizer 48";
 
 /// The entries' file extension.
-const EXTENSION: &str = "snapshot";
+const EXTENSION: &str = EntryKind::Snapshot.extension();
 
 impl Identity {
     /// The identity of the snapshot left by the initializer `init` of the
@@ -62,22 +64,26 @@ impl ModuleCache {
     }
 
     /// Compiles the snapshot `identity` (a core module or a component) of
-    /// the module `base` from its `wasm` for `engine`, and stores it. With
-    /// a `compiler` (`engine`'s settings and Cranelift's incremental cache),
-    /// the functions of `base`'s earlier snapshots are reused
-    /// (`functions.rs`) and the code reaches `engine` through the entry.
+    /// the module `base` from its `wasm` for `engine`, and stores it. When
+    /// the cache is on, `compiler` makes an engine of `engine`'s settings
+    /// that compiles with the functions of `base`'s earlier snapshot
+    /// (`functions.rs`); its code reaches `engine` through the entry.
     pub(crate) fn compile_snapshot<C: Compiled>(
         &self,
         engine: &Engine,
-        compiler: Option<&Engine>,
+        compiler: impl FnOnce(Arc<dyn CacheStore>) -> Option<Engine>,
         base: &Identity,
         identity: &Identity,
         wasm: &[u8],
     ) -> Result<(C, CacheStatus), wasmtime::Error> {
-        let Some(session) = compiler.and_then(|compiler| self.functions_of(compiler, base)) else {
+        let session = self.functions_of(engine, base);
+        let compiler = session
+            .as_ref()
+            .and_then(|session| compiler(session.store()));
+        let (Some(session), Some(compiler)) = (session, compiler) else {
             return self.compile(engine, identity, EXTENSION, wasm);
         };
-        let compiled = self.compile_with(session.compiler(), engine, identity, EXTENSION, wasm)?;
+        let compiled = self.compile_with(&compiler, engine, identity, EXTENSION, wasm)?;
         session.close();
         Ok(compiled)
     }

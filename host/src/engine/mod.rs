@@ -5,9 +5,11 @@
 mod permits;
 mod ticker;
 
+use std::sync::Arc;
+
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::cache::function_store;
+use crate::cache::CacheStore;
 use crate::error::{Error, ErrorKind};
 use crate::limits::{DEFAULT_MAX_MEMORY, DEFAULT_MAX_WASM_STACK};
 
@@ -37,19 +39,29 @@ pub(crate) fn new_engine(settings: &EngineSettings, consume_fuel: bool) -> Resul
 
 /// Makes an engine that compiles exactly as `new_engine(settings,
 /// consume_fuel)`'s does, with Cranelift's incremental compilation cache on
-/// (`cache::function_store`), for snapshots: their code is loaded into the
-/// tasks' engine from the cache entry it writes (the incremental cache is
-/// not part of an engine's compatibility hash). Kept off the tasks' engine,
-/// where computing every function's cache key would slow every first
-/// compile (by 6%, measured on the Python-function runner).
+/// over `functions` (a snapshot's session, `cache/functions.rs`). It only
+/// compiles: its code reaches the tasks' engine through the artifact it
+/// serializes (neither the incremental cache nor the allocation strategy is
+/// part of an engine's compatibility hash), so it reserves no instance
+/// pool. Kept off the tasks' engine, where computing every function's cache
+/// key would slow every first compile (by 6%, measured on the
+/// Python-function runner).
 pub(crate) fn new_snapshot_compiler(
     settings: &EngineSettings,
     consume_fuel: bool,
+    functions: Arc<dyn CacheStore>,
 ) -> Result<Engine, Error> {
     let mut config = engine_config(settings, consume_fuel);
+    config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
     config
-        .enable_incremental_compilation(function_store())
-        .map_err(|error| Error::new(ErrorKind::Setup, format!("{error:#}")))?;
+        .enable_incremental_compilation(functions)
+        .map_err(|error| {
+            Error::new(
+                ErrorKind::Setup,
+                format!("cannot turn on the snapshot compiler's function cache: {error:#}"),
+            )
+            .caused_by(error)
+        })?;
     Engine::new(&config).map_err(|error| {
         Error::new(
             ErrorKind::Setup,

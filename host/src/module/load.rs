@@ -311,7 +311,7 @@ impl Module {
                         Some(module) => Ok((module, CacheStatus::Hit)),
                         None => cache.compile_snapshot(
                             &linked.engine,
-                            inner.runtime.snapshot_compiler(true).as_ref(),
+                            |functions| inner.runtime.snapshot_compiler(true, functions),
                             origin.base.identity(),
                             &inner.identity,
                             self.wasm_or_remake(remake)?,

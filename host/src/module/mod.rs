@@ -325,7 +325,8 @@ impl Module {
     /// entry is gone, so that a worker process finds it by its identity
     /// rather than running the initializer again over its base (whose file
     /// may have changed since, and which may not leave the same state
-    /// twice).
+    /// twice). Only the plain engine's code: a worker that needs the
+    /// fuel-metered code and finds its entry gone still makes it again.
     pub(crate) fn keep_snapshot_cached(&self) {
         self.write_back(ModuleCache::restore_snapshot, ModuleCache::restore_snapshot);
     }

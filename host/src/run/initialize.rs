@@ -124,9 +124,8 @@ impl Module {
             return build(self, identity, found, None, origin(CacheStatus::Hit));
         }
         let wasm = run_and_snapshot(self, init, resolved, token)?;
-        let compiler = self.runtime().snapshot_compiler(false);
-        let compiled =
-            cache.compile_snapshot(engine, compiler.as_ref(), self.identity(), &identity, &wasm);
+        let compiler = |functions| self.runtime().snapshot_compiler(false, functions);
+        let compiled = cache.compile_snapshot(engine, compiler, self.identity(), &identity, &wasm);
         let status = compiled
             .as_ref()
             .map_or(CacheStatus::Uncached, |(_, status)| *status);
