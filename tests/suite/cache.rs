@@ -313,21 +313,24 @@ fn a_changed_module_file_is_never_taken_for_the_old_module() {
 
 /// A pool whose module's entry was evicted from the cache (its budget)
 /// after the module file changed still starts worker processes: the pool
-/// writes the compiled code it holds back to the cache before a worker
-/// loads it, and the worker runs the pool's module, not the file's new one.
+/// writes the compiled code it holds (a core module's or a component's)
+/// back to the cache before a worker loads it, and the worker runs the
+/// pool's module, not the file's new one.
 #[test]
 fn a_worker_starts_when_the_entry_was_evicted_and_the_file_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let path = settled_copy(guests::SDK_TASKS, dir.path());
-    runtime_in(&cache).load(&path).unwrap();
-    let known = runtime_in(&cache).load(&path).unwrap();
-    assert_eq!(known.cache_status(), CacheStatus::Hit);
+    for guest in [guests::SDK_TASKS, guests::SDK_TASKS_P2] {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = dir.path().join("cache");
+        let path = settled_copy(guest, dir.path());
+        runtime_in(&cache).load(&path).unwrap();
+        let known = runtime_in(&cache).load(&path).unwrap();
+        assert_eq!(known.cache_status(), CacheStatus::Hit, "{guest}");
 
-    replace_and_evict_everything_else(&path, &cache);
+        replace_and_evict_everything_else(&path, &cache);
 
-    let outcome = square_in(&known, process());
-    assert_eq!(outcome.decode::<u64>().unwrap(), 36, "{outcome:?}");
+        let outcome = square_in(&known, process());
+        assert_eq!(outcome.decode::<u64>().unwrap(), 36, "{guest}: {outcome:?}");
+    }
 }
 
 /// The same for a snapshot: its entry evicted and its base module's file
@@ -365,21 +368,6 @@ fn a_worker_starts_from_a_snapshot_whose_entry_was_evicted_and_base_file_changed
         Some(16),
         "{outcome:?}"
     );
-}
-
-/// The same for a component (WASI 0.2): the pool writes its compiled code
-/// back to the cache.
-#[test]
-fn a_worker_starts_a_component_whose_entry_was_evicted_and_the_file_changed() {
-    let dir = tempfile::tempdir().unwrap();
-    let cache = dir.path().join("cache");
-    let path = settled_copy(guests::SDK_TASKS_P2, dir.path());
-    runtime_in(&cache).load(&path).unwrap();
-    let known = runtime_in(&cache).load(&path).unwrap();
-    assert_eq!(known.cache_status(), CacheStatus::Hit);
-    replace_and_evict_everything_else(&path, &cache);
-    let outcome = square_in(&known, process());
-    assert_eq!(outcome.decode::<u64>().unwrap(), 36, "{outcome:?}");
 }
 
 /// And from a snapshot, core or component, whose entry was evicted: a

@@ -66,6 +66,15 @@ fn runtime_in(dir: Option<&Path>) -> Runtime {
     }
 }
 
+/// The path of the (first) entry in `cache` whose file ends in `.{kind}`.
+fn entry_of_kind(cache: &Path, kind: &str) -> std::path::PathBuf {
+    std::fs::read_dir(cache)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .find(|path| path.extension().is_some_and(|e| e == kind))
+        .unwrap_or_else(|| panic!("a {kind} entry in {}", cache.display()))
+}
+
 fn snapshots_in(dir: &Path) -> usize {
     wasmproc_tests::cache_entries(dir, "snapshot")
 }
@@ -212,11 +221,7 @@ fn a_damaged_functions_entry_is_compiled_again() {
     let cache = dir.path().join("cache");
     let module = runtime_in(Some(&cache)).load(guests::INIT_TASKS).unwrap();
     module.initialize_with(&table(10, 1)).unwrap();
-    let entry = std::fs::read_dir(&cache)
-        .unwrap()
-        .map(|entry| entry.unwrap().path())
-        .find(|path| path.extension().is_some_and(|e| e == "functions"))
-        .expect("a functions entry");
+    let entry = entry_of_kind(&cache, "functions");
     // Each function's key given the next one's code, the tag left as it
     // was: were the entry used unchecked, the snapshot would run the wrong
     // code for every function.
@@ -268,11 +273,7 @@ fn a_forged_snapshot_is_not_used() {
     let cache = dir.path().join("cache");
     let module = runtime_in(Some(&cache)).load(guests::INIT_TASKS).unwrap();
     module.initialize_with(&table(10, 5)).unwrap();
-    let entry = std::fs::read_dir(&cache)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| p.extension().is_some_and(|x| x == "snapshot"))
-        .unwrap();
+    let entry = entry_of_kind(&cache, "snapshot");
     // Whoever can write the cache but lacks the key changes a byte.
     let mut bytes = std::fs::read(&entry).unwrap();
     let last = bytes.len() - 1;
