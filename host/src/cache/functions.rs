@@ -25,10 +25,8 @@ use std::sync::Arc;
 
 use wasmtime::{CacheStore, Engine};
 
-use super::{Identity, ModuleCache, budget, store, verified_artifact};
+use super::{EntryKind, Identity, ModuleCache, budget, store, verified_artifact};
 use crate::mutex::Mutex;
-
-use super::EntryKind;
 
 /// Bump when the entry's layout changes.
 const FUNCTIONS_FORMAT: &str = "wasmproc functions entry 1";
