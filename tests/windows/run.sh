@@ -192,6 +192,11 @@ for isolation in thread process; do
     check 0 10 run "${iso[@]}" "$init" "${table[@]}" --task lookup --args 3
     check 0 10 run "${iso[@]}" "$init" "${table[@]}" --task lookup --args 3
     check_stdin '2\n9\n' 0 - map "${iso[@]}" "$init" "${table[@]}" --task lookup -
+    # Another argument, a snapshot of its own: made with the instrumented
+    # copy and the functions the one before left in the cache.
+    seed=$([[ $isolation == thread ]] && echo 3 || echo 4)
+    check 0 $((9 + seed)) run "${iso[@]}" "$init" --init table \
+        --init-args "{\"len\":10,\"seed\":$seed}" --task lookup --args 3
     check 3 - run "${iso[@]}" "$init" --init refuse --init-args 3 --task lookup --args 0
     check 142 - run "${iso[@]}" --timeout 300ms "$init" --init spins --task lookup --args 0
 done
