@@ -111,13 +111,28 @@ def start_once(label: str) -> None:
     STARTED.update(label=label, at=time.time_ns())
 
 
-def write_raw() -> None:
-    """Writes to the process's stdout below Python's ``sys.stdout``: the
-    sandbox's libc then holds the stream, which no snapshot keeps."""
+def load_settings_once(path: str, scale: int) -> None:
+    """``load_settings``, recording when it ran."""
+    load_settings(path, scale)
+    STARTED.update(label=path, at=time.time_ns())
+
+
+def settings_and_start(x: int) -> List[Any]:
+    """What a task sees of the initializer's state, and a granted file read
+    by the task itself (its libc looks the grants up anew)."""
+    with open("/data/settings.json") as file:
+        now = json.load(file)["base"]
+    return [use_settings(x), STARTED["at"], now]
+
+
+def hold_handles() -> None:
+    """Writes to the process's stdout below Python's ``sys.stdout`` and
+    leaves a file open: the sandbox's libc then holds a stream and a file,
+    which it lets go of before the snapshot."""
     import os
 
     os.write(1, b"raw output\n")
-    STARTED.update(label="raw", at=0)
+    STARTED.update(label="raw", at=time.time_ns(), file=open("/data/settings.json"))
 
 
 def when_started(_: int) -> List[Any]:
@@ -368,34 +383,56 @@ def test_an_initializer_runs_once_and_a_second_pool_reuses_its_snapshot(
     assert STARTED == {}  # here, nothing ran
 
 
-def test_an_initializer_left_holding_a_stream_runs_in_each_task_instead(
-    python_runner: Path, caplog: pytest.LogCaptureFixture
+def test_an_initializer_left_holding_a_stream_and_a_file_is_snapshot(
+    python_runner: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    (tmp_path / "settings.json").write_text('{"base": 100}')
     with caplog.at_level(logging.WARNING, logger="wasmproc"):
-        with wasmproc.Pool(1, write_raw) as pool:
-            assert pool.apply(when_started, (0,)) == ["raw", 0]
-    assert "runs in each task's sandbox, not once" in caplog.text
-    assert "WASI resource" in caplog.text
-    # The refusal is remembered: the next pool does not try again.
-    caplog.clear()
-    with caplog.at_level(logging.WARNING, logger="wasmproc"):
-        with wasmproc.Pool(1, write_raw) as pool:
-            assert pool.apply(when_started, (0,)) == ["raw", 0]
+        with wasmproc.Pool(1, hold_handles, dirs={tmp_path: "/data"}) as pool:
+            started = pool.map(when_started, range(3))
+    # Run once: every task saw the same moment, and nothing was refused.
+    assert started[0][0] == "raw" and all(each == started[0] for each in started), started
     assert "not once" not in caplog.text
 
 
-def test_an_initializer_with_granted_dirs_runs_in_each_tasks_sandbox(
+def test_an_initializer_with_granted_dirs_runs_once_until_its_files_change(
+    python_runner: Path, tmp_path: Path, isolation: str
+) -> None:
+    settings = tmp_path / "settings.json"
+    settings.write_text('{"base": 100}')
+
+    def start() -> List[List[Any]]:
+        with wasmproc.Pool(
+            2,
+            load_settings_once,
+            ("/data/settings.json", 2),
+            dirs={tmp_path: "/data"},
+            isolation=isolation,
+        ) as pool:
+            return pool.map(settings_and_start, [1, 2, 3])
+
+    first = start()
+    assert [each[0] for each in first] == [102, 104, 106]
+    assert [each[2] for each in first] == [100] * 3  # each task opened the file itself
+    ran_at = first[0][1]
+    assert all(each[1] == ran_at for each in first), first
+    # A second pool starts from the cached snapshot: the initializer does not run.
+    assert [each[1] for each in start()] == [ran_at] * 3
+    # The file changed: the initializer runs again, and sees it.
+    settings.write_text('{"base": 1000}')
+    changed = start()
+    assert [each[0] for each in changed] == [1002, 1004, 1006]
+    assert changed[0][1] != ran_at
+    # ...once: its new snapshot is cached too.
+    assert [each[1] for each in start()] == [changed[0][1]] * 3
+    assert SETTINGS == {} and STARTED == {}  # here, nothing ran
+
+
+def test_an_initializer_that_cannot_read_its_granted_file_fails_the_pools_start(
     python_runner: Path, tmp_path: Path
 ) -> None:
-    (tmp_path / "settings.json").write_text('{"base": 100}')
-    pool = wasmproc.Pool(1, load_settings, ("/data/settings.json", 2), dirs={tmp_path: "/data"})
-    with pool:
-        # The globals it sets are the task's (both come from this module).
-        assert pool.map(use_settings, [1, 2]) == [102, 104]
-        assert SETTINGS == {}  # here, nothing ran
-    with wasmproc.Pool(1, load_settings, ("/data/missing.json", 2), dirs={tmp_path: "/data"}) as pool:
-        with pytest.raises(wasmproc.Exited, match="(?s)the pool's initializer raised:.*FileNotFoundError"):
-            pool.apply(use_settings, (1,))
+    with pytest.raises(wasmproc.Exited, match="(?s)the pool's initializer raised:.*FileNotFoundError"):
+        wasmproc.Pool(1, load_settings, ("/data/missing.json", 2), dirs={tmp_path: "/data"})
 
 
 def test_an_initializer_that_raises_fails_the_pools_start(python_runner: Path) -> None:
@@ -407,6 +444,22 @@ def test_an_initializer_that_raises_fails_the_pools_start(python_runner: Path) -
     jobs = wasmproc.Queue()
     with wasmproc.Pool(1, lambda: jobs.put("initialized"), share={"jobs": jobs}) as pool:
         assert pool.apply(lambda: jobs.get(timeout=10)) == "initialized"
+
+
+def test_only_the_pinned_componentize_py_builds_the_runner(
+    python_runner: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The installed one is the pinned release's build (CI installs it by
+    # the digests of python/requirements-functions.txt).
+    compiled = _runner.verify_componentize_py()
+    assert compiled.name in ("componentize_py.abi3.so", "componentize_py.pyd")
+    # Any other file is refused before anything runs it.
+    monkeypatch.setattr(_runner, "COMPONENTIZE_PY_SHA256", frozenset({"0" * 64}))
+    with pytest.raises(
+        wasmproc.CannotRun, match=r"is not componentize-py 0\.25\.1 as PyPI publishes it.*--force-reinstall"
+    ) as raised:
+        _runner.verify_componentize_py()
+    assert raised.value.exit_code == 126
 
 
 def test_a_failed_runner_build_says_why(

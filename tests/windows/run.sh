@@ -370,8 +370,11 @@ check 128 - run --bogus "$sdk"
 # The host library's sharing examples, built for Windows: queues, pipes,
 # shared regions (OS shared memory mapped into worker processes) and locks,
 # with thread and with process workers.
+# Selected as the binary was at the top (`--bin`, no package): `-p wasmproc`
+# would resolve shared crates' features differently and compile wasmtime for
+# Windows a second time (checked by .ci/same-features).
 examples=(shared_counters producer_consumer print_lock pipe_chat)
-cargo build -p wasmproc --target x86_64-pc-windows-gnu "${examples[@]/#/--example=}"
+cargo build --bin wasmproc --target x86_64-pc-windows-gnu "${examples[@]/#/--example=}"
 cargo build --release -p wasmproc-guest --example classics --target wasm32-wasip1
 cp "$bin/bcryptprimitives.dll" "$bin/examples/"
 export WASMPROC_CLASSICS=target/wasm32-wasip1/release/examples/classics.wasm

@@ -18,6 +18,7 @@ use wasmtime_wizer::{ComponentInstanceState, InstanceState, SnapshotVal, ValType
 
 use super::driver::block_on;
 use super::instance::Live;
+use super::libc_reset::{export_libc_reset, reset_libc};
 use super::plan::{Plan, checked_limits};
 use crate::cache::{CacheStatus, Compiled, Identity, Phases};
 use crate::cancel::CancelToken;
@@ -315,8 +316,10 @@ fn initializer_failed(module: &Module, name: &str, outcome: Outcome) -> Error {
 /// A component's files, directories and streams are resources in its
 /// instance's handle tables, which no snapshot keeps: a handle kept in
 /// memory would name nothing in a task's instance (a use of it traps).
-/// So an initializer that returns holding any (wasi-libc keeps the
-/// directories it looked up, and its streams) is refused.
+/// So a libc that can let go of them (`libc_reset`) is asked to once the
+/// initializer returned, and an initializer that still holds any (a file
+/// it left open; with a libc linked into the program, the directories it
+/// looked up and its streams) is refused.
 fn run_and_snapshot_component(
     module: &Module,
     init: &Initializer,
@@ -342,6 +345,7 @@ fn run_and_snapshot_component(
     let wasm = module.wasm_or_remake(remake)?;
     let (context, instrumented) = unpanicked(|| wizer.instrument_component(wasm))
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
+    let instrumented = export_libc_reset(instrumented);
     let engine = module.runtime().engine(limits.fuel.is_some())?;
     let prepared = module.prepare_instrumented(engine, &instrumented)?;
     phase.done("instrument the component, compile it (or find it compiled)");
@@ -357,13 +361,26 @@ fn run_and_snapshot_component(
     let (store, instance) = live
         .component_parts()
         .expect("an instance exists after a call that returned");
+    // A libc that can let go of its handles does so now; each task's
+    // libc then looks its own grants up again.
+    let reset = reset_libc(store, instance).map_err(|error| {
+        cannot_snapshot(format!(
+            "wasi-libc's reset of its handles failed after the initializer `{name}`: \
+             {error:#}"
+        ))
+    })?;
     let held = store.data_mut().ctx().table.iter_mut().count();
     if held > 0 {
+        let libc = if reset {
+            "its libc let go of what it looked up, but not of these"
+        } else {
+            "a directory its libc looked up counts too, and this libc cannot let go of it"
+        };
         return Err(cannot_snapshot(format!(
             "the initializer `{name}` returned holding {held} WASI resource(s) (a file, a \
-             directory its libc looked up, a stream): a snapshot keeps memory, not the host's \
-             handles, so every task would find them gone. Initialize without files and \
-             output (pass the data as the initializer's argument), or run it in each task"
+             directory, a stream; {libc}): a snapshot keeps memory, not the host's handles, \
+             so every task would find them gone. Initialize without files and output (pass \
+             the data as the initializer's argument), or run it in each task"
         )));
     }
     // Wizer reads the state through calls into the instance, which must

@@ -14,6 +14,8 @@
 //!   cancellation) to the status table.
 //! - `initialize`: `Module::initialize`, an initializer run once and its
 //!   instance snapshot into a new module.
+//! - `libc_reset`: wasi-libc's reset of its handles, made callable in a
+//!   component about to be snapshot.
 
 mod component;
 mod driver;
@@ -21,6 +23,7 @@ mod ending;
 mod initialize;
 mod instance;
 mod instantiate;
+mod libc_reset;
 mod plan;
 mod sdk_component;
 

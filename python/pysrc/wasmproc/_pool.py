@@ -212,6 +212,9 @@ _UNSNAPSHOT: Set[str] = set()
 # The runner's export that runs a pool's initializer once, before the
 # pool's snapshot of it (``_sandbox/wit/runner.wit``).
 _RUNNER_INIT = "init"
+# The runner's export that says whether the files the initializer read have
+# changed since its snapshot was made.
+_INIT_FILES_CHANGED = "init-files-changed"
 
 
 def _compiler(runner: Module) -> Callable[[str], str]:
@@ -245,10 +248,11 @@ class Pool:
     after it is snapshot (and cached on disk, by the initializer's source
     and data), and every task starts from that snapshot, its function
     seeing the globals the initializer set when both come from one module.
-    One that uses an object the pool shares runs in each task's sandbox
-    before the task instead (a snapshot keeps memory, not the handles of
-    a task). An initializer that raises fails ``Pool()`` with its
-    traceback. ``maxtasksperchild`` is
+    It may read files the pool grants (``dirs``): when one it read has
+    changed since its snapshot was made, the pool runs it again. One that
+    uses an object the pool shares runs in each task's sandbox before the
+    task instead (a snapshot keeps memory, not the handles of a task). An
+    initializer that raises fails ``Pool()`` with its traceback. ``maxtasksperchild`` is
     accepted and has nothing to do: every task gets a fresh instance.
     ``timeout`` (seconds), ``max_memory`` (bytes or ``"64MiB"``) and
     ``fuel`` limit every task. ``isolation``: ``"thread"`` (workers are
@@ -330,11 +334,9 @@ class Pool:
                 )
             init = (initializer, tuple(initargs))
             payload, uses_shared = ship_initializer(init, self._sys_path, self._granted)
-            # A snapshot keeps memory, not the handles of files and
-            # streams: an initializer that may hold one (granted
-            # directories, which wasi-libc keeps open once it looked them
-            # up) runs in each task, as does one using a shared object.
-            if uses_shared or dirs or payload in _UNSNAPSHOT:
+            # A snapshot keeps memory, not a task's handles to the pool's
+            # shared objects: an initializer using one runs in each task.
+            if uses_shared or payload in _UNSNAPSHOT:
                 self._init = init
             else:
                 snapshot_init = payload
@@ -378,6 +380,8 @@ class Pool:
             return
         try:
             self._native = start(initializer=_RUNNER_INIT, initargs=(snapshot_init,))
+            if dirs:
+                self._renew_if_files_changed(start, snapshot_init)
         except CannotRun as error:
             # The runner could not be snapshot after it (it held a stream
             # or a file when it returned, one it opened itself and never
@@ -391,6 +395,25 @@ class Pool:
             _UNSNAPSHOT.add(snapshot_init)
             self._init = (keywords["initializer"], tuple(initargs))
             self._native = start(initializer=None, initargs=None)
+
+    def _renew_if_files_changed(self, start: Callable[..., Any], payload: str) -> None:
+        """Makes the pool's snapshot again when a file its initializer read
+        from a granted directory has changed since the snapshot was made
+        (the cache keys a snapshot by the initializer, its arguments and
+        the grants, not by what the files hold): under a key that adds the
+        files' state now, so that the next program finds it cached."""
+        outcome = self._native.submit(_INIT_FILES_CHANGED, ()).wait(None)
+        assert outcome is not None  # no timeout: it waited for the end
+        if not outcome.success:
+            raise task_error(outcome, _INIT_FILES_CHANGED)
+        files = outcome.result
+        if files is None:
+            return
+        _log.info("wasmproc: the files the pool's initializer read have changed: it runs again")
+        self._native.terminate()
+        self._native.join()
+        renewed = json.dumps({**json.loads(payload), "files": files})
+        self._native = start(initializer=_RUNNER_INIT, initargs=(renewed,))
 
     @property
     def processes(self) -> int:

@@ -34,6 +34,24 @@ INSTALL = (
     f"which installs componentize-py=={COMPONENTIZE_PY}"
 )
 
+# The SHA-256 of componentize-py 0.25.1's compiled module, which carries the
+# CPython (compiled to WebAssembly) that the sandbox runs, in each wheel PyPI
+# publishes for it (macOS x86-64 and arm64, Linux aarch64 and x86-64,
+# Windows x86-64), read from the wheels and checked against their RECORD.
+# The wheels' own digests are python/requirements-functions.txt's.
+COMPONENTIZE_PY_SHA256 = frozenset(
+    (
+        "f40e7bd9388e403c6e7820773e2105ae503df36c1d167283b0ad71f7d870a5bd",
+        "e533d8099cd0381ec1d2c6ec5af962565938d766d7961ca4e45a3517b2bb4217",
+        "52f9f72d2ceeacca36477caf520d6a6efce3ebb5d7fc34ca9e6b056953de2b68",
+        "260941cadb237f0ae5a19dcbc01220ca48d32dbd58d8e451c6a2f95497e3e291",
+        "69578243f846465aaa948c4d794ca2bd9b1a6489f61ce196e72e52601b12e71e",
+    )
+)
+
+# Its file name in the package, by platform.
+_COMPILED_NAMES = ("componentize_py.abi3.so", "componentize_py.pyd")
+
 _log = logging.getLogger("wasmproc")
 _lock = threading.Lock()
 _loaded: Optional["Module"] = None
@@ -88,6 +106,40 @@ def runner_path() -> Path:
 _KEEP_SECONDS = 30 * 24 * 3600
 
 
+def verify_componentize_py() -> Path:
+    """The compiled module of the componentize-py that builds the runner,
+    once its SHA-256 is found among the pinned release's; ``CannotRun``
+    saying how to reinstall it otherwise. What the sandbox runs comes from
+    this file, so the package runs only the build it was tested with."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("componentize_py")
+    places = list(spec.submodule_search_locations or ()) if spec is not None else []
+    found = [Path(place) / name for place in places for name in _COMPILED_NAMES]
+    compiled = next((path for path in found if path.is_file()), None)
+    reinstall = f"pip install --force-reinstall 'componentize-py=={COMPONENTIZE_PY}'"
+    if compiled is None:
+        raise CannotRun(
+            f"componentize-py's compiled module is not where it belongs (looked for "
+            f"{', '.join(map(str, found)) or 'componentize_py'}): {reinstall}",
+            status="cannot_run",
+            exit_code=126,
+        )
+    digest = hashlib.sha256()
+    with open(compiled, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() not in COMPONENTIZE_PY_SHA256:
+        raise CannotRun(
+            f"{compiled} (SHA-256 {digest.hexdigest()}) is not componentize-py "
+            f"{COMPONENTIZE_PY} as PyPI publishes it, which builds the sandbox's CPython: "
+            f"the package runs only that build. Reinstall it: {reinstall}",
+            status="cannot_run",
+            exit_code=126,
+        )
+    return compiled
+
+
 def _prune(current: Path) -> None:
     """Removes old runners beside ``current`` (each is ~40 MB)."""
     now = time.time()
@@ -104,6 +156,7 @@ def _build(path: Path) -> None:
     build writes bytecode beside it, and the package's directory may be
     read-only), into a temporary file beside ``path``, then renamed, so
     that programs building at once each see a whole file."""
+    verify_componentize_py()
     path.parent.mkdir(parents=True, exist_ok=True)
     _log.warning(
         "wasmproc: building the sandbox's Python runner with componentize-py, once "

@@ -30,7 +30,9 @@ The payload (JSON)::
      "init": {"func": ref, "args": [ref]} | null,   # the pool's initializer
      "modules": [the host module's name of each namespace],
      "sys_path": [directories put first on sys.path],
-     "code": what compile-functions returned for these functions (optional)}
+     "code": what compile-functions returned for these functions (optional),
+     "files": a digest from init-files-changed (optional, not read: it makes
+              the key of a snapshot made again because those files changed)}
 
 A ref is ``{"value": v}`` (a str, an int, a finite float, a bool or None,
 exact in JSON), ``{"data": i}`` (a value of ``data``), ``{"module": "math"}``,
@@ -53,8 +55,10 @@ import importlib.util
 import io
 import json
 import linecache
+import hashlib
 import marshal
 import math
+import os
 import pickle
 import queue
 import sys
@@ -120,6 +124,43 @@ INITIALIZED: Dict[str, Dict[str, Any]] = {}
 # Whether the pool's initializer is running (the export ``init``).
 INITIALIZING = False
 
+# The files the pool's initializer opened and the directories it listed
+# (absolute paths), and their state once it returned. The snapshot keeps
+# what it read from them, so the host asks (the export
+# ``init-files-changed``) whether any changed since, to make another.
+INIT_FILES: Dict[str, Optional[Tuple[int, int]]] = {}
+
+# The audit events that name a file or directory the initializer reads.
+READ_EVENTS = frozenset(("open", "os.listdir", "os.scandir"))
+
+
+def note_read(event: str, args: Tuple[Any, ...]) -> None:
+    """An audit hook (``sys.addaudithook``): notes the path of a file the
+    initializer opens or a directory it lists (imports from granted
+    directories included: they open their files)."""
+    if not INITIALIZING or event not in READ_EVENTS or not args:
+        return
+    path = args[0]
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if isinstance(path, str):
+        INIT_FILES.setdefault(os.path.abspath(path), None)
+
+
+def file_state(path: str) -> Optional[Tuple[int, int]]:
+    """A file's or directory's modification time and size; None when it
+    is not there (or not reachable: no longer granted)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return (status.st_mtime_ns, status.st_size)
+
+
+def files_state() -> Dict[str, Optional[Tuple[int, int]]]:
+    """The state of every file ``INIT_FILES`` names, now."""
+    return {path: file_state(path) for path in INIT_FILES}
+
 
 class Muted(io.TextIOBase):
     """``sys.stdout`` or ``sys.stderr`` while the pool's initializer runs:
@@ -153,6 +194,9 @@ class WitWorld(wit_world.WitWorld):  # type: ignore[misc]
         # (the pool refuses to snapshot an instance holding one).
         global INITIALIZING
         INITIALIZING = True
+        # Hooks cannot be taken off: this one does nothing once INITIALIZING
+        # is false again (only a snapshot's tasks carry it).
+        sys.addaudithook(note_read)
         try:
             with contextlib.redirect_stdout(Muted("stdout")), contextlib.redirect_stderr(
                 Muted("stderr")
@@ -162,6 +206,7 @@ class WitWorld(wit_world.WitWorld):  # type: ignore[misc]
             raise Err("the pool's initializer raised:\n" + remote_traceback(error))
         finally:
             INITIALIZING = False
+        INIT_FILES.update(files_state())
         INITIALIZED.update(
             (module, namespace)
             for module, namespace in zip(builder.modules, builder.namespaces)
@@ -190,6 +235,16 @@ class WitWorld(wit_world.WitWorld):  # type: ignore[misc]
                 f"the function returned a {type(result).__name__}, which cannot cross as JSON "
                 f"({error}): return dicts with str keys, lists, tuples, str, int, float, bool or None"
             )
+
+    def init_files_changed(self) -> Optional[str]:
+        """None when the files the initializer read are as it left them;
+        otherwise a digest of their state now, which the host adds to the
+        initializer's payload: another snapshot, under another key."""
+        now = files_state()
+        if now == INIT_FILES:
+            return None
+        listed = json.dumps(sorted(now.items()), separators=(",", ":"))
+        return hashlib.sha256(listed.encode()).hexdigest()
 
     def compile_functions(self, sources: str) -> str:
         """The code of each function of ``sources`` (JSON: a payload's
