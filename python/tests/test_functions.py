@@ -112,9 +112,12 @@ def start_once(label: str) -> None:
 
 
 def load_settings_once(path: str, scale: int) -> None:
-    """``load_settings``, recording when it ran."""
+    """``load_settings``, recording when it ran, here and in a log beside
+    the file (which it writes, not reads: no reason to run again)."""
     load_settings(path, scale)
     STARTED.update(label=path, at=time.time_ns())
+    with open(path + ".runs", "a") as log:
+        log.write("ran\n")
 
 
 def settings_and_start(x: int) -> List[Any]:
@@ -125,14 +128,24 @@ def settings_and_start(x: int) -> List[Any]:
     return [use_settings(x), STARTED["at"], now]
 
 
-def hold_handles() -> None:
-    """Writes to the process's stdout below Python's ``sys.stdout`` and
-    leaves a file open: the sandbox's libc then holds a stream and a file,
-    which it lets go of before the snapshot."""
+def write_raw() -> None:
+    """Writes to the process's stdout below Python's ``sys.stdout``: the
+    sandbox's libc then holds the stream, which it lets go of before the
+    snapshot."""
     import os
 
     os.write(1, b"raw output\n")
-    STARTED.update(label="raw", at=time.time_ns(), file=open("/data/settings.json"))
+    STARTED.update(label="raw", at=time.time_ns())
+
+
+def keep_file_open() -> None:
+    """Leaves a granted file open: a descriptor no task could use."""
+    STARTED.update(label="open", at=time.time_ns(), file=open("/data/settings.json"))
+
+
+def print_and_fail(x: int) -> None:
+    print("printed by task", x)
+    raise ValueError(x)
 
 
 def when_started(_: int) -> List[Any]:
@@ -383,16 +396,33 @@ def test_an_initializer_runs_once_and_a_second_pool_reuses_its_snapshot(
     assert STARTED == {}  # here, nothing ran
 
 
-def test_an_initializer_left_holding_a_stream_and_a_file_is_snapshot(
+def test_an_initializer_that_wrote_below_sys_stdout_is_snapshot_and_tasks_print(
+    python_runner: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="wasmproc"):
+        with wasmproc.Pool(1, write_raw) as pool:
+            started = pool.map(when_started, range(3))
+            # The task's own stdout works after libc let go of the stream.
+            with pytest.raises(wasmproc.Exited) as raised:
+                pool.apply(print_and_fail, (7,))
+    assert raised.value.stdout == b"printed by task 7\n"
+    # Run once: every task saw the same moment, and nothing was refused.
+    assert started[0][0] == "raw" and all(each == started[0] for each in started), started
+    assert "not once" not in caplog.text
+
+
+def test_an_initializer_that_leaves_a_file_open_runs_in_each_task_instead(
     python_runner: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     (tmp_path / "settings.json").write_text('{"base": 100}')
     with caplog.at_level(logging.WARNING, logger="wasmproc"):
-        with wasmproc.Pool(1, hold_handles, dirs={tmp_path: "/data"}) as pool:
-            started = pool.map(when_started, range(3))
-    # Run once: every task saw the same moment, and nothing was refused.
-    assert started[0][0] == "raw" and all(each == started[0] for each in started), started
-    assert "not once" not in caplog.text
+        with wasmproc.Pool(1, keep_file_open, dirs={tmp_path: "/data"}) as pool:
+            started = pool.map(when_started, range(2))
+    assert "runs in each task's sandbox, not once" in caplog.text
+    assert "returned with a file still open" in caplog.text
+    # Each task ran it in its own sandbox, at its own moment.
+    assert [each[0] for each in started] == ["open", "open"]
+    assert started[0][1] != started[1][1]
 
 
 def test_an_initializer_with_granted_dirs_runs_once_until_its_files_change(
@@ -425,6 +455,7 @@ def test_an_initializer_with_granted_dirs_runs_once_until_its_files_change(
     assert changed[0][1] != ran_at
     # ...once: its new snapshot is cached too.
     assert [each[1] for each in start()] == [changed[0][1]] * 3
+    assert (tmp_path / "settings.json.runs").read_text() == "ran\n" * 2
     assert SETTINGS == {} and STARTED == {}  # here, nothing ran
 
 

@@ -5,7 +5,7 @@
 //! the cache.
 
 use serde_json::json;
-use wasmproc::{CacheStatus, ErrorKind, ExitStatus, Pool, Task};
+use wasmproc::{CacheStatus, DirGrant, ErrorKind, ExitStatus, Initializer, Pool, Task};
 use wasmproc_tests::{guests, runtime, typed_component};
 
 fn result(pool: &Pool, task: Task) -> serde_json::Value {
@@ -131,4 +131,30 @@ fn an_initializer_that_holds_a_stream_or_file_is_refused_with_the_reason() {
             && printed.message().contains("WASI resource"),
         "{printed}"
     );
+}
+
+/// A file the initializer keeps is refused by name, whatever its libc can
+/// forget; one it closed is fine (the SDK resets wasi-libc's table of
+/// granted directories after its initializer, as it does in a module).
+#[test]
+fn a_file_kept_open_is_named_and_one_closed_is_fine() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("words.txt"), "alpha beta gamma").unwrap();
+    let grant = DirGrant::new(dir.path(), "/data");
+    let module = runtime().load(guests::INIT_TASKS_P2).unwrap();
+
+    let keeps = Initializer::call("keep_open", &"/data/words.txt")
+        .unwrap()
+        .dir(grant.clone());
+    let kept = module.initialize_with(&keeps).unwrap_err();
+    assert_eq!(kept.kind(), &ErrorKind::CannotRun);
+    assert!(
+        kept.message().contains("returned with a file still open"),
+        "{kept}"
+    );
+
+    let reads = Initializer::call("words", &"/data/words.txt")
+        .unwrap()
+        .dir(grant);
+    assert!(module.initialize_with(&reads).is_ok());
 }

@@ -18,7 +18,7 @@ use wasmtime_wizer::{ComponentInstanceState, InstanceState, SnapshotVal, ValType
 
 use super::driver::block_on;
 use super::instance::Live;
-use super::libc_reset::{export_libc_reset, reset_libc};
+use super::libc_reset::{export_libc_reset, kept_open, reset_libc};
 use super::plan::{Plan, checked_limits};
 use crate::cache::{CacheStatus, Compiled, Identity, Phases};
 use crate::cancel::CancelToken;
@@ -361,8 +361,20 @@ fn run_and_snapshot_component(
     let (store, instance) = live
         .component_parts()
         .expect("an instance exists after a call that returned");
-    // A libc that can let go of its handles does so now; each task's
-    // libc then looks its own grants up again.
+    // What the guest itself keeps open (a file, a directory past the
+    // granted ones, a socket) would be a dangling descriptor in every
+    // task, whether or not its libc could forget it: refused.
+    let granted = init.caps.dirs.len();
+    if let Some(open) = kept_open(store.data_mut().ctx().table, granted) {
+        return Err(cannot_snapshot(format!(
+            "the initializer `{name}` returned with {open} still open; a snapshot holds \
+             memory, not the host's handles: read what it needs into memory and close it \
+             before the initializer returns"
+        )));
+    }
+    // A libc that can let go of its handles does so now (the granted
+    // directories it looked up, its streams); each task's libc then looks
+    // its own grants up again.
     let reset = reset_libc(store, instance).map_err(|error| {
         cannot_snapshot(format!(
             "wasi-libc's reset of its handles failed after the initializer `{name}`: \

@@ -29,6 +29,9 @@ use wasmparser::{
 use super::driver::block_on;
 use crate::store::HostState;
 use wasmtime::Store;
+use wasmtime_wasi::ResourceTable;
+use wasmtime_wasi::filesystem::Descriptor;
+use wasmtime_wasi::sockets::{TcpSocket, UdpSocket};
 
 /// The core export wasi-libc resets its handles with.
 const LIBC_RESET: &str = "__wasilibc_reset_preopens";
@@ -87,6 +90,38 @@ pub(super) fn reset_libc(
     let reset = instance.get_typed_func::<(), ()>(&mut *store, index)?;
     block_on(reset.call_async(&mut *store, ()))?;
     Ok(true)
+}
+
+/// What the guest keeps open that a task could not use, named for a
+/// message (`a file`, `2 sockets`): files, sockets, and directories past
+/// the `granted` ones its libc looked up (wasmtime-wasi adds one entry per
+/// granted directory when libc asks for them, once). `None` when nothing.
+pub(super) fn kept_open(table: &mut ResourceTable, granted: usize) -> Option<String> {
+    let (mut files, mut dirs, mut sockets) = (0usize, 0usize, 0usize);
+    for entry in table.iter_mut() {
+        if let Some(descriptor) = entry.downcast_ref::<Descriptor>() {
+            match descriptor {
+                Descriptor::File(_) => files += 1,
+                Descriptor::Dir(_) => dirs += 1,
+            }
+        } else if entry.is::<TcpSocket>() || entry.is::<UdpSocket>() {
+            sockets += 1;
+        }
+    }
+    let named = |count: usize, one: &str| match count {
+        0 => None,
+        1 => Some(format!("a {one}")),
+        n => Some(format!("{n} {one}s")),
+    };
+    let kept: Vec<String> = [
+        named(files, "file"),
+        named(dirs.saturating_sub(granted), "directory handle"),
+        named(sockets, "socket"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!kept.is_empty()).then(|| kept.join(" and "))
 }
 
 /// The sizes of a component's top-level index spaces that the appended
@@ -195,16 +230,18 @@ impl IndexSpaces {
                 for alias in reader {
                     match alias.ok()? {
                         ComponentAlias::CoreInstanceExport { kind, .. } => {
-                            if kind == ExternalKind::Func {
+                            if matches!(kind, ExternalKind::Func | ExternalKind::FuncExact) {
                                 self.core_funcs += 1;
                             }
                         }
-                        ComponentAlias::InstanceExport { kind, .. } => self.add(kind),
-                        ComponentAlias::Outer { kind, .. } => {
-                            if kind == ComponentOuterAliasKind::Type {
-                                self.types += 1;
-                            }
-                        }
+                        ComponentAlias::InstanceExport { kind, .. } => self.add(kind)?,
+                        ComponentAlias::Outer { kind, .. } => match kind {
+                            ComponentOuterAliasKind::Type => self.types += 1,
+                            // A module from elsewhere shifts the module
+                            // indices that instantiations name: not handled.
+                            ComponentOuterAliasKind::CoreModule => return None,
+                            _ => {}
+                        },
                     }
                 }
             }
@@ -218,7 +255,7 @@ impl IndexSpaces {
             }
             Payload::ComponentImportSection(reader) => {
                 for import in reader {
-                    self.add(import.ok()?.ty.kind());
+                    self.add(import.ok()?.ty.kind())?;
                 }
             }
             Payload::ComponentExportSection(reader) => {
@@ -229,11 +266,11 @@ impl IndexSpaces {
                         self.libc_instance = None;
                         self.libc_modules.clear();
                     }
-                    self.add(export.kind);
+                    self.add(export.kind)?;
                 }
             }
             Payload::ComponentTypeSection(reader) => {
-                self.types += reader.count();
+                self.types = self.types.checked_add(reader.count())?;
             }
             _ => {}
         }
@@ -241,12 +278,17 @@ impl IndexSpaces {
     }
 
     /// An import, export or alias of `kind`: one more in its index space.
-    fn add(&mut self, kind: ComponentExternalKind) {
+    /// `None` for a module (imported, exported or aliased), which would
+    /// shift the indices that instantiations name: not handled (wizer
+    /// refuses such components too).
+    fn add(&mut self, kind: ComponentExternalKind) -> Option<()> {
         match kind {
             ComponentExternalKind::Func => self.funcs += 1,
             ComponentExternalKind::Type => self.types += 1,
+            ComponentExternalKind::Module => return None,
             _ => {}
         }
+        Some(())
     }
 }
 
@@ -269,7 +311,7 @@ impl ModuleScan {
             }
             Payload::ImportSection(reader) => {
                 for import in reader.clone().into_imports() {
-                    if let TypeRef::Func(ty) = import.ok()?.ty {
+                    if let TypeRef::Func(ty) | TypeRef::FuncExact(ty) = import.ok()?.ty {
                         self.func_types.push(ty);
                     }
                 }

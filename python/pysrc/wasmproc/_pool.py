@@ -215,6 +215,9 @@ _RUNNER_INIT = "init"
 # The runner's export that says whether the files the initializer read have
 # changed since its snapshot was made.
 _INIT_FILES_CHANGED = "init-files-changed"
+# How many times a pool start makes its snapshot again for files that keep
+# changing (a file written while the initializer reads it, say).
+_RENEWALS = 3
 
 
 def _compiler(runner: Module) -> Callable[[str], str]:
@@ -383,9 +386,8 @@ class Pool:
             if dirs:
                 self._renew_if_files_changed(start, snapshot_init)
         except CannotRun as error:
-            # The runner could not be snapshot after it (it held a stream
-            # or a file when it returned, one it opened itself and never
-            # closed, say): it runs in each task instead.
+            # The runner could not be snapshot after it (it left a file or
+            # a socket open, say): it runs in each task instead.
             if "cannot snapshot" not in error.message:
                 raise
             _log.warning(
@@ -401,19 +403,29 @@ class Pool:
         from a granted directory has changed since the snapshot was made
         (the cache keys a snapshot by the initializer, its arguments and
         the grants, not by what the files hold): under a key that adds the
-        files' state now, so that the next program finds it cached."""
-        outcome = self._native.submit(_INIT_FILES_CHANGED, ()).wait(None)
-        assert outcome is not None  # no timeout: it waited for the end
-        if not outcome.success:
-            raise task_error(outcome, _INIT_FILES_CHANGED)
-        files = outcome.result
-        if files is None:
-            return
-        _log.info("wasmproc: the files the pool's initializer read have changed: it runs again")
-        self._native.terminate()
-        self._native.join()
-        renewed = json.dumps({**json.loads(payload), "files": files})
-        self._native = start(initializer=_RUNNER_INIT, initargs=(renewed,))
+        files' state now, so that the next program finds it cached. The
+        snapshot made again is checked the same way (its initializer may
+        have read other files), a few times at most."""
+        for _ in range(_RENEWALS):
+            outcome = self._native.submit(_INIT_FILES_CHANGED, ()).wait(None)
+            assert outcome is not None  # no timeout: it waited for the end
+            if not outcome.success:
+                # The snapshot stands: the check is a courtesy, and a task
+                # failing here (the pool's limits) fails the pool's tasks.
+                _log.warning(
+                    "wasmproc: could not check whether the files the pool's initializer "
+                    "read have changed: %s",
+                    task_error(outcome, _INIT_FILES_CHANGED),
+                )
+                return
+            files = outcome.result
+            if files is None:
+                return
+            _log.info("wasmproc: the files the pool's initializer read have changed: it runs again")
+            self._native.terminate()
+            self._native.join()
+            renewed = json.dumps({**json.loads(payload), "files": files})
+            self._native = start(initializer=_RUNNER_INIT, initargs=(renewed,))
 
     @property
     def processes(self) -> int:

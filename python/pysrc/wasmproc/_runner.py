@@ -156,7 +156,8 @@ def _build(path: Path) -> None:
     build writes bytecode beside it, and the package's directory may be
     read-only), into a temporary file beside ``path``, then renamed, so
     that programs building at once each see a whole file."""
-    verify_componentize_py()
+    # The build imports the package the check found: its directory first.
+    site = str(verify_componentize_py().parent.parent)
     path.parent.mkdir(parents=True, exist_ok=True)
     _log.warning(
         "wasmproc: building the sandbox's Python runner with componentize-py, once "
@@ -177,7 +178,7 @@ def _build(path: Path) -> None:
             command = [
                 sys.executable,
                 "-c",
-                "import sys; from componentize_py import script; "
+                f"import sys; sys.path.insert(0, {site!r}); from componentize_py import script; "
                 "sys.argv[0] = 'componentize-py'; sys.exit(script())",
                 "--quiet",
                 "-d",

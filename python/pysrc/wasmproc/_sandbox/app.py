@@ -134,17 +134,39 @@ INIT_FILES: Dict[str, Optional[Tuple[int, int]]] = {}
 READ_EVENTS = frozenset(("open", "os.listdir", "os.scandir"))
 
 
+def writes(flags: int) -> bool:
+    """Whether a file opened with ``flags`` is written: what the
+    initializer writes (a log, say) changes by its own doing. (WASI's
+    ``O_RDWR`` is ``O_RDONLY | O_WRONLY``, Linux's a value of its own.)"""
+    return bool(
+        flags & (os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC)
+        or flags & os.O_RDWR == os.O_RDWR
+    )
+
+
 def note_read(event: str, args: Tuple[Any, ...]) -> None:
     """An audit hook (``sys.addaudithook``): notes the path of a file the
-    initializer opens or a directory it lists (imports from granted
-    directories included: they open their files)."""
+    initializer opens to read or a directory it lists (imports from
+    granted directories included: they open their files, and a module
+    read from its cached bytecode names its source too)."""
     if not INITIALIZING or event not in READ_EVENTS or not args:
         return
     path = args[0]
+    if event == "open" and len(args) > 2 and isinstance(args[2], int) and writes(args[2]):
+        return
+    if path is None:  # os.listdir() lists the current directory
+        path = "."
     if isinstance(path, bytes):
         path = os.fsdecode(path)
-    if isinstance(path, str):
-        INIT_FILES.setdefault(os.path.abspath(path), None)
+    if not isinstance(path, str):
+        return  # a descriptor: its directory was noted when it was opened
+    path = os.path.abspath(path)
+    INIT_FILES.setdefault(path, None)
+    if path.endswith(".pyc") and "__pycache__" in path:
+        try:
+            INIT_FILES.setdefault(importlib.util.source_from_cache(path), None)
+        except ValueError:
+            pass  # not a cache file's name
 
 
 def file_state(path: str) -> Optional[Tuple[int, int]]:
@@ -185,25 +207,28 @@ class Muted(io.TextIOBase):
 
 class WitWorld(wit_world.WitWorld):  # type: ignore[misc]
     def init(self, payload: str) -> None:
-        try:
-            builder = Builder(json.loads(payload))
-        except BaseException:
-            raise Err("building the initializer in the sandbox failed:\n" + traceback.format_exc())
-        # What it prints goes nowhere: written to the process's stdout, it
-        # would leave wasi-libc holding the stream, which no snapshot keeps
-        # (the pool refuses to snapshot an instance holding one).
         global INITIALIZING
-        INITIALIZING = True
+        # From here on, what is read is noted: building the initializer
+        # imports the modules it uses (from granted directories too).
         # Hooks cannot be taken off: this one does nothing once INITIALIZING
         # is false again (only a snapshot's tasks carry it).
+        INITIALIZING = True
         sys.addaudithook(note_read)
         try:
-            with contextlib.redirect_stdout(Muted("stdout")), contextlib.redirect_stderr(
-                Muted("stderr")
-            ):
-                builder.initialize()
-        except BaseException as error:
-            raise Err("the pool's initializer raised:\n" + remote_traceback(error))
+            try:
+                builder = Builder(json.loads(payload))
+            except BaseException:
+                raise Err(
+                    "building the initializer in the sandbox failed:\n" + traceback.format_exc()
+                )
+            # What it prints goes nowhere: no task is there to take it.
+            try:
+                with contextlib.redirect_stdout(Muted("stdout")), contextlib.redirect_stderr(
+                    Muted("stderr")
+                ):
+                    builder.initialize()
+            except BaseException as error:
+                raise Err("the pool's initializer raised:\n" + remote_traceback(error))
         finally:
             INITIALIZING = False
         INIT_FILES.update(files_state())
