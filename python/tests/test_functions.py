@@ -143,6 +143,21 @@ def keep_file_open() -> None:
     STARTED.update(label="open", at=time.time_ns(), file=open("/data/settings.json"))
 
 
+IMPORTED: Dict[str, Any] = {}
+
+
+def import_settings() -> None:
+    """Imports a module from a granted directory (``sys_path``) and keeps
+    what it holds."""
+    import wasmproc_test_settings  # type: ignore[import-not-found]
+
+    IMPORTED["base"] = wasmproc_test_settings.BASE
+
+
+def imported_base(_: int) -> Any:
+    return IMPORTED["base"]
+
+
 def print_and_fail(x: int) -> None:
     print("printed by task", x)
     raise ValueError(x)
@@ -457,6 +472,24 @@ def test_an_initializer_with_granted_dirs_runs_once_until_its_files_change(
     assert [each[1] for each in start()] == [changed[0][1]] * 3
     assert (tmp_path / "settings.json.runs").read_text() == "ran\n" * 2
     assert SETTINGS == {} and STARTED == {}  # here, nothing ran
+
+
+def test_an_initializer_runs_again_when_a_module_it_imports_from_a_granted_directory_changes(
+    python_runner: Path, tmp_path: Path
+) -> None:
+    module = tmp_path / "wasmproc_test_settings.py"
+    module.write_text("BASE = 5\n")
+
+    def start() -> Any:
+        with wasmproc.Pool(1, import_settings, sys_path=["/site"], dirs={tmp_path: "/site"}) as pool:
+            return pool.apply(imported_base, (0,))
+
+    assert start() == 5
+    # The sandbox's CPython may have cached its bytecode beside it, which the
+    # next import reads instead: the source is what is checked.
+    module.write_text("BASE = 500\n")
+    assert start() == 500
+    assert IMPORTED == {}  # here, nothing ran
 
 
 def test_an_initializer_that_cannot_read_its_granted_file_fails_the_pools_start(
