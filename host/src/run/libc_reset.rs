@@ -15,7 +15,10 @@
 //! and calls it once the initializer returned. Then an initializer that
 //! read granted files (a Python `Pool(initializer=...)` with `dirs=`)
 //! leaves nothing held, and every task's libc looks its own grants up
-//! again.
+//! again. What the program itself keeps open (a file, a socket) is
+//! refused before that ([`kept_open`]): libc would forget it, but the
+//! program would still hold a descriptor naming nothing, or in a task,
+//! something else.
 
 use wasm_encoder::{
     Alias, CanonicalFunctionSection, ComponentAliasSection, ComponentExportKind,
