@@ -50,12 +50,12 @@ import ast
 import base64
 import contextlib
 import functools
+import hashlib
 import importlib
 import importlib.util
 import io
 import json
 import linecache
-import hashlib
 import marshal
 import math
 import os
