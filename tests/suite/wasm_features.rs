@@ -4,13 +4,14 @@
 //! Each module is a small WAT command whose exit code proves the feature
 //! worked.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use wasmproc::{
-    CancelToken, ErrorKind, Executor, ExitStatus, Isolation, Limits, Pool, ProcessOptions, Runtime,
-    Stdin, Task,
+    CancelToken, ErrorKind, Executor, ExitStatus, Isolation, Limits, Output, Pool, ProcessOptions,
+    Runtime, Stdin, Task,
 };
 use wasmproc_tests::{runtime, suite_cache_dir, suite_cache_key_file};
 
@@ -211,18 +212,29 @@ fn a_shared_memory_is_refused_with_the_reason() {
     );
 }
 
-/// A stdin whose first read says so, then waits to be let go and reads end
-/// of file: the task reading it is surely instantiated, and stays alive
-/// until the test lets it go.
-struct Gate {
-    reading: Sender<()>,
-    release: Receiver<()>,
+/// A stdout whose first write says so: the task writing it is surely
+/// instantiated (its stdin is read ahead by a thread that may start before
+/// the instance exists, so a read is no such sign).
+struct Started(Sender<()>);
+
+impl Write for Started {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let _ = self.0.try_send(());
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }
+
+/// A stdin that waits to be let go, then reads end of file: the task
+/// reading it stays alive until the test lets it go.
+struct Gate(Receiver<()>);
 
 impl Read for Gate {
     fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
-        let _ = self.reading.send(());
-        let _ = self.release.recv();
+        let _ = self.0.recv();
         Ok(0)
     }
 }
@@ -230,7 +242,9 @@ impl Read for Gate {
 /// Runs `second` (given the module) while a first instance of a module of
 /// eight memories holds them, in a runtime of two places: 2 x 3 + 8 = 14
 /// memory slots, so the second instance lacks slots until the first ends.
-/// `second` runs on its own thread; after 300 ms the first is let go.
+/// Each instance writes a byte to its stdout, then reads its stdin to its
+/// end. `second` runs on its own thread once the first wrote; after 300 ms
+/// the first is let go.
 /// Returns whether `second` had ended by then, and its outcome.
 fn while_another_holds_the_slots(
     second: impl FnOnce(&wasmproc::Module) -> wasmproc::Outcome + Send,
@@ -246,30 +260,36 @@ fn while_another_holds_the_slots(
         .collect();
     let source = command(
         &format!(
-            r#"(import "wasi_snapshot_preview1" "fd_read"
+            r#"(import "wasi_snapshot_preview1" "fd_write"
+                 (func $fd_write (param i32 i32 i32 i32) (result i32)))
+               (import "wasi_snapshot_preview1" "fd_read"
                  (func $fd_read (param i32 i32 i32 i32) (result i32)))
                (memory (export "memory") 1) {memories}
-               (func $read_stdin (result i32)
+               (data (i32.const 16) "x")
+               (func $write_then_read (result i32)
                  (i32.store (i32.const 0) (i32.const 16))
+                 (i32.store (i32.const 4) (i32.const 1))
+                 (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
                  (i32.store (i32.const 4) (i32.const 16))
                  (call $fd_read (i32.const 0) (i32.const 0) (i32.const 1) (i32.const 8)))"#
         ),
-        "(call $read_stdin)",
+        "(call $write_then_read)",
     );
     let module = runtime
         .load_bytes("eight-memories.wasm", &wat::parse_str(&source).unwrap())
         .unwrap();
-    let (reading, first_reads) = bounded(1);
+    let (started, first_started) = bounded(1);
     let (release, released) = bounded(1);
-    let gate = Gate {
-        reading,
-        release: released,
-    };
     std::thread::scope(|scope| {
-        let first = scope.spawn(|| module.run(&Task::command().stdin(Stdin::reader(gate))));
-        first_reads
+        let first = scope.spawn(|| {
+            let task = Task::command()
+                .stdout(Output::Writer(Arc::new(Mutex::new(Started(started)))))
+                .stdin(Stdin::reader(Gate(released)));
+            module.run(&task)
+        });
+        first_started
             .recv_timeout(Duration::from_secs(60))
-            .expect("the first task reads its stdin");
+            .expect("the first task writes its stdout");
         let second = scope.spawn(|| second(&module));
         std::thread::sleep(Duration::from_millis(300));
         let second_ended_early = second.is_finished();
