@@ -74,6 +74,8 @@ pub(crate) struct LinkedEngine {
     /// Whether modules' unknown function imports are stubbed to trap
     /// ([`RuntimeBuilder::stub_unknown_imports`]).
     pub(crate) stub_unknown_imports: bool,
+    /// Whether the engine meters fuel (a compiler for it must too).
+    pub(crate) consume_fuel: bool,
 }
 
 impl LinkedEngine {
@@ -87,6 +89,7 @@ impl LinkedEngine {
             component_linker,
             permits: InstancePermits::new(settings.engine.max_instances),
             stub_unknown_imports: settings.stub_unknown_imports,
+            consume_fuel,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! Compiled functions kept across snapshots of one module: Cranelift's
 //! incremental compilation cache (wasmtime's `CacheStore`), used while a
-//! snapshot compiles.
+//! snapshot compiles, and, for a module's first snapshot, while its
+//! instrumented copy compiles.
 //!
 //! Every snapshot of a module has the module's code; only its memory image
 //! and globals' starting values differ. Compiling a snapshot whole (tens of
@@ -49,10 +50,13 @@ struct Functions {
     /// Those this session's compile found or made: what the entry holds
     /// next, so that it stays one snapshot's worth however many come.
     used: HashMap<Vec<u8>, Vec<u8>>,
-    /// How many the compile made (the entry is then written again).
+    /// How many the latest compile made.
     added: usize,
     /// How many it found.
     found: usize,
+    /// Whether an earlier compile of the session made any (offered to the
+    /// latest, they are not in the entry yet).
+    made_before: bool,
 }
 
 impl CacheStore for SessionStore {
@@ -137,17 +141,33 @@ impl Session<'_> {
         self.store.clone()
     }
 
-    /// Ends the session: if its compile made any function, the entry is
-    /// replaced by the functions it used (found or made). Best effort.
+    /// Hands what the session's compile so far used (found or made) to
+    /// its next compile as if it came from the entry: only what that one
+    /// uses is kept. A first snapshot's instrumented copy and the snapshot
+    /// have the same functions, so the snapshot finds every one its
+    /// instrumented copy compiled.
+    pub(crate) fn offer_to_next_compile(&self) {
+        let mut guard = self.store.0.lock();
+        let functions = &mut *guard;
+        functions.earlier.extend(functions.used.drain());
+        functions.made_before |= functions.added > 0;
+        functions.added = 0;
+        functions.found = 0;
+    }
+
+    /// Ends the session: if its compiles made any function, the entry is
+    /// replaced by the functions the latest used (found or made). Best
+    /// effort.
     pub(crate) fn close(self) {
         let functions = std::mem::take(&mut *self.store.0.lock());
         tracing::debug!(
             target: "wasmproc::cache",
-            "functions of the earlier snapshot: {} reused, {} compiled",
+            "the snapshot's compile: {} functions found compiled (by its instrumented copy's \
+             compile or for an earlier snapshot), {} compiled",
             functions.found,
             functions.added
         );
-        if functions.added == 0 {
+        if functions.added == 0 && !functions.made_before {
             return;
         }
         let (Some(path), Some((_, key))) = (

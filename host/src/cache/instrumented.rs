@@ -8,28 +8,47 @@
 //!
 //! An entry's identity is the hash of the instrumented wasm itself, so a
 //! new wizer that instruments differently never finds an old entry.
+//!
+//! Wizer only adds exports (and, in a component, the functions behind
+//! them), so the instrumented copy has the module's code: when a module's
+//! first snapshot compiles it, the functions Cranelift compiles are kept
+//! for the snapshot's compile (`functions.rs`), which then finds them all
+//! instead of compiling the module's code a third time.
+
+use std::sync::Arc;
 
 use wasmtime::Engine;
 
 use super::compiled::Compiled;
-use super::{CacheStatus, EntryKind, Identity, ModuleCache};
+use super::functions::Session;
+use super::{CacheStatus, CacheStore, EntryKind, Identity, ModuleCache};
 
 /// The entries' file extension.
 const EXTENSION: &str = EntryKind::Instrumented.extension();
 
 impl ModuleCache {
     /// The instrumented module or component `wasm`, from the cache or
-    /// compiled and stored.
+    /// compiled and stored. Compiled, with a `session` (a module's first
+    /// snapshot's), by the engine `compiler` makes over it, whose functions
+    /// the session then offers to the snapshot's compile.
     pub(crate) fn load_or_compile_instrumented<C: Compiled>(
         &self,
         engine: &Engine,
         wasm: &[u8],
+        session: Option<&Session<'_>>,
+        compiler: impl FnOnce(Arc<dyn CacheStore>) -> Option<Engine>,
     ) -> Result<(C, CacheStatus), wasmtime::Error> {
         let identity = Identity::of_wasm(wasm);
         if let Some(compiled) = self.load(engine, &identity, EXTENSION) {
             tracing::debug!(target: "wasmproc::cache", "cache hit: the instrumented module's compiled code");
             return Ok((compiled, CacheStatus::Hit));
         }
-        self.compile(engine, &identity, EXTENSION, wasm)
+        let compiler = session.and_then(|session| Some((session, compiler(session.store())?)));
+        let Some((session, compiler)) = compiler else {
+            return self.compile(engine, &identity, EXTENSION, wasm);
+        };
+        let compiled = self.compile_with(&compiler, engine, &identity, EXTENSION, wasm)?;
+        session.offer_to_next_compile();
+        Ok(compiled)
     }
 }

@@ -62,6 +62,7 @@ pub(crate) use budget::parse_budget;
 pub use budget::{CACHE_MAX_ENV, CacheEntry, DEFAULT_CACHE_MAX, EntryKind};
 pub(crate) use compiled::Compiled;
 pub(crate) use files::{KnownFile, ReadStart};
+pub(crate) use functions::Session;
 pub(crate) use key::default_key_file;
 pub(crate) use wasmtime::CacheStore;
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use wasmtime::Engine;
 
 use super::compiled::Compiled;
+use super::functions::Session;
 use super::{CacheStatus, CacheStore, EntryKind, Identity, ModuleCache};
 
 /// Bump when what an initialization leaves changes for the same inputs
@@ -63,20 +64,20 @@ impl ModuleCache {
         self.restore_entry(engine, identity, EXTENSION, compiled)
     }
 
-    /// Compiles the snapshot `identity` (a core module or a component) of
-    /// the module `base` from its `wasm` for `engine`, and stores it. When
-    /// the cache is on, `compiler` makes an engine of `engine`'s settings
-    /// that compiles with the functions of `base`'s earlier snapshot
-    /// (`functions.rs`); its code reaches `engine` through the entry.
+    /// Compiles the snapshot `identity` (a core module or a component)
+    /// from its `wasm` for `engine`, and stores it. With a `session` (the
+    /// functions of the base module's earlier snapshot, or of its
+    /// instrumented copy: `functions.rs`), `compiler` makes an engine of
+    /// `engine`'s settings that compiles with them; its code reaches
+    /// `engine` through the entry.
     pub(crate) fn compile_snapshot<C: Compiled>(
         &self,
         engine: &Engine,
         compiler: impl FnOnce(Arc<dyn CacheStore>) -> Option<Engine>,
-        base: &Identity,
+        session: Option<Session<'_>>,
         identity: &Identity,
         wasm: &[u8],
     ) -> Result<(C, CacheStatus), wasmtime::Error> {
-        let session = self.functions_of(engine, base);
         let compiler = session
             .as_ref()
             .and_then(|session| compiler(session.store()));

@@ -10,7 +10,7 @@ use wasmtime::component::Component;
 use super::component::{ComponentInfo, describe_component, is_component, prepare_component};
 use super::describe::{describe, nothing};
 use super::{Code, Module, ModuleInner, Origin, Prepared, Remake};
-use crate::cache::{CacheStatus, Identity, KnownFile, ReadStart};
+use crate::cache::{CacheStatus, Identity, KnownFile, ReadStart, Session};
 use crate::error::{Error, ErrorKind};
 use crate::limits::human;
 use crate::runtime::{LinkedEngine, Runtime};
@@ -269,16 +269,21 @@ impl Module {
     /// The component `wasm` (this component made ready for a snapshot by
     /// wizer) compiled for `linked` (or found compiled in the cache: one
     /// entry serves every initializer), and prepared: an initializer runs
-    /// in it.
+    /// in it. A first snapshot's `session` keeps the functions compiled for
+    /// the snapshot's own compile.
     pub(crate) fn prepare_instrumented(
         &self,
         linked: &LinkedEngine,
         wasm: &[u8],
+        session: Option<&Session<'_>>,
     ) -> Result<Prepared, Error> {
-        let compiled = self
-            .runtime()
-            .cache()
-            .load_or_compile_instrumented(&linked.engine, wasm);
+        let runtime = self.runtime();
+        let compiled = runtime.cache().load_or_compile_instrumented(
+            &linked.engine,
+            wasm,
+            session,
+            |functions| runtime.snapshot_compiler(linked.consume_fuel, functions),
+        );
         prepare_component_code(linked, self.name(), wasm, compiled).map(|(prepared, _)| prepared)
     }
 
@@ -312,7 +317,7 @@ impl Module {
                         None => cache.compile_snapshot(
                             &linked.engine,
                             |functions| inner.runtime.snapshot_compiler(true, functions),
-                            origin.base.identity(),
+                            cache.functions_of(&linked.engine, origin.base.identity()),
                             &inner.identity,
                             self.wasm_or_remake(remake)?,
                         ),

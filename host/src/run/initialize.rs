@@ -20,7 +20,7 @@ use super::driver::block_on;
 use super::instance::Live;
 use super::libc_reset::{export_libc_reset, kept_open, reset_libc};
 use super::plan::{Plan, checked_limits};
-use crate::cache::{CacheStatus, Compiled, Identity, Phases};
+use crate::cache::{CacheStatus, Compiled, Identity, Phases, Session};
 use crate::cancel::CancelToken;
 use crate::error::{Error, ErrorKind};
 use crate::module::snapshot_data::{Segment, non_zero_ranges, with_segments};
@@ -124,9 +124,12 @@ impl Module {
             let found = Ok((compiled, CacheStatus::Hit));
             return build(self, identity, found, None, origin(CacheStatus::Hit));
         }
-        let wasm = run_and_snapshot(self, init, resolved, token)?;
+        // One session for the instrumented copy's compile (when it is not
+        // in the cache yet) and the snapshot's: they share the module's code.
+        let session = cache.functions_of(engine, self.identity());
+        let wasm = run_and_snapshot(self, init, resolved, token, session.as_ref())?;
         let compiler = |functions| self.runtime().snapshot_compiler(false, functions);
-        let compiled = cache.compile_snapshot(engine, compiler, self.identity(), &identity, &wasm);
+        let compiled = cache.compile_snapshot(engine, compiler, session, &identity, &wasm);
         let status = compiled
             .as_ref()
             .map_or(CacheStatus::Uncached, |(_, status)| *status);
@@ -149,7 +152,13 @@ type SnapshotBuilder<C> = fn(
 /// cache may need its wasm ([`Module::wasm_or_remake`]).
 pub(super) fn remake(origin: &Origin) -> Result<Vec<u8>, Error> {
     let resolved = origin.base.resolve_initializer(&origin.init.name)?;
-    run_and_snapshot(&origin.base, &origin.init, resolved, &CancelToken::never())
+    run_and_snapshot(
+        &origin.base,
+        &origin.init,
+        resolved,
+        &CancelToken::never(),
+        None,
+    )
 }
 
 /// The cache identity of `init`'s snapshot of `module`. The limits are not
@@ -160,15 +169,18 @@ fn snapshot_identity(module: &Module, init: &Initializer) -> Identity {
 }
 
 /// Runs the initializer in an instrumented instance and returns the
-/// snapshot's wasm.
+/// snapshot's wasm. The instrumented copy, when it must be compiled,
+/// compiles in `session` (the snapshot's compile then finds its functions)
+/// unless the initializer meters fuel (other code).
 fn run_and_snapshot(
     module: &Module,
     init: &Initializer,
     resolved: Resolved<'_>,
     cancel: &CancelToken,
+    session: Option<&Session<'_>>,
 ) -> Result<Vec<u8>, Error> {
     if let Resolved::ComponentInit { name } = resolved {
-        return run_and_snapshot_component(module, init, name, resolved, cancel);
+        return run_and_snapshot_component(module, init, name, resolved, cancel, session);
     }
     let (name, export, task) = match resolved {
         Resolved::Task { name, export, .. } => {
@@ -211,11 +223,16 @@ fn run_and_snapshot(
     let (context, instrumented) = wizer
         .instrument(module.wasm_or_remake(remake)?)
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
-    let engine = module.runtime().engine(limits.fuel.is_some())?;
-    let (compiled, _) = module
-        .runtime()
+    let runtime = module.runtime();
+    let engine = runtime.engine(limits.fuel.is_some())?;
+    let (compiled, _) = runtime
         .cache()
-        .load_or_compile_instrumented::<wasmtime::Module>(&engine.engine, &instrumented)
+        .load_or_compile_instrumented::<wasmtime::Module>(
+            &engine.engine,
+            &instrumented,
+            session.filter(|_| !engine.consume_fuel),
+            |functions| runtime.snapshot_compiler(false, functions),
+        )
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let pre = instantiate_pre(&engine.linker, &compiled, engine.stub_unknown_imports)
         .map_err(|error| cannot_snapshot(format!("it cannot be linked: {error:#}")))?;
@@ -326,6 +343,7 @@ fn run_and_snapshot_component(
     name: &str,
     resolved: Resolved<'_>,
     cancel: &CancelToken,
+    session: Option<&Session<'_>>,
 ) -> Result<Vec<u8>, Error> {
     let cannot_snapshot = |why: String| {
         Error::new(
@@ -347,7 +365,8 @@ fn run_and_snapshot_component(
         .map_err(|error| cannot_snapshot(format!("{error:#}")))?;
     let instrumented = export_libc_reset(instrumented);
     let engine = module.runtime().engine(limits.fuel.is_some())?;
-    let prepared = module.prepare_instrumented(engine, &instrumented)?;
+    let session = session.filter(|_| !engine.consume_fuel);
+    let prepared = module.prepare_instrumented(engine, &instrumented, session)?;
     phase.done("instrument the component, compile it (or find it compiled)");
     let plan = Plan {
         resolved,
