@@ -1,7 +1,8 @@
 """The issue's targets for Python functions as tasks, measured once here:
 
 1. ``wasmproc.Pool(2).map(lambda x: x * x, range(N))``: tasks per second,
-   a fresh sandbox (a fresh CPython instance) per task, beside
+   a fresh sandbox (a fresh CPython instance) per task, on 1 and 2 thread
+   workers and 2 worker processes, beside
    ``multiprocessing.Pool(2).map(square, range(N), chunksize=1)``;
 2. the first result of a second ``Pool`` (the runner component cached):
    in this process, and in a new process (import, load, first result);
@@ -77,13 +78,13 @@ def main() -> None:
     first = timed(lambda: wasmproc.Pool(processes=1).terminate())
     print(f"first Pool() of this process (runner built/compiled if not cached): {first:.3f} s")
 
-    for workers in (1, 2):
-        with wasmproc.Pool(processes=workers) as pool:
+    for workers, isolation in ((1, "thread"), (2, "thread"), (2, "process")):
+        with wasmproc.Pool(processes=workers, isolation=isolation) as pool:
             pool.map(lambda x: x, range(4))  # warm
             seconds = timed(lambda: pool.map(lambda x: x * x, range(n)))
             by_name = timed(lambda: pool.map(abs, range(n)))
         print(
-            f"wasmproc.Pool({workers}).map(lambda x: x * x, range({n})): {seconds:.2f} s, "
+            f"wasmproc.Pool({workers}, isolation={isolation!r}).map(lambda x: x * x, range({n})): {seconds:.2f} s, "
             f"{n / seconds:.0f} tasks/s, {seconds / n * workers * 1000:.2f} ms per task per worker "
             f"(abs, by name, no source to compile: {by_name / n * workers * 1000:.2f} ms)"
         )
