@@ -144,7 +144,7 @@ impl Session<'_> {
     /// Hands what the session's compile so far used (found or made) to
     /// its next compile as if it came from the entry: only what that one
     /// uses is kept. A first snapshot's instrumented copy and the snapshot
-    /// have the same functions, so the snapshot finds every one its
+    /// have the same code, so the snapshot finds most functions its
     /// instrumented copy compiled.
     pub(crate) fn offer_to_next_compile(&self) {
         let mut guard = self.store.0.lock();

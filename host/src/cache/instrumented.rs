@@ -12,8 +12,11 @@
 //! Wizer only adds exports (and, in a component, the functions behind
 //! them), so the instrumented copy has the module's code: when a module's
 //! first snapshot compiles it, the functions Cranelift compiles are kept
-//! for the snapshot's compile (`functions.rs`), which then finds them all
-//! instead of compiling the module's code a third time.
+//! for the snapshot's compile (`functions.rs`), which finds most of them
+//! there instead of compiling the module's code a third time (not all:
+//! some functions' Cranelift input differs between the two modules; 2/3
+//! of a small Rust guest's were found, and the Python runner's snapshot
+//! compiled in 2.9 s instead of 7.6).
 
 use std::sync::Arc;
 
