@@ -40,13 +40,18 @@ fn signed_entry(key: &[u8], wasm: &[u8], artifact: &[u8]) -> Vec<u8> {
 }
 
 /// The cache's one compiled module (beside it: the record that it was
-/// checked).
+/// checked, and the functions its compile made, which its snapshots reuse).
 fn only_entry(dir: &Path) -> std::path::PathBuf {
     let entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         // Files only: `files/` holds the records of module files.
-        .filter(|path| path.is_file() && path.extension().is_none_or(|e| e != "checked"))
+        .filter(|path| {
+            path.is_file()
+                && path
+                    .extension()
+                    .is_none_or(|e| e != "checked" && e != "functions")
+        })
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     entries.into_iter().next().unwrap()

@@ -30,8 +30,9 @@ pub enum EntryKind {
     /// A module as wasmtime-wizer instruments it to run initializers in,
     /// compiled: one per module, whatever the initializer.
     Instrumented,
-    /// The functions compiled for a module's latest snapshot, which its
-    /// next snapshot reuses: one per module and engine.
+    /// The functions compiled for a module (by its own compile, then by its
+    /// latest snapshot's), which its next snapshot reuses: one per module
+    /// and engine.
     Functions,
 }
 

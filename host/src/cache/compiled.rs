@@ -12,6 +12,12 @@ pub(crate) trait Compiled: Sized {
     /// Compiles `wasm` for `engine`.
     fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self>;
 
+    /// Compiles `wasm` for `engine` into the artifact to store, without
+    /// loading it: the same bytes as [`Compiled::serialize`] of
+    /// [`Compiled::compile`]'s result, without the copy into executable
+    /// memory and the copy back out (a snapshot's tens of megabytes each).
+    fn precompile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Vec<u8>>;
+
     /// The artifact to store.
     fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
 
@@ -20,8 +26,8 @@ pub(crate) trait Compiled: Sized {
     ///
     /// # Safety
     ///
-    /// The artifact must have been made by [`Compiled::serialize`] of this
-    /// kind, for an engine compatible with `engine` (wasmtime runs its
+    /// The artifact must have been made by [`Compiled::serialize`] or
+    /// [`Compiled::precompile`] of this kind, for an engine compatible with `engine` (wasmtime runs its
     /// native code), and the file must not change while it is loaded.
     unsafe fn from_entry(engine: &Engine, file: File, trailer_len: usize)
     -> wasmtime::Result<Self>;
@@ -31,7 +37,7 @@ pub(crate) trait Compiled: Sized {
     /// # Safety
     ///
     /// As for [`Compiled::from_entry`]: `bytes` must have been made by
-    /// [`Compiled::serialize`] of this kind, for an engine compatible with
+    /// [`Compiled::serialize`] or [`Compiled::precompile`] of this kind, for an engine compatible with
     /// `engine`.
     unsafe fn from_bytes(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
 }
@@ -39,6 +45,10 @@ pub(crate) trait Compiled: Sized {
 impl Compiled for wasmtime::Module {
     fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
         wasmtime::Module::new(engine, wasm)
+    }
+
+    fn precompile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
+        engine.precompile_module(wasm)
     }
 
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
@@ -61,6 +71,10 @@ impl Compiled for wasmtime::Module {
 impl Compiled for Component {
     fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Self> {
         Component::new(engine, wasm)
+    }
+
+    fn precompile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Vec<u8>> {
+        engine.precompile_component(wasm)
     }
 
     fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
@@ -101,7 +115,7 @@ impl Compiled for Component {
             .len()
             .checked_sub(trailer_len)
             .ok_or_else(|| wasmtime::format_err!("the cache entry is shorter than its trailer"))?;
-        // SAFETY: the caller's promise: the artifact is `serialize`'s, for a
+        // SAFETY: the caller's promise: the artifact is `serialize`'s or `precompile`'s, for a
         // compatible engine.
         unsafe { Component::deserialize(engine, &map[..artifact_len]) }
     }

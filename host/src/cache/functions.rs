@@ -1,22 +1,28 @@
-//! Compiled functions kept across snapshots of one module: Cranelift's
-//! incremental compilation cache (wasmtime's `CacheStore`), used while a
-//! snapshot compiles, and, for a module's first snapshot, while its
-//! instrumented copy compiles.
+//! Compiled functions kept across the compiles of one module: Cranelift's
+//! incremental compilation cache (wasmtime's `CacheStore`), used while the
+//! module itself compiles, while its instrumented copy compiles for its
+//! first snapshot, and while a snapshot compiles.
 //!
 //! Every snapshot of a module has the module's code; only its memory image
 //! and globals' starting values differ. Compiling a snapshot whole (tens of
 //! seconds for the Python-function runner's 38 MB) would redo the same
 //! work for every initializer argument. So the functions Cranelift compiles
-//! for a module's snapshot are written to one entry per module and engine
-//! (`.functions`), and the module's next snapshot compiles against it: a
-//! function whose Cranelift input is unchanged is taken from there, not
-//! compiled again. Cranelift keys each function by a hash of its whole
-//! input and of the compiler's settings, so a hit is the very code a compile
-//! would make. The entry holds the functions of the latest snapshot only,
-//! so it stays the size of one module's code.
+//! for a module are written to one entry per module and engine
+//! (`.functions`), and the module's next compile of that code (its
+//! instrumented copy's, a snapshot's) compiles against it: a function whose
+//! Cranelift input is unchanged is taken from there, not compiled again.
+//! Cranelift keys each function by a hash of its whole input and of the
+//! compiler's settings, so a hit is the very code a compile would make. The
+//! entry holds the functions of the latest compile only (the module's own,
+//! then each snapshot's), so it stays the size of one module's code. Its
+//! first write is the module's own compile, for any module: which modules
+//! will be initialized is not known when they load, and the entry costs
+//! one more file of the module's code size (the least recently used go
+//! first when the cache is full) against a first snapshot that compiles
+//! the module's code once instead of twice.
 //!
 //! The entry holds native code, so it is signed and checked like every
-//! entry (`mod.rs`, "Trust"). Each snapshot compile has its own store
+//! entry (`mod.rs`, "Trust"). Each compile of that code has its own store
 //! (`Session`), handed to the engine that compiles it, so that compiles
 //! in other threads or runtimes neither wait for it nor see its functions.
 
@@ -32,7 +38,7 @@ use crate::mutex::Mutex;
 /// Bump when the entry's layout changes.
 const FUNCTIONS_FORMAT: &str = "wasmproc functions entry 1";
 
-/// One snapshot compile's functions, as Cranelift sees them.
+/// One session's functions, as Cranelift sees them.
 struct SessionStore(Mutex<Functions>);
 
 impl std::fmt::Debug for SessionStore {
@@ -82,8 +88,9 @@ impl CacheStore for SessionStore {
     }
 }
 
-/// The functions of a module's snapshot compile: found in its entry, and
-/// kept there for the next one by [`Session::close`].
+/// The functions of a module's compile (its own, its instrumented copy's
+/// and its first snapshot's, or a later snapshot's): found in its entry,
+/// and kept there for the next one by [`Session::close`].
 pub(crate) struct Session<'c> {
     cache: &'c ModuleCache,
     identity: Identity,
@@ -94,9 +101,9 @@ pub(crate) struct Session<'c> {
 }
 
 impl ModuleCache {
-    /// Opens the session of a snapshot of the module `base` for `engine`,
-    /// with the functions of its earlier snapshot; none when the cache is
-    /// off.
+    /// Opens a session of the module `base` for `engine`, with the
+    /// functions of its latest compile (its own, or a snapshot's); none
+    /// when the cache is off.
     pub(crate) fn functions_of<'c>(
         &'c self,
         engine: &'c Engine,
@@ -145,28 +152,24 @@ impl Session<'_> {
     /// its next compile as if it came from the entry: only what that one
     /// uses is kept. A first snapshot's instrumented copy and the snapshot
     /// have the same code, so the snapshot finds most functions its
-    /// instrumented copy compiled.
-    pub(crate) fn offer_to_next_compile(&self) {
+    /// instrumented copy compiled. `compile` names the one that ended, for
+    /// the log.
+    pub(crate) fn offer_to_next_compile(&self, compile: &str) {
         let mut guard = self.store.0.lock();
         let functions = &mut *guard;
+        log_counts(compile, functions);
         functions.earlier.extend(functions.used.drain());
         functions.made_before |= functions.added > 0;
         functions.added = 0;
         functions.found = 0;
     }
 
-    /// Ends the session: if its compiles made any function, the entry is
-    /// replaced by the functions the latest used (found or made). Best
-    /// effort.
-    pub(crate) fn close(self) {
+    /// Ends the session after `compile` (named for the log): if its
+    /// compiles made any function, the entry is replaced by the functions
+    /// the latest used (found or made). Best effort.
+    pub(crate) fn close(self, compile: &str) {
         let functions = std::mem::take(&mut *self.store.0.lock());
-        tracing::debug!(
-            target: "wasmproc::cache",
-            "the snapshot's compile: {} functions found compiled (by its instrumented copy's \
-             compile or for an earlier snapshot), {} compiled",
-            functions.found,
-            functions.added
-        );
+        log_counts(compile, &functions);
         if functions.added == 0 && !functions.made_before {
             return;
         }
@@ -187,6 +190,17 @@ impl Session<'_> {
             budget::evict(dir, self.cache.max, &path);
         }
     }
+}
+
+/// Logs (debug) how many functions `compile` found and how many it made.
+fn log_counts(compile: &str, functions: &Functions) {
+    tracing::debug!(
+        target: "wasmproc::cache",
+        "{compile}: {} functions found compiled (by an earlier compile of the module's code \
+         or within this one), {} compiled",
+        functions.found,
+        functions.added
+    );
 }
 
 impl Identity {

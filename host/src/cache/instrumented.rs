@@ -51,7 +51,7 @@ impl ModuleCache {
             return self.compile(engine, &identity, EXTENSION, wasm);
         };
         let compiled = self.compile_with(&compiler, engine, &identity, EXTENSION, wasm)?;
-        session.offer_to_next_compile();
+        session.offer_to_next_compile("the instrumented copy's compile");
         Ok(compiled)
     }
 }

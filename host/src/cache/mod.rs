@@ -8,9 +8,10 @@
 //! entry. The file is the artifact (the compiled code, as wasmtime writes
 //! it) followed by a trailer: the identity, a tag, and a magic number.
 //! Besides compiled modules and snapshots, two kinds of entry only make a
-//! module's later snapshots faster: its instrumented copy
-//! (`instrumented.rs`) and its snapshot's compiled functions
-//! (`functions.rs`: not a wasmtime artifact, but signed the same way).
+//! module's snapshots faster: its instrumented copy (`instrumented.rs`)
+//! and its compiled functions, of its own compile, then of its latest
+//! snapshot's (`functions.rs`: not a wasmtime artifact, but signed the
+//! same way).
 //! Keeping the artifact first lets wasmtime map the file itself: a
 //! snapshot's memory image is then mapped copy-on-write from the file,
 //! never copied.
@@ -53,6 +54,7 @@ use std::fs::File;
 use std::hash::{Hash, Hasher};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use wasmtime::Engine;
 
@@ -292,12 +294,39 @@ impl ModuleCache {
         identity: &Identity,
         wasm: &[u8],
     ) -> Result<(C, CacheStatus), wasmtime::Error> {
+        self.load_or_compile_keeping(engine, identity, wasm, |_| None)
+    }
+
+    /// [`load_or_compile`](Self::load_or_compile), compiling with the
+    /// engine `compiler` makes over the module's functions session
+    /// (`functions.rs`) when it makes one: the module's first snapshot then
+    /// finds the functions compiled for the module itself.
+    pub(crate) fn load_or_compile_keeping<C: Compiled>(
+        &self,
+        engine: &Engine,
+        identity: &Identity,
+        wasm: &[u8],
+        compiler: impl FnOnce(Arc<dyn CacheStore>) -> Option<Engine>,
+    ) -> Result<(C, CacheStatus), wasmtime::Error> {
         if let Some(module) = self.load(engine, identity, COMPILED) {
             tracing::debug!(target: "wasmproc::cache", "cache hit: compiled code read from the cache");
             return Ok((module, CacheStatus::Hit));
         }
         let started = std::time::Instant::now();
-        let compiled = self.compile(engine, identity, COMPILED, wasm);
+        let session = self.functions_of(engine, identity);
+        let compiler = session
+            .as_ref()
+            .and_then(|session| compiler(session.store()));
+        let compiled = match (session, compiler) {
+            (Some(session), Some(compiler)) => {
+                let compiled = self.compile_with(&compiler, engine, identity, COMPILED, wasm);
+                if compiled.is_ok() {
+                    session.close("the module's compile");
+                }
+                compiled
+            }
+            _ => self.compile(engine, identity, COMPILED, wasm),
+        };
         if let Ok((_, status)) = &compiled {
             tracing::info!(
                 target: "wasmproc::cache",
@@ -355,7 +384,8 @@ impl ModuleCache {
     /// `file` must be such an entry: its artifact is then one this user's
     /// wasmproc serialized, which wasmtime may map and run.
     unsafe fn from_checked_entry<C: Compiled>(engine: &Engine, file: File) -> Option<C> {
-        // SAFETY: `from_entry` requires a file produced by `serialize` of
+        // SAFETY: `from_entry` requires a file produced by `serialize` (or
+        // `precompile`) of
         // the same kind (module or component) and a compatible engine. Its tag is a MAC, under
         // this user's secret key, of the very identity we hold and of the
         // artifact: only this user's wasmproc, having compiled that module,
@@ -397,49 +427,42 @@ impl ModuleCache {
         wasm: &[u8],
     ) -> Result<(C, CacheStatus), wasmtime::Error> {
         let mut phase = Phases::start();
-        let compiled = C::compile(compiler, wasm)?;
-        phase.done("compile");
         let entry = self
             .entry_path(engine, identity, extension)
             .zip(self.on.as_ref());
         if entry.is_none() && Engine::same(compiler, engine) {
+            let compiled = C::compile(compiler, wasm)?;
+            phase.done("compile");
             return Ok((compiled, CacheStatus::Uncached));
         }
-        let artifact = compiled.serialize();
-        phase.done("serialize");
+        // Compiled straight to the artifact: the code `engine` runs comes
+        // from the entry (mapped), or from the artifact should no entry be
+        // written, so a loaded copy here would be thrown away.
+        let artifact = C::precompile(compiler, wasm)?;
+        phase.done("compile");
         // Code `engine` runs when it does not come from the entry: the
-        // compiled code itself, or, from another engine, its artifact
-        // loaded into `engine` (compiled again only should that fail).
-        let usable = |compiled: C| {
-            if Engine::same(compiler, engine) {
-                return Ok(compiled);
-            }
-            if let Ok(artifact) = &artifact {
-                // SAFETY: `artifact` is what `serialize` of `compiled` made
-                // just now, in this process; wasmtime refuses it with an
-                // error if `engine` is not compatible with `compiler`.
-                if let Ok(loaded) = unsafe { C::from_bytes(engine, artifact) } {
-                    return Ok(loaded);
-                }
+        // artifact loaded (compiled again only should that fail).
+        let usable = || {
+            // SAFETY: `artifact` is what `precompile` made just now, in this
+            // process, with `compiler`; wasmtime refuses it with an error if
+            // `engine` is not compatible with `compiler`.
+            if let Ok(loaded) = unsafe { C::from_bytes(engine, &artifact) } {
+                return Ok(loaded);
             }
             tracing::info!(
                 target: "wasmproc::cache",
-                "the compiled snapshot could not be loaded into the tasks' engine: compiled \
-                 again"
+                "the compiled code could not be loaded into the tasks' engine: compiled again"
             );
             C::compile(engine, wasm)
         };
         let Some((path, (_, key))) = entry else {
-            return Ok((usable(compiled)?, CacheStatus::Uncached));
+            return Ok((usable()?, CacheStatus::Uncached));
         };
         let existed = path.exists();
-        let stored = match &artifact {
-            Ok(artifact) => store(&path, key, identity.as_bytes(), artifact),
-            Err(_) => Err(std::io::Error::other("not serialized")),
-        };
+        let stored = store(&path, key, identity.as_bytes(), &artifact);
         phase.done("sign and write the cache entry");
         let Ok(written) = stored else {
-            return Ok((usable(compiled)?, CacheStatus::Uncached));
+            return Ok((usable()?, CacheStatus::Uncached));
         };
         if let Some(dir) = path.parent() {
             budget::evict(dir, self.max, &path);
@@ -455,12 +478,12 @@ impl ModuleCache {
         // snapshot's tens of megabytes).
         checked::mark_checked(&path, &written, key, identity.as_bytes());
         // SAFETY: `written` is the handle this process just wrote the
-        // serialized artifact of `compiled` to.
+        // artifact `precompile` made to.
         let loaded = unsafe { Self::from_checked_entry(engine, written) };
         phase.done("map the entry");
         match loaded {
             Some(mapped) => Ok((mapped, status)),
-            None => Ok((usable(compiled)?, status)),
+            None => Ok((usable()?, status)),
         }
     }
 }

@@ -85,7 +85,7 @@ impl ModuleCache {
             return self.compile(engine, identity, EXTENSION, wasm);
         };
         let compiled = self.compile_with(&compiler, engine, identity, EXTENSION, wasm)?;
-        session.close();
+        session.close("the snapshot's compile");
         Ok(compiled)
     }
 }

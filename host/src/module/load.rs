@@ -145,16 +145,17 @@ impl Runtime {
         let functions = check_function_count(name, &wasm, settings.max_module_functions)?;
         let linked = self.engine(false)?;
         let identity = Identity::of_wasm(&wasm);
+        let compiler = |functions| self.snapshot_compiler(false, functions);
         if is_component(&wasm) {
-            let compiled = self
-                .cache()
-                .load_or_compile(&linked.engine, &identity, &wasm);
+            let compiled =
+                self.cache()
+                    .load_or_compile_keeping(&linked.engine, &identity, &wasm, compiler);
             let (plain, info) = prepare_component_code(linked, name, &wasm, compiled)?;
             return Ok(self.build(name, identity, Some(wasm), plain, None, Some(info)));
         }
-        let compiled = self
-            .cache()
-            .load_or_compile(&linked.engine, &identity, &wasm);
+        let compiled =
+            self.cache()
+                .load_or_compile_keeping(&linked.engine, &identity, &wasm, compiler);
         let plain = prepare(linked, name, &wasm, compiled)?;
         if let Some((file, start)) = file.filter(|_| binary)
             && plain.cache_status != CacheStatus::Uncached
