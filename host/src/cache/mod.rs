@@ -287,21 +287,11 @@ impl ModuleCache {
     }
 
     /// Loads the module or component `identity` (`wasm`'s) from the cache,
-    /// or compiles it and stores it.
+    /// or compiles it and stores it, with the engine `compiler` makes over
+    /// the module's functions session (`functions.rs`) when it makes one:
+    /// the module's first snapshot then finds the functions compiled for
+    /// the module itself.
     pub(crate) fn load_or_compile<C: Compiled>(
-        &self,
-        engine: &Engine,
-        identity: &Identity,
-        wasm: &[u8],
-    ) -> Result<(C, CacheStatus), wasmtime::Error> {
-        self.load_or_compile_keeping(engine, identity, wasm, |_| None)
-    }
-
-    /// [`load_or_compile`](Self::load_or_compile), compiling with the
-    /// engine `compiler` makes over the module's functions session
-    /// (`functions.rs`) when it makes one: the module's first snapshot then
-    /// finds the functions compiled for the module itself.
-    pub(crate) fn load_or_compile_keeping<C: Compiled>(
         &self,
         engine: &Engine,
         identity: &Identity,

@@ -147,15 +147,15 @@ impl Runtime {
         let identity = Identity::of_wasm(&wasm);
         let compiler = |functions| self.snapshot_compiler(false, functions);
         if is_component(&wasm) {
-            let compiled =
-                self.cache()
-                    .load_or_compile_keeping(&linked.engine, &identity, &wasm, compiler);
+            let compiled = self
+                .cache()
+                .load_or_compile(&linked.engine, &identity, &wasm, compiler);
             let (plain, info) = prepare_component_code(linked, name, &wasm, compiled)?;
             return Ok(self.build(name, identity, Some(wasm), plain, None, Some(info)));
         }
-        let compiled =
-            self.cache()
-                .load_or_compile_keeping(&linked.engine, &identity, &wasm, compiler);
+        let compiled = self
+            .cache()
+            .load_or_compile(&linked.engine, &identity, &wasm, compiler);
         let plain = prepare(linked, name, &wasm, compiled)?;
         if let Some((file, start)) = file.filter(|_| binary)
             && plain.cache_status != CacheStatus::Uncached
@@ -301,9 +301,13 @@ impl Module {
             .get_or_init(|| {
                 let linked = inner.runtime.engine(true)?;
                 let cache = inner.runtime.cache();
+                // Compiled over the module's fuel-metered functions session,
+                // which a fuel-metered snapshot's compile then finds.
+                let compiler = |functions| inner.runtime.snapshot_compiler(true, functions);
                 if inner.component.is_some() {
                     let wasm = self.wasm_or_remake(remake)?;
-                    let compiled = cache.load_or_compile(&linked.engine, &inner.identity, wasm);
+                    let compiled =
+                        cache.load_or_compile(&linked.engine, &inner.identity, wasm, compiler);
                     return prepare_component_code(linked, &inner.name, wasm, compiled)
                         .map(|(prepared, _)| prepared);
                 }
@@ -312,6 +316,7 @@ impl Module {
                         &linked.engine,
                         &inner.identity,
                         self.wasm_or_remake(remake)?,
+                        compiler,
                     ),
                     Some(origin) => match cache.load_snapshot(&linked.engine, &inner.identity) {
                         Some(module) => Ok((module, CacheStatus::Hit)),
