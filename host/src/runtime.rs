@@ -389,9 +389,10 @@ impl Runtime {
         &self.inner.ticker
     }
 
-    /// An engine that compiles snapshots for `engine(fuel)` with the
-    /// functions of a module's earlier snapshot (`functions`); none if it
-    /// cannot be made (the snapshot is then compiled by `engine(fuel)`).
+    /// An engine that compiles a module's code for `engine(fuel)` over its
+    /// functions session (`functions`: those of its earlier compiles, its
+    /// own or a snapshot's); none if it cannot be made (the module or
+    /// snapshot is then compiled by `engine(fuel)`).
     pub(crate) fn snapshot_compiler(
         &self,
         fuel: bool,

@@ -258,7 +258,8 @@ fn the_cache_keeps_to_its_budget_and_lists_and_clears() {
     let total: u64 = entries.iter().map(|e| e["bytes"].as_u64().unwrap()).sum();
     assert!(!entries.is_empty());
     assert!(total <= 1 << 20, "{total} bytes in {entries:?}");
-    // Another module's entries were there and went: six were written.
+    // Another module's entries were there and went: six compiled ones were
+    // written (each module's, plain and fuel-metered), and their functions.
     assert!(entries.len() < 6, "{entries:?}");
 
     let cleared = cache(&["cache", "clear"]);

@@ -149,19 +149,31 @@ fn a_command_without_its_memory_cannot_run() {
 
 /// A module that is valid WebAssembly but over the engine's limits (here a
 /// table larger than the instance pool's) is told apart from a malformed
-/// one.
+/// one, and leaves nothing in the cache (its code compiles, by an engine
+/// without the pool's limits, but cannot be loaded: an entry kept would be
+/// mapped, refused and written again at every load).
 #[test]
 fn a_module_over_the_engine_limits_is_not_called_invalid() {
     let binary =
         wat::parse_str(r#"(module (table 1000000 funcref) (func (export "_start")))"#).unwrap();
-    let error = runtime().load_bytes("big-table.wasm", &binary).unwrap_err();
-    assert_eq!(error.exit_status(), ExitStatus::CannotRun);
-    assert!(
-        error
-            .to_string()
-            .contains("valid WebAssembly but cannot run under wasmproc's limits"),
-        "{error}"
-    );
+    let cache = tempfile::tempdir().unwrap();
+    let runtime = wasmproc::Runtime::builder()
+        .cache_dir(cache.path().join("cache"))
+        .cache_key_file(cache.path().join("cache.key"))
+        .build()
+        .unwrap();
+    for _ in 0..2 {
+        let error = runtime.load_bytes("big-table.wasm", &binary).unwrap_err();
+        assert_eq!(error.exit_status(), ExitStatus::CannotRun);
+        assert!(
+            error
+                .to_string()
+                .contains("valid WebAssembly but cannot run under wasmproc's limits"),
+            "{error}"
+        );
+        let entries = runtime.cache_entries().unwrap();
+        assert!(entries.is_empty(), "nothing cached: {entries:?}");
+    }
 }
 
 /// Loading is bounded before anything is compiled: by size and by the

@@ -135,8 +135,9 @@ pub(crate) fn remove(entry: &Path) -> bool {
     removed
 }
 
-/// Removes the least recently used entries of `dir`, never `keep` (the
-/// entry just written), until the rest fit in `max` bytes. Best effort:
+/// Removes the least recently used entries of `dir`, never those in `keep`
+/// (the entry just written; after a compile's functions, its code), until
+/// the rest fit in `max` bytes. Best effort:
 /// an entry another process removed first, or that cannot be removed, is
 /// passed over.
 ///
@@ -146,7 +147,7 @@ pub(crate) fn remove(entry: &Path) -> bool {
 /// the most recently used. Evicted before the others, they went at each
 /// snapshot's write in a full cache, and the next snapshot compiled the
 /// Python-function runner twice again (2 s -> 9 s).
-pub(super) fn evict(dir: &Path, max: u64, keep: &Path) {
+pub(super) fn evict(dir: &Path, max: u64, keep: &[&Path]) {
     let Ok(entries) = entries(dir) else {
         return;
     };
@@ -155,7 +156,7 @@ pub(super) fn evict(dir: &Path, max: u64, keep: &Path) {
         if total <= max {
             break;
         }
-        if entry.path == keep {
+        if keep.contains(&entry.path.as_path()) {
             continue;
         }
         if remove(&entry.path) {
@@ -223,7 +224,7 @@ mod tests {
         // A hit on the oldest: its record is touched, not the entry.
         std::fs::write(record_path(&oldest), b"record").unwrap();
         mark_used(&oldest);
-        evict(dir.path(), 250, &new);
+        evict(dir.path(), 250, &[&new]);
         assert!(oldest.exists(), "used just now");
         assert!(
             !older.exists() && !recent.exists(),
@@ -247,7 +248,7 @@ mod tests {
         let instrumented = entry_file(dir.path(), "c.instrumented", 100, 20);
         let functions = entry_file(dir.path(), "d.functions", 100, 10);
         let snapshot = entry_file(dir.path(), "e.snapshot", 100, 0);
-        evict(dir.path(), 300, &snapshot);
+        evict(dir.path(), 300, &[&snapshot]);
         assert!(!old_snapshot.exists() && !module.exists());
         assert!(instrumented.exists() && functions.exists() && snapshot.exists());
     }

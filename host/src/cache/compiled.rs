@@ -27,8 +27,9 @@ pub(crate) trait Compiled: Sized {
     /// # Safety
     ///
     /// The artifact must have been made by [`Compiled::serialize`] or
-    /// [`Compiled::precompile`] of this kind, for an engine compatible with `engine` (wasmtime runs its
-    /// native code), and the file must not change while it is loaded.
+    /// [`Compiled::precompile`] of this kind, for an engine compatible with
+    /// `engine` (wasmtime runs its native code), and the file must not
+    /// change while it is loaded.
     unsafe fn from_entry(engine: &Engine, file: File, trailer_len: usize)
     -> wasmtime::Result<Self>;
 
@@ -37,8 +38,8 @@ pub(crate) trait Compiled: Sized {
     /// # Safety
     ///
     /// As for [`Compiled::from_entry`]: `bytes` must have been made by
-    /// [`Compiled::serialize`] or [`Compiled::precompile`] of this kind, for an engine compatible with
-    /// `engine`.
+    /// [`Compiled::serialize`] or [`Compiled::precompile`] of this kind,
+    /// for an engine compatible with `engine`.
     unsafe fn from_bytes(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
 }
 

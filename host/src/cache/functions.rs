@@ -28,6 +28,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use wasmtime::{CacheStore, Engine};
@@ -51,10 +52,11 @@ impl std::fmt::Debug for SessionStore {
 /// compiled form as Cranelift serialized it.
 #[derive(Default)]
 struct Functions {
-    /// Those of the module's earlier snapshot not (yet) used.
+    /// Those of the module's earlier compile (its own, or a snapshot's), or
+    /// of this session's earlier compile, not (yet) used.
     earlier: HashMap<Vec<u8>, Vec<u8>>,
     /// Those this session's compile found or made: what the entry holds
-    /// next, so that it stays one snapshot's worth however many come.
+    /// next, so that it stays one compile's worth however many come.
     used: HashMap<Vec<u8>, Vec<u8>>,
     /// How many the latest compile made.
     added: usize,
@@ -164,10 +166,13 @@ impl Session<'_> {
         functions.found = 0;
     }
 
-    /// Ends the session after `compile` (named for the log): if its
-    /// compiles made any function, the entry is replaced by the functions
-    /// the latest used (found or made). Best effort.
-    pub(crate) fn close(self, compile: &str) {
+    /// Ends the session after `compile` (named for the log), whose entry
+    /// is `written`: if its compiles made any function, the entry is
+    /// replaced by the functions the latest used (found or made). The
+    /// cache's budget then keeps the compile's entry, written just before:
+    /// when the two do not fit, the functions go, not the code. Best
+    /// effort.
+    pub(crate) fn close(self, compile: &str, written: &Identity, extension: &str) {
         let functions = std::mem::take(&mut *self.store.0.lock());
         log_counts(compile, &functions);
         if functions.added == 0 && !functions.made_before {
@@ -187,7 +192,9 @@ impl Session<'_> {
         if store(&path, key, self.identity.as_bytes(), &bytes).is_ok()
             && let Some(dir) = path.parent()
         {
-            budget::evict(dir, self.cache.max, &path);
+            let written = self.cache.entry_path(self.engine, written, extension);
+            let keep: Vec<&Path> = written.as_deref().into_iter().collect();
+            budget::evict(dir, self.cache.max, &keep);
         }
     }
 }
@@ -204,8 +211,9 @@ fn log_counts(compile: &str, functions: &Functions) {
 }
 
 impl Identity {
-    /// The identity of the functions entry of snapshots of `base`: a hash
-    /// in a domain of its own, so that no wasm hashes to it.
+    /// The identity of the functions entry of the module `base` (its own
+    /// compile's, then its snapshots'): a hash in a domain of its own, so
+    /// that no wasm hashes to it.
     fn of_functions(base: &Identity) -> Self {
         let mut hasher = blake3::Hasher::new_derive_key(FUNCTIONS_FORMAT);
         hasher.update(base.as_bytes());

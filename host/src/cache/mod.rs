@@ -264,7 +264,7 @@ impl ModuleCache {
             "the cache entry of a module in use was gone: written back for its worker processes"
         );
         if let Some(dir) = path.parent() {
-            budget::evict(dir, self.max, &path);
+            budget::evict(dir, self.max, &[&path]);
         }
         checked::mark_checked(&path, &written, key, identity.as_bytes());
         true
@@ -311,7 +311,7 @@ impl ModuleCache {
             (Some(session), Some(compiler)) => {
                 let compiled = self.compile_with(&compiler, engine, identity, COMPILED, wasm);
                 if compiled.is_ok() {
-                    session.close("the module's compile");
+                    session.close("the module's compile", identity, COMPILED);
                 }
                 compiled
             }
@@ -375,10 +375,10 @@ impl ModuleCache {
     /// wasmproc serialized, which wasmtime may map and run.
     unsafe fn from_checked_entry<C: Compiled>(engine: &Engine, file: File) -> Option<C> {
         // SAFETY: `from_entry` requires a file produced by `serialize` (or
-        // `precompile`) of
-        // the same kind (module or component) and a compatible engine. Its tag is a MAC, under
-        // this user's secret key, of the very identity we hold and of the
-        // artifact: only this user's wasmproc, having compiled that module,
+        // `precompile`) of the same kind (module or component) and a
+        // compatible engine. Its tag is a MAC, under this user's secret key,
+        // of the very identity we hold and of the artifact: only this
+        // user's wasmproc, having compiled that module,
         // could have made it (a torn, corrupted or forged file fails the
         // check; or checked before, and unchanged since: `checked.rs`; or
         // this process wrote it just now from the module it compiled).
@@ -406,8 +406,9 @@ impl ModuleCache {
 
     /// [`compile`](Self::compile) with another engine, `compiler`, whose
     /// code `engine` can load (the same settings): what it compiles reaches
-    /// `engine` through the entry. Compiled by `engine` itself when there
-    /// is no entry to load.
+    /// `engine` through the entry, or, when none is written, as its artifact
+    /// loaded. With the cache off and no other compiler, `engine` compiles
+    /// it itself.
     fn compile_with<C: Compiled>(
         &self,
         compiler: &Engine,
@@ -431,20 +432,14 @@ impl ModuleCache {
         let artifact = C::precompile(compiler, wasm)?;
         phase.done("compile");
         // Code `engine` runs when it does not come from the entry: the
-        // artifact loaded (compiled again only should that fail).
-        let usable = || {
-            // SAFETY: `artifact` is what `precompile` made just now, in this
-            // process, with `compiler`; wasmtime refuses it with an error if
-            // `engine` is not compatible with `compiler`.
-            if let Ok(loaded) = unsafe { C::from_bytes(engine, &artifact) } {
-                return Ok(loaded);
-            }
-            tracing::info!(
-                target: "wasmproc::cache",
-                "the compiled code could not be loaded into the tasks' engine: compiled again"
-            );
-            C::compile(engine, wasm)
-        };
+        // artifact loaded. `compiler` has `engine`'s settings, so what makes
+        // this fail (a module past the instance pool's limits, which only
+        // `engine` has) would fail a compile by `engine` too: its error is
+        // the answer.
+        // SAFETY: `artifact` is what `precompile` made just now, in this
+        // process, with `compiler`; wasmtime refuses it with an error if
+        // `engine` is not compatible with `compiler`.
+        let usable = || unsafe { C::from_bytes(engine, &artifact) };
         let Some((path, (_, key))) = entry else {
             return Ok((usable()?, CacheStatus::Uncached));
         };
@@ -455,7 +450,7 @@ impl ModuleCache {
             return Ok((usable()?, CacheStatus::Uncached));
         };
         if let Some(dir) = path.parent() {
-            budget::evict(dir, self.max, &path);
+            budget::evict(dir, self.max, &[&path]);
         }
         phase.done("keep the cache in its budget");
         let status = if existed {
@@ -473,7 +468,12 @@ impl ModuleCache {
         phase.done("map the entry");
         match loaded {
             Some(mapped) => Ok((mapped, status)),
-            None => Ok((usable()?, status)),
+            // An entry `engine` cannot load goes, or every load would map
+            // it, fail and write it again.
+            None => {
+                budget::remove(&path);
+                Ok((usable()?, CacheStatus::Uncached))
+            }
         }
     }
 }

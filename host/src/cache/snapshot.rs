@@ -66,8 +66,8 @@ impl ModuleCache {
 
     /// Compiles the snapshot `identity` (a core module or a component)
     /// from its `wasm` for `engine`, and stores it. With a `session` (the
-    /// functions of the base module's earlier snapshot, or of its
-    /// instrumented copy: `functions.rs`), `compiler` makes an engine of
+    /// functions of the base module's own compile or earlier snapshot, and
+    /// of its instrumented copy: `functions.rs`), `compiler` makes an engine of
     /// `engine`'s settings that compiles with them; its code reaches
     /// `engine` through the entry.
     pub(crate) fn compile_snapshot<C: Compiled>(
@@ -85,7 +85,7 @@ impl ModuleCache {
             return self.compile(engine, identity, EXTENSION, wasm);
         };
         let compiled = self.compile_with(&compiler, engine, identity, EXTENSION, wasm)?;
-        session.close("the snapshot's compile");
+        session.close("the snapshot's compile", identity, EXTENSION);
         Ok(compiled)
     }
 }

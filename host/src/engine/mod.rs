@@ -39,13 +39,15 @@ pub(crate) fn new_engine(settings: &EngineSettings, consume_fuel: bool) -> Resul
 
 /// Makes an engine that compiles exactly as `new_engine(settings,
 /// consume_fuel)`'s does, with Cranelift's incremental compilation cache on
-/// over `functions` (a snapshot's session, `cache/functions.rs`). It only
-/// compiles: its code reaches the tasks' engine through the artifact it
-/// serializes (neither the incremental cache nor the allocation strategy is
-/// part of an engine's compatibility hash), so it reserves no instance
-/// pool. Kept off the tasks' engine, where computing every function's cache
-/// key would slow every first compile (by 6%, measured on the
-/// Python-function runner).
+/// over `functions` (a module's functions session, `cache/functions.rs`:
+/// its own first compile's, or a snapshot's). It only compiles: its code
+/// reaches the tasks' engine through the artifact it makes (neither the
+/// incremental cache nor the allocation strategy is part of an engine's
+/// compatibility hash), so it reserves no instance pool. Kept off the
+/// tasks' engine, so that a compile with the cache off computes no cache
+/// keys (they cost the Python-function runner's compile 6% once measured;
+/// its first compile with a session, side by side on 2026-12-07, showed no
+/// difference beyond noise).
 pub(crate) fn new_snapshot_compiler(
     settings: &EngineSettings,
     consume_fuel: bool,

@@ -301,22 +301,24 @@ impl Module {
             .get_or_init(|| {
                 let linked = inner.runtime.engine(true)?;
                 let cache = inner.runtime.cache();
-                // Compiled over the module's fuel-metered functions session,
-                // which a fuel-metered snapshot's compile then finds.
-                let compiler = |functions| inner.runtime.snapshot_compiler(true, functions);
                 if inner.component.is_some() {
+                    // No functions session: nothing would read it (a
+                    // component's fuel-metered snapshot compiles whole).
                     let wasm = self.wasm_or_remake(remake)?;
                     let compiled =
-                        cache.load_or_compile(&linked.engine, &inner.identity, wasm, compiler);
+                        cache.load_or_compile(&linked.engine, &inner.identity, wasm, |_| None);
                     return prepare_component_code(linked, &inner.name, wasm, compiled)
                         .map(|(prepared, _)| prepared);
                 }
                 let compiled = match &inner.origin {
+                    // Compiled over the module's fuel-metered functions
+                    // session, which a fuel-metered snapshot's compile
+                    // then finds.
                     None => cache.load_or_compile(
                         &linked.engine,
                         &inner.identity,
                         self.wasm_or_remake(remake)?,
-                        compiler,
+                        |functions| inner.runtime.snapshot_compiler(true, functions),
                     ),
                     Some(origin) => match cache.load_snapshot(&linked.engine, &inner.identity) {
                         Some(module) => Ok((module, CacheStatus::Hit)),
