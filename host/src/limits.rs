@@ -4,8 +4,10 @@ use std::time::Duration;
 
 use crate::error::{Error, ErrorKind};
 
-/// The default memory limit: 4 GiB, all that a wasm32 memory can address.
-/// It is per task: a pool of N workers may use N times as much.
+/// The default memory limit: 4 GiB, all that a wasm32 memory can address,
+/// and the most any task may have (the instance pool reserves 4 GiB for
+/// each memory, memory64 ones too). It is per task, over all the task's
+/// memories together: a pool of N workers may use N times as much.
 pub const DEFAULT_MAX_MEMORY: u64 = 4 << 30;
 
 /// The default cap on each captured output stream (stdout, stderr): 1 MiB.
@@ -95,8 +97,10 @@ impl Limits {
         self
     }
 
-    /// Ends the task with `MemoryExceeded` when its linear memory would grow
-    /// past `bytes`. By default [`DEFAULT_MAX_MEMORY`].
+    /// Ends the task with `MemoryExceeded` when its memories together (every
+    /// linear memory of the module, or of each core instance of a
+    /// component, and the GC heap) would grow past `bytes`. By default
+    /// [`DEFAULT_MAX_MEMORY`], which is also the most it may be.
     pub fn max_memory(mut self, bytes: u64) -> Self {
         self.max_memory = bytes;
         self
@@ -151,8 +155,9 @@ impl Limits {
         }
         if self.max_memory > WASM32_MAX_MEMORY {
             return bad(format!(
-                "a memory limit of {} would never take effect: a wasm32 memory cannot grow \
-                 past 4GiB (the default); give at most 4GiB",
+                "a memory limit of {} is more than wasmproc gives a task: its memories \
+                 hold at most 4GiB together (the default, all that a wasm32 memory \
+                 addresses), memory64 ones too; give at most 4GiB",
                 human(self.max_memory)
             ));
         }

@@ -48,11 +48,13 @@ pub struct Outcome {
     pub stderr: Captured,
     /// Fuel consumed, when the task ran with a fuel limit.
     pub fuel_used: Option<u64>,
-    /// The largest size the task's linear memory reached, in bytes.
+    /// The most the task's memories held together (its linear memories and
+    /// its GC heap), in bytes.
     pub peak_memory_bytes: u64,
     /// For [`MemoryExceeded`](ExitStatus::MemoryExceeded) by a memory
-    /// growth: the size the guest asked for, in bytes (the peak counts only
-    /// what it got, so a single large request leaves it small).
+    /// growth: what the task's memories would have held together had it
+    /// been allowed, in bytes (the peak counts only what it got, so a
+    /// single large request leaves it small).
     pub memory_asked_bytes: Option<u64>,
     /// Wall-clock time from the start of the run to its end.
     pub duration: Duration,

@@ -123,6 +123,9 @@ pub enum TrapKind {
     TableOutOfBounds,
     /// A misaligned atomic access.
     HeapMisaligned,
+    /// An exception the guest threw (the exception-handling proposal's
+    /// `throw`) reached the host: no handler in the guest caught it.
+    UncaughtException,
     /// A host function failed while serving the guest (the message says
     /// why), e.g. `proc_exit` with a code the guest does not own.
     HostError,
@@ -144,6 +147,7 @@ impl TrapKind {
             TrapKind::BadSignature => "bad_signature",
             TrapKind::TableOutOfBounds => "table_out_of_bounds",
             TrapKind::HeapMisaligned => "heap_misaligned",
+            TrapKind::UncaughtException => "uncaught_exception",
             TrapKind::HostError => "host_error",
             TrapKind::Other => "other",
         }

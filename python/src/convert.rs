@@ -3,23 +3,122 @@
 
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PyTuple};
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 
 /// The JSON bytes of one argument (a dict, list, str, int, float, bool or
 /// None, nested).
 pub(crate) fn to_json(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
-    let value: serde_json::Value = pythonize::depythonize(value).map_err(|error| {
-        PyTypeError::new_err(format!(
-            "a task's argument must be JSON-compatible (dict with str keys, list, tuple, str, \
-             int, float, bool, None), not this {}: {error}",
-            value
-                .get_type()
-                .name()
-                .map(|n| n.to_string())
-                .unwrap_or_else(|_| "value".into())
-        ))
-    })?;
+    let value = json_value(value, "a task's argument")?;
     serde_json::to_vec(&value).map_err(|error| PyValueError::new_err(error.to_string()))
+}
+
+/// `value` as JSON text by the rule a task's argument follows
+/// ([`json_value`]), for the Python layer: a Python function's arguments
+/// cross by the same rule as a Wasm task's. `what` names the value in the
+/// error.
+#[pyfunction]
+pub(crate) fn json_text(value: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    let value = json_value(value, what)?;
+    serde_json::to_string(&value).map_err(|error| PyValueError::new_err(error.to_string()))
+}
+
+/// How deep a value may nest; deeper is refused, as a list that contains
+/// itself would recurse without end.
+const MAX_DEPTH: usize = 512;
+
+/// `value` as JSON, strictly: a dict with str keys, list, tuple, str, int
+/// within 64 bits, finite float, bool or None, nested. Anything else is
+/// refused with its name (a `TypeError` for a type, a `ValueError` for a
+/// value), never changed on the way: a set does not become a list, NaN does
+/// not become null, a dict's int key does not become a str. `what` names
+/// the value in the error (`a task's argument`).
+pub(crate) fn json_value(value: &Bound<'_, PyAny>, what: &str) -> PyResult<serde_json::Value> {
+    json_at(value, what, 0)
+}
+
+fn json_at(value: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<serde_json::Value> {
+    use serde_json::Value;
+    if depth > MAX_DEPTH {
+        return Err(PyValueError::new_err(format!(
+            "{what} nests more than {MAX_DEPTH} levels deep (does it contain itself?)"
+        )));
+    }
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    if let Ok(flag) = value.cast::<PyBool>() {
+        return Ok(Value::Bool(flag.is_true()));
+    }
+    if let Ok(int) = value.cast::<PyInt>() {
+        if let Ok(n) = int.extract::<i64>() {
+            return Ok(n.into());
+        }
+        if let Ok(n) = int.extract::<u64>() {
+            return Ok(n.into());
+        }
+        return Err(PyValueError::new_err(format!(
+            "{what} holds the int {int}, past the 64 bits JSON carries exactly here: send it \
+             as a str"
+        )));
+    }
+    if let Ok(float) = value.cast::<PyFloat>() {
+        let float = float.value();
+        return serde_json::Number::from_f64(float)
+            .map(Value::Number)
+            .ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "{what} holds the float {float}, which JSON cannot carry (NaN and the \
+                     infinities are not JSON): send None or a str instead"
+                ))
+            });
+    }
+    if let Ok(text) = value.cast::<PyString>() {
+        return Ok(Value::String(text.to_cow()?.into_owned()));
+    }
+    if let Ok(list) = value.cast::<PyList>() {
+        return list
+            .iter()
+            .map(|item| json_at(&item, what, depth + 1))
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
+    }
+    if let Ok(tuple) = value.cast::<PyTuple>() {
+        return tuple
+            .iter()
+            .map(|item| json_at(&item, what, depth + 1))
+            .collect::<PyResult<_>>()
+            .map(Value::Array);
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        let mut object = serde_json::Map::with_capacity(dict.len());
+        for (key, item) in dict.iter() {
+            let Ok(name) = key.cast::<PyString>() else {
+                return Err(PyTypeError::new_err(format!(
+                    "{what} must be JSON-compatible: a dict's keys must be str, as JSON's are, \
+                     not {} ({})",
+                    type_name(&key),
+                    key.repr().map_or_else(|_| "?".into(), |r| r.to_string())
+                )));
+            };
+            object.insert(
+                name.to_cow()?.into_owned(),
+                json_at(&item, what, depth + 1)?,
+            );
+        }
+        return Ok(Value::Object(object));
+    }
+    Err(PyTypeError::new_err(format!(
+        "{what} must be JSON-compatible (dict with str keys, list, tuple, str, int, float, \
+         bool, None), not {}",
+        type_name(value)
+    )))
+}
+
+fn type_name(value: &Bound<'_, PyAny>) -> String {
+    value
+        .get_type()
+        .name()
+        .map_or_else(|_| "this value".into(), |name| name.to_string())
 }
 
 /// The JSON bytes of a task's arguments given as a sequence (`run(task,

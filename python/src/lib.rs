@@ -38,6 +38,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(module::load, m)?)?;
     m.add_function(wrap_pyfunction!(serve_as_worker, m)?)?;
     m.add_function(wrap_pyfunction!(runtime::cache_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(convert::json_text, m)?)?;
     m.add_class::<module::NativeModule>()?;
     m.add_class::<pool::NativePool>()?;
     m.add_class::<pool::NativeHandle>()?;

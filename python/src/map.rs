@@ -8,7 +8,7 @@
 //! for a long task's outcome); the pool's other work goes on.
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use pyo3::exceptions::PyStopIteration;
@@ -18,7 +18,7 @@ use wasmproc::{CancelToken, Outcome, Pool, Task, TaskSender};
 
 use crate::convert::{args_to_json, to_json};
 use crate::outcome::NativeOutcome;
-use crate::wait::wait_for;
+use crate::wait::{deadline, wait_for};
 
 /// How many items the feeder pulls per hold of the GIL.
 const FEED_BATCH: usize = 64;
@@ -240,6 +240,29 @@ impl NativeMap {
     }
 }
 
+impl NativeMap {
+    /// The next outcome, waiting until `deadline` (`None`: as long as it
+    /// takes): `None` if none came in time.
+    fn next_before(
+        &mut self,
+        py: Python<'_>,
+        deadline: Option<Instant>,
+    ) -> PyResult<Option<(usize, NativeOutcome)>> {
+        let Some(run) = &self.run else {
+            return Err(PyStopIteration::new_err(()));
+        };
+        match wait_for(py, deadline, |slice| run.next_within(slice))? {
+            None => Ok(None),
+            Some(Some((index, outcome))) => Ok(Some((index, NativeOutcome::new(outcome)))),
+            Some(None) => {
+                let ended = self.run.take().expect("checked above");
+                ended.input_error(py)?;
+                Err(PyStopIteration::new_err(()))
+            }
+        }
+    }
+}
+
 #[pymethods]
 impl NativeMap {
     fn __iter__(slf: PyRef<'_, Self>) -> PyRef<'_, Self> {
@@ -247,18 +270,20 @@ impl NativeMap {
     }
 
     fn __next__(&mut self, py: Python<'_>) -> PyResult<(usize, NativeOutcome)> {
-        let Some(run) = &self.run else {
-            return Err(PyStopIteration::new_err(()));
-        };
-        let next = wait_for(py, None, |slice| run.next_within(slice))?;
-        match next.flatten() {
-            Some((index, outcome)) => Ok((index, NativeOutcome::new(outcome))),
-            None => {
-                let ended = self.run.take().expect("checked above");
-                ended.input_error(py)?;
-                Err(PyStopIteration::new_err(()))
-            }
-        }
+        let next = self.next_before(py, None)?;
+        Ok(next.expect("a wait with no deadline ends with an outcome or the map's end"))
+    }
+
+    /// The next `(index, outcome)` within `timeout` seconds (`None` if
+    /// none came in time: the map goes on); `StopIteration` once the map
+    /// has ended.
+    fn next_within(
+        &mut self,
+        py: Python<'_>,
+        timeout: f64,
+    ) -> PyResult<Option<(usize, NativeOutcome)>> {
+        let deadline = deadline(Some(timeout))?;
+        self.next_before(py, deadline)
     }
 
     /// Stops the map: the tasks still queued or running are cancelled.

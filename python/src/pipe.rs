@@ -1,7 +1,7 @@
 //! `wasmproc.Pipe()`: the library's two-way pipe of JSON values; one end
 //! stays here, the other is given to a pool's tasks (`Pool(pipe=end)`).
 
-use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use wasmproc::{ErrorKind, PipeEnd};
 
@@ -26,9 +26,7 @@ impl NativePipeEnd {
     /// Sends `value` to the other end, waiting (without the GIL) while the
     /// pipe is full.
     fn send(&self, py: Python<'_>, value: &Bound<'_, PyAny>) -> PyResult<()> {
-        let value: serde_json::Value = pythonize::depythonize(value).map_err(|e| {
-            PyTypeError::new_err(format!("a pipe carries JSON-compatible values: {e}"))
-        })?;
+        let value = crate::convert::json_value(value, "a value sent on a pipe")?;
         py.detach(|| self.end.send(&value))
             .map_err(|failed| pipe_error(py, failed))
     }

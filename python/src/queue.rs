@@ -50,11 +50,7 @@ impl NativeQueue {
         value: &Bound<'_, PyAny>,
         timeout: Option<f64>,
     ) -> PyResult<bool> {
-        let value: serde_json::Value = pythonize::depythonize(value).map_err(|e| {
-            pyo3::exceptions::PyTypeError::new_err(format!(
-                "a queue carries JSON-compatible values: {e}"
-            ))
-        })?;
+        let value = crate::convert::json_value(value, "a value put on a queue")?;
         let until = deadline(timeout)?;
         let waited = wait_for(py, until, |slice| {
             match self.queue.put_timeout(&value, slice) {

@@ -311,6 +311,13 @@ def test_what_cannot_cross_is_refused_before_it_runs(pool: wasmproc.Pool) -> Non
     assert issubclass(wasmproc.CannotShip, TypeError)
     with pytest.raises(TypeError, match="JSON-compatible"):
         pool.map(lambda x: x, [object()])
+    # The same rule as a Wasm task's arguments: nothing changed on the way.
+    with pytest.raises(TypeError, match="keys must be str"):
+        pool.apply(lambda x: x, ({1: 2},))
+    with pytest.raises(TypeError, match="not set"):
+        pool.apply(lambda x: x, ({1},))
+    with pytest.raises(ValueError, match="NaN and the infinities"):
+        pool.apply(lambda x: x, (float("inf"),))
     with pytest.raises(TypeError, match="runs Python functions; a task name needs a module"):
         pool.map("square", [1])
 
@@ -328,6 +335,10 @@ def test_limits_apply_and_the_pool_lives_on(python_runner: Path) -> None:
         assert pool.apply(allocates, (1 << 20,)) == 1 << 20
         with pytest.raises(wasmproc.MemoryExceeded):
             pool.apply(allocates, (10**8,))
+        # The issue's `bytearray(10**10)` is past what the 32-bit sandbox
+        # addresses: its CPython refuses the size before allocating.
+        with pytest.raises(wasmproc.Exited, match="OverflowError"):
+            pool.apply(allocates, (10**10,))
         assert pool.map(lambda x: x + 1, [1, 2]) == [2, 3]
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import signal
 import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -361,3 +363,72 @@ print("dropped", flush=True)
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "dropped"
+
+
+def test_callbacks_run_before_the_result_is_ready(pool: wasmproc.Pool) -> None:
+    # As in multiprocessing: once get() returns, the callback has run.
+    seen: list = []  # type: ignore[type-arg]
+
+    def slow_callback(value: object) -> None:
+        time.sleep(0.2)
+        seen.append(value)
+
+    assert pool.apply_async("square", (3,), callback=slow_callback).get(5) == 9
+    assert seen == [9]
+    result = pool.map_async("square", [1, 2], callback=slow_callback)
+    result.wait(5)
+    assert result.ready() and seen == [9, [1, 4]]
+    assert pool.map_async("square", [3], callback=slow_callback).get(5) == [9]
+    assert seen[-1] == [9]
+
+
+def test_map_async_reports_a_refused_argument(pool: wasmproc.Pool) -> None:
+    errors: list = []  # type: ignore[type-arg]
+    result = pool.map_async("echo", [1, object()], error_callback=errors.append)
+    with pytest.raises(TypeError, match="JSON-compatible"):
+        result.get(5)
+    assert not result.successful()
+    assert len(errors) == 1 and isinstance(errors[0], TypeError)
+
+
+def test_values_json_cannot_carry_are_refused_not_changed(pool: wasmproc.Pool) -> None:
+    with pytest.raises(TypeError, match="not set"):
+        pool.apply("echo", ({1, 2},))
+    with pytest.raises(TypeError, match="keys must be str"):
+        pool.apply("echo", ({1: 2},))
+    with pytest.raises(ValueError, match="NaN and the infinities"):
+        pool.apply("echo", (float("nan"),))
+    with pytest.raises(ValueError, match="past the 64 bits"):
+        pool.apply("echo", (1 << 70,))
+    nested: list = []  # type: ignore[type-arg]
+    nested.append(nested)
+    with pytest.raises(ValueError, match="contain itself"):
+        pool.apply("echo", (nested,))
+    # What JSON carries comes back as it went.
+    value = {"a": [1, 2.5, "x", None, True], "b": {"c": -(1 << 63)}, "d": (1 << 64) - 1}
+    assert pool.apply("echo", (value,)) == value
+
+
+def test_imap_next_waits_at_most_its_timeout(pool: wasmproc.Pool) -> None:
+    results = pool.imap("sleep_ms", [1500, 1])
+    with pytest.raises(multiprocessing.TimeoutError):
+        results.next(timeout=0.05)
+    assert results.next(timeout=10) == 1500
+    assert results.next() == 1
+    with pytest.raises(StopIteration):
+        results.next(timeout=1)
+
+
+def test_a_pool_takes_a_modules_path(sdk_tasks_path: Path) -> None:
+    with wasmproc.Pool(str(sdk_tasks_path), 1) as pool:
+        assert pool.apply("square", (4,)) == 16
+    with wasmproc.Pool(module=sdk_tasks_path, processes=1) as pool:
+        assert pool.apply("square", (5,)) == 25
+    with pytest.raises(TypeError, match="processes is how many tasks run at once"):
+        wasmproc.Pool(sdk_tasks_path, "2")
+
+
+def test_an_exit_without_a_message_says_its_code(pool: wasmproc.Pool) -> None:
+    with pytest.raises(wasmproc.Exited, match="exited with code 3") as raised:
+        pool.apply("process_exit", (3,))
+    assert raised.value.exit_code == 3

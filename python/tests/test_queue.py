@@ -37,6 +37,8 @@ def test_a_queue_has_multiprocessing_methods() -> None:
         q.get(block=False)
     with pytest.raises(TypeError, match="JSON-compatible"):
         q.put(object())
+    with pytest.raises(TypeError, match="not set"):
+        q.put({1, 2})
     q.close()
     with pytest.raises(ValueError, match="closed"):
         q.put(1)

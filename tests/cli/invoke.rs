@@ -114,6 +114,21 @@ fn an_unknown_import_is_refused_by_default_and_stubbed_on_request() {
         stderr(&refused)
     );
     assert!(stderr(&refused).contains("--stub-imports"));
+    // `map` refuses it once, before any line, with the same status and
+    // reason, instead of failing every line (which would exit 123).
+    let input = input_file("[]\n[]\n");
+    for isolation in ["thread", "process"] {
+        let map = wasmproc_run(&[
+            "map",
+            "--isolation",
+            isolation,
+            &path,
+            input.path().to_str().unwrap(),
+        ]);
+        assert_eq!(map.status.code(), Some(126), "{}", stderr(&map));
+        assert!(stderr(&map).contains("`host::call`"), "{}", stderr(&map));
+        assert_eq!(stdout(&map), "", "no line ran");
+    }
 
     for isolation in ["thread", "process"] {
         let never_called =

@@ -355,3 +355,49 @@ fn a_line_of_the_wrong_shape_is_explained_with_the_signature() {
          \"x\", expected a tuple of size 2)"
     );
 }
+
+/// An input that cannot be read ends the map: a directory named as the
+/// input is refused before any task (128); stdin that is one gives one
+/// failed line, and the map ends (it read failures without end before).
+#[test]
+fn an_input_that_cannot_be_read_ends_the_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let named = wasmproc_run(&["map", SDK, "--task", "square", dir.path().to_str().unwrap()]);
+    assert_eq!(code(&named), 128, "{}", stderr(&named));
+    assert!(
+        stderr(&named).contains("is a directory"),
+        "{}",
+        stderr(&named)
+    );
+
+    let output = wasmproc()
+        .args(["map", SDK, "--task", "square", "-"])
+        .stdin(std::fs::File::open(dir.path()).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 123, "{}", stderr(&output));
+    let lines = lines(&output);
+    assert_eq!(lines.len(), 1, "one line says the input ended");
+    assert_eq!(lines[0]["status"], "bad_invocation");
+}
+
+/// A closed stderr (`2>&1 >/dev/null | head -c 0`) loses the summary, not
+/// the status: the command does not panic.
+#[test]
+fn a_closed_stderr_loses_the_summary_not_the_status() {
+    let input = input_file("1\n2\n");
+    let mut child = wasmproc()
+        .args([
+            "map",
+            SDK,
+            "--task",
+            "square",
+            input.path().to_str().unwrap(),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}

@@ -656,3 +656,55 @@ fn inspect_shows_task_signatures() {
         serde_json::from_slice(&wasmproc_run(&["inspect", "--json", CMD]).stdout).unwrap();
     assert_eq!(json["signatures"], serde_json::json!([]));
 }
+
+/// WebAssembly text is known past a byte-order mark and leading comments.
+#[test]
+fn webassembly_text_may_start_with_comments() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = r#"(module
+  (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+  (memory (export "memory") 1)
+  (func (export "_start") (call $exit (i32.const 7))))"#;
+    for (name, prefix) in [
+        ("line.wat", ";; exits 7\n;; twice\n"),
+        ("block.wat", "(; exits 7 ;)\n"),
+        ("bom.wat", "\u{feff}"),
+    ] {
+        let path = dir.path().join(name);
+        std::fs::write(&path, format!("{prefix}{module}")).unwrap();
+        let output = wasmproc_run(&["run", path.to_str().unwrap()]);
+        assert_eq!(code(&output), 7, "{name}: {}", stderr(&output));
+    }
+    let prose = dir.path().join("notes.wat");
+    std::fs::write(&prose, ";; only a comment\nnot a module\n").unwrap();
+    let output = wasmproc_run(&["run", prose.to_str().unwrap()]);
+    assert_eq!(code(&output), 126, "{}", stderr(&output));
+    assert!(stderr(&output).contains("not a WebAssembly module"));
+}
+
+/// A timeout that strikes in the guest's code says where it was: `--json`'s
+/// `backtrace`, in both isolations.
+#[test]
+fn a_timeout_in_the_guests_code_keeps_its_backtrace() {
+    for isolation in ["thread", "process"] {
+        let output = wasmproc_run(&[
+            "run",
+            "--json",
+            "--isolation",
+            isolation,
+            "--timeout",
+            "300ms",
+            SDK,
+            "--task",
+            "spin",
+        ]);
+        assert_eq!(code(&output), 142, "{isolation}: {}", stderr(&output));
+        let outcome = json_line(&output);
+        assert!(
+            outcome["backtrace"]
+                .as_str()
+                .is_some_and(|b| b.contains("spin")),
+            "{isolation}: {outcome}"
+        );
+    }
+}

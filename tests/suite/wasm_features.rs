@@ -38,6 +38,16 @@ fn load(name: &str, source: &str) -> wasmproc::Module {
 /// Runs `module` as a command in a pool of each isolation; each must exit
 /// with `code`.
 fn exits_in_both_isolations(module: &wasmproc::Module, code: u8) {
+    ends_in_both_isolations(module, Limits::default(), ExitStatus::Exited(code));
+}
+
+/// Runs `module` as a command under `limits` in a pool of each isolation;
+/// each must end with `status`. Returns the process isolation's outcome.
+fn ends_in_both_isolations(
+    module: &wasmproc::Module,
+    limits: Limits,
+    status: ExitStatus,
+) -> wasmproc::Outcome {
     let isolations = [
         ("thread", Isolation::Thread),
         (
@@ -45,20 +55,23 @@ fn exits_in_both_isolations(module: &wasmproc::Module, code: u8) {
             Isolation::Process(ProcessOptions::default().executable(pool_host())),
         ),
     ];
+    let mut last = None;
     for (name, isolation) in isolations {
         let pool = Pool::builder(module)
             .workers(1)
+            .limits(limits.clone())
             .isolation(isolation)
             .build()
             .unwrap();
         let outcome = pool.run(Task::command(), &CancelToken::new());
         assert_eq!(
-            outcome.status,
-            ExitStatus::Exited(code),
+            outcome.status, status,
             "{name} isolation: {:?}",
             outcome.message
         );
+        last = Some(outcome);
     }
+    last.expect("two isolations ran")
 }
 
 /// A tag thrown two calls deep, caught by reference, rethrown with
@@ -89,6 +102,26 @@ fn a_wasm_exception_is_thrown_and_caught() {
     exits_in_both_isolations(&module, 42);
 }
 
+/// An exception no handler catches reaches the host: a trap that says
+/// so, not a host function's failure.
+#[test]
+fn an_uncaught_wasm_exception_is_a_trap_that_says_so() {
+    let module = load(
+        "uncaught.wasm",
+        &command(
+            "(tag $boom (param i32)) (func $throws (result i32) (throw $boom (i32.const 9)))",
+            "(call $throws)",
+        ),
+    );
+    let outcome = ends_in_both_isolations(
+        &module,
+        Limits::default(),
+        ExitStatus::Trapped(wasmproc::TrapKind::UncaughtException),
+    );
+    let message = outcome.message.unwrap_or_default();
+    assert!(message.contains("no handler caught"), "{message}");
+}
+
 #[test]
 fn gc_structs_are_allocated_and_read() {
     let module = load(
@@ -117,6 +150,38 @@ fn a_module_with_three_memories_uses_each() {
         ),
     );
     exits_in_both_isolations(&module, 42);
+}
+
+/// The memory limit is the task's, over all its memories: three memories
+/// of 30 MiB each are past 64 MiB, though each alone is within it.
+#[test]
+fn the_memory_limit_counts_every_memory_together() {
+    let module = load(
+        "multi-memory-grow.wasm",
+        &command(
+            r#"(memory $a (export "memory") 1) (memory $b 1) (memory $c 1)
+               (func $grow (result i32)
+                 (drop (memory.grow $a (i32.const 480)))
+                 (drop (memory.grow $b (i32.const 480)))
+                 (drop (memory.grow $c (i32.const 480)))
+                 (i32.const 0))"#,
+            "(call $grow)",
+        ),
+    );
+    let outcome = ends_in_both_isolations(
+        &module,
+        Limits::default().max_memory(64 << 20),
+        ExitStatus::MemoryExceeded,
+    );
+    // Two memories of 481 pages, and the third asking for as many.
+    assert_eq!(outcome.memory_asked_bytes, Some(3 * 481 * 65536));
+    // Within the limit, the peak is the three together.
+    let outcome = ends_in_both_isolations(
+        &module,
+        Limits::default().max_memory(128 << 20),
+        ExitStatus::Exited(0),
+    );
+    assert_eq!(outcome.peak_memory_bytes, 3 * 481 * 65536);
 }
 
 #[test]

@@ -200,7 +200,7 @@ impl BundleWriter {
             Ok(()) => Some(path),
             Err(error) => {
                 if !self.failed.swap(true, Ordering::SeqCst) {
-                    eprintln!(
+                    say!(
                         "wasmproc: warning: cannot write replay bundles to `{}`: {error}",
                         self.dir.display()
                     );

@@ -13,7 +13,7 @@ pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<u8> {
         let why = runtime
             .cache_off_reason()
             .unwrap_or("no cache directory is set");
-        eprintln!("wasmproc cache: the cache is off ({why})");
+        say!("wasmproc cache: the cache is off ({why})");
         return Ok(0);
     };
     match args.action {
@@ -48,7 +48,7 @@ pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<u8> {
                 }
             }
             if !json {
-                eprintln!(
+                say!(
                     "wasmproc cache: {} entr{} in {}, {} of a budget of {}",
                     entries.len(),
                     if entries.len() == 1 { "y" } else { "ies" },
@@ -60,7 +60,7 @@ pub(crate) fn cache(args: CacheArgs) -> anyhow::Result<u8> {
         }
         CacheAction::Clear => {
             let (count, bytes) = runtime.clear_cache()?;
-            eprintln!(
+            say!(
                 "wasmproc cache: removed {count} entr{} ({}) from {}",
                 if count == 1 { "y" } else { "ies" },
                 bytesize::ByteSize(bytes).display().iec(),

@@ -3,6 +3,16 @@
 //! this library exists so that the command line's parts can be tested and
 //! fuzzed on their own (`fuzzing`).
 
+/// `eprintln!` that ignores a closed stderr (`2>&1 | head`, a log reader
+/// gone): what the binary says there is for a reader who may have left,
+/// and losing it must not turn the command's status into a panic's.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 mod argument_errors;
 mod bundle;
 mod cache;
@@ -65,7 +75,7 @@ pub fn main() -> ExitCode {
         // command-line tools do.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("wasmproc: error: {}", error_text(&error));
+            say!("wasmproc: error: {}", error_text(&error));
             ExitCode::from(exit_status_of(&error).code())
         }
     }

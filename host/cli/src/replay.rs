@@ -105,7 +105,7 @@ fn confirm_grants(dirs: &[DirGrant], args: &ReplayArgs) -> anyhow::Result<()> {
         .iter()
         .map(|grant| format!("{}::{}", grant.host.display(), grant.guest))
         .collect();
-    eprintln!(
+    say!(
         "wasmproc replay: the bundle grants {}",
         listed
             .iter()

@@ -1,5 +1,6 @@
 //! `wasmproc run`: one task, run like a program.
 
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -82,7 +83,9 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
         Err(error) if args.json => {
             // A caller that asked for JSON gets JSON, also when nothing ran.
             let status = crate::exit_status_of(&error);
-            println!(
+            // A closed stdout loses the line, not the status.
+            let _ = writeln!(
+                std::io::stdout(),
                 "{}",
                 setup_failure_json(&status, &crate::error_text(&error))
             );
@@ -137,7 +140,7 @@ impl RunBundle {
             stdin,
         };
         if let Some(path) = self.writer.record("run", inputs, outcome) {
-            eprintln!(
+            say!(
                 "wasmproc: replay it with: wasmproc replay {}",
                 path.display()
             );
@@ -349,7 +352,7 @@ fn check_guest_argv(argv: &[String], typed: bool, separated: bool) -> anyhow::Re
     if let Some(option) = suggestion
         && !separated
     {
-        eprintln!(
+        say!(
             "wasmproc: warning: `{first}` goes to the guest, not to wasmproc; did you mean \
              {option}? (write `--` before the guest's arguments to silence this)"
         );
@@ -361,7 +364,12 @@ fn check_guest_argv(argv: &[String], typed: bool, separated: bool) -> anyhow::Re
 /// does not end (`/dev/zero`) fails at the limit, not out of memory.
 fn read_argument(max: usize) -> anyhow::Result<Vec<u8>> {
     crate::stdin::read_capped(max)
-        .context("cannot read the task's argument from stdin")?
+        .map_err(|error| {
+            usage(format!(
+                "cannot read the task's argument from stdin ({error}): give the JSON on stdin, \
+                 or with --args"
+            ))
+        })?
         .ok_or_else(|| {
             usage(format!(
                 "the argument on stdin is over the limit of {} bytes: raise it with --max-args",

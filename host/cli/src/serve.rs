@@ -44,6 +44,7 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         (None, Some(export)) => Entry::Export(export.clone()),
         (None, None) => Entry::Auto,
     })?;
+    module.check_imports()?;
     let some = |d: Duration| (!d.is_zero()).then_some(d);
     let isolation = match args.caps.isolation.unwrap_or(IsolationArg::Thread) {
         IsolationArg::Thread => Isolation::Thread,
@@ -82,14 +83,14 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         None,
         "stop the server",
     );
-    eprintln!(
+    say!(
         "wasmproc: serving {} on {} (at most {} at once)",
         args.module.display(),
         server.local_addr(),
         count(args.max_connections as u64, "connection", "connections")
     );
     let summary = server.run()?;
-    eprintln!("{}", summary_line(&summary));
+    say!("{}", summary_line(&summary));
     Ok(0)
 }
 

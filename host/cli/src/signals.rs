@@ -53,7 +53,7 @@ pub(crate) fn on_interrupts(
         _ => exit_now(),
     });
     if let Err(error) = installed {
-        eprintln!("wasmproc: warning: Ctrl-C and SIGTERM will not {what}: {error}");
+        say!("wasmproc: warning: Ctrl-C and SIGTERM will not {what}: {error}");
     }
 }
 

@@ -30,7 +30,7 @@ impl HostWatch {
     pub(crate) fn start(cluster: Arc<Cluster>, url: String) -> HostWatch {
         cluster.on_event(|event| {
             if let Some(line) = describe(event) {
-                eprintln!("wasmproc: {line}");
+                say!("wasmproc: {line}");
             }
         });
         let (outcomes, came) = crossbeam_channel::bounded(1);
@@ -43,7 +43,7 @@ impl HostWatch {
                         Err(RecvTimeoutError::Disconnected) => return,
                         Err(RecvTimeoutError::Timeout) => {
                             if cluster.hosts().is_ok_and(|hosts| hosts.none()) {
-                                eprintln!(
+                                say!(
                                     "wasmproc: waiting for worker hosts: none is pulling tasks \
                                      from {url} (start one: wasmproc worker --nats {url})"
                                 );

@@ -78,7 +78,7 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
         "stop the host gently",
     );
     let summary = host.run()?;
-    eprintln!(
+    say!(
         "{}",
         summary_line(summary.tasks as u64, summary.batches as u64)
     );
@@ -177,7 +177,7 @@ fn log(event: &WorkerEvent) {
         WorkerEvent::Trouble(what) => format!("warning: {what}"),
         other => format!("{other:?}"),
     };
-    eprintln!("wasmproc worker: {line}");
+    say!("wasmproc worker: {line}");
 }
 
 /// `30s`, `1m 30s`, `500ms`.

@@ -428,11 +428,13 @@ fn read_up_to(reader: &mut impl std::io::Read, buffer: &mut [u8]) -> std::io::Re
 
 /// Whether a module's first bytes could begin binary wasm or wasm text.
 fn could_be_a_module(head: &[u8]) -> bool {
+    // Text: printable, and UTF-8 (a byte-order mark, a comment in any
+    // language) may begin it; the whole file is parsed only if it is.
     head.starts_with(b"\0asm")
         || (!head.is_empty()
             && head
                 .iter()
-                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace()))
+                .all(|b| b.is_ascii_graphic() || b.is_ascii_whitespace() || !b.is_ascii()))
 }
 
 fn not_a_module(name: &str) -> Error {
@@ -500,10 +502,33 @@ fn to_binary(name: &str, bytes: Vec<u8>) -> Result<Vec<u8>, Error> {
         )));
     }
     match std::str::from_utf8(&bytes) {
-        Ok(text) if text.trim_start().starts_with('(') => wat::parse_str(text).map_err(|error| {
-            cannot_run(format!("`{name}` is not valid WebAssembly text: {error}"))
-        }),
+        Ok(text) if looks_like_wat(text) => {
+            let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+            wat::parse_str(text).map_err(|error| {
+                cannot_run(format!("`{name}` is not valid WebAssembly text: {error}"))
+            })
+        }
         _ => Err(not_a_module(name)),
+    }
+}
+
+/// Whether `text` is meant as WebAssembly text: its first token, past a
+/// byte-order mark, white space and comments (`;; a line`, `(; a block
+/// ;)`), opens a form. The parser then says whether it is valid.
+fn looks_like_wat(text: &str) -> bool {
+    let mut rest = text.strip_prefix('\u{feff}').unwrap_or(text);
+    loop {
+        rest = rest.trim_start();
+        if let Some(comment) = rest.strip_prefix(";;") {
+            rest = comment.split_once('\n').map_or("", |(_, after)| after);
+        } else if let Some(comment) = rest.strip_prefix("(;") {
+            match comment.find(";)") {
+                Some(end) => rest = &comment[end + 2..],
+                None => return false,
+            }
+        } else {
+            return rest.starts_with('(');
+        }
     }
 }
 

@@ -374,6 +374,20 @@ impl Module {
             .map_err(Error::clone)
     }
 
+    /// Whether wasmproc can satisfy the module's imports (with the
+    /// runtime's `stub_unknown_imports`): the `CannotRun` error every task
+    /// of the module would end with when it cannot, naming the import.
+    /// Loading succeeds either way, so that the imports can be listed
+    /// (`wasmproc inspect`); a front end that is about to run many tasks
+    /// asks first, to refuse once instead of failing each.
+    ///
+    /// # Errors
+    ///
+    /// [`ErrorKind::CannotRun`] when an import cannot be linked.
+    pub fn check_imports(&self) -> Result<(), Error> {
+        self.inner.plain.runnable().map(|_| ())
+    }
+
     /// How this load obtained the compiled module: from the cache, or by
     /// compiling it. For a snapshot: how the snapshot was obtained, from
     /// the cache or by running its initializer.

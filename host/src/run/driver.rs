@@ -10,7 +10,7 @@
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
 
-use super::ending::{Phase, Raced};
+use super::ending::{Interrupted, Phase, Raced};
 use crate::cancel::CancelToken;
 use crate::engine::{InstancePermit, InstancePermits};
 
@@ -51,6 +51,14 @@ pub(super) async fn race(
         if !crate::store::waits_on_a_socket() {
             ABANDONED_HOST_CALL.with(|flag| flag.set(true));
         }
+        return raced;
+    }
+    // The guest's own code was interrupted by the deadline or the cancel
+    // (the epoch callback's error): its ending says which, and where the
+    // guest was (the error's backtrace).
+    if let Raced::Failed(_, error) = &raced
+        && error.is::<Interrupted>()
+    {
         return raced;
     }
     // The call ended, but after the task was cancelled or its time ran out

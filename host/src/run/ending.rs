@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use wasmproc_abi::{MAX_GUEST_EXIT_CODE, failure};
-use wasmtime::{Trap, WasmBacktrace};
+use wasmtime::{ThrownException, Trap, WasmBacktrace};
 use wasmtime_wasi::I32Exit;
 
 use crate::error::Error;
@@ -101,11 +101,16 @@ pub(super) fn outcome_of(raced: Raced, context: Context<'_>) -> Outcome {
             if let Some(too_large) = error.downcast_ref::<ResultTooLarge>() {
                 return Outcome::failed(ExitStatus::MemoryExceeded, too_large.to_string());
             }
+            // Where the guest was when a limit struck inside its code (a
+            // wasm backtrace wasmtime attached to the error): `-v` and
+            // `--json` show it.
             if let Some(interrupted) = error.downcast_ref::<Interrupted>() {
-                return match interrupted {
+                let mut outcome = match interrupted {
                     Interrupted::TimedOut => timed_out(context.timeout),
                     Interrupted::Cancelled => cancelled(),
                 };
+                outcome.backtrace = backtrace_of(&error);
+                return outcome;
             }
             if let Some(asked) = context.memory_refused {
                 let mut outcome = Outcome::failed(
@@ -117,6 +122,7 @@ pub(super) fn outcome_of(raced: Raced, context: Context<'_>) -> Outcome {
                     ),
                 );
                 outcome.memory_asked_bytes = Some(asked);
+                outcome.backtrace = backtrace_of(&error);
                 return outcome;
             }
             trapped(phase, &error)
@@ -149,16 +155,26 @@ fn cancelled() -> Outcome {
     Outcome::failed(ExitStatus::Cancelled, "the task was cancelled")
 }
 
-fn trapped(phase: Phase, error: &wasmtime::Error) -> Outcome {
-    let backtrace = error
+/// The wasm backtrace wasmtime attached to `error`, if any.
+fn backtrace_of(error: &wasmtime::Error) -> Option<String> {
+    error
         .downcast_ref::<WasmBacktrace>()
-        .map(|bt| without_hashes(&bt.to_string()));
+        .map(|bt| without_hashes(&bt.to_string()))
+}
+
+fn trapped(phase: Phase, error: &wasmtime::Error) -> Outcome {
+    let backtrace = backtrace_of(error);
     let (status, message) = match error.downcast_ref::<Trap>() {
         Some(Trap::OutOfFuel) => (
             ExitStatus::FuelExhausted,
             "the task used up its fuel limit".to_owned(),
         ),
         Some(trap) => (ExitStatus::Trapped(trap_kind(*trap)), trap.to_string()),
+        None if error.is::<ThrownException>() => (
+            ExitStatus::Trapped(TrapKind::UncaughtException),
+            "uncaught Wasm exception: the guest threw an exception that no handler caught"
+                .to_owned(),
+        ),
         None => match phase {
             Phase::Instantiate => (
                 ExitStatus::CannotRun,

@@ -1,11 +1,18 @@
 //! The memory limit of one store: growth past it ends the task, and the
-//! peak is recorded for the outcome.
+//! peak is recorded for the outcome. The limit is the task's, over all its
+//! memories together (a module may have several, a component one per core
+//! instance, and a GC heap is one more), not each memory's.
 
 use wasmtime::ResourceLimiter;
 
 /// Enforces the memory limit and records the peak.
 pub(crate) struct MemoryGuard {
     pub(crate) limit: u64,
+    /// The bytes of all the store's memories together (a memory's size
+    /// counts from its creation, which wasmtime reports as a growth from
+    /// 0, and memories live as long as the store).
+    total: u64,
+    /// The most `total` has been.
     pub(crate) peak: u64,
     /// The size the guest asked for past the limit, if it did.
     pub(crate) refused: Option<u64>,
@@ -27,6 +34,7 @@ impl MemoryGuard {
     pub(crate) fn new(limit: u64) -> Self {
         MemoryGuard {
             limit,
+            total: 0,
             peak: 0,
             refused: None,
         }
@@ -36,21 +44,30 @@ impl MemoryGuard {
 impl ResourceLimiter for MemoryGuard {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let desired_bytes = desired as u64;
-        if desired_bytes > self.limit {
-            self.refused = Some(desired_bytes);
+        if maximum.is_some_and(|max| desired > max) {
+            // Past the memory's own maximum: wasmtime refuses the growth
+            // itself (the guest's `memory.grow` returns -1), so it adds
+            // nothing.
+            return Ok(true);
+        }
+        let growth = desired.saturating_sub(current) as u64;
+        let wanted = self.total.saturating_add(growth);
+        if wanted > self.limit {
+            self.refused = Some(wanted);
             // An error, not `Ok(false)`: the guest would see a failed
             // `memory.grow` and could limp on or trap for another reason;
             // the contract is that a memory limit ends the task.
             return Err(wasmtime::Error::new(MemoryLimitHit));
         }
-        if maximum.is_none_or(|max| desired <= max) {
-            self.peak = self.peak.max(desired_bytes);
-        }
+        // Counted once allowed: the growth can still fail after this (the
+        // system refusing the pages), which leaves `total` above the real
+        // size, never below it, so the limit holds either way.
+        self.total = wanted;
+        self.peak = self.peak.max(wanted);
         Ok(true)
     }
 
@@ -76,5 +93,31 @@ mod tests {
         assert!(guard.memory_growing(128 << 10, 192 << 10, None).is_err());
         assert_eq!(guard.peak, 128 << 10);
         assert_eq!(guard.refused, Some(192 << 10));
+    }
+
+    #[test]
+    fn memory_guard_limits_the_memories_together() {
+        let mut guard = MemoryGuard::new(128 << 10);
+        // Two memories created at 64 KiB each: the task holds 128 KiB.
+        assert!(guard.memory_growing(0, 64 << 10, None).unwrap());
+        assert!(guard.memory_growing(0, 64 << 10, None).unwrap());
+        assert_eq!(guard.peak, 128 << 10);
+        // Either growing by a page is past the task's limit.
+        assert!(guard.memory_growing(64 << 10, 128 << 10, None).is_err());
+        assert_eq!(guard.refused, Some(192 << 10));
+    }
+
+    #[test]
+    fn a_growth_past_the_memorys_own_maximum_counts_nothing() {
+        let mut guard = MemoryGuard::new(128 << 10);
+        assert!(guard.memory_growing(0, 64 << 10, Some(64 << 10)).unwrap());
+        // wasmtime refuses this one itself.
+        assert!(
+            guard
+                .memory_growing(64 << 10, 128 << 10, Some(64 << 10))
+                .unwrap()
+        );
+        assert!(guard.memory_growing(0, 64 << 10, None).unwrap());
+        assert_eq!(guard.peak, 128 << 10);
     }
 }

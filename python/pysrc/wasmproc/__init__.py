@@ -36,7 +36,7 @@ from ._errors import (
 from ._errors import error_for as _error_for
 from ._functions import CannotShip
 from ._native import Outcome
-from ._pool import AsyncResult, MapResult, Module, Pool, load
+from ._pool import AsyncResult, IMapIterator, MapResult, Module, Pool, load
 from ._queue import Queue
 from ._pipe import Connection, Pipe
 from ._sync import Barrier, Event, Lock, Semaphore, SharedRegion
@@ -52,6 +52,7 @@ __all__ = [
     "Event",
     "Exited",
     "FuelExhausted",
+    "IMapIterator",
     "Lock",
     "MapResult",
     "MemoryExceeded",

@@ -166,11 +166,14 @@ def task_error(outcome: "object", task: Optional[str], index: Optional[int] = No
     """The exception for a failed task's outcome."""
     status: str = outcome.status  # type: ignore[attr-defined]
     cls = _BY_STATUS.get(status, TaskError)
-    message = outcome.message or f"the task ended {status}"  # type: ignore[attr-defined]
+    exit_code: int = outcome.exit_code  # type: ignore[attr-defined]
+    message = outcome.message or (  # type: ignore[attr-defined]
+        f"the task exited with code {exit_code}" if status == "exited" else f"the task ended {status}"
+    )
     return cls(
         message,
         status=status,
-        exit_code=outcome.exit_code,  # type: ignore[attr-defined]
+        exit_code=exit_code,
         trap=outcome.trap,  # type: ignore[attr-defined]
         backtrace=outcome.backtrace,  # type: ignore[attr-defined]
         stdout=outcome.stdout,  # type: ignore[attr-defined]

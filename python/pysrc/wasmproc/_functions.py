@@ -155,19 +155,17 @@ def ship_initializer(
 def call_args(args: Sequence[Any], kwds: Optional[Mapping[str, Any]] = None) -> str:
     """A call's arguments as the runner takes them: JSON text of
     ``[positional, keywords]``; ``TypeError`` for a value that is not
-    JSON-compatible (the same rule as for Wasm tasks)."""
+    JSON-compatible, ``ValueError`` for one JSON cannot carry (NaN, an int
+    past 64 bits): the same rule as for Wasm tasks."""
+    from . import _native
+
     try:
-        return json.dumps([list(args), dict(kwds or {})], default=_not_json)
-    except ValueError as error:  # a circular structure
-        raise TypeError(f"the task's arguments must be JSON-compatible: {error}") from None
-
-
-def _not_json(value: Any) -> Any:
-    raise TypeError(
-        f"a task's arguments must be JSON-compatible (dict with str keys, list, tuple, str, "
-        f"int, float, bool, None), not {type(value).__name__}: values of other types can be "
-        "captured by the function instead (a closure or a global), when they are plain data"
-    )
+        return _native.json_text([list(args), dict(kwds or {})], "a task's arguments")
+    except TypeError as error:
+        raise TypeError(
+            f"{error}: values of other types can be captured by the function instead (a "
+            "closure or a global), when they are plain data"
+        ) from None
 
 
 def _describe(function: Any) -> str:

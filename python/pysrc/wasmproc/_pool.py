@@ -9,6 +9,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from typing import (
     Any,
     Callable,
@@ -235,8 +236,9 @@ class Pool:
     """A pool of sandboxed Wasm workers with ``multiprocessing.Pool``'s
     methods. Each task runs in a fresh instance of ``module``.
 
-    ``Pool(module, processes=4)`` (a loaded module as the first argument
-    means ``module=``): tasks are the module's tasks, by name. ``Pool()``
+    ``Pool(module, processes=4)`` (a loaded module, or a module's path, as
+    the first argument means ``module=``): tasks are the module's tasks, by
+    name. ``Pool()``
     with no module: tasks are Python functions (``def``, ``lambda``,
     closures, ``functools.partial``), each call run by a sandboxed CPython
     (the runner component, built once with componentize-py: the
@@ -284,7 +286,7 @@ class Pool:
         initializer: Union[str, Callable[..., Any], None] = None,
         initargs: Sequence[Any] = (),
         maxtasksperchild: Optional[int] = None,
-        module: Optional[Module] = None,
+        module: Union[Module, str, "os.PathLike[str]", None] = None,
         timeout: Optional[float] = None,
         max_memory: Optional[Size] = None,
         fuel: Optional[int] = None,
@@ -298,10 +300,18 @@ class Pool:
         # multiprocessing's positional order (processes, initializer,
         # initargs, maxtasksperchild), after an optional module.
         positional = list(args)
-        if positional and isinstance(positional[0], Module):
+        if positional and isinstance(positional[0], (Module, str, os.PathLike)):
             if module is not None:
                 raise TypeError("Pool: the module is given twice (first argument and module=)")
             module = positional.pop(0)
+        if isinstance(module, (str, os.PathLike)):
+            # A path is the module at that path, as `wasmproc.load` reads it.
+            module = load(module)
+        elif module is not None and not isinstance(module, Module):
+            raise TypeError(
+                f"Pool: module= is a module (wasmproc.load(path)) or its path, not "
+                f"{type(module).__name__}"
+            )
         names = ("processes", "initializer", "initargs", "maxtasksperchild")
         if len(positional) > len(names):
             raise TypeError(f"Pool takes at most {len(names) + 1} positional arguments")
@@ -319,6 +329,13 @@ class Pool:
                 raise TypeError(f"Pool got multiple values for argument {name!r}")
             keywords[name] = value
         processes = keywords["processes"]
+        if processes is not None and (
+            isinstance(processes, bool) or not isinstance(processes, int)
+        ):
+            raise TypeError(
+                f"Pool: processes is how many tasks run at once, an int, not "
+                f"{type(processes).__name__} {processes!r}"
+            )
         initializer = keywords["initializer"]
         initargs = keywords["initargs"]
         self._granted: Dict[int, Dict[str, Any]] = (
@@ -508,7 +525,7 @@ class Pool:
         chunksize: int = 1,
         *,
         return_exceptions: bool = False,
-    ) -> Iterator[Any]:
+    ) -> "IMapIterator":
         """Runs ``task`` on each item, yielding results in input order as
         they come. A failed task raises its ``TaskError`` at its place (the
         iteration may go on after it); with ``return_exceptions=True`` the
@@ -526,13 +543,13 @@ class Pool:
         chunksize: int = 1,
         *,
         return_exceptions: bool = False,
-    ) -> Iterator[Any]:
+    ) -> "IMapIterator":
         """As ``imap``, yielding results in the order the tasks end."""
         return self._imap(task, iterable, chunksize, return_exceptions, ordered=False)
 
     def _imap(
         self, task: Task, iterable: Iterable[Any], chunksize: int, return_exceptions: bool, ordered: bool
-    ) -> Iterator[Any]:
+    ) -> "IMapIterator":
         self._check_running()
         name, payload, shown = self._task(task, many=True)
         outcomes = self._native.imap(
@@ -542,7 +559,7 @@ class Pool:
             chunksize=chunksize or 1,
             star=payload is not None,
         )
-        return _Results(outcomes, shown, return_exceptions, self._kind)
+        return IMapIterator(outcomes, shown, return_exceptions, self._kind)
 
     def apply(self, task: Task, args: Sequence[Any] = (), kwds: Optional[Mapping[str, Any]] = None) -> Any:
         """Runs ``task(*args)`` in the pool and returns its result."""
@@ -627,7 +644,7 @@ class Pool:
         return f"<wasmproc.Pool state={self._state} processes={self.processes} {tasks}>"
 
 
-class _Results(Iterator[Any]):
+class IMapIterator(Iterator[Any]):
     """What ``imap`` and ``imap_unordered`` return. Unlike a generator, it
     goes on after raising a task's error, as ``multiprocessing``'s does.
     Dropping it, or ``close()``, cancels the tasks still in flight (see
@@ -639,11 +656,25 @@ class _Results(Iterator[Any]):
         self._return_exceptions = return_exceptions
         self._kind = kind
 
-    def __iter__(self) -> "_Results":
+    def __iter__(self) -> "IMapIterator":
         return self
 
     def __next__(self) -> Any:
         index, outcome = next(self._outcomes)
+        return self._deliver(index, outcome)
+
+    def next(self, timeout: Optional[float] = None) -> Any:
+        """The next result, as ``next(it)``; with ``timeout``,
+        ``multiprocessing.TimeoutError`` when none came within that many
+        seconds (the map goes on), as ``multiprocessing``'s iterator."""
+        if timeout is None:
+            return self.__next__()
+        got = self._outcomes.next_within(timeout)
+        if got is None:
+            raise _TimeoutError(f"no result of {self._task!r} came within {timeout}s")
+        return self._deliver(*got)
+
+    def _deliver(self, index: int, outcome: Any) -> Any:
         if outcome.success:
             return self._kind.result(outcome)
         error = self._kind.error(outcome, self._task, index)
@@ -670,24 +701,39 @@ class AsyncResult:
         self._handle = handle
         self._task = task
         self._kind = kind
+        # Set once the callback has returned: as in `multiprocessing`, the
+        # result is ready only after its callback ran, so that what the
+        # callback stored is there when `get()` returns.
+        self._called: Optional[threading.Event] = None
         if callback is not None or error_callback is not None:
+            called = threading.Event()
+            self._called = called
 
             def done(outcome: Any) -> None:
-                if outcome.success:
-                    if callback is not None:
-                        callback(kind.result(outcome))
-                elif error_callback is not None:
-                    error_callback(kind.error(outcome, task))
+                try:
+                    if outcome.success:
+                        if callback is not None:
+                            callback(kind.result(outcome))
+                    elif error_callback is not None:
+                        error_callback(kind.error(outcome, task))
+                finally:
+                    called.set()
 
             handle.on_done(done)
 
     def ready(self) -> bool:
-        """Whether the task has ended."""
+        """Whether the task has ended (and its callback has run)."""
+        if self._called is not None:
+            return self._called.is_set()
         return self._handle.ready()
 
     def wait(self, timeout: Optional[float] = None) -> None:
-        """Waits until the task ends, or ``timeout`` seconds."""
-        self._handle.wait(timeout)
+        """Waits until the task ends (and its callback has run), or
+        ``timeout`` seconds."""
+        if self._called is not None:
+            _wait_for(self._called, timeout)
+        else:
+            self._handle.wait(timeout)
 
     def successful(self) -> bool:
         """Whether it succeeded; ``ValueError`` while it runs."""
@@ -700,6 +746,8 @@ class AsyncResult:
         """Its result; its ``TaskError`` if it failed; ``TimeoutError``
         (``multiprocessing.TimeoutError`` is the same class) if it has not
         ended within ``timeout`` seconds. The task goes on either way."""
+        if self._called is not None and not _wait_for(self._called, timeout):
+            raise _TimeoutError(f"task {self._task!r} has not ended within {timeout}s")
         outcome = self._handle.wait(timeout)
         if outcome is None:
             raise _TimeoutError(f"task {self._task!r} has not ended within {timeout}s")
@@ -718,6 +766,19 @@ except ImportError:  # pragma: no cover - multiprocessing is always there
     _TimeoutError = TimeoutError  # type: ignore[misc,assignment]
 
 
+def _wait_for(event: threading.Event, timeout: Optional[float]) -> bool:
+    """Waits for ``event`` up to ``timeout`` seconds (``None``: as long as
+    it takes), in short slices, so that Ctrl-C interrupts the wait on every
+    OS."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = 0.1 if deadline is None else min(0.1, deadline - time.monotonic())
+        if event.wait(max(left, 0.0)):
+            return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+
+
 class MapResult:
     """The result of ``map_async`` and ``starmap_async``."""
 
@@ -734,14 +795,17 @@ class MapResult:
         def work() -> None:
             try:
                 self._value = run()
-            except TaskError as error:
+            except Exception as error:  # noqa: BLE001 - a TaskError, or a refused argument
                 self._error = error
+            # The callback runs before the result is ready, as in
+            # `multiprocessing`: what it stored is there when `get()` returns.
+            try:
+                if self._error is None and callback is not None:
+                    callback(self._value)
+                elif self._error is not None and error_callback is not None:
+                    error_callback(self._error)
             finally:
                 self._done.set()
-            if self._error is None and callback is not None:
-                callback(self._value)
-            elif self._error is not None and error_callback is not None:
-                error_callback(self._error)
 
         threading.Thread(target=work, name="wasmproc-map-async", daemon=True).start()
 
@@ -749,7 +813,7 @@ class MapResult:
         return self._done.is_set()
 
     def wait(self, timeout: Optional[float] = None) -> None:
-        self._done.wait(timeout)
+        _wait_for(self._done, timeout)
 
     def successful(self) -> bool:
         if not self.ready():
@@ -757,7 +821,7 @@ class MapResult:
         return self._error is None
 
     def get(self, timeout: Optional[float] = None) -> Any:
-        if not self._done.wait(timeout):
+        if not _wait_for(self._done, timeout):
             raise _TimeoutError(f"the map has not ended within {timeout}s")
         if self._error is not None:
             raise self._error

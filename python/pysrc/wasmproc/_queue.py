@@ -69,5 +69,10 @@ class Queue:
         """Nothing to wait for (``multiprocessing`` compatibility): puts go
         straight into the queue, with no feeder thread."""
 
+    def cancel_join_thread(self) -> None:
+        """Nothing to cancel (``multiprocessing`` compatibility): there is no
+        feeder thread, so exiting never waits on one, and nothing put is
+        lost."""
+
     def __repr__(self) -> str:
         return f"<wasmproc.Queue qsize={self.qsize()} maxsize={self._maxsize}>"

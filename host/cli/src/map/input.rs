@@ -121,7 +121,8 @@ pub(crate) fn feed(
     };
     // Tasks made from lines already read in, handed over together.
     let mut ready: Vec<Task> = Vec::new();
-    while !stop.load(Ordering::SeqCst) {
+    let mut stop_after = false;
+    while !stop_after && !stop.load(Ordering::SeqCst) {
         // Hand over what is ready before a read that may wait (a slow
         // producer), and in bounded batches.
         if !ready.is_empty()
@@ -153,7 +154,14 @@ pub(crate) fn feed(
                 "input line {number} is over the limit of {max} bytes on a task's input; \
                  raise it with --max-args"
             )),
-            Err(error) => Task::rejected(format!("input line {number}: {error}")),
+            Err(error) => {
+                // A failed read fails again (stdin a directory, a broken
+                // device): one line says so, and the input ends there.
+                stop_after = true;
+                Task::rejected(format!(
+                    "input line {number} could not be read, so the input ends here: {error}"
+                ))
+            }
         };
         if skipped != recorded {
             lines.record(sent, skipped);

@@ -97,6 +97,8 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
         None => module,
     };
     let shape = shape_of(&module, args.task.as_deref(), args.invoke.invoke.as_deref())?;
+    // A module that cannot be linked would fail every line: refuse it once.
+    module.check_imports()?;
     let (input, total) = open_input(args.input.as_deref())?;
 
     let isolation = match args
@@ -237,7 +239,7 @@ impl Map<'_> {
             }
             bundles += usize::from(rendered.bundled);
             if let Some(note) = &rendered.note {
-                progress.suspend(|| eprintln!("{note}"));
+                progress.suspend(|| say!("{note}"));
             }
             summary.count(rendered.status);
             if let Some(watch) = &watch {
@@ -295,12 +297,12 @@ impl Map<'_> {
             Err(error) => return Err(anyhow::Error::new(error).context("cannot write to stdout")),
         };
         if !quiet {
-            eprintln!("{}", summary.line());
+            say!("{}", summary.line());
             if interrupted.load(Ordering::SeqCst) {
                 let read = fed.get().lines;
                 let done = done.borrow();
                 let first_cancelled = done.first_cancelled.map(|index| lines.line_of(index));
-                eprintln!(
+                say!(
                     "{}",
                     interrupted_note(args.input.as_deref(), read, done.cancelled, first_cancelled)
                 );
@@ -308,7 +310,7 @@ impl Map<'_> {
             if let Some(dir) = &args.replay_dir
                 && bundles > 0
             {
-                eprintln!(
+                say!(
                     "wasmproc map: {} in {} (wasmproc replay BUNDLE)",
                     crate::words::count(bundles as u64, "replay bundle", "replay bundles"),
                     dir.display()
@@ -454,6 +456,12 @@ fn open_input(path: Option<&std::path::Path>) -> anyhow::Result<(input::Input, O
                     ))
                 })
             };
+            if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+                return Err(usage(format!(
+                    "the input `{}` is a directory; give an NDJSON file, or `-` for stdin",
+                    path.display()
+                )));
+            }
             let regular = std::fs::metadata(path).is_ok_and(|m| m.is_file());
             let total = if regular && std::io::stderr().is_terminal() {
                 let lines = BufReader::new(open()?).lines();
