@@ -205,7 +205,7 @@ pub use limits::{
 pub use module::{
     ExportInfo, ImportInfo, Module, Param, Shape, ShapeField, ShapeVariant, TaskSignature,
 };
-pub use outcome::{Captured, Outcome};
+pub use outcome::{Captured, FailedRun, Outcome};
 pub use pool::process::{ProcessOptions, WORKER_ENV, run_worker_if_requested};
 pub use pool::{
     Completion, Isolation, MAX_CHUNKSIZE, MapResults, Pool, PoolBuilder, Shutdown, TaskHandle,

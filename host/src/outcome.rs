@@ -153,3 +153,36 @@ impl From<Error> for Outcome {
         Outcome::failed(status, error.into_message())
     }
 }
+
+/// The outcome of a run that failed, kept as the cause
+/// ([`source`](std::error::Error::source)) of the [`Error`] it became: an
+/// initializer's failure ends a pool's or a module's start with an error,
+/// and its trap kind, backtrace, captured output and figures stay
+/// reachable through [`FailedRun::of`].
+#[derive(Debug, Clone)]
+pub struct FailedRun(pub Outcome);
+
+impl FailedRun {
+    /// The failed run's outcome under `error`, if it came from one.
+    pub fn of(error: &Error) -> Option<&Outcome> {
+        std::error::Error::source(error)?
+            .downcast_ref::<FailedRun>()
+            .map(|failed| &failed.0)
+    }
+
+    /// Why it failed, in words: its message, or its status.
+    pub fn why(&self) -> String {
+        self.0
+            .message
+            .clone()
+            .unwrap_or_else(|| format!("it ended with status {}", self.0.status.code()))
+    }
+}
+
+impl std::fmt::Display for FailedRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.why())
+    }
+}
+
+impl std::error::Error for FailedRun {}

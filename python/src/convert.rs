@@ -149,13 +149,28 @@ pub(crate) fn from_json<'py>(py: Python<'py>, bytes: &[u8]) -> PyResult<Bound<'p
 }
 
 /// A library error as a Python exception: the package's exception class
-/// for its status (`wasmproc._error_for`, which owns the classes).
+/// for its status (`wasmproc._error_for`, which owns the classes). An
+/// initializer's failure is a run's: its exception carries the run's trap
+/// kind, backtrace and captured output too (`wasmproc._task_error`).
 pub(crate) fn error(py: Python<'_>, error: wasmproc::Error) -> PyErr {
-    let status = error.exit_status();
     let made = py
         .import("wasmproc")
-        .and_then(|package| package.getattr("_error_for"))
-        .and_then(|make| make.call1((status.name(), status.code(), error.message())));
+        .and_then(|package| match wasmproc::FailedRun::of(&error) {
+            Some(failed) => {
+                let mut outcome = failed.clone();
+                outcome.message = Some(error.message().to_owned());
+                let outcome = Py::new(py, crate::outcome::NativeOutcome::new(outcome))?;
+                package.getattr("_task_error")?.call1((outcome, py.None()))
+            }
+            None => {
+                let status = error.exit_status();
+                package.getattr("_error_for")?.call1((
+                    status.name(),
+                    status.code(),
+                    error.message(),
+                ))
+            }
+        });
     match made {
         Ok(exception) => PyErr::from_value(exception),
         Err(failed) => failed,

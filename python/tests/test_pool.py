@@ -432,3 +432,11 @@ def test_an_exit_without_a_message_says_its_code(pool: wasmproc.Pool) -> None:
     with pytest.raises(wasmproc.Exited, match="exited with code 3") as raised:
         pool.apply("process_exit", (3,))
     assert raised.value.exit_code == 3
+
+
+def test_a_failing_initializer_raises_with_its_runs_details(init_tasks: wasmproc.Module) -> None:
+    with pytest.raises(wasmproc.Trapped) as raised:
+        wasmproc.Pool(init_tasks, 1, "traps")
+    assert raised.value.trap == "memory_out_of_bounds"
+    assert raised.value.backtrace and "traps" in raised.value.backtrace
+    assert "initializer `traps`" in raised.value.message

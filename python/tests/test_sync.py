@@ -27,6 +27,11 @@ def test_a_region_is_read_and_written_here() -> None:
     assert region.add_u64(0, 1) == 41 and region.load_u64(0) == 42
     with pytest.raises(wasmproc.TaskError):
         region.write(62, b"past the end")
+    # Bad values are ValueErrors too, as Python's own refusals are.
+    with pytest.raises(ValueError, match="not aligned"):
+        region.load_u64(4)
+    with pytest.raises(ValueError, match="at least one byte"):
+        wasmproc.SharedRegion(0)
 
 
 def test_tasks_count_in_a_region_under_a_lock(share_tasks: wasmproc.Module, isolation: str) -> None:

@@ -335,6 +335,26 @@ fn a_failing_initializer_exits_with_a_tasks_status() {
         (&["--init", "spins", "--timeout", "300ms"], 142),
         (&["--init", "table", "--init-args", "{oops"], 128),
     ];
+    // A component's initializer is called as a typed task is: the example
+    // of a misfit argument names the initializer's flag.
+    let misfit = wasmproc_run(&[
+        "run",
+        guests::TYPED_COMPONENT,
+        "--init",
+        "square",
+        "--init-args",
+        "\"x\"",
+        "--task",
+        "square",
+        "--args",
+        "2",
+    ]);
+    assert_eq!(code(&misfit), 128, "{}", stderr(&misfit));
+    assert!(
+        stderr(&misfit).contains("e.g. --init-args '0'"),
+        "{}",
+        stderr(&misfit)
+    );
     for (flags, status) in cases {
         let name = flags[1];
         let output = wasmproc_run(&[&["run", INIT][..], flags, &["--task", "table_len"]].concat());
@@ -363,6 +383,23 @@ fn a_failing_initializer_exits_with_a_tasks_status() {
     let message = object["message"].as_str().unwrap();
     assert!(message.contains("initializer `refuse`"), "{message}");
     assert!(message.contains("the initializer refuses"), "{message}");
+
+    // A trap in an initializer is a task's trap: its kind and backtrace, in
+    // the JSON and (the bug's location) on stderr.
+    let trapped = wasmproc_run(&["run", "--json", INIT, "--init", "traps"]);
+    assert_eq!(code(&trapped), 134);
+    let object: Value = serde_json::from_slice(&trapped.stdout).unwrap();
+    assert_eq!(object["trap"], "memory_out_of_bounds", "{object}");
+    assert!(object["backtrace"].as_str().is_some(), "{object}");
+    let trapped = wasmproc_run(&["run", INIT, "--init", "traps", "--task", "table_len"]);
+    assert!(
+        stderr(&trapped).contains("wasm backtrace"),
+        "{}",
+        stderr(&trapped)
+    );
+    let panicked = wasmproc_run(&["run", "--json", INIT, "--init", "panics"]);
+    let object: Value = serde_json::from_slice(&panicked.stdout).unwrap();
+    assert_eq!(object["panicked"], true, "{object}");
 
     let input = input_file("1\n2\n");
     let map = wasmproc_run(&[

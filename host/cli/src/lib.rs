@@ -76,9 +76,17 @@ pub fn main() -> ExitCode {
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
             say!("wasmproc: error: {}", error_text(&error));
+            if let Some(backtrace) = failed_run(&error).and_then(report::backtrace_to_show) {
+                say!("{backtrace}");
+            }
             ExitCode::from(exit_status_of(&error).code())
         }
     }
+}
+
+/// The outcome of the run (an initializer's) whose failure `error` is.
+pub(crate) fn failed_run(error: &anyhow::Error) -> Option<&wasmproc::Outcome> {
+    wasmproc::FailedRun::of(error.downcast_ref::<wasmproc::Error>()?)
 }
 
 /// How many `-v` the command line gave: messages add detail (a limit's

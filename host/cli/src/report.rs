@@ -160,9 +160,17 @@ pub(crate) fn failure_line(module: &str, outcome: &Outcome, stderr_shown: bool) 
             }
         }
     };
-    // A limit's message is one line: where the guest was when the limit
-    // struck is for those who ask (`-v`, `--json`). A trap's backtrace is
-    // the bug's location, shown always.
+    Some(match backtrace_to_show(outcome) {
+        Some(backtrace) => format!("{line}\n{backtrace}"),
+        None => line,
+    })
+}
+
+/// The backtrace a person is shown with a failed run's line. A limit's
+/// message is one line: where the guest was when the limit struck is for
+/// those who ask (`-v`, `--json`). A trap's backtrace is the bug's
+/// location, shown always.
+pub(crate) fn backtrace_to_show(outcome: &Outcome) -> Option<&str> {
     let limit = matches!(
         outcome.status,
         ExitStatus::TimedOut
@@ -170,12 +178,8 @@ pub(crate) fn failure_line(module: &str, outcome: &Outcome, stderr_shown: bool) 
             | ExitStatus::MemoryExceeded
             | ExitStatus::Cancelled
     );
-    Some(match &outcome.backtrace {
-        Some(backtrace) if !limit || crate::verbose() => {
-            format!("{line}\n{}", backtrace.trim_end())
-        }
-        _ => line,
-    })
+    let backtrace = outcome.backtrace.as_deref()?;
+    (!limit || crate::verbose()).then(|| backtrace.trim_end())
 }
 
 /// Where a single task's guest output goes (`run`, `replay`): captured for

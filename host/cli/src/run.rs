@@ -13,7 +13,7 @@ use wasmproc::{
 
 use crate::bundle::{BundleWriter, Inputs, TeeReader};
 use crate::flags::{IsolationArg, RunArgs, misspelt_host_option};
-use crate::report::{guest_output, print_outcome, setup_failure_json};
+use crate::report::{OutcomeJson, guest_output, print_outcome, setup_failure_json};
 use crate::usage;
 use crate::waiting::HostWatch;
 
@@ -83,12 +83,19 @@ pub(crate) fn run(args: RunArgs, separated: bool) -> anyhow::Result<u8> {
         Err(error) if args.json => {
             // A caller that asked for JSON gets JSON, also when nothing ran.
             let status = crate::exit_status_of(&error);
+            let text = crate::error_text(&error);
+            // An initializer's failure is a run's: its whole outcome (trap
+            // kind, backtrace, output), with the error's words.
+            let json = match crate::failed_run(&error) {
+                Some(failed) => {
+                    let mut outcome = failed.clone();
+                    outcome.message = Some(text);
+                    serde_json::to_value(OutcomeJson::new(&outcome, None))?
+                }
+                None => setup_failure_json(&status, &text),
+            };
             // A closed stdout loses the line, not the status.
-            let _ = writeln!(
-                std::io::stdout(),
-                "{}",
-                setup_failure_json(&status, &crate::error_text(&error))
-            );
+            let _ = writeln!(std::io::stdout(), "{json}");
             Ok(status.code())
         }
         Err(error) => Err(error),

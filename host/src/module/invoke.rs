@@ -71,8 +71,9 @@ impl Module {
             Error::new(
                 ErrorKind::BadInvocation,
                 format!(
-                    "`{export}` is {signature}: {why}; give its arguments after MODULE, one \
-                     word each (e.g. `wasmproc run --invoke {export} {} ...`)",
+                    "`{export}` is {signature}: {why}; give one word per argument (`run`: \
+                     after MODULE, as in `wasmproc run --invoke {export} {} ...`; `map`: each \
+                     input line an array of them, as in [\"1\", \"2\"])",
                     self.name()
                 ),
             )

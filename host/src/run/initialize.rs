@@ -26,7 +26,7 @@ use crate::error::{Error, ErrorKind};
 use crate::module::snapshot_data::{Segment, non_zero_ranges, with_segments};
 use crate::module::{Module, Origin, Resolved, Runnable};
 use crate::mutex::Mutex;
-use crate::outcome::Outcome;
+use crate::outcome::{FailedRun, Outcome};
 use crate::status::ExitStatus;
 use crate::store::{HostState, instantiate_pre};
 use crate::task::{Initializer, Task};
@@ -312,16 +312,24 @@ fn initializer_failed(module: &Module, name: &str, outcome: Outcome) -> Error {
         ExitStatus::Cancelled => ErrorKind::Cancelled,
         status => ErrorKind::TaskFailed(status),
     };
-    let why = outcome
-        .message
-        .unwrap_or_else(|| format!("it ended with status {}", outcome.status.code()));
+    let mut failed = FailedRun(outcome);
+    if kind == ErrorKind::BadInvocation
+        && let Some(message) = &mut failed.0.message
+    {
+        // The argument's example names the task's flag; an initializer's
+        // argument is given with its own.
+        *message = message.replace("e.g. --args '", "e.g. --init-args '");
+    }
     Error::new(
         kind,
         format!(
-            "the initializer `{name}` of `{}` failed: {why}",
-            module.name()
+            "the initializer `{name}` of `{}` failed: {}",
+            module.name(),
+            failed.why()
         ),
     )
+    // Its trap kind, backtrace and output, for those who show them.
+    .caused_by(failed)
 }
 
 /// Runs a component's initializer `name` (an SDK component's, or an

@@ -112,7 +112,7 @@ impl SharedRegion {
         if size == 0 {
             return Err(Error::new(
                 ErrorKind::BadInvocation,
-                "a shared region needs at least one byte: give SharedRegion::new a size above 0",
+                "a shared region needs at least one byte: give it a size above 0",
             ));
         }
         // Pages in /dev/shm stay in memory; elsewhere the OS's page cache

@@ -34,6 +34,7 @@ from ._errors import (
     WorkerLost,
 )
 from ._errors import error_for as _error_for
+from ._errors import task_error as _task_error
 from ._functions import CannotShip
 from ._native import Outcome
 from ._pool import AsyncResult, IMapIterator, MapResult, Module, Pool, load

@@ -95,9 +95,11 @@ class NotFound(TaskError):
     status = "not_found"
 
 
-class BadInvocation(TaskError):
-    """Bad arguments (not of the task's type, too large, too deep) or a bad
-    limit (128)."""
+class BadInvocation(TaskError, ValueError):
+    """Bad arguments (not of the task's type, too large, too deep), a bad
+    limit, or a bad value for a shared object (a region's size, an offset
+    past its end) (128). A ``ValueError`` too, as Python's own refusals of
+    bad values are."""
 
     status = "bad_invocation"
 
