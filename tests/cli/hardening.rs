@@ -591,3 +591,40 @@ fn a_task_that_times_out_waiting_for_its_reader_is_timed_out() {
         );
     }
 }
+
+/// A worker's cluster-wide values that the cluster would not keep are
+/// refused before any connection, as every other zero limit is.
+#[test]
+fn a_workers_zero_attempts_or_tiny_ack_wait_is_refused() {
+    for (flag, value, says) in [
+        ("--attempts", "0", "--attempts must be at least 1"),
+        ("--ack-wait", "0s", "--ack-wait must be at least 300ms"),
+    ] {
+        // Nothing listens there: the refusal comes first.
+        let output = wasmproc_run(&["worker", "--nats", "nats://127.0.0.1:1", flag, value]);
+        assert_eq!(code(&output), 128, "{flag}: {}", stderr(&output));
+        assert!(
+            stderr(&output).contains(says),
+            "{flag}: {}",
+            stderr(&output)
+        );
+    }
+}
+
+/// `compile` says why the cache cannot take its entry, as the README
+/// promises, not only that it could not.
+#[test]
+fn compile_says_why_the_cache_is_unusable() {
+    let place = tempfile::NamedTempFile::new().unwrap();
+    let output = wasmproc()
+        .env("WASMPROC_CACHE_DIR", place.path())
+        .args(["compile", SDK])
+        .output()
+        .unwrap();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert!(
+        stdout(&output).contains("is a file, not a directory"),
+        "{}",
+        stdout(&output)
+    );
+}

@@ -259,3 +259,22 @@ fn an_invoked_run_replays_to_the_same_outcome() {
         }
     }
 }
+
+/// A module missing several imports is told about all of them at once.
+#[test]
+fn every_unknown_import_is_named() {
+    let (_dir, path) = module_file(
+        r#"(module
+             (import "host" "call" (func))
+             (import "env" "log" (func (param i32)))
+             (func (export "_start")))"#,
+    );
+    let output = wasmproc_run(&["run", &path]);
+    assert_eq!(output.status.code(), Some(126));
+    assert!(
+        stderr(&output)
+            .contains("it imports 2 wasmproc does not provide: `host::call`, `env::log`"),
+        "{}",
+        stderr(&output)
+    );
+}

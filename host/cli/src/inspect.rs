@@ -35,7 +35,22 @@ pub(crate) fn compile(args: CompileArgs) -> anyhow::Result<u8> {
         .unwrap_or_default();
     let cache_off = || match runtime.cache_off_reason() {
         Some(why) => format!("the cache is off ({why})"),
-        None => "the cache is off or not writable".into(),
+        None => match runtime.cache_dir() {
+            Some(dir) if dir.exists() && !dir.is_dir() => format!(
+                "the cache's place `{}` is a file, not a directory: set WASMPROC_CACHE_DIR to \
+                 a directory you can write",
+                dir.display()
+            ),
+            Some(dir) => match std::fs::create_dir_all(dir) {
+                Err(error) => format!(
+                    "the cache directory `{}` cannot be made ({error}): set WASMPROC_CACHE_DIR \
+                     to a directory you can write",
+                    dir.display()
+                ),
+                Ok(()) => format!("the cache at `{}` could not be written", dir.display()),
+            },
+            None => "the cache is off".into(),
+        },
     };
     let what = match module.cache_status() {
         CacheStatus::Hit => format!("already compiled, in the cache at {place}"),

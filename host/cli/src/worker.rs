@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use wasmproc::{Isolation, ProcessOptions};
-use wasmproc_cluster::{Policy, WorkerEvent, WorkerHost};
+use wasmproc_cluster::{MIN_ACK_WAIT, Policy, WorkerEvent, WorkerHost};
 
 use crate::flags::{IsolationArg, WorkerArgs};
 use crate::usage;
@@ -57,6 +57,21 @@ pub(crate) fn worker(args: WorkerArgs) -> anyhow::Result<u8> {
         .isolation(isolation)
         .policy(policy)
         .on_event(log);
+    // As every other zero limit, a value the cluster would not keep is
+    // refused, not changed behind the user's back.
+    if args.attempts == Some(0) {
+        return Err(crate::usage(
+            "--attempts must be at least 1: how many times a task may be started",
+        ));
+    }
+    if let Some(wait) = args.ack_wait
+        && wait < MIN_ACK_WAIT
+    {
+        return Err(crate::usage(format!(
+            "--ack-wait must be at least {}: a host acknowledges a batch's progress that often",
+            duration(MIN_ACK_WAIT)
+        )));
+    }
     // Only a value given changes the cluster's: a host started without it
     // takes the one in force.
     if let Some(wait) = args.ack_wait {

@@ -48,4 +48,6 @@ pub use client::{Cluster, ClusterExecutor, HostsSeen, RemoteModule};
 pub use events::ClusterEvent;
 pub use link::NatsOptions;
 pub use policy::Policy;
-pub use worker::{StopHandle, WorkerEvent, WorkerHost, WorkerHostBuilder, WorkerSummary};
+pub use worker::{
+    MIN_ACK_WAIT, StopHandle, WorkerEvent, WorkerHost, WorkerHostBuilder, WorkerSummary,
+};

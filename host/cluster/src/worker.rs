@@ -120,6 +120,11 @@ pub enum WorkerEvent {
 
 type OnEvent = Arc<dyn Fn(&WorkerEvent) + Send + Sync>;
 
+/// The shortest ack wait a cluster takes ([`WorkerHostBuilder::ack_wait`]
+/// raises a shorter one to it): a host acknowledges a batch's progress
+/// about that often, and less would be NATS traffic for nothing.
+pub const MIN_ACK_WAIT: Duration = Duration::from_millis(300);
+
 /// Builds a [`WorkerHost`].
 pub struct WorkerHostBuilder {
     nats: NatsOptions,
@@ -169,7 +174,7 @@ impl WorkerHostBuilder {
     /// takes the value in force, and the first host sets 30 s: a host
     /// started without it never undoes another's choice.
     pub fn ack_wait(mut self, wait: Duration) -> Self {
-        self.ack_wait = Some(wait.max(Duration::from_millis(300)));
+        self.ack_wait = Some(wait.max(MIN_ACK_WAIT));
         self
     }
 

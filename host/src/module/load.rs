@@ -14,7 +14,7 @@ use crate::cache::{CacheStatus, Identity, KnownFile, ReadStart, Session};
 use crate::error::{Error, ErrorKind};
 use crate::limits::human;
 use crate::runtime::{LinkedEngine, Runtime};
-use crate::store::instantiate_pre;
+use crate::store::{instantiate_pre, unknown_imports};
 
 impl Runtime {
     /// Loads a module file (binary `.wasm` or text `.wat`), or a component
@@ -553,6 +553,16 @@ fn prepare(
     })?;
     let stub = linked.stub_unknown_imports;
     let pre = instantiate_pre(&linked.linker, &module, stub).map_err(|error| {
+        let unknown = unknown_imports(&linked.linker, &module);
+        let all = if unknown.len() > 1 {
+            format!(
+                " (it imports {} wasmproc does not provide: {})",
+                unknown.len(),
+                unknown.join(", ")
+            )
+        } else {
+            String::new()
+        };
         let stubbing = if stub {
             "an unknown function import is stubbed to trap (--stub-imports), but an unknown \
              global, memory or table import cannot be"
@@ -563,7 +573,7 @@ fn prepare(
         Error::new(
             ErrorKind::CannotRun,
             format!(
-                "`{name}` cannot be linked: {error:#}. wasmproc provides WASI preview 1 \
+                "`{name}` cannot be linked: {error:#}{all}. wasmproc provides WASI preview 1 \
                  (`wasi_snapshot_preview1`) and the wasmproc SDK (`{}`); {stubbing}; see \
                  `wasmproc inspect` for the imports",
                 wasmproc_abi::IMPORT_MODULE

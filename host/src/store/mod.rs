@@ -157,15 +157,10 @@ fn stub_unknown_functions(
     linker: &mut Linker<HostState>,
     module: &wasmtime::Module,
 ) -> wasmtime::Result<()> {
-    // `get_by_import` wants a store; this one never runs a guest.
-    let mut scratch = Store::new(module.engine(), HostState::scratch());
-    for import in module.imports() {
+    for import in unknown(linker, module) {
         let ExternType::Func(ty) = import.ty() else {
             continue;
         };
-        if linker.get_by_import(&mut scratch, &import).is_some() {
-            continue;
-        }
         let called = StubbedImportCalled {
             module: import.module().to_owned(),
             name: import.name().to_owned(),
@@ -175,6 +170,32 @@ fn stub_unknown_functions(
         })?;
     }
     Ok(())
+}
+
+/// Every import of `module` that `linker` does not define, as
+/// `module::name`, for an error that names them all (wasmtime's names the
+/// first).
+pub(crate) fn unknown_imports(
+    linker: &Linker<HostState>,
+    module: &wasmtime::Module,
+) -> Vec<String> {
+    unknown(linker, module)
+        .into_iter()
+        .map(|import| format!("`{}::{}`", import.module(), import.name()))
+        .collect()
+}
+
+/// The imports of `module` that `linker` does not define.
+fn unknown<'m>(
+    linker: &Linker<HostState>,
+    module: &'m wasmtime::Module,
+) -> Vec<wasmtime::ImportType<'m>> {
+    // `get_by_import` wants a store; this one never runs a guest.
+    let mut scratch = Store::new(module.engine(), HostState::scratch());
+    module
+        .imports()
+        .filter(|import| linker.get_by_import(&mut scratch, import).is_none())
+        .collect()
 }
 
 /// The error a stubbed import ends its task with when the guest calls it
