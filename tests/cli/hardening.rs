@@ -52,6 +52,13 @@ fn a_misspelt_option_given_to_a_command_is_warned_about() {
         "{}",
         stderr(&output)
     );
+    // Past the first word too.
+    let output = wasmproc_run(&["run", CMD, "echo", "--timout", "1s"]);
+    assert!(
+        stderr(&output).contains("did you mean --timeout?"),
+        "{}",
+        stderr(&output)
+    );
     // After an explicit `--` the words are the guest's: no warning.
     let output = wasmproc_run(&["run", CMD, "--", "--max-memroy"]);
     assert!(!stderr(&output).contains("did you mean"));

@@ -356,13 +356,18 @@ fn check_guest_argv(argv: &[String], typed: bool, separated: bool) -> anyhow::Re
              goes in --args JSON)"
         )));
     }
-    if let Some(option) = suggestion
-        && !separated
-    {
-        say!(
-            "wasmproc: warning: `{first}` goes to the guest, not to wasmproc; did you mean \
-             {option}? (write `--` before the guest's arguments to silence this)"
-        );
+    if separated {
+        return Ok(());
+    }
+    // Any word may be one: `M.wasm input.txt --timout 1s`.
+    for word in argv {
+        if let Some(option) = misspelt_host_option(word) {
+            say!(
+                "wasmproc: warning: `{word}` goes to the guest, not to wasmproc; did you mean \
+                 {option}? (host options go before or right after MODULE; write `--` before \
+                 the guest's arguments to silence this)"
+            );
+        }
     }
     Ok(())
 }
