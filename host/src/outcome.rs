@@ -163,11 +163,17 @@ impl From<Error> for Outcome {
 pub struct FailedRun(pub Outcome);
 
 impl FailedRun {
-    /// The failed run's outcome under `error`, if it came from one.
+    /// The failed run's outcome under `error` (among its causes), if it
+    /// came from one.
     pub fn of(error: &Error) -> Option<&Outcome> {
-        std::error::Error::source(error)?
-            .downcast_ref::<FailedRun>()
-            .map(|failed| &failed.0)
+        let mut cause = std::error::Error::source(error);
+        while let Some(error) = cause {
+            if let Some(failed) = error.downcast_ref::<FailedRun>() {
+                return Some(&failed.0);
+            }
+            cause = error.source();
+        }
+        None
     }
 
     /// Why it failed, in words: its message, or its status.

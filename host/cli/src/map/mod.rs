@@ -22,8 +22,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use wasmproc::{
-    Capabilities, Entry, Executor, ExitStatus, Isolation, Limits, MapOptions, Module, Outcome,
-    Pool, ProcessOptions,
+    Capabilities, Entry, ErrorKind, Executor, ExitStatus, Isolation, Limits, MapOptions, Module,
+    Outcome, Pool, ProcessOptions,
 };
 use wasmproc_cluster::Cluster;
 
@@ -93,7 +93,7 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
     // A failing initializer stops the map before any task runs, with its
     // status.
     let module = match &init {
-        Some(init) => module.initialize_with(init)?,
+        Some(init) => module.initialize_with(init).map_err(could_not_start)?,
         None => module,
     };
     let shape = shape_of(&module, args.task.as_deref(), args.invoke.invoke.as_deref())?;
@@ -143,6 +143,29 @@ pub(crate) fn map(args: MapArgs) -> anyhow::Result<u8> {
             pool.shutdown(wasmproc::Shutdown::Cancel);
             code
         }
+    }
+}
+
+/// A map that could not start exits 126–128, as the exit-status table says
+/// of `map`: an initializer's failure, whatever its own status (a trap's
+/// 134, a timeout's 142), is the map's 126, its status named in the
+/// message; a bad argument stays 128, Ctrl-C 130.
+fn could_not_start(error: wasmproc::Error) -> wasmproc::Error {
+    match error.exit_status() {
+        ExitStatus::CannotRun
+        | ExitStatus::NotFound
+        | ExitStatus::BadInvocation
+        | ExitStatus::Cancelled => error,
+        status => wasmproc::Error::new(
+            ErrorKind::CannotRun,
+            format!(
+                "{} (the initializer ended {}, exit status {}): the map could not start",
+                error.message(),
+                status.name(),
+                status.code()
+            ),
+        )
+        .caused_by(error),
     }
 }
 
