@@ -553,7 +553,7 @@ fn prepare(
     })?;
     let stub = linked.stub_unknown_imports;
     let pre = instantiate_pre(&linked.linker, &module, stub).map_err(|error| {
-        let unknown = unknown_imports(&linked.linker, &module);
+        let unknown = unknown_imports(&linked.linker, &module, stub);
         let all = if unknown.len() > 1 {
             format!(
                 " (it imports {} wasmproc does not provide: {})",

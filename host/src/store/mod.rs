@@ -174,13 +174,16 @@ fn stub_unknown_functions(
 
 /// Every import of `module` that `linker` does not define, as
 /// `module::name`, for an error that names them all (wasmtime's names the
-/// first).
+/// first); with `stubbed`, only those no stub can stand for (globals,
+/// memories, tables).
 pub(crate) fn unknown_imports(
     linker: &Linker<HostState>,
     module: &wasmtime::Module,
+    stubbed: bool,
 ) -> Vec<String> {
     unknown(linker, module)
         .into_iter()
+        .filter(|import| !(stubbed && matches!(import.ty(), ExternType::Func(_))))
         .map(|import| format!("`{}::{}`", import.module(), import.name()))
         .collect()
 }
