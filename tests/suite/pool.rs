@@ -45,9 +45,16 @@ fn cancel_a_queued_task_and_a_running_one() {
     let started = Started::new();
     let running = pool.submit(announced_sleep(&started, 3_600_000)).unwrap();
     let queued = pool.submit(Task::call("calls", &()).unwrap()).unwrap();
-    queued.cancel();
-    // The first is running (it says so) when it is cancelled.
+    // The first is running (it says so) when the second is cancelled.
     started.wait();
+    queued.cancel();
+    // A queued task ends at once, not when a worker comes free.
+    assert_eq!(
+        queued
+            .wait_timeout(Duration::from_secs(5))
+            .map(|outcome| outcome.status),
+        Some(ExitStatus::Cancelled)
+    );
     let started = Instant::now();
     running.cancel();
     assert_eq!(running.wait().status, ExitStatus::Cancelled);

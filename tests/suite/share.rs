@@ -141,6 +141,48 @@ fn a_bounded_queue_holds_back_a_flood() {
     }
 }
 
+/// A put on a closed queue fails in a worker process as in a thread: it is
+/// not told it went through while the pool drops it (sends that go ahead
+/// of their answers know which channels were closed at the hand-over, and
+/// go no further ahead than the queue holds).
+#[test]
+fn a_put_on_a_closed_queue_fails_in_both_isolations() {
+    for (label, isolation) in isolations() {
+        let pool = pool(isolation, 1);
+        let closed = Queue::<u64>::new(16);
+        closed.close();
+        let handle = submit(&pool, call("produce", 5).share("jobs", &closed));
+        let outcome = handle.wait();
+        assert_eq!(
+            outcome.status,
+            ExitStatus::Exited(1),
+            "{label}: {outcome:?}"
+        );
+        assert!(
+            outcome.message.as_deref().unwrap_or("").contains("closed"),
+            "{label}: {outcome:?}"
+        );
+
+        // A producer waiting on a full queue when it is closed fails there.
+        let jobs = Queue::<u64>::new(2);
+        let producer = submit(&pool, call("produce", 100).share("jobs", &jobs));
+        wait_for("the producer to fill the queue", || jobs.len() >= 2);
+        std::thread::sleep(Duration::from_millis(100));
+        jobs.close();
+        let outcome = producer.wait();
+        assert_eq!(
+            outcome.status,
+            ExitStatus::Exited(1),
+            "{label}: {outcome:?}"
+        );
+        assert_eq!(
+            jobs.len(),
+            2,
+            "{label}: what was put before the close stays"
+        );
+    }
+}
+
 #[test]
 fn a_task_blocked_on_a_queue_is_timed_out_or_cancelled_and_loses_nothing() {
     for (label, isolation) in isolations() {

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use crate::cancel::CancelToken;
 use crate::mutex::{Condvar, Mutex, MutexGuard};
 use crate::outcome::Outcome;
+use crate::status::ExitStatus;
 
 /// A submitted task: wait for its outcome, or cancel it.
 ///
@@ -51,6 +53,9 @@ pub(crate) struct HandleState {
     lock: Mutex<Waiting>,
     done: Condvar,
     cancel: CancelToken,
+    /// For a task in this process's pool queue: whether a worker has taken
+    /// it (`None` for a task run elsewhere, whose start is not known here).
+    taken: Option<AtomicBool>,
 }
 
 /// A callback for the outcome ([`TaskHandle::on_done`]).
@@ -78,6 +83,24 @@ impl HandleState {
             lock: Mutex::new(Waiting::default()),
             done: Condvar::new(),
             cancel,
+            taken: None,
+        }
+    }
+
+    /// The state of a task queued in a pool of this process: cancelled
+    /// before a worker takes it, it ends at once ([`TaskHandle::cancel`]).
+    pub(crate) fn queued(cancel: CancelToken) -> Self {
+        HandleState {
+            taken: Some(AtomicBool::new(false)),
+            ..HandleState::new(cancel)
+        }
+    }
+
+    /// A worker has taken the task from the queue: from now on a cancel
+    /// ends it where it runs.
+    pub(crate) fn mark_taken(&self) {
+        if let Some(taken) = &self.taken {
+            taken.store(true, Ordering::SeqCst);
         }
     }
 
@@ -149,7 +172,23 @@ impl TaskHandle {
     /// it ends within milliseconds, also when blocked in a host call. Either
     /// way its outcome is `Cancelled` (unless it ended first).
     pub fn cancel(&self) {
-        self.state.cancel.cancel();
+        let state = &*self.state;
+        state.cancel.cancel();
+        // Still queued: it ends now, so that its waiters need not wait for
+        // a worker to come free. A worker that takes it after the cancel
+        // (which it then sees: the cancel is stored before `taken` is read,
+        // and a worker stores `taken` before it reads the cancel) runs
+        // nothing, and its outcome comes second and is dropped.
+        if state
+            .taken
+            .as_ref()
+            .is_some_and(|taken| !taken.load(Ordering::SeqCst))
+        {
+            state.finish(Outcome::not_run(
+                ExitStatus::Cancelled,
+                "the task was cancelled before it started",
+            ));
+        }
     }
 
     /// Calls `callback` with the task's outcome once it has ended: on the

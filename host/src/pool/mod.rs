@@ -359,7 +359,7 @@ impl Pool {
     pub fn submit(&self, task: Task) -> Result<TaskHandle, Error> {
         let task = task.with_defaults(&self.shared.limits, &self.shared.caps, &self.shared.grants);
         let cancel = self.cancel_parent().child();
-        let state = Arc::new(HandleState::new(cancel.clone()));
+        let state = Arc::new(HandleState::queued(cancel.clone()));
         let job = Job::single(task, Reply::Handle(Arc::clone(&state)), cancel);
         self.enqueue(job)?;
         Ok(TaskHandle::new(state))

@@ -22,6 +22,18 @@ pub(crate) struct Job {
 }
 
 impl Job {
+    /// Marks the job's tasks taken by a worker (before it looks at their
+    /// cancellation): a cancel no longer ends them at once, but where they
+    /// run.
+    pub(crate) fn taken(self) -> Self {
+        for reply in &self.replies {
+            if let Reply::Handle(state) = reply {
+                state.mark_taken();
+            }
+        }
+        self
+    }
+
     /// A job of one task.
     pub(crate) fn single(task: Task, reply: Reply, cancel: CancelToken) -> Self {
         Job {

@@ -13,7 +13,7 @@ use crate::run::run_chunk;
 
 /// Serves jobs until the queue closes.
 pub(super) fn work(module: &Module, queue: &Receiver<Job>, idle: &Idle) {
-    while let Ok(job) = idle.waiting(|| queue.recv()) {
+    while let Ok(job) = idle.waiting(|| queue.recv()).map(Job::taken) {
         if let Some((sink, indexes)) = job.one_sink() {
             run_for_sink(module, &job, &*sink, &indexes);
             continue;

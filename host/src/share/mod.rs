@@ -471,6 +471,26 @@ pub(crate) struct Grants {
     pub(crate) remote: Option<RemoteLink>,
 }
 
+impl Grants {
+    /// Each channel a task may send on, with its index in remote
+    /// operations (`PIPE` for the pipe's outgoing direction).
+    pub(crate) fn sendable(&self) -> Vec<(u32, Channel)> {
+        let mut channels: Vec<(u32, Channel)> = self
+            .named
+            .values()
+            .enumerate()
+            .filter_map(|(index, grant)| match &grant.0 {
+                Granted::Channel(channel) => Some((index as u32, channel.clone())),
+                _ => None,
+            })
+            .collect();
+        if let Some(end) = &self.pipe {
+            channels.push((PIPE, end.channels().0));
+        }
+        channels
+    }
+}
+
 impl PartialEq for Grants {
     fn eq(&self, other: &Self) -> bool {
         self.remote.is_none()

@@ -418,7 +418,7 @@ fn run_sharing(
     token: &CancelToken,
 ) -> (Outcome, u64) {
     let started = Instant::now();
-    let board = Board::new();
+    let board = Board::new(grants.window, grants.closed.iter().copied());
     current.lock().boards.insert(id, Arc::clone(&board));
     let link = Arc::new(TaskLink::new(
         id,

@@ -386,7 +386,7 @@ pub(crate) fn feed_worker(
             && !idle.any()
             && jobs.iter().map(|j| j.tasks.len()).sum::<usize>() < PIPELINE_DEPTH
         {
-            match queue.try_recv() {
+            match queue.try_recv().map(Job::taken) {
                 Ok(job) if talks(&job) => {
                     carried = Some(job);
                     break;

@@ -29,7 +29,7 @@ use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Win
 use crate::task::{Initializer, Output, RelayedOutput, Stdin, Task, TaskSpec};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 12;
+pub(crate) const VERSION: u32 = 13;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -265,6 +265,30 @@ pub(crate) struct WireGrants {
     pub(crate) named: Vec<(String, WireGrant)>,
     pub(crate) pipe: bool,
     pub(crate) holder: u32,
+    /// How many sends the task may have ahead of their answers
+    /// (`share_client::ahead_window`, the same number the pool uses).
+    pub(crate) window: u32,
+    /// The channels it sends on that were closed when it was handed over,
+    /// by index (`PIPE` for the pipe).
+    pub(crate) closed: Vec<u32>,
+}
+
+/// How many sends may travel ahead of their answers, at most.
+pub(crate) const AHEAD: u32 = 256;
+
+/// How many sends a task with `grants` may have ahead of their answers:
+/// [`AHEAD`], or fewer when a channel it sends on holds fewer messages, so
+/// that a producer on a small queue waits for room about when a thread
+/// worker's would (and a close finds it waiting, as there, not told that
+/// sends the pool then drops went through). The pool and the worker use
+/// the same number (it crosses in the task's grants).
+pub(crate) fn ahead_window(grants: &Grants) -> u32 {
+    grants
+        .sendable()
+        .iter()
+        .map(|(_, channel)| u32::try_from(channel.capacity()).unwrap_or(u32::MAX))
+        .fold(AHEAD, u32::min)
+        .max(1)
 }
 
 /// One grant on the wire.
@@ -310,6 +334,13 @@ impl WireGrants {
             named,
             pipe: grants.pipe.is_some(),
             holder,
+            window: ahead_window(grants),
+            closed: grants
+                .sendable()
+                .into_iter()
+                .filter(|(_, channel)| channel.is_closed())
+                .map(|(index, _)| index)
+                .collect(),
         }
     }
 

@@ -5,8 +5,10 @@
 //! atomics and copies never cross the pipe.
 //!
 //! A send that waits as long as it takes (`put`, `send`) of a message up to
-//! 64 KiB does not wait for its answer: up to [`AHEAD`] such sends travel at
-//! once, and credits come back in batches (with the task's next answer, or
+//! 64 KiB does not wait for its answer: up to the task's window of such
+//! sends (`protocol::ahead_window`: [`AHEAD`](super::protocol::AHEAD), or
+//! fewer for a small channel) travel at once, and credits come back in
+//! batches (with the task's next answer, or
 //! every `share_server::CREDIT_BATCH`), so a producer streams at the pipe's
 //! speed and a conversation's send costs no frame back. Sends are batched
 //! by the worker's flusher, and a blocking operation writes the batch
@@ -31,10 +33,8 @@ use crate::cancel::CancelToken;
 use crate::mutex::Mutex;
 use crate::share::{Pending, RecvError, Remote, SendError, soon_within};
 
-/// How many sends may travel ahead of their answers.
-pub(super) const AHEAD: u32 = 256;
-
-/// The largest message that may go ahead: with [`AHEAD`], what a producer
+/// The largest message that may go ahead: with
+/// [`AHEAD`](super::protocol::AHEAD), what a producer
 /// can have in flight stays within 16 MiB. A larger one waits for its
 /// answer.
 const AHEAD_MAX_MESSAGE: usize = 64 << 10;
@@ -52,6 +52,8 @@ pub(super) trait FrameOut: Send + Sync {
 pub(super) struct Board {
     /// Guests blocked in an import, by operation.
     waiters: Mutex<HashMap<u64, oneshot::Sender<ShareReply>>>,
+    /// How many sends may be ahead at once ([`ahead_window`]).
+    window: u32,
     /// Sends gone ahead and not yet answered.
     ahead: AtomicU32,
     /// Notified when a credit comes back.
@@ -63,13 +65,17 @@ pub(super) struct Board {
 }
 
 impl Board {
-    pub(super) fn new() -> Arc<Board> {
+    /// The board of a task that may send `window` ahead, whose channels
+    /// `closed` were closed when it was handed over (its sends on them
+    /// fail at once, as a thread worker's would).
+    pub(super) fn new(window: u32, closed: impl IntoIterator<Item = u32>) -> Arc<Board> {
         Arc::new(Board {
             waiters: Mutex::new(HashMap::new()),
+            window: window.max(1),
             ahead: AtomicU32::new(0),
             credit: Event::new(),
             credits: crossbeam_channel::unbounded(),
-            closed: Mutex::new(BTreeSet::new()),
+            closed: Mutex::new(closed.into_iter().collect()),
         })
     }
 
@@ -200,7 +206,7 @@ impl TaskLink {
                 return Err(SendError::Closed);
             }
             let ahead = self.board.ahead.load(Ordering::SeqCst);
-            if ahead < AHEAD {
+            if ahead < self.board.window {
                 if self
                     .board
                     .ahead
@@ -212,7 +218,7 @@ impl TaskLink {
                 continue;
             }
             let listener = self.board.credit.listen();
-            if self.board.ahead.load(Ordering::SeqCst) >= AHEAD {
+            if self.board.ahead.load(Ordering::SeqCst) >= self.board.window {
                 listener.await;
             }
         }

@@ -35,7 +35,7 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use wasmproc_abi::share as abi;
 
 use super::ANSWER_SOON;
-use super::protocol::{ShareOp, ShareReply, ToChild, write_frame_buffered};
+use super::protocol::{ShareOp, ShareReply, ToChild, ahead_window, write_frame_buffered};
 use crate::mutex::{Mutex, MutexGuard};
 use crate::share::{
     Channel, Granted, Grants, Holder, PIPE, RecvError, SendError, Window, soon_within,
@@ -46,7 +46,7 @@ use crate::share::{
 /// conversation's send then costs the worker no wake-up) or for its
 /// `Settle`. Half the worker's window, so a streaming producer never stops
 /// for want of credits the pool holds.
-pub(super) const CREDIT_BATCH: u32 = super::share_client::AHEAD / 2;
+pub(super) const CREDIT_BATCH: u32 = super::protocol::AHEAD / 2;
 
 /// The pipe to the worker process, shared with the supervisor.
 pub(super) type ToWorker = Arc<Mutex<BufWriter<super::handover::ChildInput>>>;
@@ -116,7 +116,7 @@ impl Shared {
             .served()
             .iter_mut()
             .filter(|(_, task)| {
-                task.credits >= CREDIT_BATCH
+                task.credits >= task.credit_batch
                     || ((task.settling || task.lane.is_some()) && task.credits > 0)
             })
             .map(|(id, task)| (*id, std::mem::take(&mut task.credits)))
@@ -293,6 +293,9 @@ impl Relay {
                 })?;
         }
         let task = Served {
+            // Half the task's window (`CREDIT_BATCH` for a full one): a
+            // window of a few sends never waits for credits held here.
+            credit_batch: (ahead_window(&grants) / 2).clamp(1, CREDIT_BATCH),
             grants,
             holder: Some(holder),
             unconfirmed: None,
@@ -322,6 +325,8 @@ struct Served {
     unconfirmed: Option<(u64, Channel, Vec<u8>)>,
     /// Sends gone ahead and done since the last credits were written.
     credits: u32,
+    /// How many credits are gathered before they go on their own.
+    credit_batch: u32,
     /// The task waits for its credits (`Settle`): they go out as they come.
     settling: bool,
     /// Sends gone ahead that found no room, in order, and the one task

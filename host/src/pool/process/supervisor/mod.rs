@@ -138,8 +138,9 @@ impl Supervisor {
     /// as soon as it starts is not restarted in a loop.
     pub(super) fn next_job(&mut self, queue: &Receiver<Job>, until: Option<Instant>) -> Next {
         let timer = until.map_or_else(crossbeam_channel::never, crossbeam_channel::at);
-        let got =
-            |job: Result<Job, crossbeam_channel::RecvError>| job.map_or(Next::Closed, Next::Job);
+        let got = |job: Result<Job, crossbeam_channel::RecvError>| {
+            job.map_or(Next::Closed, |job| Next::Job(job.taken()))
+        };
         loop {
             let Some(worker) = &self.worker else {
                 select! {
