@@ -217,6 +217,9 @@ fn a_second_interrupt_ends_connections_and_says_so() {
             .is_some_and(|m| m.contains("ended by a second interrupt")),
         "{record}"
     );
+    // The user's cancel, as the status table has it.
+    assert_eq!(record["status"], "cancelled", "{record}");
+    assert_eq!(record["exit_code"], 130, "{record}");
     let mut rest = String::new();
     server.stderr.read_to_string(&mut rest).unwrap();
     let status = server.child.wait().unwrap();
@@ -303,7 +306,10 @@ fn sockets_past_the_per_peer_cap_are_refused_and_silent_ones_end_at_the_first_by
         let record = server.record();
         assert_eq!(record["status"], "timed_out", "{record}");
         assert!(
-            record["message"].as_str().unwrap().contains("sent nothing"),
+            record["message"]
+                .as_str()
+                .unwrap()
+                .contains("no byte moved"),
             "{record}"
         );
         assert!(record["duration_ms"].as_f64().unwrap() >= 900.0, "{record}");

@@ -426,6 +426,37 @@ mod supervision {
         );
     }
 
+    /// A task cancelled while it runs, in a worker that does not answer
+    /// (stopped), ends cancelled once the worker is killed after the
+    /// grace: it is not run again, nor said to have never started.
+    #[test]
+    fn a_running_task_cancelled_in_a_stuck_worker_ends_cancelled() {
+        let options = ProcessOptions::default()
+            .executable(pool_host())
+            .retries(1)
+            .grace(Duration::from_millis(300));
+        let processes = pool(sdk_tasks(), Isolation::Process(options), 1);
+        wait_for("a worker", || processes.worker_pids().len() == 1);
+        let worker = processes.worker_pids()[0];
+        let running = Started::new();
+        let handle = processes
+            .submit(announced_sleep(&running, 3_600_000))
+            .unwrap();
+        running.wait();
+        kill(worker, "-STOP");
+        handle.cancel();
+        let outcome = handle
+            .wait_timeout(Duration::from_secs(30))
+            .expect("ends after the grace");
+        assert_eq!(outcome.status, ExitStatus::Cancelled);
+        let message = outcome.message.as_deref().unwrap_or_default();
+        assert!(message.contains("cancelled while it ran"), "{message}");
+        // The stopped worker was killed, and a new one serves.
+        wait_for("a new worker", || {
+            processes.worker_pids().iter().any(|pid| *pid != worker)
+        });
+    }
+
     /// With retries, a task whose worker died runs again in a new one.
     #[test]
     fn a_task_is_retried_in_a_new_worker() {

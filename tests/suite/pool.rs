@@ -662,6 +662,29 @@ mod processes {
         assert_eq!(pool.worker_pids().len(), 3, "the minimum stays");
     }
 
+    /// After a burst of short tasks, where workers started on demand may
+    /// never have taken a job (and so have no process), the minimum left
+    /// has its processes.
+    #[test]
+    fn min_workers_keep_their_processes_after_a_burst_of_short_tasks() {
+        let options = ProcessOptions::default()
+            .min_workers(2)
+            .idle_timeout(Some(Duration::from_millis(300)));
+        let pool = processes(12, options);
+        let handles: Vec<_> = (0..60)
+            .map(|_| {
+                pool.submit(Task::call("sleep_ms", &20u64).unwrap())
+                    .unwrap()
+            })
+            .collect();
+        for handle in handles {
+            assert!(handle.wait().success());
+        }
+        wait_for("back to two", || pool.worker_pids().len() == 2);
+        std::thread::sleep(Duration::from_millis(1_000));
+        assert_eq!(pool.worker_pids().len(), 2, "{:?}", pool.worker_pids());
+    }
+
     #[test]
     fn without_an_idle_timeout_workers_stay() {
         let pool = processes(4, ProcessOptions::default().idle_timeout(None));

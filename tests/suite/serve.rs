@@ -288,7 +288,7 @@ fn a_silent_connection_is_ended_at_the_first_byte_timeout_and_others_are_not() {
         let timed_out = the_one_timed_out(&records, &format!("{name}: the silent one"));
         let message = timed_out.message.as_deref().unwrap_or_default();
         assert!(
-            message.contains("sent nothing") && message.contains("first-byte"),
+            message.contains("no byte moved") && message.contains("first-byte"),
             "{name}: {message}"
         );
         assert_eq!(timed_out.bytes_in + timed_out.bytes_out, 0, "{name}");

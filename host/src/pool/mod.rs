@@ -1,68 +1,6 @@
 //! A pool of workers: `multiprocessing.Pool` with sandboxed Wasm workers.
 //!
-//! ```
-//! use wasmproc::{ExitStatus, Pool, Runtime, Task};
-//!
-//! # const ECHO: &str = r#"(module
-//! #   (import "wasmproc_v1" "input_len" (func $len (result i32)))
-//! #   (import "wasmproc_v1" "input_read" (func $read (param i32)))
-//! #   (import "wasmproc_v1" "output_write" (func $write (param i32 i32)))
-//! #   (memory (export "memory") 1)
-//! #   (func (export "wasmproc_task:echo") (result i32)
-//! #     (call $read (i32.const 0))
-//! #     (call $write (i32.const 0) (call $len))
-//! #     (i32.const 0))
-//! #   (func (export "wasmproc_task:spin") (result i32)
-//! #     (loop br 0)
-//! #     (i32.const 0)))"#;
-//! // A module whose task `echo` answers with its argument and whose task
-//! // `spin` never ends (see the crate docs).
-//! let runtime = Runtime::builder().no_cache().build()?;
-//! let module = runtime.load_bytes("echo.wat", ECHO.as_bytes())?;
-//! let pool = Pool::builder(&module).workers(4).build()?;
-//!
-//! // One task, waited for later (`apply_async`).
-//! let handle = pool.submit(Task::call("echo", "hello")?)?;
-//!
-//! // Many, results in input order, streamed (`imap`).
-//! let echoed: Vec<u64> = pool.map("echo", 0..1000u64).map(|o| o.decode().unwrap()).collect();
-//!
-//! // As they end, each with its input's index (`imap_unordered`).
-//! let mut seen: Vec<usize> = pool.map_unordered("echo", 0..10u64).map(|(i, _)| i).collect();
-//! seen.sort();
-//!
-//! assert_eq!(handle.wait().decode::<String>()?, "hello");
-//! assert_eq!(echoed[999], 999);
-//! assert_eq!(seen, (0..10).collect::<Vec<_>>());
-//!
-//! // A task is cancelled before it starts, or within milliseconds after.
-//! let one_worker = Pool::builder(&module).workers(1).build()?;
-//! let running = one_worker.submit(Task::call("spin", &())?)?;
-//! let queued = one_worker.submit(Task::call("echo", &1)?)?;
-//! queued.cancel();
-//! running.cancel();
-//! assert_eq!(queued.wait().status, ExitStatus::Cancelled);
-//! assert_eq!(running.wait().status, ExitStatus::Cancelled);
-//! # Ok::<(), wasmproc::Error>(())
-//! ```
-//!
-//! # Guarantees
-//!
-//! - Every submitted task ends in exactly one [`Outcome`], whatever its
-//!   guest does: traps, limits, panics, output floods and host panics each
-//!   end that task with its status, and the worker goes on.
-//! - Queues are bounded: `submit` waits when the queue is full, and `map`
-//!   keeps a bounded window of tasks in flight, pulling its inputs lazily.
-//! - No lock is held across a guest call.
-//!
-//! # Shutting down
-//!
-//! [`Pool::close`] stops new submissions; queued tasks still run.
-//! [`Pool::join`] closes, then waits until every queued and running task has
-//! ended and the worker threads have exited. [`Pool::shutdown`] with
-//! [`Shutdown::Cancel`] cancels what is queued or running first (each such
-//! task ends `Cancelled`). Dropping a pool shuts it down with
-//! `Shutdown::Cancel` and joins its threads: no thread outlives the pool.
+//! The pool's example, guarantees and shutting down are on [`Pool`].
 
 mod handle;
 mod map;
@@ -99,7 +37,7 @@ use workers::Workers;
 /// Choose threads for few or small pools and lowest latency; choose
 /// processes to scale with many cores (the kernel's memory-map work of
 /// instantiation serializes within one process) and to be able to kill a
-/// worker that stops answering. See [`process`].
+/// worker that stops answering. See [`ProcessOptions`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Isolation {
@@ -296,9 +234,72 @@ impl PoolBuilder {
     }
 }
 
-/// N workers running tasks of one module, each task in a fresh instance.
+/// N workers running tasks of one module, each task in a fresh instance:
+/// `multiprocessing.Pool` with sandboxed Wasm workers.
 ///
-/// See the [module docs](self) for an example and the guarantees.
+/// ```
+/// use wasmproc::{ExitStatus, Pool, Runtime, Task};
+///
+/// # const ECHO: &str = r#"(module
+/// #   (import "wasmproc_v1" "input_len" (func $len (result i32)))
+/// #   (import "wasmproc_v1" "input_read" (func $read (param i32)))
+/// #   (import "wasmproc_v1" "output_write" (func $write (param i32 i32)))
+/// #   (memory (export "memory") 1)
+/// #   (func (export "wasmproc_task:echo") (result i32)
+/// #     (call $read (i32.const 0))
+/// #     (call $write (i32.const 0) (call $len))
+/// #     (i32.const 0))
+/// #   (func (export "wasmproc_task:spin") (result i32)
+/// #     (loop br 0)
+/// #     (i32.const 0)))"#;
+/// // A module whose task `echo` answers with its argument and whose task
+/// // `spin` never ends (see the crate docs).
+/// let runtime = Runtime::builder().no_cache().build()?;
+/// let module = runtime.load_bytes("echo.wat", ECHO.as_bytes())?;
+/// let pool = Pool::builder(&module).workers(4).build()?;
+///
+/// // One task, waited for later (`apply_async`).
+/// let handle = pool.submit(Task::call("echo", "hello")?)?;
+///
+/// // Many, results in input order, streamed (`imap`).
+/// let echoed: Vec<u64> = pool.map("echo", 0..1000u64).map(|o| o.decode().unwrap()).collect();
+///
+/// // As they end, each with its input's index (`imap_unordered`).
+/// let mut seen: Vec<usize> = pool.map_unordered("echo", 0..10u64).map(|(i, _)| i).collect();
+/// seen.sort();
+///
+/// assert_eq!(handle.wait().decode::<String>()?, "hello");
+/// assert_eq!(echoed[999], 999);
+/// assert_eq!(seen, (0..10).collect::<Vec<_>>());
+///
+/// // A task is cancelled before it starts, or within milliseconds after.
+/// let one_worker = Pool::builder(&module).workers(1).build()?;
+/// let running = one_worker.submit(Task::call("spin", &())?)?;
+/// let queued = one_worker.submit(Task::call("echo", &1)?)?;
+/// queued.cancel();
+/// running.cancel();
+/// assert_eq!(queued.wait().status, ExitStatus::Cancelled);
+/// assert_eq!(running.wait().status, ExitStatus::Cancelled);
+/// # Ok::<(), wasmproc::Error>(())
+/// ```
+///
+/// # Guarantees
+///
+/// - Every submitted task ends in exactly one [`Outcome`], whatever its
+///   guest does: traps, limits, panics, output floods and host panics each
+///   end that task with its status, and the worker goes on.
+/// - Queues are bounded: `submit` waits when the queue is full, and `map`
+///   keeps a bounded window of tasks in flight, pulling its inputs lazily.
+/// - No lock is held across a guest call.
+///
+/// # Shutting down
+///
+/// [`Pool::close`] stops new submissions; queued tasks still run.
+/// [`Pool::join`] closes, then waits until every queued and running task has
+/// ended and the worker threads have exited. [`Pool::shutdown`] with
+/// [`Shutdown::Cancel`] cancels what is queued or running first (each such
+/// task ends `Cancelled`). Dropping a pool shuts it down with
+/// `Shutdown::Cancel` and joins its threads: no thread outlives the pool.
 pub struct Pool {
     shared: Arc<Shared>,
     /// `None` once the pool is closed.

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Receiver;
 
 use super::Isolation;
-use super::process::{self, Place, Roster, WorkerPids};
+use super::process::{self, Place, Roster, Verdict, WorkerPids};
 use super::queue::{Idle, Job};
 use crate::error::{Error, ErrorKind};
 use crate::module::Module;
@@ -243,21 +243,21 @@ impl Roster for Crew {
         self.idle_timeout.map(|idle| since + idle)
     }
 
-    fn retire(&self, index: usize) -> bool {
+    fn retire(&self, index: usize) -> Verdict {
         let Some(due) = self.retire_at() else {
-            return false;
+            return Verdict::Wait;
         };
         // As in `grow`: this worker has stopped counting as idle; a task
         // queued meanwhile is seen here, or its sender saw no idle worker.
         fence(Ordering::SeqCst);
         let mut started = self.started.lock();
         if started.closed || Instant::now() < due || !self.queue.is_empty() {
-            return false;
+            return Verdict::Wait;
         }
         if started.threads.len() <= self.min {
             // Nothing to let go: the next look is an idle timeout away.
             self.mark_busy();
-            return false;
+            return Verdict::Keep;
         }
         // Counted gone from now on, so that a task queued meanwhile starts
         // another worker if none is idle (the index stays this one's).
@@ -265,6 +265,6 @@ impl Roster for Crew {
             started.retired.push(thread);
         }
         self.full.store(false, Ordering::Relaxed);
-        true
+        Verdict::Stop
     }
 }

@@ -13,6 +13,7 @@ use std::time::Instant;
 use super::ending::{Interrupted, Phase, Raced};
 use crate::cancel::CancelToken;
 use crate::engine::{InstancePermit, InstancePermits};
+use crate::error::{Error, ErrorKind};
 
 /// The most threads each task-running thread's runtime keeps for blocking
 /// host calls (file operations). A guest runs one such call at a time, so
@@ -152,20 +153,48 @@ where
     block_on_here(future)
 }
 
+/// Makes this thread's async runtime, if it has none, before a task
+/// starts: the runtime's I/O driver takes file descriptors, and a process
+/// out of them (a server at its `ulimit -n`) fails the task with a reason
+/// that names the limit, not a panic in the middle of it.
+pub(super) fn ensure_runtime() -> Result<(), Error> {
+    if ASYNC_RUNTIME.with(|cell| cell.borrow().is_some()) {
+        return Ok(());
+    }
+    let runtime = new_runtime().map_err(|error| {
+        Error::new(
+            ErrorKind::CannotRun,
+            format!(
+                "cannot start the task's async runtime: {error}; if the process is out of file \
+                 descriptors, raise its limit (`ulimit -n`) or run fewer tasks at once (a \
+                 server's --max-connections)"
+            ),
+        )
+        .caused_by(error)
+    })?;
+    ASYNC_RUNTIME.with(|cell| *cell.borrow_mut() = Some(runtime));
+    Ok(())
+}
+
+fn new_runtime() -> std::io::Result<OwnRuntime> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
+        .build()?;
+    Ok(OwnRuntime(Some(runtime)))
+}
+
 fn block_on_here<F: Future>(future: F) -> F::Output {
     // The runtime is taken out of the cell while in use: if the future
     // panics, it is dropped with the unwinding and the next task builds a
-    // fresh one.
+    // fresh one (`ensure_runtime`, before it starts).
     let runtime = ASYNC_RUNTIME
         .with(|cell| cell.borrow_mut().take())
         .unwrap_or_else(|| {
-            OwnRuntime(Some(
-                tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .max_blocking_threads(MAX_BLOCKING_THREADS)
-                    .build()
-                    .expect("a single-threaded tokio runtime needs only a timer and an I/O driver"),
-            ))
+            new_runtime().expect(
+                "a task's runtime is made before it starts (ensure_runtime); one more, for a \
+                 call inside an async context, needs a timer and an I/O driver",
+            )
         });
     let handle = runtime.0.as_ref().expect("present until dropped");
     let mut future = std::pin::pin!(future);

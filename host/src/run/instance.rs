@@ -47,6 +47,7 @@ impl<'m> Live<'m> {
         task: &'m Task,
         cancel: &CancelToken,
     ) -> Result<Self, Error> {
+        super::driver::ensure_runtime()?;
         let (wasi, streams) = wasi_context(module.name(), task, &plan.limits)?;
         let permit = instance_permit(&plan.engine.permits, cancel).ok_or_else(not_started)?;
         let mut state = HostState::new(wasi, plan.limits.max_memory, cancel.clone());

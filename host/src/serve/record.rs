@@ -58,6 +58,12 @@ impl Recorder {
         // Before the record: whoever reads it may connect again at once.
         drop(self.counted);
         let (status, message) = match self.ended_by_server.get() {
+            // A stop at once is the user's cancel (Ctrl-C twice), as the
+            // table's 130 says; the others are the server's time limits.
+            Some(Expired::StoppedAtOnce) => (
+                ExitStatus::Cancelled,
+                Some(describe(Expired::StoppedAtOnce)),
+            ),
             Some(why) => (ExitStatus::TimedOut, Some(describe(*why))),
             None => {
                 let message = outcome.message.clone().or_else(|| {
@@ -108,8 +114,8 @@ fn describe(why: Expired) -> String {
     let human = |d: Duration| humantime::format_duration(d).to_string();
     match why {
         Expired::Silent(first_byte) => format!(
-            "the peer sent nothing (and the handler wrote nothing) within {} of connecting: \
-             ended by the first-byte timeout",
+            "no byte moved within {} of connecting (the handler read nothing from the peer \
+             and wrote nothing): ended by the first-byte timeout",
             human(first_byte)
         ),
         Expired::Idle(idle) => format!(
@@ -125,7 +131,7 @@ fn describe(why: Expired) -> String {
             human(grace)
         ),
         Expired::StoppedAtOnce => "the server was stopped at once, with the connection open: \
-                                   ended by a second interrupt (StopHandle::stop_now)"
+                                   ended by a second interrupt"
             .to_owned(),
     }
 }

@@ -8,27 +8,8 @@
 //! over processes instead of serializing in one, and a worker that stops
 //! answering can be killed and replaced.
 //!
-//! # Which executable is the worker
-//!
-//! By default the pool starts the current executable, as Python's
-//! `multiprocessing` does with its spawn method. A program that embeds a
-//! process pool then calls [`run_worker_if_requested`] first thing in
-//! `main`, which turns it into a worker when it was started as one:
-//!
-//! ```no_run
-//! # #[allow(clippy::needless_doctest_main)]
-//! fn main() {
-//!     wasmproc::run_worker_if_requested();
-//!     // ... the program proper, which may build a process pool ...
-//! }
-//! ```
-//!
-//! Alternatively, point [`ProcessOptions::executable`] at the `wasmproc`
-//! binary, which is always a worker when asked, or at an interpreter with
-//! the [`arguments`](ProcessOptions::args) that make it call
-//! [`run_worker_if_requested`] (the Python package starts
-//! `python -m wasmproc._worker`).
-
+//! Which executable is the worker, and how many run: see
+//! [`ProcessOptions`].
 //!
 //! # How it works
 //!
@@ -38,24 +19,13 @@
 //! - `protocol`: the framed, versioned messages between the two.
 //! - `handover`: a server's connection handed to a worker as its socket
 //!   (Unix), not as relayed bytes.
-//! - `relay`: the pool's side of a worker's sharing: it holds what the
-//!   tasks were granted and carries out their guests' operations.
-//! - `remote`: the worker's side of sharing: operations out as frames,
-//!   answers routed back to the guest.
+//! - `share_server`: the pool's side of a worker's sharing: it holds what
+//!   the tasks were granted and carries out their guests' operations.
+//! - `share_client`: the worker's side of sharing: operations out as
+//!   frames, answers routed back to the guest.
 //! - `feed_worker` (here): the pool thread that feeds one worker process from
 //!   the pool's queue, and stops it when the pool has had more workers
 //!   than it needed for [`ProcessOptions::idle_timeout`].
-//!
-//! # How many worker processes run
-//!
-//! A pool of N workers does not start N processes: it starts
-//! [`ProcessOptions::min_workers`] with the pool (1 by default), and
-//! another only when a task is queued while every worker is busy, up to N;
-//! such a worker starts its process when it takes its first task. Once the
-//! idle timeout has passed since the last moment every worker was busy,
-//! workers stop as they go idle, down to the minimum. A server that serves
-//! one connection at a time keeps about one worker process, however large
-//! its bound.
 
 mod child;
 mod handover;
@@ -99,6 +69,23 @@ fn started_as_worker() -> bool {
     std::env::var_os(WORKER_ENV).is_some_and(|v| v == "1")
 }
 
+/// The running program's own file when its path no longer leads to it
+/// (replaced or removed: an upgrade, a rebuild), by Linux's link to it,
+/// which stays valid while the program runs: else every later worker (a
+/// burst, a respawn) would fail to start, or start another program. `None`
+/// while the path is still the program (workers then show its name).
+#[cfg(target_os = "linux")]
+fn replaced_program() -> Option<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    const RUNNING: &str = "/proc/self/exe";
+    let running = std::fs::metadata(RUNNING).ok()?;
+    let named = std::env::current_exe().and_then(std::fs::metadata).ok();
+    match named {
+        Some(named) if (named.dev(), named.ino()) == (running.dev(), running.ino()) => None,
+        _ => Some(PathBuf::from(RUNNING)),
+    }
+}
+
 /// Refuses to start worker processes from a worker process.
 ///
 /// A program that builds a process pool without calling
@@ -126,6 +113,38 @@ pub(crate) fn refuse_in_a_worker() -> Result<(), Error> {
 
 /// How worker processes are started and supervised. Every setting has a
 /// documented default.
+///
+/// # Which executable is the worker
+///
+/// By default the pool starts the current executable, as Python's
+/// `multiprocessing` does with its spawn method. A program that embeds a
+/// process pool then calls [`run_worker_if_requested`] first thing in
+/// `main`, which turns it into a worker when it was started as one:
+///
+/// ```no_run
+/// # #[allow(clippy::needless_doctest_main)]
+/// fn main() {
+///     wasmproc::run_worker_if_requested();
+///     // ... the program proper, which may build a process pool ...
+/// }
+/// ```
+///
+/// Alternatively, point [`ProcessOptions::executable`] at the `wasmproc`
+/// binary, which is always a worker when asked, or at an interpreter with
+/// the [`arguments`](ProcessOptions::args) that make it call
+/// [`run_worker_if_requested`] (the Python package starts
+/// `python -m wasmproc._worker`).
+///
+/// # How many worker processes run
+///
+/// A pool of N workers does not start N processes: it starts
+/// [`ProcessOptions::min_workers`] with the pool (1 by default), and
+/// another only when a task is queued while every worker is busy, up to N;
+/// such a worker starts its process when it takes its first task. Once the
+/// idle timeout has passed since the last moment every worker was busy,
+/// workers stop as they go idle, down to the minimum. A server that serves
+/// one connection at a time keeps about one worker process, however large
+/// its bound.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessOptions {
     executable: Option<PathBuf>,
@@ -210,7 +229,7 @@ impl ProcessOptions {
     /// How many workers start with the pool, their processes ready before
     /// the first task, and stay however long they are idle. By default 1;
     /// at most the pool's size (more count as that). The others start on
-    /// demand (see [the module docs](self)).
+    /// demand (see [`ProcessOptions`]).
     pub fn min_workers(mut self, workers: usize) -> Self {
         self.min_workers = workers;
         self
@@ -228,6 +247,12 @@ impl ProcessOptions {
 
     /// The executable to start as a worker.
     pub(crate) fn worker_executable(&self) -> Result<PathBuf, Error> {
+        #[cfg(target_os = "linux")]
+        if self.executable.is_none()
+            && let Some(running) = replaced_program()
+        {
+            return Ok(running);
+        }
         match &self.executable {
             Some(path) => Ok(path.clone()),
             None => std::env::current_exe().map_err(|e| {
@@ -277,7 +302,19 @@ pub(crate) trait Roster: Send + Sync {
     /// Whether idle worker `index` stops now (the pool had more workers
     /// than it needed for the idle timeout, keeps its minimum, and no work
     /// waits); it then no longer counts as one of the pool's workers.
-    fn retire(&self, index: usize) -> bool;
+    fn retire(&self, index: usize) -> Verdict;
+}
+
+/// What becomes of an idle worker whose idle timeout came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// It stops: the pool did not need it.
+    Stop,
+    /// It waits on (work came, or its time is not up after all).
+    Wait,
+    /// It is one of the pool's minimum, kept however idle: with its
+    /// process running (a worker started on demand may have none yet).
+    Keep,
 }
 
 /// One worker's place in its pool.
@@ -358,8 +395,8 @@ pub(crate) fn feed_worker(
                         job
                     }
                     Next::Closed => return,
-                    Next::Idle => {
-                        if roster.retire(index) {
+                    Next::Idle => match roster.retire(index) {
+                        Verdict::Stop => {
                             // Dropping the supervisor stops the process.
                             drop(supervisor);
                             tracing::debug!(
@@ -368,8 +405,12 @@ pub(crate) fn feed_worker(
                             );
                             return;
                         }
-                        continue;
-                    }
+                        Verdict::Keep => {
+                            supervisor.warm_up();
+                            continue;
+                        }
+                        Verdict::Wait => continue,
+                    },
                 }
             }
         };

@@ -29,6 +29,7 @@ use crate::module::Module;
 use crate::outcome::Outcome;
 use crate::pool::queue::Job;
 use crate::share::soon_within;
+use crate::status::ExitStatus;
 use crate::task::DirectSocket;
 use breaker::Breaker;
 use spawn::Worker;
@@ -249,6 +250,20 @@ impl Supervisor {
             let Some(&index) = pending.front() else {
                 break;
             };
+            // A task cancelled while it ran, whose worker did not stop in
+            // time and was killed, ends cancelled: it is not run again.
+            if tasks[index].cancel.is_cancelled() {
+                pending.pop_front();
+                let mut outcome = Outcome::failed(
+                    ExitStatus::Cancelled,
+                    format!("the task was cancelled while it ran: {}", error.message()),
+                );
+                outcome.duration = started.elapsed();
+                outcomes.deliver(index, outcome);
+                outcomes.flush();
+                self.warm_up();
+                continue;
+            }
             let error = if open {
                 self.breaker.poison()
             } else if attempts[index] < self.options.retries
