@@ -76,18 +76,10 @@ fn json_at(value: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<serde
         return Ok(Value::String(text.to_cow()?.into_owned()));
     }
     if let Ok(list) = value.cast::<PyList>() {
-        return list
-            .iter()
-            .map(|item| json_at(&item, what, depth + 1))
-            .collect::<PyResult<_>>()
-            .map(Value::Array);
+        return json_array(list.iter(), what, depth);
     }
     if let Ok(tuple) = value.cast::<PyTuple>() {
-        return tuple
-            .iter()
-            .map(|item| json_at(&item, what, depth + 1))
-            .collect::<PyResult<_>>()
-            .map(Value::Array);
+        return json_array(tuple.iter(), what, depth);
     }
     if let Ok(dict) = value.cast::<PyDict>() {
         let mut object = serde_json::Map::with_capacity(dict.len());
@@ -112,6 +104,18 @@ fn json_at(value: &Bound<'_, PyAny>, what: &str, depth: usize) -> PyResult<serde
          bool, None), not {}",
         type_name(value)
     )))
+}
+
+/// A list's or a tuple's items as a JSON array.
+fn json_array<'py>(
+    items: impl Iterator<Item = Bound<'py, PyAny>>,
+    what: &str,
+    depth: usize,
+) -> PyResult<serde_json::Value> {
+    items
+        .map(|item| json_at(&item, what, depth + 1))
+        .collect::<PyResult<_>>()
+        .map(serde_json::Value::Array)
 }
 
 fn type_name(value: &Bound<'_, PyAny>) -> String {
