@@ -590,3 +590,21 @@ fn killing_the_worker_process_hangs_up_its_client() {
     let (code, rest) = server.terminate();
     assert_eq!(code, Some(0), "{rest}");
 }
+
+/// A typed task that takes arguments cannot serve (a connection gives it
+/// none): refused at start with the fix, not failed at every connection.
+#[test]
+fn a_task_that_takes_arguments_is_refused_at_start() {
+    let output = wasmproc_run(&[
+        "serve",
+        guests::SDK_TASKS,
+        "--task",
+        "square",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(output.status.code(), Some(128));
+    let message = wasmproc_tests::stderr(&output);
+    assert!(message.contains("takes arguments"), "{message}");
+    assert!(message.contains("#[handler]"), "{message}");
+}

@@ -45,6 +45,20 @@ pub(crate) fn serve(args: ServeArgs) -> anyhow::Result<u8> {
         (None, None) => Entry::Auto,
     })?;
     module.check_imports()?;
+    // A typed task with parameters would get none from a connection: every
+    // connection would fail. A handler (or a command) is what serves.
+    if let Entry::Task(name) = &entry
+        && let Some(signature) = module.signature(name)
+        && !signature.is_handler()
+        && !signature.params.is_empty()
+    {
+        return Err(crate::usage(format!(
+            "`{name}` is a task that takes arguments, which a connection does not give: serve a \
+             handler (`#[handler]`, it reads and writes the connection) or a command module; run \
+             the task with `wasmproc run {} --task {name} --args JSON`",
+            module.name()
+        )));
+    }
     let some = |d: Duration| (!d.is_zero()).then_some(d);
     let isolation = match args.caps.isolation.unwrap_or(IsolationArg::Thread) {
         IsolationArg::Thread => Isolation::Thread,
