@@ -635,3 +635,44 @@ fn compile_says_why_the_cache_is_unusable() {
         stdout(&output)
     );
 }
+
+/// A FIFO put where a cache entry or its record should be is no entry: the
+/// module is compiled again, and nothing waits on the FIFO's other end.
+#[cfg(unix)]
+#[test]
+fn a_fifo_in_the_cache_is_compiled_over_not_waited_on() {
+    let cache = tempfile::tempdir().unwrap();
+    let run = || {
+        let mut child = wasmproc()
+            .env("WASMPROC_CACHE_DIR", cache.path())
+            .args(["run", SDK, "--task", "square", "--args", "7"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while child.try_wait().unwrap().is_none() {
+            if started.elapsed() > std::time::Duration::from_secs(60) {
+                child.kill().unwrap();
+                panic!("the run waits on the FIFO");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        child.wait_with_output().unwrap()
+    };
+    assert_eq!(code(&run()), 0);
+    for entry in std::fs::read_dir(cache.path()).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".cwasm") || name.ends_with(".checked") {
+            std::fs::remove_file(&path).unwrap();
+            let made = std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }
+    }
+    let output = run();
+    assert_eq!(code(&output), 0, "{}", stderr(&output));
+    assert_eq!(stdout(&output), "49\n");
+}

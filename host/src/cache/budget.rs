@@ -8,7 +8,6 @@
 //! never the entry (touching the entry would change its change time, and
 //! so void the record, which would then cost a full check per load).
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -181,7 +180,7 @@ pub(super) fn mark_used(entry: &Path) {
     } else {
         entry.to_owned()
     };
-    if let Ok(file) = File::options().write(true).open(&target) {
+    if let Ok(file) = super::regular::open(&target, true) {
         let _ = file.set_modified(SystemTime::now());
     }
 }
@@ -204,7 +203,7 @@ mod tests {
         let path = dir.join(name);
         std::fs::write(&path, vec![0u8; bytes]).unwrap();
         let when = SystemTime::now() - std::time::Duration::from_secs(age_secs);
-        File::options()
+        std::fs::File::options()
             .write(true)
             .open(&path)
             .unwrap()

@@ -45,7 +45,7 @@ pub(super) fn was_checked(
     let Some(now) = record(file, key, identity) else {
         return false;
     };
-    let Ok(kept) = std::fs::read(record_path(entry)) else {
+    let Ok(kept) = super::regular::read(&record_path(entry)) else {
         return false;
     };
     // `blake3::Hash` compares in constant time.

@@ -94,7 +94,7 @@ fn tag(
 /// out for the file as it is now.
 pub(super) fn known(dir: &Path, key: &[u8; key::KEY_LEN], file: &File) -> Option<KnownFile> {
     let stamp = stamp(file)?;
-    let record = std::fs::read(record_path(dir, key, &stamp)).ok()?;
+    let record = super::regular::read(&record_path(dir, key, &stamp)).ok()?;
     if record.len() != HASH_LEN + 4 + HASH_LEN {
         return None;
     }

@@ -116,7 +116,7 @@ impl ModuleCache {
         let path = self.entry_path(engine, &identity, EntryKind::Functions.extension())?;
         // Read whole, then checked and decoded from that one copy: a write
         // to the file after the check cannot reach Cranelift.
-        let earlier = std::fs::read(&path)
+        let earlier = super::regular::read(&path)
             .ok()
             .and_then(|bytes| {
                 budget::mark_used(&path);

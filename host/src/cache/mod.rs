@@ -48,6 +48,7 @@ mod files;
 mod functions;
 mod instrumented;
 mod key;
+mod regular;
 mod snapshot;
 
 use std::fs::File;
@@ -338,7 +339,7 @@ impl ModuleCache {
     ) -> Option<C> {
         let path = self.entry_path(engine, identity, extension)?;
         let (_, key) = self.on.as_ref()?;
-        let file = File::open(&path).ok()?;
+        let file = regular::open(&path, false).ok()?;
         budget::mark_used(&path);
         if !checked::was_checked(&path, &file, key, identity.as_bytes()) {
             // SAFETY: the map is only read, here, and dropped before the
