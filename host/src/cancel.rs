@@ -2,7 +2,9 @@
 //!
 //! Waiters are woken, never polling: async code awaits
 //! [`CancelToken::cancelled`], and threads that block on channels register
-//! a wake-up channel with [`CancelToken::watch`].
+//! a wake-up channel with [`CancelToken::watch`]. Every cancel also wakes
+//! the channels registered with [`watch_any_cancel`] (the epoch tickers,
+//! which then interrupt busy guests).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -61,6 +63,32 @@ impl Drop for Watch {
             shared.watchers.lock().retain(|(id, _)| *id != self.id);
         }
     }
+}
+
+/// The channels every cancel in the process wakes, by registration id.
+static ANY_CANCEL: Mutex<Vec<(u64, Sender<()>)>> = Mutex::new(Vec::new());
+
+static NEXT_WATCH_ID: AtomicU64 = AtomicU64::new(0);
+
+/// A registration made by [`watch_any_cancel`]; dropping it ends it.
+pub(crate) struct AnyCancelWatch {
+    id: u64,
+}
+
+impl Drop for AnyCancelWatch {
+    fn drop(&mut self) {
+        ANY_CANCEL.lock().retain(|(id, _)| *id != self.id);
+    }
+}
+
+/// Sends `()` on `wake` whenever any token in the process is cancelled,
+/// until the returned registration is dropped. For the epoch ticker: a
+/// guest busy in its own code sees its cancel only at the epoch's next
+/// tick, and the ticker does not tick unless something needs it to.
+pub(crate) fn watch_any_cancel(wake: &Sender<()>) -> AnyCancelWatch {
+    let id = NEXT_WATCH_ID.fetch_add(1, Ordering::Relaxed);
+    ANY_CANCEL.lock().push((id, wake.clone()));
+    AnyCancelWatch { id }
 }
 
 impl CancelShared {
@@ -135,6 +163,10 @@ impl CancelToken {
                 // nobody left to wake.
                 let _ = wake.try_send(());
             }
+            // After the flag: whoever is woken sees the token cancelled.
+            for (_, wake) in ANY_CANCEL.lock().iter() {
+                let _ = wake.try_send(());
+            }
         }
     }
 
@@ -152,9 +184,8 @@ impl CancelToken {
     /// For threads that block on channels: they add `wake`'s receiver to
     /// their select instead of polling the token.
     pub(crate) fn watch(&self, wake: &Sender<()>) -> Option<Watch> {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
         let shared = self.shared.as_ref()?;
-        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
+        let id = NEXT_WATCH_ID.fetch_add(1, Ordering::Relaxed);
         let mut chain = Vec::new();
         let mut link = Some(shared);
         while let Some(shared) = link {
@@ -257,5 +288,18 @@ mod tests {
         runtime.block_on(child.cancelled());
         cancelling.join().unwrap();
         assert!(child.is_cancelled());
+    }
+
+    #[test]
+    fn every_cancel_wakes_the_watchers_of_any_cancel_until_dropped() {
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        let watch = watch_any_cancel(&wake);
+        CancelToken::new().child().cancel();
+        assert!(woken.try_recv().is_ok());
+        drop(watch);
+        // Other tests' cancels may still be on their way; none after this.
+        let _ = woken.try_recv();
+        CancelToken::new().cancel();
+        assert!(woken.try_recv().is_err());
     }
 }

@@ -269,6 +269,40 @@ fn cancel_reaches_a_task_in_a_worker_process() {
     );
 }
 
+/// A guest busy in its own code sees a cancel only through an epoch tick,
+/// and the ticker ticks only when something may end: a cancel must reach
+/// it, in both isolations, for a task that never calls the host (`spin`)
+/// and has no deadline to wake the ticker.
+#[test]
+fn a_busy_task_without_a_deadline_is_cancelled_in_both_isolations() {
+    for (name, isolation) in [("thread", Isolation::Thread), ("process", process())] {
+        let pool = pool(sdk_tasks(), isolation, 2);
+        let spinning = || pool.submit(Task::call("spin", &()).unwrap()).unwrap();
+        let ends_cancelled = |handle: &wasmproc::TaskHandle| {
+            handle
+                .wait_timeout(Duration::from_secs(5))
+                .map(|outcome| outcome.status)
+        };
+        // Cancelled while it spins, after the pool has been quiet a while.
+        let first = spinning();
+        std::thread::sleep(Duration::from_millis(300));
+        first.cancel();
+        assert_eq!(
+            ends_cancelled(&first),
+            Some(ExitStatus::Cancelled),
+            "{name}"
+        );
+        // Cancelled a moment after it was submitted, in a worker that has
+        // just ended another task.
+        for _ in 0..5 {
+            let next = spinning();
+            std::thread::sleep(Duration::from_millis(20));
+            next.cancel();
+            assert_eq!(ends_cancelled(&next), Some(ExitStatus::Cancelled), "{name}");
+        }
+    }
+}
+
 /// A writer that keeps what it is given, for a task's stdout.
 #[derive(Clone, Default)]
 struct Kept(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);

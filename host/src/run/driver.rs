@@ -5,7 +5,8 @@
 //! also ends a guest blocked inside a host call (sleeping, reading stdin):
 //! the call's future is raced against a timer and the cancel signal, and
 //! dropping it tears the instance down. A busy guest is stopped by the epoch
-//! callback, which the ticker thread triggers every millisecond.
+//! callback, which the ticker thread triggers at the task's deadline and
+//! after a cancel (`engine::ticker`).
 
 use std::cell::{Cell, RefCell};
 use std::time::Instant;
@@ -44,6 +45,12 @@ pub(super) async fn race(
     deadline: Option<Instant>,
     cancel: &CancelToken,
 ) -> Raced {
+    // A task cancelled before its call never enters the guest: the
+    // ticker's ticks for that cancel may all have passed, and busy code
+    // would not be stopped (the call is polled before the cancel signal).
+    if cancel.is_cancelled() {
+        return Raced::Cancelled;
+    }
     crate::store::forget_socket_wait();
     let raced = race_inner(call, deadline, cancel).await;
     if matches!(raced, Raced::TimedOut | Raced::Cancelled) {

@@ -134,7 +134,7 @@ impl<'m> Live<'m> {
         }
 
         let raced = {
-            let _ticking = module.runtime().ticker().task_running();
+            let _ticking = module.runtime().ticker().task_running(deadline);
             block_on(race(
                 self.enter(plan.pre, &plan.resolved, &plan.args, &task.input),
                 deadline,
