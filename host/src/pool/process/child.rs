@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufReader, Read, Write};
 use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -38,10 +38,12 @@ use crate::task::{
 /// relays (stdin credits, streamed output, sharing operations).
 ///
 /// A frame written now (`send`) goes out on the caller's thread, in one
-/// write with whatever `send_soon` left before it. `send_soon` only
-/// appends to `pending`; a flusher thread writes the batch outside that
-/// lock, so that a producer keeps appending while the last batch crosses
-/// the pipe (one write for many frames, and no wait for the pipe).
+/// write with whatever `send_soon` or `send_with_next` left before it.
+/// `send_soon` only appends to `pending`; a flusher thread writes the
+/// batch outside that lock, so that a producer keeps appending while the
+/// last batch crosses the pipe (one write for many frames, and no wait for
+/// the pipe). `send_with_next` appends without waking the flusher: the
+/// frame goes with the next write, the task's `Done` at the latest.
 #[derive(Clone)]
 struct ToPool {
     pipe: Arc<PoolPipe>,
@@ -50,8 +52,8 @@ struct ToPool {
 }
 
 struct PoolPipe {
-    /// Frames `send_soon` encoded, not yet written.
-    pending: Mutex<Vec<u8>>,
+    /// Frames `send_soon` and `send_with_next` encoded, not yet written.
+    pending: Mutex<Pending>,
     /// The pipe, held while bytes are written, so frames keep their order.
     /// The process's stdout itself, not `std::io::Stdout`, which would
     /// split binary frames at their newline bytes.
@@ -62,7 +64,11 @@ impl PoolPipe {
     /// Writes what is pending, then `frame`, if any, in one write.
     fn write_pending(&self, frame: Option<&ToParent>) -> std::io::Result<()> {
         let mut out = self.out.lock();
-        let mut bytes = std::mem::take(&mut *self.pending.lock());
+        let mut bytes = {
+            let mut pending = self.pending.lock();
+            pending.flush_asked = false;
+            std::mem::take(&mut pending.bytes)
+        };
         if let Some(frame) = frame {
             write_frame_buffered(&mut bytes, frame)?;
         }
@@ -74,11 +80,20 @@ impl PoolPipe {
         // The buffer back for the next batch, unless one was started.
         bytes.clear();
         let mut pending = self.pending.lock();
-        if pending.is_empty() && pending.capacity() < bytes.capacity() {
-            *pending = bytes;
+        if pending.bytes.is_empty() && pending.bytes.capacity() < bytes.capacity() {
+            pending.bytes = bytes;
         }
         written
     }
+}
+
+/// Encoded frames waiting for a write.
+#[derive(Default)]
+struct Pending {
+    bytes: Vec<u8>,
+    /// Whether the flusher was asked to write them (a `send_soon` frame is
+    /// among them).
+    flush_asked: bool,
 }
 
 /// The process's stdout, the pipe to the pool, as a plain file.
@@ -96,7 +111,7 @@ impl ToPool {
     /// leaves pending.
     fn new() -> std::io::Result<ToPool> {
         let pipe = Arc::new(PoolPipe {
-            pending: Mutex::new(Vec::new()),
+            pending: Mutex::new(Pending::default()),
             out: Mutex::new(raw_stdout()?),
         });
         let (flush, flushes) = crossbeam_channel::bounded::<()>(1);
@@ -116,6 +131,12 @@ impl ToPool {
     fn send(&self, message: &ToParent) -> std::io::Result<()> {
         self.pipe.write_pending(Some(message))
     }
+
+    /// Adds `frame` to the next write, whenever that comes (the task's
+    /// `Done` at the latest), waking nobody: for a report that may wait.
+    fn send_with_next(&self, frame: &ToParent) -> std::io::Result<()> {
+        write_frame_buffered(&mut self.pipe.pending.lock().bytes, frame)
+    }
 }
 
 impl FrameOut for ToPool {
@@ -126,9 +147,8 @@ impl FrameOut for ToPool {
     fn send_soon(&self, frame: &ToParent) -> std::io::Result<()> {
         let first = {
             let mut pending = self.pipe.pending.lock();
-            let first = pending.is_empty();
-            write_frame_buffered(&mut *pending, frame)?;
-            first
+            write_frame_buffered(&mut pending.bytes, frame)?;
+            !std::mem::replace(&mut pending.flush_asked, true)
         };
         // The first of a batch wakes the flusher; the frames appended
         // while it writes go with the next batch.
@@ -344,10 +364,7 @@ impl Serving<'_> {
         if let Some(socket) = socket {
             task.direct = Some(DirectSocket {
                 socket: Arc::new(std::sync::Mutex::new(Some(socket))),
-                meter: Arc::new(SocketMeter {
-                    id,
-                    to_pool: self.to_pool.clone(),
-                }),
+                meter: Arc::new(SocketMeter::new(id, self.to_pool.clone())),
             });
         }
         (id, task, grants)
@@ -621,26 +638,61 @@ impl Read for InputRelay {
 }
 
 /// Counts a handed-over connection's bytes for the server, which times
-/// its silences by them: each read and write of the guest's is a `Moved`
-/// frame, written at once (a few microseconds on the guest's thread), so
-/// that the count is the pool's before the guest does anything else: a
-/// read is counted before the guest can answer it.
+/// its silences by them (the first-byte and idle timeouts) and logs them.
+///
+/// A move after a quiet spell of [`MOVED_REPORT_GAP`] is reported at once,
+/// on the guest's thread, so the count is the pool's before the guest does
+/// anything else: the first byte is always known to the server as it
+/// moves. Moves within that gap of the last report go with the next frame
+/// written (the task's `Done` at the latest) instead of a write and a
+/// wake-up of the server each: a short connection (a request, an answer)
+/// then costs one report, not one per read and write. So the server's
+/// last move of a connection is at most the gap earlier than the true one,
+/// and an idle timeout can strike at most that much early.
 struct SocketMeter {
     id: u64,
     to_pool: ToPool,
+    /// When the last report was written at once.
+    reported: Mutex<Option<Instant>>,
 }
 
 impl SocketMeter {
+    fn new(id: u64, to_pool: ToPool) -> SocketMeter {
+        SocketMeter {
+            id,
+            to_pool,
+            reported: Mutex::new(None),
+        }
+    }
+
     fn moved(&self, read: usize, wrote: usize) {
         let moved = ToParent::Moved {
             id: self.id,
             read: read as u64,
             wrote: wrote as u64,
         };
+        let now = Instant::now();
+        let at_once = {
+            let mut reported = self.reported.lock();
+            let at_once = reported.is_none_or(|at| now.duration_since(at) >= MOVED_REPORT_GAP);
+            if at_once {
+                *reported = Some(now);
+            }
+            at_once
+        };
         // A pool that is gone ends this process through its reader.
-        let _ = self.to_pool.send(&moved);
+        let _ = if at_once {
+            self.to_pool.send(&moved)
+        } else {
+            self.to_pool.send_with_next(&moved)
+        };
     }
 }
+
+/// How long after a report of a connection's bytes the next moves may wait
+/// for another frame ([`SocketMeter`]): far below any timeout a server
+/// would set, far above a short connection's life.
+const MOVED_REPORT_GAP: Duration = Duration::from_millis(5);
 
 impl Meter for SocketMeter {
     fn read(&self, n: usize) {
