@@ -8,11 +8,16 @@
 //! but it wakes this thread a thousand times a second per process while
 //! tasks run: with a worker process per connection (`serve --isolation
 //! process`, 64 of them), those wake-ups took 15% of the machine's CPU.
-//! So the ticker only ticks when a tick can end something: at the earliest
-//! deadline of the tasks running now (then every millisecond while a task
-//! past its deadline still runs), and after any cancel in the process (then
-//! every millisecond for [`TICKS_AFTER_A_CANCEL`]). A task without a
-//! deadline costs the ticker nothing.
+//! So the ticker ticks only while a tick can end something: from the
+//! earliest deadline of the tasks running now, and from any cancel in the
+//! process, every millisecond for as long as a task past its deadline or
+//! cancelled still runs. A task that is neither costs the ticker nothing
+//! but its registration.
+//!
+//! Ticking until such a task ends, rather than a fixed number of times, is
+//! what makes it sure: the callback reads the cancel flag, and wasmtime
+//! reads the epoch for the next deadline after it returns; a guest thread
+//! preempted between the two would otherwise wake past every tick.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -22,7 +27,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender};
 use wasmtime::Engine;
 
-use crate::cancel::{AnyCancelWatch, watch_any_cancel};
+use crate::cancel::{AnyCancelWatch, CancelToken, watch_any_cancel};
 use crate::mutex::Mutex;
 
 /// How often the ticker advances the engines' epoch while a tick can end
@@ -30,23 +35,16 @@ use crate::mutex::Mutex;
 /// this long.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
 
-/// How many ticks follow a cancel. The first would do: the cancel's flag is
-/// set before the ticker hears of it, and the guest's next epoch check
-/// sees the tick and then the flag. The rest are a margin for a guest whose
-/// thread was not running when the first came.
-const TICKS_AFTER_A_CANCEL: u32 = 10;
-
-/// One thread that advances every engine's epoch when a running task's
-/// deadline passes or a task is cancelled.
+/// One thread that advances every engine's epoch while a running task is
+/// past its deadline or cancelled.
 pub(crate) struct Ticker {
     shared: Arc<TickerShared>,
-    /// Wakes the thread to look at the deadlines again (a task whose
-    /// deadline comes before its next wake-up), or to stop.
+    /// Wakes the thread to look at the running tasks again: a task whose
+    /// deadline comes before its next wake-up, any cancel in the process
+    /// (through `_cancels`), or the stop.
     wake: Sender<()>,
     thread: Option<JoinHandle<()>>,
-    /// The registration through which every cancel in the process
-    /// reaches the thread (`None` in tests, which send their own).
-    _cancels: Option<AnyCancelWatch>,
+    _cancels: AnyCancelWatch,
 }
 
 struct TickerShared {
@@ -57,37 +55,39 @@ struct TickerShared {
     stop: AtomicBool,
 }
 
-/// The deadlines of the tasks running now, and when the ticker will wake
-/// by itself. One lock holds both, so that a task that registers a
-/// deadline either is seen by the ticker's next look or sees the wake-up
-/// that look planned (and wakes the thread if its deadline is earlier).
+/// The tasks running now, and when the ticker will wake by itself. One
+/// lock holds both, so that a task that registers a deadline either is
+/// seen by the ticker's next look or sees the wake-up that look planned
+/// (and wakes the thread if its deadline is earlier).
 #[derive(Default)]
 struct Schedule {
-    running: Vec<(u64, Instant)>,
+    running: Vec<Running>,
     next_id: u64,
     /// `None`: asleep until woken.
     next_wake: Option<Instant>,
 }
 
-/// A running task's deadline, watched by the ticker until the guard drops.
+struct Running {
+    id: u64,
+    deadline: Option<Instant>,
+    cancel: CancelToken,
+}
+
+impl Running {
+    /// Whether ticks may end this task now.
+    fn needs_ticks(&self, now: Instant) -> bool {
+        self.deadline.is_some_and(|deadline| deadline <= now) || self.cancel.is_cancelled()
+    }
+}
+
+/// A running task, watched by the ticker until the guard drops.
 pub(crate) struct TickerGuard<'a> {
     ticker: &'a Ticker,
-    id: Option<u64>,
+    id: u64,
 }
 
 impl Ticker {
     pub(crate) fn start(engine: Engine) -> std::io::Result<Ticker> {
-        let (cancel_wake, cancelled) = crossbeam_channel::bounded(1);
-        let cancels = watch_any_cancel(&cancel_wake);
-        Ticker::hearing(engine, cancelled, Some(cancels))
-    }
-
-    /// A ticker that hears of cancels on `cancelled`.
-    fn hearing(
-        engine: Engine,
-        cancelled: Receiver<()>,
-        cancels: Option<AnyCancelWatch>,
-    ) -> std::io::Result<Ticker> {
         let shared = Arc::new(TickerShared {
             engines: Mutex::new(vec![engine]),
             schedule: Mutex::new(Schedule::default()),
@@ -95,10 +95,11 @@ impl Ticker {
             stop: AtomicBool::new(false),
         });
         let (wake, woken) = crossbeam_channel::bounded(1);
+        let cancels = watch_any_cancel(&wake);
         let thread_shared = Arc::clone(&shared);
         let thread = thread::Builder::new()
             .name("wasmproc-epoch".into())
-            .spawn(move || tick(&thread_shared, &woken, cancelled))?;
+            .spawn(move || tick(&thread_shared, &woken))?;
         Ok(Ticker {
             shared,
             wake,
@@ -111,29 +112,31 @@ impl Ticker {
         self.shared.engines.lock().push(engine);
     }
 
-    /// Watches a task's deadline until the guard drops (nothing to watch
-    /// without one: a cancel wakes the ticker by itself).
-    pub(crate) fn task_running(&self, deadline: Option<Instant>) -> TickerGuard<'_> {
-        let Some(deadline) = deadline else {
-            return TickerGuard {
-                ticker: self,
-                id: None,
-            };
-        };
+    /// Watches a running task's deadline and cancel signal until the guard
+    /// drops.
+    pub(crate) fn task_running(
+        &self,
+        deadline: Option<Instant>,
+        cancel: &CancelToken,
+    ) -> TickerGuard<'_> {
         let mut schedule = self.shared.schedule.lock();
         let id = schedule.next_id;
         schedule.next_id += 1;
-        schedule.running.push((id, deadline));
-        let sooner = schedule.next_wake.is_none_or(|wake| deadline < wake);
+        schedule.running.push(Running {
+            id,
+            deadline,
+            cancel: cancel.clone(),
+        });
+        // A cancel wakes the ticker by itself; a deadline before its
+        // planned wake-up must.
+        let sooner =
+            deadline.is_some_and(|deadline| schedule.next_wake.is_none_or(|wake| deadline < wake));
         drop(schedule);
         if sooner {
             // A full channel already holds a wake-up.
             let _ = self.wake.try_send(());
         }
-        TickerGuard {
-            ticker: self,
-            id: Some(id),
-        }
+        TickerGuard { ticker: self, id }
     }
 
     /// How many times the epoch has been advanced.
@@ -145,11 +148,9 @@ impl Ticker {
 
 impl Drop for TickerGuard<'_> {
     fn drop(&mut self) {
-        if let Some(id) = self.id {
-            let mut schedule = self.ticker.shared.schedule.lock();
-            if let Some(at) = schedule.running.iter().position(|(each, _)| *each == id) {
-                schedule.running.swap_remove(at);
-            }
+        let mut schedule = self.ticker.shared.schedule.lock();
+        if let Some(at) = schedule.running.iter().position(|task| task.id == self.id) {
+            schedule.running.swap_remove(at);
         }
     }
 }
@@ -164,28 +165,21 @@ impl Drop for Ticker {
     }
 }
 
-fn tick(shared: &TickerShared, woken: &Receiver<()>, cancelled: Receiver<()>) {
-    let mut cancelled = cancelled;
-    let mut ticks_owed_to_cancels: u32 = 0;
+fn tick(shared: &TickerShared, woken: &Receiver<()>) {
     while !shared.stop.load(Ordering::SeqCst) {
         let now = Instant::now();
         let wake_at = {
             let mut schedule = shared.schedule.lock();
-            let overdue = schedule
-                .running
-                .iter()
-                .any(|(_, deadline)| *deadline <= now);
+            let ticking = schedule.running.iter().any(|task| task.needs_ticks(now));
+            if ticking {
+                advance(shared);
+            }
             let earliest = schedule
                 .running
                 .iter()
-                .map(|(_, deadline)| *deadline)
+                .filter_map(|task| task.deadline)
                 .filter(|deadline| *deadline > now)
                 .min();
-            let ticking = overdue || ticks_owed_to_cancels > 0;
-            if ticking {
-                ticks_owed_to_cancels = ticks_owed_to_cancels.saturating_sub(1);
-                advance(shared);
-            }
             let next_tick = ticking.then(|| now + EPOCH_TICK);
             schedule.next_wake = match (next_tick, earliest) {
                 (Some(tick), Some(deadline)) => Some(tick.min(deadline)),
@@ -193,23 +187,13 @@ fn tick(shared: &TickerShared, woken: &Receiver<()>, cancelled: Receiver<()>) {
             };
             schedule.next_wake
         };
-        let heard = match wake_at {
-            Some(at) => crossbeam_channel::select! {
-                recv(cancelled) -> heard => Some(heard.is_ok()),
-                recv(woken) -> _ => None,
-                default(at.saturating_duration_since(Instant::now())) => None,
-            },
-            None => crossbeam_channel::select! {
-                recv(cancelled) -> heard => Some(heard.is_ok()),
-                recv(woken) -> _ => None,
-            },
+        // A wake-up, or the time: either way, look again.
+        let _ = match wake_at {
+            Some(at) => woken.recv_timeout(at.saturating_duration_since(Instant::now())),
+            None => woken
+                .recv()
+                .map_err(|_| crossbeam_channel::RecvTimeoutError::Disconnected),
         };
-        match heard {
-            Some(true) => ticks_owed_to_cancels = TICKS_AFTER_A_CANCEL,
-            // Nobody can cancel any more (a test's channel): stop listening.
-            Some(false) => cancelled = crossbeam_channel::never(),
-            None => {}
-        }
     }
 }
 
@@ -224,12 +208,9 @@ fn advance(shared: &TickerShared) {
 mod tests {
     use super::*;
 
-    /// A ticker and the sender of its cancels: one of its own, since every
-    /// cancel in the process (other tests') reaches a ticker from `start`.
-    fn ticker() -> (Ticker, Sender<()>) {
+    fn ticker() -> Ticker {
         let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true)).unwrap();
-        let (cancel, cancelled) = crossbeam_channel::bounded(1);
-        (Ticker::hearing(engine, cancelled, None).unwrap(), cancel)
+        Ticker::start(engine).unwrap()
     }
 
     /// Waits up to 5 s for the ticker to have ticked more than `than`.
@@ -244,53 +225,69 @@ mod tests {
         false
     }
 
+    /// Ticks stop once the tasks that needed them are gone. Other tests'
+    /// cancels wake every ticker in the process, which only looks again.
+    fn settles(ticker: &Ticker) {
+        thread::sleep(Duration::from_millis(20));
+        let after = ticker.ticks();
+        thread::sleep(Duration::from_millis(100));
+        assert_eq!(ticker.ticks(), after, "ticks after the tasks ended");
+    }
+
     #[test]
-    fn tasks_without_deadlines_cost_no_ticks() {
-        let (ticker, _cancel) = ticker();
-        let _running = ticker.task_running(None);
-        let _far = ticker.task_running(Some(Instant::now() + Duration::from_secs(3600)));
+    fn tasks_neither_late_nor_cancelled_cost_no_ticks() {
+        let ticker = ticker();
+        let token = CancelToken::new();
+        let _running = ticker.task_running(None, &token);
+        let _far = ticker.task_running(Some(Instant::now() + Duration::from_secs(3600)), &token);
+        // Another task's token, cancelled, and no task of its own.
+        CancelToken::new().cancel();
         thread::sleep(Duration::from_millis(100));
         assert_eq!(ticker.ticks(), 0);
     }
 
     #[test]
     fn a_deadline_ticks_once_it_passes_and_until_its_task_ends() {
-        let (ticker, _cancel) = ticker();
+        let ticker = ticker();
         let started = Instant::now();
-        let running = ticker.task_running(Some(started + Duration::from_millis(150)));
+        let running = ticker.task_running(
+            Some(started + Duration::from_millis(150)),
+            &CancelToken::new(),
+        );
         assert!(ticks_past(&ticker, 0), "no tick after the deadline");
         assert!(started.elapsed() >= Duration::from_millis(150));
         // Overdue and still running: it goes on ticking.
         let first = ticker.ticks();
         assert!(ticks_past(&ticker, first + 3));
         drop(running);
-        thread::sleep(Duration::from_millis(20));
-        let after = ticker.ticks();
-        thread::sleep(Duration::from_millis(100));
-        assert_eq!(ticker.ticks(), after, "ticks after the task ended");
+        settles(&ticker);
     }
 
     #[test]
     fn an_earlier_deadline_wakes_a_ticker_waiting_for_a_later_one() {
-        let (ticker, _cancel) = ticker();
-        let _late = ticker.task_running(Some(Instant::now() + Duration::from_secs(3600)));
+        let ticker = ticker();
+        let token = CancelToken::new();
+        let _late = ticker.task_running(Some(Instant::now() + Duration::from_secs(3600)), &token);
         thread::sleep(Duration::from_millis(20));
         let soon = Instant::now() + Duration::from_millis(50);
-        let _soon = ticker.task_running(Some(soon));
+        let _soon = ticker.task_running(Some(soon), &token);
         assert!(ticks_past(&ticker, 0));
         assert!(Instant::now() < soon + Duration::from_secs(2));
     }
 
     #[test]
-    fn a_cancel_ticks_at_once_then_stops() {
-        let (ticker, cancel) = ticker();
+    fn a_cancelled_task_ticks_at_once_and_until_it_ends() {
+        let ticker = ticker();
+        let token = CancelToken::new().child();
+        let running = ticker.task_running(None, &token);
         thread::sleep(Duration::from_millis(20));
-        let before = ticker.ticks();
-        cancel.send(()).unwrap();
-        assert!(ticks_past(&ticker, before));
-        thread::sleep(Duration::from_millis(100));
-        let settled = ticker.ticks();
-        thread::sleep(Duration::from_millis(100));
-        assert_eq!(ticker.ticks(), settled, "ticks long after the cancel");
+        token.cancel();
+        assert!(ticks_past(&ticker, 0));
+        // Long after the cancel, for as long as the task runs.
+        thread::sleep(Duration::from_millis(50));
+        let later = ticker.ticks();
+        assert!(ticks_past(&ticker, later + 3));
+        drop(running);
+        settles(&ticker);
     }
 }

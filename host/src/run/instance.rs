@@ -134,7 +134,7 @@ impl<'m> Live<'m> {
         }
 
         let raced = {
-            let _ticking = module.runtime().ticker().task_running(deadline);
+            let _ticking = module.runtime().ticker().task_running(deadline, &cancel);
             block_on(race(
                 self.enter(plan.pre, &plan.resolved, &plan.args, &task.input),
                 deadline,

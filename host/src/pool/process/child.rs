@@ -666,6 +666,10 @@ impl SocketMeter {
     }
 
     fn moved(&self, read: usize, wrote: usize) {
+        // Nothing moved: nothing to report, and no report window to start.
+        if read == 0 && wrote == 0 {
+            return;
+        }
         let moved = ToParent::Moved {
             id: self.id,
             read: read as u64,
