@@ -8,7 +8,7 @@ use wasmproc::{
     Capabilities, DirGrant, ExitStatus, Isolation, Limits, Outcome, Output, Pool, ProcessOptions,
     Stdin, Task, TrapKind,
 };
-use wasmproc_tests::{Started, announced_sleep, sdk_tasks, wasi_cmd};
+use wasmproc_tests::{Started, announced_sleep, sdk_tasks, wasi_cmd, wasi_cmd_p2};
 
 use crate::pool_host;
 
@@ -275,30 +275,38 @@ fn cancel_reaches_a_task_in_a_worker_process() {
 /// and has no deadline to wake the ticker.
 #[test]
 fn a_busy_task_without_a_deadline_is_cancelled_in_both_isolations() {
-    for (name, isolation) in [("thread", Isolation::Thread), ("process", process())] {
-        let pool = pool(sdk_tasks(), isolation, 2);
-        let spinning = || pool.submit(Task::call("spin", &()).unwrap()).unwrap();
-        let ends_cancelled = |handle: &wasmproc::TaskHandle| {
-            handle
-                .wait_timeout(Duration::from_secs(5))
-                .map(|outcome| outcome.status)
-        };
-        // Cancelled while it spins, after the pool has been quiet a while.
-        let first = spinning();
-        std::thread::sleep(Duration::from_millis(300));
-        first.cancel();
-        assert_eq!(
-            ends_cancelled(&first),
-            Some(ExitStatus::Cancelled),
-            "{name}"
-        );
-        // Cancelled a moment after it was submitted, in a worker that has
-        // just ended another task.
-        for _ in 0..5 {
-            let next = spinning();
-            std::thread::sleep(Duration::from_millis(20));
-            next.cancel();
-            assert_eq!(ends_cancelled(&next), Some(ExitStatus::Cancelled), "{name}");
+    let spinners: [(&str, &wasmproc::Module, Task); 3] = [
+        ("SDK task", sdk_tasks(), Task::call("spin", &()).unwrap()),
+        ("p1 command", wasi_cmd(), Task::command().args(["spin"])),
+        ("component", wasi_cmd_p2(), Task::command().args(["spin"])),
+    ];
+    for (kind, module, spin) in spinners {
+        for (isolation_name, isolation) in [("thread", Isolation::Thread), ("process", process())] {
+            let name = format!("{kind}, {isolation_name}");
+            let pool = pool(module, isolation, 2);
+            let spinning = || pool.submit(spin.clone()).unwrap();
+            let ends_cancelled = |handle: &wasmproc::TaskHandle| {
+                handle
+                    .wait_timeout(Duration::from_secs(5))
+                    .map(|outcome| outcome.status)
+            };
+            // Cancelled while it spins, after the pool has been quiet a while.
+            let first = spinning();
+            std::thread::sleep(Duration::from_millis(300));
+            first.cancel();
+            assert_eq!(
+                ends_cancelled(&first),
+                Some(ExitStatus::Cancelled),
+                "{name}"
+            );
+            // Cancelled a moment after it was submitted, in a worker that
+            // has just ended another task.
+            for _ in 0..5 {
+                let next = spinning();
+                std::thread::sleep(Duration::from_millis(20));
+                next.cancel();
+                assert_eq!(ends_cancelled(&next), Some(ExitStatus::Cancelled), "{name}");
+            }
         }
     }
 }
