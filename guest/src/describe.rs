@@ -17,8 +17,10 @@ pub enum Shape {
     Integer,
     /// A JSON number (`f32`, `f64`).
     Number,
-    /// A JSON string (`String`, `&str`, `char`, paths).
+    /// A JSON string (`String`, `&str`, paths).
     String,
+    /// A JSON string of one character (`char`).
+    Char,
     /// `true` or `false`.
     Bool,
     /// `null` (`()`, a unit struct, a unit enum variant's payload).
@@ -113,7 +115,8 @@ macro_rules! described {
 
 described!(Shape::Integer => u8, u16, u32, u64, u128, usize, i8, i16, i32, i64, i128, isize);
 described!(Shape::Number => f32, f64);
-described!(Shape::String => String, str, char, std::path::PathBuf);
+described!(Shape::String => String, str, std::path::PathBuf);
+described!(Shape::Char => char);
 described!(Shape::Bool => bool);
 described!(Shape::Null => ());
 described!(Shape::Any => serde_json::Value);
@@ -257,6 +260,7 @@ const fn render(out: &mut [u8], at: usize, shape: &Shape) -> usize {
         Shape::Integer => put(out, at, "\"integer\""),
         Shape::Number => put(out, at, "\"number\""),
         Shape::String => put(out, at, "\"string\""),
+        Shape::Char => put(out, at, "\"char\""),
         Shape::Bool => put(out, at, "\"bool\""),
         Shape::Null => put(out, at, "\"null\""),
         Shape::Any => put(out, at, "\"any\""),
@@ -355,6 +359,10 @@ mod tests {
             r#"{"tuple":["string",{"map":"number"}]}"#
         );
         assert_eq!(json(Probe::<Opaque>::SHAPE), r#""any""#);
+        assert_eq!(
+            json(<(char, &str)>::SHAPE),
+            r#"{"tuple":["char","string"]}"#
+        );
         assert_eq!(json(Probe::<Result<bool, String>>::SHAPE), r#""bool""#);
         const RECORD: Shape = Shape::Record {
             name: "P\"",

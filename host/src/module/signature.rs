@@ -90,6 +90,8 @@ pub enum Shape {
     Number,
     /// A JSON string.
     String,
+    /// A JSON string of one character (a Rust `char`, a WIT `char`).
+    Char,
     /// `true` or `false`.
     Bool,
     /// `null`.
@@ -157,6 +159,7 @@ impl Shape {
             Shape::Integer => "0".to_owned(),
             Shape::Number => "0.0".to_owned(),
             Shape::String => "\"\"".to_owned(),
+            Shape::Char => "\"a\"".to_owned(),
             Shape::Bool => "false".to_owned(),
             Shape::Null | Shape::Option(_) => "null".to_owned(),
             Shape::Any => return None,
@@ -221,6 +224,7 @@ impl Shape {
             Shape::Integer => "integer".into(),
             Shape::Number => "number".into(),
             Shape::String => "string".into(),
+            Shape::Char => "char".into(),
             Shape::Bool => "bool".into(),
             Shape::Null => "null".into(),
             Shape::Any => "any".into(),
@@ -360,5 +364,9 @@ mod tests {
         assert_eq!(again, signature);
         let any: Shape = serde_json::from_str(r#""any""#).unwrap();
         assert_eq!(any.example(), None);
+        // A `char`'s example must be one character: `""` is refused.
+        let char_and_text: Shape = serde_json::from_str(r#"{"tuple":["char","string"]}"#).unwrap();
+        assert_eq!(char_and_text.example().as_deref(), Some(r#"["a", ""]"#));
+        assert_eq!(char_and_text.to_string(), "[char, string]");
     }
 }

@@ -46,7 +46,8 @@ fn shape_of(ty: &Type) -> Shape {
         Type::S8 | Type::U8 | Type::S16 | Type::U16 => Shape::Integer,
         Type::S32 | Type::U32 | Type::S64 | Type::U64 => Shape::Integer,
         Type::Float32 | Type::Float64 => Shape::Number,
-        Type::Char | Type::String => Shape::String,
+        Type::String => Shape::String,
+        Type::Char => Shape::Char,
         Type::List(list) => Shape::List(Box::new(shape_of(&list.ty()))),
         Type::FixedLengthList(list) => {
             Shape::Tuple(vec![shape_of(&list.ty()); list.len() as usize])

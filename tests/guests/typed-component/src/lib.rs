@@ -90,6 +90,10 @@ impl Guest for Tasks {
     fn recall() -> String {
         MEMO.lock().unwrap().clone()
     }
+
+    fn upper(c: char) -> String {
+        c.to_uppercase().collect()
+    }
 }
 
 /// What `remember` kept.
