@@ -66,6 +66,11 @@ pub fn worker_frame_seeds() -> Vec<Vec<u8>> {
             bytes: b"input".to_vec(),
         },
         ToChild::InputEnd { id: 1 },
+        ToChild::InputFailed {
+            id: 1,
+            os_code: Some(21),
+            message: "Is a directory (os error 21)".into(),
+        },
         ToChild::ShareReply {
             id: 1,
             seq: 1,

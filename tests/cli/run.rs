@@ -185,6 +185,28 @@ fn timeout_ends_a_guest_sleeping_in_a_host_call() {
     assert!(took < Duration::from_millis(500 + 1500), "took {took:?}");
 }
 
+/// A stdin that cannot be read (a directory) is an error for the guest's
+/// read in both isolations, not an end of input in a worker process.
+#[cfg(unix)]
+#[test]
+fn a_stdin_that_cannot_be_read_fails_the_guests_read_in_both_isolations() {
+    let dir = tempfile::tempdir().unwrap();
+    for isolation in ["thread", "process"] {
+        let output = wasmproc()
+            .args(["run", "--isolation", isolation, CMD, "cat"])
+            .stdin(std::fs::File::open(dir.path()).unwrap())
+            .output()
+            .unwrap();
+        // The guest unwraps its read: a panic, then an abort.
+        let stderr = stderr(&output);
+        assert_eq!(code(&output), 134, "{isolation}: {stderr}");
+        assert!(
+            stderr.contains("stdin reads: Os { code: 31, kind: IsADirectory"),
+            "{isolation}: {stderr}"
+        );
+    }
+}
+
 #[test]
 fn timeout_ends_a_guest_blocked_reading_stdin() {
     let mut child = wasmproc()

@@ -169,7 +169,7 @@ struct Current {
     /// their canceller.
     running: Option<(Vec<u64>, CancelToken)>,
     cancelled: HashSet<u64>,
-    inputs: HashMap<u64, Sender<Vec<u8>>>,
+    inputs: HashMap<u64, Sender<std::io::Result<Vec<u8>>>>,
     /// The sharing operations in flight of tasks with grants.
     boards: HashMap<u64, Arc<Board>>,
     /// The credits of the running task's streamed outputs.
@@ -482,7 +482,7 @@ fn run_sharing(
 struct Incoming {
     id: u64,
     task: super::protocol::WireTask,
-    stdin: Option<Receiver<Vec<u8>>>,
+    stdin: Option<Receiver<std::io::Result<Vec<u8>>>>,
     socket: Option<Socket>,
     /// It shares an instance with the next task (a map's chunk).
     shares_with_next: bool,
@@ -558,11 +558,24 @@ fn read_frames(
             }
             Ok(Some(ToChild::Input { id, bytes })) => {
                 if let Some(chunks) = current.lock().inputs.get(&id) {
-                    let _ = chunks.send(bytes);
+                    let _ = chunks.send(Ok(bytes));
                 }
             }
             Ok(Some(ToChild::InputEnd { id })) => {
                 current.lock().inputs.remove(&id);
+            }
+            Ok(Some(ToChild::InputFailed {
+                id,
+                os_code,
+                message,
+            })) => {
+                if let Some(chunks) = current.lock().inputs.remove(&id) {
+                    let error = match os_code {
+                        Some(code) => std::io::Error::from_raw_os_error(code),
+                        None => std::io::Error::other(message),
+                    };
+                    let _ = chunks.send(Err(error));
+                }
             }
             Ok(Some(ToChild::ShareReply { id, seq, reply })) => {
                 let board = current.lock().boards.get(&id).cloned();
@@ -600,13 +613,13 @@ fn read_frames(
 /// for every byte the guest takes.
 struct InputRelay {
     id: u64,
-    chunks: Receiver<Vec<u8>>,
+    chunks: Receiver<std::io::Result<Vec<u8>>>,
     leftover: Vec<u8>,
     to_pool: ToPool,
 }
 
 impl InputRelay {
-    fn new(id: u64, chunks: Receiver<Vec<u8>>, to_pool: ToPool) -> Self {
+    fn new(id: u64, chunks: Receiver<std::io::Result<Vec<u8>>>, to_pool: ToPool) -> Self {
         InputRelay {
             id,
             chunks,
@@ -620,7 +633,7 @@ impl Read for InputRelay {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         if self.leftover.is_empty() {
             match self.chunks.recv() {
-                Ok(chunk) => self.leftover = chunk,
+                Ok(chunk) => self.leftover = chunk?,
                 // `InputEnd`, or the task is over.
                 Err(_) => return Ok(0),
             }

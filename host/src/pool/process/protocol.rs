@@ -9,7 +9,7 @@
 //! A conversation: `Hello` → `Started` (the child is a wasmproc worker) →
 //! `Ready` (its module is loaded); then any number of `Run` (consecutive
 //! ones may form a chunk that shares an instance), each answered by one
-//! `Done`, with `Cancel`, `Input`/`InputEnd` → `InputTaken` (a
+//! `Done`, with `Cancel`, `Input`/`InputEnd`/`InputFailed` → `InputTaken` (a
 //! streamed stdin, flow-controlled), `Output` → `OutputTaken` (a streamed
 //! stdout or stderr, flow-controlled) and `Share` → `ShareReply` (a queue, pipe or wait operation of
 //! the task, carried out by the pool) in between.
@@ -29,7 +29,7 @@ use crate::share::{Grant, Granted, Grants, Remote, RemoteLink, SharedRegion, Win
 use crate::task::{Initializer, Output, RelayedOutput, Stdin, Task, TaskSpec};
 
 /// Bumped on any change to the messages below; the handshake checks it.
-pub(crate) const VERSION: u32 = 13;
+pub(crate) const VERSION: u32 = 14;
 
 /// The largest frame either side accepts: what a 4-byte length can say.
 /// Every input, result and output of a task is capped at
@@ -130,6 +130,14 @@ pub(crate) enum ToChild {
     },
     /// The end of task `id`'s streamed stdin.
     InputEnd { id: u64 },
+    /// Reading task `id`'s streamed stdin failed (a directory, say): its
+    /// guest's next read fails as it would in a thread worker.
+    InputFailed {
+        id: u64,
+        /// The OS's error number, when the error had one.
+        os_code: Option<i32>,
+        message: String,
+    },
     /// The answer to task `id`'s `Share` operation `seq`.
     ShareReply {
         id: u64,

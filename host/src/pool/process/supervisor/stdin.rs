@@ -18,7 +18,8 @@ const STDIN_WINDOW: u64 = 1 << 20;
 /// The relay of the running task's streamed stdin: chunks from its source
 /// (the host's stdin, or the task's reader) go to the worker as `Input`
 /// frames, no more than [`STDIN_WINDOW`] ahead of what the guest has taken,
-/// and the source's end as `InputEnd`. Nothing is read before the guest
+/// and the source's end as `InputEnd` (a read error as `InputFailed`).
+/// Nothing is read before the guest
 /// could want it.
 pub(super) struct StdinRelay {
     /// `None` when the task's stdin is not streamed, or has ended.
@@ -80,7 +81,7 @@ impl StdinRelay {
         }
     }
 
-    /// Sends a chunk on to the worker; the end (or a read error) ends the
+    /// Sends a chunk on to the worker; the end or a read error ends the
     /// task's stdin.
     pub(super) fn forward(
         &mut self,
@@ -93,6 +94,14 @@ impl StdinRelay {
             Ok(Ok(bytes)) if !bytes.is_empty() => {
                 self.ahead += bytes.len() as u64;
                 ToChild::Input { id, bytes }
+            }
+            Ok(Err(error)) => {
+                self.source = None;
+                ToChild::InputFailed {
+                    id,
+                    os_code: error.raw_os_error(),
+                    message: error.to_string(),
+                }
             }
             _ => {
                 self.source = None;
