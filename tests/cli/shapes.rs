@@ -120,3 +120,34 @@ fn a_handler_is_marked_in_inspect_and_refused_by_run_and_map() {
         assert_eq!(stdout(&output), "", "nothing printed on stdout");
     }
 }
+
+/// A `char`'s example is one character (`""` would be refused by the very
+/// task it is offered for), for a Rust SDK task (core module and
+/// component) and a WIT `char` of a component.
+#[test]
+fn the_example_offered_for_a_char_is_one_character_and_runs() {
+    for module in [
+        guests::SDK_TASKS,
+        guests::SDK_TASKS_P2,
+        guests::TYPED_COMPONENT,
+    ] {
+        let run = |args: &str| {
+            wasmproc()
+                .args(["run", module, "--task", "upper", "--args", args])
+                .output()
+                .unwrap()
+        };
+        let refused = run(r#""""#);
+        let message = stderr(&refused);
+        assert_eq!(code(&refused), 128, "{module}: {message}");
+        let example = message
+            .split("e.g. --args '")
+            .nth(1)
+            .and_then(|rest| rest.split('\'').next())
+            .unwrap_or_else(|| panic!("{module}: no example in: {message}"));
+        assert_eq!(example, r#""a""#, "{module}");
+        let output = run(example);
+        assert_eq!(code(&output), 0, "{module}: {}", stderr(&output));
+        assert_eq!(stdout(&output).trim(), r#""A""#, "{module}");
+    }
+}

@@ -89,36 +89,6 @@ fn inspect_prints_each_task_with_its_wit_signature() {
     );
 }
 
-#[test]
-fn the_example_offered_for_a_char_is_one_character_and_runs() {
-    let refused = wasmproc_run(&[
-        "run",
-        guests::TYPED_COMPONENT,
-        "--task",
-        "upper",
-        "--args",
-        r#""""#,
-    ]);
-    let message = stderr(&refused);
-    assert_eq!(code(&refused), 128, "{message}");
-    let example = message
-        .split("e.g. --args '")
-        .nth(1)
-        .and_then(|rest| rest.split('\'').next())
-        .unwrap_or_else(|| panic!("no example in: {message}"));
-    assert_eq!(example, r#""a""#);
-    let output = wasmproc_run(&[
-        "run",
-        guests::TYPED_COMPONENT,
-        "--task",
-        "upper",
-        "--args",
-        example,
-    ]);
-    assert_eq!(code(&output), 0, "{}", stderr(&output));
-    assert_eq!(stdout(&output).trim(), r#""A""#);
-}
-
 /// The Python component of `tests/components/python`, built once with
 /// componentize-py into the tests' target directory; `None` (and the
 /// reason on stderr) when componentize-py is not installed, unless CI says

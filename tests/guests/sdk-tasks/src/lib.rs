@@ -20,6 +20,12 @@ fn add(a: i64, b: i64) -> i64 {
 #[task]
 fn nothing() {}
 
+/// A character in, its upper case out.
+#[task]
+fn upper(c: char) -> String {
+    c.to_uppercase().collect()
+}
+
 static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 /// How many times this instance ran it: 1 in a fresh instance.
